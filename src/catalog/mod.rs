@@ -1,0 +1,325 @@
+//! The catalog: a local SQLite cache of the repository's index and points. Object storage
+//! stays the source of truth: [`Catalog::refresh`] brings in what other writers added
+//! (and drops what was deleted), [`Catalog::rebuild`] regenerates everything. The index
+//! lives on disk, so memory does not grow with the repository.
+
+mod refresh;
+mod schema;
+
+pub use refresh::RefreshStats;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::model::{Manifest, ManifestId};
+use crate::repo::{self, BlobId, BlobIndex, BlobKind, BlobLocation, IndexedPack, PackId, Repository};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("catalog database {path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("catalog at {path} has schema version {found}, newer than this cairn knows")]
+    TooNew { path: PathBuf, found: i64 },
+    #[error("cannot create catalog directory {path}: {source}")]
+    Dir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Repo(#[from] repo::RepoError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Model(#[from] crate::model::ModelError),
+}
+
+pub type Result<T> = std::result::Result<T, CatalogError>;
+
+/// A point as the catalog knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PointRecord {
+    pub id: ManifestId,
+    pub manifest: Manifest,
+}
+
+/// Where a repository's catalog lives by default: `$CAIRN_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/cairn`, else `~/.cache/cairn`, then `<repo id>/catalog.sqlite`.
+pub fn default_path(repo_id: &str) -> PathBuf {
+    let base = std::env::var_os("CAIRN_CACHE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("cairn")))
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/cairn")))
+        .unwrap_or_else(|| PathBuf::from("/var/cache/cairn"));
+    base.join(repo_id).join("catalog.sqlite")
+}
+
+pub struct Catalog {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Catalog({})", self.path.display())
+    }
+}
+
+impl Catalog {
+    /// Opens (creating and migrating) the catalog database at `path`.
+    pub fn open(path: &Path) -> Result<Catalog> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|source| CatalogError::Dir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let sql = |source| CatalogError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut conn = Connection::open(path).map_err(sql)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(sql)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(sql)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql)?;
+        let version = schema::migrate(&mut conn).map_err(sql)?;
+        if version > schema::SCHEMA_VERSION {
+            return Err(CatalogError::TooNew {
+                path: path.to_path_buf(),
+                found: version,
+            });
+        }
+        Ok(Catalog {
+            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Opens the catalog of `repo` at its default place and refreshes it.
+    pub fn open_default(repo: &Repository) -> Result<Catalog> {
+        let catalog = Catalog::open(&default_path(&repo.config().id))?;
+        catalog.refresh(repo)?;
+        Ok(catalog)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn sql_err(&self, source: rusqlite::Error) -> CatalogError {
+        CatalogError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Drops every cached row and reloads from the repository.
+    pub fn rebuild(&self, repo: &Repository) -> Result<RefreshStats> {
+        self.conn()
+            .execute_batch(
+                "BEGIN; DELETE FROM blobs; DELETE FROM packs; DELETE FROM index_segments;
+                 DELETE FROM points; COMMIT;",
+            )
+            .map_err(|e| self.sql_err(e))?;
+        self.refresh(repo)
+    }
+
+    pub fn lookup_blob(&self, id: &BlobId) -> Result<Option<BlobLocation>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT b.kind, p.id, b.offset, b.length, b.raw_len
+                 FROM blobs b JOIN packs p ON p.rowid = b.pack WHERE b.id = ?1",
+            )
+            .map_err(|e| self.sql_err(e))?;
+        stmt.query_row([&id.0[..]], |r| {
+            let kind: u8 = r.get(0)?;
+            let pack: Vec<u8> = r.get(1)?;
+            Ok((kind, pack, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .optional()
+        .map_err(|e| self.sql_err(e))?
+        .map(|(kind, pack, offset, length, raw_len)| {
+            Ok(BlobLocation {
+                kind: BlobKind::from_u8(kind)
+                    .ok_or_else(|| repo::RepoError::Index(format!("bad kind {kind}")))?,
+                pack: PackId(pack.try_into().map_err(|_| repo::RepoError::Index("bad pack id".into()))?),
+                offset,
+                length,
+                raw_len,
+            })
+        })
+        .transpose()
+    }
+
+    /// Records a pack and its blobs (first location of a blob wins).
+    pub fn insert_pack(&self, pack: &IndexedPack) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| self.sql_err(e))?;
+        insert_pack_tx(&tx, pack).map_err(|e| self.sql_err(e))?;
+        tx.commit().map_err(|e| self.sql_err(e))
+    }
+
+    pub fn insert_point(&self, id: &ManifestId, m: &Manifest) -> Result<()> {
+        let conn = self.conn();
+        insert_point_conn(&conn, id, m).map_err(|e| self.sql_err(e))
+    }
+
+    /// Points of one instance (or all), oldest first.
+    pub fn points(&self, instance: Option<&str>) -> Result<Vec<PointRecord>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT id, manifest FROM points WHERE ?1 IS NULL OR instance = ?1
+                 ORDER BY instance, time_ns, name",
+            )
+            .map_err(|e| self.sql_err(e))?;
+        let rows = stmt
+            .query_map([instance], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(|e| self.sql_err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, json) = row.map_err(|e| self.sql_err(e))?;
+            let id = ManifestId::from_hex(&id)
+                .ok_or_else(|| repo::RepoError::Index(format!("bad point id {id}")))?;
+            let manifest: Manifest = serde_json::from_str(&json)
+                .map_err(|e| repo::RepoError::Index(format!("cached manifest: {e}")))?;
+            out.push(PointRecord { id, manifest });
+        }
+        Ok(out)
+    }
+
+    pub fn latest_point(&self, instance: &str) -> Result<Option<PointRecord>> {
+        Ok(self.points(Some(instance))?.pop())
+    }
+
+    /// A point by name, or `latest`.
+    pub fn find_point(&self, instance: &str, name: &str) -> Result<Option<PointRecord>> {
+        let points = self.points(Some(instance))?;
+        if name == "latest" {
+            return Ok(points.into_iter().last());
+        }
+        Ok(points.into_iter().find(|p| p.manifest.name == name))
+    }
+
+    pub fn instances(&self) -> Result<Vec<String>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached("SELECT DISTINCT instance FROM points ORDER BY instance")
+            .map_err(|e| self.sql_err(e))?;
+        let rows = stmt
+            .query_map([], |r| r.get(0))
+            .map_err(|e| self.sql_err(e))?;
+        rows.collect::<rusqlite::Result<Vec<String>>>()
+            .map_err(|e| self.sql_err(e))
+    }
+
+    /// Whether the last listing showed the pack.
+    pub fn pack_present(&self, id: &PackId) -> Result<bool> {
+        let conn = self.conn();
+        conn.query_row(
+            "SELECT present FROM packs WHERE id = ?1",
+            [&id.0[..]],
+            |r| r.get::<_, i64>(0),
+        )
+        .optional()
+        .map(|p| p == Some(1))
+        .map_err(|e| self.sql_err(e))
+    }
+
+    /// Every pack the catalog knows, with its length and presence.
+    pub fn packs(&self) -> Result<Vec<(PackId, u64, bool)>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT id, length, present FROM packs ORDER BY id")
+            .map_err(|e| self.sql_err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                let id: Vec<u8> = r.get(0)?;
+                Ok((id, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+            })
+            .map_err(|e| self.sql_err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, len, present) = row.map_err(|e| self.sql_err(e))?;
+            if let Ok(id) = <[u8; 32]>::try_from(id) {
+                out.push((PackId(id), len as u64, present == 1));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Number of blobs of each kind in the index: (data, tree).
+    pub fn blob_counts(&self) -> Result<(u64, u64)> {
+        let conn = self.conn();
+        conn.query_row(
+            "SELECT COALESCE(SUM(kind = 0), 0), COALESCE(SUM(kind = 1), 0) FROM blobs",
+            [],
+            |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+        )
+        .map_err(|e| self.sql_err(e))
+    }
+}
+
+fn insert_pack_tx(tx: &rusqlite::Transaction<'_>, pack: &IndexedPack) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO packs (id, length, present) VALUES (?1, ?2, 1)
+         ON CONFLICT(id) DO UPDATE SET present = 1",
+        params![&pack.id.0[..], pack.length as i64],
+    )?;
+    let rowid: i64 = tx.query_row("SELECT rowid FROM packs WHERE id = ?1", [&pack.id.0[..]], |r| r.get(0))?;
+    let mut stmt = tx.prepare_cached(
+        "INSERT OR IGNORE INTO blobs (id, pack, kind, offset, length, raw_len)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for e in &pack.entries {
+        stmt.execute(params![&e.id.0[..], rowid, e.kind as u8, e.offset, e.length, e.raw_len])?;
+    }
+    Ok(())
+}
+
+fn insert_point_conn(conn: &Connection, id: &ManifestId, m: &Manifest) -> rusqlite::Result<()> {
+    let kind = serde_json::to_value(m.kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    conn.execute(
+        "INSERT OR REPLACE INTO points (id, instance, name, kind, time_ns, root, parent, manifest)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            id.to_hex(),
+            m.instance,
+            m.name,
+            kind,
+            m.time_ns,
+            &m.root.0[..],
+            m.parent,
+            serde_json::to_string(m).expect("manifest serializes"),
+        ],
+    )?;
+    Ok(())
+}
+
+impl BlobIndex for Catalog {
+    fn lookup(&self, id: &BlobId) -> repo::Result<Option<BlobLocation>> {
+        self.lookup_blob(id).map_err(|e| match e {
+            CatalogError::Repo(r) => r,
+            other => repo::RepoError::Index(other.to_string()),
+        })
+    }
+
+    fn record_pack(&self, pack: &IndexedPack) -> repo::Result<()> {
+        self.insert_pack(pack)
+            .map_err(|e| repo::RepoError::Index(e.to_string()))
+    }
+}

@@ -1,0 +1,171 @@
+//! Bringing the catalog up to date with the objects: new index segments, packs no segment
+//! covers yet (a crashed or still-running writer's; their headers are read), packs that
+//! disappeared (their blobs are forgotten so they are uploaded again), and points.
+
+use std::collections::{HashMap, HashSet};
+
+use rusqlite::params;
+
+use super::{insert_pack_tx, insert_point_conn, Catalog, Result};
+use crate::model::Manifest;
+use crate::repo::{IndexedPack, PackId, Repository};
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RefreshStats {
+    pub new_segments: u64,
+    pub bad_segments: u64,
+    pub recovered_packs: u64,
+    pub vanished_packs: u64,
+    pub new_points: u64,
+    pub removed_points: u64,
+    pub bad_points: u64,
+}
+
+impl Catalog {
+    /// Loads what other writers added and drops what was deleted.
+    pub fn refresh(&self, repo: &Repository) -> Result<RefreshStats> {
+        let mut stats = RefreshStats::default();
+        self.refresh_segments(repo, &mut stats)?;
+        self.refresh_packs(repo, &mut stats)?;
+        self.refresh_points(repo, &mut stats)?;
+        if stats != RefreshStats::default() {
+            tracing::debug!(?stats, "catalog refreshed");
+        }
+        Ok(stats)
+    }
+
+    fn known_strings(&self, sql: &str) -> Result<HashSet<String>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(sql).map_err(|e| self.sql_err(e))?;
+        let rows = stmt.query_map([], |r| r.get(0)).map_err(|e| self.sql_err(e))?;
+        rows.collect::<rusqlite::Result<HashSet<String>>>()
+            .map_err(|e| self.sql_err(e))
+    }
+
+    fn store_packs(&self, packs: &[IndexedPack], segment: Option<&str>) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| self.sql_err(e))?;
+        for p in packs {
+            insert_pack_tx(&tx, p).map_err(|e| self.sql_err(e))?;
+        }
+        if let Some(name) = segment {
+            tx.execute("INSERT OR IGNORE INTO index_segments (name) VALUES (?1)", [name])
+                .map_err(|e| self.sql_err(e))?;
+        }
+        tx.commit().map_err(|e| self.sql_err(e))
+    }
+
+    fn refresh_segments(&self, repo: &Repository, stats: &mut RefreshStats) -> Result<()> {
+        let known = self.known_strings("SELECT name FROM index_segments")?;
+        for obj in repo.store().list("index/")? {
+            if known.contains(&obj.key) {
+                continue;
+            }
+            match repo.read_index(&obj.key) {
+                Ok(packs) => {
+                    self.store_packs(&packs, Some(&obj.key))?;
+                    stats.new_segments += 1;
+                }
+                Err(e) if !e.is_transient() => {
+                    // The packs it lists are still found through their headers below.
+                    tracing::warn!(segment = %obj.key, "skipping unreadable index segment: {e}");
+                    stats.bad_segments += 1;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    fn refresh_packs(&self, repo: &Repository, stats: &mut RefreshStats) -> Result<()> {
+        let listed: HashMap<PackId, u64> = repo
+            .store()
+            .list("packs/")?
+            .into_iter()
+            .filter_map(|o| PackId::from_key(&o.key).map(|id| (id, o.size)))
+            .collect();
+        let known: HashMap<PackId, bool> = self
+            .packs()?
+            .into_iter()
+            .map(|(id, _, present)| (id, present))
+            .collect();
+        // Packs that vanished: forget their blobs so that dedup never trusts them.
+        {
+            let mut conn = self.conn();
+            let tx = conn.transaction().map_err(|e| self.sql_err(e))?;
+            for (id, present) in &known {
+                if !listed.contains_key(id) && *present {
+                    tx.execute(
+                        "DELETE FROM blobs WHERE pack = (SELECT rowid FROM packs WHERE id = ?1)",
+                        [&id.0[..]],
+                    )
+                    .map_err(|e| self.sql_err(e))?;
+                    tx.execute("UPDATE packs SET present = 0 WHERE id = ?1", [&id.0[..]])
+                        .map_err(|e| self.sql_err(e))?;
+                    stats.vanished_packs += 1;
+                }
+            }
+            tx.commit().map_err(|e| self.sql_err(e))?;
+        }
+        // Packs no index segment covers: read their headers.
+        for (id, length) in listed {
+            if known.get(&id) == Some(&true) {
+                continue;
+            }
+            match repo.read_pack_header(&id, length) {
+                Ok(entries) => {
+                    self.store_packs(&[IndexedPack { id, length, entries }], None)?;
+                    stats.recovered_packs += 1;
+                }
+                Err(e) if !e.is_transient() => {
+                    tracing::warn!(pack = %id.to_hex(), "pack header unreadable: {e}");
+                    let conn = self.conn();
+                    conn.execute(
+                        "INSERT OR IGNORE INTO packs (id, length, present) VALUES (?1, ?2, 1)",
+                        params![&id.0[..], length as i64],
+                    )
+                    .map_err(|e| self.sql_err(e))?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    fn refresh_points(&self, repo: &Repository, stats: &mut RefreshStats) -> Result<()> {
+        let known = self.known_strings("SELECT id FROM points")?;
+        let mut listed = HashSet::new();
+        for obj in repo.store().list("points/")? {
+            let Some((instance, id)) = Manifest::parse_key(&obj.key) else {
+                tracing::warn!(key = %obj.key, "ignoring object with a malformed point key");
+                continue;
+            };
+            listed.insert(id.to_hex());
+            if known.contains(&id.to_hex()) {
+                continue;
+            }
+            let manifest = repo
+                .get_sealed(&obj.key)
+                .map_err(super::CatalogError::from)
+                .and_then(|json| Ok(Manifest::decode(repo.key(), &id, &instance, &json)?));
+            match manifest {
+                Ok(m) => {
+                    let conn = self.conn();
+                    insert_point_conn(&conn, &id, &m).map_err(|e| self.sql_err(e))?;
+                    stats.new_points += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(key = %obj.key, "skipping unreadable point manifest: {e}");
+                    stats.bad_points += 1;
+                }
+            }
+        }
+        let conn = self.conn();
+        for id in known.difference(&listed) {
+            conn.execute("DELETE FROM points WHERE id = ?1", [id])
+                .map_err(|e| self.sql_err(e))?;
+            stats.removed_points += 1;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,52 @@
+//! The catalog's SQLite schema, versioned with numbered migrations.
+
+use rusqlite::Connection;
+
+/// Migration `i` brings the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 0 -> 1: the index and points cache.
+    "CREATE TABLE packs (
+         rowid INTEGER PRIMARY KEY,
+         id BLOB NOT NULL UNIQUE,
+         length INTEGER NOT NULL,
+         -- 1 while the last listing of packs/ showed it
+         present INTEGER NOT NULL DEFAULT 1
+     );
+     CREATE TABLE blobs (
+         id BLOB PRIMARY KEY,
+         pack INTEGER NOT NULL REFERENCES packs(rowid),
+         kind INTEGER NOT NULL,
+         offset INTEGER NOT NULL,
+         length INTEGER NOT NULL,
+         raw_len INTEGER NOT NULL
+     ) WITHOUT ROWID;
+     CREATE INDEX blobs_by_pack ON blobs(pack);
+     CREATE TABLE index_segments (name TEXT PRIMARY KEY) WITHOUT ROWID;
+     CREATE TABLE points (
+         id TEXT PRIMARY KEY,
+         instance TEXT NOT NULL,
+         name TEXT NOT NULL,
+         kind TEXT NOT NULL,
+         time_ns INTEGER NOT NULL,
+         root BLOB NOT NULL,
+         parent TEXT,
+         manifest TEXT NOT NULL
+     ) WITHOUT ROWID;
+     CREATE INDEX points_by_instance ON points(instance, time_ns, name);",
+];
+
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+pub fn migrate(conn: &mut Connection) -> rusqlite::Result<i64> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Ok(version);
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(SCHEMA_VERSION)
+}

@@ -1,0 +1,501 @@
+//! Backup: walk the sources, read only what changed since the parent point, chunk, hash
+//! and compress on every core, upload through the packer, then write the manifest.
+//!
+//! Memory is bounded whatever the data size: each worker holds one chunk at a time, the
+//! packer holds a bounded number of packs, and the index lives in the catalog.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use rayon::prelude::*;
+
+use crate::catalog::Catalog;
+use crate::model::manifest::{point_name, MANIFEST_VERSION};
+use crate::model::names::{is_valid_instance_name, is_valid_label};
+use crate::model::{Extent, Layout, Manifest, ManifestId, Node, NodeKind, PointKind, PointStats, Tree};
+use crate::repo::{BlobIndex, BlobKind, Packer, Repository};
+
+use super::fsmeta::{data_ranges, node_from_metadata, read_xattrs};
+use super::{CancelToken, EngineError, Progress, Result, TreeReader};
+
+/// What to back up.
+#[derive(Debug, Clone)]
+pub struct BackupRequest {
+    pub instance: String,
+    /// Absolute source paths, captured together as one point.
+    pub paths: Vec<PathBuf>,
+    /// Globs matched against each entry's path relative to its source (`*` crosses `/`).
+    pub excludes: Vec<String>,
+    pub kind: PointKind,
+    pub label: Option<String>,
+    /// The point's time (ns since the epoch, UTC); `None` for now. Injected by schedulers
+    /// and tests.
+    pub time_ns: Option<i64>,
+}
+
+impl BackupRequest {
+    pub fn new(instance: &str, paths: Vec<PathBuf>) -> BackupRequest {
+        BackupRequest {
+            instance: instance.to_string(),
+            paths,
+            excludes: Vec::new(),
+            kind: PointKind::Manual,
+            label: None,
+            time_ns: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BackupOutcome {
+    pub id: ManifestId,
+    pub manifest: Manifest,
+    pub warnings: Vec<String>,
+}
+
+struct Ctx<'a> {
+    repo: &'a Repository,
+    catalog: &'a Catalog,
+    packer: Packer,
+    reader: TreeReader,
+    excludes: GlobSet,
+    progress: &'a dyn Progress,
+    cancel: &'a CancelToken,
+    warnings: Mutex<Vec<String>>,
+    /// Content of hard-linked files already read in this backup, by (dev, inode).
+    links: Mutex<HashMap<(u64, u64), Vec<Extent>>>,
+    files: AtomicU64,
+    dirs: AtomicU64,
+    bytes: AtomicU64,
+    files_read: AtomicU64,
+}
+
+impl Ctx<'_> {
+    fn warn(&self, message: String) {
+        tracing::warn!("{message}");
+        self.progress.warn(&message);
+        self.warnings.lock().unwrap_or_else(|p| p.into_inner()).push(message);
+    }
+}
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+fn build_excludes(globs: &[String]) -> Result<GlobSet> {
+    let mut b = GlobSetBuilder::new();
+    for g in globs {
+        let glob = GlobBuilder::new(g)
+            .literal_separator(false)
+            .backslash_escape(true)
+            .build()
+            .map_err(|e| EngineError::Invalid(format!("exclude glob `{g}`: {e}")))?;
+        b.add(glob);
+    }
+    b.build()
+        .map_err(|e| EngineError::Invalid(format!("exclude globs: {e}")))
+}
+
+/// Validates a request; returns the layout and each source's root-entry name.
+fn check_request(req: &BackupRequest) -> Result<(Layout, Vec<Vec<u8>>)> {
+    if !is_valid_instance_name(&req.instance) {
+        return Err(EngineError::Invalid(format!(
+            "instance name `{}` must be 1-255 of A-Z a-z 0-9 _ -",
+            req.instance
+        )));
+    }
+    if let Some(l) = &req.label {
+        if !is_valid_label(l) {
+            return Err(EngineError::Invalid(format!(
+                "point label `{l}` must be 1-64 of A-Z a-z 0-9 _ - and not `auto`"
+            )));
+        }
+    }
+    if req.paths.is_empty() {
+        return Err(EngineError::Invalid("no source path".into()));
+    }
+    let mut names = Vec::new();
+    for p in &req.paths {
+        if !p.is_absolute() {
+            return Err(EngineError::Invalid(format!("source path {} is not absolute", p.display())));
+        }
+        let md = fs::symlink_metadata(p).map_err(|e| EngineError::io("reading source", p, e))?;
+        let name = p
+            .file_name()
+            .map(|n| n.as_bytes().to_vec())
+            .unwrap_or_else(|| b"root".to_vec());
+        if names.contains(&name) {
+            return Err(EngineError::Invalid(format!(
+                "two sources end in the same name `{}`",
+                String::from_utf8_lossy(&name)
+            )));
+        }
+        names.push(name);
+        if req.paths.len() == 1 && md.is_dir() {
+            return Ok((Layout::Single, names));
+        }
+    }
+    Ok((Layout::PerPath, names))
+}
+
+/// Backs up `req.paths` as a new point of `req.instance`.
+pub fn backup(
+    repo: &Repository,
+    catalog: &Arc<Catalog>,
+    req: &BackupRequest,
+    progress: &dyn Progress,
+    cancel: &CancelToken,
+) -> Result<BackupOutcome> {
+    let (layout, root_names) = check_request(req)?;
+    let excludes = build_excludes(&req.excludes)?;
+    progress.phase("refreshing catalog");
+    catalog.refresh(repo)?;
+    let parent = catalog.latest_point(&req.instance)?;
+    let parent_root = parent
+        .as_ref()
+        .filter(|p| p.manifest.layout == layout && p.manifest.paths.len() == req.paths.len())
+        .map(|p| p.manifest.root);
+    let index: Arc<dyn BlobIndex> = catalog.clone();
+    let ctx = Ctx {
+        repo,
+        catalog,
+        packer: Packer::new(repo.clone(), index),
+        reader: TreeReader::new(repo.clone(), catalog.clone()),
+        excludes,
+        progress,
+        cancel,
+        warnings: Mutex::new(Vec::new()),
+        links: Mutex::new(HashMap::new()),
+        files: AtomicU64::new(0),
+        dirs: AtomicU64::new(0),
+        bytes: AtomicU64::new(0),
+        files_read: AtomicU64::new(0),
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .stack_size(16 << 20)
+        .thread_name(|i| format!("cairn-backup-{i}"))
+        .build()
+        .map_err(|e| EngineError::Invalid(format!("cannot start worker threads: {e}")))?;
+
+    let scan_paths = req.paths.clone();
+    std::thread::scope(|s| {
+        s.spawn(|| scan_totals(&scan_paths, progress, cancel));
+        progress.phase("backing up");
+        let root = pool.install(|| -> Result<_> {
+            let parent_tree = parent_root.map(|id| ctx.reader.tree(&id)).transpose().ok().flatten();
+            match layout {
+                Layout::Single => backup_dir(&ctx, &req.paths[0], Path::new(""), parent_tree.as_deref()),
+                Layout::PerPath => {
+                    let nodes = req
+                        .paths
+                        .par_iter()
+                        .zip(root_names.par_iter())
+                        .map(|(path, name)| {
+                            let parent_node = parent_tree.as_ref().and_then(|t| t.find(name));
+                            let md = fs::symlink_metadata(path)
+                                .map_err(|e| EngineError::io("reading source", path, e))?;
+                            backup_entry(&ctx, path, Path::new(""), name.clone(), md, parent_node)
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    store_tree(&ctx, nodes.into_iter().flatten().collect())
+                }
+            }
+        })?;
+        cancel.check()?;
+        progress.phase("finishing uploads");
+        let packer_stats = ctx.packer.flush().map(|_| ctx.packer.stats())?;
+        let time_ns = req.time_ns.unwrap_or_else(now_ns);
+        let stats = PointStats {
+            files: ctx.files.load(Ordering::Relaxed),
+            dirs: ctx.dirs.load(Ordering::Relaxed),
+            bytes: ctx.bytes.load(Ordering::Relaxed),
+            new_bytes: packer_stats.new_bytes,
+            stored_bytes: packer_stats.stored_bytes,
+            files_read: ctx.files_read.load(Ordering::Relaxed),
+            warnings: ctx.warnings.lock().map(|w| w.len() as u64).unwrap_or(0),
+        };
+        write_manifest(&ctx, req, layout, root, time_ns, parent.map(|p| p.id), stats)
+    })
+}
+
+fn write_manifest(
+    ctx: &Ctx<'_>,
+    req: &BackupRequest,
+    layout: Layout,
+    root: crate::repo::BlobId,
+    time_ns: i64,
+    parent: Option<ManifestId>,
+    stats: PointStats,
+) -> Result<BackupOutcome> {
+    let existing: Vec<String> = ctx
+        .catalog
+        .points(Some(&req.instance))?
+        .into_iter()
+        .map(|p| p.manifest.name)
+        .collect();
+    // Names are unique in an instance: a second point in the same second takes the next one.
+    let mut name_time = time_ns;
+    let mut name = point_name(name_time, req.kind, req.label.as_deref());
+    while existing.contains(&name) {
+        name_time += 1_000_000_000;
+        name = point_name(name_time, req.kind, req.label.as_deref());
+    }
+    let manifest = Manifest {
+        version: MANIFEST_VERSION,
+        instance: req.instance.clone(),
+        name,
+        kind: req.kind,
+        time_ns,
+        parent: parent.map(|p| p.to_hex()),
+        root,
+        layout,
+        paths: req.paths.iter().map(|p| p.to_string_lossy().into_owned()).collect(),
+        host: hostname(),
+        stats,
+    };
+    let (id, json) = manifest.encode(ctx.repo.key());
+    ctx.repo.put_sealed(&Manifest::object_key(&req.instance, &id), json)?;
+    ctx.catalog.insert_point(&id, &manifest)?;
+    let warnings = std::mem::take(&mut *ctx.warnings.lock().unwrap_or_else(|p| p.into_inner()));
+    Ok(BackupOutcome { id, manifest, warnings })
+}
+
+fn hostname() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Counts files and bytes in a side thread so progress can show a total and an ETA.
+fn scan_totals(paths: &[PathBuf], progress: &dyn Progress, cancel: &CancelToken) {
+    let (mut files, mut bytes) = (0u64, 0u64);
+    let mut stack: Vec<PathBuf> = paths.to_vec();
+    while let Some(p) = stack.pop() {
+        if cancel.is_cancelled() {
+            return;
+        }
+        let Ok(md) = fs::symlink_metadata(&p) else { continue };
+        files += 1;
+        if md.is_dir() {
+            if let Ok(rd) = fs::read_dir(&p) {
+                stack.extend(rd.flatten().map(|e| e.path()));
+            }
+        } else if md.is_file() {
+            bytes += md.size();
+        }
+    }
+    progress.set_total(files, bytes);
+}
+
+fn store_tree(ctx: &Ctx<'_>, nodes: Vec<Node>) -> Result<crate::repo::BlobId> {
+    let mut tree = Tree { nodes };
+    tree.sort();
+    let (id, _) = ctx.packer.add(BlobKind::Tree, &tree.encode())?;
+    Ok(id)
+}
+
+fn backup_dir(ctx: &Ctx<'_>, path: &Path, rel: &Path, parent: Option<&Tree>) -> Result<crate::repo::BlobId> {
+    ctx.cancel.check()?;
+    let entries = match fs::read_dir(path) {
+        Ok(rd) => rd
+            .collect::<std::io::Result<Vec<_>>>()
+            .map_err(|e| EngineError::io("listing", path, e))?,
+        Err(e) if rel != Path::new("") => {
+            ctx.warn(format!("skipped unreadable directory {}: {e}", path.display()));
+            Vec::new()
+        }
+        Err(e) => return Err(EngineError::io("listing", path, e)),
+    };
+    let nodes = entries
+        .par_iter()
+        .map(|entry| {
+            let name = entry.file_name().as_bytes().to_vec();
+            let child_rel = rel.join(entry.file_name());
+            if ctx.excludes.is_match(&child_rel) {
+                return Ok(None);
+            }
+            let child = entry.path();
+            let md = match fs::symlink_metadata(&child) {
+                Ok(md) => md,
+                Err(e) => {
+                    ctx.warn(format!("skipped {}: {e}", child.display()));
+                    return Ok(None);
+                }
+            };
+            let parent_node = parent.and_then(|t| t.find(&name));
+            backup_entry(ctx, &child, &child_rel, name, md, parent_node)
+        })
+        .collect::<Result<Vec<Option<Node>>>>()?;
+    store_tree(ctx, nodes.into_iter().flatten().collect())
+}
+
+fn backup_entry(
+    ctx: &Ctx<'_>,
+    path: &Path,
+    rel: &Path,
+    name: Vec<u8>,
+    md: fs::Metadata,
+    parent: Option<&Node>,
+) -> Result<Option<Node>> {
+    let mut node = node_from_metadata(name, &md);
+    match read_xattrs(path) {
+        Ok(x) => node.xattrs = x,
+        Err(e) => ctx.warn(format!("extended attributes of {} not saved: {e}", path.display())),
+    }
+    match node.kind {
+        NodeKind::Dir => {
+            let parent_tree = match parent.and_then(|p| p.subtree) {
+                Some(id) => ctx.reader.tree(&id).ok(),
+                None => None,
+            };
+            node.subtree = Some(backup_dir(ctx, path, rel, parent_tree.as_deref())?);
+            ctx.dirs.fetch_add(1, Ordering::Relaxed);
+        }
+        NodeKind::Symlink => {
+            node.target = fs::read_link(path)
+                .map_err(|e| EngineError::io("reading link", path, e))?
+                .as_os_str()
+                .as_bytes()
+                .to_vec();
+        }
+        NodeKind::File => {
+            match file_content(ctx, path, &node, parent) {
+                Ok(content) => {
+                    node.size = content.iter().map(Extent::len).sum();
+                    node.content = content;
+                }
+                Err(EngineError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                    ctx.warn(format!("skipped {}: it vanished during the backup", path.display()));
+                    return Ok(None);
+                }
+                Err(e @ EngineError::Io { .. }) => {
+                    ctx.warn(format!("skipped {}: {e}", path.display()));
+                    return Ok(None);
+                }
+                Err(e) => return Err(e),
+            }
+            ctx.files.fetch_add(1, Ordering::Relaxed);
+            ctx.bytes.fetch_add(node.size, Ordering::Relaxed);
+        }
+        NodeKind::Socket => {
+            ctx.warn(format!("{} is a socket: recorded, but it is not restored", path.display()));
+        }
+        NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice => {}
+    }
+    ctx.progress.file_done(path, node.size);
+    Ok(Some(node))
+}
+
+/// Whether the parent point's copy of this file can be reused without reading it.
+fn unchanged(ctx: &Ctx<'_>, node: &Node, parent: Option<&Node>) -> Result<Option<Vec<Extent>>> {
+    let Some(p) = parent else { return Ok(None) };
+    if p.kind != NodeKind::File
+        || p.size != node.size
+        || p.mtime_ns != node.mtime_ns
+        || p.ctime_ns != node.ctime_ns
+        || p.inode != node.inode
+    {
+        return Ok(None);
+    }
+    for e in &p.content {
+        if let Extent::Data { id, .. } = e {
+            if ctx.catalog.lookup_blob(id)?.is_none() {
+                return Ok(None); // its pack vanished: read the file again
+            }
+        }
+    }
+    Ok(Some(p.content.clone()))
+}
+
+fn file_content(ctx: &Ctx<'_>, path: &Path, node: &Node, parent: Option<&Node>) -> Result<Vec<Extent>> {
+    if let Some(content) = unchanged(ctx, node, parent)? {
+        return Ok(content);
+    }
+    let link_key = (node.dev, node.inode);
+    if node.is_hardlinked() {
+        if let Some(c) = ctx.links.lock().unwrap_or_else(|p| p.into_inner()).get(&link_key) {
+            return Ok(c.clone());
+        }
+    }
+    let content = read_file(ctx, path, node)?;
+    ctx.files_read.fetch_add(1, Ordering::Relaxed);
+    if node.is_hardlinked() {
+        ctx.links
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(link_key, content.clone());
+    }
+    Ok(content)
+}
+
+fn read_file(ctx: &Ctx<'_>, path: &Path, node: &Node) -> Result<Vec<Extent>> {
+    let io = |e| EngineError::io("reading", path, e);
+    let open = |flags| fs::OpenOptions::new().read(true).custom_flags(flags).open(path);
+    // O_NOATIME keeps the source's access times; it needs ownership (or root).
+    let mut file = match open(libc::O_NOFOLLOW | libc::O_NOCTTY | libc::O_NOATIME) {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => open(libc::O_NOFOLLOW | libc::O_NOCTTY),
+        other => other,
+    }
+    .map_err(io)?;
+    let size = node.size;
+    let sparse = file.metadata().map(|m| m.blocks() * 512 < size).unwrap_or(false);
+    let ranges = if sparse { data_ranges(&file, size) } else { vec![(0, size)] };
+    let chunker = ctx.repo.config().chunker;
+    let mut extents = Vec::new();
+    let mut pos = 0u64;
+    for (start, end) in ranges {
+        if start > pos {
+            extents.push(Extent::Hole { len: start - pos });
+        }
+        file.seek(SeekFrom::Start(start)).map_err(io)?;
+        let limited = (&mut file).take(end - start);
+        let mut read = 0u64;
+        for chunk in fastcdc::v2020::StreamCDC::new(limited, chunker.min_size, chunker.avg_size, chunker.max_size) {
+            ctx.cancel.check()?;
+            let chunk = chunk.map_err(|e| match e {
+                fastcdc::v2020::Error::IoError(e) => io(e),
+                other => io(std::io::Error::other(other.to_string())),
+            })?;
+            let (id, _) = ctx.packer.add(BlobKind::Data, &chunk.data)?;
+            read += chunk.length as u64;
+            extents.push(Extent::Data {
+                id,
+                len: chunk.length as u32,
+            });
+        }
+        pos = start + read;
+        if read < end - start {
+            ctx.warn(format!("{} shrank while it was read", path.display()));
+            break;
+        }
+    }
+    if pos < size && sparse {
+        extents.push(Extent::Hole { len: size - pos });
+    }
+    Ok(extents)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn excludes_match_anywhere() {
+        let g = build_excludes(&["*.log".into(), "cache".into()]).unwrap();
+        assert!(g.is_match(Path::new("a/b/c.log")));
+        assert!(g.is_match(Path::new("cache")));
+        assert!(!g.is_match(Path::new("a/cache2")));
+        assert!(build_excludes(&["[".into()]).is_err());
+    }
+}

@@ -1,0 +1,165 @@
+//! File metadata between the local filesystem and tree nodes: capture (backup) and apply
+//! (restore). Never follows symlinks.
+
+use std::ffi::CString;
+use std::fs::{File, Metadata};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
+
+use crate::model::{Node, NodeKind, Xattr};
+
+fn ns(secs: i64, nsec: i64) -> i64 {
+    secs.saturating_mul(1_000_000_000).saturating_add(nsec)
+}
+
+pub fn kind_of(md: &Metadata) -> NodeKind {
+    let ft = md.file_type();
+    if ft.is_dir() {
+        NodeKind::Dir
+    } else if ft.is_symlink() {
+        NodeKind::Symlink
+    } else if ft.is_fifo() {
+        NodeKind::Fifo
+    } else if ft.is_socket() {
+        NodeKind::Socket
+    } else if ft.is_char_device() {
+        NodeKind::CharDevice
+    } else if ft.is_block_device() {
+        NodeKind::BlockDevice
+    } else {
+        NodeKind::File
+    }
+}
+
+/// A node carrying `md`'s metadata (content, target and subtree are filled by the caller).
+pub fn node_from_metadata(name: Vec<u8>, md: &Metadata) -> Node {
+    let mut n = Node::new(name, kind_of(md));
+    n.mode = md.mode() & 0o7777;
+    n.uid = md.uid();
+    n.gid = md.gid();
+    n.size = if n.kind == NodeKind::File { md.size() } else { 0 };
+    n.mtime_ns = ns(md.mtime(), md.mtime_nsec());
+    n.ctime_ns = ns(md.ctime(), md.ctime_nsec());
+    n.inode = md.ino();
+    n.dev = md.dev();
+    n.nlink = md.nlink();
+    if matches!(n.kind, NodeKind::CharDevice | NodeKind::BlockDevice) {
+        n.rdev = md.rdev();
+    }
+    n
+}
+
+/// Extended attributes of a path (not following symlinks), sorted by name.
+pub fn read_xattrs(path: &Path) -> io::Result<Vec<Xattr>> {
+    let mut out = Vec::new();
+    let names = match xattr::list(path) {
+        Ok(names) => names,
+        Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => return Ok(out),
+        Err(e) => return Err(e),
+    };
+    for name in names {
+        if let Some(value) = xattr::get(path, &name)? {
+            out.push(Xattr {
+                name: name.as_bytes().to_vec(),
+                value,
+            });
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// Byte ranges of a file that hold data; holes between them read as zeros. Falls back to
+/// one range when the filesystem cannot tell.
+pub fn data_ranges(file: &File, size: u64) -> Vec<(u64, u64)> {
+    let fd = file.as_raw_fd();
+    let mut out = Vec::new();
+    let mut pos: i64 = 0;
+    while (pos as u64) < size {
+        // SAFETY: lseek on a file descriptor we own; no memory is touched.
+        let data = unsafe { libc::lseek(fd, pos, libc::SEEK_DATA) };
+        if data < 0 {
+            if io::Error::last_os_error().raw_os_error() == Some(libc::ENXIO) {
+                break; // only a hole remains
+            }
+            return vec![(0, size)];
+        }
+        // SAFETY: as above.
+        let hole = unsafe { libc::lseek(fd, data, libc::SEEK_HOLE) };
+        let end = if hole < 0 { size as i64 } else { hole.min(size as i64) };
+        if end > data {
+            out.push((data as u64, end as u64));
+        }
+        pos = end;
+    }
+    out
+}
+
+fn cpath(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+fn check(rc: libc::c_int) -> io::Result<()> {
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+fn timespec(ns: i64) -> libc::timespec {
+    libc::timespec {
+        tv_sec: ns.div_euclid(1_000_000_000) as libc::time_t,
+        tv_nsec: ns.rem_euclid(1_000_000_000) as libc::c_long,
+    }
+}
+
+/// Applies owner, mode, xattrs and times of `node` to `path` (in that order: chown clears
+/// set-id bits, and every change but utimensat moves ctime). Ownership changes need
+/// root; without it they are skipped silently, as `cp -a` does for a normal user.
+pub fn apply_metadata(path: &Path, node: &Node) -> io::Result<()> {
+    let c = cpath(path)?;
+    // SAFETY: valid NUL-terminated path; lchown/fchmodat/utimensat do not retain pointers.
+    let rc = unsafe { libc::lchown(c.as_ptr(), node.uid, node.gid) };
+    if rc != 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EPERM) {
+            return Err(e);
+        }
+    }
+    if node.kind != NodeKind::Symlink {
+        // SAFETY: as above.
+        check(unsafe { libc::chmod(c.as_ptr(), node.mode as libc::mode_t) })?;
+    }
+    for x in &node.xattrs {
+        let name = std::ffi::OsStr::from_bytes(&x.name);
+        if let Err(e) = xattr::set(path, name, &x.value) {
+            // Some namespaces (e.g. security.*) may be refused; the data is what matters.
+            if !matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::ENOTSUP)) {
+                return Err(e);
+            }
+        }
+    }
+    // atime is not stored; it is restored equal to mtime.
+    let times = [timespec(node.mtime_ns), timespec(node.mtime_ns)];
+    // SAFETY: `times` outlives the call.
+    check(unsafe {
+        libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW)
+    })
+}
+
+/// Creates a FIFO or device node.
+pub fn make_special(path: &Path, node: &Node) -> io::Result<()> {
+    let c = cpath(path)?;
+    let kind = match node.kind {
+        NodeKind::Fifo => libc::S_IFIFO,
+        NodeKind::CharDevice => libc::S_IFCHR,
+        NodeKind::BlockDevice => libc::S_IFBLK,
+        _ => return Err(io::Error::from_raw_os_error(libc::EINVAL)),
+    };
+    // SAFETY: valid path; mknod does not retain it.
+    check(unsafe { libc::mknod(c.as_ptr(), kind | (node.mode & 0o777) as libc::mode_t, node.rdev as libc::dev_t) })
+}

@@ -1,0 +1,62 @@
+//! Whole operations on a repository: backup, restore, verify. A library: the daemon and
+//! the tests call it directly; progress goes through [`Progress`].
+
+pub mod backup;
+mod fsmeta;
+mod progress;
+pub mod restore;
+mod trees;
+pub mod verify;
+
+pub use backup::{backup, BackupOutcome, BackupRequest};
+pub use progress::{CancelToken, NoProgress, Progress};
+pub use trees::TreeReader;
+
+use std::path::PathBuf;
+
+use crate::catalog::CatalogError;
+use crate::model::ModelError;
+use crate::repo::RepoError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    #[error("no point `{point}` in instance `{instance}`")]
+    NoSuchPoint { instance: String, point: String },
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl EngineError {
+    pub fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> EngineError {
+        EngineError::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Whether the operation may succeed if simply retried.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            EngineError::Repo(e) => e.is_transient(),
+            _ => false,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, EngineError>;

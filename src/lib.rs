@@ -1,0 +1,11 @@
+//! cairn: a backup repository you can mount.
+//!
+//! Layers, each depending only on those above it in this list: [`store`] (object
+//! storage) -> [`repo`] (chunk store) -> [`catalog`] (SQLite cache) and [`model`] (what is
+//! stored) -> [`engine`] (backup, restore, verify).
+
+pub mod store;
+pub mod repo;
+pub mod model;
+pub mod catalog;
+pub mod engine;

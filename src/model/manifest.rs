@@ -1,0 +1,189 @@
+//! Point manifests: `points/<instance>/<id>`, sealed JSON. The id is the keyed BLAKE3 of
+//! the JSON, and each manifest names the previous manifest of its instance, so history is
+//! a hash chain that `verify` checks.
+
+use serde::{Deserialize, Serialize};
+
+use crate::repo::{BlobId, MasterKey};
+
+use super::ModelError;
+
+pub const MANIFEST_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PointKind {
+    Manual,
+    Scheduled,
+}
+
+/// How the root tree maps to the instance's source paths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Layout {
+    /// One source directory: the root tree is that directory.
+    Single,
+    /// Several sources (or one file): the root tree has one entry per source, named by
+    /// the source's last path component.
+    PerPath,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PointStats {
+    pub files: u64,
+    pub dirs: u64,
+    pub bytes: u64,
+    /// Plaintext bytes that were new to the repository.
+    pub new_bytes: u64,
+    /// Bytes of packs this point uploaded.
+    pub stored_bytes: u64,
+    /// Files read (the rest were unchanged since the parent point).
+    pub files_read: u64,
+    pub warnings: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub version: u32,
+    pub instance: String,
+    /// The point's directory name, e.g. `2026-11-22T031522Z` or `2026-11-22T030000Z-auto`.
+    pub name: String,
+    pub kind: PointKind,
+    pub time_ns: i64,
+    /// Id (hex) of the previous manifest of this instance, if any.
+    pub parent: Option<String>,
+    pub root: BlobId,
+    pub layout: Layout,
+    pub paths: Vec<String>,
+    pub host: String,
+    pub stats: PointStats,
+}
+
+/// A manifest's id: keyed BLAKE3 of its JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ManifestId(pub [u8; 32]);
+
+impl ManifestId {
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    pub fn from_hex(text: &str) -> Option<ManifestId> {
+        let mut id = [0u8; 32];
+        hex::decode_to_slice(text, &mut id).ok()?;
+        Some(ManifestId(id))
+    }
+}
+
+impl Manifest {
+    pub fn encode(&self, key: &MasterKey) -> (ManifestId, Vec<u8>) {
+        let json = serde_json::to_vec(self).expect("manifest serializes");
+        (ManifestId(key.blob_hash(&json)), json)
+    }
+
+    pub fn object_key(instance: &str, id: &ManifestId) -> String {
+        format!("points/{instance}/{}", id.to_hex())
+    }
+
+    /// Parses an object key into (instance, id).
+    pub fn parse_key(key: &str) -> Option<(String, ManifestId)> {
+        let rest = key.strip_prefix("points/")?;
+        let (instance, id) = rest.split_once('/')?;
+        super::names::is_valid_instance_name(instance)
+            .then(|| ManifestId::from_hex(id).map(|id| (instance.to_string(), id)))?
+    }
+
+    /// Decodes and checks a manifest against the id and instance its key names.
+    pub fn decode(key: &MasterKey, expected: &ManifestId, instance: &str, json: &[u8]) -> Result<Manifest, ModelError> {
+        if key.blob_hash(json) != expected.0 {
+            return Err(ModelError::Manifest(format!(
+                "manifest {} does not match its id",
+                expected.to_hex()
+            )));
+        }
+        let m: Manifest = serde_json::from_slice(json)
+            .map_err(|e| ModelError::Manifest(format!("undecodable manifest: {e}")))?;
+        if m.version != MANIFEST_VERSION {
+            return Err(ModelError::Manifest(format!("unknown manifest version {}", m.version)));
+        }
+        if m.instance != instance {
+            return Err(ModelError::Manifest("manifest stored under another instance".into()));
+        }
+        if !is_valid_point_name(&m.name) {
+            return Err(ModelError::Manifest(format!("invalid point name {:?}", m.name)));
+        }
+        Ok(m)
+    }
+}
+
+/// `YYYY-MM-DDTHHMMSSZ` in UTC, then `-auto` for scheduled points or `-LABEL`.
+pub fn point_name(time_ns: i64, kind: PointKind, label: Option<&str>) -> String {
+    let secs = time_ns.div_euclid(1_000_000_000);
+    let stamp = chrono::DateTime::from_timestamp(secs, 0)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H%M%SZ")
+        .to_string();
+    match (kind, label) {
+        (PointKind::Scheduled, _) => format!("{stamp}-auto"),
+        (PointKind::Manual, Some(l)) => format!("{stamp}-{l}"),
+        (PointKind::Manual, None) => stamp,
+    }
+}
+
+/// A point directory name: a stamp, then optionally `-` and `[A-Za-z0-9_-]`; never `:`.
+pub fn is_valid_point_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    b.len() >= 18
+        && b.len() <= 100
+        && chrono::NaiveDateTime::parse_from_str(&name[..18], "%Y-%m-%dT%H%M%SZ").is_ok()
+        && (b.len() == 18
+            || (b[18] == b'-'
+                && b.len() > 19
+                && b[19..].iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-')))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn point_names() {
+        let t = 1_795_000_000i64 * 1_000_000_000;
+        let manual = point_name(t, PointKind::Manual, None);
+        assert_eq!(manual.len(), 18);
+        assert!(!manual.contains(':'));
+        assert!(is_valid_point_name(&manual));
+        let auto = point_name(t, PointKind::Scheduled, None);
+        assert!(auto.ends_with("-auto") && is_valid_point_name(&auto));
+        assert!(is_valid_point_name(&point_name(t, PointKind::Manual, Some("before-upgrade"))));
+        assert!(!is_valid_point_name("2026-11-22T03:15:22Z"));
+        assert!(!is_valid_point_name("../etc"));
+        assert!(point_name(t, PointKind::Manual, None) < point_name(t + 1_000_000_000, PointKind::Manual, None));
+    }
+
+    #[test]
+    fn manifest_roundtrip_and_tamper() {
+        let key = MasterKey::generate(false);
+        let m = Manifest {
+            version: MANIFEST_VERSION,
+            instance: "db".into(),
+            name: point_name(0, PointKind::Manual, None),
+            kind: PointKind::Manual,
+            time_ns: 0,
+            parent: None,
+            root: BlobId([1; 32]),
+            layout: Layout::Single,
+            paths: vec!["/srv".into()],
+            host: "h".into(),
+            stats: PointStats::default(),
+        };
+        let (id, json) = m.encode(&key);
+        assert_eq!(Manifest::decode(&key, &id, "db", &json).unwrap(), m);
+        assert!(Manifest::decode(&key, &id, "other", &json).is_err());
+        let mut bad = json.clone();
+        bad[5] ^= 1;
+        assert!(Manifest::decode(&key, &id, "db", &bad).is_err());
+        let k = Manifest::object_key("db", &id);
+        assert_eq!(Manifest::parse_key(&k), Some(("db".to_string(), id)));
+    }
+}

@@ -1,0 +1,18 @@
+//! What is stored: trees of nodes, point manifests, and the names they carry.
+
+pub mod manifest;
+pub mod names;
+pub mod tree;
+
+pub use manifest::{Layout, Manifest, ManifestId, PointKind, PointStats};
+pub use tree::{Extent, Node, NodeKind, Tree, Xattr};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("malformed tree: {0}")]
+    Tree(String),
+    #[error("unsafe file name in repository: {:?}", String::from_utf8_lossy(.0))]
+    UnsafeName(Vec<u8>),
+    #[error("malformed manifest: {0}")]
+    Manifest(String),
+}

@@ -1,0 +1,143 @@
+//! Blobs: the unit of content. A blob is named by the keyed BLAKE3 of its plaintext and
+//! stored as `seal(flag || body)` where `flag` 0 means raw and 1 means zstd.
+
+use serde::{Deserialize, Serialize};
+
+use super::crypto::MasterKey;
+use super::RepoError;
+
+/// Identifies a blob: keyed BLAKE3 of its plaintext.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct BlobId(pub [u8; 32]);
+
+impl BlobId {
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    pub fn from_hex(text: &str) -> Option<BlobId> {
+        let mut id = [0u8; 32];
+        hex::decode_to_slice(text, &mut id).ok()?;
+        Some(BlobId(id))
+    }
+
+    pub fn from_slice(bytes: &[u8]) -> Option<BlobId> {
+        Some(BlobId(bytes.try_into().ok()?))
+    }
+}
+
+impl std::fmt::Debug for BlobId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", &self.to_hex()[..16])
+    }
+}
+
+impl std::fmt::Display for BlobId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+/// What a blob holds; data and tree blobs go to separate packs so that walking trees
+/// never downloads file contents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[repr(u8)]
+pub enum BlobKind {
+    Data = 0,
+    Tree = 1,
+}
+
+impl BlobKind {
+    pub fn from_u8(v: u8) -> Option<BlobKind> {
+        match v {
+            0 => Some(BlobKind::Data),
+            1 => Some(BlobKind::Tree),
+            _ => None,
+        }
+    }
+}
+
+const FLAG_RAW: u8 = 0;
+const FLAG_ZSTD: u8 = 1;
+
+/// Compresses (when it pays) and seals a plaintext into its stored form.
+pub fn encode(key: &MasterKey, plaintext: &[u8], zstd_level: i32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(plaintext.len() / 2 + 64);
+    out.push(FLAG_ZSTD);
+    let compressed = zstd::stream::copy_encode(plaintext, &mut out, zstd_level).is_ok()
+        && out.len() < plaintext.len() + 1;
+    if !compressed {
+        out.clear();
+        out.push(FLAG_RAW);
+        out.extend_from_slice(plaintext);
+    }
+    key.seal(out)
+}
+
+/// Opens a stored blob and checks it against its id. `raw_len` bounds decompression.
+pub fn decode(
+    key: &MasterKey,
+    id: &BlobId,
+    stored: &[u8],
+    raw_len: usize,
+) -> Result<Vec<u8>, RepoError> {
+    let corrupt = |detail: &str| RepoError::CorruptBlob {
+        id: *id,
+        detail: detail.to_string(),
+    };
+    let opened = key
+        .open(stored)
+        .map_err(|_| corrupt("authentication failed"))?;
+    let (flag, body) = opened.split_first().ok_or_else(|| corrupt("empty"))?;
+    let plain = match *flag {
+        FLAG_RAW => body.to_vec(),
+        FLAG_ZSTD => {
+            let mut out = Vec::with_capacity(raw_len);
+            let mut decoder =
+                zstd::stream::read::Decoder::new(body).map_err(|_| corrupt("bad zstd frame"))?;
+            std::io::copy(
+                &mut std::io::Read::take(&mut decoder, raw_len as u64 + 1),
+                &mut out,
+            )
+            .map_err(|_| corrupt("bad zstd frame"))?;
+            out
+        }
+        _ => return Err(corrupt("unknown encoding flag")),
+    };
+    if plain.len() != raw_len {
+        return Err(corrupt("length differs from the index"));
+    }
+    if key.blob_hash(&plain) != id.0 {
+        return Err(corrupt("content does not match its id"));
+    }
+    Ok(plain)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip_compressible_and_incompressible() {
+        for key in [MasterKey::generate(false), MasterKey::generate(true)] {
+            let text = b"abc".repeat(1000);
+            let random: Vec<u8> = (0..1000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+            for plain in [text, random, Vec::new()] {
+                let id = BlobId(key.blob_hash(&plain));
+                let stored = encode(&key, &plain, 3);
+                assert_eq!(decode(&key, &id, &stored, plain.len()).unwrap(), plain);
+            }
+        }
+    }
+
+    #[test]
+    fn detects_wrong_content() {
+        let key = MasterKey::generate(false);
+        let stored = encode(&key, b"hello", 3);
+        let wrong = BlobId(key.blob_hash(b"other"));
+        assert!(matches!(
+            decode(&key, &wrong, &stored, 5),
+            Err(RepoError::CorruptBlob { .. })
+        ));
+    }
+}

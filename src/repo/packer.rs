@@ -1,0 +1,199 @@
+//! The packer: deduplicates blobs against the index, fills data and tree packs, uploads
+//! them concurrently (bounded, so memory is bounded) and writes index segments.
+//!
+//! Memory: at most `MAX_UPLOADS` packs in flight plus one open pack per blob kind.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Condvar, Mutex};
+
+use super::index::IndexedPack;
+use super::pack::PackBuilder;
+use super::{BlobId, BlobIndex, BlobKind, RepoError, Repository, Result};
+
+const MAX_UPLOADS: usize = 4;
+/// Packs covered by one index segment while a backup runs.
+const PACKS_PER_SEGMENT: usize = 32;
+
+/// What a packer stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PackerStats {
+    pub new_blobs: u64,
+    /// Plaintext bytes of new blobs.
+    pub new_bytes: u64,
+    /// Bytes of packs uploaded.
+    pub stored_bytes: u64,
+    pub packs: u64,
+    pub index_segments: u64,
+}
+
+#[derive(Default)]
+struct State {
+    /// Blobs accepted by this packer and not yet recorded in the index.
+    pending: HashSet<BlobId>,
+    builders: [Option<PackBuilder>; 2],
+    uploads_in_flight: usize,
+    unindexed: Vec<IndexedPack>,
+    error: Option<RepoError>,
+    stats: PackerStats,
+}
+
+struct Shared {
+    repo: Repository,
+    index: Arc<dyn BlobIndex>,
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+/// Shared by all workers of one backup; `finish` must be called to flush.
+pub struct Packer {
+    shared: Arc<Shared>,
+}
+
+impl Packer {
+    pub fn new(repo: Repository, index: Arc<dyn BlobIndex>) -> Packer {
+        Packer {
+            shared: Arc::new(Shared {
+                repo,
+                index,
+                state: Mutex::new(State::default()),
+                changed: Condvar::new(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.shared.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stores a blob unless the repository has it. Returns its id and whether it was new.
+    pub fn add(&self, kind: BlobKind, plaintext: &[u8]) -> Result<(BlobId, bool)> {
+        let repo = &self.shared.repo;
+        let id = repo.blob_id(plaintext);
+        {
+            let mut st = self.lock();
+            if let Some(e) = st.error.take() {
+                return Err(e);
+            }
+            if st.pending.contains(&id) {
+                return Ok((id, false));
+            }
+            if self.shared.index.lookup(&id)?.is_some() {
+                return Ok((id, false));
+            }
+            st.pending.insert(id);
+        }
+        // Compress and seal outside the lock: this is where the CPU goes.
+        let stored = super::blob::encode(repo.key(), plaintext, repo.config().zstd_level);
+        let full = {
+            let mut st = self.lock();
+            st.stats.new_blobs += 1;
+            st.stats.new_bytes += plaintext.len() as u64;
+            let slot = &mut st.builders[kind as usize];
+            let builder = slot.get_or_insert_with(PackBuilder::new);
+            builder.add(kind, id, &stored, plaintext.len() as u32);
+            if builder.len() >= repo.config().pack_size as usize {
+                slot.take()
+            } else {
+                None
+            }
+        };
+        if let Some(builder) = full {
+            self.upload(builder)?;
+        }
+        Ok((id, true))
+    }
+
+    /// Seals a pack and uploads it in the background, waiting while too many are in flight.
+    fn upload(&self, builder: PackBuilder) -> Result<()> {
+        {
+            let mut st = self.lock();
+            while st.uploads_in_flight >= MAX_UPLOADS && st.error.is_none() {
+                st = self.shared.changed.wait(st).unwrap_or_else(|p| p.into_inner());
+            }
+            if let Some(e) = st.error.take() {
+                return Err(e);
+            }
+            st.uploads_in_flight += 1;
+        }
+        let (bytes, id, entries) = builder.finish(self.shared.repo.key());
+        let shared = self.shared.clone();
+        let len = bytes.len() as u64;
+        self.shared.repo.store().runtime().spawn(async move {
+            let result = async {
+                match shared.repo.store().put_new_async(&id.key(), bytes.into()).await {
+                    Ok(()) | Err(crate::store::StoreError::AlreadyExists(_)) => {}
+                    Err(e) => return Err(RepoError::from(e)),
+                }
+                let pack = IndexedPack { id, length: len, entries };
+                shared.index.record_pack(&pack)?;
+                Ok(pack)
+            }
+            .await;
+            let mut st = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+            st.uploads_in_flight -= 1;
+            match result {
+                Ok(pack) => {
+                    for e in &pack.entries {
+                        st.pending.remove(&e.id);
+                    }
+                    st.stats.packs += 1;
+                    st.stats.stored_bytes += len;
+                    st.unindexed.push(pack);
+                }
+                Err(e) => {
+                    tracing::error!("pack upload failed: {e}");
+                    st.error.get_or_insert(e);
+                }
+            }
+            shared.changed.notify_all();
+        });
+        self.write_index_if_due(false)
+    }
+
+    fn write_index_if_due(&self, all: bool) -> Result<()> {
+        let batch = {
+            let mut st = self.lock();
+            if st.unindexed.is_empty() || (!all && st.unindexed.len() < PACKS_PER_SEGMENT) {
+                return Ok(());
+            }
+            std::mem::take(&mut st.unindexed)
+        };
+        self.shared.repo.write_index(&batch)?;
+        self.lock().stats.index_segments += 1;
+        Ok(())
+    }
+
+    /// Uploads the partial packs, waits for every upload, writes the last index segment.
+    pub fn finish(self) -> Result<PackerStats> {
+        self.flush()?;
+        let st = self.lock();
+        Ok(st.stats)
+    }
+
+    /// Like `finish` but keeps the packer usable.
+    pub fn flush(&self) -> Result<()> {
+        let builders: Vec<PackBuilder> = {
+            let mut st = self.lock();
+            st.builders.iter_mut().filter_map(Option::take).collect()
+        };
+        for b in builders {
+            if !b.is_empty() {
+                self.upload(b)?;
+            }
+        }
+        {
+            let mut st = self.lock();
+            while st.uploads_in_flight > 0 {
+                st = self.shared.changed.wait(st).unwrap_or_else(|p| p.into_inner());
+            }
+            if let Some(e) = st.error.take() {
+                return Err(e);
+            }
+        }
+        self.write_index_if_due(true)
+    }
+
+    pub fn stats(&self) -> PackerStats {
+        self.lock().stats
+    }
+}

@@ -1,0 +1,221 @@
+//! Object storage: the one place that talks to `object_store`.
+//!
+//! Contract every backend must meet (checked by the conformance suite in
+//! `tests/integration/store_conformance.rs`):
+//! - `put_new` is a conditional create: it fails with [`StoreError::AlreadyExists`] when the
+//!   key exists, and of several racing creators exactly one wins;
+//! - `get`/`get_range` return exactly the bytes written, or [`StoreError::NotFound`];
+//! - `list` returns every key under a prefix with its size, in no particular order;
+//! - objects are never modified in place; `delete` is idempotent.
+//!
+//! The facade is synchronous (it drives its own small tokio runtime) so that the engine can
+//! call it from worker threads; `*_async` variants serve callers already on a runtime.
+
+mod fault;
+mod location;
+
+pub use fault::FaultStore;
+pub use location::{Location, S3Options};
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+
+/// Errors of the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("object `{0}` not found")]
+    NotFound(String),
+    #[error("object `{0}` already exists")]
+    AlreadyExists(String),
+    #[error("invalid repository location `{location}`: {reason}")]
+    Location { location: String, reason: String },
+    #[error("storage request on `{key}` failed: {source}")]
+    Backend {
+        key: String,
+        #[source]
+        source: object_store::Error,
+    },
+    #[error("injected fault on `{0}`")]
+    Injected(String),
+    #[error("cannot start the storage runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+impl StoreError {
+    /// Whether retrying the same request may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Backend {
+                source: object_store::Error::Generic { .. },
+                ..
+            }
+        )
+    }
+
+    fn from_backend(key: &str, source: object_store::Error) -> Self {
+        match source {
+            object_store::Error::NotFound { .. } => StoreError::NotFound(key.to_string()),
+            object_store::Error::AlreadyExists { .. } => {
+                StoreError::AlreadyExists(key.to_string())
+            }
+            source => StoreError::Backend {
+                key: key.to_string(),
+                source,
+            },
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A listed object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub key: String,
+    pub size: u64,
+}
+
+/// A repository's object store, addressed by `/`-separated keys.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<dyn ObjectStore>,
+    runtime: Arc<tokio::runtime::Runtime>,
+    description: String,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Store({})", self.description)
+    }
+}
+
+impl Store {
+    /// Opens the store a location names (see [`Location`]).
+    pub fn open(location: &Location) -> Result<Store> {
+        let (inner, description) = location.build()?;
+        Store::from_object_store(inner, description)
+    }
+
+    /// Wraps any `object_store` implementation (tests use `InMemory` and [`FaultStore`]).
+    pub fn from_object_store(inner: Arc<dyn ObjectStore>, description: String) -> Result<Store> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(4)
+            .thread_name("cairn-io")
+            .enable_all()
+            .build()
+            .map_err(StoreError::Runtime)?;
+        Ok(Store {
+            inner,
+            runtime: Arc::new(runtime),
+            description,
+        })
+    }
+
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    pub fn object_store(&self) -> Arc<dyn ObjectStore> {
+        self.inner.clone()
+    }
+
+    /// The runtime the store's requests run on; callers may spawn uploads onto it.
+    pub fn runtime(&self) -> &tokio::runtime::Runtime {
+        &self.runtime
+    }
+
+    fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        match tokio::runtime::Handle::try_current() {
+            // Called from a runtime thread: run the request on our runtime and wait for it
+            // without blocking the caller's runtime driver.
+            Ok(_) => tokio::task::block_in_place(|| self.runtime.block_on(f)),
+            Err(_) => self.runtime.block_on(f),
+        }
+    }
+
+    pub fn put_new(&self, key: &str, data: Bytes) -> Result<()> {
+        self.block_on(self.put_new_async(key, data))
+    }
+
+    pub async fn put_new_async(&self, key: &str, data: Bytes) -> Result<()> {
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        self.inner
+            .put_opts(&Path::from(key), PutPayload::from_bytes(data), opts)
+            .await
+            .map(|_| ())
+            .map_err(|e| StoreError::from_backend(key, e))
+    }
+
+    pub fn get(&self, key: &str) -> Result<Bytes> {
+        self.block_on(self.get_async(key))
+    }
+
+    pub async fn get_async(&self, key: &str) -> Result<Bytes> {
+        let result = self
+            .inner
+            .get(&Path::from(key))
+            .await
+            .map_err(|e| StoreError::from_backend(key, e))?;
+        result
+            .bytes()
+            .await
+            .map_err(|e| StoreError::from_backend(key, e))
+    }
+
+    pub fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes> {
+        self.block_on(self.get_range_async(key, range))
+    }
+
+    pub async fn get_range_async(&self, key: &str, range: Range<u64>) -> Result<Bytes> {
+        self.inner
+            .get_range(&Path::from(key), range)
+            .await
+            .map_err(|e| StoreError::from_backend(key, e))
+    }
+
+    /// Size of an object.
+    pub fn head(&self, key: &str) -> Result<u64> {
+        self.block_on(async {
+            self.inner
+                .head(&Path::from(key))
+                .await
+                .map(|m| m.size)
+                .map_err(|e| StoreError::from_backend(key, e))
+        })
+    }
+
+    pub fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        self.block_on(self.list_async(prefix))
+    }
+
+    pub async fn list_async(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        let path = Path::from(prefix);
+        self.inner
+            .list(Some(&path))
+            .map_ok(|m| ObjectInfo {
+                key: m.location.to_string(),
+                size: m.size,
+            })
+            .try_collect()
+            .await
+            .map_err(|e| StoreError::from_backend(prefix, e))
+    }
+
+    pub fn delete(&self, key: &str) -> Result<()> {
+        self.block_on(async {
+            match self.inner.delete(&Path::from(key)).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(StoreError::from_backend(key, e)),
+            }
+        })
+    }
+}

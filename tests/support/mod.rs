@@ -1,0 +1,6 @@
+//! Shared helpers for the integration tests (`mod support;` in each test crate).
+#![allow(dead_code)]
+
+pub mod fixture;
+pub mod repos;
+pub mod s3;
