@@ -4,3 +4,8 @@
 mod support;
 
 mod backup;
+mod cli;
+mod format_golden;
+mod restore;
+mod store_conformance;
+mod verify;
