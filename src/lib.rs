@@ -4,8 +4,8 @@
 //! storage) -> [`repo`] (chunk store) -> [`catalog`] (SQLite cache) and [`model`] (what is
 //! stored) -> [`engine`] (backup, restore, verify).
 
-pub mod store;
-pub mod repo;
-pub mod model;
 pub mod catalog;
 pub mod engine;
+pub mod model;
+pub mod repo;
+pub mod store;

@@ -14,7 +14,9 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::model::{Manifest, ManifestId};
-use crate::repo::{self, BlobId, BlobIndex, BlobKind, BlobLocation, IndexedPack, PackId, Repository};
+use crate::repo::{
+    self, BlobId, BlobIndex, BlobKind, BlobLocation, IndexedPack, PackId, Repository,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
@@ -85,9 +87,12 @@ impl Catalog {
             source,
         };
         let mut conn = Connection::open(path).map_err(sql)?;
-        conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(sql)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(sql)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(sql)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sql)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sql)?;
         let version = schema::migrate(&mut conn).map_err(sql)?;
         if version > schema::SCHEMA_VERSION {
             return Err(CatalogError::TooNew {
@@ -153,7 +158,10 @@ impl Catalog {
             Ok(BlobLocation {
                 kind: BlobKind::from_u8(kind)
                     .ok_or_else(|| repo::RepoError::Index(format!("bad kind {kind}")))?,
-                pack: PackId(pack.try_into().map_err(|_| repo::RepoError::Index("bad pack id".into()))?),
+                pack: PackId(
+                    pack.try_into()
+                        .map_err(|_| repo::RepoError::Index("bad pack id".into()))?,
+                ),
                 offset,
                 length,
                 raw_len,
@@ -185,7 +193,9 @@ impl Catalog {
             )
             .map_err(|e| self.sql_err(e))?;
         let rows = stmt
-            .query_map([instance], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .query_map([instance], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
             .map_err(|e| self.sql_err(e))?;
         let mut out = Vec::new();
         for row in rows {
@@ -277,13 +287,24 @@ fn insert_pack_tx(tx: &rusqlite::Transaction<'_>, pack: &IndexedPack) -> rusqlit
          ON CONFLICT(id) DO UPDATE SET present = 1",
         params![&pack.id.0[..], pack.length as i64],
     )?;
-    let rowid: i64 = tx.query_row("SELECT rowid FROM packs WHERE id = ?1", [&pack.id.0[..]], |r| r.get(0))?;
+    let rowid: i64 = tx.query_row(
+        "SELECT rowid FROM packs WHERE id = ?1",
+        [&pack.id.0[..]],
+        |r| r.get(0),
+    )?;
     let mut stmt = tx.prepare_cached(
         "INSERT OR IGNORE INTO blobs (id, pack, kind, offset, length, raw_len)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
     for e in &pack.entries {
-        stmt.execute(params![&e.id.0[..], rowid, e.kind as u8, e.offset, e.length, e.raw_len])?;
+        stmt.execute(params![
+            &e.id.0[..],
+            rowid,
+            e.kind as u8,
+            e.offset,
+            e.length,
+            e.raw_len
+        ])?;
     }
     Ok(())
 }

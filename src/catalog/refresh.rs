@@ -37,7 +37,9 @@ impl Catalog {
     fn known_strings(&self, sql: &str) -> Result<HashSet<String>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(sql).map_err(|e| self.sql_err(e))?;
-        let rows = stmt.query_map([], |r| r.get(0)).map_err(|e| self.sql_err(e))?;
+        let rows = stmt
+            .query_map([], |r| r.get(0))
+            .map_err(|e| self.sql_err(e))?;
         rows.collect::<rusqlite::Result<HashSet<String>>>()
             .map_err(|e| self.sql_err(e))
     }
@@ -49,8 +51,11 @@ impl Catalog {
             insert_pack_tx(&tx, p).map_err(|e| self.sql_err(e))?;
         }
         if let Some(name) = segment {
-            tx.execute("INSERT OR IGNORE INTO index_segments (name) VALUES (?1)", [name])
-                .map_err(|e| self.sql_err(e))?;
+            tx.execute(
+                "INSERT OR IGNORE INTO index_segments (name) VALUES (?1)",
+                [name],
+            )
+            .map_err(|e| self.sql_err(e))?;
         }
         tx.commit().map_err(|e| self.sql_err(e))
     }
@@ -114,7 +119,14 @@ impl Catalog {
             }
             match repo.read_pack_header(&id, length) {
                 Ok(entries) => {
-                    self.store_packs(&[IndexedPack { id, length, entries }], None)?;
+                    self.store_packs(
+                        &[IndexedPack {
+                            id,
+                            length,
+                            entries,
+                        }],
+                        None,
+                    )?;
                     stats.recovered_packs += 1;
                 }
                 Err(e) if !e.is_transient() => {

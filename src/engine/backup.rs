@@ -19,7 +19,9 @@ use rayon::prelude::*;
 use crate::catalog::Catalog;
 use crate::model::manifest::{point_name, MANIFEST_VERSION};
 use crate::model::names::{is_valid_instance_name, is_valid_label};
-use crate::model::{Extent, Layout, Manifest, ManifestId, Node, NodeKind, PointKind, PointStats, Tree};
+use crate::model::{
+    Extent, Layout, Manifest, ManifestId, Node, NodeKind, PointKind, PointStats, Tree,
+};
 use crate::repo::{BlobIndex, BlobKind, Packer, Repository};
 
 use super::fsmeta::{data_ranges, node_from_metadata, read_xattrs};
@@ -81,7 +83,10 @@ impl Ctx<'_> {
     fn warn(&self, message: String) {
         tracing::warn!("{message}");
         self.progress.warn(&message);
-        self.warnings.lock().unwrap_or_else(|p| p.into_inner()).push(message);
+        self.warnings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(message);
     }
 }
 
@@ -127,7 +132,10 @@ fn check_request(req: &BackupRequest) -> Result<(Layout, Vec<Vec<u8>>)> {
     let mut names = Vec::new();
     for p in &req.paths {
         if !p.is_absolute() {
-            return Err(EngineError::Invalid(format!("source path {} is not absolute", p.display())));
+            return Err(EngineError::Invalid(format!(
+                "source path {} is not absolute",
+                p.display()
+            )));
         }
         let md = fs::symlink_metadata(p).map_err(|e| EngineError::io("reading source", p, e))?;
         let name = p
@@ -193,9 +201,15 @@ pub fn backup(
         s.spawn(|| scan_totals(&scan_paths, progress, cancel));
         progress.phase("backing up");
         let root = pool.install(|| -> Result<_> {
-            let parent_tree = parent_root.map(|id| ctx.reader.tree(&id)).transpose().ok().flatten();
+            let parent_tree = parent_root
+                .map(|id| ctx.reader.tree(&id))
+                .transpose()
+                .ok()
+                .flatten();
             match layout {
-                Layout::Single => backup_dir(&ctx, &req.paths[0], Path::new(""), parent_tree.as_deref()),
+                Layout::Single => {
+                    backup_dir(&ctx, &req.paths[0], Path::new(""), parent_tree.as_deref())
+                }
                 Layout::PerPath => {
                     let nodes = req
                         .paths
@@ -225,7 +239,15 @@ pub fn backup(
             files_read: ctx.files_read.load(Ordering::Relaxed),
             warnings: ctx.warnings.lock().map(|w| w.len() as u64).unwrap_or(0),
         };
-        write_manifest(&ctx, req, layout, root, time_ns, parent.map(|p| p.id), stats)
+        write_manifest(
+            &ctx,
+            req,
+            layout,
+            root,
+            time_ns,
+            parent.map(|p| p.id),
+            stats,
+        )
     })
 }
 
@@ -260,15 +282,24 @@ fn write_manifest(
         parent: parent.map(|p| p.to_hex()),
         root,
         layout,
-        paths: req.paths.iter().map(|p| p.to_string_lossy().into_owned()).collect(),
+        paths: req
+            .paths
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect(),
         host: hostname(),
         stats,
     };
     let (id, json) = manifest.encode(ctx.repo.key());
-    ctx.repo.put_sealed(&Manifest::object_key(&req.instance, &id), json)?;
+    ctx.repo
+        .put_sealed(&Manifest::object_key(&req.instance, &id), json)?;
     ctx.catalog.insert_point(&id, &manifest)?;
     let warnings = std::mem::take(&mut *ctx.warnings.lock().unwrap_or_else(|p| p.into_inner()));
-    Ok(BackupOutcome { id, manifest, warnings })
+    Ok(BackupOutcome {
+        id,
+        manifest,
+        warnings,
+    })
 }
 
 fn hostname() -> String {
@@ -285,7 +316,9 @@ fn scan_totals(paths: &[PathBuf], progress: &dyn Progress, cancel: &CancelToken)
         if cancel.is_cancelled() {
             return;
         }
-        let Ok(md) = fs::symlink_metadata(&p) else { continue };
+        let Ok(md) = fs::symlink_metadata(&p) else {
+            continue;
+        };
         files += 1;
         if md.is_dir() {
             if let Ok(rd) = fs::read_dir(&p) {
@@ -305,14 +338,22 @@ fn store_tree(ctx: &Ctx<'_>, nodes: Vec<Node>) -> Result<crate::repo::BlobId> {
     Ok(id)
 }
 
-fn backup_dir(ctx: &Ctx<'_>, path: &Path, rel: &Path, parent: Option<&Tree>) -> Result<crate::repo::BlobId> {
+fn backup_dir(
+    ctx: &Ctx<'_>,
+    path: &Path,
+    rel: &Path,
+    parent: Option<&Tree>,
+) -> Result<crate::repo::BlobId> {
     ctx.cancel.check()?;
     let entries = match fs::read_dir(path) {
         Ok(rd) => rd
             .collect::<std::io::Result<Vec<_>>>()
             .map_err(|e| EngineError::io("listing", path, e))?,
         Err(e) if rel != Path::new("") => {
-            ctx.warn(format!("skipped unreadable directory {}: {e}", path.display()));
+            ctx.warn(format!(
+                "skipped unreadable directory {}: {e}",
+                path.display()
+            ));
             Vec::new()
         }
         Err(e) => return Err(EngineError::io("listing", path, e)),
@@ -351,7 +392,10 @@ fn backup_entry(
     let mut node = node_from_metadata(name, &md);
     match read_xattrs(path) {
         Ok(x) => node.xattrs = x,
-        Err(e) => ctx.warn(format!("extended attributes of {} not saved: {e}", path.display())),
+        Err(e) => ctx.warn(format!(
+            "extended attributes of {} not saved: {e}",
+            path.display()
+        )),
     }
     match node.kind {
         NodeKind::Dir => {
@@ -375,8 +419,13 @@ fn backup_entry(
                     node.size = content.iter().map(Extent::len).sum();
                     node.content = content;
                 }
-                Err(EngineError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-                    ctx.warn(format!("skipped {}: it vanished during the backup", path.display()));
+                Err(EngineError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    ctx.warn(format!(
+                        "skipped {}: it vanished during the backup",
+                        path.display()
+                    ));
                     return Ok(None);
                 }
                 Err(e @ EngineError::Io { .. }) => {
@@ -389,7 +438,10 @@ fn backup_entry(
             ctx.bytes.fetch_add(node.size, Ordering::Relaxed);
         }
         NodeKind::Socket => {
-            ctx.warn(format!("{} is a socket: recorded, but it is not restored", path.display()));
+            ctx.warn(format!(
+                "{} is a socket: recorded, but it is not restored",
+                path.display()
+            ));
         }
         NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice => {}
     }
@@ -418,13 +470,23 @@ fn unchanged(ctx: &Ctx<'_>, node: &Node, parent: Option<&Node>) -> Result<Option
     Ok(Some(p.content.clone()))
 }
 
-fn file_content(ctx: &Ctx<'_>, path: &Path, node: &Node, parent: Option<&Node>) -> Result<Vec<Extent>> {
+fn file_content(
+    ctx: &Ctx<'_>,
+    path: &Path,
+    node: &Node,
+    parent: Option<&Node>,
+) -> Result<Vec<Extent>> {
     if let Some(content) = unchanged(ctx, node, parent)? {
         return Ok(content);
     }
     let link_key = (node.dev, node.inode);
     if node.is_hardlinked() {
-        if let Some(c) = ctx.links.lock().unwrap_or_else(|p| p.into_inner()).get(&link_key) {
+        if let Some(c) = ctx
+            .links
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&link_key)
+        {
             return Ok(c.clone());
         }
     }
@@ -441,7 +503,12 @@ fn file_content(ctx: &Ctx<'_>, path: &Path, node: &Node, parent: Option<&Node>) 
 
 fn read_file(ctx: &Ctx<'_>, path: &Path, node: &Node) -> Result<Vec<Extent>> {
     let io = |e| EngineError::io("reading", path, e);
-    let open = |flags| fs::OpenOptions::new().read(true).custom_flags(flags).open(path);
+    let open = |flags| {
+        fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(flags)
+            .open(path)
+    };
     // O_NOATIME keeps the source's access times; it needs ownership (or root).
     let mut file = match open(libc::O_NOFOLLOW | libc::O_NOCTTY | libc::O_NOATIME) {
         Err(e) if e.raw_os_error() == Some(libc::EPERM) => open(libc::O_NOFOLLOW | libc::O_NOCTTY),
@@ -449,8 +516,15 @@ fn read_file(ctx: &Ctx<'_>, path: &Path, node: &Node) -> Result<Vec<Extent>> {
     }
     .map_err(io)?;
     let size = node.size;
-    let sparse = file.metadata().map(|m| m.blocks() * 512 < size).unwrap_or(false);
-    let ranges = if sparse { data_ranges(&file, size) } else { vec![(0, size)] };
+    let sparse = file
+        .metadata()
+        .map(|m| m.blocks() * 512 < size)
+        .unwrap_or(false);
+    let ranges = if sparse {
+        data_ranges(&file, size)
+    } else {
+        vec![(0, size)]
+    };
     let chunker = ctx.repo.config().chunker;
     let mut extents = Vec::new();
     let mut pos = 0u64;
@@ -461,7 +535,12 @@ fn read_file(ctx: &Ctx<'_>, path: &Path, node: &Node) -> Result<Vec<Extent>> {
         file.seek(SeekFrom::Start(start)).map_err(io)?;
         let limited = (&mut file).take(end - start);
         let mut read = 0u64;
-        for chunk in fastcdc::v2020::StreamCDC::new(limited, chunker.min_size, chunker.avg_size, chunker.max_size) {
+        for chunk in fastcdc::v2020::StreamCDC::new(
+            limited,
+            chunker.min_size,
+            chunker.avg_size,
+            chunker.max_size,
+        ) {
             ctx.cancel.check()?;
             let chunk = chunk.map_err(|e| match e {
                 fastcdc::v2020::Error::IoError(e) => io(e),

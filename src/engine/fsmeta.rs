@@ -40,7 +40,11 @@ pub fn node_from_metadata(name: Vec<u8>, md: &Metadata) -> Node {
     n.mode = md.mode() & 0o7777;
     n.uid = md.uid();
     n.gid = md.gid();
-    n.size = if n.kind == NodeKind::File { md.size() } else { 0 };
+    n.size = if n.kind == NodeKind::File {
+        md.size()
+    } else {
+        0
+    };
     n.mtime_ns = ns(md.mtime(), md.mtime_nsec());
     n.ctime_ns = ns(md.ctime(), md.ctime_nsec());
     n.inode = md.ino();
@@ -89,7 +93,11 @@ pub fn data_ranges(file: &File, size: u64) -> Vec<(u64, u64)> {
         }
         // SAFETY: as above.
         let hole = unsafe { libc::lseek(fd, data, libc::SEEK_HOLE) };
-        let end = if hole < 0 { size as i64 } else { hole.min(size as i64) };
+        let end = if hole < 0 {
+            size as i64
+        } else {
+            hole.min(size as i64)
+        };
         if end > data {
             out.push((data as u64, end as u64));
         }
@@ -99,7 +107,8 @@ pub fn data_ranges(file: &File, size: u64) -> Vec<(u64, u64)> {
 }
 
 fn cpath(path: &Path) -> io::Result<CString> {
-    CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
 }
 
 fn check(rc: libc::c_int) -> io::Result<()> {
@@ -147,7 +156,12 @@ pub fn apply_metadata(path: &Path, node: &Node) -> io::Result<()> {
     let times = [timespec(node.mtime_ns), timespec(node.mtime_ns)];
     // SAFETY: `times` outlives the call.
     check(unsafe {
-        libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW)
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
     })
 }
 
@@ -161,5 +175,11 @@ pub fn make_special(path: &Path, node: &Node) -> io::Result<()> {
         _ => return Err(io::Error::from_raw_os_error(libc::EINVAL)),
     };
     // SAFETY: valid path; mknod does not retain it.
-    check(unsafe { libc::mknod(c.as_ptr(), kind | (node.mode & 0o777) as libc::mode_t, node.rdev as libc::dev_t) })
+    check(unsafe {
+        libc::mknod(
+            c.as_ptr(),
+            kind | (node.mode & 0o777) as libc::mode_t,
+            node.rdev as libc::dev_t,
+        )
+    })
 }

@@ -94,7 +94,12 @@ impl Manifest {
     }
 
     /// Decodes and checks a manifest against the id and instance its key names.
-    pub fn decode(key: &MasterKey, expected: &ManifestId, instance: &str, json: &[u8]) -> Result<Manifest, ModelError> {
+    pub fn decode(
+        key: &MasterKey,
+        expected: &ManifestId,
+        instance: &str,
+        json: &[u8],
+    ) -> Result<Manifest, ModelError> {
         if key.blob_hash(json) != expected.0 {
             return Err(ModelError::Manifest(format!(
                 "manifest {} does not match its id",
@@ -104,13 +109,21 @@ impl Manifest {
         let m: Manifest = serde_json::from_slice(json)
             .map_err(|e| ModelError::Manifest(format!("undecodable manifest: {e}")))?;
         if m.version != MANIFEST_VERSION {
-            return Err(ModelError::Manifest(format!("unknown manifest version {}", m.version)));
+            return Err(ModelError::Manifest(format!(
+                "unknown manifest version {}",
+                m.version
+            )));
         }
         if m.instance != instance {
-            return Err(ModelError::Manifest("manifest stored under another instance".into()));
+            return Err(ModelError::Manifest(
+                "manifest stored under another instance".into(),
+            ));
         }
         if !is_valid_point_name(&m.name) {
-            return Err(ModelError::Manifest(format!("invalid point name {:?}", m.name)));
+            return Err(ModelError::Manifest(format!(
+                "invalid point name {:?}",
+                m.name
+            )));
         }
         Ok(m)
     }
@@ -139,7 +152,9 @@ pub fn is_valid_point_name(name: &str) -> bool {
         && (b.len() == 18
             || (b[18] == b'-'
                 && b.len() > 19
-                && b[19..].iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-')))
+                && b[19..]
+                    .iter()
+                    .all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-')))
 }
 
 #[cfg(test)]
@@ -155,10 +170,17 @@ mod tests {
         assert!(is_valid_point_name(&manual));
         let auto = point_name(t, PointKind::Scheduled, None);
         assert!(auto.ends_with("-auto") && is_valid_point_name(&auto));
-        assert!(is_valid_point_name(&point_name(t, PointKind::Manual, Some("before-upgrade"))));
+        assert!(is_valid_point_name(&point_name(
+            t,
+            PointKind::Manual,
+            Some("before-upgrade")
+        )));
         assert!(!is_valid_point_name("2026-11-22T03:15:22Z"));
         assert!(!is_valid_point_name("../etc"));
-        assert!(point_name(t, PointKind::Manual, None) < point_name(t + 1_000_000_000, PointKind::Manual, None));
+        assert!(
+            point_name(t, PointKind::Manual, None)
+                < point_name(t + 1_000_000_000, PointKind::Manual, None)
+        );
     }
 
     #[test]

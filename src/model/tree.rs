@@ -139,7 +139,9 @@ impl Tree {
                 return Err(ModelError::UnsafeName(node.name.clone()));
             }
             if i > 0 && tree.nodes[i - 1].name >= node.name {
-                return Err(ModelError::Tree("tree entries not sorted or duplicated".into()));
+                return Err(ModelError::Tree(
+                    "tree entries not sorted or duplicated".into(),
+                ));
             }
             match node.kind {
                 NodeKind::Dir if node.subtree.is_none() => {
@@ -148,7 +150,9 @@ impl Tree {
                 NodeKind::File => {
                     let total: u64 = node.content.iter().map(Extent::len).sum();
                     if total != node.size {
-                        return Err(ModelError::Tree("file extents do not add up to its size".into()));
+                        return Err(ModelError::Tree(
+                            "file extents do not add up to its size".into(),
+                        ));
                     }
                 }
                 _ => {}
@@ -172,13 +176,21 @@ mod tests {
     fn file(name: &[u8]) -> Node {
         let mut n = Node::new(name.to_vec(), NodeKind::File);
         n.size = 5;
-        n.content = vec![Extent::Data { id: BlobId([9; 32]), len: 2 }, Extent::Hole { len: 3 }];
+        n.content = vec![
+            Extent::Data {
+                id: BlobId([9; 32]),
+                len: 2,
+            },
+            Extent::Hole { len: 3 },
+        ];
         n
     }
 
     #[test]
     fn roundtrip() {
-        let mut t = Tree { nodes: vec![file(b"b"), file(b"a\xff")] };
+        let mut t = Tree {
+            nodes: vec![file(b"b"), file(b"a\xff")],
+        };
         t.sort();
         let back = Tree::decode(&t.encode()).unwrap();
         assert_eq!(back, t);
@@ -188,10 +200,14 @@ mod tests {
     #[test]
     fn rejects_hostile_trees() {
         for name in [&b".."[..], b"a/b", b"", b"x\0"] {
-            let t = Tree { nodes: vec![file(name)] };
+            let t = Tree {
+                nodes: vec![file(name)],
+            };
             assert!(Tree::decode(&t.encode()).is_err(), "{name:?}");
         }
-        let dup = Tree { nodes: vec![file(b"a"), file(b"a")] };
+        let dup = Tree {
+            nodes: vec![file(b"a"), file(b"a")],
+        };
         assert!(Tree::decode(&dup.encode()).is_err());
         let mut bad_version = file_tree().encode();
         bad_version[0] = 9;
@@ -199,6 +215,8 @@ mod tests {
     }
 
     fn file_tree() -> Tree {
-        Tree { nodes: vec![file(b"f")] }
+        Tree {
+            nodes: vec![file(b"f")],
+        }
     }
 }

@@ -121,7 +121,9 @@ mod tests {
     fn roundtrip_compressible_and_incompressible() {
         for key in [MasterKey::generate(false), MasterKey::generate(true)] {
             let text = b"abc".repeat(1000);
-            let random: Vec<u8> = (0..1000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+            let random: Vec<u8> = (0..1000u32)
+                .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+                .collect();
             for plain in [text, random, Vec::new()] {
                 let id = BlobId(key.blob_hash(&plain));
                 let stored = encode(&key, &plain, 3);

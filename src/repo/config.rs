@@ -54,7 +54,12 @@ impl Config {
             format: "cairn".into(),
             version: FORMAT_VERSION,
             id: hex::encode(id),
-            encryption: if encrypted { "xchacha20poly1305" } else { "none" }.into(),
+            encryption: if encrypted {
+                "xchacha20poly1305"
+            } else {
+                "none"
+            }
+            .into(),
             chunker: ChunkerParams::default(),
             pack_size: 16 * 1024 * 1024,
             zstd_level: 3,
@@ -76,22 +81,29 @@ impl Config {
         let probe: Probe = serde_json::from_slice(bytes)
             .map_err(|e| RepoError::Format(format!("config is not valid JSON: {e}")))?;
         if probe.format.as_deref() != Some("cairn") {
-            return Err(RepoError::Format("config does not describe a cairn repository".into()));
+            return Err(RepoError::Format(
+                "config does not describe a cairn repository".into(),
+            ));
         }
         match probe.version {
             Some(FORMAT_VERSION) => {}
             Some(v) => return Err(RepoError::UnsupportedVersion(v)),
             None => return Err(RepoError::Format("config has no version".into())),
         }
-        let config: Config = serde_json::from_slice(bytes)
-            .map_err(|e| RepoError::Format(format!("config: {e}")))?;
+        let config: Config =
+            serde_json::from_slice(bytes).map_err(|e| RepoError::Format(format!("config: {e}")))?;
         match config.encryption.as_str() {
             "none" | "xchacha20poly1305" => {}
             other => return Err(RepoError::Format(format!("unknown encryption `{other}`"))),
         }
         let c = &config.chunker;
-        if !(64..=c.avg_size).contains(&c.min_size) || c.avg_size > c.max_size || c.max_size > 16 << 20 {
-            return Err(RepoError::Format("config has invalid chunker parameters".into()));
+        if !(64..=c.avg_size).contains(&c.min_size)
+            || c.avg_size > c.max_size
+            || c.max_size > 16 << 20
+        {
+            return Err(RepoError::Format(
+                "config has invalid chunker parameters".into(),
+            ));
         }
         Ok(config)
     }
@@ -105,7 +117,10 @@ impl Config {
         let mut id_key = [0u8; 32];
         hex::decode_to_slice(hex_key, &mut id_key)
             .map_err(|_| RepoError::Format("config id_key is not 32 hex bytes".into()))?;
-        Ok(MasterKey { id_key, enc_key: None })
+        Ok(MasterKey {
+            id_key,
+            enc_key: None,
+        })
     }
 }
 
@@ -173,7 +188,10 @@ mod tests {
         let mut c = Config::new(false, &m);
         c.version = 99;
         let bytes = serde_json::to_vec(&c).unwrap();
-        assert!(matches!(Config::parse(&bytes), Err(RepoError::UnsupportedVersion(99))));
+        assert!(matches!(
+            Config::parse(&bytes),
+            Err(RepoError::UnsupportedVersion(99))
+        ));
         assert!(Config::parse(b"{}").is_err());
         assert!(Config::parse(b"garbage").is_err());
     }

@@ -119,7 +119,8 @@ impl KdfParams {
     pub fn derive(&self, password: &[u8], salt: &[u8]) -> Result<[u8; 32], RepoError> {
         let params = argon2::Params::new(self.m_cost_kib, self.t_cost, self.p_cost, Some(32))
             .map_err(|e| RepoError::Format(format!("bad key derivation parameters: {e}")))?;
-        let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+        let argon =
+            argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
         let mut out = [0u8; 32];
         argon
             .hash_password_into(password, salt, &mut out)

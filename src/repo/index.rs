@@ -38,12 +38,18 @@ pub fn encode_segment(key: &MasterKey, packs: &[IndexedPack]) -> Vec<u8> {
     out
 }
 
-pub fn decode_segment(key: &MasterKey, name: &str, stored: &[u8]) -> Result<Vec<IndexedPack>, RepoError> {
+pub fn decode_segment(
+    key: &MasterKey,
+    name: &str,
+    stored: &[u8],
+) -> Result<Vec<IndexedPack>, RepoError> {
     let bad = |d: &str| RepoError::Format(format!("index segment {name}: {d}"));
     if index_key(stored) != name {
         return Err(bad("content does not match its name"));
     }
-    let sealed = stored.strip_prefix(INDEX_MAGIC).ok_or_else(|| bad("unknown magic or version"))?;
+    let sealed = stored
+        .strip_prefix(INDEX_MAGIC)
+        .ok_or_else(|| bad("unknown magic or version"))?;
     let compressed = key.open(sealed).map_err(|_| bad("fails authentication"))?;
     let body = zstd::stream::decode_all(&compressed[..]).map_err(|_| bad("bad zstd frame"))?;
     let mut packs = Vec::new();
@@ -60,7 +66,11 @@ pub fn decode_segment(key: &MasterKey, name: &str, stored: &[u8]) -> Result<Vec<
             return Err(bad("truncated entries"));
         }
         let entries = decode_entries(&rest[44..end])?;
-        packs.push(IndexedPack { id, length, entries });
+        packs.push(IndexedPack {
+            id,
+            length,
+            entries,
+        });
         rest = &rest[end..];
     }
     Ok(packs)

@@ -33,7 +33,9 @@ pub enum RepoError {
     UnsupportedVersion(u32),
     #[error("wrong password: no key of this repository opens with it")]
     WrongPassword,
-    #[error("the repository is encrypted: a password is needed (CAIRN_PASSWORD or --password-file)")]
+    #[error(
+        "the repository is encrypted: a password is needed (CAIRN_PASSWORD or --password-file)"
+    )]
     PasswordRequired,
     #[error("data failed authentication")]
     Authentication,
@@ -167,7 +169,10 @@ impl Repository {
             }
             if let Some(master) = file.unlock(password)? {
                 if master.enc_key.is_none() {
-                    return Err(RepoError::Format(format!("{} holds no encryption key", obj.key)));
+                    return Err(RepoError::Format(format!(
+                        "{} holds no encryption key",
+                        obj.key
+                    )));
                 }
                 return Ok(master);
             }
@@ -194,7 +199,9 @@ impl Repository {
     /// Reads one blob and checks it against its id.
     pub fn read_blob(&self, id: &BlobId, loc: &BlobLocation) -> Result<Vec<u8>> {
         let start = loc.offset as u64;
-        let stored = self.store.get_range(&loc.pack.key(), start..start + loc.length as u64)?;
+        let stored = self
+            .store
+            .get_range(&loc.pack.key(), start..start + loc.length as u64)?;
         self.decode_blob(id, loc, &stored)
     }
 
@@ -227,8 +234,15 @@ impl Repository {
             let tail = self.store.get_range(&key, start..pack_len)?;
             match pack::parse_tail(&self.key, &tail, pack_len)? {
                 Ok(entries) => return Ok(entries),
-                Err(need) if (need as u64) > want && (need as u64) <= pack_len => want = need as u64,
-                Err(_) => return Err(RepoError::Format(format!("pack {} header unreadable", pack.to_hex()))),
+                Err(need) if (need as u64) > want && (need as u64) <= pack_len => {
+                    want = need as u64
+                }
+                Err(_) => {
+                    return Err(RepoError::Format(format!(
+                        "pack {} header unreadable",
+                        pack.to_hex()
+                    )))
+                }
             }
         }
     }

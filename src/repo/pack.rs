@@ -63,7 +63,9 @@ pub fn encode_entries(entries: &[PackEntry], out: &mut Vec<u8>) {
 
 pub fn decode_entries(bytes: &[u8]) -> Result<Vec<PackEntry>, RepoError> {
     if bytes.len() % ENTRY_LEN != 0 {
-        return Err(RepoError::Format("pack header length is not a whole number of entries".into()));
+        return Err(RepoError::Format(
+            "pack header length is not a whole number of entries".into(),
+        ));
     }
     bytes
         .chunks_exact(ENTRY_LEN)
@@ -128,7 +130,8 @@ impl PackBuilder {
         encode_entries(&self.entries, &mut header);
         let sealed = key.seal(header);
         self.buf.extend_from_slice(&sealed);
-        self.buf.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
+        self.buf
+            .extend_from_slice(&(sealed.len() as u32).to_le_bytes());
         let id = PackId::of(&self.buf);
         (self.buf, id, self.entries)
     }
@@ -146,9 +149,12 @@ pub fn parse_tail(
         return Err(RepoError::Format("pack too short for a header".into()));
     }
     let n = tail.len();
-    let header_len = u32::from_le_bytes([tail[n - 4], tail[n - 3], tail[n - 2], tail[n - 1]]) as usize;
+    let header_len =
+        u32::from_le_bytes([tail[n - 4], tail[n - 3], tail[n - 2], tail[n - 1]]) as usize;
     if (header_len + 4 + PACK_MAGIC.len()) as u64 > pack_len {
-        return Err(RepoError::Format("pack header length exceeds the pack".into()));
+        return Err(RepoError::Format(
+            "pack header length exceeds the pack".into(),
+        ));
     }
     if header_len + 4 > n {
         return Ok(Err(header_len + 4));
@@ -160,8 +166,12 @@ pub fn parse_tail(
     let entries = decode_entries(&header)?;
     let data_end = pack_len - 4 - header_len as u64;
     for e in &entries {
-        if (e.offset as u64) < PACK_MAGIC.len() as u64 || e.offset as u64 + e.length as u64 > data_end {
-            return Err(RepoError::Format("pack entry points outside the pack".into()));
+        if (e.offset as u64) < PACK_MAGIC.len() as u64
+            || e.offset as u64 + e.length as u64 > data_end
+        {
+            return Err(RepoError::Format(
+                "pack entry points outside the pack".into(),
+            ));
         }
     }
     Ok(Ok(entries))
@@ -170,7 +180,10 @@ pub fn parse_tail(
 /// Parses and checks a whole downloaded pack against its id.
 pub fn parse_pack(key: &MasterKey, id: &PackId, bytes: &[u8]) -> Result<Vec<PackEntry>, RepoError> {
     if PackId::of(bytes) != *id {
-        return Err(RepoError::Format(format!("pack {} does not match its id", id.to_hex())));
+        return Err(RepoError::Format(format!(
+            "pack {} does not match its id",
+            id.to_hex()
+        )));
     }
     if !bytes.starts_with(PACK_MAGIC) {
         return Err(RepoError::Format("pack magic missing".into()));
@@ -198,7 +211,10 @@ mod tests {
             let need = parse_tail(&key, &bytes[bytes.len() - 8..], bytes.len() as u64).unwrap();
             let need = need.unwrap_err();
             let tail = &bytes[bytes.len() - need..];
-            assert_eq!(parse_tail(&key, tail, bytes.len() as u64).unwrap().unwrap(), entries);
+            assert_eq!(
+                parse_tail(&key, tail, bytes.len() as u64).unwrap().unwrap(),
+                entries
+            );
             let mut bad = bytes.clone();
             bad[9] ^= 1;
             assert!(parse_pack(&key, &id, &bad).is_err());

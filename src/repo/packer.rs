@@ -108,7 +108,11 @@ impl Packer {
         {
             let mut st = self.lock();
             while st.uploads_in_flight >= MAX_UPLOADS && st.error.is_none() {
-                st = self.shared.changed.wait(st).unwrap_or_else(|p| p.into_inner());
+                st = self
+                    .shared
+                    .changed
+                    .wait(st)
+                    .unwrap_or_else(|p| p.into_inner());
             }
             if let Some(e) = st.error.take() {
                 return Err(e);
@@ -120,11 +124,20 @@ impl Packer {
         let len = bytes.len() as u64;
         self.shared.repo.store().runtime().spawn(async move {
             let result = async {
-                match shared.repo.store().put_new_async(&id.key(), bytes.into()).await {
+                match shared
+                    .repo
+                    .store()
+                    .put_new_async(&id.key(), bytes.into())
+                    .await
+                {
                     Ok(()) | Err(crate::store::StoreError::AlreadyExists(_)) => {}
                     Err(e) => return Err(RepoError::from(e)),
                 }
-                let pack = IndexedPack { id, length: len, entries };
+                let pack = IndexedPack {
+                    id,
+                    length: len,
+                    entries,
+                };
                 shared.index.record_pack(&pack)?;
                 Ok(pack)
             }
@@ -184,7 +197,11 @@ impl Packer {
         {
             let mut st = self.lock();
             while st.uploads_in_flight > 0 {
-                st = self.shared.changed.wait(st).unwrap_or_else(|p| p.into_inner());
+                st = self
+                    .shared
+                    .changed
+                    .wait(st)
+                    .unwrap_or_else(|p| p.into_inner());
             }
             if let Some(e) = st.error.take() {
                 return Err(e);

@@ -202,8 +202,12 @@ mod tests {
 
     #[test]
     fn parses_every_scheme() {
-        assert!(matches!(Location::parse("/srv/repo").unwrap(), Location::Local(p) if p == PathBuf::from("/srv/repo")));
-        assert!(matches!(Location::parse("file:///srv/repo").unwrap(), Location::Local(p) if p == PathBuf::from("/srv/repo")));
+        assert!(
+            matches!(Location::parse("/srv/repo").unwrap(), Location::Local(p) if p == PathBuf::from("/srv/repo"))
+        );
+        assert!(
+            matches!(Location::parse("file:///srv/repo").unwrap(), Location::Local(p) if p == PathBuf::from("/srv/repo"))
+        );
         match Location::parse("s3://bkt/a/b/").unwrap() {
             Location::S3 { bucket, prefix, .. } => {
                 assert_eq!(bucket, "bkt");
@@ -211,8 +215,12 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(Location::parse("gs://b").unwrap(), Location::Gcs { bucket, prefix } if bucket == "b" && prefix.is_empty()));
-        assert!(matches!(Location::parse("az://c/p").unwrap(), Location::Azure { url, prefix } if url == "az://c" && prefix == "p"));
+        assert!(
+            matches!(Location::parse("gs://b").unwrap(), Location::Gcs { bucket, prefix } if bucket == "b" && prefix.is_empty())
+        );
+        assert!(
+            matches!(Location::parse("az://c/p").unwrap(), Location::Azure { url, prefix } if url == "az://c" && prefix == "p")
+        );
     }
 
     #[test]

@@ -61,9 +61,7 @@ impl StoreError {
     fn from_backend(key: &str, source: object_store::Error) -> Self {
         match source {
             object_store::Error::NotFound { .. } => StoreError::NotFound(key.to_string()),
-            object_store::Error::AlreadyExists { .. } => {
-                StoreError::AlreadyExists(key.to_string())
-            }
+            object_store::Error::AlreadyExists { .. } => StoreError::AlreadyExists(key.to_string()),
             source => StoreError::Backend {
                 key: key.to_string(),
                 source,

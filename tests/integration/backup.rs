@@ -20,7 +20,11 @@ fn backup_records_every_fidelity_case_in_trees() {
     SourceTree::all_cases(&src, 3 << 20);
     let t = TestRepo::local(dir.path());
     let out = run(&t, "fidelity", &src);
-    assert_eq!(out.manifest.stats.files_read, out.manifest.stats.files - 2, "hard-linked copies are read once");
+    assert_eq!(
+        out.manifest.stats.files_read,
+        out.manifest.stats.files - 2,
+        "hard-linked copies are read once"
+    );
     let reader = TreeReader::new(t.repo.clone(), t.catalog.clone());
     let root = reader.tree(&out.manifest.root).unwrap();
     let pipe = root.find(b"pipe").unwrap();
@@ -28,10 +32,15 @@ fn backup_records_every_fidelity_case_in_trees() {
     let dangling = root.find(b"dangling").unwrap();
     assert_eq!(dangling.kind, NodeKind::Symlink);
     assert_eq!(dangling.target, b"/nonexistent/target");
-    let data = reader.tree(&root.find(b"data").unwrap().subtree.unwrap()).unwrap();
+    let data = reader
+        .tree(&root.find(b"data").unwrap().subtree.unwrap())
+        .unwrap();
     let sparse = data.find(b"sparse.img").unwrap();
     assert_eq!(sparse.size, 128 << 20);
-    assert!(sparse.content.iter().any(|e| matches!(e, Extent::Hole { len } if *len > 60 << 20)));
+    assert!(sparse
+        .content
+        .iter()
+        .any(|e| matches!(e, Extent::Hole { len } if *len > 60 << 20)));
     let big = data.find(b"big.bin").unwrap();
     assert!(big.content.len() > 1, "a 3 MiB file is several chunks");
 }
@@ -48,9 +57,15 @@ fn unchanged_data_costs_nothing_and_one_percent_costs_about_one_percent() {
     let first = run(&t, "dedup", &src);
     assert!(first.manifest.stats.stored_bytes > 40 << 20);
     let second = run(&t, "dedup", &src);
-    assert_eq!(second.manifest.stats.files_read, 0, "nothing changed, nothing read");
+    assert_eq!(
+        second.manifest.stats.files_read, 0,
+        "nothing changed, nothing read"
+    );
     assert_eq!(second.manifest.stats.new_bytes, 0);
-    assert_eq!(second.manifest.root, first.manifest.root, "same tree, same id");
+    assert_eq!(
+        second.manifest.root, first.manifest.root,
+        "same tree, same id"
+    );
     assert_eq!(second.manifest.parent, Some(first.id.to_hex()));
     // Rewrite 1% of the data: 400 KiB in the middle of one file.
     let victim = src.join("d1/f5.bin");
@@ -76,11 +91,21 @@ fn second_point_of_identical_data_in_another_instance_stores_almost_nothing() {
     let a = run(&t, "one", &src);
     let b = run(&t, "two", &src);
     assert!(a.manifest.stats.new_bytes > 4 << 20);
-    assert!(b.manifest.stats.new_bytes < 64 * 1024, "stored {}", b.manifest.stats.new_bytes);
+    assert!(
+        b.manifest.stats.new_bytes < 64 * 1024,
+        "stored {}",
+        b.manifest.stats.new_bytes
+    );
     // A fresh catalog rebuilt from the objects sees the same points.
     let again = TestRepo::reopen_local(dir.path());
     again.catalog.rebuild(&again.repo).unwrap();
-    let names: Vec<_> = again.catalog.points(None).unwrap().into_iter().map(|p| p.manifest.instance).collect();
+    let names: Vec<_> = again
+        .catalog
+        .points(None)
+        .unwrap()
+        .into_iter()
+        .map(|p| p.manifest.instance)
+        .collect();
     assert_eq!(names, vec!["one".to_string(), "two".to_string()]);
 }
 
@@ -95,7 +120,10 @@ fn invalid_requests_are_refused_before_anything_is_written() {
         BackupRequest::new("ok", vec![dir.path().join("missing")]),
     ];
     for req in cases {
-        assert!(backup(&t.repo, &t.catalog, &req, &NoProgress, &CancelToken::new()).is_err(), "{req:?}");
+        assert!(
+            backup(&t.repo, &t.catalog, &req, &NoProgress, &CancelToken::new()).is_err(),
+            "{req:?}"
+        );
     }
     assert!(t.repo.store().list("points/").unwrap().is_empty());
     assert!(t.repo.store().list("packs/").unwrap().is_empty());

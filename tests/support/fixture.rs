@@ -29,7 +29,14 @@ fn set_times(path: &Path, atime_ns: i64, mtime_ns: i64) {
         tv_nsec: ns % 1_000_000_000,
     };
     let times = [ts(atime_ns), ts(mtime_ns)];
-    let rc = unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
+    let rc = unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
     assert_eq!(rc, 0, "utimensat {}", path.display());
 }
 
@@ -43,7 +50,9 @@ pub struct SourceTree {
 impl SourceTree {
     pub fn new(root: &Path) -> SourceTree {
         fs::create_dir_all(root).unwrap();
-        SourceTree { root: root.to_path_buf() }
+        SourceTree {
+            root: root.to_path_buf(),
+        }
     }
 
     pub fn file(&self, rel: &str, data: &[u8]) -> PathBuf {
@@ -59,7 +68,10 @@ impl SourceTree {
         t.file("docs/readme.txt", b"hello cairn\n");
         t.file("docs/deep/a/b/c/d/e/leaf.txt", b"deep leaf");
         t.file("data/big.bin", &noise(1, big));
-        t.file("data/text.log", &b"line of text that compresses well\n".repeat(5000));
+        t.file(
+            "data/text.log",
+            &b"line of text that compresses well\n".repeat(5000),
+        );
         t.file("data/empty", b"");
         fs::create_dir_all(t.root.join("empty-dir/nested-empty")).unwrap();
         // modes and owners
@@ -102,8 +114,16 @@ impl SourceTree {
         let fifo = CString::new(t.root.join("pipe").as_os_str().as_bytes()).unwrap();
         assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o640) }, 0);
         // ns times on a file and a dir, set last
-        set_times(&t.root.join("docs/readme.txt"), 1_600_000_000_123_456_789, 1_500_000_000_987_654_321);
-        set_times(&t.root.join("empty-dir"), 1_600_000_001_000_000_001, 1_500_000_001_000_000_002);
+        set_times(
+            &t.root.join("docs/readme.txt"),
+            1_600_000_000_123_456_789,
+            1_500_000_000_987_654_321,
+        );
+        set_times(
+            &t.root.join("empty-dir"),
+            1_600_000_001_000_000_001,
+            1_500_000_001_000_000_002,
+        );
         t
     }
 }
@@ -168,9 +188,15 @@ pub fn describe(root: &Path) -> BTreeMap<Vec<u8>, Entry> {
                 uid: md.uid(),
                 gid: md.gid(),
                 size: if ft.is_file() { md.size() } else { 0 },
-                mtime_ns: if ft.is_symlink() { 0 } else { md.mtime() * 1_000_000_000 + md.mtime_nsec() },
+                mtime_ns: if ft.is_symlink() {
+                    0
+                } else {
+                    md.mtime() * 1_000_000_000 + md.mtime_nsec()
+                },
                 content: ft.is_file().then(|| fs::read(&p).unwrap()),
-                target: ft.is_symlink().then(|| fs::read_link(&p).unwrap().as_os_str().as_bytes().to_vec()),
+                target: ft
+                    .is_symlink()
+                    .then(|| fs::read_link(&p).unwrap().as_os_str().as_bytes().to_vec()),
                 xattrs,
                 link_group,
                 sparse: ft.is_file() && md.blocks() * 512 + 65536 < md.size(),
@@ -184,7 +210,13 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<Vec<u8>>) {
     for e in fs::read_dir(dir).unwrap() {
         let e = e.unwrap();
         let p = e.path();
-        out.push(p.strip_prefix(root).unwrap().as_os_str().as_bytes().to_vec());
+        out.push(
+            p.strip_prefix(root)
+                .unwrap()
+                .as_os_str()
+                .as_bytes()
+                .to_vec(),
+        );
         if e.file_type().unwrap().is_dir() {
             collect(root, &p, out);
         }
@@ -195,8 +227,14 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<Vec<u8>>) {
 pub fn assert_same_tree(expected: &Path, actual: &Path) {
     let a = describe(expected);
     let b = describe(actual);
-    let a_names: Vec<_> = a.keys().map(|k| String::from_utf8_lossy(k).into_owned()).collect();
-    let b_names: Vec<_> = b.keys().map(|k| String::from_utf8_lossy(k).into_owned()).collect();
+    let a_names: Vec<_> = a
+        .keys()
+        .map(|k| String::from_utf8_lossy(k).into_owned())
+        .collect();
+    let b_names: Vec<_> = b
+        .keys()
+        .map(|k| String::from_utf8_lossy(k).into_owned())
+        .collect();
     assert_eq!(a_names, b_names, "different file lists");
     for (k, ea) in &a {
         let eb = &b[k];

@@ -59,13 +59,17 @@ impl TestRepo {
 /// A store on a fresh prefix of the test bucket.
 pub fn s3_store(tag: &str) -> Option<Store> {
     let env = super::s3::s3_env()?;
-    let location = Location::parse(&format!("s3://{}/{}", env.bucket, super::s3::unique_prefix(tag)))
-        .unwrap()
-        .with_s3_options(S3Options {
-            endpoint: Some(env.endpoint.clone()),
-            region: Some("us-east-1".into()),
-            access_key_id: Some(env.key.clone()),
-            secret_access_key: Some(env.secret.clone()),
-        });
+    let location = Location::parse(&format!(
+        "s3://{}/{}",
+        env.bucket,
+        super::s3::unique_prefix(tag)
+    ))
+    .unwrap()
+    .with_s3_options(S3Options {
+        endpoint: Some(env.endpoint.clone()),
+        region: Some("us-east-1".into()),
+        access_key_id: Some(env.key.clone()),
+        secret_access_key: Some(env.secret.clone()),
+    });
     Some(Store::open(&location).unwrap())
 }
