@@ -3,9 +3,11 @@
 //! (and drops what was deleted), [`Catalog::rebuild`] regenerates everything. The index
 //! lives on disk, so memory does not grow with the repository.
 
+mod jobs;
 mod refresh;
 mod schema;
 
+pub use jobs::JobRow;
 pub use refresh::RefreshStats;
 
 use std::path::{Path, PathBuf};

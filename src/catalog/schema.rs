@@ -33,6 +33,23 @@ const MIGRATIONS: &[&str] = &[
          manifest TEXT NOT NULL
      ) WITHOUT ROWID;
      CREATE INDEX points_by_instance ON points(instance, time_ns, name);",
+    // 1 -> 2: the daemon's jobs and audit events.
+    "CREATE TABLE jobs (
+         id INTEGER PRIMARY KEY AUTOINCREMENT,
+         kind TEXT NOT NULL,
+         instance TEXT,
+         state TEXT NOT NULL,
+         request TEXT NOT NULL,
+         status TEXT NOT NULL,
+         log TEXT NOT NULL DEFAULT '',
+         created_ns INTEGER NOT NULL
+     );
+     CREATE TABLE events (
+         id INTEGER PRIMARY KEY AUTOINCREMENT,
+         time_ns INTEGER NOT NULL,
+         kind TEXT NOT NULL,
+         line TEXT NOT NULL
+     );",
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

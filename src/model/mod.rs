@@ -1,9 +1,11 @@
 //! What is stored: trees of nodes, point manifests, and the names they carry.
 
+pub mod instance;
 pub mod manifest;
 pub mod names;
 pub mod tree;
 
+pub use instance::InstanceConfig;
 pub use manifest::{Layout, Manifest, ManifestId, PointKind, PointStats};
 pub use tree::{Extent, Node, NodeKind, Tree, Xattr};
 

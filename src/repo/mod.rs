@@ -275,6 +275,12 @@ impl Repository {
         Ok(())
     }
 
+    /// Seals and writes or replaces a small settings object.
+    pub fn replace_sealed(&self, key: &str, plain: Vec<u8>) -> Result<()> {
+        self.store.put(key, self.key.seal(plain).into())?;
+        Ok(())
+    }
+
     pub fn get_sealed(&self, key: &str) -> Result<Vec<u8>> {
         let stored = self.store.get(key)?;
         self.key

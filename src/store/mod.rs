@@ -6,7 +6,8 @@
 //!   key exists, and of several racing creators exactly one wins;
 //! - `get`/`get_range` return exactly the bytes written, or [`StoreError::NotFound`];
 //! - `list` returns every key under a prefix with its size, in no particular order;
-//! - objects are never modified in place; `delete` is idempotent.
+//! - data objects are never modified in place (`put` replaces only small settings);
+//!   `delete` is idempotent.
 //!
 //! The facade is synchronous (it drives its own small tokio runtime) so that the engine can
 //! call it from worker threads; `*_async` variants serve callers already on a runtime.
@@ -151,6 +152,18 @@ impl Store {
             .await
             .map(|_| ())
             .map_err(|e| StoreError::from_backend(key, e))
+    }
+
+    /// Writes or replaces an object. Only small mutable settings (instance definitions)
+    /// use this; data objects are always written with [`put_new`](Self::put_new).
+    pub fn put(&self, key: &str, data: Bytes) -> Result<()> {
+        self.block_on(async {
+            self.inner
+                .put(&Path::from(key), PutPayload::from_bytes(data))
+                .await
+                .map(|_| ())
+                .map_err(|e| StoreError::from_backend(key, e))
+        })
     }
 
     pub fn get(&self, key: &str) -> Result<Bytes> {

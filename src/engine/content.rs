@@ -1,0 +1,196 @@
+//! Random-access reads of file content from a point: maps an offset to extents, keeps a
+//! bounded cache of decoded chunks, and prefetches the next chunks of sequential readers.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Condvar, Mutex};
+
+use crate::model::Extent;
+use crate::repo::{BlobId, BlobKind};
+
+use super::{Result, TreeReader};
+
+/// Extents of one file with their start offsets.
+#[derive(Debug, Clone)]
+pub struct FileLayout {
+    pub extents: Vec<Extent>,
+    /// `starts[i]` is the file offset of `extents[i]`; one more entry holds the size.
+    pub starts: Vec<u64>,
+}
+
+impl FileLayout {
+    pub fn new(extents: Vec<Extent>) -> FileLayout {
+        let mut starts = Vec::with_capacity(extents.len() + 1);
+        let mut pos = 0;
+        for e in &extents {
+            starts.push(pos);
+            pos += e.len();
+        }
+        starts.push(pos);
+        FileLayout { extents, starts }
+    }
+
+    pub fn size(&self) -> u64 {
+        *self.starts.last().unwrap_or(&0)
+    }
+
+    /// Index of the extent holding `offset`.
+    fn extent_at(&self, offset: u64) -> Option<usize> {
+        if offset >= self.size() {
+            return None;
+        }
+        Some(self.starts.partition_point(|s| *s <= offset) - 1)
+    }
+}
+
+#[derive(Default)]
+struct Cache {
+    blobs: HashMap<BlobId, Arc<Vec<u8>>>,
+    order: VecDeque<BlobId>,
+    bytes: usize,
+    loading: HashMap<BlobId, ()>,
+}
+
+/// Shared reader with a byte-bounded chunk cache.
+#[derive(Clone)]
+pub struct ContentReader {
+    trees: TreeReader,
+    cache: Arc<(Mutex<Cache>, Condvar)>,
+    capacity: usize,
+}
+
+/// How many chunks ahead a sequential reader prefetches.
+const PREFETCH: usize = 2;
+
+impl ContentReader {
+    pub fn new(trees: TreeReader, capacity_bytes: usize) -> ContentReader {
+        ContentReader {
+            trees,
+            cache: Arc::new((Mutex::new(Cache::default()), Condvar::new())),
+            capacity: capacity_bytes,
+        }
+    }
+
+    pub fn trees(&self) -> &TreeReader {
+        &self.trees
+    }
+
+    /// A chunk, from the cache or the repository; concurrent callers for one chunk wait
+    /// for a single download.
+    pub fn chunk(&self, id: &BlobId) -> Result<Arc<Vec<u8>>> {
+        let (lock, cv) = &*self.cache;
+        {
+            let mut c = lock.lock().unwrap_or_else(|p| p.into_inner());
+            loop {
+                if let Some(b) = c.blobs.get(id) {
+                    return Ok(b.clone());
+                }
+                if !c.loading.contains_key(id) {
+                    c.loading.insert(*id, ());
+                    break;
+                }
+                c = cv.wait(c).unwrap_or_else(|p| p.into_inner());
+            }
+        }
+        let result = self.trees.read_blob(id, BlobKind::Data).map(Arc::new);
+        let mut c = lock.lock().unwrap_or_else(|p| p.into_inner());
+        c.loading.remove(id);
+        if let Ok(data) = &result {
+            c.bytes += data.len();
+            c.blobs.insert(*id, data.clone());
+            c.order.push_back(*id);
+            while c.bytes > self.capacity && c.order.len() > 1 {
+                if let Some(old) = c.order.pop_front() {
+                    if let Some(b) = c.blobs.remove(&old) {
+                        c.bytes -= b.len();
+                    }
+                }
+            }
+        }
+        cv.notify_all();
+        result
+    }
+
+    fn is_cached(&self, id: &BlobId) -> bool {
+        let c = self.cache.0.lock().unwrap_or_else(|p| p.into_inner());
+        c.blobs.contains_key(id) || c.loading.contains_key(id)
+    }
+
+    /// Reads up to `size` bytes at `offset`. With `sequential`, starts downloading the
+    /// next chunks in the background.
+    pub fn read(
+        &self,
+        layout: &FileLayout,
+        offset: u64,
+        size: usize,
+        sequential: bool,
+    ) -> Result<Vec<u8>> {
+        let end = (offset + size as u64).min(layout.size());
+        let mut out = Vec::with_capacity(end.saturating_sub(offset) as usize);
+        let Some(mut i) = layout.extent_at(offset) else {
+            return Ok(out);
+        };
+        let mut pos = offset;
+        while pos < end {
+            let start = layout.starts[i];
+            let stop = layout.starts[i + 1].min(end);
+            match &layout.extents[i] {
+                Extent::Hole { .. } => out.resize(out.len() + (stop - pos) as usize, 0),
+                Extent::Data { id, .. } => {
+                    let data = self.chunk(id)?;
+                    let from = (pos - start) as usize;
+                    let to = (stop - start) as usize;
+                    out.extend_from_slice(data.get(from..to).unwrap_or_default());
+                }
+            }
+            pos = stop;
+            i += 1;
+        }
+        if sequential {
+            self.prefetch(layout, i);
+        }
+        Ok(out)
+    }
+
+    fn prefetch(&self, layout: &FileLayout, from: usize) {
+        let ids: Vec<BlobId> = layout.extents[from.min(layout.extents.len())..]
+            .iter()
+            .filter_map(|e| match e {
+                Extent::Data { id, .. } => Some(*id),
+                Extent::Hole { .. } => None,
+            })
+            .take(PREFETCH)
+            .filter(|id| !self.is_cached(id))
+            .collect();
+        for id in ids {
+            let me = self.clone();
+            self.trees.repo().store().runtime().spawn_blocking(move || {
+                if let Err(e) = me.chunk(&id) {
+                    tracing::debug!("prefetch of {id} failed: {e}");
+                }
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_finds_extents() {
+        let l = FileLayout::new(vec![
+            Extent::Hole { len: 10 },
+            Extent::Data {
+                id: BlobId([0; 32]),
+                len: 5,
+            },
+            Extent::Hole { len: 1 },
+        ]);
+        assert_eq!(l.size(), 16);
+        assert_eq!(l.extent_at(0), Some(0));
+        assert_eq!(l.extent_at(9), Some(0));
+        assert_eq!(l.extent_at(10), Some(1));
+        assert_eq!(l.extent_at(15), Some(2));
+        assert_eq!(l.extent_at(16), None);
+    }
+}

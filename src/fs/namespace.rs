@@ -1,0 +1,644 @@
+//! The mount's namespace as a plain model: instances, points, trees, the `.cairn` control
+//! plane, jobs; stable inode numbers; open handles. No FUSE types here: the adapter in
+//! `adapter.rs` translates kernel requests into calls on [`Namespace`], and tests drive
+//! it directly without a kernel.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use crate::catalog::PointRecord;
+use crate::engine::{ContentReader, FileLayout};
+use crate::model::{Node, NodeKind, Tree};
+use crate::repo::BlobId;
+use crate::service::{ControlError, Service, CONTROL_FILES};
+
+pub type Errno = i32;
+pub type FsResult<T> = std::result::Result<T, Errno>;
+
+pub const ROOT: u64 = 1;
+const META: u64 = 2;
+const CTL_DIR: u64 = 3;
+const JOBS_DIR: u64 = 4;
+const README: u64 = 5;
+const EVENTS: u64 = 6;
+const STATS: u64 = 7;
+const CTL_BASE: u64 = 10;
+const FIRST_DYNAMIC: u64 = 100;
+
+pub const META_NAME: &str = ".cairn";
+
+const README_TEXT: &str = "\
+cairn control plane
+
+Write one request per line into a control file; read the reply (job=ID or the error)
+back from the same handle when you open it read-write.
+  echo 'add name=NAME path=/abs/path [path=..] [exclude=GLOB]' > ctl/instance
+  echo 'remove name=NAME'                                        > ctl/instance
+  echo 'instance=NAME [name=LABEL]'                              > ctl/snapshot
+  echo 'instance=NAME point=POINT|latest target=/abs [include=GLOB].. [mode=new|in-place]' > ctl/restore
+  echo '[instance=NAME] [point=POINT] [read-data=true]'          > ctl/verify
+  echo 'job=ID'                                                  > ctl/cancel
+A request may also be one JSON object, e.g. {\"instance\":\"db\",\"name\":\"before-upgrade\"}.
+jobs/ID/status is JSON (state, progress, error); jobs/ID/log is text; events is the
+audit log (JSON lines); stats shows repository figures. docs/CONTROL.md has the rest.
+";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    Dir,
+    File,
+    Symlink,
+    Fifo,
+    Socket,
+    CharDevice,
+    BlockDevice,
+}
+
+/// Attributes of an inode, in kernel terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attr {
+    pub ino: u64,
+    pub kind: EntryKind,
+    pub size: u64,
+    pub blocks: u64,
+    pub perm: u16,
+    pub nlink: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub rdev: u32,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+    /// Part of a point: may be cached by the kernel for a long time.
+    pub immutable: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct DirEntry {
+    pub name: Vec<u8>,
+    pub attr: Attr,
+}
+
+#[derive(Debug, Clone)]
+enum Inode {
+    Root,
+    Meta,
+    CtlDir,
+    JobsDir,
+    Readme,
+    Events,
+    Stats,
+    Ctl(&'static str),
+    Instance(String),
+    Latest(String),
+    Point(Arc<PointRecord>),
+    Node {
+        point: u64,
+        node: Arc<Node>,
+        layout: Option<Arc<FileLayout>>,
+    },
+    JobDir(u64),
+    JobStatus(u64),
+    JobLog(u64),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    Instance(String),
+    Latest(String),
+    Point(String),
+    Child(u64, Vec<u8>),
+    Link(u64, u64, u64),
+    JobDir(u64),
+    JobStatus(u64),
+    JobLog(u64),
+}
+
+#[derive(Default)]
+struct Table {
+    entries: HashMap<u64, Inode>,
+    by_key: HashMap<Key, u64>,
+    next: u64,
+}
+
+/// What an open handle holds.
+enum Handle {
+    /// A point file: its layout and where the last read ended (sequential detection).
+    Content {
+        layout: Arc<FileLayout>,
+        next: Mutex<u64>,
+    },
+    /// A dynamic file's content, captured at open so reads never tear.
+    Snapshot(Vec<u8>),
+    /// A control file: the reply to the last request written through this handle.
+    Control {
+        file: &'static str,
+        reply: Mutex<Vec<u8>>,
+    },
+}
+
+/// The mounted view of one repository.
+pub struct Namespace {
+    service: Service,
+    content: ContentReader,
+    table: RwLock<Table>,
+    handles: RwLock<HashMap<u64, Arc<Handle>>>,
+    next_handle: AtomicU64,
+    owner_uid: u32,
+    owner_gid: u32,
+    started_ns: i64,
+}
+
+fn node_kind(k: NodeKind) -> EntryKind {
+    match k {
+        NodeKind::File => EntryKind::File,
+        NodeKind::Dir => EntryKind::Dir,
+        NodeKind::Symlink => EntryKind::Symlink,
+        NodeKind::Fifo => EntryKind::Fifo,
+        NodeKind::Socket => EntryKind::Socket,
+        NodeKind::CharDevice => EntryKind::CharDevice,
+        NodeKind::BlockDevice => EntryKind::BlockDevice,
+    }
+}
+
+impl Namespace {
+    pub fn new(service: Service, cache_bytes: usize) -> Namespace {
+        let trees =
+            crate::engine::TreeReader::new(service.repo().clone(), service.catalog().clone());
+        Namespace {
+            content: ContentReader::new(trees, cache_bytes),
+            service,
+            table: RwLock::new(Table {
+                next: FIRST_DYNAMIC,
+                ..Table::default()
+            }),
+            handles: RwLock::new(HashMap::new()),
+            next_handle: AtomicU64::new(1),
+            // SAFETY: geteuid/getegid cannot fail.
+            owner_uid: unsafe { libc::geteuid() },
+            owner_gid: unsafe { libc::getegid() },
+            started_ns: crate::service::now_ns(),
+        }
+    }
+
+    pub fn service(&self) -> &Service {
+        &self.service
+    }
+
+    fn inode(&self, ino: u64) -> FsResult<Inode> {
+        match ino {
+            ROOT => Ok(Inode::Root),
+            META => Ok(Inode::Meta),
+            CTL_DIR => Ok(Inode::CtlDir),
+            JOBS_DIR => Ok(Inode::JobsDir),
+            README => Ok(Inode::Readme),
+            EVENTS => Ok(Inode::Events),
+            STATS => Ok(Inode::Stats),
+            i if (CTL_BASE..CTL_BASE + CONTROL_FILES.len() as u64).contains(&i) => {
+                Ok(Inode::Ctl(CONTROL_FILES[(i - CTL_BASE) as usize]))
+            }
+            _ => self
+                .table
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .entries
+                .get(&ino)
+                .cloned()
+                .ok_or(libc::ENOENT),
+        }
+    }
+
+    /// The inode for `key`, allocating it (with `make`) on first sight.
+    fn intern(&self, key: Key, make: impl FnOnce() -> Inode) -> u64 {
+        if let Some(ino) = self
+            .table
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .by_key
+            .get(&key)
+        {
+            return *ino;
+        }
+        let mut t = self.table.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(ino) = t.by_key.get(&key) {
+            return *ino;
+        }
+        let ino = t.next;
+        t.next += 1;
+        t.entries.insert(ino, make());
+        t.by_key.insert(key, ino);
+        ino
+    }
+
+    fn dir_attr(&self, ino: u64, perm: u16, mtime_ns: i64, immutable: bool) -> Attr {
+        Attr {
+            ino,
+            kind: EntryKind::Dir,
+            size: 0,
+            blocks: 0,
+            perm,
+            nlink: 2,
+            uid: self.owner_uid,
+            gid: self.owner_gid,
+            rdev: 0,
+            mtime_ns,
+            ctime_ns: mtime_ns,
+            immutable,
+        }
+    }
+
+    fn file_attr(&self, ino: u64, perm: u16, size: u64) -> Attr {
+        Attr {
+            kind: EntryKind::File,
+            size,
+            blocks: size.div_ceil(512),
+            nlink: 1,
+            ..self.dir_attr(ino, perm, self.started_ns, false)
+        }
+    }
+
+    fn point_time(&self, instance: &str) -> i64 {
+        self.service
+            .points(instance)
+            .last()
+            .map(|p| p.manifest.time_ns)
+            .unwrap_or(self.started_ns)
+    }
+
+    pub fn getattr(&self, ino: u64) -> FsResult<Attr> {
+        let inode = self.inode(ino)?;
+        Ok(match inode {
+            Inode::Root | Inode::Meta | Inode::JobsDir | Inode::JobDir(_) => {
+                self.dir_attr(ino, 0o755, self.started_ns, false)
+            }
+            Inode::CtlDir => self.dir_attr(ino, 0o700, self.started_ns, false),
+            Inode::Readme => self.file_attr(ino, 0o444, README_TEXT.len() as u64),
+            Inode::Events | Inode::Stats | Inode::JobStatus(_) | Inode::JobLog(_) => {
+                let len = self.dynamic_content(&inode).map(|c| c.len()).unwrap_or(0);
+                self.file_attr(ino, 0o444, len as u64)
+            }
+            Inode::Ctl(_) => self.file_attr(ino, 0o600, 0),
+            Inode::Instance(name) => self.dir_attr(ino, 0o755, self.point_time(&name), false),
+            Inode::Latest(name) => {
+                let target = self.latest_name(&name).ok_or(libc::ENOENT)?;
+                Attr {
+                    kind: EntryKind::Symlink,
+                    size: target.len() as u64,
+                    perm: 0o777,
+                    nlink: 1,
+                    ..self.dir_attr(ino, 0o777, self.point_time(&name), false)
+                }
+            }
+            Inode::Point(p) => self.dir_attr(ino, 0o755, p.manifest.time_ns, true),
+            Inode::Node { node, .. } => self.node_attr(ino, &node),
+        })
+    }
+
+    fn node_attr(&self, ino: u64, n: &Node) -> Attr {
+        let kind = node_kind(n.kind);
+        let allocated: u64 = n
+            .content
+            .iter()
+            .filter(|e| matches!(e, crate::model::Extent::Data { .. }))
+            .map(|e| e.len())
+            .sum();
+        Attr {
+            ino,
+            kind,
+            size: match kind {
+                EntryKind::File => n.size,
+                EntryKind::Symlink => n.target.len() as u64,
+                _ => 0,
+            },
+            blocks: allocated.div_ceil(512),
+            perm: (n.mode & 0o7777) as u16,
+            nlink: if kind == EntryKind::Dir {
+                2
+            } else {
+                n.nlink.clamp(1, u32::MAX as u64) as u32
+            },
+            uid: n.uid,
+            gid: n.gid,
+            rdev: n.rdev as u32,
+            mtime_ns: n.mtime_ns,
+            ctime_ns: n.ctime_ns,
+            immutable: true,
+        }
+    }
+
+    fn latest_name(&self, instance: &str) -> Option<String> {
+        self.service
+            .points(instance)
+            .last()
+            .map(|p| p.manifest.name.clone())
+    }
+
+    /// Children of a directory as (name, inode).
+    fn children(&self, ino: u64) -> FsResult<Vec<(Vec<u8>, u64)>> {
+        let inode = self.inode(ino)?;
+        let mut out = Vec::new();
+        match inode {
+            Inode::Root => {
+                out.push((META_NAME.as_bytes().to_vec(), META));
+                for name in self.service.instance_names() {
+                    let n = name.clone();
+                    let i = self.intern(Key::Instance(name.clone()), || Inode::Instance(n));
+                    out.push((name.into_bytes(), i));
+                }
+            }
+            Inode::Meta => {
+                out.push((b"README".to_vec(), README));
+                out.push((b"ctl".to_vec(), CTL_DIR));
+                out.push((b"jobs".to_vec(), JOBS_DIR));
+                out.push((b"events".to_vec(), EVENTS));
+                out.push((b"stats".to_vec(), STATS));
+            }
+            Inode::CtlDir => {
+                for (i, f) in CONTROL_FILES.iter().enumerate() {
+                    out.push((f.as_bytes().to_vec(), CTL_BASE + i as u64));
+                }
+            }
+            Inode::JobsDir => {
+                for id in self.service.job_ids() {
+                    let i = self.intern(Key::JobDir(id), || Inode::JobDir(id));
+                    out.push((id.to_string().into_bytes(), i));
+                }
+            }
+            Inode::JobDir(id) => {
+                out.push((
+                    b"status".to_vec(),
+                    self.intern(Key::JobStatus(id), || Inode::JobStatus(id)),
+                ));
+                out.push((
+                    b"log".to_vec(),
+                    self.intern(Key::JobLog(id), || Inode::JobLog(id)),
+                ));
+            }
+            Inode::Instance(name) => {
+                let points = self.service.points(&name);
+                if !points.is_empty() {
+                    let n = name.clone();
+                    out.push((
+                        b"latest".to_vec(),
+                        self.intern(Key::Latest(name.clone()), || Inode::Latest(n)),
+                    ));
+                }
+                for p in points {
+                    let point_name = p.manifest.name.clone();
+                    let p = Arc::new(p);
+                    let i = self.intern(Key::Point(p.id.to_hex()), || Inode::Point(p));
+                    out.push((point_name.into_bytes(), i));
+                }
+            }
+            Inode::Point(p) => {
+                let tree = self.tree(&p.manifest.root)?;
+                out = self.tree_children(ino, ino, &tree);
+            }
+            Inode::Node { point, node, .. } => {
+                let id = node.subtree.ok_or(libc::ENOTDIR)?;
+                let tree = self.tree(&id)?;
+                out = self.tree_children(point, ino, &tree);
+            }
+            _ => return Err(libc::ENOTDIR),
+        }
+        Ok(out)
+    }
+
+    fn tree(&self, id: &BlobId) -> FsResult<Arc<Tree>> {
+        self.content.trees().tree(id).map_err(|e| {
+            tracing::error!("reading tree {id}: {e}");
+            libc::EIO
+        })
+    }
+
+    fn tree_children(&self, point: u64, parent: u64, tree: &Tree) -> Vec<(Vec<u8>, u64)> {
+        tree.nodes
+            .iter()
+            .map(|n| {
+                // Hard-linked files of one point share an inode, so `cp -a` and
+                // `rsync -H` see the links.
+                let key = if n.is_hardlinked() {
+                    Key::Link(point, n.dev, n.inode)
+                } else {
+                    Key::Child(parent, n.name.clone())
+                };
+                let ino = self.intern(key, || {
+                    let layout = (n.kind == NodeKind::File)
+                        .then(|| Arc::new(FileLayout::new(n.content.clone())));
+                    Inode::Node {
+                        point,
+                        node: Arc::new(n.clone()),
+                        layout,
+                    }
+                });
+                (n.name.clone(), ino)
+            })
+            .collect()
+    }
+
+    pub fn lookup(&self, parent: u64, name: &[u8]) -> FsResult<Attr> {
+        if parent == ROOT {
+            // New points and instances from other machines appear without remounting.
+            self.service
+                .refresh_if_older(std::time::Duration::from_secs(2));
+        }
+        let children = self.children(parent)?;
+        let ino = children
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, i)| *i)
+            .ok_or(libc::ENOENT)?;
+        self.getattr(ino)
+    }
+
+    /// Entries of a directory with their attributes (readdirplus), without `.`/`..`.
+    pub fn readdir(&self, ino: u64) -> FsResult<Vec<DirEntry>> {
+        if ino == ROOT {
+            self.service
+                .refresh_if_older(std::time::Duration::from_secs(2));
+        }
+        self.children(ino)?
+            .into_iter()
+            .map(|(name, i)| {
+                Ok(DirEntry {
+                    name,
+                    attr: self.getattr(i)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The parent of a directory, for `..`.
+    pub fn parent_of(&self, ino: u64) -> u64 {
+        match self.inode(ino) {
+            Ok(Inode::CtlDir | Inode::JobsDir) => META,
+            Ok(Inode::JobDir(_)) => JOBS_DIR,
+            _ => ROOT,
+        }
+    }
+
+    pub fn readlink(&self, ino: u64) -> FsResult<Vec<u8>> {
+        match self.inode(ino)? {
+            Inode::Latest(name) => self
+                .latest_name(&name)
+                .map(String::into_bytes)
+                .ok_or(libc::ENOENT),
+            Inode::Node { node, .. } if node.kind == NodeKind::Symlink => Ok(node.target.clone()),
+            _ => Err(libc::EINVAL),
+        }
+    }
+
+    pub fn listxattr(&self, ino: u64) -> FsResult<Vec<u8>> {
+        match self.inode(ino)? {
+            Inode::Node { node, .. } => Ok(node
+                .xattrs
+                .iter()
+                .flat_map(|x| x.name.iter().copied().chain([0]))
+                .collect()),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    pub fn getxattr(&self, ino: u64, name: &[u8]) -> FsResult<Vec<u8>> {
+        match self.inode(ino)? {
+            Inode::Node { node, .. } => node
+                .xattrs
+                .iter()
+                .find(|x| x.name == name)
+                .map(|x| x.value.clone())
+                .ok_or(libc::ENODATA),
+            _ => Err(libc::ENODATA),
+        }
+    }
+
+    fn dynamic_content(&self, inode: &Inode) -> Option<Vec<u8>> {
+        Some(match inode {
+            Inode::Readme => README_TEXT.as_bytes().to_vec(),
+            Inode::Events => self.service.events_text().into_bytes(),
+            Inode::Stats => self.service.stats_text().into_bytes(),
+            Inode::JobStatus(id) => self.service.job_status(*id)?.into_bytes(),
+            Inode::JobLog(id) => self.service.job_log(*id)?.into_bytes(),
+            _ => return None,
+        })
+    }
+
+    /// Opens an inode. Returns the handle and whether it is dynamic (direct I/O, no cache).
+    pub fn open(&self, ino: u64, write: bool, uid: u32) -> FsResult<(u64, bool)> {
+        let inode = self.inode(ino)?;
+        let (handle, dynamic) = match &inode {
+            Inode::Ctl(file) => {
+                if write && uid != self.owner_uid && uid != 0 {
+                    return Err(libc::EACCES);
+                }
+                (
+                    Handle::Control {
+                        file,
+                        reply: Mutex::new(Vec::new()),
+                    },
+                    true,
+                )
+            }
+            _ if write => return Err(libc::EROFS),
+            Inode::Node {
+                layout: Some(layout),
+                ..
+            } => (
+                Handle::Content {
+                    layout: layout.clone(),
+                    next: Mutex::new(0),
+                },
+                false,
+            ),
+            Inode::Node { .. } => return Err(libc::EINVAL),
+            other => (
+                Handle::Snapshot(self.dynamic_content(other).ok_or(libc::EISDIR)?),
+                true,
+            ),
+        };
+        let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
+        self.handles
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(fh, Arc::new(handle));
+        Ok((fh, dynamic))
+    }
+
+    fn handle(&self, fh: u64) -> FsResult<Arc<Handle>> {
+        self.handles
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&fh)
+            .cloned()
+            .ok_or(libc::EBADF)
+    }
+
+    pub fn release(&self, fh: u64) {
+        self.handles
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&fh);
+    }
+
+    /// Reads from an open handle. May block on object storage: call from a worker.
+    pub fn read(&self, fh: u64, offset: u64, size: usize) -> FsResult<Vec<u8>> {
+        let slice = |data: &[u8]| {
+            let start = (offset as usize).min(data.len());
+            let end = start.saturating_add(size).min(data.len());
+            data[start..end].to_vec()
+        };
+        match &*self.handle(fh)? {
+            Handle::Snapshot(data) => Ok(slice(data)),
+            Handle::Control { reply, .. } => {
+                Ok(slice(&reply.lock().unwrap_or_else(|p| p.into_inner())))
+            }
+            Handle::Content { layout, next } => {
+                let sequential = {
+                    let mut n = next.lock().unwrap_or_else(|p| p.into_inner());
+                    let seq = *n == offset;
+                    *n = offset + size as u64;
+                    seq
+                };
+                self.content
+                    .read(layout, offset, size, sequential)
+                    .map_err(|e| {
+                        tracing::error!("read failed: {e}");
+                        libc::EIO
+                    })
+            }
+        }
+    }
+
+    /// A write into a control file: one request. On error the message is kept as the
+    /// handle's reply and the write fails with the errno.
+    pub fn write(
+        &self,
+        fh: u64,
+        data: &[u8],
+        uid: u32,
+    ) -> std::result::Result<usize, ControlError> {
+        let handle = self.handle(fh).map_err(|e| ControlError {
+            errno: e,
+            message: "bad handle".into(),
+        })?;
+        let Handle::Control { file, reply } = &*handle else {
+            return Err(ControlError {
+                errno: libc::EROFS,
+                message: "read-only file".into(),
+            });
+        };
+        let text = std::str::from_utf8(data)
+            .map_err(|_| ControlError::invalid("a request must be UTF-8 text"))?;
+        let result = self.service.submit(file, text, uid);
+        let mut r = reply.lock().unwrap_or_else(|p| p.into_inner());
+        match result {
+            Ok(text) => {
+                *r = text.into_bytes();
+                Ok(data.len())
+            }
+            Err(e) => {
+                *r = format!("error: {}\n", e.message).into_bytes();
+                Err(e)
+            }
+        }
+    }
+}

@@ -1,0 +1,759 @@
+//! The daemon's brain: turns control requests into jobs, runs them (one at a time per
+//! instance, others queue), keeps instances, jobs and events, and refreshes the catalog
+//! so points written by other machines appear. The FUSE layer only calls this.
+
+pub mod control;
+pub mod jobs;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::catalog::{Catalog, PointRecord};
+use crate::engine::{self, BackupRequest, CancelToken, RestoreRequest, VerifyRequest};
+use crate::model::{InstanceConfig, PointKind};
+use crate::repo::Repository;
+use crate::store::StoreError;
+
+pub use control::ControlError;
+pub use jobs::{JobProgress, JobState, LiveJob};
+
+/// The control files of `.cairn/ctl/`.
+pub const CONTROL_FILES: &[&str] = &["instance", "snapshot", "restore", "verify", "cancel"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Catalog(#[from] crate::catalog::CatalogError),
+    #[error(transparent)]
+    Repo(#[from] crate::repo::RepoError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+#[derive(Default)]
+struct State {
+    live: BTreeMap<u64, LiveJob>,
+    instances: BTreeMap<String, InstanceConfig>,
+    shutdown: bool,
+    /// Bumped whenever points or instances change, so views can invalidate caches.
+    generation: u64,
+}
+
+struct Inner {
+    repo: Repository,
+    catalog: Arc<Catalog>,
+    state: Mutex<State>,
+    wake: Condvar,
+    last_refresh: Mutex<Instant>,
+}
+
+/// A running service; clones share it. Call [`shutdown`](Service::shutdown) to stop.
+#[derive(Clone)]
+pub struct Service {
+    inner: Arc<Inner>,
+}
+
+/// How often the catalog is refreshed from the objects (points from other machines).
+pub const REFRESH_INTERVAL: Duration = Duration::from_secs(5);
+
+impl Service {
+    /// Starts the service: marks jobs a previous daemon left unfinished as interrupted,
+    /// loads instances, starts `workers` job runners and a refresher.
+    pub fn start(
+        repo: Repository,
+        catalog: Arc<Catalog>,
+        workers: usize,
+    ) -> Result<Service, ServiceError> {
+        for row in catalog.jobs()? {
+            if row.state == "queued" || row.state == "running" {
+                let mut status: Value =
+                    serde_json::from_str(&row.status).unwrap_or_else(|_| json!({}));
+                status["state"] = json!("interrupted");
+                status["error"] =
+                    json!("the daemon stopped before this job finished; run it again");
+                status["finished"] = json!(jobs::rfc3339(now_ns()));
+                catalog.update_job(row.id, "interrupted", &status.to_string(), &row.log)?;
+            }
+        }
+        let service = Service {
+            inner: Arc::new(Inner {
+                repo,
+                catalog,
+                state: Mutex::new(State::default()),
+                wake: Condvar::new(),
+                last_refresh: Mutex::new(Instant::now()),
+            }),
+        };
+        service.refresh()?;
+        for i in 0..workers.max(1) {
+            let s = service.clone();
+            std::thread::Builder::new()
+                .name(format!("cairn-job-{i}"))
+                .spawn(move || s.run_worker())
+                .map_err(|e| ServiceError::Store(StoreError::Runtime(e)))?;
+        }
+        let s = service.clone();
+        std::thread::Builder::new()
+            .name("cairn-refresh".into())
+            .spawn(move || s.run_refresher())
+            .map_err(|e| ServiceError::Store(StoreError::Runtime(e)))?;
+        Ok(service)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn repo(&self) -> &Repository {
+        &self.inner.repo
+    }
+
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.inner.catalog
+    }
+
+    /// Stops runners after their current job; queued jobs stay queued (and show
+    /// interrupted on the next start).
+    pub fn shutdown(&self) {
+        let mut st = self.lock();
+        st.shutdown = true;
+        for job in st.live.values() {
+            job.cancel.cancel();
+        }
+        self.inner.wake.notify_all();
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.lock().generation
+    }
+
+    /// Reloads instances and points from the repository.
+    pub fn refresh(&self) -> Result<(), ServiceError> {
+        let repo = &self.inner.repo;
+        let stats = self.inner.catalog.refresh(repo)?;
+        let mut instances = BTreeMap::new();
+        for obj in repo.store().list("instances/")? {
+            let Some(name) = obj.key.strip_prefix("instances/") else {
+                continue;
+            };
+            match repo
+                .get_sealed(&obj.key)
+                .map_err(|e| e.to_string())
+                .and_then(|json| InstanceConfig::decode(name, &json).map_err(|e| e.to_string()))
+            {
+                Ok(c) => {
+                    instances.insert(c.name.clone(), c);
+                }
+                Err(e) => tracing::warn!(key = %obj.key, "ignoring instance definition: {e}"),
+            }
+        }
+        let mut st = self.lock();
+        if st.instances != instances || stats.new_points > 0 || stats.removed_points > 0 {
+            st.generation += 1;
+        }
+        st.instances = instances;
+        *self
+            .inner
+            .last_refresh
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        Ok(())
+    }
+
+    /// Refreshes if the last refresh is older than `max_age`.
+    pub fn refresh_if_older(&self, max_age: Duration) {
+        let due = self
+            .inner
+            .last_refresh
+            .lock()
+            .map(|t| t.elapsed() >= max_age)
+            .unwrap_or(true);
+        if due {
+            if let Err(e) = self.refresh() {
+                tracing::warn!("catalog refresh failed: {e}");
+            }
+        }
+    }
+
+    fn run_refresher(&self) {
+        loop {
+            {
+                let st = self.lock();
+                let (st, _) = self
+                    .inner
+                    .wake
+                    .wait_timeout(st, REFRESH_INTERVAL)
+                    .unwrap_or_else(|p| p.into_inner());
+                if st.shutdown {
+                    return;
+                }
+            }
+            self.refresh_if_older(REFRESH_INTERVAL);
+        }
+    }
+
+    /// Instance names: defined ones and any that have points.
+    pub fn instance_names(&self) -> Vec<String> {
+        let mut names: BTreeSet<String> = self.lock().instances.keys().cloned().collect();
+        if let Ok(with_points) = self.inner.catalog.instances() {
+            names.extend(with_points);
+        }
+        names.into_iter().collect()
+    }
+
+    pub fn instance(&self, name: &str) -> Option<InstanceConfig> {
+        self.lock().instances.get(name).cloned()
+    }
+
+    pub fn points(&self, instance: &str) -> Vec<PointRecord> {
+        self.inner
+            .catalog
+            .points(Some(instance))
+            .unwrap_or_default()
+    }
+
+    /// Handles one write into `ctl/<file>`; returns the reply text.
+    pub fn submit(&self, file: &str, text: &str, uid: u32) -> Result<String, ControlError> {
+        let result = self.dispatch(file, text);
+        let outcome = match &result {
+            Ok(reply) => json!({"ok": true, "reply": reply.trim_end()}),
+            Err(e) => json!({"ok": false, "error": e.message}),
+        };
+        let event = json!({
+            "time": jobs::rfc3339(now_ns()),
+            "uid": uid,
+            "kind": format!("ctl/{file}"),
+            "request": text.trim_end(),
+            "outcome": outcome,
+        });
+        if result.is_ok() {
+            self.event(&format!("ctl/{file}"), event);
+        }
+        result
+    }
+
+    fn event(&self, kind: &str, line: Value) {
+        if let Err(e) = self
+            .inner
+            .catalog
+            .append_event(now_ns(), kind, &line.to_string())
+        {
+            tracing::error!("cannot record event: {e}");
+        }
+    }
+
+    fn dispatch(&self, file: &str, text: &str) -> Result<String, ControlError> {
+        match file {
+            "instance" => self.instance_request(control::parse_instance(text)?),
+            "snapshot" => {
+                let req = control::parse_snapshot(text)?;
+                if self.instance(&req.instance).is_none() {
+                    return Err(ControlError::not_found(format!(
+                        "no instance `{}`: add it first with `add name={} path=/...` in ctl/instance",
+                        req.instance, req.instance
+                    )));
+                }
+                let instance = req.instance.clone();
+                self.enqueue(
+                    "snapshot",
+                    Some(instance),
+                    serde_json::to_value(&req).unwrap_or_default(),
+                )
+            }
+            "restore" => {
+                let req = control::parse_restore(text)?;
+                self.refresh_if_older(Duration::from_secs(1));
+                if self.find_point(&req.instance, &req.point).is_none() {
+                    return Err(ControlError::not_found(format!(
+                        "instance `{}` has no point `{}`",
+                        req.instance, req.point
+                    )));
+                }
+                if let Some(t) = &req.target {
+                    if !req.in_place && t.symlink_metadata().is_ok() && !is_empty_dir(t) {
+                        return Err(ControlError::exists(format!(
+                            "target {} exists and is not empty: pick a new or empty directory, or mode=in-place",
+                            t.display()
+                        )));
+                    }
+                }
+                let instance = req.instance.clone();
+                self.enqueue(
+                    "restore",
+                    Some(instance),
+                    serde_json::to_value(&req).unwrap_or_default(),
+                )
+            }
+            "verify" => {
+                let req = control::parse_verify(text)?;
+                if let Some(i) = &req.instance {
+                    if !self.instance_names().contains(i) {
+                        return Err(ControlError::not_found(format!("no instance `{i}`")));
+                    }
+                    if let Some(p) = &req.point {
+                        if self.find_point(i, p).is_none() {
+                            return Err(ControlError::not_found(format!(
+                                "instance `{i}` has no point `{p}`"
+                            )));
+                        }
+                    }
+                }
+                let instance = req.instance.clone();
+                self.enqueue(
+                    "verify",
+                    instance,
+                    serde_json::to_value(&req).unwrap_or_default(),
+                )
+            }
+            "cancel" => {
+                let id = control::parse_cancel(text)?;
+                let st = self.lock();
+                match st.live.get(&id) {
+                    Some(job) => {
+                        job.cancel.cancel();
+                        self.inner.wake.notify_all();
+                        Ok(format!("cancelling job={id}\n"))
+                    }
+                    None => Err(ControlError::not_found(format!(
+                        "job {id} is not queued or running"
+                    ))),
+                }
+            }
+            other => Err(ControlError::not_found(format!(
+                "no control file `{other}`"
+            ))),
+        }
+    }
+
+    fn find_point(&self, instance: &str, point: &str) -> Option<PointRecord> {
+        self.inner
+            .catalog
+            .find_point(instance, point)
+            .ok()
+            .flatten()
+    }
+
+    fn instance_request(&self, req: control::InstanceRequest) -> Result<String, ControlError> {
+        let internal = |e: crate::repo::RepoError| ControlError {
+            errno: libc::EIO,
+            message: format!("repository: {e}"),
+        };
+        match req {
+            control::InstanceRequest::Add {
+                name,
+                paths,
+                excludes,
+            } => {
+                for p in &paths {
+                    if p.symlink_metadata().is_err() {
+                        return Err(ControlError::not_found(format!(
+                            "path {} does not exist",
+                            p.display()
+                        )));
+                    }
+                }
+                let config = InstanceConfig {
+                    version: crate::model::instance::INSTANCE_VERSION,
+                    name: name.clone(),
+                    paths: paths
+                        .iter()
+                        .map(|p| p.to_string_lossy().into_owned())
+                        .collect(),
+                    excludes,
+                };
+                let json = serde_json::to_vec(&config).unwrap_or_default();
+                self.inner
+                    .repo
+                    .replace_sealed(&InstanceConfig::object_key(&name), json)
+                    .map_err(internal)?;
+                let mut st = self.lock();
+                st.instances.insert(name.clone(), config);
+                st.generation += 1;
+                Ok(format!("ok instance={name}\n"))
+            }
+            control::InstanceRequest::Remove { name } => {
+                if self.instance(&name).is_none() {
+                    return Err(ControlError::not_found(format!("no instance `{name}`")));
+                }
+                self.inner
+                    .repo
+                    .store()
+                    .delete(&InstanceConfig::object_key(&name))
+                    .map_err(|e| internal(e.into()))?;
+                let mut st = self.lock();
+                st.instances.remove(&name);
+                st.generation += 1;
+                Ok(format!("ok removed instance={name} (its points stay)\n"))
+            }
+        }
+    }
+
+    fn enqueue(
+        &self,
+        kind: &'static str,
+        instance: Option<String>,
+        request: Value,
+    ) -> Result<String, ControlError> {
+        let created = now_ns();
+        let id = self
+            .inner
+            .catalog
+            .insert_job(
+                kind,
+                instance.as_deref(),
+                "queued",
+                &request.to_string(),
+                created,
+            )
+            .map_err(|e| ControlError {
+                errno: libc::EIO,
+                message: format!("cannot record the job: {e}"),
+            })?;
+        let job = LiveJob {
+            id,
+            kind,
+            instance,
+            request,
+            state: JobState::Queued,
+            cancel: CancelToken::new(),
+            progress: Arc::new(JobProgress::default()),
+            created_ns: created,
+            started_ns: None,
+        };
+        self.persist(&job, None, None, None);
+        let mut st = self.lock();
+        st.live.insert(id, job);
+        self.inner.wake.notify_all();
+        Ok(format!("job={id}\n"))
+    }
+
+    fn persist(
+        &self,
+        job: &LiveJob,
+        finished: Option<i64>,
+        error: Option<&str>,
+        result: Option<Value>,
+    ) {
+        let status = self.live_status(job, finished, error, result);
+        if let Err(e) = self.inner.catalog.update_job(
+            job.id,
+            job.state.as_str(),
+            &status.to_string(),
+            &job.progress.log_text(),
+        ) {
+            tracing::error!(job = job.id, "cannot store job status: {e}");
+        }
+    }
+
+    fn live_status(
+        &self,
+        job: &LiveJob,
+        finished: Option<i64>,
+        error: Option<&str>,
+        result: Option<Value>,
+    ) -> Value {
+        let elapsed = job
+            .started_ns
+            .map(|s| (now_ns() - s) as f64 / 1e9)
+            .unwrap_or(0.0);
+        jobs::status_json(
+            job.id,
+            job.kind,
+            job.instance.as_deref(),
+            job.state,
+            &job.request,
+            job.progress.to_json(elapsed),
+            job.created_ns,
+            job.started_ns,
+            finished,
+            error,
+            result,
+        )
+    }
+
+    /// Job ids, oldest first.
+    pub fn job_ids(&self) -> Vec<u64> {
+        self.inner
+            .catalog
+            .jobs()
+            .map(|rows| rows.into_iter().map(|r| r.id).collect())
+            .unwrap_or_default()
+    }
+
+    /// `jobs/<id>/status` (pretty JSON with a trailing newline).
+    pub fn job_status(&self, id: u64) -> Option<String> {
+        let live = {
+            let st = self.lock();
+            st.live
+                .get(&id)
+                .map(|j| self.live_status(j, None, None, None))
+        };
+        let value = match live {
+            Some(v) => v,
+            None => serde_json::from_str(&self.inner.catalog.job(id).ok()??.status).ok()?,
+        };
+        Some(format!(
+            "{}\n",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        ))
+    }
+
+    pub fn job_log(&self, id: u64) -> Option<String> {
+        if let Some(j) = self.lock().live.get(&id) {
+            return Some(j.progress.log_text());
+        }
+        self.inner.catalog.job(id).ok()?.map(|r| r.log)
+    }
+
+    /// The audit log as JSON lines.
+    pub fn events_text(&self) -> String {
+        let mut s = self.inner.catalog.events().unwrap_or_default().join("\n");
+        if !s.is_empty() {
+            s.push('\n');
+        }
+        s
+    }
+
+    /// Repository figures for `.cairn/stats`.
+    pub fn stats_text(&self) -> String {
+        let catalog = &self.inner.catalog;
+        let packs = catalog.packs().unwrap_or_default();
+        let (data_blobs, tree_blobs) = catalog.blob_counts().unwrap_or_default();
+        let points = catalog.points(None).unwrap_or_default();
+        let st = self.lock();
+        let v = json!({
+            "repository": self.inner.repo.store().description(),
+            "repository_id": self.inner.repo.config().id,
+            "format_version": self.inner.repo.config().version,
+            "encrypted": self.inner.repo.config().encrypted(),
+            "instances": self.instance_names_locked(&st),
+            "points": points.len(),
+            "packs": packs.iter().filter(|p| p.2).count(),
+            "stored_bytes": packs.iter().filter(|p| p.2).map(|p| p.1).sum::<u64>(),
+            "data_blobs": data_blobs,
+            "tree_blobs": tree_blobs,
+            "jobs_queued": st.live.values().filter(|j| j.state == JobState::Queued).count(),
+            "jobs_running": st.live.values().filter(|j| j.state == JobState::Running).count(),
+        });
+        format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default())
+    }
+
+    fn instance_names_locked(&self, st: &State) -> Vec<String> {
+        let mut names: BTreeSet<String> = st.instances.keys().cloned().collect();
+        if let Ok(with_points) = self.inner.catalog.instances() {
+            names.extend(with_points);
+        }
+        names.into_iter().collect()
+    }
+
+    /// Picks the oldest queued job whose instance has nothing running.
+    fn next_job(&self) -> Option<u64> {
+        let mut st = self.lock();
+        loop {
+            if st.shutdown {
+                return None;
+            }
+            let busy: BTreeSet<Option<String>> = st
+                .live
+                .values()
+                .filter(|j| j.state == JobState::Running)
+                .map(|j| j.instance.clone())
+                .collect();
+            let pick = st
+                .live
+                .values()
+                .find(|j| {
+                    j.state == JobState::Queued
+                        && (j.instance.is_none() || !busy.contains(&j.instance))
+                })
+                .map(|j| j.id);
+            if let Some(id) = pick {
+                if let Some(job) = st.live.get_mut(&id) {
+                    job.state = JobState::Running;
+                    job.started_ns = Some(now_ns());
+                }
+                return Some(id);
+            }
+            st = self.inner.wake.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    fn run_worker(&self) {
+        while let Some(id) = self.next_job() {
+            let (kind, request, instance, cancel, progress) = {
+                let st = self.lock();
+                let Some(job) = st.live.get(&id) else {
+                    continue;
+                };
+                self.persist(job, None, None, None);
+                (
+                    job.kind,
+                    job.request.clone(),
+                    job.instance.clone(),
+                    job.cancel.clone(),
+                    job.progress.clone(),
+                )
+            };
+            // Periodic status writes while the job runs.
+            let done = Arc::new((Mutex::new(false), Condvar::new()));
+            let ticker = {
+                let s = self.clone();
+                let done = done.clone();
+                std::thread::spawn(move || loop {
+                    let (lock, cv) = &*done;
+                    let g = lock.lock().unwrap_or_else(|p| p.into_inner());
+                    let (g, _) = cv
+                        .wait_timeout(g, Duration::from_secs(2))
+                        .unwrap_or_else(|p| p.into_inner());
+                    if *g {
+                        return;
+                    }
+                    drop(g);
+                    if let Some(job) = s.lock().live.get(&id) {
+                        s.persist(job, None, None, None);
+                    }
+                })
+            };
+            let outcome = if cancel.is_cancelled() {
+                Err(engine::EngineError::Cancelled)
+            } else {
+                self.run_job(kind, &request, instance.as_deref(), &cancel, &progress)
+            };
+            {
+                let (lock, cv) = &*done;
+                *lock.lock().unwrap_or_else(|p| p.into_inner()) = true;
+                cv.notify_all();
+            }
+            let _ = ticker.join();
+            let finished = now_ns();
+            let mut st = self.lock();
+            if let Some(mut job) = st.live.remove(&id) {
+                let (state, error, result) = match outcome {
+                    Ok(result) => (JobState::Succeeded, None, Some(result)),
+                    Err(engine::EngineError::Cancelled) => (
+                        JobState::Cancelled,
+                        Some("cancelled on request".to_string()),
+                        None,
+                    ),
+                    Err(e) => (JobState::Failed, Some(e.to_string()), None),
+                };
+                job.state = state;
+                if let Some(e) = &error {
+                    job.progress.log_line(format!("error: {e}"));
+                }
+                self.persist(&job, Some(finished), error.as_deref(), result.clone());
+                st.generation += 1;
+                drop(st);
+                self.event(
+                    "job",
+                    json!({
+                        "time": jobs::rfc3339(finished),
+                        "kind": format!("job/{kind}"),
+                        "job": id,
+                        "instance": instance,
+                        "outcome": {"state": state.as_str(), "error": error, "result": result},
+                    }),
+                );
+            }
+            self.inner.wake.notify_all();
+        }
+    }
+
+    fn run_job(
+        &self,
+        kind: &str,
+        request: &Value,
+        instance: Option<&str>,
+        cancel: &CancelToken,
+        progress: &Arc<JobProgress>,
+    ) -> engine::Result<Value> {
+        let repo = &self.inner.repo;
+        let catalog = &self.inner.catalog;
+        let bad =
+            |e: serde_json::Error| engine::EngineError::Invalid(format!("stored request: {e}"));
+        match kind {
+            "snapshot" => {
+                let req: control::SnapshotRequest =
+                    serde_json::from_value(request.clone()).map_err(bad)?;
+                let config = self.instance(&req.instance).ok_or_else(|| {
+                    engine::EngineError::Invalid(format!("instance `{}` was removed", req.instance))
+                })?;
+                let mut b = BackupRequest::new(
+                    &req.instance,
+                    config.paths.iter().map(PathBuf::from).collect(),
+                );
+                b.excludes = config.excludes.clone();
+                b.label = req.label.clone();
+                b.kind = PointKind::Manual;
+                let out = engine::backup(repo, catalog, &b, progress.as_ref(), cancel)?;
+                Ok(
+                    json!({"point": out.manifest.name, "stats": out.manifest.stats, "warnings": out.warnings}),
+                )
+            }
+            "restore" => {
+                let req: control::RestoreControl =
+                    serde_json::from_value(request.clone()).map_err(bad)?;
+                let r = RestoreRequest {
+                    instance: req.instance.clone(),
+                    point: req.point.clone(),
+                    target: req.target.clone(),
+                    includes: req.includes.clone(),
+                    mode: req.mode(),
+                };
+                let out = engine::restore(repo, catalog, &r, progress.as_ref(), cancel)?;
+                Ok(json!({
+                    "point": out.point, "files": out.files, "bytes": out.bytes, "written": out.written,
+                    "removed": out.removed, "safety_point": out.safety_point, "warnings": out.warnings,
+                }))
+            }
+            "verify" => {
+                let req: control::VerifyControl =
+                    serde_json::from_value(request.clone()).map_err(bad)?;
+                let v = VerifyRequest {
+                    instance: req.instance.clone().or(instance.map(str::to_string)),
+                    point: req.point.clone(),
+                    read_data: req.read_data,
+                };
+                let report = engine::verify(repo, catalog, &v, progress.as_ref(), cancel)?;
+                if report.is_ok() {
+                    Ok(serde_json::to_value(&report).unwrap_or_default())
+                } else {
+                    let names: Vec<String> = report
+                        .damaged
+                        .iter()
+                        .flat_map(|d| {
+                            d.paths
+                                .iter()
+                                .map(move |p| format!("{}/{}/{}", d.instance, d.point, p))
+                        })
+                        .chain(report.problems.iter().cloned())
+                        .collect();
+                    Err(engine::EngineError::Invalid(format!(
+                        "damage found: {}",
+                        names.join(", ")
+                    )))
+                }
+            }
+            other => Err(engine::EngineError::Invalid(format!(
+                "unknown job kind {other}"
+            ))),
+        }
+    }
+}
+
+fn is_empty_dir(p: &std::path::Path) -> bool {
+    std::fs::read_dir(p)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(false)
+}
