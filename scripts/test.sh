@@ -103,9 +103,13 @@ apt_install() {
 }
 
 STEP=install
-if ! command -v fusermount3 >/dev/null; then
-    log "installing fuse3"
-    apt_install fuse3
+missing=()
+command -v fusermount3 >/dev/null || missing+=(fuse3)
+command -v rsync >/dev/null || missing+=(rsync)
+command -v setfattr >/dev/null || missing+=(attr)
+if [[ ${#missing[@]} -gt 0 ]]; then
+    log "installing ${missing[*]}"
+    apt_install "${missing[@]}"
 fi
 
 # Locate weed: $CAIRN_WEED, then the venv (bin/ or anywhere inside it).

@@ -6,6 +6,8 @@
 
 pub mod catalog;
 pub mod engine;
+pub mod fs;
 pub mod model;
 pub mod repo;
+pub mod service;
 pub mod store;

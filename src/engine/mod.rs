@@ -2,6 +2,7 @@
 //! the tests call it directly; progress goes through [`Progress`].
 
 pub mod backup;
+pub mod content;
 mod fsmeta;
 mod progress;
 pub mod restore;
@@ -9,8 +10,11 @@ mod trees;
 pub mod verify;
 
 pub use backup::{backup, BackupOutcome, BackupRequest};
+pub use content::{ContentReader, FileLayout};
 pub use progress::{CancelToken, NoProgress, Progress};
+pub use restore::{restore, RestoreMode, RestoreOutcome, RestoreRequest};
 pub use trees::TreeReader;
+pub use verify::{verify, Damage, VerifyReport, VerifyRequest};
 
 use std::path::PathBuf;
 

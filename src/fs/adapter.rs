@@ -381,3 +381,28 @@ pub fn mount(
     config.n_threads = Some(opts.threads.max(1));
     fuser::spawn_mount(Adapter { ns, runtime }, dir, &config)
 }
+
+/// Detaches the mount at `dir` (lazily: open files keep working until closed), so the
+/// session's threads see the device close and end. Root uses umount2 directly; others go
+/// through `fusermount3 -uz`.
+pub fn unmount(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: valid NUL-terminated path, not retained.
+    if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } == 0 {
+        return Ok(());
+    }
+    let status = std::process::Command::new("fusermount3")
+        .arg("-uz")
+        .arg(dir)
+        .status()?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!(
+            "fusermount3 -uz {} failed",
+            dir.display()
+        )))
+    }
+}

@@ -144,11 +144,18 @@ pub fn point_name(time_ns: i64, kind: PointKind, label: Option<&str>) -> String 
 }
 
 /// A point directory name: a stamp, then optionally `-` and `[A-Za-z0-9_-]`; never `:`.
+/// The stamp must be exactly what [`point_name`] writes (so names sort by time).
 pub fn is_valid_point_name(name: &str) -> bool {
+    const STAMP: &str = "%Y-%m-%dT%H%M%SZ";
     let b = name.as_bytes();
+    // `get`, not indexing: byte 18 may fall inside a multi-byte character.
+    let canonical_stamp = name.get(..18).is_some_and(|stamp| {
+        chrono::NaiveDateTime::parse_from_str(stamp, STAMP)
+            .is_ok_and(|t| t.format(STAMP).to_string() == stamp)
+    });
     b.len() >= 18
         && b.len() <= 100
-        && chrono::NaiveDateTime::parse_from_str(&name[..18], "%Y-%m-%dT%H%M%SZ").is_ok()
+        && canonical_stamp
         && (b.len() == 18
             || (b[18] == b'-'
                 && b.len() > 19

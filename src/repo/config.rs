@@ -92,6 +92,10 @@ impl Config {
         }
         let config: Config =
             serde_json::from_slice(bytes).map_err(|e| RepoError::Format(format!("config: {e}")))?;
+        // The id names the local catalog's directory: it must not be a path.
+        if config.id.len() != 32 || !config.id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(RepoError::Format("config id is not 32 hex digits".into()));
+        }
         match config.encryption.as_str() {
             "none" | "xchacha20poly1305" => {}
             other => return Err(RepoError::Format(format!("unknown encryption `{other}`"))),

@@ -62,7 +62,7 @@ pub fn encode_entries(entries: &[PackEntry], out: &mut Vec<u8>) {
 }
 
 pub fn decode_entries(bytes: &[u8]) -> Result<Vec<PackEntry>, RepoError> {
-    if bytes.len() % ENTRY_LEN != 0 {
+    if !bytes.len().is_multiple_of(ENTRY_LEN) {
         return Err(RepoError::Format(
             "pack header length is not a whole number of entries".into(),
         ));

@@ -203,10 +203,10 @@ mod tests {
     #[test]
     fn parses_every_scheme() {
         assert!(
-            matches!(Location::parse("/srv/repo").unwrap(), Location::Local(p) if p == PathBuf::from("/srv/repo"))
+            matches!(Location::parse("/srv/repo").unwrap(), Location::Local(p) if p.as_path() == std::path::Path::new("/srv/repo"))
         );
         assert!(
-            matches!(Location::parse("file:///srv/repo").unwrap(), Location::Local(p) if p == PathBuf::from("/srv/repo"))
+            matches!(Location::parse("file:///srv/repo").unwrap(), Location::Local(p) if p.as_path() == std::path::Path::new("/srv/repo"))
         );
         match Location::parse("s3://bkt/a/b/").unwrap() {
             Location::S3 { bucket, prefix, .. } => {

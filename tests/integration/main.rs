@@ -6,6 +6,8 @@ mod support;
 mod backup;
 mod cli;
 mod format_golden;
+mod mount;
+mod namespace;
 mod restore;
 mod store_conformance;
 mod verify;

@@ -2,5 +2,6 @@
 #![allow(dead_code)]
 
 pub mod fixture;
+pub mod mount;
 pub mod repos;
 pub mod s3;

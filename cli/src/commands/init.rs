@@ -1,0 +1,68 @@
+//! `cairn init REPO`: creates a repository and its local catalog.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use serde_json::json;
+
+use cairn::repo::{InitOptions, RepoError, Repository};
+
+use super::{print_json, Invocation, Status};
+use crate::{password, repo_args};
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// Where to create it: a path, file:///ABS/PATH, s3://BUCKET/PREFIX, gs://BUCKET/PREFIX
+    /// or az://CONTAINER/PREFIX.
+    #[arg(value_name = "REPO")]
+    pub repo: String,
+    /// Store data unencrypted (no password). Anyone who can read the storage can read
+    /// the backups.
+    #[arg(long)]
+    pub no_encryption: bool,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(inv: &Invocation<'_>, args: &InitArgs) -> Result<Status> {
+    let store = repo_args::open_store(inv.global, &args.repo)?;
+    // Before asking for a password that would not be used.
+    if store.head("config").is_ok() {
+        return Err(RepoError::AlreadyExists(store.description().to_string()).into());
+    }
+    let opts = if args.no_encryption {
+        InitOptions::unencrypted()
+    } else {
+        InitOptions::encrypted(&password::for_new_repository(
+            inv.global.password_file.as_deref(),
+        )?)
+    };
+    let repo = Repository::init(store, &opts)
+        .with_context(|| format!("cannot create a repository at {}", args.repo))?;
+    let catalog = repo_args::open_catalog(&repo)?;
+    let config = repo.config();
+    if args.json {
+        print_json(&json!({
+            "id": config.id,
+            "location": repo.store().description(),
+            "encryption": config.encryption,
+            "catalog": catalog.path(),
+        }))?;
+    } else {
+        println!(
+            "created repository {} at {}",
+            config.id,
+            repo.store().description()
+        );
+        if config.encrypted() {
+            println!(
+                "encryption: {} (without the password the backups cannot be read: keep it safe)",
+                config.encryption
+            );
+        } else {
+            println!("encryption: none");
+        }
+        println!("catalog:    {}", catalog.path().display());
+    }
+    Ok(Status::Success)
+}

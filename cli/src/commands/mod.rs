@@ -1,0 +1,40 @@
+//! One module per command (group). Each has an `Args` struct (clap derive) and a `run`.
+
+pub mod catalog;
+pub mod init;
+pub mod points;
+pub mod restore;
+pub mod snapshot;
+pub mod verify;
+
+use anyhow::Result;
+
+use crate::interrupt::Interrupts;
+use crate::repo_args::GlobalArgs;
+
+/// What every command gets besides its own arguments.
+pub struct Invocation<'a> {
+    pub global: &'a GlobalArgs,
+    pub interrupts: &'a Interrupts,
+}
+
+/// How a command that did not fail ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Success,
+    /// The operation ran and found a problem (exit code 1), e.g. damage in `verify`.
+    ProblemFound,
+}
+
+/// Prints one JSON object as one line on stdout.
+pub fn print_json(value: &serde_json::Value) -> Result<()> {
+    println!("{}", serde_json::to_string(value)?);
+    Ok(())
+}
+
+/// Makes a path given on the command line absolute (against the working directory)
+/// without resolving symlinks.
+pub fn absolute(path: &std::path::Path) -> Result<std::path::PathBuf> {
+    use anyhow::Context;
+    std::path::absolute(path).with_context(|| format!("cannot resolve {}", path.display()))
+}

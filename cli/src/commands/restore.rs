@@ -1,0 +1,134 @@
+//! `cairn restore INSTANCE [POINT] --repo REPO`: restores a point into a new directory or
+//! over the original paths (after taking a safety point of them). Nothing is written at
+//! the destination until everything is staged, so a failed or cancelled restore leaves it
+//! as it was.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use serde_json::json;
+
+use cairn::engine::{self, RestoreMode, RestoreRequest};
+
+use super::{absolute, print_json, Invocation, Status};
+use crate::failure::usage;
+use crate::human_units;
+use crate::progress::TermProgress;
+use crate::repo_args::{self, RepoArgs};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// Into --target, which must not exist or be an empty directory.
+    New,
+    /// Over the point's original paths (or over --target for a single-directory point),
+    /// after taking a safety point of what is there now.
+    InPlace,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::New => "new",
+            Mode::InPlace => "in-place",
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    /// The instance to restore from.
+    pub instance: String,
+    /// The point: its name, or `latest`.
+    #[arg(default_value = "latest")]
+    pub point: String,
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    /// The directory to restore into (required with --mode new).
+    #[arg(long, value_name = "DIR")]
+    pub target: Option<PathBuf>,
+    /// Restore only paths matching GLOB, relative to the point root (`*` stays within a
+    /// directory, `**` crosses; a matching directory brings all below it; repeatable).
+    #[arg(long = "include", value_name = "GLOB")]
+    pub includes: Vec<String>,
+    /// Into a new directory, or over the existing data.
+    #[arg(long, value_enum, default_value_t = Mode::New)]
+    pub mode: Mode,
+    /// Print one JSON object on stdout at the end instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(inv: &Invocation<'_>, args: &RestoreArgs) -> Result<Status> {
+    if args.mode == Mode::New && args.target.is_none() {
+        return Err(usage(
+            "--target DIR is needed to restore into a new directory \
+             (--mode in-place restores over the original paths instead)",
+        ));
+    }
+    let repo = repo_args::open_repository(inv.global, &args.repo.repo)?;
+    let catalog = repo_args::open_catalog(&repo)?;
+    let req = RestoreRequest {
+        instance: args.instance.clone(),
+        point: args.point.clone(),
+        target: args.target.as_deref().map(absolute).transpose()?,
+        includes: args.includes.clone(),
+        mode: match args.mode {
+            Mode::New => RestoreMode::New,
+            Mode::InPlace => RestoreMode::InPlace,
+        },
+    };
+    let progress = TermProgress::new("starting", "files", true);
+    let start = Instant::now();
+    let outcome = {
+        let _armed = inv.interrupts.arm();
+        engine::restore(&repo, &catalog, &req, &progress, inv.interrupts.token())
+    };
+    progress.finish();
+    let outcome = outcome.with_context(|| {
+        format!(
+            "restore of {}/{} failed; the destination was left as it was",
+            args.instance, args.point
+        )
+    })?;
+    let elapsed = start.elapsed();
+    progress.print_unseen_warnings(&outcome.warnings);
+    let throughput = human_units::bytes_per_sec(outcome.bytes, elapsed);
+    if args.json {
+        print_json(&json!({
+            "instance": args.instance,
+            "point": outcome.point,
+            "target": req.target,
+            "mode": args.mode.name(),
+            "files": outcome.files,
+            "bytes": outcome.bytes,
+            "written": outcome.written,
+            "removed": outcome.removed,
+            "safety_point": outcome.safety_point,
+            "duration_secs": elapsed.as_secs_f64(),
+            "bytes_per_sec": throughput,
+            "warnings": outcome.warnings,
+        }))?;
+    } else {
+        println!("restored   {}/{}", args.instance, outcome.point);
+        match &req.target {
+            Some(t) => println!("into       {}", t.display()),
+            None => println!("into       the original paths"),
+        }
+        println!(
+            "files      {} ({} written, {} removed)",
+            outcome.files, outcome.written, outcome.removed
+        );
+        println!("bytes      {}", human_units::bytes(outcome.bytes));
+        if let Some(s) = &outcome.safety_point {
+            println!(
+                "safety     {}/{s} holds what was there before (restore it to undo)",
+                args.instance
+            );
+        }
+        println!("duration   {}", human_units::duration(elapsed));
+        println!("throughput {}/s", human_units::bytes(throughput));
+    }
+    Ok(Status::Success)
+}

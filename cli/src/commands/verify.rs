@@ -1,0 +1,98 @@
+//! `cairn verify --repo REPO`: exit 0 when clean, 1 when damage was found (each damaged
+//! point is named with its paths), 2 when the check itself could not run.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use serde_json::json;
+
+use cairn::engine::{self, VerifyReport, VerifyRequest};
+
+use super::{print_json, Invocation, Status};
+use crate::human_units;
+use crate::progress::TermProgress;
+use crate::repo_args::{self, RepoArgs};
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    /// Only this instance's points.
+    #[arg(long, value_name = "INSTANCE")]
+    pub instance: Option<String>,
+    /// Only this point (a name or `latest`) of --instance.
+    #[arg(long, value_name = "POINT", requires = "instance")]
+    pub point: Option<String>,
+    /// Also download all referenced data and check every blob (reads the whole
+    /// repository).
+    #[arg(long)]
+    pub read_data: bool,
+    /// Print the report as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(inv: &Invocation<'_>, args: &VerifyArgs) -> Result<Status> {
+    let repo = repo_args::open_repository(inv.global, &args.repo.repo)?;
+    let catalog = repo_args::open_catalog(&repo)?;
+    let req = VerifyRequest {
+        instance: args.instance.clone(),
+        point: args.point.clone(),
+        read_data: args.read_data,
+    };
+    let progress = TermProgress::new("starting", "objects", false);
+    let report = {
+        let _armed = inv.interrupts.arm();
+        engine::verify(&repo, &catalog, &req, &progress, inv.interrupts.token())
+    };
+    progress.finish();
+    let report = report.context("verify could not complete")?;
+    if args.json {
+        let mut value = serde_json::to_value(&report)?;
+        value["ok"] = json!(report.is_ok());
+        value["read_data"] = json!(args.read_data);
+        print_json(&value)?;
+    } else {
+        print_report(&report, args.read_data);
+    }
+    Ok(if report.is_ok() {
+        Status::Success
+    } else {
+        Status::ProblemFound
+    })
+}
+
+fn print_report(r: &VerifyReport, read_data: bool) {
+    println!(
+        "checked    {} points, {} trees, {} blobs, {} packs{}",
+        r.points_checked,
+        r.trees_checked,
+        r.blobs_checked,
+        r.packs_checked,
+        if read_data {
+            format!(", read {}", human_units::bytes(r.bytes_read))
+        } else {
+            " (structure only; --read-data also checks the data)".to_string()
+        }
+    );
+    for d in &r.damaged {
+        println!("DAMAGED    {}/{}", d.instance, d.point);
+        for p in &d.paths {
+            println!("  path     {p}");
+        }
+        for c in &d.causes {
+            println!("  cause    {c}");
+        }
+    }
+    for p in &r.problems {
+        println!("PROBLEM    {p}");
+    }
+    if r.is_ok() {
+        println!("ok: no damage found");
+    } else {
+        println!(
+            "damage found: {} damaged point(s), {} repository problem(s)",
+            r.damaged.len(),
+            r.problems.len()
+        );
+    }
+}

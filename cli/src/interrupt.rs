@@ -1,0 +1,131 @@
+//! Ctrl-C and SIGTERM: while an operation runs, the first one cancels it through its
+//! [`CancelToken`] (so a restore leaves its target as it was and a snapshot writes no
+//! point); a second one, or one arriving when nothing is running, ends the process the
+//! default way.
+//!
+//! The signals are blocked in every thread and taken by one thread with `sigwait`, so no
+//! code runs in a signal handler.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+
+use cairn::engine::CancelToken;
+
+const SIGNALS: [libc::c_int; 2] = [libc::SIGINT, libc::SIGTERM];
+
+/// True while a password prompt has turned the terminal's echo off.
+static PROMPTING: AtomicBool = AtomicBool::new(false);
+
+/// Runs a password prompt; an interrupt during it turns the echo back on before exiting.
+pub fn while_prompting<T>(prompt: impl FnOnce() -> T) -> T {
+    PROMPTING.store(true, Ordering::SeqCst);
+    let out = prompt();
+    PROMPTING.store(false, Ordering::SeqCst);
+    out
+}
+
+fn restore_echo() {
+    let Ok(tty) = std::fs::File::open("/dev/tty") else {
+        return;
+    };
+    use std::os::fd::AsRawFd;
+    // SAFETY: tcgetattr fills a termios we own; tcsetattr reads it.
+    unsafe {
+        let mut t: libc::termios = std::mem::zeroed();
+        if libc::tcgetattr(tty.as_raw_fd(), &mut t) == 0 {
+            t.c_lflag |= libc::ECHO;
+            libc::tcsetattr(tty.as_raw_fd(), libc::TCSANOW, &t);
+        }
+    }
+    eprintln!();
+}
+
+pub struct Interrupts {
+    token: CancelToken,
+    armed: Arc<AtomicBool>,
+}
+
+/// While alive, an interrupt cancels the operation instead of ending the process.
+pub struct Armed<'a>(&'a Interrupts);
+
+impl Drop for Armed<'_> {
+    fn drop(&mut self) {
+        self.0.armed.store(false, Ordering::SeqCst);
+    }
+}
+
+fn signal_set() -> libc::sigset_t {
+    // SAFETY: sigemptyset initialises the set before sigaddset reads it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in SIGNALS {
+            libc::sigaddset(&mut set, s);
+        }
+        set
+    }
+}
+
+/// Ends the process as the signal's default action would.
+fn die_by(signal: libc::c_int) -> ! {
+    if PROMPTING.load(Ordering::SeqCst) {
+        restore_echo();
+    }
+    // SAFETY: plain libc calls on a valid signal number and set.
+    unsafe {
+        libc::signal(signal, libc::SIG_DFL);
+        let set = signal_set();
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::raise(signal);
+    }
+    std::process::exit(128 + signal)
+}
+
+impl Interrupts {
+    /// Blocks the signals in the calling thread (call it before any thread starts) and
+    /// starts the thread that waits for them.
+    pub fn install() -> Interrupts {
+        let token = CancelToken::new();
+        let armed = Arc::new(AtomicBool::new(false));
+        let set = signal_set();
+        // SAFETY: `set` is a valid, initialised signal set.
+        let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+        if rc != 0 {
+            tracing::warn!("cannot block signals ({rc}): Ctrl-C will not cancel cleanly");
+            return Interrupts { token, armed };
+        }
+        let (t, a) = (token.clone(), armed.clone());
+        let count = AtomicU32::new(0);
+        let spawned = std::thread::Builder::new()
+            .name("cairn-signals".into())
+            .spawn(move || loop {
+                let mut signal: libc::c_int = 0;
+                // SAFETY: `set` is valid; `signal` is written by sigwait.
+                if unsafe { libc::sigwait(&set, &mut signal) } != 0 {
+                    continue;
+                }
+                if a.load(Ordering::SeqCst) && count.fetch_add(1, Ordering::SeqCst) == 0 {
+                    eprintln!("\ncairn: interrupted: cancelling (interrupt again to stop at once)");
+                    t.cancel();
+                } else {
+                    die_by(signal);
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!("cannot start the signal thread: {e}");
+            // SAFETY: as above; undo the block so that Ctrl-C still ends the process.
+            unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()) };
+        }
+        Interrupts { token, armed }
+    }
+
+    pub fn token(&self) -> &CancelToken {
+        &self.token
+    }
+
+    /// From now until the guard drops, an interrupt cancels the operation.
+    pub fn arm(&self) -> Armed<'_> {
+        self.armed.store(true, Ordering::SeqCst);
+        Armed(self)
+    }
+}

@@ -1,0 +1,103 @@
+//! Arguments shared by the commands that open a repository directly, and opening it:
+//! location, S3 overrides, password, local catalog.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use cairn::catalog::{self, Catalog};
+use cairn::repo::{RepoError, Repository};
+use cairn::store::{Location, S3Options, Store};
+
+use crate::password;
+
+/// Flags every command accepts.
+#[derive(Args, Debug)]
+pub struct GlobalArgs {
+    /// Read the repository password from FILE (one trailing newline is ignored) instead of
+    /// CAIRN_PASSWORD or a prompt.
+    #[arg(long, global = true, env = "CAIRN_PASSWORD_FILE", value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub s3: S3Args,
+}
+
+/// S3 settings; unset ones come from the usual AWS_* variables.
+#[derive(Args, Debug)]
+#[command(next_help_heading = "S3 options (otherwise from AWS_* variables)")]
+pub struct S3Args {
+    /// S3 endpoint, e.g. http://127.0.0.1:8333 (plain http is allowed).
+    #[arg(long, global = true, env = "AWS_ENDPOINT_URL", value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// S3 region (else AWS_REGION / AWS_DEFAULT_REGION).
+    #[arg(long, global = true, value_name = "REGION")]
+    pub s3_region: Option<String>,
+    /// S3 access key id (else AWS_ACCESS_KEY_ID).
+    #[arg(long, global = true, value_name = "ID")]
+    pub s3_access_key_id: Option<String>,
+    /// S3 secret access key (else AWS_SECRET_ACCESS_KEY, which other users cannot see in
+    /// the process list: prefer it).
+    #[arg(long, global = true, value_name = "SECRET")]
+    pub s3_secret_access_key: Option<String>,
+}
+
+impl S3Args {
+    fn options(&self) -> S3Options {
+        S3Options {
+            endpoint: self.s3_endpoint.clone(),
+            region: self.s3_region.clone(),
+            access_key_id: self.s3_access_key_id.clone(),
+            secret_access_key: self.s3_secret_access_key.clone(),
+        }
+    }
+}
+
+/// `--repo REPO` (or CAIRN_REPO) for commands that work on a repository directly.
+#[derive(Args, Debug)]
+pub struct RepoArgs {
+    /// The repository: a path, file:///ABS/PATH, s3://BUCKET/PREFIX, gs://BUCKET/PREFIX or
+    /// az://CONTAINER/PREFIX.
+    #[arg(long, env = "CAIRN_REPO", value_name = "REPO")]
+    pub repo: String,
+}
+
+/// Opens the object store a repository argument names.
+pub fn open_store(global: &GlobalArgs, text: &str) -> Result<Store> {
+    let location = Location::parse(text)?.with_s3_options(global.s3.options());
+    Store::open(&location).with_context(|| format!("cannot open the storage at {text}"))
+}
+
+/// Opens the repository at `text`, asking for the password only if it is encrypted and
+/// none was supplied.
+pub fn open_repository(global: &GlobalArgs, text: &str) -> Result<Repository> {
+    let store = open_store(global, text)?;
+    let supplied = password::supplied(global.password_file.as_deref())?;
+    let mut result = Repository::open(store.clone(), supplied.as_deref());
+    if supplied.is_none() {
+        let mut attempt = 0;
+        loop {
+            match &result {
+                Err(RepoError::PasswordRequired) => {}
+                Err(RepoError::WrongPassword) if attempt < 3 && password::can_ask() => {}
+                _ => break,
+            }
+            let pw = password::ask_existing(text, attempt)?;
+            attempt += 1;
+            result = Repository::open(store.clone(), Some(&pw));
+        }
+    }
+    result.with_context(|| format!("cannot open the repository at {text}"))
+}
+
+/// Opens the repository's local catalog at its default place and brings it up to date.
+pub fn open_catalog(repo: &Repository) -> Result<Arc<Catalog>> {
+    let path = catalog::default_path(&repo.config().id);
+    let catalog = Catalog::open(&path)
+        .with_context(|| format!("cannot open the local catalog {}", path.display()))?;
+    catalog
+        .refresh(repo)
+        .context("cannot bring the local catalog up to date with the repository")?;
+    Ok(Arc::new(catalog))
+}

@@ -1,0 +1,355 @@
+//! Staging: writing the plan into the hidden stage directories, in three passes:
+//! contents (on every core), hard links, then directory metadata in post-order.
+
+use std::collections::HashSet;
+use std::ffi::OsStr;
+use std::fs;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+
+use crate::engine::fsmeta::{apply_metadata, make_special, read_xattrs};
+use crate::engine::{CancelToken, EngineError, Progress, Result, TreeReader};
+use crate::model::{Extent, ModelError, Node, NodeKind};
+use crate::repo::{BlobKind, RepoError};
+
+use super::plan::{join, DirMeta, Entry, Leaf, PlanDir, Unit};
+
+/// Writes units' plans into their stages; counts what it restored.
+pub(super) struct Stager<'a> {
+    reader: &'a TreeReader,
+    progress: &'a dyn Progress,
+    cancel: &'a CancelToken,
+    pub(super) files: AtomicU64,
+    pub(super) bytes: AtomicU64,
+    pub(super) written: AtomicU64,
+    /// Original inodes already linked into a stage (each may stand for one file only).
+    claimed: Mutex<HashSet<(u64, u64)>>,
+    pub(super) warnings: Mutex<Vec<String>>,
+}
+
+fn meta_err(path: &Path) -> impl FnOnce(io::Error) -> EngineError + '_ {
+    move |e| EngineError::io("setting metadata of", path, e)
+}
+
+impl<'a> Stager<'a> {
+    pub(super) fn new(
+        reader: &'a TreeReader,
+        progress: &'a dyn Progress,
+        cancel: &'a CancelToken,
+    ) -> Stager<'a> {
+        Stager {
+            reader,
+            progress,
+            cancel,
+            files: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            written: AtomicU64::new(0),
+            claimed: Mutex::new(HashSet::new()),
+            warnings: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn warn(&self, message: String) {
+        tracing::warn!("{message}");
+        self.progress.warn(&message);
+        self.warnings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(message);
+    }
+
+    fn done(&self, unit: &Unit, rel: &Path, node: &Node) {
+        self.files.fetch_add(1, Ordering::Relaxed);
+        if node.kind == NodeKind::File {
+            self.bytes.fetch_add(node.size, Ordering::Relaxed);
+        }
+        self.progress.file_done(&join(&unit.dest, rel), node.size);
+    }
+
+    pub(super) fn stage_all(&self, units: &[Unit]) -> Result<()> {
+        let staged = || {
+            units
+                .iter()
+                .filter_map(|u| u.entry.as_ref().map(|e| (u, e)))
+        };
+        for (u, e) in staged() {
+            self.create(u, e)?;
+        }
+        self.cancel.check()?;
+        for (u, e) in staged() {
+            self.link(u, e)?;
+        }
+        self.cancel.check()?;
+        for (u, e) in staged() {
+            match e {
+                Entry::Dir(d) => self.finish_dir(&u.stage, d)?,
+                _ => fsync_dir(u.stage.parent().unwrap_or(Path::new("/")))?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Phase 1: directories, file contents, symlinks, specials, kept entries.
+    fn create(&self, unit: &Unit, entry: &Entry) -> Result<()> {
+        self.cancel.check()?;
+        match entry {
+            Entry::Dir(d) => {
+                let path = join(&unit.stage, &d.rel);
+                fs::DirBuilder::new()
+                    .mode(0o700)
+                    .create(&path)
+                    .map_err(|e| EngineError::io("creating directory", &path, e))?;
+                d.entries.par_iter().try_for_each(|e| self.create(unit, e))
+            }
+            Entry::Keep { rel, original } => {
+                let path = join(&unit.stage, rel);
+                match fs::hard_link(original, &path) {
+                    // It vanished from the original meanwhile: so it is gone from both.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                    other => other.map_err(|e| EngineError::io("linking", &path, e)),
+                }
+            }
+            Entry::Leaf(l) if l.link_to.is_some() => Ok(()),
+            Entry::Leaf(l) => self.leaf(unit, l),
+        }
+    }
+
+    fn leaf(&self, unit: &Unit, leaf: &Leaf) -> Result<()> {
+        let node = leaf.node.node();
+        let path = join(&unit.stage, &leaf.rel);
+        match node.kind {
+            NodeKind::File => {
+                let reused = match &leaf.existing {
+                    Some(ex) => self.reuse(ex, &path, node)?,
+                    None => false,
+                };
+                if !reused {
+                    self.write_file(&path, node)?;
+                    apply_metadata(&path, node).map_err(meta_err(&path))?;
+                    self.written.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            NodeKind::Symlink => {
+                std::os::unix::fs::symlink(OsStr::from_bytes(&node.target), &path)
+                    .map_err(|e| EngineError::io("creating symlink", &path, e))?;
+                apply_metadata(&path, node).map_err(meta_err(&path))?;
+            }
+            NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice => {
+                make_special(&path, node).map_err(|e| EngineError::io("creating", &path, e))?;
+                apply_metadata(&path, node).map_err(meta_err(&path))?;
+            }
+            NodeKind::Socket => {
+                self.warn(format!(
+                    "{} is a socket: not restored (a program creates it when it listens)",
+                    join(&unit.dest, &leaf.rel).display()
+                ));
+                return Ok(());
+            }
+            NodeKind::Dir => {
+                return Err(ModelError::Tree("directory planned as a file".into()).into())
+            }
+        }
+        self.done(unit, &leaf.rel, node);
+        Ok(())
+    }
+
+    /// Writes a file's content from the repository: its chunks on every core (each task
+    /// holds one chunk), holes left unwritten, then the size set and the data synced.
+    fn write_file(&self, path: &Path, node: &Node) -> Result<()> {
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|e| EngineError::io("creating", path, e))?;
+        let mut pieces = Vec::new();
+        let mut offset = 0u64;
+        for e in &node.content {
+            if let Extent::Data { id, len } = e {
+                pieces.push((offset, *id, *len));
+            }
+            offset += e.len();
+        }
+        pieces.par_iter().try_for_each(|(offset, id, len)| {
+            self.cancel.check()?;
+            let data = self.reader.read_blob(id, BlobKind::Data)?;
+            if data.len() != *len as usize {
+                return Err(EngineError::Repo(RepoError::CorruptBlob {
+                    id: *id,
+                    detail: format!("holds {} bytes, its file says {len}", data.len()),
+                }));
+            }
+            file.write_all_at(&data, *offset)
+                .map_err(|e| EngineError::io("writing", path, e))
+        })?;
+        file.set_len(node.size)
+            .map_err(|e| EngineError::io("writing", path, e))?;
+        file.sync_all()
+            .map_err(|e| EngineError::io("syncing", path, e))
+    }
+
+    /// Links the original file into the stage when it already is what the point holds:
+    /// same metadata, same sparseness, and every chunk hashing to the point's ids.
+    fn reuse(&self, existing: &Path, path: &Path, node: &Node) -> Result<bool> {
+        let Ok(md) = fs::symlink_metadata(existing) else {
+            return Ok(false);
+        };
+        let mtime_ns = md.mtime() * 1_000_000_000 + md.mtime_nsec();
+        let holes = node
+            .content
+            .iter()
+            .any(|e| matches!(e, Extent::Hole { .. }));
+        if !md.is_file()
+            || md.size() != node.size
+            || mtime_ns != node.mtime_ns
+            || md.mode() & 0o7777 != node.mode
+            || (md.uid(), md.gid()) != (node.uid, node.gid)
+            || (holes && md.blocks() * 512 >= md.size())
+            || read_xattrs(existing).ok().as_ref() != Some(&node.xattrs)
+        {
+            return Ok(false);
+        }
+        let key = (md.dev(), md.ino());
+        if !self
+            .claimed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key)
+        {
+            return Ok(false);
+        }
+        let unclaim = || {
+            self.claimed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&key);
+            Ok(false)
+        };
+        if !self.same_content(existing, node, key)? {
+            return unclaim();
+        }
+        match fs::hard_link(existing, path) {
+            Ok(()) => {}
+            // Not allowed to link it (protected_hardlinks, another filesystem): write it.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::EXDEV)) => {
+                return unclaim();
+            }
+            Err(e) => return Err(EngineError::io("linking", path, e)),
+        }
+        // The original might have been replaced between the check and the link.
+        let linked =
+            fs::symlink_metadata(path).map_err(|e| EngineError::io("inspecting", path, e))?;
+        if (linked.dev(), linked.ino()) != key {
+            fs::remove_file(path).map_err(|e| EngineError::io("removing", path, e))?;
+            return unclaim();
+        }
+        Ok(true)
+    }
+
+    fn same_content(&self, existing: &Path, node: &Node, key: (u64, u64)) -> Result<bool> {
+        let open = |flags| {
+            fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(flags | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(existing)
+        };
+        let file = match open(libc::O_NOATIME) {
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => open(0),
+            other => other,
+        };
+        let Ok(file) = file else { return Ok(false) };
+        match file.metadata() {
+            Ok(md) if (md.dev(), md.ino()) == key => {}
+            _ => return Ok(false),
+        }
+        let repo = self.reader.repo();
+        let mut buf = Vec::new();
+        let mut offset = 0u64;
+        for e in &node.content {
+            self.cancel.check()?;
+            let len = e.len();
+            match e {
+                Extent::Data { id, .. } => {
+                    buf.resize(len as usize, 0);
+                    if file.read_exact_at(&mut buf, offset).is_err() || repo.blob_id(&buf) != *id {
+                        return Ok(false);
+                    }
+                }
+                Extent::Hole { .. } => {
+                    let mut pos = offset;
+                    while pos < offset + len {
+                        let n = (offset + len - pos).min(1 << 20) as usize;
+                        buf.resize(n, 0);
+                        if file.read_exact_at(&mut buf, pos).is_err() || buf.iter().any(|b| *b != 0)
+                        {
+                            return Ok(false);
+                        }
+                        pos += n as u64;
+                    }
+                }
+            }
+            offset += len;
+        }
+        Ok(true)
+    }
+
+    /// Phase 2: later members of hard-link groups.
+    fn link(&self, unit: &Unit, entry: &Entry) -> Result<()> {
+        match entry {
+            Entry::Dir(d) => d.entries.iter().try_for_each(|e| self.link(unit, e)),
+            Entry::Leaf(l) => {
+                let Some(first) = &l.link_to else {
+                    return Ok(());
+                };
+                self.cancel.check()?;
+                let node = l.node.node();
+                let path = join(&unit.stage, &l.rel);
+                match fs::hard_link(first, &path) {
+                    Ok(()) => {}
+                    // The group spans sources on different filesystems: copy it.
+                    Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+                        self.write_file(&path, node)?;
+                        apply_metadata(&path, node).map_err(meta_err(&path))?;
+                        self.written.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => return Err(EngineError::io("linking", &path, e)),
+                }
+                self.done(unit, &l.rel, node);
+                Ok(())
+            }
+            Entry::Keep { .. } => Ok(()),
+        }
+    }
+
+    /// Phase 3: directory metadata, children first so that times stay as set.
+    fn finish_dir(&self, stage: &Path, dir: &PlanDir) -> Result<()> {
+        dir.entries.par_iter().try_for_each(|e| match e {
+            Entry::Dir(d) => self.finish_dir(stage, d),
+            _ => Ok(()),
+        })?;
+        let path = join(stage, &dir.rel);
+        match &dir.meta {
+            DirMeta::Point(n) => apply_metadata(&path, n.node()),
+            DirMeta::Existing(n) => apply_metadata(&path, n),
+            DirMeta::Fresh => fs::set_permissions(&path, fs::Permissions::from_mode(0o755)),
+        }
+        .map_err(meta_err(&path))?;
+        fsync_dir(&path)
+    }
+}
+
+pub(super) fn fsync_dir(path: &Path) -> Result<()> {
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| EngineError::io("syncing", path, e))
+}
