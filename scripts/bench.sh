@@ -38,7 +38,7 @@ fi
 
 echo "building cairn (release)" >&2
 (cd "$ROOT" && cargo build --release -q -p cairn-cli)
-CAIRN=$ROOT/target/release/cairn
+CAIRN=${CARGO_TARGET_DIR:-$ROOT/target}/release/cairn
 
 mkdir -p "$WORK"
 DATA=$WORK/linux

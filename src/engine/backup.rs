@@ -81,7 +81,7 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn warn(&self, message: String) {
-        tracing::warn!("{message}");
+        tracing::debug!("{message}");
         self.progress.warn(&message);
         self.warnings
             .lock()

@@ -3,6 +3,7 @@
 
 pub mod backup;
 pub mod content;
+pub mod disk_cache;
 mod fsmeta;
 mod progress;
 pub mod restore;

@@ -8,6 +8,7 @@ use crate::catalog::Catalog;
 use crate::model::Tree;
 use crate::repo::{BlobId, BlobKind, RepoError, Repository};
 
+use super::disk_cache::DiskCache;
 use super::Result;
 
 const CACHE_TREES: usize = 1024;
@@ -18,6 +19,7 @@ pub struct TreeReader {
     repo: Repository,
     catalog: Arc<Catalog>,
     cache: Arc<Mutex<HashMap<BlobId, Arc<Tree>>>>,
+    disk: Option<Arc<DiskCache>>,
 }
 
 impl TreeReader {
@@ -26,7 +28,14 @@ impl TreeReader {
             repo,
             catalog,
             cache: Arc::new(Mutex::new(HashMap::new())),
+            disk: None,
         }
+    }
+
+    /// Keeps blobs read from the repository in a bounded on-disk cache too.
+    pub fn with_disk_cache(mut self, disk: DiskCache) -> TreeReader {
+        self.disk = Some(Arc::new(disk));
+        self
     }
 
     pub fn repo(&self) -> &Repository {
@@ -46,7 +55,27 @@ impl TreeReader {
         if loc.kind != kind {
             return Err(RepoError::Format(format!("blob {id} is not a {kind:?} blob")).into());
         }
-        Ok(self.repo.read_blob(id, &loc)?)
+        let Some(disk) = &self.disk else {
+            return Ok(self.repo.read_blob(id, &loc)?);
+        };
+        if let Some(stored) = disk.get(id) {
+            match self.repo.decode_blob(id, &loc, &stored) {
+                Ok(plain) => return Ok(plain),
+                Err(e) => {
+                    tracing::warn!("dropping damaged cache entry for {id}: {e}");
+                    disk.remove(id);
+                }
+            }
+        }
+        let start = loc.offset as u64;
+        let stored = self
+            .repo
+            .store()
+            .get_range(&loc.pack.key(), start..start + loc.length as u64)
+            .map_err(RepoError::from)?;
+        let plain = self.repo.decode_blob(id, &loc, &stored)?;
+        disk.put(id, &stored);
+        Ok(plain)
     }
 
     /// Reads, checks and decodes a tree.

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use crate::catalog::PointRecord;
+use crate::engine::disk_cache::DiskCache;
 use crate::engine::{ContentReader, FileLayout};
 use crate::model::{Node, NodeKind, Tree};
 use crate::repo::BlobId;
@@ -162,11 +163,25 @@ fn node_kind(k: NodeKind) -> EntryKind {
 }
 
 impl Namespace {
+    /// A namespace with `cache_bytes` of decoded chunks in memory.
     pub fn new(service: Service, cache_bytes: usize) -> Namespace {
-        let trees =
+        Namespace::with_disk_cache(service, cache_bytes, None)
+    }
+
+    /// Like [`new`](Self::new), plus a bounded on-disk cache of stored blobs.
+    pub fn with_disk_cache(
+        service: Service,
+        cache_bytes: usize,
+        disk: Option<DiskCache>,
+    ) -> Namespace {
+        let mut trees =
             crate::engine::TreeReader::new(service.repo().clone(), service.catalog().clone());
+        if let Some(disk) = disk {
+            trees = trees.with_disk_cache(disk);
+        }
+        let content = ContentReader::new(trees, cache_bytes);
         Namespace {
-            content: ContentReader::new(trees, cache_bytes),
+            content,
             service,
             table: RwLock::new(Table {
                 next: FIRST_DYNAMIC,

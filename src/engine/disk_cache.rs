@@ -1,0 +1,133 @@
+//! A bounded on-disk cache of blobs in their stored form (compressed and, in encrypted
+//! repositories, still sealed: nothing readable lands on local disk). Every hit is checked
+//! against its id when decoded, so a damaged cache file is a miss, never wrong data.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use crate::repo::BlobId;
+
+pub struct DiskCache {
+    dir: PathBuf,
+    capacity: u64,
+    used: AtomicU64,
+    evicting: Mutex<()>,
+}
+
+impl DiskCache {
+    /// Opens (creating) a cache directory bounded to `capacity` bytes.
+    pub fn open(dir: &Path, capacity: u64) -> std::io::Result<DiskCache> {
+        fs::create_dir_all(dir)?;
+        let used = fs::read_dir(dir)?
+            .flatten()
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .sum();
+        Ok(DiskCache {
+            dir: dir.to_path_buf(),
+            capacity,
+            used: AtomicU64::new(used),
+            evicting: Mutex::new(()),
+        })
+    }
+
+    fn path(&self, id: &BlobId) -> PathBuf {
+        self.dir.join(id.to_hex())
+    }
+
+    pub fn get(&self, id: &BlobId) -> Option<Vec<u8>> {
+        fs::read(self.path(id)).ok()
+    }
+
+    /// Forgets a blob whose cached copy turned out to be damaged.
+    pub fn remove(&self, id: &BlobId) {
+        if let Ok(m) = fs::metadata(self.path(id)) {
+            if fs::remove_file(self.path(id)).is_ok() {
+                self.used.fetch_sub(
+                    m.len().min(self.used.load(Ordering::Relaxed)),
+                    Ordering::Relaxed,
+                );
+            }
+        }
+    }
+
+    /// Stores a blob (write to a temporary name, then rename) and evicts the oldest
+    /// entries when over capacity. Failures only cost a future miss.
+    pub fn put(&self, id: &BlobId, stored: &[u8]) {
+        if stored.len() as u64 > self.capacity / 4 {
+            return;
+        }
+        let tmp = self
+            .dir
+            .join(format!(".{}.tmp{}", id.to_hex(), std::process::id()));
+        if fs::write(&tmp, stored)
+            .and_then(|_| fs::rename(&tmp, self.path(id)))
+            .is_err()
+        {
+            let _ = fs::remove_file(&tmp);
+            return;
+        }
+        if self.used.fetch_add(stored.len() as u64, Ordering::Relaxed) + stored.len() as u64
+            > self.capacity
+        {
+            self.evict();
+        }
+    }
+
+    fn evict(&self) {
+        let Ok(_guard) = self.evicting.try_lock() else {
+            return;
+        };
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        let mut files: Vec<(std::time::SystemTime, u64, PathBuf)> = entries
+            .flatten()
+            .filter_map(|e| {
+                let m = e.metadata().ok()?;
+                Some((
+                    m.accessed().or_else(|_| m.modified()).ok()?,
+                    m.len(),
+                    e.path(),
+                ))
+            })
+            .collect();
+        files.sort();
+        let mut used: u64 = files.iter().map(|f| f.1).sum();
+        let target = self.capacity * 3 / 4;
+        for (_, len, path) in files {
+            if used <= target {
+                break;
+            }
+            if fs::remove_file(&path).is_ok() {
+                used -= len;
+            }
+        }
+        self.used.store(used, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stays_within_capacity() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = DiskCache::open(dir.path(), 10_000).unwrap();
+        for i in 0..40u8 {
+            cache.put(&BlobId([i; 32]), &[i; 1000]);
+        }
+        let total: u64 = fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.metadata().unwrap().len())
+            .sum();
+        assert!(total <= 10_000, "{total}");
+        assert_eq!(cache.get(&BlobId([39; 32])), Some(vec![39; 1000]));
+        cache.remove(&BlobId([39; 32]));
+        assert_eq!(cache.get(&BlobId([39; 32])), None);
+    }
+}
