@@ -329,3 +329,74 @@ fn the_disk_cache_serves_blobs_and_a_damaged_entry_is_never_returned() {
     assert_eq!(ns.read(fh, 0, 4096).unwrap_err(), libc::EIO);
     service.shutdown();
 }
+
+#[test]
+fn jobs_on_one_instance_run_one_at_a_time_and_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    let tree = SourceTree::new(&src);
+    for i in 0..8 {
+        tree.file(
+            &format!("f{i}"),
+            &crate::support::fixture::noise(i, 1 << 20),
+        );
+    }
+    let (service, _) = started(dir.path());
+    service
+        .submit(
+            "instance",
+            &format!("add name=db path={}", src.display()),
+            0,
+        )
+        .unwrap();
+    let a = job_id(
+        &service
+            .submit("snapshot", "instance=db name=one", 0)
+            .unwrap(),
+    );
+    let b = job_id(
+        &service
+            .submit("snapshot", "instance=db name=two", 0)
+            .unwrap(),
+    );
+    let sa = wait_job(&service, a);
+    let sb = wait_job(&service, b);
+    assert_eq!(
+        (sa["state"].as_str(), sb["state"].as_str()),
+        (Some("succeeded"), Some("succeeded"))
+    );
+    let finished_a =
+        chrono::DateTime::parse_from_rfc3339(sa["finished"].as_str().unwrap()).unwrap();
+    let started_b = chrono::DateTime::parse_from_rfc3339(sb["started"].as_str().unwrap()).unwrap();
+    assert!(
+        started_b >= finished_a,
+        "the second job on one instance waited for the first"
+    );
+    assert_eq!(service.points("db").len(), 2);
+    // A cancelled job shows cancelled with its cause.
+    let c = job_id(&service.submit("snapshot", "instance=db", 0).unwrap());
+    service.submit("cancel", &format!("job={c}"), 0).ok();
+    let sc = wait_job(&service, c);
+    assert!(
+        ["cancelled", "succeeded"].contains(&sc["state"].as_str().unwrap()),
+        "{sc}"
+    );
+    service.shutdown();
+
+    // A job left running by a daemon that died shows interrupted after a restart, and
+    // the history is still there.
+    let t = TestRepo::reopen_local(dir.path());
+    let stuck = t
+        .catalog
+        .insert_job("snapshot", Some("db"), "running", "{}", 0)
+        .unwrap();
+    let restarted = Service::start(t.repo, t.catalog, 1).unwrap();
+    let status: serde_json::Value =
+        serde_json::from_str(&restarted.job_status(stuck).unwrap()).unwrap();
+    assert_eq!(status["state"], "interrupted");
+    assert!(status["error"].as_str().unwrap().contains("daemon stopped"));
+    let old: serde_json::Value = serde_json::from_str(&restarted.job_status(a).unwrap()).unwrap();
+    assert_eq!(old["state"], "succeeded");
+    assert!(restarted.job_ids().contains(&b));
+    restarted.shutdown();
+}
