@@ -501,6 +501,72 @@ fn file_content(
     Ok(content)
 }
 
+/// Ranges up to this size are read whole into a reused buffer and chunked in memory; a
+/// streaming chunker per file would allocate (and zero) a max-chunk buffer every time.
+const SMALL_RANGE: u64 = 8 << 20;
+
+thread_local! {
+    static READ_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn chunk_small(
+    ctx: &Ctx<'_>,
+    mut source: impl Read,
+    extents: &mut Vec<Extent>,
+    io: impl Fn(std::io::Error) -> EngineError,
+) -> Result<u64> {
+    READ_BUFFER.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        buf.clear();
+        source.read_to_end(&mut buf).map_err(io)?;
+        let c = ctx.repo.config().chunker;
+        let chunks: Vec<(usize, usize)> = if buf.len() <= c.min_size as usize {
+            vec![(0, buf.len())]
+        } else {
+            fastcdc::v2020::FastCDC::new(&buf, c.min_size, c.avg_size, c.max_size)
+                .map(|ch| (ch.offset, ch.length))
+                .collect()
+        };
+        for (offset, length) in chunks {
+            if length == 0 {
+                continue;
+            }
+            let (id, _) = ctx
+                .packer
+                .add(BlobKind::Data, &buf[offset..offset + length])?;
+            extents.push(Extent::Data {
+                id,
+                len: length as u32,
+            });
+        }
+        Ok(buf.len() as u64)
+    })
+}
+
+fn chunk_stream(
+    ctx: &Ctx<'_>,
+    source: impl Read,
+    extents: &mut Vec<Extent>,
+    io: impl Fn(std::io::Error) -> EngineError,
+) -> Result<u64> {
+    let c = ctx.repo.config().chunker;
+    let mut read = 0u64;
+    for chunk in fastcdc::v2020::StreamCDC::new(source, c.min_size, c.avg_size, c.max_size) {
+        ctx.cancel.check()?;
+        let chunk = chunk.map_err(|e| match e {
+            fastcdc::v2020::Error::IoError(e) => io(e),
+            other => io(std::io::Error::other(other.to_string())),
+        })?;
+        let (id, _) = ctx.packer.add(BlobKind::Data, &chunk.data)?;
+        read += chunk.length as u64;
+        extents.push(Extent::Data {
+            id,
+            len: chunk.length as u32,
+        });
+    }
+    Ok(read)
+}
+
 fn read_file(ctx: &Ctx<'_>, path: &Path, node: &Node) -> Result<Vec<Extent>> {
     let io = |e| EngineError::io("reading", path, e);
     let open = |flags| {
@@ -525,7 +591,6 @@ fn read_file(ctx: &Ctx<'_>, path: &Path, node: &Node) -> Result<Vec<Extent>> {
     } else {
         vec![(0, size)]
     };
-    let chunker = ctx.repo.config().chunker;
     let mut extents = Vec::new();
     let mut pos = 0u64;
     for (start, end) in ranges {
@@ -534,25 +599,11 @@ fn read_file(ctx: &Ctx<'_>, path: &Path, node: &Node) -> Result<Vec<Extent>> {
         }
         file.seek(SeekFrom::Start(start)).map_err(io)?;
         let limited = (&mut file).take(end - start);
-        let mut read = 0u64;
-        for chunk in fastcdc::v2020::StreamCDC::new(
-            limited,
-            chunker.min_size,
-            chunker.avg_size,
-            chunker.max_size,
-        ) {
-            ctx.cancel.check()?;
-            let chunk = chunk.map_err(|e| match e {
-                fastcdc::v2020::Error::IoError(e) => io(e),
-                other => io(std::io::Error::other(other.to_string())),
-            })?;
-            let (id, _) = ctx.packer.add(BlobKind::Data, &chunk.data)?;
-            read += chunk.length as u64;
-            extents.push(Extent::Data {
-                id,
-                len: chunk.length as u32,
-            });
-        }
+        let read = if end - start <= SMALL_RANGE {
+            chunk_small(ctx, limited, &mut extents, io)?
+        } else {
+            chunk_stream(ctx, limited, &mut extents, io)?
+        };
         pos = start + read;
         if read < end - start {
             ctx.warn(format!("{} shrank while it was read", path.display()));

@@ -2,8 +2,8 @@
 //! original paths.
 //!
 //! Nothing is ever written at the destination itself. A restore builds a hidden *stage*
-//! next to each destination (same parent, so same filesystem), writes and fsyncs
-//! everything there, and only then swaps it in with one rename: `rename(2)` for a new
+//! next to each destination (same parent, so same filesystem), writes everything there
+//! and syncs that filesystem, and only then swaps it in with one rename: `rename(2)` for a new
 //! target, `renameat2(RENAME_EXCHANGE)` over an existing one. Any failure before the swap
 //! (I/O, full disk, store, cancel) removes the stage and leaves the destination as it was.
 //!
