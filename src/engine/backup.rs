@@ -90,13 +90,6 @@ impl Ctx<'_> {
     }
 }
 
-fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
-}
-
 fn build_excludes(globs: &[String]) -> Result<GlobSet> {
     let mut b = GlobSetBuilder::new();
     for g in globs {
@@ -229,7 +222,7 @@ pub fn backup(
         cancel.check()?;
         progress.phase("finishing uploads");
         let packer_stats = ctx.packer.flush().map(|_| ctx.packer.stats())?;
-        let time_ns = req.time_ns.unwrap_or_else(now_ns);
+        let time_ns = req.time_ns.unwrap_or_else(crate::model::now_ns);
         let stats = PointStats {
             files: ctx.files.load(Ordering::Relaxed),
             dirs: ctx.dirs.load(Ordering::Relaxed),

@@ -18,3 +18,11 @@ pub enum ModelError {
     #[error("malformed manifest: {0}")]
     Manifest(String),
 }
+
+/// Now, in nanoseconds since the Unix epoch (UTC).
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}

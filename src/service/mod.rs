@@ -34,12 +34,7 @@ pub enum ServiceError {
     Store(#[from] StoreError),
 }
 
-pub fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
-}
+pub use crate::model::now_ns;
 
 #[derive(Default)]
 struct State {
