@@ -114,7 +114,8 @@ run_tool() {
       export BORG_CACHE_DIR=$WORK/cache-borg BORG_BASE_DIR=$WORK/borg-base
       borg init -e none "$repo" >/dev/null
       local backup=(borg create "$repo::{now:%Y-%m-%dT%H:%M:%S.%f}" "$SRC")
-      local restore_cmd=(sh -c "mkdir -p '$restore' && cd '$restore' && borg extract '$repo::\$(borg list --last 1 --short '$repo')'") ;;
+      # shellcheck disable=SC2016 # expanded by the inner shell
+      local restore_cmd=(sh -c 'mkdir -p "$1" && cd "$1" && borg extract "$2::$(borg list --last 1 --short "$2")"' sh "$restore" "$repo") ;;
   esac
   measure "$tool" first-backup "${backup[@]}"
   record_size "$tool" first-backup "$repo"
