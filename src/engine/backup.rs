@@ -183,7 +183,9 @@ pub fn backup(
         files_read: AtomicU64::new(0),
     };
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
+        // Reading small files is latency-bound (cold metadata and data): more readers than
+        // cores keep the disk busy while the CPU-bound part stays bounded by the cores.
+        .num_threads((std::thread::available_parallelism().map_or(2, |n| n.get()) * 3).clamp(4, 24))
         .stack_size(16 << 20)
         .thread_name(|i| format!("cairn-backup-{i}"))
         .build()
@@ -496,7 +498,7 @@ fn file_content(
 
 /// Ranges up to this size are read whole into a reused buffer and chunked in memory; a
 /// streaming chunker per file would allocate (and zero) a max-chunk buffer every time.
-const SMALL_RANGE: u64 = 8 << 20;
+const SMALL_RANGE: u64 = 1 << 20;
 
 thread_local! {
     static READ_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };

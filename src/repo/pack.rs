@@ -98,8 +98,16 @@ impl Default for PackBuilder {
 
 impl PackBuilder {
     pub fn new() -> PackBuilder {
+        PackBuilder::with_capacity(0)
+    }
+
+    /// A builder whose buffer never reallocates below `capacity` bytes (a doubling
+    /// buffer would hold up to twice the pack size).
+    pub fn with_capacity(capacity: usize) -> PackBuilder {
+        let mut buf = Vec::with_capacity(capacity.max(PACK_MAGIC.len()));
+        buf.extend_from_slice(PACK_MAGIC);
         PackBuilder {
-            buf: PACK_MAGIC.to_vec(),
+            buf,
             entries: Vec::new(),
         }
     }

@@ -10,7 +10,7 @@ use super::index::IndexedPack;
 use super::pack::PackBuilder;
 use super::{BlobId, BlobIndex, BlobKind, RepoError, Repository, Result};
 
-const MAX_UPLOADS: usize = 4;
+const MAX_UPLOADS: usize = 2;
 /// Packs covered by one index segment while a backup runs.
 const PACKS_PER_SEGMENT: usize = 32;
 
@@ -89,7 +89,11 @@ impl Packer {
             st.stats.new_blobs += 1;
             st.stats.new_bytes += plaintext.len() as u64;
             let slot = &mut st.builders[kind as usize];
-            let builder = slot.get_or_insert_with(PackBuilder::new);
+            // Room for a full pack, the largest chunk that may cross the limit, and the header.
+            let capacity = repo.config().pack_size as usize
+                + repo.config().chunker.max_size as usize
+                + (1 << 20);
+            let builder = slot.get_or_insert_with(|| PackBuilder::with_capacity(capacity));
             builder.add(kind, id, &stored, plaintext.len() as u32);
             if builder.len() >= repo.config().pack_size as usize {
                 slot.take()
