@@ -126,8 +126,52 @@ run_tool() {
   record_size "$tool" changed-backup "$repo"
   measure "$tool" restore "${restore_cmd[@]}"
   rm -rf "$restore"
+  bench_mount "$tool" "$repo"
 }
 
+# The mount: find over the point, reading every file (cold, then warm from the kernel's
+# page cache), first byte of the largest file. Each tool's own FUSE mount, same data.
+bench_mount() {
+  local tool=$1 repo=$2 mnt=$WORK/mnt-$1 pid="" dir
+  mkdir -p "$mnt"
+  case $tool in
+    cairn)
+      "$CAIRN" mount "$repo" "$mnt" --background >/dev/null
+      dir=$mnt/bench/latest ;;
+    restic)
+      restic mount -q -r "$repo" "$mnt" >/dev/null 2>&1 &
+      pid=$!
+      dir=$mnt/snapshots/latest$SRC ;;
+    borg)
+      borg mount "$repo::$(borg list --last 1 --short "$repo")" "$mnt"
+      dir=$mnt${SRC} ;;
+  esac
+  local waited=0
+  until [ -d "$dir" ]; do
+    sleep 0.5; waited=$((waited + 1))
+    [ $waited -lt 120 ] || { echo "FAILED: $tool mount never showed $dir" >&2; exit 1; }
+  done
+  measure "$tool" mount-find sh -c "find '$dir/' | wc -l"
+  measure "$tool" mount-read-cold sh -c "cd '$dir' && tar cf - . | wc -c"
+  measure_warm "$tool" mount-read-warm sh -c "cd '$dir' && tar cf - . | wc -c"
+  measure "$tool" mount-first-byte head -c1 "$dir/$BIGGEST"
+  case $tool in
+    cairn) "$CAIRN" umount "$mnt" ;;
+    *) fusermount3 -u "$mnt" || fusermount3 -uz "$mnt" ;;
+  esac
+  [ -z "$pid" ] || wait "$pid" 2>/dev/null || true
+}
+
+measure_warm() {
+  local tool=$1 figure=$2; shift 2
+  local out; out=$(mktemp)
+  /usr/bin/time -f '%e %M' -o "$out" "$@" >/dev/null 2>"$WORK/last.err" || { cat "$WORK/last.err" >&2; exit 1; }
+  read -r secs rss < "$out"; rm -f "$out"
+  printf '%s\t%s\ttime_s\t%s\n' "$tool" "$figure" "$secs" >> "$RESULTS"
+  printf '  %-7s %-16s %8ss\n' "$tool" "$figure" "$secs" >&2
+}
+
+BIGGEST=$(cd "$SRC_ORIG" && find . -type f -printf '%s %P\n' | sort -n | tail -1 | cut -d' ' -f2-)
 echo "data: $SRC_ORIG ($(find "$SRC_ORIG" -type f | wc -l) files, $(du -sm "$SRC_ORIG" | cut -f1) MiB); rounds: $ROUNDS" >&2
 for round in $(seq 1 "$ROUNDS"); do
   echo "round $round" >&2
@@ -140,7 +184,8 @@ rows = collections.defaultdict(list)
 for line in open(sys.argv[1]):
     tool, fig, metric, val = line.rstrip("\n").split("\t")
     rows[(fig, metric, tool)].append(float(val))
-figs = ["first-backup", "nochange-backup", "changed-backup", "restore"]
+figs = ["first-backup", "nochange-backup", "changed-backup", "restore",
+        "mount-find", "mount-read-cold", "mount-read-warm", "mount-first-byte"]
 print(f"{'figure':<17}{'metric':<9}{'cairn':>10}{'restic':>10}{'borg':>10}{'cairn/best peer':>17}")
 for fig in figs:
     for metric in ["time_s", "rss_mb", "size_mb"]:
@@ -151,4 +196,4 @@ for fig in figs:
         ratio = vals["cairn"] / best if best else float("nan")
         print(f"{fig:<17}{metric:<9}{vals['cairn']:>10.2f}{vals['restic']:>10.2f}{vals['borg']:>10.2f}{ratio:>16.2f}x")
 PY
-rm -rf "$WORK/src" "$WORK"/repo-* "$WORK"/restore-* "$WORK"/cache-* "$WORK/borg-base"
+rm -rf "$WORK/src" "$WORK"/repo-* "$WORK"/restore-* "$WORK"/cache-* "$WORK/borg-base" "$WORK"/mnt-*
