@@ -25,6 +25,33 @@ pub fn usage(message: impl Into<String>) -> anyhow::Error {
     UsageError(message.into()).into()
 }
 
+/// A failure that carries its own exit code and hint: a request the daemon refused
+/// (2), a job that failed (1), a job given up on after Ctrl-C (130).
+#[derive(Debug)]
+pub struct Coded {
+    pub code: u8,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for Coded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Coded {}
+
+/// Builds a [`Coded`] error.
+pub fn coded(code: u8, message: impl Into<String>, hint: Option<String>) -> anyhow::Error {
+    Coded {
+        code,
+        message: message.into(),
+        hint,
+    }
+    .into()
+}
+
 /// What kind of failure an error is, as far as the person running cairn cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -196,6 +223,13 @@ fn message(err: &anyhow::Error) -> String {
 /// Prints the error (with its causes and a hint) to stderr; returns the exit code.
 /// `verify` exits 2 on any error, keeping 1 for "damage found".
 pub fn report(err: &anyhow::Error, is_verify: bool) -> ExitCode {
+    if let Some(c) = err.chain().find_map(|c| c.downcast_ref::<Coded>()) {
+        eprintln!("cairn: error: {}", message(err));
+        if let Some(hint) = &c.hint {
+            eprintln!("hint: {hint}");
+        }
+        return ExitCode::from(c.code);
+    }
     let kind = kind(err);
     if kind == Kind::Cancelled {
         eprintln!("cairn: cancelled");

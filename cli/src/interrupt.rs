@@ -7,7 +7,7 @@
 //! code runs in a signal handler.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use cairn::engine::CancelToken;
 
@@ -40,9 +40,14 @@ fn restore_echo() {
     eprintln!();
 }
 
+/// What is printed when an interrupt cancels the operation.
+const CANCELLING: &str = "cancelling (interrupt again to stop at once)";
+
 pub struct Interrupts {
     token: CancelToken,
     armed: Arc<AtomicBool>,
+    /// Printed after `cairn: interrupted: ` when an interrupt cancels.
+    message: Arc<Mutex<&'static str>>,
 }
 
 /// While alive, an interrupt cancels the operation instead of ending the process.
@@ -87,14 +92,19 @@ impl Interrupts {
     pub fn install() -> Interrupts {
         let token = CancelToken::new();
         let armed = Arc::new(AtomicBool::new(false));
+        let message = Arc::new(Mutex::new(CANCELLING));
         let set = signal_set();
         // SAFETY: `set` is a valid, initialised signal set.
         let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
         if rc != 0 {
             tracing::warn!("cannot block signals ({rc}): Ctrl-C will not cancel cleanly");
-            return Interrupts { token, armed };
+            return Interrupts {
+                token,
+                armed,
+                message,
+            };
         }
-        let (t, a) = (token.clone(), armed.clone());
+        let (t, a, m) = (token.clone(), armed.clone(), message.clone());
         let count = AtomicU32::new(0);
         let spawned = std::thread::Builder::new()
             .name("cairn-signals".into())
@@ -105,7 +115,8 @@ impl Interrupts {
                     continue;
                 }
                 if a.load(Ordering::SeqCst) && count.fetch_add(1, Ordering::SeqCst) == 0 {
-                    eprintln!("\ncairn: interrupted: cancelling (interrupt again to stop at once)");
+                    let text = *m.lock().unwrap_or_else(|p| p.into_inner());
+                    eprintln!("\ncairn: interrupted: {text}");
                     t.cancel();
                 } else {
                     die_by(signal);
@@ -116,7 +127,11 @@ impl Interrupts {
             // SAFETY: as above; undo the block so that Ctrl-C still ends the process.
             unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()) };
         }
-        Interrupts { token, armed }
+        Interrupts {
+            token,
+            armed,
+            message,
+        }
     }
 
     pub fn token(&self) -> &CancelToken {
@@ -125,6 +140,13 @@ impl Interrupts {
 
     /// From now until the guard drops, an interrupt cancels the operation.
     pub fn arm(&self) -> Armed<'_> {
+        self.arm_saying(CANCELLING)
+    }
+
+    /// Like [`arm`](Interrupts::arm), printing `message` (after `cairn: interrupted: `)
+    /// when an interrupt comes.
+    pub fn arm_saying(&self, message: &'static str) -> Armed<'_> {
+        *self.message.lock().unwrap_or_else(|p| p.into_inner()) = message;
         self.armed.store(true, Ordering::SeqCst);
         Armed(self)
     }

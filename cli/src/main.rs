@@ -1,14 +1,19 @@
 //! `cairn`, the command-line front end.
 //!
-//! The commands here open a repository directly (`--repo REPO` or `CAIRN_REPO`) and run
-//! the engine in this process. Exit codes: 0 success, 1 the operation failed or found a
-//! problem (damage in `verify`), 2 a usage or configuration error (`verify`: any error),
-//! 130 interrupted.
+//! `cairn mount REPO DIR` serves a repository as a filesystem; most other commands talk
+//! to such a mount through its control files (`--mount DIR` or `CAIRN_MOUNT`), and
+//! `snapshot`, `restore`, `verify` and `points` can also open a repository directly
+//! (`--repo REPO` or `CAIRN_REPO`) and run the engine in this process. Exit codes: 0
+//! success, 1 the operation (or job) failed or found a problem (damage in `verify`), 2 a
+//! usage or configuration error or a refused request (direct `verify`: any error), 130
+//! interrupted.
 
+mod client;
 mod commands;
 mod failure;
 mod human_units;
 mod interrupt;
+mod mounts;
 mod password;
 mod progress;
 mod repo_args;
@@ -40,7 +45,14 @@ struct Cli {
 enum Command {
     /// Create a repository.
     Init(commands::init::InitArgs),
-    /// Back up paths as a new point of an instance.
+    /// Serve a repository as a filesystem at DIR (in the foreground, or --background).
+    Mount(commands::mount::MountArgs),
+    /// Detach the cairn mount at DIR (its daemon then exits).
+    Umount(commands::mount::UmountArgs),
+    /// Add, list or remove the instances of a mount.
+    #[command(subcommand)]
+    Instance(commands::instance::InstanceCommand),
+    /// Take a new point of an instance (through a mount, or --repo with --path).
     Snapshot(commands::snapshot::SnapshotArgs),
     /// Restore a point into a new directory or over the original paths.
     Restore(commands::restore::RestoreArgs),
@@ -48,9 +60,25 @@ enum Command {
     Verify(commands::verify::VerifyArgs),
     /// List backup points.
     Points(commands::points::PointsArgs),
+    /// List a mount's jobs, or show one.
+    Jobs(commands::jobs::JobsArgs),
+    /// Cancel a queued or running job of a mount.
+    Cancel(commands::jobs::CancelArgs),
     /// Manage the local catalog (a cache of the repository's index and points).
     #[command(subcommand)]
     Catalog(commands::catalog::CatalogCommand),
+    /// Internal: detaches DIR when the mount daemon whose pipe is on stdin dies.
+    #[command(name = "__mount-watcher", hide = true)]
+    MountWatcher(commands::mount::WatcherArgs),
+}
+
+/// The watcher outlives Ctrl-C and SIGTERM aimed at its daemon: it only acts when the
+/// daemon is gone.
+fn ignore_signals() {
+    for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGPIPE] {
+        // SAFETY: setting a signal's disposition to SIG_IGN.
+        unsafe { libc::signal(s, libc::SIG_IGN) };
+    }
 }
 
 fn init_tracing() {
@@ -61,22 +89,43 @@ fn init_tracing() {
         .unwrap_or_else(|_| EnvFilter::new("warn,cairn::engine=error"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
 }
 
 fn main() -> ExitCode {
+    // Two malloc arenas instead of one per thread: the engine's many readers would
+    // otherwise each keep freed buffers, and peak RSS would grow with the thread count.
+    // SAFETY: mallopt before any other thread exists; it only tunes the allocator.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
     let cli = Cli::parse();
     init_tracing();
+    if let Command::MountWatcher(args) = &cli.command {
+        ignore_signals();
+        return match commands::mount::watch(args) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(err) => failure::report(&err, false),
+        };
+    }
     // Before any thread starts, so that every thread inherits the blocked signals.
     let interrupts = interrupt::Interrupts::install();
     let inv = Invocation {
         global: &cli.global,
         interrupts: &interrupts,
     };
-    let is_verify = matches!(cli.command, Command::Verify(_));
+    // Direct `verify` keeps exit code 1 for "damage found"; any error is 2.
+    let is_verify = matches!(&cli.command, Command::Verify(a) if a.target.is_direct());
     let result = match &cli.command {
         Command::Init(args) => commands::init::run(&inv, args),
+        Command::Mount(args) => commands::mount::run(&inv, args),
+        Command::Umount(args) => commands::mount::umount(&inv, args),
+        Command::Instance(cmd) => commands::instance::run(&inv, cmd),
+        Command::Jobs(args) => commands::jobs::run(&inv, args),
+        Command::Cancel(args) => commands::jobs::cancel(&inv, args),
+        Command::MountWatcher(_) => unreachable!("handled above"),
         Command::Snapshot(args) => commands::snapshot::run(&inv, args),
         Command::Restore(args) => commands::restore::run(&inv, args),
         Command::Verify(args) => commands::verify::run(&inv, args),

@@ -172,6 +172,12 @@ impl TermProgress {
         self.shared.clear();
     }
 
+    /// Sets the counters to figures measured elsewhere (a job in a mount's daemon).
+    pub fn set_counts(&self, files: u64, bytes: u64) {
+        self.shared.files.store(files, Ordering::Relaxed);
+        self.shared.bytes.store(bytes, Ordering::Relaxed);
+    }
+
     /// Prints those of an operation's final warnings that were not reported while it ran.
     pub fn print_unseen_warnings(&self, warnings: &[String]) {
         let seen = self

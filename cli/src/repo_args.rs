@@ -72,10 +72,23 @@ pub fn open_store(global: &GlobalArgs, text: &str) -> Result<Store> {
 /// Opens the repository at `text`, asking for the password only if it is encrypted and
 /// none was supplied.
 pub fn open_repository(global: &GlobalArgs, text: &str) -> Result<Repository> {
-    let store = open_store(global, text)?;
     let supplied = password::supplied(global.password_file.as_deref())?;
+    Ok(open_repository_with(global, text, supplied, true)?.0)
+}
+
+/// Opens the repository at `text` with the `supplied` password; when none was supplied
+/// and `may_ask`, asks on the terminal if the repository is encrypted. Returns the
+/// password that opened it (None for an unencrypted repository).
+pub fn open_repository_with(
+    global: &GlobalArgs,
+    text: &str,
+    supplied: Option<Vec<u8>>,
+    may_ask: bool,
+) -> Result<(Repository, Option<Vec<u8>>)> {
+    let store = open_store(global, text)?;
+    let mut used = supplied.clone();
     let mut result = Repository::open(store.clone(), supplied.as_deref());
-    if supplied.is_none() {
+    if supplied.is_none() && may_ask {
         let mut attempt = 0;
         loop {
             match &result {
@@ -86,9 +99,14 @@ pub fn open_repository(global: &GlobalArgs, text: &str) -> Result<Repository> {
             let pw = password::ask_existing(text, attempt)?;
             attempt += 1;
             result = Repository::open(store.clone(), Some(&pw));
+            used = Some(pw);
         }
     }
-    result.with_context(|| format!("cannot open the repository at {text}"))
+    let repo = result.with_context(|| format!("cannot open the repository at {text}"))?;
+    if !repo.config().encrypted() {
+        used = None;
+    }
+    Ok((repo, used))
 }
 
 /// Opens the repository's local catalog at its default place and brings it up to date.

@@ -449,7 +449,12 @@ pub struct VerifyControl {
 }
 
 pub fn parse_verify(text: &str) -> Result<VerifyControl> {
-    let words = parse_words(text)?;
+    // Every key is optional: an empty line verifies everything.
+    let words = if text.trim().is_empty() {
+        Words::default()
+    } else {
+        parse_words(text)?
+    };
     no_verb(&words, "verify")?;
     let mut f = Fields::new(words);
     let instance = f.optional("instance")?.map(instance_name).transpose()?;
@@ -568,6 +573,14 @@ mod tests {
         );
         assert!(parse_restore("instance=db point=latest mode=sideways target=/x").is_err());
         assert!(parse_verify("read-data=true").unwrap().read_data);
+        assert_eq!(
+            parse_verify("\n").unwrap(),
+            VerifyControl {
+                instance: None,
+                point: None,
+                read_data: false
+            }
+        );
         assert!(parse_verify("read-data=maybe").is_err());
         assert!(parse_verify("point=latest").is_err());
         assert_eq!(parse_cancel("job=17").unwrap(), 17);

@@ -5,6 +5,7 @@ mod support;
 
 mod backup;
 mod cli;
+mod cli_mount;
 mod format_golden;
 mod mount;
 mod namespace;

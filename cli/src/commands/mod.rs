@@ -2,6 +2,9 @@
 
 pub mod catalog;
 pub mod init;
+pub mod instance;
+pub mod jobs;
+pub mod mount;
 pub mod points;
 pub mod restore;
 pub mod snapshot;

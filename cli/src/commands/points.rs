@@ -1,4 +1,5 @@
-//! `cairn points [INSTANCE] --repo REPO`: lists backup points, oldest first.
+//! `cairn points [INSTANCE]`: lists backup points, oldest first (newest last): the point
+//! directories of a mount, or the catalog of a repository opened with `--repo`.
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -7,15 +8,16 @@ use serde_json::json;
 use cairn::model::PointKind;
 
 use super::{print_json, Invocation, Status};
+use crate::client::{Client, Target, TargetArgs};
 use crate::human_units;
-use crate::repo_args::{self, RepoArgs};
+use crate::repo_args;
 
 #[derive(Args, Debug)]
 pub struct PointsArgs {
     /// Only this instance's points.
     pub instance: Option<String>,
     #[command(flatten)]
-    pub repo: RepoArgs,
+    pub target: TargetArgs,
     /// Print one JSON object (`{"points": [...]}`) instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -29,7 +31,57 @@ fn kind_name(kind: PointKind) -> &'static str {
 }
 
 pub fn run(inv: &Invocation<'_>, args: &PointsArgs) -> Result<Status> {
-    let repo = repo_args::open_repository(inv.global, &args.repo.repo)?;
+    match args.target.resolve()? {
+        Target::Repo(repo) => direct(inv, args, &repo),
+        Target::Mount(client) => through_mount(&client, args),
+    }
+}
+
+/// The point directories under `<mnt>/<instance>/` (all instances when none is named).
+fn through_mount(client: &Client, args: &PointsArgs) -> Result<Status> {
+    let instances = match &args.instance {
+        Some(i) => vec![i.clone()],
+        None => client.instances()?,
+    };
+    let mut rows = Vec::new();
+    for i in &instances {
+        for p in client.points(i)? {
+            rows.push((i.clone(), p));
+        }
+    }
+    if args.json {
+        let list: Vec<_> = rows
+            .iter()
+            .map(|(i, p)| {
+                json!({
+                    "instance": i,
+                    "name": p,
+                    "path": client.dir.join(i).join(p),
+                })
+            })
+            .collect();
+        print_json(&json!({ "points": list }))?;
+        return Ok(Status::Success);
+    }
+    if rows.is_empty() {
+        match &args.instance {
+            Some(i) => eprintln!("no points in instance `{i}` yet: `cairn snapshot {i}` takes one"),
+            None => eprintln!("no points yet: `cairn snapshot INSTANCE` takes one"),
+        }
+        return Ok(Status::Success);
+    }
+    for (i, p) in &rows {
+        if args.instance.is_some() {
+            println!("{p}");
+        } else {
+            println!("{i}/{p}");
+        }
+    }
+    Ok(Status::Success)
+}
+
+fn direct(inv: &Invocation<'_>, args: &PointsArgs, repo: &str) -> Result<Status> {
+    let repo = repo_args::open_repository(inv.global, repo)?;
     let catalog = repo_args::open_catalog(&repo)?;
     let points = catalog
         .points(args.instance.as_deref())

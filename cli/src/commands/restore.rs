@@ -1,7 +1,7 @@
-//! `cairn restore INSTANCE [POINT] --repo REPO`: restores a point into a new directory or
-//! over the original paths (after taking a safety point of them). Nothing is written at
-//! the destination until everything is staged, so a failed or cancelled restore leaves it
-//! as it was.
+//! `cairn restore INSTANCE [POINT]`: restores a point into a new directory or over the
+//! original paths (after taking a safety point of them), through a mount or directly
+//! with `--repo REPO`. Nothing is written at the destination until everything is staged,
+//! so a failed or cancelled restore leaves it as it was.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -13,10 +13,11 @@ use serde_json::json;
 use cairn::engine::{self, RestoreMode, RestoreRequest};
 
 use super::{absolute, print_json, Invocation, Status};
+use crate::client::{self, JobArgs, Request, Target, TargetArgs};
 use crate::failure::usage;
 use crate::human_units;
 use crate::progress::TermProgress;
-use crate::repo_args::{self, RepoArgs};
+use crate::repo_args;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Mode {
@@ -44,10 +45,10 @@ pub struct RestoreArgs {
     #[arg(default_value = "latest")]
     pub point: String,
     #[command(flatten)]
-    pub repo: RepoArgs,
+    pub target: TargetArgs,
     /// The directory to restore into (required with --mode new).
-    #[arg(long, value_name = "DIR")]
-    pub target: Option<PathBuf>,
+    #[arg(long = "target", value_name = "DIR")]
+    pub target_dir: Option<PathBuf>,
     /// Restore only paths matching GLOB, relative to the point root (`*` stays within a
     /// directory, `**` crosses; a matching directory brings all below it; repeatable).
     #[arg(long = "include", value_name = "GLOB")]
@@ -55,24 +56,47 @@ pub struct RestoreArgs {
     /// Into a new directory, or over the existing data.
     #[arg(long, value_enum, default_value_t = Mode::New)]
     pub mode: Mode,
-    /// Print one JSON object on stdout at the end instead of text.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub job: JobArgs,
 }
 
 pub fn run(inv: &Invocation<'_>, args: &RestoreArgs) -> Result<Status> {
-    if args.mode == Mode::New && args.target.is_none() {
+    if args.mode == Mode::New && args.target_dir.is_none() {
         return Err(usage(
             "--target DIR is needed to restore into a new directory \
              (--mode in-place restores over the original paths instead)",
         ));
     }
-    let repo = repo_args::open_repository(inv.global, &args.repo.repo)?;
+    match args.target.resolve()? {
+        Target::Repo(repo) => direct(inv, args, &repo),
+        Target::Mount(client) => {
+            let mut req = Request::new()
+                .kv("instance", &args.instance)
+                .kv("point", &args.point);
+            if let Some(t) = &args.target_dir {
+                req = req.path("target", &absolute(t)?)?;
+            }
+            for g in &args.includes {
+                req = req.kv("include", g);
+            }
+            req = req.kv("mode", args.mode.name());
+            client::run_job(inv, &client, "restore", &req, args.job)
+        }
+    }
+}
+
+fn direct(inv: &Invocation<'_>, args: &RestoreArgs, repo: &str) -> Result<Status> {
+    if args.job.no_wait {
+        return Err(usage(
+            "--no-wait works through a mount (--mount DIR), not with --repo",
+        ));
+    }
+    let repo = repo_args::open_repository(inv.global, repo)?;
     let catalog = repo_args::open_catalog(&repo)?;
     let req = RestoreRequest {
         instance: args.instance.clone(),
         point: args.point.clone(),
-        target: args.target.as_deref().map(absolute).transpose()?,
+        target: args.target_dir.as_deref().map(absolute).transpose()?,
         includes: args.includes.clone(),
         mode: match args.mode {
             Mode::New => RestoreMode::New,
@@ -95,7 +119,7 @@ pub fn run(inv: &Invocation<'_>, args: &RestoreArgs) -> Result<Status> {
     let elapsed = start.elapsed();
     progress.print_unseen_warnings(&outcome.warnings);
     let throughput = human_units::bytes_per_sec(outcome.bytes, elapsed);
-    if args.json {
+    if args.job.json {
         print_json(&json!({
             "instance": args.instance,
             "point": outcome.point,

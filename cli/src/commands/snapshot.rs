@@ -1,4 +1,5 @@
-//! `cairn snapshot INSTANCE --repo REPO --path P..`: backs up paths as a new point.
+//! `cairn snapshot INSTANCE`: takes a new point of an instance, through a mount (the
+//! instance's definition holds its paths) or directly with `--repo REPO --path P..`.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -10,33 +11,66 @@ use serde_json::json;
 use cairn::engine::{self, BackupRequest};
 
 use super::{absolute, print_json, Invocation, Status};
+use crate::client::{self, JobArgs, Request, Target, TargetArgs};
+use crate::failure::usage;
 use crate::human_units;
 use crate::progress::TermProgress;
-use crate::repo_args::{self, RepoArgs};
+use crate::repo_args;
 
 #[derive(Args, Debug)]
 pub struct SnapshotArgs {
     /// The instance the point belongs to (1-255 of A-Z a-z 0-9 _ -).
     pub instance: String,
     #[command(flatten)]
-    pub repo: RepoArgs,
-    /// A file or directory to back up (repeat for several).
-    #[arg(long = "path", value_name = "PATH", required = true)]
+    pub target: TargetArgs,
+    /// With --repo: a file or directory to back up (repeat for several). Through a mount
+    /// the instance's definition holds the paths (`cairn instance add`).
+    #[arg(long = "path", value_name = "PATH")]
     pub paths: Vec<PathBuf>,
-    /// Skip entries whose path relative to their source matches GLOB (`*` crosses `/`;
-    /// repeatable).
+    /// With --repo: skip entries whose path relative to their source matches GLOB (`*`
+    /// crosses `/`; repeatable).
     #[arg(long = "exclude", value_name = "GLOB")]
     pub excludes: Vec<String>,
     /// A label appended to the point's name, e.g. `before-upgrade`.
     #[arg(long, value_name = "LABEL")]
     pub label: Option<String>,
-    /// Print one JSON object on stdout at the end instead of text.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub job: JobArgs,
 }
 
 pub fn run(inv: &Invocation<'_>, args: &SnapshotArgs) -> Result<Status> {
-    let repo = repo_args::open_repository(inv.global, &args.repo.repo)?;
+    match args.target.resolve()? {
+        Target::Repo(repo) => direct(inv, args, &repo),
+        Target::Mount(client) => {
+            if !args.paths.is_empty() || !args.excludes.is_empty() {
+                return Err(usage(format!(
+                    "through a mount the instance's definition holds its paths and excludes: \
+                     drop --path/--exclude (`cairn instance add {} --path P` defines them), or \
+                     use --repo REPO to back up paths directly",
+                    args.instance
+                )));
+            }
+            let mut req = Request::new().kv("instance", &args.instance);
+            if let Some(l) = &args.label {
+                req = req.kv("name", l);
+            }
+            client::run_job(inv, &client, "snapshot", &req, args.job)
+        }
+    }
+}
+
+fn direct(inv: &Invocation<'_>, args: &SnapshotArgs, repo: &str) -> Result<Status> {
+    if args.paths.is_empty() {
+        return Err(usage(
+            "--path PATH is needed with --repo (repeat it for several paths)",
+        ));
+    }
+    if args.job.no_wait {
+        return Err(usage(
+            "--no-wait works through a mount (--mount DIR), not with --repo",
+        ));
+    }
+    let repo = repo_args::open_repository(inv.global, repo)?;
     let catalog = repo_args::open_catalog(&repo)?;
     let paths = args
         .paths
@@ -62,7 +96,7 @@ pub fn run(inv: &Invocation<'_>, args: &SnapshotArgs) -> Result<Status> {
     let m = &outcome.manifest;
     let s = &m.stats;
     let throughput = human_units::bytes_per_sec(s.bytes, elapsed);
-    if args.json {
+    if args.job.json {
         print_json(&json!({
             "instance": m.instance,
             "point": m.name,

@@ -1,5 +1,7 @@
-//! `cairn verify --repo REPO`: exit 0 when clean, 1 when damage was found (each damaged
-//! point is named with its paths), 2 when the check itself could not run.
+//! `cairn verify`: exit 0 when clean, 1 when damage was found (each damaged point is
+//! named with its paths). Directly (`--repo REPO`) any error is exit 2; through a mount
+//! the verify is a job, and a job that failed or found damage is exit 1, a refused
+//! request 2.
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -8,14 +10,16 @@ use serde_json::json;
 use cairn::engine::{self, VerifyReport, VerifyRequest};
 
 use super::{print_json, Invocation, Status};
+use crate::client::{self, JobArgs, Request, Target, TargetArgs};
+use crate::failure::usage;
 use crate::human_units;
 use crate::progress::TermProgress;
-use crate::repo_args::{self, RepoArgs};
+use crate::repo_args;
 
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
     #[command(flatten)]
-    pub repo: RepoArgs,
+    pub target: TargetArgs,
     /// Only this instance's points.
     #[arg(long, value_name = "INSTANCE")]
     pub instance: Option<String>,
@@ -26,13 +30,35 @@ pub struct VerifyArgs {
     /// repository).
     #[arg(long)]
     pub read_data: bool,
-    /// Print the report as one JSON object on stdout.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub job: JobArgs,
 }
 
 pub fn run(inv: &Invocation<'_>, args: &VerifyArgs) -> Result<Status> {
-    let repo = repo_args::open_repository(inv.global, &args.repo.repo)?;
+    match args.target.resolve()? {
+        Target::Repo(repo) => direct(inv, args, &repo),
+        Target::Mount(client) => {
+            let mut req = Request::new();
+            if let Some(i) = &args.instance {
+                req = req.kv("instance", i);
+            }
+            if let Some(p) = &args.point {
+                req = req.kv("point", p);
+            }
+            // Always said: a request is never an empty line.
+            req = req.kv("read-data", if args.read_data { "true" } else { "false" });
+            client::run_job(inv, &client, "verify", &req, args.job)
+        }
+    }
+}
+
+fn direct(inv: &Invocation<'_>, args: &VerifyArgs, repo: &str) -> Result<Status> {
+    if args.job.no_wait {
+        return Err(usage(
+            "--no-wait works through a mount (--mount DIR), not with --repo",
+        ));
+    }
+    let repo = repo_args::open_repository(inv.global, repo)?;
     let catalog = repo_args::open_catalog(&repo)?;
     let req = VerifyRequest {
         instance: args.instance.clone(),
@@ -46,7 +72,7 @@ pub fn run(inv: &Invocation<'_>, args: &VerifyArgs) -> Result<Status> {
     };
     progress.finish();
     let report = report.context("verify could not complete")?;
-    if args.json {
+    if args.job.json {
         let mut value = serde_json::to_value(&report)?;
         value["ok"] = json!(report.is_ok());
         value["read_data"] = json!(args.read_data);

@@ -1,0 +1,124 @@
+//! `cairn instance add|list|remove`: a mount's instances, through `ctl/instance` and the
+//! mount's top-level directories.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use super::{absolute, print_json, Invocation, Status};
+use crate::client::{MountArgs, Request};
+
+#[derive(Subcommand, Debug)]
+pub enum InstanceCommand {
+    /// Define an instance: a name and the paths its snapshots back up.
+    Add(AddArgs),
+    /// List the instances of the mount (what `ls` shows at its top).
+    List(ListArgs),
+    /// Remove an instance's definition (its points stay).
+    Remove(RemoveArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct AddArgs {
+    /// The instance's name (1-255 of A-Z a-z 0-9 _ -).
+    pub name: String,
+    /// A file or directory its snapshots back up (repeat for several).
+    #[arg(long = "path", value_name = "PATH", required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Skip entries whose path relative to their source matches GLOB (repeatable).
+    #[arg(long = "exclude", value_name = "GLOB")]
+    pub excludes: Vec<String>,
+    #[command(flatten)]
+    pub mount: MountArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub mount: MountArgs,
+    /// Print one JSON object (`{"instances": [...]}`) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RemoveArgs {
+    /// The instance whose definition to remove.
+    pub name: String,
+    #[command(flatten)]
+    pub mount: MountArgs,
+}
+
+pub fn run(_inv: &Invocation<'_>, cmd: &InstanceCommand) -> Result<Status> {
+    match cmd {
+        InstanceCommand::Add(args) => {
+            let client = args.mount.client()?;
+            let mut req = Request::verb("add").kv("name", &args.name);
+            let mut paths = Vec::new();
+            for p in &args.paths {
+                let p = absolute(p)?;
+                req = req.path("path", &p)?;
+                paths.push(p);
+            }
+            for g in &args.excludes {
+                req = req.kv("exclude", g);
+            }
+            client.request("instance", &req)?;
+            println!("added instance {}", args.name);
+            for p in &paths {
+                println!("  path     {}", p.display());
+            }
+            for g in &args.excludes {
+                println!("  exclude  {g}");
+            }
+            println!("`cairn snapshot {}` takes a point of it", args.name);
+            Ok(Status::Success)
+        }
+        InstanceCommand::Remove(args) => {
+            let client = args.mount.client()?;
+            client.request("instance", &Request::verb("remove").kv("name", &args.name))?;
+            println!(
+                "removed instance {} (its points stay in the repository)",
+                args.name
+            );
+            Ok(Status::Success)
+        }
+        InstanceCommand::List(args) => {
+            let client = args.mount.client()?;
+            let mut rows = Vec::new();
+            for name in client.instances()? {
+                let points = client.points(&name).map(|p| p.len()).unwrap_or(0);
+                let latest = client.latest(&name);
+                rows.push((name, points, latest));
+            }
+            if args.json {
+                let list: Vec<_> = rows
+                    .iter()
+                    .map(|(n, p, l)| json!({"name": n, "points": p, "latest": l}))
+                    .collect();
+                print_json(&json!({ "instances": list }))?;
+                return Ok(Status::Success);
+            }
+            if rows.is_empty() {
+                eprintln!("no instances yet: `cairn instance add NAME --path P` defines one");
+                return Ok(Status::Success);
+            }
+            let width = rows
+                .iter()
+                .map(|r| r.0.len())
+                .max()
+                .unwrap_or(0)
+                .max("INSTANCE".len());
+            println!("{:<width$}  {:>6}  LATEST", "INSTANCE", "POINTS");
+            for (name, points, latest) in &rows {
+                println!(
+                    "{name:<width$}  {points:>6}  {}",
+                    latest.as_deref().unwrap_or("-")
+                );
+            }
+            Ok(Status::Success)
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! `cairn jobs [ID]` lists a mount's jobs or shows one; `cairn cancel ID` cancels one.
+
+use anyhow::Result;
+use clap::Args;
+use serde_json::{json, Value};
+
+use super::{print_json, Invocation, Status};
+use crate::client::{self, MountArgs, Request};
+use crate::human_units;
+
+#[derive(Args, Debug)]
+pub struct JobsArgs {
+    /// Show this job's status instead of the list.
+    #[arg(value_name = "ID")]
+    pub id: Option<u64>,
+    #[command(flatten)]
+    pub mount: MountArgs,
+    /// With ID: follow the job to its end as the command that started it would (exit 1
+    /// if it fails).
+    #[arg(long, requires = "id")]
+    pub wait: bool,
+    /// Print JSON (`{"jobs": [...]}`, or the job's status) instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CancelArgs {
+    /// The job to cancel (`cairn jobs` lists them).
+    #[arg(value_name = "ID")]
+    pub id: u64,
+    #[command(flatten)]
+    pub mount: MountArgs,
+}
+
+fn text<'a>(v: &'a Value, key: &str) -> &'a str {
+    v[key].as_str().unwrap_or("-")
+}
+
+/// A short account of where a job is: progress while it runs, its point or error after.
+fn detail(s: &Value) -> String {
+    let p = &s["progress"];
+    match text(s, "state") {
+        "running" => {
+            let mut out = format!(
+                "{}: {} files, {}",
+                p["phase"].as_str().unwrap_or("running"),
+                p["files"].as_u64().unwrap_or(0),
+                human_units::bytes(p["bytes"].as_u64().unwrap_or(0))
+            );
+            if let Some(pc) = p["percent"].as_f64() {
+                out.push_str(&format!(" {pc:.0}%"));
+            }
+            if let Some(eta) = p["eta_seconds"].as_f64() {
+                out.push_str(&format!(
+                    " ETA {}",
+                    human_units::duration(std::time::Duration::from_secs_f64(eta.max(0.0)))
+                ));
+            }
+            out
+        }
+        "succeeded" => match s["result"]["point"].as_str() {
+            Some(point) if s["kind"] == "snapshot" => format!("point {point}"),
+            Some(point) => format!("from {point}"),
+            None => "ok".to_string(),
+        },
+        "queued" => String::new(),
+        _ => s["error"].as_str().unwrap_or("").to_string(),
+    }
+}
+
+pub fn run(inv: &Invocation<'_>, args: &JobsArgs) -> Result<Status> {
+    let client = args.mount.client()?;
+    if let Some(id) = args.id {
+        if args.wait {
+            return client::finish_job(inv, &client, id, args.json);
+        }
+        let s = client.status(id)?;
+        if args.json {
+            print_json(&s)?;
+            return Ok(Status::Success);
+        }
+        println!("job        {id}");
+        println!("kind       {}", text(&s, "kind"));
+        println!("instance   {}", s["instance"].as_str().unwrap_or("(all)"));
+        println!("state      {}", text(&s, "state"));
+        let d = detail(&s);
+        if !d.is_empty() && s["state"] != "failed" {
+            println!("detail     {d}");
+        }
+        println!("created    {}", text(&s, "created"));
+        println!("started    {}", text(&s, "started"));
+        println!("finished   {}", text(&s, "finished"));
+        if let Some(e) = s["error"].as_str() {
+            println!("error      {e}");
+        }
+        println!("request    {}", s["request"]);
+        if !s["result"].is_null() {
+            println!("result     {}", s["result"]);
+        }
+        return Ok(Status::Success);
+    }
+    let mut jobs = Vec::new();
+    for id in client.job_ids()? {
+        // A job listed a moment ago may not be readable now only if the mount went away.
+        jobs.push(client.status(id)?);
+    }
+    if args.json {
+        print_json(&json!({ "jobs": jobs }))?;
+        return Ok(Status::Success);
+    }
+    if jobs.is_empty() {
+        eprintln!("no jobs yet: `cairn snapshot INSTANCE` starts one");
+        return Ok(Status::Success);
+    }
+    let iw = jobs
+        .iter()
+        .map(|s| s["instance"].as_str().unwrap_or("-").len())
+        .max()
+        .unwrap_or(0)
+        .max("INSTANCE".len());
+    println!(
+        "{:>5}  {:<8}  {:<iw$}  {:<11}  {:<24}  DETAIL",
+        "ID", "KIND", "INSTANCE", "STATE", "CREATED"
+    );
+    for s in &jobs {
+        println!(
+            "{:>5}  {:<8}  {:<iw$}  {:<11}  {:<24}  {}",
+            s["id"].as_u64().unwrap_or(0),
+            text(s, "kind"),
+            text(s, "instance"),
+            text(s, "state"),
+            text(s, "created"),
+            detail(s)
+        );
+    }
+    Ok(Status::Success)
+}
+
+pub fn cancel(_inv: &Invocation<'_>, args: &CancelArgs) -> Result<Status> {
+    let client = args.mount.client()?;
+    let reply = client.request("cancel", &Request::new().kv("job", args.id.to_string()))?;
+    println!("{reply}");
+    Ok(Status::Success)
+}
