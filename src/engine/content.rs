@@ -159,9 +159,13 @@ impl ContentReader {
                 Extent::Hole { .. } => None,
             })
             .take(PREFETCH)
-            .filter(|id| !self.is_cached(id))
             .collect();
-        for id in ids {
+        self.prefetch_blobs(ids);
+    }
+
+    /// Fetches chunks into the cache in the background (those not cached or loading).
+    pub fn prefetch_blobs(&self, ids: Vec<BlobId>) {
+        for id in ids.into_iter().filter(|id| !self.is_cached(id)) {
             let me = self.clone();
             self.trees.repo().store().runtime().spawn_blocking(move || {
                 if let Err(e) = me.chunk(&id) {

@@ -17,6 +17,9 @@ use crate::service::{ControlError, Service, CONTROL_FILES};
 pub type Errno = i32;
 pub type FsResult<T> = std::result::Result<T, Errno>;
 
+/// A directory's entries as (name, inode), in listing order.
+type Listing = Vec<(Vec<u8>, u64)>;
+
 pub const ROOT: u64 = 1;
 const META: u64 = 2;
 const CTL_DIR: u64 = 3;
@@ -26,6 +29,8 @@ const EVENTS: u64 = 6;
 const STATS: u64 = 7;
 const CTL_BASE: u64 = 10;
 const FIRST_DYNAMIC: u64 = 100;
+/// How many following files' first chunks an open prefetches.
+const SIBLING_PREFETCH: usize = 16;
 
 pub const META_NAME: &str = ".cairn";
 
@@ -95,6 +100,8 @@ enum Inode {
     Point(Arc<PointRecord>),
     Node {
         point: u64,
+        /// The directory it was first seen in (prefetching reads its siblings).
+        parent: u64,
         node: Arc<Node>,
         layout: Option<Arc<FileLayout>>,
     },
@@ -143,6 +150,8 @@ pub struct Namespace {
     service: Service,
     content: ContentReader,
     table: RwLock<Table>,
+    /// Listings of point directories already read (they never change).
+    dirs: RwLock<HashMap<u64, Arc<Listing>>>,
     handles: RwLock<HashMap<u64, Arc<Handle>>>,
     next_handle: AtomicU64,
     owner_uid: u32,
@@ -187,6 +196,7 @@ impl Namespace {
                 next: FIRST_DYNAMIC,
                 ..Table::default()
             }),
+            dirs: RwLock::new(HashMap::new()),
             handles: RwLock::new(HashMap::new()),
             next_handle: AtomicU64::new(1),
             // SAFETY: geteuid/getegid cannot fail.
@@ -406,17 +416,43 @@ impl Namespace {
                 }
             }
             Inode::Point(p) => {
-                let tree = self.tree(&p.manifest.root)?;
-                out = self.tree_children(ino, ino, &tree);
+                return self.point_dir(ino, || {
+                    let tree = self.tree(&p.manifest.root)?;
+                    Ok(self.tree_children(ino, ino, &tree))
+                })
             }
             Inode::Node { point, node, .. } => {
                 let id = node.subtree.ok_or(libc::ENOTDIR)?;
-                let tree = self.tree(&id)?;
-                out = self.tree_children(point, ino, &tree);
+                return self.point_dir(ino, || {
+                    let tree = self.tree(&id)?;
+                    Ok(self.tree_children(point, ino, &tree))
+                });
             }
             _ => return Err(libc::ENOTDIR),
         }
         Ok(out)
+    }
+
+    /// A directory of a point: immutable, so its listing is computed once.
+    fn point_dir(
+        &self,
+        ino: u64,
+        list: impl FnOnce() -> FsResult<Vec<(Vec<u8>, u64)>>,
+    ) -> FsResult<Vec<(Vec<u8>, u64)>> {
+        if let Some(d) = self
+            .dirs
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&ino)
+        {
+            return Ok(d.as_ref().clone());
+        }
+        let listing = Arc::new(list()?);
+        self.dirs
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(ino, listing.clone());
+        Ok(listing.as_ref().clone())
     }
 
     fn tree(&self, id: &BlobId) -> FsResult<Arc<Tree>> {
@@ -442,6 +478,7 @@ impl Namespace {
                         .then(|| Arc::new(FileLayout::new(n.content.clone())));
                     Inode::Node {
                         point,
+                        parent,
                         node: Arc::new(n.clone()),
                         layout,
                     }
@@ -556,14 +593,18 @@ impl Namespace {
             _ if write => return Err(libc::EROFS),
             Inode::Node {
                 layout: Some(layout),
+                parent,
                 ..
-            } => (
-                Handle::Content {
-                    layout: layout.clone(),
-                    next: Mutex::new(0),
-                },
-                false,
-            ),
+            } => {
+                self.prefetch_siblings(*parent, ino);
+                (
+                    Handle::Content {
+                        layout: layout.clone(),
+                        next: Mutex::new(0),
+                    },
+                    false,
+                )
+            }
             Inode::Node { .. } => return Err(libc::EINVAL),
             other => (
                 Handle::Snapshot(self.dynamic_content(other).ok_or(libc::EISDIR)?),
@@ -576,6 +617,43 @@ impl Namespace {
             .unwrap_or_else(|p| p.into_inner())
             .insert(fh, Arc::new(handle));
         Ok((fh, dynamic))
+    }
+
+    /// Starts downloading the first chunks of the files that follow `ino` in its
+    /// directory: readers like `tar`, `cp -a` and `rsync` open files in listing order, and
+    /// small files are latency-bound, so the next ones are fetched while this one is read.
+    fn prefetch_siblings(&self, parent: u64, ino: u64) {
+        let cached = || {
+            self.dirs
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&parent)
+                .cloned()
+        };
+        // The listing is cached after the first time: no copy per open.
+        let Some(children) = cached().or_else(|| self.children(parent).ok().and_then(|_| cached()))
+        else {
+            return;
+        };
+        let Some(pos) = children.iter().position(|(_, i)| *i == ino) else {
+            return;
+        };
+        let table = self.table.read().unwrap_or_else(|p| p.into_inner());
+        let ids: Vec<BlobId> = children[pos + 1..]
+            .iter()
+            .filter_map(|(_, i)| match table.entries.get(i) {
+                Some(Inode::Node {
+                    layout: Some(l), ..
+                }) => l.extents.iter().find_map(|e| match e {
+                    crate::model::Extent::Data { id, .. } => Some(*id),
+                    crate::model::Extent::Hole { .. } => None,
+                }),
+                _ => None,
+            })
+            .take(SIBLING_PREFETCH)
+            .collect();
+        drop(table);
+        self.content.prefetch_blobs(ids);
     }
 
     fn handle(&self, fh: u64) -> FsResult<Arc<Handle>> {

@@ -86,6 +86,7 @@ pub struct Store {
     inner: Arc<dyn ObjectStore>,
     runtime: Arc<tokio::runtime::Runtime>,
     description: String,
+    local: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -98,7 +99,9 @@ impl Store {
     /// Opens the store a location names (see [`Location`]).
     pub fn open(location: &Location) -> Result<Store> {
         let (inner, description) = location.build()?;
-        Store::from_object_store(inner, description)
+        let mut store = Store::from_object_store(inner, description)?;
+        store.local = matches!(location, Location::Local(_) | Location::Memory);
+        Ok(store)
     }
 
     /// Wraps any `object_store` implementation (tests use `InMemory` and [`FaultStore`]).
@@ -113,11 +116,18 @@ impl Store {
             inner,
             runtime: Arc::new(runtime),
             description,
+            local: false,
         })
     }
 
     pub fn description(&self) -> &str {
         &self.description
+    }
+
+    /// Whether objects live on this machine (a local directory or memory): caching them
+    /// on local disk would only cost.
+    pub fn is_local(&self) -> bool {
+        self.local
     }
 
     pub fn object_store(&self) -> Arc<dyn ObjectStore> {

@@ -52,7 +52,7 @@ pub struct MountArgs {
     #[arg(long)]
     pub allow_other: bool,
     /// MiB of repository data kept in memory for reads.
-    #[arg(long, value_name = "MiB", default_value_t = 256)]
+    #[arg(long, value_name = "MiB", default_value_t = 128)]
     pub cache_size: u64,
     /// Jobs that may run at once (on different instances).
     #[arg(long, value_name = "N", default_value_t = 2)]
@@ -147,8 +147,8 @@ fn serve(
         Catalog::open_default(&repo)
             .context("cannot open the local catalog or bring it up to date")?,
     );
-    // Stored blobs are cached on disk next to the catalog (bounded: 4x the memory cache,
-    // at least 1 GiB); a cache that cannot be opened only costs speed.
+    // Blobs of a remote repository are cached on disk next to the catalog (bounded: 4x
+    // the memory cache, at least 1 GiB); a cache that cannot be opened only costs speed.
     let blob_cache_dir = catalog
         .path()
         .parent()
@@ -156,6 +156,7 @@ fn serve(
         .unwrap_or_else(|| std::env::temp_dir().join("cairn-blob-cache"));
     let disk_bytes = (args.cache_size.saturating_mul(4) << 20).max(1 << 30);
     let disk = match cairn::engine::disk_cache::DiskCache::open(&blob_cache_dir, disk_bytes) {
+        _ if repo.store().is_local() => None,
         Ok(d) => Some(d),
         Err(e) => {
             tracing::warn!("no on-disk blob cache at {}: {e}", blob_cache_dir.display());
