@@ -2,6 +2,7 @@
 //! bounded cache of decoded chunks, and prefetches the next chunks of sequential readers.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 use crate::model::Extent;
@@ -56,10 +57,13 @@ pub struct ContentReader {
     trees: TreeReader,
     cache: Arc<(Mutex<Cache>, Condvar)>,
     capacity: usize,
+    prefetching: Arc<AtomicUsize>,
 }
 
 /// How many chunks ahead a sequential reader prefetches.
 const PREFETCH: usize = 2;
+/// Background downloads in flight at most, whoever asked for them.
+const MAX_PREFETCHES: usize = 8;
 
 impl ContentReader {
     pub fn new(trees: TreeReader, capacity_bytes: usize) -> ContentReader {
@@ -67,6 +71,7 @@ impl ContentReader {
             trees,
             cache: Arc::new((Mutex::new(Cache::default()), Condvar::new())),
             capacity: capacity_bytes,
+            prefetching: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -163,14 +168,21 @@ impl ContentReader {
         self.prefetch_blobs(ids);
     }
 
-    /// Fetches chunks into the cache in the background (those not cached or loading).
+    /// Fetches chunks into the cache in the background (those not cached or loading),
+    /// with at most [`MAX_PREFETCHES`] downloads in flight so memory stays bounded.
     pub fn prefetch_blobs(&self, ids: Vec<BlobId>) {
         for id in ids.into_iter().filter(|id| !self.is_cached(id)) {
+            let inflight = &self.prefetching;
+            if inflight.fetch_add(1, Ordering::SeqCst) >= MAX_PREFETCHES {
+                inflight.fetch_sub(1, Ordering::SeqCst);
+                return;
+            }
             let me = self.clone();
             self.trees.repo().store().runtime().spawn_blocking(move || {
                 if let Err(e) = me.chunk(&id) {
                     tracing::debug!("prefetch of {id} failed: {e}");
                 }
+                me.prefetching.fetch_sub(1, Ordering::SeqCst);
             });
         }
     }

@@ -52,7 +52,7 @@ pub struct MountArgs {
     #[arg(long)]
     pub allow_other: bool,
     /// MiB of repository data kept in memory for reads.
-    #[arg(long, value_name = "MiB", default_value_t = 128)]
+    #[arg(long, value_name = "MiB", default_value_t = 32)]
     pub cache_size: u64,
     /// Jobs that may run at once (on different instances).
     #[arg(long, value_name = "N", default_value_t = 2)]
