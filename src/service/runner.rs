@@ -1,0 +1,218 @@
+//! The job runner: picks queued jobs (one at a time per instance), runs them on the
+//! engine, keeps their status current while they run, and records how they ended.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::engine::{self, BackupRequest, CancelToken, RestoreRequest, VerifyRequest};
+use crate::model::PointKind;
+
+use super::jobs::{self, JobProgress, JobState};
+use super::{control, now_ns, Service};
+
+impl Service {
+    /// Picks the oldest queued job whose instance has nothing running.
+    fn next_job(&self) -> Option<u64> {
+        let mut st = self.lock();
+        loop {
+            if st.shutdown {
+                return None;
+            }
+            let busy: BTreeSet<Option<String>> = st
+                .live
+                .values()
+                .filter(|j| j.state == JobState::Running)
+                .map(|j| j.instance.clone())
+                .collect();
+            let pick = st
+                .live
+                .values()
+                .find(|j| {
+                    j.state == JobState::Queued
+                        && (j.instance.is_none() || !busy.contains(&j.instance))
+                })
+                .map(|j| j.id);
+            if let Some(id) = pick {
+                if let Some(job) = st.live.get_mut(&id) {
+                    job.state = JobState::Running;
+                    job.started_ns = Some(now_ns());
+                }
+                return Some(id);
+            }
+            st = self.inner.wake.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    pub(super) fn run_worker(&self) {
+        while let Some(id) = self.next_job() {
+            let (kind, request, instance, cancel, progress) = {
+                let st = self.lock();
+                let Some(job) = st.live.get(&id) else {
+                    continue;
+                };
+                self.persist(job, None, None, None);
+                (
+                    job.kind,
+                    job.request.clone(),
+                    job.instance.clone(),
+                    job.cancel.clone(),
+                    job.progress.clone(),
+                )
+            };
+            // Periodic status writes while the job runs.
+            let done = Arc::new((Mutex::new(false), Condvar::new()));
+            let ticker = {
+                let s = self.clone();
+                let done = done.clone();
+                std::thread::spawn(move || loop {
+                    let (lock, cv) = &*done;
+                    let g = lock.lock().unwrap_or_else(|p| p.into_inner());
+                    let (g, _) = cv
+                        .wait_timeout(g, Duration::from_secs(2))
+                        .unwrap_or_else(|p| p.into_inner());
+                    if *g {
+                        return;
+                    }
+                    drop(g);
+                    if let Some(job) = s.lock().live.get(&id) {
+                        s.persist(job, None, None, None);
+                    }
+                })
+            };
+            let outcome = if cancel.is_cancelled() {
+                Err(engine::EngineError::Cancelled)
+            } else {
+                self.run_job(kind, &request, instance.as_deref(), &cancel, &progress)
+            };
+            {
+                let (lock, cv) = &*done;
+                *lock.lock().unwrap_or_else(|p| p.into_inner()) = true;
+                cv.notify_all();
+            }
+            let _ = ticker.join();
+            let finished = now_ns();
+            let mut st = self.lock();
+            if let Some(mut job) = st.live.remove(&id) {
+                let (state, error, result) = match outcome {
+                    Ok(result) => (JobState::Succeeded, None, Some(result)),
+                    Err(engine::EngineError::Cancelled) if st.shutdown => (
+                        JobState::Interrupted,
+                        Some(
+                            "the daemon stopped before this job finished; run it again".to_string(),
+                        ),
+                        None,
+                    ),
+                    Err(engine::EngineError::Cancelled) => (
+                        JobState::Cancelled,
+                        Some("cancelled on request".to_string()),
+                        None,
+                    ),
+                    Err(e) => (JobState::Failed, Some(e.to_string()), None),
+                };
+                job.state = state;
+                if let Some(e) = &error {
+                    job.progress.log_line(format!("error: {e}"));
+                }
+                self.persist(&job, Some(finished), error.as_deref(), result.clone());
+                st.generation += 1;
+                drop(st);
+                self.event(
+                    "job",
+                    json!({
+                        "time": jobs::rfc3339(finished),
+                        "kind": format!("job/{kind}"),
+                        "job": id,
+                        "instance": instance,
+                        "outcome": {"state": state.as_str(), "error": error, "result": result},
+                    }),
+                );
+            }
+            self.inner.wake.notify_all();
+        }
+    }
+
+    fn run_job(
+        &self,
+        kind: &str,
+        request: &Value,
+        instance: Option<&str>,
+        cancel: &CancelToken,
+        progress: &Arc<JobProgress>,
+    ) -> engine::Result<Value> {
+        let repo = &self.inner.repo;
+        let catalog = &self.inner.catalog;
+        let bad =
+            |e: serde_json::Error| engine::EngineError::Invalid(format!("stored request: {e}"));
+        match kind {
+            "snapshot" => {
+                let req: control::SnapshotRequest =
+                    serde_json::from_value(request.clone()).map_err(bad)?;
+                let config = self.instance(&req.instance).ok_or_else(|| {
+                    engine::EngineError::Invalid(format!("instance `{}` was removed", req.instance))
+                })?;
+                let mut b = BackupRequest::new(
+                    &req.instance,
+                    config.paths.iter().map(PathBuf::from).collect(),
+                );
+                b.excludes = config.excludes.clone();
+                b.label = req.label.clone();
+                b.kind = PointKind::Manual;
+                let out = engine::backup(repo, catalog, &b, progress.as_ref(), cancel)?;
+                Ok(
+                    json!({"point": out.manifest.name, "stats": out.manifest.stats, "warnings": out.warnings}),
+                )
+            }
+            "restore" => {
+                let req: control::RestoreControl =
+                    serde_json::from_value(request.clone()).map_err(bad)?;
+                let r = RestoreRequest {
+                    instance: req.instance.clone(),
+                    point: req.point.clone(),
+                    target: req.target.clone(),
+                    includes: req.includes.clone(),
+                    mode: req.mode(),
+                };
+                let out = engine::restore(repo, catalog, &r, progress.as_ref(), cancel)?;
+                Ok(json!({
+                    "point": out.point, "files": out.files, "bytes": out.bytes, "written": out.written,
+                    "removed": out.removed, "safety_point": out.safety_point, "warnings": out.warnings,
+                }))
+            }
+            "verify" => {
+                let req: control::VerifyControl =
+                    serde_json::from_value(request.clone()).map_err(bad)?;
+                let v = VerifyRequest {
+                    instance: req.instance.clone().or(instance.map(str::to_string)),
+                    point: req.point.clone(),
+                    read_data: req.read_data,
+                };
+                let report = engine::verify(repo, catalog, &v, progress.as_ref(), cancel)?;
+                if report.is_ok() {
+                    Ok(serde_json::to_value(&report).unwrap_or_default())
+                } else {
+                    let names: Vec<String> = report
+                        .damaged
+                        .iter()
+                        .flat_map(|d| {
+                            d.paths
+                                .iter()
+                                .map(move |p| format!("{}/{}/{}", d.instance, d.point, p))
+                        })
+                        .chain(report.problems.iter().cloned())
+                        .collect();
+                    Err(engine::EngineError::Invalid(format!(
+                        "damage found: {}",
+                        names.join(", ")
+                    )))
+                }
+            }
+            other => Err(engine::EngineError::Invalid(format!(
+                "unknown job kind {other}"
+            ))),
+        }
+    }
+}
