@@ -83,15 +83,7 @@ impl Catalog {
 
     /// Event lines (JSON) in order.
     pub fn events(&self) -> Result<Vec<String>> {
-        let conn = self.conn();
-        let mut stmt = conn
-            .prepare("SELECT line FROM events ORDER BY id")
-            .map_err(|e| self.sql_err(e))?;
-        let rows = stmt
-            .query_map([], |r| r.get(0))
-            .map_err(|e| self.sql_err(e))?;
-        rows.collect::<rusqlite::Result<Vec<String>>>()
-            .map_err(|e| self.sql_err(e))
+        self.strings("SELECT line FROM events ORDER BY id")
     }
 }
 

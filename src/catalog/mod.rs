@@ -225,14 +225,17 @@ impl Catalog {
     }
 
     pub fn instances(&self) -> Result<Vec<String>> {
+        self.strings("SELECT DISTINCT instance FROM points ORDER BY instance")
+    }
+
+    /// The first column of a query without parameters, as strings, in any collection.
+    fn strings<C: FromIterator<String>>(&self, sql: &str) -> Result<C> {
         let conn = self.conn();
-        let mut stmt = conn
-            .prepare_cached("SELECT DISTINCT instance FROM points ORDER BY instance")
-            .map_err(|e| self.sql_err(e))?;
+        let mut stmt = conn.prepare_cached(sql).map_err(|e| self.sql_err(e))?;
         let rows = stmt
             .query_map([], |r| r.get(0))
             .map_err(|e| self.sql_err(e))?;
-        rows.collect::<rusqlite::Result<Vec<String>>>()
+        rows.collect::<rusqlite::Result<C>>()
             .map_err(|e| self.sql_err(e))
     }
 

@@ -34,16 +34,6 @@ impl Catalog {
         Ok(stats)
     }
 
-    fn known_strings(&self, sql: &str) -> Result<HashSet<String>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(sql).map_err(|e| self.sql_err(e))?;
-        let rows = stmt
-            .query_map([], |r| r.get(0))
-            .map_err(|e| self.sql_err(e))?;
-        rows.collect::<rusqlite::Result<HashSet<String>>>()
-            .map_err(|e| self.sql_err(e))
-    }
-
     fn store_packs(&self, packs: &[IndexedPack], segment: Option<&str>) -> Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(|e| self.sql_err(e))?;
@@ -61,7 +51,7 @@ impl Catalog {
     }
 
     fn refresh_segments(&self, repo: &Repository, stats: &mut RefreshStats) -> Result<()> {
-        let known = self.known_strings("SELECT name FROM index_segments")?;
+        let known = self.strings::<HashSet<String>>("SELECT name FROM index_segments")?;
         for obj in repo.store().list("index/")? {
             if known.contains(&obj.key) {
                 continue;
@@ -145,7 +135,7 @@ impl Catalog {
     }
 
     fn refresh_points(&self, repo: &Repository, stats: &mut RefreshStats) -> Result<()> {
-        let known = self.known_strings("SELECT id FROM points")?;
+        let known = self.strings::<HashSet<String>>("SELECT id FROM points")?;
         let mut listed = HashSet::new();
         for obj in repo.store().list("points/")? {
             let Some((instance, id)) = Manifest::parse_key(&obj.key) else {

@@ -358,8 +358,9 @@ impl Namespace {
             .map(|p| p.manifest.name.clone())
     }
 
-    /// Children of a directory as (name, inode).
-    fn children(&self, ino: u64) -> FsResult<Vec<(Vec<u8>, u64)>> {
+    /// Children of a directory as (name, inode). Point directories' listings are shared,
+    /// not copied: lookups and opens on a large directory stay cheap.
+    fn children(&self, ino: u64) -> FsResult<Arc<Listing>> {
         let inode = self.inode(ino)?;
         let mut out = Vec::new();
         match inode {
@@ -430,29 +431,29 @@ impl Namespace {
             }
             _ => return Err(libc::ENOTDIR),
         }
-        Ok(out)
+        Ok(Arc::new(out))
     }
 
     /// A directory of a point: immutable, so its listing is computed once.
     fn point_dir(
         &self,
         ino: u64,
-        list: impl FnOnce() -> FsResult<Vec<(Vec<u8>, u64)>>,
-    ) -> FsResult<Vec<(Vec<u8>, u64)>> {
+        list: impl FnOnce() -> FsResult<Listing>,
+    ) -> FsResult<Arc<Listing>> {
         if let Some(d) = self
             .dirs
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(&ino)
         {
-            return Ok(d.as_ref().clone());
+            return Ok(d.clone());
         }
         let listing = Arc::new(list()?);
         self.dirs
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(ino, listing.clone());
-        Ok(listing.as_ref().clone())
+        Ok(listing)
     }
 
     fn tree(&self, id: &BlobId) -> FsResult<Arc<Tree>> {
@@ -510,11 +511,11 @@ impl Namespace {
                 .refresh_if_older(std::time::Duration::from_secs(2));
         }
         self.children(ino)?
-            .into_iter()
+            .iter()
             .map(|(name, i)| {
                 Ok(DirEntry {
-                    name,
-                    attr: self.getattr(i)?,
+                    name: name.clone(),
+                    attr: self.getattr(*i)?,
                 })
             })
             .collect()
@@ -623,16 +624,7 @@ impl Namespace {
     /// directory: readers like `tar`, `cp -a` and `rsync` open files in listing order, and
     /// small files are latency-bound, so the next ones are fetched while this one is read.
     fn prefetch_siblings(&self, parent: u64, ino: u64) {
-        let cached = || {
-            self.dirs
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(&parent)
-                .cloned()
-        };
-        // The listing is cached after the first time: no copy per open.
-        let Some(children) = cached().or_else(|| self.children(parent).ok().and_then(|_| cached()))
-        else {
+        let Ok(children) = self.children(parent) else {
             return;
         };
         let Some(pos) = children.iter().position(|(_, i)| *i == ino) else {
