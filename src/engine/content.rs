@@ -100,24 +100,26 @@ impl ContentReader {
         let mut c = lock.lock().unwrap_or_else(|p| p.into_inner());
         c.loading.remove(id);
         if let Ok(data) = &result {
-            c.bytes += data.len();
-            c.blobs.insert(*id, data.clone());
-            c.order.push_back(*id);
-            while c.bytes > self.capacity && c.order.len() > 1 {
-                if let Some(old) = c.order.pop_front() {
-                    if let Some(b) = c.blobs.remove(&old) {
-                        c.bytes -= b.len();
-                    }
-                }
-            }
+            self.insert(&mut c, *id, data.clone());
         }
         cv.notify_all();
         result
     }
 
-    fn is_cached(&self, id: &BlobId) -> bool {
-        let c = self.cache.0.lock().unwrap_or_else(|p| p.into_inner());
-        c.blobs.contains_key(id) || c.loading.contains_key(id)
+    fn insert(&self, c: &mut Cache, id: BlobId, data: Arc<Vec<u8>>) {
+        if c.blobs.contains_key(&id) {
+            return;
+        }
+        c.bytes += data.len();
+        c.blobs.insert(id, data);
+        c.order.push_back(id);
+        while c.bytes > self.capacity && c.order.len() > 1 {
+            if let Some(old) = c.order.pop_front() {
+                if let Some(b) = c.blobs.remove(&old) {
+                    c.bytes -= b.len();
+                }
+            }
+        }
     }
 
     /// Reads up to `size` bytes at `offset`. With `sequential`, starts downloading the
@@ -169,22 +171,45 @@ impl ContentReader {
     }
 
     /// Fetches chunks into the cache in the background (those not cached or loading),
-    /// with at most [`MAX_PREFETCHES`] downloads in flight so memory stays bounded.
+    /// nearby ones of a pack in one range request, with at most [`MAX_PREFETCHES`]
+    /// batches in flight so memory stays bounded.
     pub fn prefetch_blobs(&self, ids: Vec<BlobId>) {
-        for id in ids.into_iter().filter(|id| !self.is_cached(id)) {
-            let inflight = &self.prefetching;
-            if inflight.fetch_add(1, Ordering::SeqCst) >= MAX_PREFETCHES {
-                inflight.fetch_sub(1, Ordering::SeqCst);
-                return;
-            }
-            let me = self.clone();
-            self.trees.repo().store().runtime().spawn_blocking(move || {
-                if let Err(e) = me.chunk(&id) {
-                    tracing::debug!("prefetch of {id} failed: {e}");
-                }
-                me.prefetching.fetch_sub(1, Ordering::SeqCst);
-            });
+        let claimed: Vec<BlobId> = {
+            let mut c = self.cache.0.lock().unwrap_or_else(|p| p.into_inner());
+            ids.into_iter()
+                .filter(|id| !c.blobs.contains_key(id) && c.loading.insert(*id, ()).is_none())
+                .collect()
+        };
+        if claimed.is_empty() {
+            return;
         }
+        if self.prefetching.fetch_add(1, Ordering::SeqCst) >= MAX_PREFETCHES {
+            self.prefetching.fetch_sub(1, Ordering::SeqCst);
+            self.unclaim(&claimed);
+            return;
+        }
+        let me = self.clone();
+        self.trees.repo().store().runtime().spawn_blocking(move || {
+            me.trees.read_blobs(&claimed, BlobKind::Data, |id, data| {
+                let (lock, cv) = &*me.cache;
+                let mut c = lock.lock().unwrap_or_else(|p| p.into_inner());
+                c.loading.remove(&id);
+                me.insert(&mut c, id, Arc::new(data));
+                cv.notify_all();
+            });
+            me.unclaim(&claimed);
+            me.prefetching.fetch_sub(1, Ordering::SeqCst);
+        });
+    }
+
+    /// Gives up claims on chunks that were not delivered (waiters then read them).
+    fn unclaim(&self, ids: &[BlobId]) {
+        let (lock, cv) = &*self.cache;
+        let mut c = lock.lock().unwrap_or_else(|p| p.into_inner());
+        for id in ids {
+            c.loading.remove(id);
+        }
+        cv.notify_all();
     }
 }
 

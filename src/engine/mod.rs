@@ -5,6 +5,7 @@ pub mod backup;
 pub mod content;
 pub mod disk_cache;
 mod fsmeta;
+pub mod pack_reads;
 mod progress;
 pub mod restore;
 mod trees;

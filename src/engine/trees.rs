@@ -9,6 +9,7 @@ use crate::model::Tree;
 use crate::repo::{BlobId, BlobKind, RepoError, Repository};
 
 use super::disk_cache::DiskCache;
+use super::pack_reads::{coalesce, Wanted, MAX_GAP, MAX_RANGE};
 use super::Result;
 
 const CACHE_TREES: usize = 1024;
@@ -76,6 +77,55 @@ impl TreeReader {
         let plain = self.repo.decode_blob(id, &loc, &stored)?;
         disk.put(id, &stored);
         Ok(plain)
+    }
+
+    /// Reads many blobs of one kind with coalesced range requests (see
+    /// [`pack_reads`](super::pack_reads)) and hands each one, checked, to `deliver`.
+    /// Blobs that are not indexed or fail their check are logged and skipped: this serves
+    /// prefetching, whose misses are read again on demand.
+    pub fn read_blobs(&self, ids: &[BlobId], kind: BlobKind, mut deliver: impl FnMut(BlobId, Vec<u8>)) {
+        let mut wanted = Vec::with_capacity(ids.len());
+        for id in ids {
+            let loc = match self.catalog.lookup_blob(id) {
+                Ok(Some(loc)) if loc.kind == kind => loc,
+                Ok(_) => continue,
+                Err(e) => {
+                    tracing::debug!("prefetch lookup of {id}: {e}");
+                    continue;
+                }
+            };
+            if let Some(disk) = &self.disk {
+                if let Some(stored) = disk.get(id) {
+                    if let Ok(plain) = self.repo.decode_blob(id, &loc, &stored) {
+                        deliver(*id, plain);
+                        continue;
+                    }
+                    disk.remove(id);
+                }
+            }
+            wanted.push(Wanted { id: *id, loc, tag: () });
+        }
+        for range in coalesce(wanted, MAX_GAP, MAX_RANGE) {
+            let bytes = match range.fetch(&self.repo) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::debug!("prefetch of pack {}: {e}", range.pack.to_hex());
+                    continue;
+                }
+            };
+            for item in &range.items {
+                match range.decode(&self.repo, &bytes, item) {
+                    Ok(plain) => {
+                        if let Some(disk) = &self.disk {
+                            let from = (item.loc.offset as u64 - range.start) as usize;
+                            disk.put(&item.id, &bytes[from..from + item.loc.length as usize]);
+                        }
+                        deliver(item.id, plain)
+                    }
+                    Err(e) => tracing::warn!("prefetched blob {}: {e}", item.id),
+                }
+            }
+        }
     }
 
     /// Reads, checks and decodes a tree.

@@ -30,7 +30,7 @@ const STATS: u64 = 7;
 const CTL_BASE: u64 = 10;
 const FIRST_DYNAMIC: u64 = 100;
 /// How many following files' first chunks an open prefetches.
-const SIBLING_PREFETCH: usize = 16;
+const SIBLING_PREFETCH: usize = 64;
 
 pub const META_NAME: &str = ".cairn";
 
