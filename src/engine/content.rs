@@ -131,10 +131,41 @@ impl ContentReader {
         size: usize,
         sequential: bool,
     ) -> Result<Vec<u8>> {
+        let Some((out, next)) =
+            self.read_with(layout, offset, size, &mut |id| self.chunk(id).map(Some))?
+        else {
+            return Ok(Vec::new());
+        };
+        if sequential {
+            self.prefetch(layout, next);
+        }
+        Ok(out)
+    }
+
+    /// Like [`read`](Self::read) without sequential prefetch, but only from chunks
+    /// already in memory: `None` when one is missing (the caller then reads from a task).
+    pub fn read_cached(&self, layout: &FileLayout, offset: u64, size: usize) -> Option<Vec<u8>> {
+        let cached = |id: &BlobId| {
+            let c = self.cache.0.lock().unwrap_or_else(|p| p.into_inner());
+            Ok(c.blobs.get(id).cloned())
+        };
+        let read = self.read_with(layout, offset, size, &mut { cached });
+        read.ok().flatten().map(|(out, _)| out)
+    }
+
+    /// Assembles a read from chunks `get` provides, with the index of the extent after it;
+    /// `None` as soon as a chunk is missing.
+    fn read_with(
+        &self,
+        layout: &FileLayout,
+        offset: u64,
+        size: usize,
+        get: &mut dyn FnMut(&BlobId) -> Result<Option<Arc<Vec<u8>>>>,
+    ) -> Result<Option<(Vec<u8>, usize)>> {
         let end = (offset + size as u64).min(layout.size());
         let mut out = Vec::with_capacity(end.saturating_sub(offset) as usize);
         let Some(mut i) = layout.extent_at(offset) else {
-            return Ok(out);
+            return Ok(Some((out, layout.extents.len())));
         };
         let mut pos = offset;
         while pos < end {
@@ -143,7 +174,9 @@ impl ContentReader {
             match &layout.extents[i] {
                 Extent::Hole { .. } => out.resize(out.len() + (stop - pos) as usize, 0),
                 Extent::Data { id, .. } => {
-                    let data = self.chunk(id)?;
+                    let Some(data) = get(id)? else {
+                        return Ok(None);
+                    };
                     let from = (pos - start) as usize;
                     let to = (stop - start) as usize;
                     out.extend_from_slice(data.get(from..to).unwrap_or_default());
@@ -152,10 +185,7 @@ impl ContentReader {
             pos = stop;
             i += 1;
         }
-        if sequential {
-            self.prefetch(layout, i);
-        }
-        Ok(out)
+        Ok(Some((out, i)))
     }
 
     fn prefetch(&self, layout: &FileLayout, from: usize) {

@@ -33,7 +33,9 @@ pub struct RangeRead<T> {
 impl<T> RangeRead<T> {
     /// Downloads the range.
     pub fn fetch(&self, repo: &Repository) -> Result<Bytes> {
-        let bytes = repo.store().get_range(&self.pack.key(), self.start..self.end);
+        let bytes = repo
+            .store()
+            .get_range(&self.pack.key(), self.start..self.end);
         Ok(bytes.map_err(crate::repo::RepoError::from)?)
     }
 

@@ -83,7 +83,12 @@ impl TreeReader {
     /// [`pack_reads`](super::pack_reads)) and hands each one, checked, to `deliver`.
     /// Blobs that are not indexed or fail their check are logged and skipped: this serves
     /// prefetching, whose misses are read again on demand.
-    pub fn read_blobs(&self, ids: &[BlobId], kind: BlobKind, mut deliver: impl FnMut(BlobId, Vec<u8>)) {
+    pub fn read_blobs(
+        &self,
+        ids: &[BlobId],
+        kind: BlobKind,
+        mut deliver: impl FnMut(BlobId, Vec<u8>),
+    ) {
         let mut wanted = Vec::with_capacity(ids.len());
         for id in ids {
             let loc = match self.catalog.lookup_blob(id) {
@@ -103,7 +108,11 @@ impl TreeReader {
                     disk.remove(id);
                 }
             }
-            wanted.push(Wanted { id: *id, loc, tag: () });
+            wanted.push(Wanted {
+                id: *id,
+                loc,
+                tag: (),
+            });
         }
         for range in coalesce(wanted, MAX_GAP, MAX_RANGE) {
             let bytes = match range.fetch(&self.repo) {

@@ -3,7 +3,7 @@
 //! `adapter.rs` translates kernel requests into calls on [`Namespace`], and tests drive
 //! it directly without a kernel.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -153,6 +153,12 @@ pub struct Namespace {
     /// Listings of point directories already read (they never change).
     dirs: RwLock<HashMap<u64, Arc<Listing>>>,
     handles: RwLock<HashMap<u64, Arc<Handle>>>,
+    /// Files opened before: the kernel keeps their pages (keep-cache), so re-opening one
+    /// prefetches nothing, and prefetching skips them.
+    opened: Mutex<HashSet<u64>>,
+    /// Per directory, how far into its listing sibling prefetch has gone: each file's
+    /// first chunk is prefetched once, not once per open of each of its predecessors.
+    prefetched: Mutex<HashMap<u64, usize>>,
     next_handle: AtomicU64,
     owner_uid: u32,
     owner_gid: u32,
@@ -198,6 +204,8 @@ impl Namespace {
             }),
             dirs: RwLock::new(HashMap::new()),
             handles: RwLock::new(HashMap::new()),
+            opened: Mutex::new(HashSet::new()),
+            prefetched: Mutex::new(HashMap::new()),
             next_handle: AtomicU64::new(1),
             // SAFETY: geteuid/getegid cannot fail.
             owner_uid: unsafe { libc::geteuid() },
@@ -597,7 +605,14 @@ impl Namespace {
                 parent,
                 ..
             } => {
-                self.prefetch_siblings(*parent, ino);
+                if self
+                    .opened
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(ino)
+                {
+                    self.prefetch_siblings(*parent, ino);
+                }
                 (
                     Handle::Content {
                         layout: layout.clone(),
@@ -630,9 +645,22 @@ impl Namespace {
         let Some(pos) = children.iter().position(|(_, i)| *i == ino) else {
             return;
         };
+        let (from, to) = {
+            let mut done = self.prefetched.lock().unwrap_or_else(|p| p.into_inner());
+            let upto = done.entry(parent).or_insert(0);
+            let to = (pos + 1 + SIBLING_PREFETCH).min(children.len());
+            let from = (pos + 1).max(*upto);
+            if from >= to {
+                return;
+            }
+            *upto = to;
+            (from, to)
+        };
+        let opened = self.opened.lock().unwrap_or_else(|p| p.into_inner());
         let table = self.table.read().unwrap_or_else(|p| p.into_inner());
-        let ids: Vec<BlobId> = children[pos + 1..]
+        let ids: Vec<BlobId> = children[from..to]
             .iter()
+            .filter(|(_, i)| !opened.contains(i))
             .filter_map(|(_, i)| match table.entries.get(i) {
                 Some(Inode::Node {
                     layout: Some(l), ..
@@ -642,9 +670,9 @@ impl Namespace {
                 }),
                 _ => None,
             })
-            .take(SIBLING_PREFETCH)
             .collect();
         drop(table);
+        drop(opened);
         self.content.prefetch_blobs(ids);
     }
 
@@ -662,6 +690,20 @@ impl Namespace {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&fh);
+    }
+
+    /// Reads from an open handle if that needs no download (dynamic files, chunks in
+    /// memory): answered on the session thread, without a hop to a worker.
+    pub fn read_now(&self, fh: u64, offset: u64, size: usize) -> Option<FsResult<Vec<u8>>> {
+        match &*self.handle(fh).ok()? {
+            Handle::Content { layout, next } => {
+                let data = self.content.read_cached(layout, offset, size)?;
+                let mut n = next.lock().unwrap_or_else(|p| p.into_inner());
+                *n = offset + data.len() as u64;
+                Some(Ok(data))
+            }
+            _ => Some(self.read(fh, offset, size)),
+        }
     }
 
     /// Reads from an open handle. May block on object storage: call from a worker.

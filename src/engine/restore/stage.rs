@@ -14,9 +14,9 @@ use std::sync::Mutex;
 use rayon::prelude::*;
 
 use crate::engine::fsmeta::{apply_metadata, make_special, read_xattrs};
+use crate::engine::pack_reads::{coalesce, Wanted, MAX_GAP, MAX_RANGE};
 use crate::engine::{CancelToken, EngineError, Progress, Result, TreeReader};
 use crate::model::{Extent, ModelError, Node, NodeKind};
-use crate::engine::pack_reads::{coalesce, Wanted, MAX_GAP, MAX_RANGE};
 use crate::repo::{BlobId, BlobKind, RepoError};
 
 use super::plan::{join, DirMeta, Entry, Leaf, PlanDir, Unit};
@@ -142,11 +142,9 @@ impl<'a> Stager<'a> {
                 if !reused {
                     // Content comes later, pack by pack; the job finishes the file.
                     create_empty(&path, node.size)?;
-                    jobs.lock().unwrap_or_else(|p| p.into_inner()).push(FileJob {
-                        unit,
-                        leaf,
-                        path,
-                    });
+                    jobs.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(FileJob { unit, leaf, path });
                     return Ok(());
                 }
             }
