@@ -60,6 +60,9 @@ pub struct ContentReader {
     prefetching: Arc<AtomicUsize>,
 }
 
+/// Where a read takes its chunks from: `None` for a chunk it does not have.
+type ChunkSource<'a> = dyn FnMut(&BlobId) -> Result<Option<Arc<Vec<u8>>>> + 'a;
+
 /// How many chunks ahead a sequential reader prefetches.
 const PREFETCH: usize = 2;
 /// Background downloads in flight at most, whoever asked for them.
@@ -160,7 +163,7 @@ impl ContentReader {
         layout: &FileLayout,
         offset: u64,
         size: usize,
-        get: &mut dyn FnMut(&BlobId) -> Result<Option<Arc<Vec<u8>>>>,
+        get: &mut ChunkSource<'_>,
     ) -> Result<Option<(Vec<u8>, usize)>> {
         let end = (offset + size as u64).min(layout.size());
         let mut out = Vec::with_capacity(end.saturating_sub(offset) as usize);
