@@ -1,12 +1,15 @@
-//! What is stored: trees of nodes, point manifests, and the names they carry.
+//! What is stored: trees of nodes, point manifests, instances, policies, and the names
+//! they carry.
 
 pub mod instance;
 pub mod manifest;
 pub mod names;
+pub mod policy;
 pub mod tree;
 
 pub use instance::InstanceConfig;
 pub use manifest::{Layout, Manifest, ManifestId, PointKind, PointStats};
+pub use policy::{Binding, Days, Keep, Policy, PolicySettings};
 pub use tree::{Extent, Node, NodeKind, Tree, Xattr};
 
 #[derive(Debug, thiserror::Error)]

@@ -196,12 +196,12 @@ fn parse_json(line: &str) -> Result<Words> {
 }
 
 /// Pulls typed values out of [`Words`], refusing what is left over.
-struct Fields {
+pub(super) struct Fields {
     pairs: Vec<(String, String)>,
 }
 
 impl Fields {
-    fn new(words: Words) -> Fields {
+    pub(super) fn new(words: Words) -> Fields {
         Fields { pairs: words.pairs }
     }
 
@@ -213,7 +213,7 @@ impl Fields {
         taken.into_iter().map(|(_, v)| v).collect()
     }
 
-    fn optional(&mut self, key: &str) -> Result<Option<String>> {
+    pub(super) fn optional(&mut self, key: &str) -> Result<Option<String>> {
         let mut values = self.all(key);
         match values.len() {
             0 => Ok(None),
@@ -224,12 +224,12 @@ impl Fields {
         }
     }
 
-    fn required(&mut self, key: &str) -> Result<String> {
+    pub(super) fn required(&mut self, key: &str) -> Result<String> {
         self.optional(key)?
             .ok_or_else(|| ControlError::invalid(format!("missing `{key}=`")))
     }
 
-    fn finish(self, allowed: &str) -> Result<()> {
+    pub(super) fn finish(self, allowed: &str) -> Result<()> {
         match self.pairs.first() {
             None => Ok(()),
             Some((k, _)) => Err(ControlError::invalid(format!(
@@ -239,7 +239,7 @@ impl Fields {
     }
 }
 
-fn instance_name(value: String) -> Result<String> {
+pub(super) fn instance_name(value: String) -> Result<String> {
     if is_valid_instance_name(&value) {
         Ok(value)
     } else {
@@ -277,7 +277,7 @@ fn point_ref(value: String) -> Result<String> {
     }
 }
 
-fn boolean(key: &str, value: Option<String>) -> Result<bool> {
+pub(super) fn boolean(key: &str, value: Option<String>) -> Result<bool> {
     match value.as_deref() {
         None | Some("false") | Some("0") | Some("no") => Ok(false),
         Some("true") | Some("1") | Some("yes") => Ok(true),
@@ -366,6 +366,9 @@ pub fn parse_instance(text: &str) -> Result<InstanceRequest> {
 pub struct SnapshotRequest {
     pub instance: String,
     pub label: Option<String>,
+    /// Set when a policy takes the point (never by a request written into ctl/snapshot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<super::scheduler::ScheduledRun>,
 }
 
 pub fn parse_snapshot(text: &str) -> Result<SnapshotRequest> {
@@ -382,7 +385,11 @@ pub fn parse_snapshot(text: &str) -> Result<SnapshotRequest> {
         }
     }
     f.finish("instance, name")?;
-    Ok(SnapshotRequest { instance, label })
+    Ok(SnapshotRequest {
+        instance,
+        label,
+        schedule: None,
+    })
 }
 
 /// `ctl/restore`.
@@ -550,7 +557,8 @@ mod tests {
             parse_snapshot("instance=db name=before-upgrade").unwrap(),
             SnapshotRequest {
                 instance: "db".into(),
-                label: Some("before-upgrade".into())
+                label: Some("before-upgrade".into()),
+                schedule: None,
             }
         );
         assert!(parse_snapshot("instance=db name=auto").is_err());

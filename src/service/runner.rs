@@ -120,6 +120,9 @@ impl Service {
                 self.persist(&job, Some(finished), error.as_deref(), result.clone());
                 st.generation += 1;
                 drop(st);
+                if let Some(i) = &instance {
+                    self.after_job(i, &request, state);
+                }
                 self.event(
                     "job",
                     json!({
@@ -161,10 +164,24 @@ impl Service {
                 b.excludes = config.excludes.clone();
                 b.label = req.label.clone();
                 b.kind = PointKind::Manual;
+                if let Some(run) = &req.schedule {
+                    b.kind = PointKind::Scheduled;
+                    b.time_ns = Some(run.time_ns);
+                }
                 let out = engine::backup(repo, catalog, &b, progress.as_ref(), cancel)?;
-                Ok(
-                    json!({"point": out.manifest.name, "stats": out.manifest.stats, "warnings": out.warnings}),
-                )
+                let mut result = json!({"point": out.manifest.name, "stats": out.manifest.stats, "warnings": out.warnings});
+                if req.schedule.is_some() {
+                    // Retention follows every scheduled point; the point stays if it fails.
+                    result["expired"] =
+                        match self.expire_points(&req.instance, progress.as_ref(), cancel) {
+                            Ok(names) => json!(names),
+                            Err(e) => {
+                                progress.log_line(format!("warning: retention: {e}"));
+                                json!({"error": e.to_string()})
+                            }
+                        };
+                }
+                Ok(result)
             }
             "restore" => {
                 let req: control::RestoreControl =
