@@ -115,8 +115,8 @@ impl Service {
                 state: Mutex::new(State::default()),
                 wake: Condvar::new(),
                 last_refresh: Mutex::new(Instant::now()),
+                sched: Mutex::new(scheduler::SchedState::new(clock.now_ns())),
                 clock,
-                sched: Mutex::new(scheduler::SchedState::default()),
                 policy_writes: Mutex::new(()),
             }),
         };

@@ -263,9 +263,11 @@ impl Service {
                             "instance `{i}` is not bound to policy `{name}`"
                         )))
                     }
-                    None if bound.is_empty() => return Err(ControlError::not_found(format!(
+                    None if bound.is_empty() => {
+                        return Err(ControlError::not_found(format!(
                         "policy `{name}` covers no instance: `bind name={name} instance=..` first"
-                    ))),
+                    )))
+                    }
                     None => bound,
                 };
                 let mut reply = Vec::new();

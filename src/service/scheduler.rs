@@ -2,8 +2,8 @@
 //! by the injected [`Clock`](super::clock::Clock).
 //!
 //! - One run per due slot. If several slots passed since the last look (the daemon was
-//!   stopped, or the clock jumped), one run covers them: at the first look after a start
-//!   it is a recorded catch-up run.
+//!   stopped, or the clock jumped), one run covers them; when they passed before the
+//!   daemon started, that run is a recorded catch-up run (at most one per start).
 //! - A slot that finds the instance busy (another job queued or running on it) is a
 //!   failed job with that cause. A slot after a failed run is a retry; at most
 //!   [`MAX_RETRIES_PER_DAY`] retries a day (in the policy's time zone), later slots of
@@ -65,10 +65,20 @@ struct Track {
     retries: u32,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct SchedState {
     tracks: HashMap<(String, String), Track>,
-    ticked: bool,
+    /// When this service started: slots up to then were missed while it was down.
+    started_ns: i64,
+}
+
+impl SchedState {
+    pub(super) fn new(started_ns: i64) -> SchedState {
+        SchedState {
+            tracks: HashMap::new(),
+            started_ns,
+        }
+    }
 }
 
 fn schedule_of(request: &str) -> Option<ScheduledRun> {
@@ -106,7 +116,7 @@ impl Service {
     pub fn tick_scheduler(&self) {
         let now = self.now_ns();
         let mut sched = self.sched();
-        let first = !sched.ticked;
+        let started_ns = sched.started_ns;
         let (policies, bound) = {
             let st = self.lock();
             if st.shutdown {
@@ -144,7 +154,8 @@ impl Service {
                     !matches!(r.state.as_str(), "succeeded" | "queued" | "running")
                 })
             });
-            let trigger = match (first, failed_before) {
+            let missed_while_down = due[0] <= started_ns;
+            let trigger = match (missed_while_down, failed_before) {
                 (true, _) => Trigger::CatchUp,
                 (false, true) => Trigger::Retry,
                 (false, false) => Trigger::Slot,
@@ -189,7 +200,6 @@ impl Service {
                 Err(e) => tracing::error!(policy = %name, %instance, "scheduled run: {e}"),
             }
         }
-        sched.ticked = true;
     }
 
     /// What the scheduler did last for (policy, instance), from the catalog's jobs.

@@ -9,6 +9,7 @@ mod cli_mount;
 mod format_golden;
 mod mount;
 mod namespace;
+mod policy_schedule;
 mod restore;
 mod store_conformance;
 mod verify;
