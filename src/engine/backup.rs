@@ -282,7 +282,7 @@ fn write_manifest(
             .iter()
             .map(|p| p.to_string_lossy().into_owned())
             .collect(),
-        host: hostname(),
+        host: crate::model::hostname(),
         stats,
     };
     let (id, json) = manifest.encode(ctx.repo.key());
@@ -295,12 +295,6 @@ fn write_manifest(
         manifest,
         warnings,
     })
-}
-
-fn hostname() -> String {
-    fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_default()
 }
 
 /// Counts files and bytes in a side thread so progress can show a total and an ETA.

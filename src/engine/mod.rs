@@ -1,10 +1,12 @@
-//! Whole operations on a repository: backup, restore, verify. A library: the daemon and
+//! Whole operations on a repository: backup, restore, verify, forget. A library: the daemon and
 //! the tests call it directly; progress goes through [`Progress`].
 
 pub mod backup;
 pub mod content;
 pub mod disk_cache;
+pub mod forget;
 mod fsmeta;
+mod history;
 mod progress;
 pub mod restore;
 mod trees;
@@ -12,6 +14,7 @@ pub mod verify;
 
 pub use backup::{backup, BackupOutcome, BackupRequest};
 pub use content::{ContentReader, FileLayout};
+pub use forget::{forget, ForgetOutcome, ForgetRequest};
 pub use progress::{CancelToken, NoProgress, Progress};
 pub use restore::{restore, RestoreMode, RestoreOutcome, RestoreRequest};
 pub use trees::TreeReader;
