@@ -10,6 +10,7 @@ mod forget;
 mod format_golden;
 mod mount;
 mod namespace;
+mod policy;
 mod policy_schedule;
 mod restore;
 mod store_conformance;
