@@ -52,6 +52,9 @@ enum Command {
     /// Add, list or remove the instances of a mount.
     #[command(subcommand)]
     Instance(commands::instance::InstanceCommand),
+    /// Scheduled points and their retention: create, bind, list, ... policies.
+    #[command(subcommand)]
+    Policy(commands::policy::PolicyCommand),
     /// Take a new point of an instance (through a mount, or --repo with --path).
     Snapshot(commands::snapshot::SnapshotArgs),
     /// Restore a point into a new directory or over the original paths.
@@ -123,6 +126,7 @@ fn main() -> ExitCode {
         Command::Mount(args) => commands::mount::run(&inv, args),
         Command::Umount(args) => commands::mount::umount(&inv, args),
         Command::Instance(cmd) => commands::instance::run(&inv, cmd),
+        Command::Policy(cmd) => commands::policy::run(&inv, cmd),
         Command::Jobs(args) => commands::jobs::run(&inv, args),
         Command::Cancel(args) => commands::jobs::cancel(&inv, args),
         Command::MountWatcher(_) => unreachable!("handled above"),

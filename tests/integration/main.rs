@@ -5,7 +5,8 @@ mod support;
 
 mod backup;
 mod cli;
-mod cli_mount;
+pub(crate) mod cli_mount;
+mod cli_policy;
 mod forget;
 mod format_golden;
 mod mount;

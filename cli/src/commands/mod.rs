@@ -6,6 +6,7 @@ pub mod instance;
 pub mod jobs;
 pub mod mount;
 pub mod points;
+pub mod policy;
 pub mod restore;
 pub mod snapshot;
 pub mod verify;
