@@ -172,7 +172,7 @@ impl Service {
     pub fn refresh(&self) -> Result<(), ServiceError> {
         let repo = &self.inner.repo;
         let stats = self.inner.catalog.refresh(repo)?;
-        let loaded = policies::load(repo)?;
+        let (policies, settings) = policies::load(repo)?;
         let mut instances = BTreeMap::new();
         for obj in repo.store().list("instances/")? {
             let Some(name) = obj.key.strip_prefix("instances/") else {
@@ -191,15 +191,15 @@ impl Service {
         }
         let mut st = self.lock();
         if st.instances != instances
-            || st.policies != loaded.policies
+            || st.policies != policies
             || stats.new_points > 0
             || stats.removed_points > 0
         {
             st.generation += 1;
         }
         st.instances = instances;
-        st.policies = loaded.policies;
-        st.settings = loaded.settings;
+        st.policies = policies;
+        st.settings = settings;
         *self
             .inner
             .last_refresh

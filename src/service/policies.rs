@@ -41,9 +41,12 @@ fn io(e: impl std::fmt::Display) -> ControlError {
     }
 }
 
-/// Policies read from the repository; unreadable ones are skipped with a warning.
-pub(super) fn load(repo: &crate::repo::Repository) -> crate::repo::Result<State> {
-    let mut st = State::default();
+/// Policies and settings read from the repository; unreadable policies are skipped with
+/// a warning.
+pub(super) fn load(
+    repo: &crate::repo::Repository,
+) -> crate::repo::Result<(BTreeMap<String, Policy>, PolicySettings)> {
+    let mut policies = BTreeMap::new();
     for obj in repo.store().list("policies/")? {
         let Some(name) = obj.key.strip_prefix("policies/") else {
             continue;
@@ -54,12 +57,12 @@ pub(super) fn load(repo: &crate::repo::Repository) -> crate::repo::Result<State>
             .and_then(|json| Policy::decode(name, &json).map_err(|e| e.to_string()))
         {
             Ok(p) => {
-                st.policies.insert(p.name.clone(), p);
+                policies.insert(p.name.clone(), p);
             }
             Err(e) => tracing::warn!(key = %obj.key, "ignoring policy: {e}"),
         }
     }
-    st.settings = match repo.get_sealed(SETTINGS_KEY) {
+    let settings = match repo.get_sealed(SETTINGS_KEY) {
         Ok(json) => PolicySettings::decode(&json).unwrap_or_else(|e| {
             tracing::warn!("ignoring {SETTINGS_KEY}: {e}");
             PolicySettings::default()
@@ -69,7 +72,7 @@ pub(super) fn load(repo: &crate::repo::Repository) -> crate::repo::Result<State>
         }
         Err(e) => return Err(e),
     };
-    Ok(st)
+    Ok((policies, settings))
 }
 
 /// Instance -> the policy it is bound to (see the module comment for duplicates).

@@ -165,6 +165,9 @@ impl Service {
                 b.label = req.label.clone();
                 b.kind = PointKind::Manual;
                 if let Some(run) = &req.schedule {
+                    if let Some(taken) = self.slot_taken(&req.instance, run)? {
+                        return Ok(json!({"point": taken, "already_taken": true}));
+                    }
                     b.kind = PointKind::Scheduled;
                     b.time_ns = Some(run.time_ns);
                 }

@@ -11,6 +11,11 @@
 //! - Failed scheduled jobs are kept as jobs with their cause: the newest
 //!   [`FAILED_JOBS_KEPT`] per instance, for [`FAILED_JOBS_DAYS`] days.
 //! - Disabled policies do not run; the slots they skip are not caught up when enabled.
+//! - Every daemon that mounts the repository runs its policies. A slot whose scheduled
+//!   point another daemon already took (same instance, the slot's time) is not taken
+//!   again, nor caught up: the job ends with `already_taken` (checked when it starts,
+//!   after a catalog refresh; two daemons starting one slot at the same moment can
+//!   still both take it).
 //!
 //! What the scheduler last did per (policy, instance) is kept in memory and rebuilt at
 //! start from the scheduled jobs in the catalog.
@@ -358,6 +363,26 @@ impl Service {
         {
             tracing::warn!(%instance, "cannot trim failed jobs: {e}");
         }
+    }
+
+    /// The scheduled point another daemon of this repository already took for this slot.
+    pub(super) fn slot_taken(
+        &self,
+        instance: &str,
+        run: &ScheduledRun,
+    ) -> Result<Option<String>, crate::engine::EngineError> {
+        if run.trigger == Trigger::RunNow {
+            return Ok(None);
+        }
+        self.inner.catalog.refresh(&self.inner.repo)?;
+        Ok(self
+            .points(instance)
+            .into_iter()
+            .find(|p| {
+                p.manifest.kind == crate::model::PointKind::Scheduled
+                    && p.manifest.time_ns == run.slot_ns
+            })
+            .map(|p| p.manifest.name))
     }
 
     /// Blocks until no job is queued or running.

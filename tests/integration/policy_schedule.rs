@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
+use cairn::service::Service;
+
 use crate::support::fixture::noise;
+use crate::support::repos::{TestRepo, PASSWORD};
 use crate::support::schedule::{ns, Rig};
 
 const HALF_HOUR: Duration = Duration::from_secs(1800);
@@ -362,4 +365,39 @@ fn leap_day_has_its_slot() {
             "2028-03-01T120000Z-auto"
         ]
     );
+}
+
+#[test]
+fn a_slot_another_daemon_took_is_not_taken_twice() {
+    let rig = Rig::new("2026-11-22T00:00:00Z");
+    rig.ok(
+        "policy",
+        "create name=p times=03:00 every-days=1 keep=forever",
+    );
+    rig.ok("policy", "bind name=p instance=db");
+    rig.run_until("2026-11-22T03:30:00Z", HALF_HOUR);
+    assert_eq!(rig.points("db"), ["2026-11-22T030000Z-auto"]);
+
+    // A second daemon on the same repository, with its own catalog, starts after the
+    // slot: the slot looks missed to it, but the first daemon took it.
+    let store =
+        cairn::store::Store::open(&cairn::store::Location::Local(rig.dir.path().join("repo")))
+            .unwrap();
+    let repo = cairn::repo::Repository::open(store, Some(PASSWORD)).unwrap();
+    let work = rig.dir.path().join("other");
+    std::fs::create_dir_all(&work).unwrap();
+    let t = TestRepo::open_catalog(repo, &work);
+    let other = Service::start_with_clock(t.repo, t.catalog, 1, rig.clock.clone()).unwrap();
+    assert_eq!(other.bound_policy("db").unwrap().name, "p");
+    other.tick_scheduler();
+    other.wait_idle();
+    let job = other.job_ids().pop().expect("a catch-up job");
+    let status: serde_json::Value = serde_json::from_str(&other.job_status(job).unwrap()).unwrap();
+    assert_eq!(status["state"], "succeeded", "{status}");
+    assert_eq!(status["request"]["schedule"]["trigger"], "catch-up");
+    assert_eq!(status["result"]["already_taken"], true, "{status}");
+    assert_eq!(status["result"]["point"], "2026-11-22T030000Z-auto");
+    rig.service.refresh().unwrap();
+    assert_eq!(rig.points("db"), ["2026-11-22T030000Z-auto"]);
+    other.shutdown();
 }
