@@ -173,22 +173,10 @@ impl Service {
         let repo = &self.inner.repo;
         let stats = self.inner.catalog.refresh(repo)?;
         let (policies, settings) = policies::load(repo)?;
-        let mut instances = BTreeMap::new();
-        for obj in repo.store().list("instances/")? {
-            let Some(name) = obj.key.strip_prefix("instances/") else {
-                continue;
-            };
-            match repo
-                .get_sealed(&obj.key)
-                .map_err(|e| e.to_string())
-                .and_then(|json| InstanceConfig::decode(name, &json).map_err(|e| e.to_string()))
-            {
-                Ok(c) => {
-                    instances.insert(c.name.clone(), c);
-                }
-                Err(e) => tracing::warn!(key = %obj.key, "ignoring instance definition: {e}"),
-            }
-        }
+        let instances = definitions(repo, "instances/", InstanceConfig::decode)?
+            .into_iter()
+            .map(|c| (c.name.clone(), c))
+            .collect::<BTreeMap<_, _>>();
         let mut st = self.lock();
         if st.instances != instances
             || st.policies != policies
@@ -611,6 +599,30 @@ impl Service {
         }
         names.into_iter().collect()
     }
+}
+
+/// The sealed definition objects under `prefix` (instances, policies), decoded by
+/// `decode(name, json)`; one that does not decode is skipped with a warning.
+fn definitions<T, E: std::fmt::Display>(
+    repo: &Repository,
+    prefix: &str,
+    decode: impl Fn(&str, &[u8]) -> Result<T, E>,
+) -> crate::repo::Result<Vec<T>> {
+    let mut out = Vec::new();
+    for obj in repo.store().list(prefix)? {
+        let Some(name) = obj.key.strip_prefix(prefix) else {
+            continue;
+        };
+        match repo
+            .get_sealed(&obj.key)
+            .map_err(|e| e.to_string())
+            .and_then(|json| decode(name, &json).map_err(|e| e.to_string()))
+        {
+            Ok(v) => out.push(v),
+            Err(e) => tracing::warn!(key = %obj.key, "ignoring {prefix} object: {e}"),
+        }
+    }
+    Ok(out)
 }
 
 fn is_empty_dir(p: &std::path::Path) -> bool {

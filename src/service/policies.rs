@@ -46,22 +46,10 @@ fn io(e: impl std::fmt::Display) -> ControlError {
 pub(super) fn load(
     repo: &crate::repo::Repository,
 ) -> crate::repo::Result<(BTreeMap<String, Policy>, PolicySettings)> {
-    let mut policies = BTreeMap::new();
-    for obj in repo.store().list("policies/")? {
-        let Some(name) = obj.key.strip_prefix("policies/") else {
-            continue;
-        };
-        match repo
-            .get_sealed(&obj.key)
-            .map_err(|e| e.to_string())
-            .and_then(|json| Policy::decode(name, &json).map_err(|e| e.to_string()))
-        {
-            Ok(p) => {
-                policies.insert(p.name.clone(), p);
-            }
-            Err(e) => tracing::warn!(key = %obj.key, "ignoring policy: {e}"),
-        }
-    }
+    let policies = super::definitions(repo, "policies/", Policy::decode)?
+        .into_iter()
+        .map(|p| (p.name.clone(), p))
+        .collect();
     let settings = match repo.get_sealed(SETTINGS_KEY) {
         Ok(json) => PolicySettings::decode(&json).unwrap_or_else(|e| {
             tracing::warn!("ignoring {SETTINGS_KEY}: {e}");

@@ -402,13 +402,7 @@ fn policies_live_in_the_repository_for_every_daemon() {
         cairn::repo::Repository::init(store.clone(), &crate::support::repos::fast_init(true))
             .unwrap();
     let first = TestRepo::open_catalog(repo, &dir.path().join("a"));
-    let second_repo = cairn::repo::Repository::open(
-        cairn::store::Store::from_object_store(store.object_store(), "second".into()).unwrap(),
-        Some(crate::support::repos::PASSWORD),
-    )
-    .unwrap();
-    std::fs::create_dir_all(dir.path().join("b")).unwrap();
-    let second = TestRepo::open_catalog(second_repo, &dir.path().join("b"));
+    let second = crate::support::repos::second_machine(&store, &dir.path().join("b"));
     let a = Service::start(first.repo, first.catalog, 1).unwrap();
     let b = Service::start(second.repo, second.catalog, 1).unwrap();
     a.submit("policy", CREATE, 0).unwrap();

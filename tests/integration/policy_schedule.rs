@@ -6,7 +6,7 @@ use std::time::Duration;
 use cairn::service::Service;
 
 use crate::support::fixture::noise;
-use crate::support::repos::{TestRepo, PASSWORD};
+use crate::support::repos::second_machine;
 use crate::support::schedule::{ns, Rig};
 
 const HALF_HOUR: Duration = Duration::from_secs(1800);
@@ -380,13 +380,7 @@ fn a_slot_another_daemon_took_is_not_taken_twice() {
 
     // A second daemon on the same repository, with its own catalog, starts after the
     // slot: the slot looks missed to it, but the first daemon took it.
-    let store =
-        cairn::store::Store::open(&cairn::store::Location::Local(rig.dir.path().join("repo")))
-            .unwrap();
-    let repo = cairn::repo::Repository::open(store, Some(PASSWORD)).unwrap();
-    let work = rig.dir.path().join("other");
-    std::fs::create_dir_all(&work).unwrap();
-    let t = TestRepo::open_catalog(repo, &work);
+    let t = second_machine(rig.service.repo().store(), &rig.dir.path().join("other"));
     let other = Service::start_with_clock(t.repo, t.catalog, 1, rig.clock.clone()).unwrap();
     assert_eq!(other.bound_policy("db").unwrap().name, "p");
     other.tick_scheduler();
