@@ -395,3 +395,48 @@ fn a_slot_another_daemon_took_is_not_taken_twice() {
     assert_eq!(rig.points("db"), ["2026-11-22T030000Z-auto"]);
     other.shutdown();
 }
+
+#[test]
+fn retention_leaves_a_point_that_a_queued_restore_will_read() {
+    let rig = Rig::new("2026-11-22T10:00:00Z");
+    rig.ok(
+        "policy",
+        "create name=p times=03:00 every-days=1 keep-count=1",
+    );
+    rig.ok("policy", "bind name=p instance=db");
+    rig.ok("policy", "run-now name=p");
+    rig.service.wait_idle();
+    let first = rig.points("db").pop().unwrap();
+    // Enough data that the next run is still going when the restore is queued behind it.
+    std::fs::write(rig.src.join("big.bin"), noise(9, 48 << 20)).unwrap();
+    rig.clock.set(ns("2026-11-22T11:00:00Z"));
+    rig.ok("policy", "run-now name=p");
+    let target = rig.dir.path().join("restored");
+    rig.ok(
+        "restore",
+        &format!("instance=db point={first} target={}", target.display()),
+    );
+    rig.service.wait_idle();
+    let jobs = rig.jobs();
+    assert_eq!(state_of(&jobs[1]), "succeeded", "{}", jobs[1]);
+    assert_eq!(jobs[1]["result"]["expired"], serde_json::json!([]));
+    assert_eq!(
+        state_of(&jobs[2]),
+        "succeeded",
+        "the restore read it: {}",
+        jobs[2]
+    );
+    assert_eq!(
+        std::fs::read(target.join("data.txt")).unwrap(),
+        b"scheduled data\n"
+    );
+    assert_eq!(
+        rig.points("db"),
+        [first.as_str(), "2026-11-22T110000Z-auto"]
+    );
+    // With the restore done, the next run lets it go.
+    rig.clock.set(ns("2026-11-22T12:00:00Z"));
+    rig.ok("policy", "run-now name=p");
+    rig.service.wait_idle();
+    assert_eq!(rig.points("db"), ["2026-11-22T120000Z-auto"]);
+}
