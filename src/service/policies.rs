@@ -239,6 +239,7 @@ impl Service {
                 p.instances.retain(|b| b.instance != instance);
                 p.updated_ns = now;
                 self.store_policy(&p)?;
+                self.drop_stale_bindings(&instance, &p.name, now)?;
                 Ok(format!(
                     "ok unbound instance={instance} from policy={} (its points stay)\n",
                     p.name
@@ -338,18 +339,37 @@ impl Service {
         target.validate().map_err(|e| ControlError::invalid(e.0))?;
         self.store_policy(&target)?;
         self.restart_track(name, instance, now);
+        self.drop_stale_bindings(instance, name, now)?;
         let moved = match previous {
-            Some(mut old) => {
-                old.instances.retain(|b| b.instance != instance);
-                old.updated_ns = now;
-                self.store_policy(&old)?;
-                format!(" (moved from policy={})", old.name)
-            }
+            Some(old) => format!(" (moved from policy={})", old.name),
             None => String::new(),
         };
         Ok(format!(
             "ok bound instance={instance} to policy={name}{moved}\n"
         ))
+    }
+
+    /// Removes `instance` from every policy but `keep` that still lists it (the one it
+    /// moved from, and any a crash left it in).
+    fn drop_stale_bindings(
+        &self,
+        instance: &str,
+        keep: &str,
+        now: i64,
+    ) -> Result<(), ControlError> {
+        let stale: Vec<Policy> = self
+            .lock()
+            .policies
+            .values()
+            .filter(|p| p.name != keep && p.binding(instance).is_some())
+            .cloned()
+            .collect();
+        for mut p in stale {
+            p.instances.retain(|b| b.instance != instance);
+            p.updated_ns = now;
+            self.store_policy(&p)?;
+        }
+        Ok(())
     }
 
     fn change_settings(&self, change: SettingsChange) -> Result<String, ControlError> {
