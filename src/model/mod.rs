@@ -6,6 +6,7 @@ pub mod instance;
 pub mod manifest;
 pub mod names;
 pub mod policy;
+pub mod policy_settings;
 pub mod tree;
 
 pub use forgotten::{ForgetRecord, Forgotten};

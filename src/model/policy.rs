@@ -1,8 +1,7 @@
 //! Policies: `policies/<name>`, sealed JSON, replaced on every change and deleted with the
 //! policy (its points stay). A policy says when scheduled points are taken (times of day
 //! in a time zone, on weekdays or every N days), how long they are kept, and which
-//! instances it covers. `settings/policies` holds the repository's quotas and its
-//! write-once switch. Every value is validated here, on creation and on every read.
+//! instances it covers. Every value is validated here, on creation and on every read.
 
 use std::fmt;
 use std::str::FromStr;
@@ -13,14 +12,12 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::names::is_valid_instance_name;
 
+pub use super::policy_settings::{PolicySettings, SETTINGS_KEY};
+
 pub const POLICY_VERSION: u32 = 1;
-pub const SETTINGS_VERSION: u32 = 1;
-pub const SETTINGS_KEY: &str = "settings/policies";
 pub const MAX_TIMES: usize = 24;
 pub const MAX_EVERY_DAYS: u32 = 30;
 pub const MAX_KEEP: u32 = 99_999;
-pub const DEFAULT_MAX_POLICIES: u32 = 32;
-pub const DEFAULT_MAX_INSTANCES: u32 = 64;
 
 /// Why a policy or a value of one is refused; the message says what is allowed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -423,42 +420,6 @@ pub fn parse_count(key: &str, text: &str, max: u32) -> Result<u32, PolicyError> 
         _ => bad(format!(
             "`{key}={text}`: use a whole number from 1 to {max}"
         )),
-    }
-}
-
-/// `settings/policies`: quotas and the write-once switch of a repository.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PolicySettings {
-    pub version: u32,
-    pub max_policies: u32,
-    pub max_instances_per_policy: u32,
-    /// When set, scheduled points cannot be deleted before their policy's retention
-    /// ends, and the policy cannot be loosened, unbound or deleted while it covers them.
-    pub write_once: bool,
-}
-
-impl Default for PolicySettings {
-    fn default() -> Self {
-        PolicySettings {
-            version: SETTINGS_VERSION,
-            max_policies: DEFAULT_MAX_POLICIES,
-            max_instances_per_policy: DEFAULT_MAX_INSTANCES,
-            write_once: false,
-        }
-    }
-}
-
-impl PolicySettings {
-    pub fn decode(json: &[u8]) -> Result<PolicySettings, PolicyError> {
-        let s: PolicySettings = serde_json::from_slice(json)
-            .map_err(|e| PolicyError(format!("undecodable policy settings: {e}")))?;
-        if s.version != SETTINGS_VERSION {
-            return bad(format!("unknown policy settings version {}", s.version));
-        }
-        if s.max_policies == 0 || s.max_instances_per_policy == 0 {
-            return bad("quotas must be at least 1");
-        }
-        Ok(s)
     }
 }
 
