@@ -10,6 +10,7 @@ mod forget;
 mod format_golden;
 mod mount;
 mod namespace;
+mod prune;
 mod restore;
 mod store_conformance;
 mod verify;
