@@ -45,6 +45,8 @@ back from the same handle when you open it read-write.
   echo 'instance=NAME point=POINT|latest target=/abs [include=GLOB].. [mode=new|in-place]' > ctl/restore
   echo '[instance=NAME] [point=POINT] [read-data=true]'          > ctl/verify
   echo 'job=ID'                                                  > ctl/cancel
+  echo 'instance=NAME point=POINT|latest [point=..] [manual=true]' > ctl/forget
+  echo '[dry-run=true] [grace-hours=N]'                          > ctl/prune
 A request may also be one JSON object, e.g. {\"instance\":\"db\",\"name\":\"before-upgrade\"}.
 jobs/ID/status is JSON (state, progress, error); jobs/ID/log is text; events is the
 audit log (JSON lines); stats shows repository figures. docs/CONTROL.md has the rest.

@@ -22,7 +22,9 @@ pub use control::ControlError;
 pub use jobs::{JobProgress, JobState, LiveJob};
 
 /// The control files of `.cairn/ctl/`.
-pub const CONTROL_FILES: &[&str] = &["instance", "snapshot", "restore", "verify", "cancel"];
+pub const CONTROL_FILES: &[&str] = &[
+    "instance", "snapshot", "restore", "verify", "cancel", "forget", "prune",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -308,6 +310,41 @@ impl Service {
                 self.enqueue(
                     "verify",
                     instance,
+                    serde_json::to_value(&req).unwrap_or_default(),
+                )
+            }
+            "forget" => {
+                let req = control::parse_forget(text)?;
+                self.refresh_if_older(Duration::from_secs(1));
+                for p in &req.points {
+                    let Some(found) = self.find_point(&req.instance, p) else {
+                        return Err(ControlError::not_found(format!(
+                            "instance `{}` has no point `{p}`",
+                            req.instance
+                        )));
+                    };
+                    if found.manifest.kind == crate::model::PointKind::Manual && !req.manual {
+                        return Err(ControlError {
+                            errno: libc::EPERM,
+                            message: format!(
+                                "point {}/{} is a manual point: add manual=true to forget it",
+                                req.instance, found.manifest.name
+                            ),
+                        });
+                    }
+                }
+                let instance = req.instance.clone();
+                self.enqueue(
+                    "forget",
+                    Some(instance),
+                    serde_json::to_value(&req).unwrap_or_default(),
+                )
+            }
+            "prune" => {
+                let req = control::parse_prune(text)?;
+                self.enqueue(
+                    "prune",
+                    None,
                     serde_json::to_value(&req).unwrap_or_default(),
                 )
             }
