@@ -223,7 +223,10 @@ fn refusal_hint(file: &str, errno: i32) -> Option<String> {
         ("snapshot" | "verify", libc::ENOENT) => {
             "`cairn instance list` shows the instances; `cairn instance add NAME --path P` defines one"
         }
-        ("restore", libc::ENOENT) => "`cairn points INSTANCE` lists the points of an instance",
+        ("restore" | "forget", libc::ENOENT) => {
+            "`cairn points INSTANCE` lists the points of an instance"
+        }
+        ("forget", libc::EPERM) => "manual points are forgotten only with --manual",
         ("instance", libc::ENOENT) => "`cairn instance list` shows the instances",
         ("policy", libc::ENOENT) => {
             "`cairn policy list` shows the policies and their instances; `cairn instance list` the instances"
@@ -486,10 +489,10 @@ fn describe(status: &Value) -> String {
 }
 
 fn noun(kind: &str) -> &'static str {
-    if kind == "verify" {
-        "objects"
-    } else {
-        "files"
+    match kind {
+        "verify" | "prune" => "objects",
+        "forget" => "points",
+        _ => "files",
     }
 }
 

@@ -2,7 +2,8 @@
 //!
 //! `cairn mount REPO DIR` serves a repository as a filesystem; most other commands talk
 //! to such a mount through its control files (`--mount DIR` or `CAIRN_MOUNT`), and
-//! `snapshot`, `restore`, `verify` and `points` can also open a repository directly
+//! `snapshot`, `restore`, `verify`, `forget`, `prune` and `points` can also open a
+//! repository directly
 //! (`--repo REPO` or `CAIRN_REPO`) and run the engine in this process. Exit codes: 0
 //! success, 1 the operation (or job) failed or found a problem (damage in `verify`), 2 a
 //! usage or configuration error or a refused request (direct `verify`: any error), 130
@@ -61,6 +62,11 @@ enum Command {
     Restore(commands::restore::RestoreArgs),
     /// Check the repository; exit 1 and name what is damaged if anything is.
     Verify(commands::verify::VerifyArgs),
+    /// Remove points (manual ones only with --manual); `prune` then reclaims their data.
+    Forget(commands::forget::ForgetArgs),
+    /// Remove data no point references (two phases: plan now, delete after a grace
+    /// period in a later prune).
+    Prune(commands::prune::PruneArgs),
     /// List backup points.
     Points(commands::points::PointsArgs),
     /// List a mount's jobs, or show one.
@@ -134,6 +140,8 @@ fn main() -> ExitCode {
         Command::Restore(args) => commands::restore::run(&inv, args),
         Command::Verify(args) => commands::verify::run(&inv, args),
         Command::Points(args) => commands::points::run(&inv, args),
+        Command::Forget(args) => commands::forget::run(&inv, args),
+        Command::Prune(args) => commands::prune::run(&inv, args),
         Command::Catalog(cmd) => commands::catalog::run(&inv, cmd),
     };
     match result {

@@ -4,10 +4,12 @@
 //! lives on disk, so memory does not grow with the repository.
 
 mod jobs;
+mod prune;
 mod refresh;
 mod schema;
 
 pub use jobs::JobRow;
+pub use prune::{Marks, PackUsage, PlanRecord};
 pub use refresh::RefreshStats;
 
 use std::path::{Path, PathBuf};
@@ -432,8 +434,9 @@ fn insert_point_conn(conn: &Connection, id: &ManifestId, m: &Manifest) -> rusqli
 }
 
 impl BlobIndex for Catalog {
+    /// Writers deduplicate only against blobs that no pending prune plan condemns.
     fn lookup(&self, id: &BlobId) -> repo::Result<Option<BlobLocation>> {
-        self.lookup_blob(id).map_err(|e| match e {
+        self.lookup_for_dedup(id).map_err(|e| match e {
             CatalogError::Repo(r) => r,
             other => repo::RepoError::Index(other.to_string()),
         })

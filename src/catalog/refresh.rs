@@ -20,6 +20,7 @@ pub struct RefreshStats {
     pub removed_points: u64,
     pub bad_points: u64,
     pub forgotten_points: u64,
+    pub new_plans: u64,
 }
 
 impl Catalog {
@@ -28,6 +29,7 @@ impl Catalog {
         let mut stats = RefreshStats::default();
         self.refresh_segments(repo, &mut stats)?;
         self.refresh_packs(repo, &mut stats)?;
+        self.refresh_plans(repo, &mut stats)?;
         self.refresh_forgotten(repo, &mut stats)?;
         self.refresh_points(repo, &mut stats)?;
         if stats != RefreshStats::default() {

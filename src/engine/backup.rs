@@ -451,7 +451,8 @@ fn unchanged(ctx: &Ctx<'_>, node: &Node, parent: Option<&Node>) -> Result<Option
     }
     for e in &p.content {
         if let Extent::Data { id, .. } = e {
-            if ctx.catalog.lookup_blob(id)?.is_none() {
+            // Only blobs a pending prune does not condemn may be reused.
+            if ctx.catalog.lookup_for_dedup(id)?.is_none() {
                 return Ok(None); // its pack vanished: read the file again
             }
         }

@@ -1,4 +1,4 @@
-//! Whole operations on a repository: backup, restore, verify, forget. A library: the daemon and
+//! Whole operations on a repository: backup, restore, verify, forget, prune. A library: the daemon and
 //! the tests call it directly; progress goes through [`Progress`].
 
 pub mod backup;
@@ -8,6 +8,7 @@ pub mod forget;
 mod fsmeta;
 mod history;
 mod progress;
+pub mod prune;
 pub mod restore;
 mod trees;
 pub mod verify;
@@ -16,6 +17,7 @@ pub use backup::{backup, BackupOutcome, BackupRequest};
 pub use content::{ContentReader, FileLayout};
 pub use forget::{forget, ForgetOutcome, ForgetRequest};
 pub use progress::{CancelToken, NoProgress, Progress};
+pub use prune::{prune, PruneOutcome, PruneRequest};
 pub use restore::{restore, RestoreMode, RestoreOutcome, RestoreRequest};
 pub use trees::TreeReader;
 pub use verify::{verify, Damage, VerifyReport, VerifyRequest};

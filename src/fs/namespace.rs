@@ -46,6 +46,8 @@ back from the same handle when you open it read-write.
   echo 'instance=NAME point=POINT|latest target=/abs [include=GLOB].. [mode=new|in-place]' > ctl/restore
   echo '[instance=NAME] [point=POINT] [read-data=true]'          > ctl/verify
   echo 'job=ID'                                                  > ctl/cancel
+  echo 'instance=NAME point=POINT|latest [point=..] [manual=true]' > ctl/forget
+  echo '[dry-run=true] [grace-hours=N]'                          > ctl/prune
   echo 'create name=P times=03:00,15:00 weekdays=mon,fri keep-days=7' > ctl/policy
   echo 'bind name=P instance=NAME'                               > ctl/policy
   (also update, delete, enable, disable, unbind, run-now, settings; policies/P shows P)

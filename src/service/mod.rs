@@ -6,7 +6,7 @@
 pub mod clock;
 pub mod control;
 pub mod jobs;
-mod policies;
+pub mod policies;
 pub mod policy_control;
 pub mod retention;
 mod runner;
@@ -31,7 +31,7 @@ pub use jobs::{JobProgress, JobState, LiveJob};
 
 /// The control files of `.cairn/ctl/`.
 pub const CONTROL_FILES: &[&str] = &[
-    "instance", "snapshot", "restore", "verify", "cancel", "policy",
+    "instance", "snapshot", "restore", "verify", "cancel", "forget", "prune", "policy",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -345,6 +345,44 @@ impl Service {
                 self.enqueue(
                     "verify",
                     instance,
+                    serde_json::to_value(&req).unwrap_or_default(),
+                )
+            }
+            "forget" => {
+                let req = control::parse_forget(text)?;
+                self.refresh_if_older(Duration::from_secs(1));
+                let mut names = Vec::new();
+                for p in &req.points {
+                    let Some(found) = self.find_point(&req.instance, p) else {
+                        return Err(ControlError::not_found(format!(
+                            "instance `{}` has no point `{p}`",
+                            req.instance
+                        )));
+                    };
+                    if found.manifest.kind == crate::model::PointKind::Manual && !req.manual {
+                        return Err(ControlError {
+                            errno: libc::EPERM,
+                            message: format!(
+                                "point {}/{} is a manual point: add manual=true to forget it",
+                                req.instance, found.manifest.name
+                            ),
+                        });
+                    }
+                    names.push(found.manifest.name);
+                }
+                self.check_write_once(&req.instance, &names)?;
+                let instance = req.instance.clone();
+                self.enqueue(
+                    "forget",
+                    Some(instance),
+                    serde_json::to_value(&req).unwrap_or_default(),
+                )
+            }
+            "prune" => {
+                let req = control::parse_prune(text)?;
+                self.enqueue(
+                    "prune",
+                    None,
                     serde_json::to_value(&req).unwrap_or_default(),
                 )
             }

@@ -63,6 +63,54 @@ pub(super) fn load(
     Ok((policies, settings))
 }
 
+/// Why write-once forbids forgetting one of `names` of `instance` (whose points are
+/// `points`, oldest first), if it does: a scheduled point its policy still retains.
+pub fn write_once_refusal(
+    settings: &PolicySettings,
+    policies: &BTreeMap<String, Policy>,
+    instance: &str,
+    points: &[crate::catalog::PointRecord],
+    names: &[String],
+    now_ns: i64,
+) -> Option<String> {
+    if !settings.write_once {
+        return None;
+    }
+    let policy = policies.get(bindings(policies).get(instance)?)?;
+    let kept = retained(policy.keep, points, now_ns);
+    let name = names.iter().find(|n| kept.contains(*n))?;
+    Some(format!(
+        "write-once: point `{name}` of `{instance}` is kept by policy `{}` ({}) until its retention ends",
+        policy.name, policy.keep
+    ))
+}
+
+/// [`write_once_refusal`] for a caller without a daemon (a forget run directly on a
+/// repository): reads the policies from `repo` and the points from `catalog`.
+pub fn write_once_refusal_in(
+    repo: &crate::repo::Repository,
+    catalog: &crate::catalog::Catalog,
+    instance: &str,
+    names: &[String],
+    now_ns: i64,
+) -> Result<Option<String>, super::ServiceError> {
+    let (policies, settings) = load(repo)?;
+    let points = catalog.points(Some(instance))?;
+    let names: Vec<String> = names
+        .iter()
+        .map(|n| match n.as_str() {
+            "latest" => points
+                .last()
+                .map(|p| p.manifest.name.clone())
+                .unwrap_or_default(),
+            _ => n.clone(),
+        })
+        .collect();
+    Ok(write_once_refusal(
+        &settings, &policies, instance, &points, &names, now_ns,
+    ))
+}
+
 /// Instance -> the policy it is bound to (see the module comment for duplicates).
 pub(super) fn bindings(policies: &BTreeMap<String, Policy>) -> BTreeMap<String, String> {
     let mut best: BTreeMap<String, (i64, String)> = BTreeMap::new();
@@ -128,20 +176,18 @@ impl Service {
     /// With write-once on, refuses to delete scheduled points of `instance` that its
     /// policy still retains. The forget path calls this before deleting anything.
     pub fn check_write_once(&self, instance: &str, points: &[String]) -> Result<(), ControlError> {
-        if !self.policy_settings().write_once {
-            return Ok(());
-        }
-        let Some(policy) = self.bound_policy(instance) else {
-            return Ok(());
+        let refusal = {
+            let st = self.lock();
+            write_once_refusal(
+                &st.settings,
+                &st.policies,
+                instance,
+                &self.points(instance),
+                points,
+                self.now_ns(),
+            )
         };
-        let kept = retained(policy.keep, &self.points(instance), self.now_ns());
-        match points.iter().find(|p| kept.contains(*p)) {
-            None => Ok(()),
-            Some(p) => Err(refused(format!(
-                "write-once: point `{p}` of `{instance}` is kept by policy `{}` ({}) until its retention ends",
-                policy.name, policy.keep
-            ))),
-        }
+        refusal.map_or(Ok(()), |m| Err(refused(m)))
     }
 
     fn store_policy(&self, p: &Policy) -> Result<(), ControlError> {

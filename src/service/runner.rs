@@ -230,6 +230,30 @@ impl Service {
                     )))
                 }
             }
+            "forget" => {
+                let req: control::ForgetControl =
+                    serde_json::from_value(request.clone()).map_err(bad)?;
+                let f = engine::ForgetRequest {
+                    instance: req.instance.clone(),
+                    points: req.points.clone(),
+                    allow_manual: req.manual,
+                };
+                let out = engine::forget(repo, catalog, &f, progress.as_ref(), cancel)?;
+                Ok(json!({"instance": req.instance, "removed": out.removed}))
+            }
+            "prune" => {
+                let req: control::PruneControl =
+                    serde_json::from_value(request.clone()).map_err(bad)?;
+                let mut p = engine::PruneRequest {
+                    dry_run: req.dry_run,
+                    ..Default::default()
+                };
+                if let Some(h) = req.grace_hours {
+                    p.grace_ns = i64::from(h) * 3_600 * 1_000_000_000;
+                }
+                let out = engine::prune(repo, catalog, &p, progress.as_ref(), cancel)?;
+                Ok(serde_json::to_value(&out).unwrap_or_default())
+            }
             other => Err(engine::EngineError::Invalid(format!(
                 "unknown job kind {other}"
             ))),

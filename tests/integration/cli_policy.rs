@@ -98,3 +98,47 @@ fn policy_commands_create_bind_list_show_run_now_and_refuse_bad_input() {
         .code(2)
         .stderr_has("1 to 99999");
 }
+
+#[test]
+fn a_direct_forget_honours_write_once() {
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("a.txt"), b"kept\n").unwrap();
+    // A daemon (the library) sets the repository up: write-once, a policy, a point.
+    let store =
+        cairn::store::Store::open(&cairn::store::Location::Local(env.path("repo"))).unwrap();
+    let repo = cairn::repo::Repository::open(store, None).unwrap();
+    let t = crate::support::repos::TestRepo::open_catalog(repo, &env.path("daemon"));
+    let service = cairn::service::Service::start(t.repo, t.catalog, 1).unwrap();
+    for (file, text) in [
+        ("instance", format!("add name=db path={}", src.display())),
+        ("policy", "settings write-once=true".to_string()),
+        (
+            "policy",
+            "create name=p times=03:00 every-days=1 keep-days=30".to_string(),
+        ),
+        ("policy", "bind name=p instance=db".to_string()),
+        ("policy", "run-now name=p".to_string()),
+    ] {
+        service
+            .submit(file, &text, 0)
+            .unwrap_or_else(|e| panic!("{text}: {}", e.message));
+    }
+    service.wait_idle();
+    let point = service.points("db").pop().unwrap().manifest.name;
+    service.shutdown();
+
+    let repo_arg = env.path("repo");
+    let repo_arg = repo_arg.to_str().unwrap();
+    env.run(&["forget", "db", &point, "--repo", repo_arg])
+        .code(2)
+        .stderr_has("write-once");
+    env.run(&["forget", "db", "latest", "--repo", repo_arg])
+        .code(2)
+        .stderr_has("kept by policy `p`");
+    env.run(&["points", "db", "--repo", repo_arg])
+        .ok()
+        .stdout_has(&point);
+}

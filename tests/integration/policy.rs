@@ -283,7 +283,25 @@ fn write_once_protects_scheduled_points_until_retention_ends() {
     rig.service.wait_idle();
     let manual = rig.points("db").pop().unwrap();
     assert!(manual.ends_with("-by-hand"));
-    rig.service.check_write_once("db", &[manual]).unwrap();
+    rig.service
+        .check_write_once("db", &[manual.clone()])
+        .unwrap();
+
+    // The forget path asks the same question.
+    let e = rig
+        .service
+        .submit("forget", "instance=db point=2026-11-22T120000Z-auto", 0)
+        .unwrap_err();
+    assert_eq!(e.errno, libc::EPERM);
+    assert!(e.message.contains("policy `p`"), "{}", e.message);
+    let e = rig
+        .service
+        .submit("forget", "instance=db point=latest manual=true", 0)
+        .expect("a manual point is not write-once");
+    assert!(e.starts_with("job="), "{e}");
+    rig.service.wait_idle();
+    assert!(!rig.points("db").contains(&manual));
+    assert_eq!(rig.points("db").len(), 2, "the scheduled points stay");
 
     for (text, reason) in [
         ("update name=p keep-count=1", "keep less"),
