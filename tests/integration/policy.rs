@@ -284,7 +284,7 @@ fn write_once_protects_scheduled_points_until_retention_ends() {
     let manual = rig.points("db").pop().unwrap();
     assert!(manual.ends_with("-by-hand"));
     rig.service
-        .check_write_once("db", &[manual.clone()])
+        .check_write_once("db", std::slice::from_ref(&manual))
         .unwrap();
 
     // The forget path asks the same question.
