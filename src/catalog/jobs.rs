@@ -71,6 +71,27 @@ impl Catalog {
             .map_err(|e| self.sql_err(e))
     }
 
+    /// Deletes the failed scheduled jobs (those whose request has a `schedule`) of an
+    /// instance beyond the newest `keep`, and those created before `before_ns`.
+    pub fn trim_failed_scheduled_jobs(
+        &self,
+        instance: &str,
+        keep: usize,
+        before_ns: i64,
+    ) -> Result<usize> {
+        self.conn()
+            .execute(
+                "DELETE FROM jobs WHERE instance = ?1 AND state = 'failed'
+                   AND json_extract(request, '$.schedule') IS NOT NULL
+                   AND (created_ns < ?2 OR id NOT IN (
+                     SELECT id FROM jobs WHERE instance = ?1 AND state = 'failed'
+                       AND json_extract(request, '$.schedule') IS NOT NULL
+                     ORDER BY id DESC LIMIT ?3))",
+                params![instance, before_ns, keep as i64],
+            )
+            .map_err(|e| self.sql_err(e))
+    }
+
     pub fn append_event(&self, time_ns: i64, kind: &str, line: &str) -> Result<()> {
         self.conn()
             .execute(

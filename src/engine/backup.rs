@@ -282,7 +282,7 @@ fn write_manifest(
             .iter()
             .map(|p| p.to_string_lossy().into_owned())
             .collect(),
-        host: hostname(),
+        host: crate::model::hostname(),
         stats,
     };
     let (id, json) = manifest.encode(ctx.repo.key());
@@ -295,12 +295,6 @@ fn write_manifest(
         manifest,
         warnings,
     })
-}
-
-fn hostname() -> String {
-    fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_default()
 }
 
 /// Counts files and bytes in a side thread so progress can show a total and an ETA.
@@ -457,7 +451,8 @@ fn unchanged(ctx: &Ctx<'_>, node: &Node, parent: Option<&Node>) -> Result<Option
     }
     for e in &p.content {
         if let Extent::Data { id, .. } = e {
-            if ctx.catalog.lookup_blob(id)?.is_none() {
+            // Only blobs a pending prune does not condemn may be reused.
+            if ctx.catalog.lookup_for_dedup(id)?.is_none() {
                 return Ok(None); // its pack vanished: read the file again
             }
         }

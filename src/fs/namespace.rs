@@ -27,6 +27,7 @@ const JOBS_DIR: u64 = 4;
 const README: u64 = 5;
 const EVENTS: u64 = 6;
 const STATS: u64 = 7;
+const POLICIES_DIR: u64 = 8;
 const CTL_BASE: u64 = 10;
 const FIRST_DYNAMIC: u64 = 100;
 /// How many following files' first chunks an open prefetches.
@@ -45,6 +46,11 @@ back from the same handle when you open it read-write.
   echo 'instance=NAME point=POINT|latest target=/abs [include=GLOB].. [mode=new|in-place]' > ctl/restore
   echo '[instance=NAME] [point=POINT] [read-data=true]'          > ctl/verify
   echo 'job=ID'                                                  > ctl/cancel
+  echo 'instance=NAME point=POINT|latest [point=..] [manual=true]' > ctl/forget
+  echo '[dry-run=true] [grace-hours=N]'                          > ctl/prune
+  echo 'create name=P times=03:00,15:00 weekdays=mon,fri keep-days=7' > ctl/policy
+  echo 'bind name=P instance=NAME'                               > ctl/policy
+  (also update, delete, enable, disable, unbind, run-now, settings; policies/P shows P)
 A request may also be one JSON object, e.g. {\"instance\":\"db\",\"name\":\"before-upgrade\"}.
 jobs/ID/status is JSON (state, progress, error); jobs/ID/log is text; events is the
 audit log (JSON lines); stats shows repository figures. docs/CONTROL.md has the rest.
@@ -94,6 +100,8 @@ enum Inode {
     Readme,
     Events,
     Stats,
+    PoliciesDir,
+    Policy(String),
     Ctl(&'static str),
     Instance(String),
     Latest(String),
@@ -120,6 +128,7 @@ enum Key {
     JobDir(u64),
     JobStatus(u64),
     JobLog(u64),
+    Policy(String),
 }
 
 #[derive(Default)]
@@ -227,6 +236,7 @@ impl Namespace {
             README => Ok(Inode::Readme),
             EVENTS => Ok(Inode::Events),
             STATS => Ok(Inode::Stats),
+            POLICIES_DIR => Ok(Inode::PoliciesDir),
             i if (CTL_BASE..CTL_BASE + CONTROL_FILES.len() as u64).contains(&i) => {
                 Ok(Inode::Ctl(CONTROL_FILES[(i - CTL_BASE) as usize]))
             }
@@ -301,12 +311,16 @@ impl Namespace {
     pub fn getattr(&self, ino: u64) -> FsResult<Attr> {
         let inode = self.inode(ino)?;
         Ok(match inode {
-            Inode::Root | Inode::Meta | Inode::JobsDir | Inode::JobDir(_) => {
+            Inode::Root | Inode::Meta | Inode::JobsDir | Inode::JobDir(_) | Inode::PoliciesDir => {
                 self.dir_attr(ino, 0o755, self.started_ns, false)
             }
             Inode::CtlDir => self.dir_attr(ino, 0o700, self.started_ns, false),
             Inode::Readme => self.file_attr(ino, 0o444, README_TEXT.len() as u64),
-            Inode::Events | Inode::Stats | Inode::JobStatus(_) | Inode::JobLog(_) => {
+            Inode::Events
+            | Inode::Stats
+            | Inode::JobStatus(_)
+            | Inode::JobLog(_)
+            | Inode::Policy(_) => {
                 let len = self.dynamic_content(&inode).map(|c| c.len()).unwrap_or(0);
                 self.file_attr(ino, 0o444, len as u64)
             }
@@ -384,6 +398,7 @@ impl Namespace {
                 out.push((b"README".to_vec(), README));
                 out.push((b"ctl".to_vec(), CTL_DIR));
                 out.push((b"jobs".to_vec(), JOBS_DIR));
+                out.push((b"policies".to_vec(), POLICIES_DIR));
                 out.push((b"events".to_vec(), EVENTS));
                 out.push((b"stats".to_vec(), STATS));
             }
@@ -396,6 +411,13 @@ impl Namespace {
                 for id in self.service.job_ids() {
                     let i = self.intern(Key::JobDir(id), || Inode::JobDir(id));
                     out.push((id.to_string().into_bytes(), i));
+                }
+            }
+            Inode::PoliciesDir => {
+                for name in self.service.policy_names() {
+                    let n = name.clone();
+                    let i = self.intern(Key::Policy(name.clone()), || Inode::Policy(n));
+                    out.push((name.into_bytes(), i));
                 }
             }
             Inode::JobDir(id) => {
@@ -532,7 +554,7 @@ impl Namespace {
     /// The parent of a directory, for `..`.
     pub fn parent_of(&self, ino: u64) -> u64 {
         match self.inode(ino) {
-            Ok(Inode::CtlDir | Inode::JobsDir) => META,
+            Ok(Inode::CtlDir | Inode::JobsDir | Inode::PoliciesDir) => META,
             Ok(Inode::JobDir(_)) => JOBS_DIR,
             _ => ROOT,
         }
@@ -579,6 +601,7 @@ impl Namespace {
             Inode::Stats => self.service.stats_text().into_bytes(),
             Inode::JobStatus(id) => self.service.job_status(*id)?.into_bytes(),
             Inode::JobLog(id) => self.service.job_log(*id)?.into_bytes(),
+            Inode::Policy(name) => self.service.policy_json(name)?.into_bytes(),
             _ => return None,
         })
     }

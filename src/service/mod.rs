@@ -1,10 +1,17 @@
 //! The daemon's brain: turns control requests into jobs, runs them (one at a time per
-//! instance, others queue), keeps instances, jobs and events, and refreshes the catalog
-//! so points written by other machines appear. The FUSE layer only calls this.
+//! instance, others queue), keeps instances, policies, jobs and events, runs the
+//! scheduler, and refreshes the catalog so points written by other machines appear. The
+//! FUSE layer only calls this.
 
+pub mod clock;
 pub mod control;
 pub mod jobs;
+pub mod policies;
+pub mod policy_control;
+pub mod retention;
 mod runner;
+pub mod schedule;
+pub mod scheduler;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -14,15 +21,18 @@ use serde_json::{json, Value};
 
 use crate::catalog::{Catalog, PointRecord};
 use crate::engine::CancelToken;
-use crate::model::InstanceConfig;
+use crate::model::{InstanceConfig, Policy, PolicySettings};
 use crate::repo::Repository;
 use crate::store::StoreError;
 
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use control::ControlError;
 pub use jobs::{JobProgress, JobState, LiveJob};
 
 /// The control files of `.cairn/ctl/`.
-pub const CONTROL_FILES: &[&str] = &["instance", "snapshot", "restore", "verify", "cancel"];
+pub const CONTROL_FILES: &[&str] = &[
+    "instance", "snapshot", "restore", "verify", "cancel", "forget", "prune", "policy",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -40,6 +50,8 @@ pub use crate::model::now_ns;
 struct State {
     live: BTreeMap<u64, LiveJob>,
     instances: BTreeMap<String, InstanceConfig>,
+    policies: BTreeMap<String, Policy>,
+    settings: PolicySettings,
     shutdown: bool,
     /// Bumped whenever points or instances change, so views can invalidate caches.
     generation: u64,
@@ -51,6 +63,10 @@ struct Inner {
     state: Mutex<State>,
     wake: Condvar,
     last_refresh: Mutex<Instant>,
+    clock: Arc<dyn Clock>,
+    sched: Mutex<scheduler::SchedState>,
+    /// Serialises policy changes (each is a read-modify-write of repository objects).
+    policy_writes: Mutex<()>,
 }
 
 /// A running service; clones share it. Call [`shutdown`](Service::shutdown) to stop.
@@ -63,12 +79,23 @@ pub struct Service {
 pub const REFRESH_INTERVAL: Duration = Duration::from_secs(5);
 
 impl Service {
-    /// Starts the service: marks jobs a previous daemon left unfinished as interrupted,
-    /// loads instances, starts `workers` job runners and a refresher.
+    /// Starts the service on the system clock.
     pub fn start(
         repo: Repository,
         catalog: Arc<Catalog>,
         workers: usize,
+    ) -> Result<Service, ServiceError> {
+        Service::start_with_clock(repo, catalog, workers, Arc::new(SystemClock))
+    }
+
+    /// Starts the service: marks jobs a previous daemon left unfinished as interrupted,
+    /// loads instances and policies, starts `workers` job runners, a refresher and the
+    /// scheduler, which reads `clock`.
+    pub fn start_with_clock(
+        repo: Repository,
+        catalog: Arc<Catalog>,
+        workers: usize,
+        clock: Arc<dyn Clock>,
     ) -> Result<Service, ServiceError> {
         for row in catalog.jobs()? {
             if row.state == "queued" || row.state == "running" {
@@ -88,6 +115,9 @@ impl Service {
                 state: Mutex::new(State::default()),
                 wake: Condvar::new(),
                 last_refresh: Mutex::new(Instant::now()),
+                sched: Mutex::new(scheduler::SchedState::new(clock.now_ns())),
+                clock,
+                policy_writes: Mutex::new(()),
             }),
         };
         service.refresh()?;
@@ -102,6 +132,11 @@ impl Service {
         std::thread::Builder::new()
             .name("cairn-refresh".into())
             .spawn(move || s.run_refresher())
+            .map_err(|e| ServiceError::Store(StoreError::Runtime(e)))?;
+        let s = service.clone();
+        std::thread::Builder::new()
+            .name("cairn-scheduler".into())
+            .spawn(move || s.run_scheduler())
             .map_err(|e| ServiceError::Store(StoreError::Runtime(e)))?;
         Ok(service)
     }
@@ -133,31 +168,26 @@ impl Service {
         self.lock().generation
     }
 
-    /// Reloads instances and points from the repository.
+    /// Reloads instances, policies and points from the repository.
     pub fn refresh(&self) -> Result<(), ServiceError> {
         let repo = &self.inner.repo;
         let stats = self.inner.catalog.refresh(repo)?;
-        let mut instances = BTreeMap::new();
-        for obj in repo.store().list("instances/")? {
-            let Some(name) = obj.key.strip_prefix("instances/") else {
-                continue;
-            };
-            match repo
-                .get_sealed(&obj.key)
-                .map_err(|e| e.to_string())
-                .and_then(|json| InstanceConfig::decode(name, &json).map_err(|e| e.to_string()))
-            {
-                Ok(c) => {
-                    instances.insert(c.name.clone(), c);
-                }
-                Err(e) => tracing::warn!(key = %obj.key, "ignoring instance definition: {e}"),
-            }
-        }
+        let (policies, settings) = policies::load(repo)?;
+        let instances = definitions(repo, "instances/", InstanceConfig::decode)?
+            .into_iter()
+            .map(|c| (c.name.clone(), c))
+            .collect::<BTreeMap<_, _>>();
         let mut st = self.lock();
-        if st.instances != instances || stats.new_points > 0 || stats.removed_points > 0 {
+        if st.instances != instances
+            || st.policies != policies
+            || stats.new_points > 0
+            || stats.removed_points > 0
+        {
             st.generation += 1;
         }
         st.instances = instances;
+        st.policies = policies;
+        st.settings = settings;
         *self
             .inner
             .last_refresh
@@ -220,7 +250,13 @@ impl Service {
 
     /// Handles one write into `ctl/<file>`; returns the reply text.
     pub fn submit(&self, file: &str, text: &str, uid: u32) -> Result<String, ControlError> {
-        let result = self.dispatch(file, text);
+        let (kind, result) = match file {
+            "policy" => match policy_control::parse_policy(text) {
+                Ok(req) => (req.event_kind().to_string(), self.policy_request(req)),
+                Err(e) => (String::new(), Err(e)),
+            },
+            _ => (format!("ctl/{file}"), self.dispatch(file, text)),
+        };
         let outcome = match &result {
             Ok(reply) => json!({"ok": true, "reply": reply.trim_end()}),
             Err(e) => json!({"ok": false, "error": e.message}),
@@ -228,12 +264,13 @@ impl Service {
         let event = json!({
             "time": jobs::rfc3339(now_ns()),
             "uid": uid,
-            "kind": format!("ctl/{file}"),
+            "kind": kind,
+            "file": format!("ctl/{file}"),
             "request": text.trim_end(),
             "outcome": outcome,
         });
         if result.is_ok() {
-            self.event(&format!("ctl/{file}"), event);
+            self.event(&kind, event);
         }
         result
     }
@@ -308,6 +345,44 @@ impl Service {
                 self.enqueue(
                     "verify",
                     instance,
+                    serde_json::to_value(&req).unwrap_or_default(),
+                )
+            }
+            "forget" => {
+                let req = control::parse_forget(text)?;
+                self.refresh_if_older(Duration::from_secs(1));
+                let mut names = Vec::new();
+                for p in &req.points {
+                    let Some(found) = self.find_point(&req.instance, p) else {
+                        return Err(ControlError::not_found(format!(
+                            "instance `{}` has no point `{p}`",
+                            req.instance
+                        )));
+                    };
+                    if found.manifest.kind == crate::model::PointKind::Manual && !req.manual {
+                        return Err(ControlError {
+                            errno: libc::EPERM,
+                            message: format!(
+                                "point {}/{} is a manual point: add manual=true to forget it",
+                                req.instance, found.manifest.name
+                            ),
+                        });
+                    }
+                    names.push(found.manifest.name);
+                }
+                self.check_write_once(&req.instance, &names)?;
+                let instance = req.instance.clone();
+                self.enqueue(
+                    "forget",
+                    Some(instance),
+                    serde_json::to_value(&req).unwrap_or_default(),
+                )
+            }
+            "prune" => {
+                let req = control::parse_prune(text)?;
+                self.enqueue(
+                    "prune",
+                    None,
                     serde_json::to_value(&req).unwrap_or_default(),
                 )
             }
@@ -400,7 +475,18 @@ impl Service {
         instance: Option<String>,
         request: Value,
     ) -> Result<String, ControlError> {
-        let created = now_ns();
+        self.enqueue_job(kind, instance, request)
+            .map(|id| format!("job={id}\n"))
+    }
+
+    /// Queues a job and returns its id.
+    fn enqueue_job(
+        &self,
+        kind: &'static str,
+        instance: Option<String>,
+        request: Value,
+    ) -> Result<u64, ControlError> {
+        let created = self.now_ns();
         let id = self
             .inner
             .catalog
@@ -430,7 +516,7 @@ impl Service {
         let mut st = self.lock();
         st.live.insert(id, job);
         self.inner.wake.notify_all();
-        Ok(format!("job={id}\n"))
+        Ok(id)
     }
 
     fn persist(
@@ -551,6 +637,30 @@ impl Service {
         }
         names.into_iter().collect()
     }
+}
+
+/// The sealed definition objects under `prefix` (instances, policies), decoded by
+/// `decode(name, json)`; one that does not decode is skipped with a warning.
+fn definitions<T, E: std::fmt::Display>(
+    repo: &Repository,
+    prefix: &str,
+    decode: impl Fn(&str, &[u8]) -> Result<T, E>,
+) -> crate::repo::Result<Vec<T>> {
+    let mut out = Vec::new();
+    for obj in repo.store().list(prefix)? {
+        let Some(name) = obj.key.strip_prefix(prefix) else {
+            continue;
+        };
+        match repo
+            .get_sealed(&obj.key)
+            .map_err(|e| e.to_string())
+            .and_then(|json| decode(name, &json).map_err(|e| e.to_string()))
+        {
+            Ok(v) => out.push(v),
+            Err(e) => tracing::warn!(key = %obj.key, "ignoring {prefix} object: {e}"),
+        }
+    }
+    Ok(out)
 }
 
 fn is_empty_dir(p: &std::path::Path) -> bool {

@@ -120,6 +120,9 @@ impl Service {
                 self.persist(&job, Some(finished), error.as_deref(), result.clone());
                 st.generation += 1;
                 drop(st);
+                if let Some(i) = &instance {
+                    self.after_job(i, &request, state);
+                }
                 self.event(
                     "job",
                     json!({
@@ -161,10 +164,27 @@ impl Service {
                 b.excludes = config.excludes.clone();
                 b.label = req.label.clone();
                 b.kind = PointKind::Manual;
+                if let Some(run) = &req.schedule {
+                    if let Some(taken) = self.slot_taken(&req.instance, run)? {
+                        return Ok(json!({"point": taken, "already_taken": true}));
+                    }
+                    b.kind = PointKind::Scheduled;
+                    b.time_ns = Some(run.time_ns);
+                }
                 let out = engine::backup(repo, catalog, &b, progress.as_ref(), cancel)?;
-                Ok(
-                    json!({"point": out.manifest.name, "stats": out.manifest.stats, "warnings": out.warnings}),
-                )
+                let mut result = json!({"point": out.manifest.name, "stats": out.manifest.stats, "warnings": out.warnings});
+                if req.schedule.is_some() {
+                    // Retention follows every scheduled point; the point stays if it fails.
+                    result["expired"] =
+                        match self.expire_points(&req.instance, progress.as_ref(), cancel) {
+                            Ok(names) => json!(names),
+                            Err(e) => {
+                                progress.log_line(format!("warning: retention: {e}"));
+                                json!({"error": e.to_string()})
+                            }
+                        };
+                }
+                Ok(result)
             }
             "restore" => {
                 let req: control::RestoreControl =
@@ -209,6 +229,30 @@ impl Service {
                         names.join(", ")
                     )))
                 }
+            }
+            "forget" => {
+                let req: control::ForgetControl =
+                    serde_json::from_value(request.clone()).map_err(bad)?;
+                let f = engine::ForgetRequest {
+                    instance: req.instance.clone(),
+                    points: req.points.clone(),
+                    allow_manual: req.manual,
+                };
+                let out = engine::forget(repo, catalog, &f, progress.as_ref(), cancel)?;
+                Ok(json!({"instance": req.instance, "removed": out.removed}))
+            }
+            "prune" => {
+                let req: control::PruneControl =
+                    serde_json::from_value(request.clone()).map_err(bad)?;
+                let mut p = engine::PruneRequest {
+                    dry_run: req.dry_run,
+                    ..Default::default()
+                };
+                if let Some(h) = req.grace_hours {
+                    p.grace_ns = i64::from(h) * 3_600 * 1_000_000_000;
+                }
+                let out = engine::prune(repo, catalog, &p, progress.as_ref(), cancel)?;
+                Ok(serde_json::to_value(&out).unwrap_or_default())
             }
             other => Err(engine::EngineError::Invalid(format!(
                 "unknown job kind {other}"

@@ -5,10 +5,17 @@ mod support;
 
 mod backup;
 mod cli;
-mod cli_mount;
+pub(crate) mod cli_mount;
+mod cli_policy;
+mod cli_prune;
+mod forget;
 mod format_golden;
 mod mount;
 mod namespace;
+mod policy;
+mod policy_schedule;
+mod prune;
+mod prune_mount;
 mod restore;
 mod store_conformance;
 mod verify;

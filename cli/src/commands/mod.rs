@@ -1,11 +1,14 @@
 //! One module per command (group). Each has an `Args` struct (clap derive) and a `run`.
 
 pub mod catalog;
+pub mod forget;
 pub mod init;
 pub mod instance;
 pub mod jobs;
 pub mod mount;
 pub mod points;
+pub mod policy;
+pub mod prune;
 pub mod restore;
 pub mod snapshot;
 pub mod verify;
