@@ -8,8 +8,8 @@ use std::path::PathBuf;
 
 use rusqlite::{params, OptionalExtension};
 
-use super::{Catalog, CatalogError, RefreshStats, Result};
-use crate::repo::{self, BlobId, BlobKind, BlobLocation, PackId, PrunePlan, Repository};
+use super::{location, Catalog, CatalogError, RefreshStats, Result};
+use crate::repo::{self, BlobId, BlobLocation, PackId, PrunePlan, Repository};
 
 /// A pending prune plan as the catalog knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,26 +31,6 @@ pub struct PackUsage {
 }
 
 const LOCATION: &str = "SELECT b.kind, p.id, b.offset, b.length, b.raw_len";
-
-fn location(
-    kind: u8,
-    pack: Vec<u8>,
-    offset: u32,
-    length: u32,
-    raw_len: u32,
-) -> repo::Result<BlobLocation> {
-    Ok(BlobLocation {
-        kind: BlobKind::from_u8(kind)
-            .ok_or_else(|| repo::RepoError::Index(format!("bad kind {kind}")))?,
-        pack: PackId(
-            pack.try_into()
-                .map_err(|_| repo::RepoError::Index("bad pack id".into()))?,
-        ),
-        offset,
-        length,
-        raw_len,
-    })
-}
 
 impl Catalog {
     /// Learns new prune plans and forgets finished ones (their objects are gone).

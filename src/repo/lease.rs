@@ -80,8 +80,12 @@ impl Lease {
             }
             Err(e) => return Err(e),
         }
+        // Older generations are inert (only the newest counts): failing to tidy them is
+        // no reason to give the lease up.
         for g in present {
-            repo.store().delete(&key(g))?;
+            if let Err(e) = repo.store().delete(&key(g)) {
+                tracing::warn!(generation = g, "cannot delete an old prune lease: {e}");
+            }
         }
         Ok(Lease {
             generation: next,

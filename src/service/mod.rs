@@ -156,7 +156,11 @@ impl Service {
             }
         }
         let mut st = self.lock();
-        if st.instances != instances || stats.new_points > 0 || stats.removed_points > 0 {
+        if st.instances != instances
+            || stats.new_points > 0
+            || stats.removed_points > 0
+            || stats.forgotten_points > 0
+        {
             st.generation += 1;
         }
         st.instances = instances;
