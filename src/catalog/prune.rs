@@ -370,3 +370,72 @@ impl Catalog {
         tx.commit().map_err(|e| self.sql_err(e))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repo::{BlobKind, IndexedPack, PackEntry};
+
+    fn pack(n: u8, blob: BlobId) -> IndexedPack {
+        IndexedPack {
+            id: PackId([n; 32]),
+            length: 100,
+            entries: vec![PackEntry {
+                kind: BlobKind::Data,
+                id: blob,
+                offset: 8,
+                length: 10 + n as u32,
+                raw_len: 5,
+            }],
+        }
+    }
+
+    #[test]
+    fn condemned_copies_are_not_deduplicated_and_deleted_packs_hand_over_to_copies() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Catalog::open(&dir.path().join("c.sqlite")).unwrap();
+        let blob = BlobId([9; 32]);
+        c.insert_pack(&pack(1, blob)).unwrap();
+        let plan = PrunePlan {
+            version: 1,
+            created_ns: 0,
+            not_before_ns: 0,
+            host: String::new(),
+            packs: vec![],
+        };
+        c.insert_plan("prune/x", &plan, &[PackId([1; 32])]).unwrap();
+        assert_eq!(c.lookup_blob(&blob).unwrap().unwrap().pack, PackId([1; 32]));
+        assert_eq!(c.lookup_for_dedup(&blob).unwrap(), None);
+
+        // A second copy (a writer stored it again): dedup uses it, readers keep the first.
+        c.insert_pack(&pack(2, blob)).unwrap();
+        assert_eq!(
+            c.lookup_for_dedup(&blob).unwrap().unwrap().pack,
+            PackId([2; 32])
+        );
+        assert_eq!(c.lookup_blob(&blob).unwrap().unwrap().pack, PackId([1; 32]));
+
+        // Marks and sums: the blob is live in both packs; the plan's pack has a copy
+        // outside the plan, so it is not needed.
+        {
+            let marks = c.begin_marks().unwrap();
+            assert!(marks.mark_tree(&BlobId([7; 32]), &[blob]).unwrap());
+            assert!(!marks.mark_tree(&BlobId([7; 32]), &[]).unwrap());
+            let usage = marks.pack_usage().unwrap();
+            assert_eq!(usage.len(), 2);
+            assert!(usage.iter().all(|u| u.live_blobs == 1));
+            assert!(marks.needed_condemned("prune/x").unwrap().is_empty());
+            assert_eq!(marks.live_blobs_in(&PackId([2; 32])).unwrap().len(), 1);
+        }
+        assert!(!dir.path().join("c.prune-marks").exists());
+
+        // The first pack goes: the copy takes over; then the last copy goes too.
+        c.packs_deleted(&[PackId([1; 32])]).unwrap();
+        let loc = c.lookup_blob(&blob).unwrap().unwrap();
+        assert_eq!((loc.pack, loc.length), (PackId([2; 32]), 12));
+        c.packs_deleted(&[PackId([2; 32])]).unwrap();
+        assert_eq!(c.lookup_blob(&blob).unwrap(), None);
+        c.remove_plan("prune/x").unwrap();
+        assert!(c.plans().unwrap().is_empty());
+    }
+}
