@@ -10,6 +10,7 @@ use rusqlite::{params, OptionalExtension};
 
 use super::{location, Catalog, CatalogError, RefreshStats, Result};
 use crate::repo::{self, BlobId, BlobLocation, PackId, PrunePlan, Repository};
+use crate::store::ObjectInfo;
 
 /// A pending prune plan as the catalog knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,11 +34,17 @@ pub struct PackUsage {
 const LOCATION: &str = "SELECT b.kind, p.id, b.offset, b.length, b.raw_len";
 
 impl Catalog {
-    /// Learns new prune plans and forgets finished ones (their objects are gone).
-    pub(super) fn refresh_plans(&self, repo: &Repository, stats: &mut RefreshStats) -> Result<()> {
+    /// Learns new prune plans and forgets finished ones (their objects are gone), from a
+    /// listing of `prune/` taken before the packs were listed.
+    pub(super) fn refresh_plans(
+        &self,
+        repo: &Repository,
+        listing: Vec<ObjectInfo>,
+        stats: &mut RefreshStats,
+    ) -> Result<()> {
         let known = self.strings::<HashSet<String>>("SELECT name FROM prune_plans")?;
         let mut listed = HashSet::new();
-        for obj in repo.store().list("prune/")? {
+        for obj in listing {
             listed.insert(obj.key.clone());
             if known.contains(&obj.key) {
                 continue;
