@@ -121,6 +121,10 @@ fn forget_and_prune_through_control_files() {
     eprintln!("prune through the mount: {size} B -> {after} B");
     assert!(after + 700_000 < size, "{after} vs {size}");
 
+    let stats: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(mnt.join(".cairn/stats")).unwrap()).unwrap();
+    assert_eq!(stats["forgotten_points"], 1, "{stats}");
+    assert_eq!(stats["prune_plans_pending"], 0, "{stats}");
     let recorded = events(&mnt);
     for kind in ["ctl/forget", "ctl/prune", "job/forget", "job/prune"] {
         assert!(
