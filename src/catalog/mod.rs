@@ -160,20 +160,9 @@ impl Catalog {
         })
         .optional()
         .map_err(|e| self.sql_err(e))?
-        .map(|(kind, pack, offset, length, raw_len)| {
-            Ok(BlobLocation {
-                kind: BlobKind::from_u8(kind)
-                    .ok_or_else(|| repo::RepoError::Index(format!("bad kind {kind}")))?,
-                pack: PackId(
-                    pack.try_into()
-                        .map_err(|_| repo::RepoError::Index("bad pack id".into()))?,
-                ),
-                offset,
-                length,
-                raw_len,
-            })
-        })
+        .map(|(kind, pack, offset, length, raw_len)| location(kind, pack, offset, length, raw_len))
         .transpose()
+        .map_err(CatalogError::from)
     }
 
     /// Records a pack and its blobs (first location of a blob wins).
@@ -370,6 +359,27 @@ impl Catalog {
         )
         .map_err(|e| self.sql_err(e))
     }
+}
+
+/// A blob location from its catalog columns.
+fn location(
+    kind: u8,
+    pack: Vec<u8>,
+    offset: u32,
+    length: u32,
+    raw_len: u32,
+) -> repo::Result<BlobLocation> {
+    Ok(BlobLocation {
+        kind: BlobKind::from_u8(kind)
+            .ok_or_else(|| repo::RepoError::Index(format!("bad kind {kind}")))?,
+        pack: PackId(
+            pack.try_into()
+                .map_err(|_| repo::RepoError::Index("bad pack id".into()))?,
+        ),
+        offset,
+        length,
+        raw_len,
+    })
 }
 
 /// Records a pack and its blobs; returns the pack's row id.

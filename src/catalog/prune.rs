@@ -8,8 +8,9 @@ use std::path::PathBuf;
 
 use rusqlite::{params, OptionalExtension};
 
-use super::{Catalog, CatalogError, RefreshStats, Result};
-use crate::repo::{self, BlobId, BlobKind, BlobLocation, PackId, PrunePlan, Repository};
+use super::{location, Catalog, CatalogError, RefreshStats, Result};
+use crate::repo::{self, BlobId, BlobLocation, PackId, PrunePlan, Repository};
+use crate::store::ObjectInfo;
 
 /// A pending prune plan as the catalog knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,32 +33,18 @@ pub struct PackUsage {
 
 const LOCATION: &str = "SELECT b.kind, p.id, b.offset, b.length, b.raw_len";
 
-fn location(
-    kind: u8,
-    pack: Vec<u8>,
-    offset: u32,
-    length: u32,
-    raw_len: u32,
-) -> repo::Result<BlobLocation> {
-    Ok(BlobLocation {
-        kind: BlobKind::from_u8(kind)
-            .ok_or_else(|| repo::RepoError::Index(format!("bad kind {kind}")))?,
-        pack: PackId(
-            pack.try_into()
-                .map_err(|_| repo::RepoError::Index("bad pack id".into()))?,
-        ),
-        offset,
-        length,
-        raw_len,
-    })
-}
-
 impl Catalog {
-    /// Learns new prune plans and forgets finished ones (their objects are gone).
-    pub(super) fn refresh_plans(&self, repo: &Repository, stats: &mut RefreshStats) -> Result<()> {
+    /// Learns new prune plans and forgets finished ones (their objects are gone), from a
+    /// listing of `prune/` taken before the packs were listed.
+    pub(super) fn refresh_plans(
+        &self,
+        repo: &Repository,
+        listing: Vec<ObjectInfo>,
+        stats: &mut RefreshStats,
+    ) -> Result<()> {
         let known = self.strings::<HashSet<String>>("SELECT name FROM prune_plans")?;
         let mut listed = HashSet::new();
-        for obj in repo.store().list("prune/")? {
+        for obj in listing {
             listed.insert(obj.key.clone());
             if known.contains(&obj.key) {
                 continue;
@@ -388,5 +375,74 @@ impl Catalog {
         tx.execute("DELETE FROM index_segments WHERE name = ?1", [name])
             .map_err(|e| self.sql_err(e))?;
         tx.commit().map_err(|e| self.sql_err(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repo::{BlobKind, IndexedPack, PackEntry};
+
+    fn pack(n: u8, blob: BlobId) -> IndexedPack {
+        IndexedPack {
+            id: PackId([n; 32]),
+            length: 100,
+            entries: vec![PackEntry {
+                kind: BlobKind::Data,
+                id: blob,
+                offset: 8,
+                length: 10 + n as u32,
+                raw_len: 5,
+            }],
+        }
+    }
+
+    #[test]
+    fn condemned_copies_are_not_deduplicated_and_deleted_packs_hand_over_to_copies() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Catalog::open(&dir.path().join("c.sqlite")).unwrap();
+        let blob = BlobId([9; 32]);
+        c.insert_pack(&pack(1, blob)).unwrap();
+        let plan = PrunePlan {
+            version: 1,
+            created_ns: 0,
+            not_before_ns: 0,
+            host: String::new(),
+            packs: vec![],
+        };
+        c.insert_plan("prune/x", &plan, &[PackId([1; 32])]).unwrap();
+        assert_eq!(c.lookup_blob(&blob).unwrap().unwrap().pack, PackId([1; 32]));
+        assert_eq!(c.lookup_for_dedup(&blob).unwrap(), None);
+
+        // A second copy (a writer stored it again): dedup uses it, readers keep the first.
+        c.insert_pack(&pack(2, blob)).unwrap();
+        assert_eq!(
+            c.lookup_for_dedup(&blob).unwrap().unwrap().pack,
+            PackId([2; 32])
+        );
+        assert_eq!(c.lookup_blob(&blob).unwrap().unwrap().pack, PackId([1; 32]));
+
+        // Marks and sums: the blob is live in both packs; the plan's pack has a copy
+        // outside the plan, so it is not needed.
+        {
+            let marks = c.begin_marks().unwrap();
+            assert!(marks.mark_tree(&BlobId([7; 32]), &[blob]).unwrap());
+            assert!(!marks.mark_tree(&BlobId([7; 32]), &[]).unwrap());
+            let usage = marks.pack_usage().unwrap();
+            assert_eq!(usage.len(), 2);
+            assert!(usage.iter().all(|u| u.live_blobs == 1));
+            assert!(marks.needed_condemned("prune/x").unwrap().is_empty());
+            assert_eq!(marks.live_blobs_in(&PackId([2; 32])).unwrap().len(), 1);
+        }
+        assert!(!dir.path().join("c.prune-marks").exists());
+
+        // The first pack goes: the copy takes over; then the last copy goes too.
+        c.packs_deleted(&[PackId([1; 32])]).unwrap();
+        let loc = c.lookup_blob(&blob).unwrap().unwrap();
+        assert_eq!((loc.pack, loc.length), (PackId([2; 32]), 12));
+        c.packs_deleted(&[PackId([2; 32])]).unwrap();
+        assert_eq!(c.lookup_blob(&blob).unwrap(), None);
+        c.remove_plan("prune/x").unwrap();
+        assert!(c.plans().unwrap().is_empty());
     }
 }

@@ -27,9 +27,13 @@ impl Catalog {
     /// Loads what other writers added and drops what was deleted.
     pub fn refresh(&self, repo: &Repository) -> Result<RefreshStats> {
         let mut stats = RefreshStats::default();
+        // Plans are listed before packs: a prune deletes a plan only after its packs, so
+        // a plan missing from this listing has no packs left in the packs listing below,
+        // and its packs are never taken for present and uncondemned.
+        let plans = repo.store().list("prune/")?;
         self.refresh_segments(repo, &mut stats)?;
         self.refresh_packs(repo, &mut stats)?;
-        self.refresh_plans(repo, &mut stats)?;
+        self.refresh_plans(repo, plans, &mut stats)?;
         self.refresh_forgotten(repo, &mut stats)?;
         self.refresh_points(repo, &mut stats)?;
         if stats != RefreshStats::default() {

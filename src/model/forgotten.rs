@@ -80,26 +80,11 @@ impl ForgetRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::manifest::{point_name, MANIFEST_VERSION};
-    use crate::model::{Layout, PointKind, PointStats};
-    use crate::repo::BlobId;
 
     #[test]
     fn record_roundtrip_and_forgery_is_refused() {
         let key = MasterKey::generate(false);
-        let m = Manifest {
-            version: MANIFEST_VERSION,
-            instance: "db".into(),
-            name: point_name(0, PointKind::Manual, None),
-            kind: PointKind::Manual,
-            time_ns: 0,
-            parent: Some("ab".repeat(32)),
-            root: BlobId([1; 32]),
-            layout: Layout::Single,
-            paths: vec!["/srv".into()],
-            host: "h".into(),
-            stats: PointStats::default(),
-        };
+        let m = crate::model::manifest::example(Some("ab".repeat(32)));
         let (id, json) = m.encode(&key);
         let record = ForgetRecord {
             version: FORGOTTEN_VERSION,

@@ -80,8 +80,12 @@ impl Lease {
             }
             Err(e) => return Err(e),
         }
+        // Older generations are inert (only the newest counts): failing to tidy them is
+        // no reason to give the lease up.
         for g in present {
-            repo.store().delete(&key(g))?;
+            if let Err(e) = repo.store().delete(&key(g)) {
+                tracing::warn!(generation = g, "cannot delete an old prune lease: {e}");
+            }
         }
         Ok(Lease {
             generation: next,
@@ -113,4 +117,34 @@ fn busy(r: &LeaseRecord) -> RepoError {
         "another prune (host `{}`) holds the lease until {until}",
         r.host
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repo::InitOptions;
+    use crate::store::Store;
+
+    #[test]
+    fn one_holder_until_expiry_then_a_takeover_the_old_holder_notices() {
+        let store = Store::from_object_store(
+            std::sync::Arc::new(object_store::memory::InMemory::new()),
+            "memory".into(),
+        )
+        .unwrap();
+        let repo = Repository::init(store, &InitOptions::unencrypted()).unwrap();
+        let a = Lease::acquire(&repo, 100, 50).unwrap();
+        assert!(matches!(
+            Lease::acquire(&repo, 149, 50),
+            Err(RepoError::Busy(_))
+        ));
+        a.check(&repo).unwrap();
+        let b = Lease::acquire(&repo, 150, 50).unwrap();
+        assert!(a.check(&repo).is_err());
+        b.check(&repo).unwrap();
+        assert_eq!(generations(&repo).unwrap(), vec![1]);
+        b.release(&repo).unwrap();
+        assert!(generations(&repo).unwrap().is_empty());
+        Lease::acquire(&repo, 151, 50).unwrap();
+    }
 }

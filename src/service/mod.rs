@@ -182,6 +182,7 @@ impl Service {
             || st.policies != policies
             || stats.new_points > 0
             || stats.removed_points > 0
+            || stats.forgotten_points > 0
         {
             st.generation += 1;
         }
@@ -624,6 +625,8 @@ impl Service {
             "stored_bytes": packs.iter().filter(|p| p.2).map(|p| p.1).sum::<u64>(),
             "data_blobs": data_blobs,
             "tree_blobs": tree_blobs,
+            "forgotten_points": catalog.forgotten(None).map(|f| f.len()).unwrap_or(0),
+            "prune_plans_pending": catalog.plans().map(|p| p.len()).unwrap_or(0),
             "jobs_queued": st.live.values().filter(|j| j.state == JobState::Queued).count(),
             "jobs_running": st.live.values().filter(|j| j.state == JobState::Running).count(),
         });

@@ -11,31 +11,42 @@ use serde_json::{json, Value};
 use crate::engine::{self, BackupRequest, CancelToken, RestoreRequest, VerifyRequest};
 use crate::model::PointKind;
 
-use super::jobs::{self, JobProgress, JobState};
+use super::jobs::{self, JobProgress, JobState, LiveJob};
 use super::{control, now_ns, Service};
 
 impl Service {
-    /// Picks the oldest queued job whose instance has nothing running.
+    /// Picks the oldest queued job whose instance has nothing running. A prune runs
+    /// alone: it starts once nothing runs, and nothing queued after it starts before it
+    /// is done (it deletes data, and a backup beside it in this daemon is exactly what
+    /// its grace period cannot cover when that is zero).
     fn next_job(&self) -> Option<u64> {
         let mut st = self.lock();
         loop {
             if st.shutdown {
                 return None;
             }
-            let busy: BTreeSet<Option<String>> = st
+            let running: Vec<&LiveJob> = st
                 .live
                 .values()
                 .filter(|j| j.state == JobState::Running)
-                .map(|j| j.instance.clone())
                 .collect();
-            let pick = st
-                .live
-                .values()
-                .find(|j| {
-                    j.state == JobState::Queued
-                        && (j.instance.is_none() || !busy.contains(&j.instance))
-                })
-                .map(|j| j.id);
+            let busy: BTreeSet<Option<String>> =
+                running.iter().map(|j| j.instance.clone()).collect();
+            let mut pick = None;
+            if !running.iter().any(|j| j.kind == "prune") {
+                for j in st.live.values().filter(|j| j.state == JobState::Queued) {
+                    if j.kind == "prune" {
+                        if running.is_empty() {
+                            pick = Some(j.id);
+                        }
+                        break;
+                    }
+                    if j.instance.is_none() || !busy.contains(&j.instance) {
+                        pick = Some(j.id);
+                        break;
+                    }
+                }
+            }
             if let Some(id) = pick {
                 if let Some(job) = st.live.get_mut(&id) {
                     job.state = JobState::Running;

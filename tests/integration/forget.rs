@@ -47,6 +47,16 @@ fn names(t: &TestRepo, instance: &str) -> Vec<String> {
     points.into_iter().map(|p| p.manifest.name).collect()
 }
 
+/// A local repository with the points of [`four_points`].
+fn setup() -> (tempfile::TempDir, TestRepo, Vec<BackupOutcome>) {
+    let work = tempfile::tempdir().unwrap();
+    let t = TestRepo::local(work.path());
+    let src = work.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    let pts = four_points(&t, &src);
+    (work, t, pts)
+}
+
 /// Four points of `db` (manual, scheduled, manual, scheduled), each with new data.
 fn four_points(t: &TestRepo, src: &Path) -> Vec<BackupOutcome> {
     let kinds = [
@@ -67,11 +77,7 @@ fn four_points(t: &TestRepo, src: &Path) -> Vec<BackupOutcome> {
 
 #[test]
 fn forgetting_points_keeps_the_chain_verifiable_on_every_machine() {
-    let work = tempfile::tempdir().unwrap();
-    let t = TestRepo::local(work.path());
-    let src = work.path().join("src");
-    fs::create_dir_all(&src).unwrap();
-    let pts = four_points(&t, &src);
+    let (work, t, pts) = setup();
     let all: Vec<String> = pts.iter().map(|p| p.manifest.name.clone()).collect();
 
     // The middle two (a scheduled one and a manual one), so the chain has a 2-point gap.
@@ -116,11 +122,7 @@ fn forgetting_points_keeps_the_chain_verifiable_on_every_machine() {
 
 #[test]
 fn bad_requests_change_nothing() {
-    let work = tempfile::tempdir().unwrap();
-    let t = TestRepo::local(work.path());
-    let src = work.path().join("src");
-    fs::create_dir_all(&src).unwrap();
-    let pts = four_points(&t, &src);
+    let (_work, t, pts) = setup();
     let all: Vec<String> = pts.iter().map(|p| p.manifest.name.clone()).collect();
     let objects = |t: &TestRepo| t.repo.store().list("").unwrap().len();
     let before = objects(&t);
@@ -159,11 +161,7 @@ fn bad_requests_change_nothing() {
 
 #[test]
 fn unrecorded_deletion_and_forged_records_break_the_chain() {
-    let work = tempfile::tempdir().unwrap();
-    let t = TestRepo::local(work.path());
-    let src = work.path().join("src");
-    fs::create_dir_all(&src).unwrap();
-    let pts = four_points(&t, &src);
+    let (_work, t, pts) = setup();
     run_forget(&t, &forget_req("db", &[&pts[1].manifest.name], true)).unwrap();
     assert!(verify_all(&t).is_ok());
 
@@ -181,11 +179,7 @@ fn unrecorded_deletion_and_forged_records_break_the_chain() {
     );
 
     // A record that claims another parent does not match the id it names: refused.
-    let fresh = tempfile::tempdir().unwrap();
-    let t2 = TestRepo::local(fresh.path());
-    let src2 = fresh.path().join("src");
-    fs::create_dir_all(&src2).unwrap();
-    let pts2 = four_points(&t2, &src2);
+    let (_fresh, t2, pts2) = setup();
     let victim = &pts2[1];
     let json = t2
         .repo
@@ -227,11 +221,7 @@ fn unrecorded_deletion_and_forged_records_break_the_chain() {
 #[test]
 fn a_record_without_the_deletion_still_forgets_the_point() {
     // A crash between the record and the manifest's deletion: the record wins.
-    let work = tempfile::tempdir().unwrap();
-    let t = TestRepo::local(work.path());
-    let src = work.path().join("src");
-    fs::create_dir_all(&src).unwrap();
-    let pts = four_points(&t, &src);
+    let (work, t, pts) = setup();
     let key = Manifest::object_key("db", &pts[1].id);
     let stored = t.repo.store().get(&key).unwrap();
     run_forget(&t, &forget_req("db", &[&pts[1].manifest.name], true)).unwrap();

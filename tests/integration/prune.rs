@@ -363,6 +363,23 @@ fn a_crash_at_any_step_of_a_prune_loses_nothing_and_a_rerun_completes() {
     }
 }
 
+/// Runs a prune when the backup it watches starts backing up: the backup's catalog was
+/// refreshed before the plan existed, so it deduplicates against what the plan condemns.
+struct PruneWhenBackingUp<'a> {
+    t: &'a TestRepo,
+    now: i64,
+    outcome: std::sync::Mutex<Option<PruneOutcome>>,
+}
+
+impl cairn::engine::Progress for PruneWhenBackingUp<'_> {
+    fn phase(&self, name: &str) {
+        if name == "backing up" {
+            let o = prune_at(self.t, self.now).unwrap();
+            *self.outcome.lock().unwrap() = Some(o);
+        }
+    }
+}
+
 #[test]
 fn a_backup_during_a_prune_on_s3_keeps_its_point() {
     let Some(store) = crate::support::repos::s3_store("prune-concurrent") else {
@@ -377,20 +394,47 @@ fn a_backup_during_a_prune_on_s3_keeps_its_point() {
         repo: t.repo.clone(),
         catalog: Arc::new(Catalog::open(&s.work.path().join("m2.sqlite")).unwrap()),
     };
-    let src1 = s.src[1].clone();
-    let (planned, theirs) = std::thread::scope(|scope| {
-        let b = scope.spawn(|| snap(&m2, &src1));
-        let now = cairn::model::now_ns();
-        let p = prune_at(t, now).unwrap();
-        (p, b.join().unwrap())
-    });
+    let now = cairn::model::now_ns();
+    let hook = PruneWhenBackingUp {
+        t,
+        now,
+        outcome: Default::default(),
+    };
+    let req = BackupRequest::new("db", vec![s.src[1].clone()]);
+    let theirs = backup(&m2.repo, &m2.catalog, &req, &hook, &CancelToken::new()).unwrap();
+    let planned = hook.outcome.lock().unwrap().take().expect("the prune ran");
     assert_eq!(planned.packs_condemned, 2, "{planned:?}");
-    // The grace period passes; the sweep must keep whatever that point needs.
-    let swept = prune_at(t, cairn::model::now_ns() + DAY).unwrap();
+    // It reused s1's data (the backup's catalog did not know the plan yet).
+    assert!(
+        theirs.manifest.stats.new_bytes < 700_000,
+        "{:?}",
+        theirs.manifest.stats
+    );
+
+    // The grace period passes; the sweep keeps what that point needs.
+    let swept = prune_at(t, now + DAY).unwrap();
     assert_eq!(swept.packs_deleted + swept.packs_kept, 2, "{swept:?}");
+    assert!(swept.packs_kept >= 1, "{swept:?}");
     let mut points = s.survivors();
     points.push((theirs.manifest.name.as_str(), s.src[1].as_path()));
-    t.catalog.refresh(&t.repo).unwrap();
     assert_intact(t, s.work.path(), &points);
     assert_intact(&m2, s.work.path(), &points);
+
+    // And a later prune finds nothing more to do: every pack left is in use.
+    let later = prune_at(t, now + 3 * DAY).unwrap();
+    assert_eq!(later.packs_condemned, 0, "{later:?}");
+}
+
+#[test]
+fn an_unreadable_manifest_stops_a_prune_before_it_condemns_anything() {
+    let s = local_scenario();
+    let t = &s.t;
+    forget_point(t, &s.pts[1].manifest.name);
+    let key = format!("points/db/{}", "ab".repeat(32));
+    t.repo.put_sealed(&key, b"not a manifest".to_vec()).unwrap();
+    let err = prune_at(t, T0).unwrap_err();
+    assert!(err.to_string().contains("could not be read"), "{err}");
+    assert!(t.repo.store().list("prune/").unwrap().is_empty());
+    t.repo.store().delete(&key).unwrap();
+    assert_eq!(prune_at(t, T0).unwrap().packs_condemned, 2);
 }

@@ -1,6 +1,7 @@
 //! `ctl/forget` and `ctl/prune` through a real mount: refusals fail the write and leave
 //! no job and no event; accepted requests run as jobs (forget shows its deleting phase),
-//! the point leaves the mount, prune shrinks the repository, what remains is intact.
+//! the point leaves the mount, prune shrinks the repository, what remains is intact; in
+//! the daemon a prune job runs alone.
 
 use std::path::Path;
 use std::time::Duration;
@@ -120,6 +121,10 @@ fn forget_and_prune_through_control_files() {
     eprintln!("prune through the mount: {size} B -> {after} B");
     assert!(after + 700_000 < size, "{after} vs {size}");
 
+    let stats: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(mnt.join(".cairn/stats")).unwrap()).unwrap();
+    assert_eq!(stats["forgotten_points"], 1, "{stats}");
+    assert_eq!(stats["prune_plans_pending"], 0, "{stats}");
     let recorded = events(&mnt);
     for kind in ["ctl/forget", "ctl/prune", "job/forget", "job/prune"] {
         assert!(
@@ -133,4 +138,31 @@ fn forget_and_prune_through_control_files() {
         (names[2].as_str(), srcs[2].as_path()),
     ];
     assert_intact(&t, work.path(), &points);
+}
+
+#[test]
+fn a_prune_job_runs_alone_in_the_daemon() {
+    let work = tempfile::tempdir().unwrap();
+    let store = Store::open(&Location::Local(work.path().join("repo"))).unwrap();
+    let t = TestRepo::open_catalog(Repository::init(store, &opts()).unwrap(), work.path());
+    let srcs = sources(work.path());
+    let service = Service::start(t.repo.clone(), t.catalog.clone(), 3).unwrap();
+    for (name, src) in [("a", &srcs[0]), ("b", &srcs[1])] {
+        let add = format!("add name={name} path={}", src.display());
+        service.submit("instance", &add, 0).unwrap();
+    }
+    let id = |reply: String| reply.trim().strip_prefix("job=").unwrap().parse().unwrap();
+    let first = id(service.submit("snapshot", "instance=a", 0).unwrap());
+    let prune = id(service.submit("prune", "grace-hours=0", 0).unwrap());
+    let last = id(service.submit("snapshot", "instance=b", 0).unwrap());
+    let [s1, sp, s2] = [first, prune, last].map(|j| crate::namespace::wait_job(&service, j));
+    service.shutdown();
+    for s in [&s1, &sp, &s2] {
+        assert_eq!(s["state"], "succeeded", "{s}");
+    }
+    let at = |s: &serde_json::Value, k: &str| {
+        chrono::DateTime::parse_from_rfc3339(s[k].as_str().unwrap()).unwrap()
+    };
+    assert!(at(&sp, "started") >= at(&s1, "finished"), "{sp} {s1}");
+    assert!(at(&s2, "started") >= at(&sp, "finished"), "{s2} {sp}");
 }

@@ -9,7 +9,6 @@ use cairn::engine::{self, ForgetRequest};
 
 use super::{print_json, Invocation, Status};
 use crate::client::{self, JobArgs, Request, Target, TargetArgs};
-use crate::failure::usage;
 use crate::progress::TermProgress;
 use crate::repo_args;
 
@@ -46,13 +45,7 @@ pub fn run(inv: &Invocation<'_>, args: &ForgetArgs) -> Result<Status> {
 }
 
 fn direct(inv: &Invocation<'_>, args: &ForgetArgs, repo: &str) -> Result<Status> {
-    if args.job.no_wait {
-        return Err(usage(
-            "--no-wait works through a mount (--mount DIR), not with --repo",
-        ));
-    }
-    let repo = repo_args::open_repository(inv.global, repo)?;
-    let catalog = repo_args::open_catalog(&repo)?;
+    let (repo, catalog) = repo_args::open_direct(inv.global, repo, args.job.no_wait)?;
     let refusal = cairn::service::policies::write_once_refusal_in(
         &repo,
         &catalog,
@@ -61,7 +54,7 @@ fn direct(inv: &Invocation<'_>, args: &ForgetArgs, repo: &str) -> Result<Status>
         cairn::model::now_ns(),
     )?;
     if let Some(message) = refusal {
-        return Err(usage(message));
+        return Err(crate::failure::usage(message));
     }
     let req = ForgetRequest {
         instance: args.instance.clone(),

@@ -148,8 +148,7 @@ fn run(ctx: &Ctx<'_>, req: &PruneRequest) -> Result<PruneOutcome> {
         dry_run: req.dry_run,
         ..Default::default()
     };
-    progress.phase("refreshing catalog");
-    catalog.refresh(repo)?;
+    refresh(repo, catalog, progress)?;
     if lease.is_some() {
         delete_forgotten_manifests(repo, catalog)?;
     }
@@ -186,8 +185,7 @@ fn run(ctx: &Ctx<'_>, req: &PruneRequest) -> Result<PruneOutcome> {
     }
     if planned.is_some_and(|due| due <= now) {
         // No grace: sweep the new plan now, against fresh marks.
-        progress.phase("refreshing catalog");
-        catalog.refresh(repo)?;
+        refresh(repo, catalog, progress)?;
         let marks = catalog.begin_marks()?;
         mark::mark_all(&reader, catalog, &marks, progress, cancel)?;
         sweep::sweep_due(ctx, &marks, &mut out)?;
@@ -196,6 +194,21 @@ fn run(ctx: &Ctx<'_>, req: &PruneRequest) -> Result<PruneOutcome> {
     out.plans_pending = pending.len() as u64;
     out.next_sweep_ns = pending.iter().map(|p| p.not_before_ns).min();
     Ok(out)
+}
+
+/// Refreshes the catalog, refusing to go on while a point manifest cannot be read: its
+/// blobs would go unmarked.
+fn refresh(repo: &Repository, catalog: &Catalog, progress: &dyn Progress) -> Result<()> {
+    progress.phase("refreshing catalog");
+    let stats = catalog.refresh(repo)?;
+    if stats.bad_points > 0 {
+        return Err(EngineError::Invalid(format!(
+            "{} point manifest(s) could not be read, so what they reference is unknown: \
+             prune does nothing until `verify` explains them",
+            stats.bad_points
+        )));
+    }
+    Ok(())
 }
 
 /// Present packs that a new plan condemns: (no live blob, mostly dead). Packs a pending

@@ -15,18 +15,11 @@ use super::{Ctx, PruneOutcome};
 /// Sweeps the plans that are due at `ctx.now`; without a lease (a dry run) it only
 /// counts what it would delete.
 pub(super) fn sweep_due(ctx: &Ctx<'_>, marks: &Marks<'_>, out: &mut PruneOutcome) -> Result<()> {
-    let Ctx {
-        repo,
-        catalog,
-        now,
-        lease,
-        progress,
-        cancel,
-    } = *ctx;
+    let (repo, catalog, progress, cancel) = (ctx.repo, ctx.catalog, ctx.progress, ctx.cancel);
     let due: Vec<PlanRecord> = catalog
         .plans()?
         .into_iter()
-        .filter(|p| p.not_before_ns <= now)
+        .filter(|p| p.not_before_ns <= ctx.now)
         .collect();
     if due.is_empty() {
         return Ok(());
@@ -51,7 +44,9 @@ pub(super) fn sweep_due(ctx: &Ctx<'_>, marks: &Marks<'_>, out: &mut PruneOutcome
     let doomed: Vec<PackId> = doomed.into_iter().collect();
     out.packs_deleted += doomed.len() as u64;
     out.bytes_freed += doomed.iter().map(|id| lengths[id].0).sum::<u64>();
-    let Some(lease) = lease else { return Ok(()) };
+    let Some(lease) = ctx.lease else {
+        return Ok(());
+    };
     progress.set_total(doomed.len() as u64, 0);
 
     // 1. Index segments that list doomed packs: successor first, then the old one.
