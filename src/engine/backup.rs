@@ -62,6 +62,9 @@ pub struct BackupOutcome {
     pub warnings: Vec<String>,
 }
 
+/// The content of a hard-link group, filled by the first member read.
+type LinkSlot = Arc<Mutex<Option<Vec<Extent>>>>;
+
 struct Ctx<'a> {
     repo: &'a Repository,
     catalog: &'a Catalog,
@@ -72,7 +75,7 @@ struct Ctx<'a> {
     cancel: &'a CancelToken,
     warnings: Mutex<Vec<String>>,
     /// Content of hard-linked files already read in this backup, by (dev, inode).
-    links: Mutex<HashMap<(u64, u64), Vec<Extent>>>,
+    links: Mutex<HashMap<(u64, u64), LinkSlot>>,
     files: AtomicU64,
     dirs: AtomicU64,
     bytes: AtomicU64,
@@ -469,25 +472,26 @@ fn file_content(
     if let Some(content) = unchanged(ctx, node, parent)? {
         return Ok(content);
     }
-    let link_key = (node.dev, node.inode);
-    if node.is_hardlinked() {
-        if let Some(c) = ctx
-            .links
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&link_key)
-        {
-            return Ok(c.clone());
-        }
+    if !node.is_hardlinked() {
+        let content = read_file(ctx, path, node)?;
+        ctx.files_read.fetch_add(1, Ordering::Relaxed);
+        return Ok(content);
+    }
+    // One reader per hard-link group: the others wait for its extents.
+    let slot = ctx
+        .links
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry((node.dev, node.inode))
+        .or_default()
+        .clone();
+    let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(content) = &*slot {
+        return Ok(content.clone());
     }
     let content = read_file(ctx, path, node)?;
     ctx.files_read.fetch_add(1, Ordering::Relaxed);
-    if node.is_hardlinked() {
-        ctx.links
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(link_key, content.clone());
-    }
+    *slot = Some(content.clone());
     Ok(content)
 }
 
