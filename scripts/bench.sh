@@ -50,12 +50,15 @@ done
 has() { [[ ",$1," == *",$2,"* ]]; }
 
 if [ $QUICK = 1 ]; then
-  DB_MIB=${DB_MIB:-128}; SMALL_FILES=20000; DISK_MIB=256; LIMIT_SECS=0.5; SAMPLE_MIB=32
+  DB_MIB=${DB_MIB:-128}; SMALL_FILES=10000; DISK_MIB=256; LIMIT_SECS=0.3; SAMPLE_MIB=32
 else
   DB_MIB=${DB_MIB:-1024}; SMALL_FILES=200000; DISK_MIB=1024; LIMIT_SECS=1.5; SAMPLE_MIB=128
 fi
 
 STEP=setup
+if [[ -n "${BENCH_TRACE:-}" ]]; then  # BENCH_TRACE=FILE: every command, timed, into FILE
+  exec {trace_fd}>"$BENCH_TRACE"; BASH_XTRACEFD=$trace_fd; PS4='+ [${EPOCHREALTIME}] '; set -x
+fi
 RUN=""
 S3_PREFIX=""
 S3_SHARED=0
@@ -293,11 +296,15 @@ tool_cmds() {
 
 borg_latest() { echo "$1::$(borg list --last 1 --short "$1")"; }
 
-# Checks that RESTORE holds as many files and bytes as the source.
+# Checks that RESTORE holds as many files and bytes as the changed source (the same for
+# every tool and round: counted once per set).
+declare -A SRC_STATS=()
 check_restore() {
-  local set=$1 tool=$2 restore=$3 want got
-  want=$(tree_stats "$RUN/src/$set"); got=$(tree_stats "$restore")
-  [ "$want" = "$got" ] || die "$tool restored $got (files bytes) of $set, the source has $want"
+  local set=$1 tool=$2 restore=$3 got
+  [ -n "${SRC_STATS[$set]:-}" ] || SRC_STATS[$set]=$(tree_stats "$RUN/src/$set")
+  got=$(tree_stats "$restore")
+  [ "$got" = "${SRC_STATS[$set]}" ] \
+    || die "$tool restored $got (files bytes) of $set, the source has ${SRC_STATS[$set]}"
 }
 
 run_set() {  # run_set SET TOOL: every local figure of one tool on one set
@@ -311,7 +318,7 @@ run_set() {  # run_set SET TOOL: every local figure of one tool on one set
   record_size "$set" "$tool" first-backup "$repo"
   if [ "$set" = small1x ]; then
     bench_mount "$set" "$tool" "$repo"
-    rm -rf "$repo"
+    rm -rf "$repo" "$RUN/src/$set"
     return
   fi
   measure "$set" "$tool" nochange-backup "${BACKUP[@]}"
@@ -324,7 +331,7 @@ run_set() {  # run_set SET TOOL: every local figure of one tool on one set
   check_restore "$set" "$tool" "$restore"
   rm -rf "$restore"
   bench_mount "$set" "$tool" "$repo"
-  rm -rf "$repo"
+  rm -rf "$repo" "$RUN/src/$set"
 }
 
 # ---------------------------------------------------------------- mounts

@@ -86,6 +86,8 @@ def make_handler(upstream, tally):
 
         def setup(self):
             super().setup()
+            # Small writes (headers, then the body) must not wait for delayed ACKs.
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.conn = None
             self.used = 0.0
 
@@ -97,6 +99,8 @@ def make_handler(upstream, tally):
                 self.conn = None
             if self.conn is None:
                 self.conn = http.client.HTTPConnection(up.hostname, up.port, timeout=600)
+                self.conn.connect()
+                self.conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             return self.conn
 
         def body_iter(self):
