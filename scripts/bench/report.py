@@ -51,6 +51,8 @@ def fmt(v, metric=""):
         return "-"
     if metric.endswith("_mb") or metric.endswith("_per_GB"):
         return f"{v:.0f}"
+    if abs(v) < 0.1 and v:
+        return f"{v:.3f}"
     if abs(v) >= 100:
         return f"{v:.0f}"
     if abs(v) >= 10:
@@ -128,7 +130,9 @@ class Report:
             rows += [(f, "time_s", None), (f, "daemon_rss_mb", None), (f, "daemon_cpu_s", None)]
             if f.startswith("mount-read"):
                 rows.append((f, "daemon_out_mb", None))
-        rows += [("mount-read-cold", "mb_s", None), ("mount-daemon", "daemon_rss_mb", None)]
+        at = rows.index(("mount-read-cold", "daemon_out_mb", None)) + 1
+        rows.insert(at, ("mount-read-cold", "mb_s", None))
+        rows.append(("mount-daemon", "daemon_rss_mb", None))
         return rows
 
     def derive(self, s):
@@ -176,8 +180,8 @@ class Report:
                 if one is not None:
                     self.med[("small", t, label1, metric)] = one
                 if one and ten is not None:
-                    self.med[("small", t, labelr, metric)] = ten / one
-            out += [(label1, metric, None), (labelr, metric, None)]
+                    self.med[("small", t, labelr, "rss_10x/1x")] = ten / one
+            out += [(label1, metric, None), (labelr, "rss_10x/1x", None)]
         return out
 
     def flat_target(self, lines):
