@@ -65,6 +65,7 @@ S3_PREFIX=""
 S3_SHARED=0
 WEED_PID=""
 PROXY_PID=""
+LOOPDEV=""
 DAEMON_PIDS=()
 
 log() { echo "bench.sh: $*" >&2; }
@@ -112,7 +113,14 @@ cleanup() {
   fi
   if [[ -n "$RUN" ]]; then
     unmount_under "$RUN"
-    rm -rf --one-file-system "$RUN"
+    if [[ -n "$LOOPDEV" ]]; then
+      umount "$RUN" 2>/dev/null || umount -l "$RUN" || log "could not unmount $RUN"
+      losetup -d "$LOOPDEV" 2>/dev/null || true
+      rm -f "$RUN.img"
+      rmdir "$RUN" 2>/dev/null || true
+    else
+      rm -rf --one-file-system "$RUN"
+    fi
   fi
   local secs=$((SECONDS - START))
   if ((rc == 0)); then
@@ -135,6 +143,7 @@ command -v borg >/dev/null || need_apt+=(borgbackup)
 [ -f /usr/src/linux-source-6.1.tar.xz ] || need_apt+=(linux-source-6.1)
 command -v sqlite3 >/dev/null || need_apt+=(sqlite3)
 command -v fusermount3 >/dev/null || need_apt+=(fuse3)
+command -v mkfs.ext4 >/dev/null || need_apt+=(e2fsprogs)
 python3 -c 'import ensurepip, venv' 2>/dev/null || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing ${need_apt[*]}"
@@ -163,6 +172,18 @@ LOGS=$WORK/logs
 RESULTS=$WORK/results.tsv
 rm -rf "$LOGS"; mkdir -p "$DATA" "$LOGS"
 RUN=$(mktemp -d "$WORK/run.XXXXXX")
+# Everything the run writes (sources, repositories, restores, caches) goes to an ext4 of its
+# own on a loop device, mounted without `discard`: on a disk mounted with it (this machine's
+# root is) deleting a written tree costs ~3 ms a file, minutes per restored Linux tree.
+# Freed space goes back to the disk by `fstrim` after every tool's turn (untimed).
+if truncate -s 64G "$RUN.img" && mkfs.ext4 -q -F -E nodiscard,lazy_itable_init=1,lazy_journal_init=1 "$RUN.img" \
+  && LOOPDEV=$(losetup --direct-io=on --show -f "$RUN.img") && mount -o nodiscard "$LOOPDEV" "$RUN"; then
+  log "run directory: $RUN (ext4 on $LOOPDEV)"
+else
+  log "WARNING: no loop device for $RUN; deleting restored trees will be slow if its disk discards"
+  [ -z "$LOOPDEV" ] || losetup -d "$LOOPDEV" || true
+  LOOPDEV=""; rm -f "$RUN.img"
+fi
 : > "$RESULTS"
 CLK_TCK=$(getconf CLK_TCK)
 
@@ -244,6 +265,8 @@ record() {  # record SET TOOL FIGURE METRIC VALUE
 }
 
 drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
+# Gives the space freed on the run's file system back to the disk.
+trim_run() { [ -z "$LOOPDEV" ] || { sync; fstrim "$RUN" || log "fstrim $RUN failed"; }; }
 
 # measure SET TOOL FIGURE [--warm] CMD...: runs CMD (page cache dropped first unless
 # --warm), records wall seconds, peak RSS and CPU seconds; CMD's stdout stays in
@@ -323,6 +346,7 @@ run_set() {  # run_set SET TOOL: every local figure of one tool on one set
   if [ "$set" = small1x ]; then
     bench_mount "$set" "$tool" "$repo"
     rm -rf "$repo" "$RUN/src/$set"
+    trim_run
     return
   fi
   measure "$set" "$tool" nochange-backup "${BACKUP[@]}"
@@ -336,6 +360,7 @@ run_set() {  # run_set SET TOOL: every local figure of one tool on one set
   rm -rf "$restore"
   bench_mount "$set" "$tool" "$repo"
   rm -rf "$repo" "$RUN/src/$set"
+  trim_run
 }
 
 # ---------------------------------------------------------------- mounts
@@ -463,12 +488,16 @@ s3_setup() {
     log "S3: using the server at $S3_ENDPOINT (bucket $S3_BUCKET)"
   else
     local busy=() p i
-    for p in "${WEED_FIXED_PORTS[@]}"; do port_busy "$p" && busy+=("$p"); done
-    ((${#busy[@]} == 0)) || die "no S3 server answers (CAIRN_TEST_S3_ENDPOINT unset or down) and the ports 'weed mini' needs are taken: ${busy[*]}"
+    for p in "${WEED_FIXED_PORTS[@]}"; do
+      if port_busy "$p"; then busy+=("$p"); fi
+    done
+    ((${#busy[@]} == 0)) || die "no S3 server answers (CAIRN_TEST_S3_ENDPOINT unset or down) and the ports 'weed mini' needs are taken (${busy[*]}): name that server with CAIRN_TEST_S3_ENDPOINT/_BUCKET/_KEY/_SECRET, or leave s3 out (--only)"
     WEED_PORT=""
     for ((i = 0; i < 200; i++)); do
       p=$((20000 + RANDOM % 10000))
-      for f in "${WEED_FIXED_PORTS[@]}"; do ((p == f || p + 10000 == f)) && continue 2; done
+      for f in "${WEED_FIXED_PORTS[@]}"; do
+        if ((p == f || p + 10000 == f)); then continue 2; fi
+      done
       if ! port_busy "$p" && ! port_busy $((p + 10000)); then WEED_PORT=$p; break; fi
     done
     [[ -n "$WEED_PORT" ]] || die "found no free port for S3"
@@ -539,7 +568,8 @@ run_s3() {  # run_s3 TOOL: backups to and a restore from S3, requests counted
   measure "$set" "$tool" restore "${RESTORE_CMD[@]}"
   s3_counts "$set" "$tool" restore
   check_restore "$set" "$tool" "$restore"
-  rm -rf "$restore"
+  rm -rf "$restore" "$RUN/src/$set"
+  trim_run
   "$PY" "$HERE/s3.py" delete --endpoint "$S3_ENDPOINT" --bucket "$S3_BUCKET" --prefix "$prefix/" > /dev/null
 }
 
@@ -568,7 +598,7 @@ for set in linux sqlite small s3; do
   log "$set: $files files, $((bytes >> 20)) MiB"
 done
 [ ! -f "$DB/pages-changed" ] || ! has "$SETS" sqlite || record sqlite source data pages_changed_pct "$(cat "$DB/pages-changed")"
-has "$SETS" s3 && s3_setup
+if has "$SETS" s3 && { has "$TOOLS" cairn || has "$TOOLS" restic; }; then s3_setup; fi
 
 log "tools: $TOOLS; rounds: $ROUNDS; work: $WORK"
 for ROUND in $(seq 1 "$ROUNDS"); do

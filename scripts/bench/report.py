@@ -271,7 +271,8 @@ def main():
             rep.flat_target(lines)
         out.append("")
         out += render(title, head, lines)
-        out += rep.throughput(s)
+        if s != "s3":
+            out += rep.throughput(s)
     sizes = {}
     for (s, t, fig, metric), v in med.items():
         if fig == "mount-read-cold" and metric == "tar_bytes":
