@@ -617,5 +617,9 @@ for ROUND in $(seq 1 "$ROUNDS"); do
 done
 
 STEP=report
-"$PY" "$HERE/report.py" "$RESULTS" --rounds "$ROUNDS" | tee "$WORK/report.txt"
+{
+  echo "cairn $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), $(restic version | cut -d' ' -f1-2), $(borg --version), weed $("$WEED" version 2>/dev/null | awk '{ print $3; exit }'); $(nproc) cores; $([ $QUICK = 1 ] && echo quick || echo full) data"
+  echo "caches: page cache dropped before every timed step but the warm read; each tool keeps its own metadata cache within a set; fresh repositories and caches for every set and round"
+  "$PY" "$HERE/report.py" "$RESULTS" --rounds "$ROUNDS"
+} | tee "$WORK/report.txt"
 log "results: $RESULTS, report: $WORK/report.txt"
