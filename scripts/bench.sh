@@ -265,8 +265,12 @@ record() {  # record SET TOOL FIGURE METRIC VALUE
 }
 
 drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
-# Gives the space freed on the run's file system back to the disk.
-trim_run() { [ -z "$LOOPDEV" ] || { sync; fstrim "$RUN" || log "fstrim $RUN failed"; }; }
+# Gives the space freed on the run's file system back to the disk (a --quick run writes
+# a few GB at most: it skips this, the image goes at exit).
+trim_run() {
+  [ -n "$LOOPDEV" ] && [ $QUICK = 0 ] || return 0
+  sync; fstrim "$RUN" || log "fstrim $RUN failed"
+}
 
 # measure SET TOOL FIGURE [--warm] CMD...: runs CMD (page cache dropped first unless
 # --warm), records wall seconds, peak RSS and CPU seconds; CMD's stdout stays in

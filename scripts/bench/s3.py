@@ -113,22 +113,18 @@ def make_handler(upstream, tally):
                         while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
                             pass
                         return
-                    left = size
-                    while left:
-                        b = self.rfile.read(min(left, BUF))
-                        if not b:
-                            raise ConnectionError("client closed mid-body")
-                        left -= len(b)
-                        yield b
+                    yield from self.read_exactly(size)
                     self.rfile.readline(3)
             else:
-                left = int(self.headers.get("Content-Length") or 0)
-                while left:
-                    b = self.rfile.read(min(left, BUF))
-                    if not b:
-                        raise ConnectionError("client closed mid-body")
-                    left -= len(b)
-                    yield b
+                yield from self.read_exactly(int(self.headers.get("Content-Length") or 0))
+
+        def read_exactly(self, left):
+            while left:
+                b = self.rfile.read(min(left, BUF))
+                if not b:
+                    raise ConnectionError("client closed mid-body")
+                left -= len(b)
+                yield b
 
         def counts(self):
             reset = "reset=1" in self.path
