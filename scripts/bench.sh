@@ -201,11 +201,11 @@ fi
 LINUX=$DATA/linux-source-6.1
 if [ $QUICK = 1 ]; then
   # A slice of the tree (its largest file included, for the first-byte figure).
-  LINUX=$DATA/linux-quick
+  LINUX=$DATA/linux-slice
   if [ ! -d "$LINUX" ]; then
     rm -rf "$LINUX.tmp"; mkdir -p "$LINUX.tmp"
-    (cd "$DATA/linux-source-6.1" && cp -a --parents kernel mm fs/ext4 fs/btrfs net/ipv4 \
-      include/linux lib drivers/gpu/drm/amd/include/asic_reg/dcn/dcn_3_2_0_sh_mask.h "$LINUX.tmp/")
+    (cd "$DATA/linux-source-6.1" && cp -a --parents kernel mm fs/ext4 fs/btrfs net/ipv4 lib \
+      drivers/gpu/drm/amd/include/asic_reg/dcn/dcn_3_2_0_sh_mask.h "$LINUX.tmp/")
     mv "$LINUX.tmp" "$LINUX"
   fi
 fi
