@@ -17,7 +17,7 @@
 # (sources, repositories, restores, caches, mounts, an S3 server) is removed at exit,
 # whether it succeeds or fails. docs/BENCHMARKS.md describes the method.
 set -Eeuo pipefail
-export LC_ALL=C
+export LC_ALL=C PYTHONDONTWRITEBYTECODE=1
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 HERE=$ROOT/scripts/bench
