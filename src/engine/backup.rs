@@ -337,6 +337,9 @@ fn backup_dir(
     parent: Option<&Tree>,
 ) -> Result<crate::repo::BlobId> {
     ctx.cancel.check()?;
+    if let Some(p) = parent {
+        ctx.reader.prefetch_subtrees(p);
+    }
     let entries = match fs::read_dir(path) {
         Ok(rd) => rd
             .collect::<std::io::Result<Vec<_>>>()

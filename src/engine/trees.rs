@@ -13,6 +13,8 @@ use super::pack_reads::{coalesce, Wanted, MAX_GAP, MAX_RANGE};
 use super::Result;
 
 const CACHE_TREES: usize = 1024;
+/// Subtrees one prefetch reads at most (well under the cache, so they survive until used).
+const PREFETCH_TREES: usize = 256;
 
 /// Reads blobs of one repository; cheap to clone.
 #[derive(Clone)]
@@ -137,17 +139,43 @@ impl TreeReader {
         }
     }
 
+    /// Reads the subtrees of `tree`'s directories that are not cached, in coalesced range
+    /// requests (trees of one point sit together in tree packs): a walk then finds them
+    /// in the cache instead of asking the store once per directory.
+    pub fn prefetch_subtrees(&self, tree: &Tree) {
+        let ids: Vec<BlobId> = {
+            let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            tree.nodes
+                .iter()
+                .filter_map(|n| n.subtree)
+                .filter(|id| !cache.contains_key(id))
+                .take(PREFETCH_TREES)
+                .collect()
+        };
+        if ids.len() < 2 {
+            return; // one tree is read on demand just as cheaply
+        }
+        self.read_blobs(&ids, BlobKind::Tree, |id, plain| match Tree::decode(&plain) {
+            Ok(t) => self.cache_tree(id, Arc::new(t)),
+            Err(e) => tracing::warn!("prefetched tree {id}: {e}"),
+        });
+    }
+
+    fn cache_tree(&self, id: BlobId, tree: Arc<Tree>) {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= CACHE_TREES {
+            cache.clear();
+        }
+        cache.insert(id, tree);
+    }
+
     /// Reads, checks and decodes a tree.
     pub fn tree(&self, id: &BlobId) -> Result<Arc<Tree>> {
         if let Some(t) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(id) {
             return Ok(t.clone());
         }
         let tree = Arc::new(Tree::decode(&self.read_blob(id, BlobKind::Tree)?)?);
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() >= CACHE_TREES {
-            cache.clear();
-        }
-        cache.insert(*id, tree.clone());
+        self.cache_tree(*id, tree.clone());
         Ok(tree)
     }
 }

@@ -486,11 +486,21 @@ impl Namespace {
         Ok(listing)
     }
 
+    /// A directory's tree; its subdirectories' trees are then read in the background
+    /// (`find`, `ls -R` and `tar` go there next).
     fn tree(&self, id: &BlobId) -> FsResult<Arc<Tree>> {
-        self.content.trees().tree(id).map_err(|e| {
+        let trees = self.content.trees();
+        let tree = trees.tree(id).map_err(|e| {
             tracing::error!("reading tree {id}: {e}");
             libc::EIO
-        })
+        })?;
+        let (reader, t) = (trees.clone(), tree.clone());
+        trees
+            .repo()
+            .store()
+            .runtime()
+            .spawn_blocking(move || reader.prefetch_subtrees(&t));
+        Ok(tree)
     }
 
     fn tree_children(&self, point: u64, parent: u64, tree: &Tree) -> Vec<(Vec<u8>, u64)> {
