@@ -155,9 +155,11 @@ impl TreeReader {
         if ids.len() < 2 {
             return; // one tree is read on demand just as cheaply
         }
-        self.read_blobs(&ids, BlobKind::Tree, |id, plain| match Tree::decode(&plain) {
-            Ok(t) => self.cache_tree(id, Arc::new(t)),
-            Err(e) => tracing::warn!("prefetched tree {id}: {e}"),
+        self.read_blobs(&ids, BlobKind::Tree, |id, plain| {
+            match Tree::decode(&plain) {
+                Ok(t) => self.cache_tree(id, Arc::new(t)),
+                Err(e) => tracing::warn!("prefetched tree {id}: {e}"),
+            }
         });
     }
 

@@ -681,6 +681,11 @@ impl Namespace {
         let (from, to) = {
             let mut done = self.prefetched.lock().unwrap_or_else(|p| p.into_inner());
             let upto = done.entry(parent).or_insert(0);
+            // Refill only when less than half the window is left ahead: batches of many
+            // files coalesce into few range requests.
+            if *upto > pos + 1 + SIBLING_PREFETCH / 2 {
+                return;
+            }
             let to = (pos + 1 + SIBLING_PREFETCH).min(children.len());
             let from = (pos + 1).max(*upto);
             if from >= to {

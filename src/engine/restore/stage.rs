@@ -240,6 +240,7 @@ impl<'a> Stager<'a> {
     /// A staged file has all its content: its metadata goes on last (times stay as set).
     fn finish_file(&self, job: &FileJob<'_>) -> Result<()> {
         let node = job.leaf.node.node();
+        start_writeback(&job.path);
         apply_metadata(&job.path, node).map_err(meta_err(&job.path))?;
         self.written.fetch_add(1, Ordering::Relaxed);
         self.done(job.unit, &job.leaf.rel, node);
@@ -431,6 +432,27 @@ fn write_at(path: &Path, data: &[u8], offset: u64) -> Result<()> {
         .open(path)
         .and_then(|f| f.write_all_at(data, offset))
         .map_err(|e| EngineError::io("writing", path, e))
+}
+
+/// Starts writing a finished file's pages to disk without waiting, so the syncfs before
+/// the swap has little left to do. Only a hint: failures are ignored (syncfs reports).
+fn start_writeback(path: &Path) {
+    let Ok(file) = fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+    else {
+        return;
+    };
+    // SAFETY: a descriptor we own; the range 0..0 means the whole file.
+    unsafe {
+        libc::sync_file_range(
+            std::os::fd::AsRawFd::as_raw_fd(&file),
+            0,
+            0,
+            libc::SYNC_FILE_RANGE_WRITE,
+        )
+    };
 }
 
 /// Flushes every dirty page and inode of the filesystem holding `path`.
