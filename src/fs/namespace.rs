@@ -14,6 +14,8 @@ use crate::model::{Node, NodeKind, Tree};
 use crate::repo::BlobId;
 use crate::service::{ControlError, Service, CONTROL_FILES};
 
+mod removal;
+
 pub type Errno = i32;
 pub type FsResult<T> = std::result::Result<T, Errno>;
 
@@ -157,6 +159,8 @@ pub struct Namespace {
     owner_uid: u32,
     owner_gid: u32,
     started_ns: i64,
+    /// Job files unlinked (`rm -r jobs/<id>` in progress).
+    removed: Mutex<removal::RemovedJobFiles>,
 }
 
 fn node_kind(k: NodeKind) -> EntryKind {
@@ -203,6 +207,7 @@ impl Namespace {
             owner_uid: unsafe { libc::geteuid() },
             owner_gid: unsafe { libc::getegid() },
             started_ns: crate::service::now_ns(),
+            removed: Mutex::default(),
         }
     }
 
@@ -391,14 +396,16 @@ impl Namespace {
                 }
             }
             Inode::JobDir(id) => {
-                out.push((
-                    b"status".to_vec(),
-                    self.intern(Key::JobStatus(id), || Inode::JobStatus(id)),
-                ));
-                out.push((
-                    b"log".to_vec(),
-                    self.intern(Key::JobLog(id), || Inode::JobLog(id)),
-                ));
+                for file in removal::JOB_FILES {
+                    if self.job_file_removed(id, file) {
+                        continue;
+                    }
+                    let ino = match file {
+                        "status" => self.intern(Key::JobStatus(id), || Inode::JobStatus(id)),
+                        _ => self.intern(Key::JobLog(id), || Inode::JobLog(id)),
+                    };
+                    out.push((file.as_bytes().to_vec(), ino));
+                }
             }
             Inode::Instance(name) => {
                 let points = self.service.points(&name);

@@ -366,6 +366,11 @@ pub fn parse_instance(text: &str) -> Result<InstanceRequest> {
 pub struct SnapshotRequest {
     pub instance: String,
     pub label: Option<String>,
+    /// Set by the scheduler, never by a control request: the job takes a scheduled
+    /// (`-auto`) point, and a failure is kept as a failed scheduled job. Stored as
+    /// `"scheduled": true` in the job's request JSON, absent otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub scheduled: bool,
 }
 
 pub fn parse_snapshot(text: &str) -> Result<SnapshotRequest> {
@@ -382,7 +387,11 @@ pub fn parse_snapshot(text: &str) -> Result<SnapshotRequest> {
         }
     }
     f.finish("instance, name")?;
-    Ok(SnapshotRequest { instance, label })
+    Ok(SnapshotRequest {
+        instance,
+        label,
+        scheduled: false,
+    })
 }
 
 /// `ctl/restore`.
@@ -550,7 +559,8 @@ mod tests {
             parse_snapshot("instance=db name=before-upgrade").unwrap(),
             SnapshotRequest {
                 instance: "db".into(),
-                label: Some("before-upgrade".into())
+                label: Some("before-upgrade".into()),
+                scheduled: false,
             }
         );
         assert!(parse_snapshot("instance=db name=auto").is_err());

@@ -3,6 +3,8 @@
 //! so points written by other machines appear. The FUSE layer only calls this.
 
 pub mod control;
+pub mod events;
+mod history;
 pub mod jobs;
 mod runner;
 
@@ -19,6 +21,7 @@ use crate::repo::Repository;
 use crate::store::StoreError;
 
 pub use control::ControlError;
+pub use events::{Event, KINDS as EVENT_KINDS};
 pub use jobs::{JobProgress, JobState, LiveJob};
 
 /// The control files of `.cairn/ctl/`.
@@ -64,23 +67,13 @@ pub const REFRESH_INTERVAL: Duration = Duration::from_secs(5);
 
 impl Service {
     /// Starts the service: marks jobs a previous daemon left unfinished as interrupted,
-    /// loads instances, starts `workers` job runners and a refresher.
+    /// applies the job history's retention, loads instances, starts `workers` job
+    /// runners and a refresher.
     pub fn start(
         repo: Repository,
         catalog: Arc<Catalog>,
         workers: usize,
     ) -> Result<Service, ServiceError> {
-        for row in catalog.jobs()? {
-            if row.state == "queued" || row.state == "running" {
-                let mut status: Value =
-                    serde_json::from_str(&row.status).unwrap_or_else(|_| json!({}));
-                status["state"] = json!("interrupted");
-                status["error"] =
-                    json!("the daemon stopped before this job finished; run it again");
-                status["finished"] = json!(jobs::rfc3339(now_ns()));
-                catalog.update_job(row.id, "interrupted", &status.to_string(), &row.log)?;
-            }
-        }
         let service = Service {
             inner: Arc::new(Inner {
                 repo,
@@ -90,6 +83,7 @@ impl Service {
                 last_refresh: Mutex::new(Instant::now()),
             }),
         };
+        service.recover_history()?;
         service.refresh()?;
         for i in 0..workers.max(1) {
             let s = service.clone();
@@ -218,37 +212,15 @@ impl Service {
             .unwrap_or_default()
     }
 
-    /// Handles one write into `ctl/<file>`; returns the reply text.
+    /// Handles one write into `ctl/<file>` by `uid`; returns the reply text. An accepted
+    /// request is an event; a refused one changes nothing and records nothing.
     pub fn submit(&self, file: &str, text: &str, uid: u32) -> Result<String, ControlError> {
-        let result = self.dispatch(file, text);
-        let outcome = match &result {
-            Ok(reply) => json!({"ok": true, "reply": reply.trim_end()}),
-            Err(e) => json!({"ok": false, "error": e.message}),
-        };
-        let event = json!({
-            "time": jobs::rfc3339(now_ns()),
-            "uid": uid,
-            "kind": format!("ctl/{file}"),
-            "request": text.trim_end(),
-            "outcome": outcome,
-        });
-        if result.is_ok() {
-            self.event(&format!("ctl/{file}"), event);
-        }
-        result
+        let reply = self.dispatch(file, text, uid)?;
+        self.record_event(events::request_event(file, text, uid, &reply));
+        Ok(reply)
     }
 
-    fn event(&self, kind: &str, line: Value) {
-        if let Err(e) = self
-            .inner
-            .catalog
-            .append_event(now_ns(), kind, &line.to_string())
-        {
-            tracing::error!("cannot record event: {e}");
-        }
-    }
-
-    fn dispatch(&self, file: &str, text: &str) -> Result<String, ControlError> {
+    fn dispatch(&self, file: &str, text: &str, uid: u32) -> Result<String, ControlError> {
         match file {
             "instance" => self.instance_request(control::parse_instance(text)?),
             "snapshot" => {
@@ -260,7 +232,8 @@ impl Service {
                     )));
                 }
                 let instance = req.instance.clone();
-                self.enqueue(
+                self.enqueue_as(
+                    Some(uid),
                     "snapshot",
                     Some(instance),
                     serde_json::to_value(&req).unwrap_or_default(),
@@ -284,7 +257,8 @@ impl Service {
                     }
                 }
                 let instance = req.instance.clone();
-                self.enqueue(
+                self.enqueue_as(
+                    Some(uid),
                     "restore",
                     Some(instance),
                     serde_json::to_value(&req).unwrap_or_default(),
@@ -305,7 +279,8 @@ impl Service {
                     }
                 }
                 let instance = req.instance.clone();
-                self.enqueue(
+                self.enqueue_as(
+                    Some(uid),
                     "verify",
                     instance,
                     serde_json::to_value(&req).unwrap_or_default(),
@@ -394,8 +369,21 @@ impl Service {
         }
     }
 
+    /// Queues a job the daemon starts on its own (no requester: `uid` null in its events).
+    #[allow(dead_code)] // the scheduler's entry point
     fn enqueue(
         &self,
+        kind: &'static str,
+        instance: Option<String>,
+        request: Value,
+    ) -> Result<String, ControlError> {
+        self.enqueue_as(None, kind, instance, request)
+    }
+
+    /// Queues a job asked for by `uid`; returns the reply `job=ID`.
+    fn enqueue_as(
+        &self,
+        uid: Option<u32>,
         kind: &'static str,
         instance: Option<String>,
         request: Value,
@@ -410,6 +398,7 @@ impl Service {
                 "queued",
                 &request.to_string(),
                 created,
+                uid,
             )
             .map_err(|e| ControlError {
                 errno: libc::EIO,
@@ -425,6 +414,7 @@ impl Service {
             progress: Arc::new(JobProgress::default()),
             created_ns: created,
             started_ns: None,
+            uid,
         };
         self.persist(&job, None, None, None);
         let mut st = self.lock();
@@ -509,15 +499,6 @@ impl Service {
             return Some(j.progress.log_text());
         }
         self.inner.catalog.job(id).ok()?.map(|r| r.log)
-    }
-
-    /// The audit log as JSON lines.
-    pub fn events_text(&self) -> String {
-        let mut s = self.inner.catalog.events().unwrap_or_default().join("\n");
-        if !s.is_empty() {
-            s.push('\n');
-        }
-        s
     }
 
     /// Repository figures for `.cairn/stats`.

@@ -11,7 +11,8 @@ use serde_json::{json, Value};
 use crate::engine::{self, BackupRequest, CancelToken, RestoreRequest, VerifyRequest};
 use crate::model::PointKind;
 
-use super::jobs::{self, JobProgress, JobState};
+use super::history::{JobEnd, INTERRUPTED};
+use super::jobs::{JobProgress, JobState};
 use super::{control, now_ns, Service};
 
 impl Service {
@@ -49,7 +50,7 @@ impl Service {
 
     pub(super) fn run_worker(&self) {
         while let Some(id) = self.next_job() {
-            let (kind, request, instance, cancel, progress) = {
+            let (kind, request, instance, cancel, progress, uid) = {
                 let st = self.lock();
                 let Some(job) = st.live.get(&id) else {
                     continue;
@@ -61,6 +62,7 @@ impl Service {
                     job.instance.clone(),
                     job.cancel.clone(),
                     job.progress.clone(),
+                    job.uid,
                 )
             };
             // Periodic status writes while the job runs.
@@ -101,9 +103,7 @@ impl Service {
                     Ok(result) => (JobState::Succeeded, None, Some(result)),
                     Err(engine::EngineError::Cancelled) if st.shutdown => (
                         JobState::Interrupted,
-                        Some(
-                            "the daemon stopped before this job finished; run it again".to_string(),
-                        ),
+                        Some(INTERRUPTED.to_string()),
                         None,
                     ),
                     Err(engine::EngineError::Cancelled) => (
@@ -120,16 +120,17 @@ impl Service {
                 self.persist(&job, Some(finished), error.as_deref(), result.clone());
                 st.generation += 1;
                 drop(st);
-                self.event(
-                    "job",
-                    json!({
-                        "time": jobs::rfc3339(finished),
-                        "kind": format!("job/{kind}"),
-                        "job": id,
-                        "instance": instance,
-                        "outcome": {"state": state.as_str(), "error": error, "result": result},
-                    }),
-                );
+                self.record_job_end(JobEnd {
+                    id,
+                    kind,
+                    instance: instance.as_deref(),
+                    uid,
+                    request,
+                    state,
+                    error: error.as_deref(),
+                    result,
+                });
+                self.expire_history();
             }
             self.inner.wake.notify_all();
         }
@@ -160,7 +161,11 @@ impl Service {
                 );
                 b.excludes = config.excludes.clone();
                 b.label = req.label.clone();
-                b.kind = PointKind::Manual;
+                b.kind = if req.scheduled {
+                    PointKind::Scheduled
+                } else {
+                    PointKind::Manual
+                };
                 let out = engine::backup(repo, catalog, &b, progress.as_ref(), cancel)?;
                 Ok(
                     json!({"point": out.manifest.name, "stats": out.manifest.stats, "warnings": out.warnings}),
