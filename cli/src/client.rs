@@ -427,7 +427,9 @@ impl Client {
             Some(libc::EBUSY) => coded(
                 2,
                 format!("job {id} is queued or running and cannot be deleted"),
-                Some(format!("`cairn cancel {id}` stops it; delete it once it has ended")),
+                Some(format!(
+                    "`cairn cancel {id}` stops it; delete it once it has ended"
+                )),
             ),
             Some(errno @ (libc::EACCES | libc::EPERM)) => coded(
                 2,

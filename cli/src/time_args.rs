@@ -101,10 +101,25 @@ mod tests {
         );
         assert_eq!(parse_time("90s", now).unwrap(), now - 90_000_000_000);
         assert_eq!(parse_time("2h", now).unwrap(), now - 7200 * 1_000_000_000);
-        assert_eq!(parse_time("7d", now).unwrap(), now - 7 * 86_400 * 1_000_000_000);
-        assert_eq!(parse_time("1w", now).unwrap(), parse_time("7d", now).unwrap());
+        assert_eq!(
+            parse_time("7d", now).unwrap(),
+            now - 7 * 86_400 * 1_000_000_000
+        );
+        assert_eq!(
+            parse_time("1w", now).unwrap(),
+            parse_time("7d", now).unwrap()
+        );
         assert_eq!(parse_time("0m", now).unwrap(), now);
-        for bad in ["", "2", "h", "2y", "-2h", "2026-13-01", "yesterday", "99999999999999w"] {
+        for bad in [
+            "",
+            "2",
+            "h",
+            "2y",
+            "-2h",
+            "2026-13-01",
+            "yesterday",
+            "99999999999999w",
+        ] {
             assert!(parse_time(bad, now).is_err(), "{bad:?}");
         }
     }

@@ -103,9 +103,21 @@ mod tests {
             },
         ];
         let expected: [&[&str]; 5] = [
-            &["100 point-created", "200 job-failed", "200 point-created", "300 instance-added", "400 point-deleted"],
-            &["200 job-failed", "200 point-created", "300 instance-added", "400 point-deleted"],
-            &["100 point-created", "200 job-failed", "200 point-created"],
+            // At one time, in the order recorded.
+            &[
+                "100 point-created",
+                "200 point-created",
+                "200 job-failed",
+                "300 instance-added",
+                "400 point-deleted",
+            ],
+            &[
+                "200 point-created",
+                "200 job-failed",
+                "300 instance-added",
+                "400 point-deleted",
+            ],
+            &["100 point-created", "200 point-created", "200 job-failed"],
             &["200 point-created", "300 instance-added"],
             &[],
         ];

@@ -245,11 +245,15 @@ mod tests {
             vec![f1, f2]
         );
         assert_eq!(
-            ids(c.failed_scheduled_jobs(Some("db"), Some(101), None).unwrap()),
+            ids(c
+                .failed_scheduled_jobs(Some("db"), Some(101), None)
+                .unwrap()),
             vec![f2]
         );
         assert_eq!(
-            ids(c.failed_scheduled_jobs(Some("db"), Some(100), Some(199)).unwrap()),
+            ids(c
+                .failed_scheduled_jobs(Some("db"), Some(100), Some(199))
+                .unwrap()),
             vec![f1]
         );
         assert_eq!(c.failed_scheduled_jobs(None, None, None).unwrap().len(), 3);
@@ -261,20 +265,48 @@ mod tests {
         let now = 100 * DAY_NS;
         // One too old, then twelve recent ones, on two instances; a manual failure.
         let old = c
-            .insert_job("snapshot", Some("db"), "failed", SCHEDULED, now - 31 * DAY_NS, None)
+            .insert_job(
+                "snapshot",
+                Some("db"),
+                "failed",
+                SCHEDULED,
+                now - 31 * DAY_NS,
+                None,
+            )
             .unwrap();
         let mut recent = Vec::new();
         for i in 0..12 {
             recent.push(
-                c.insert_job("snapshot", Some("db"), "failed", SCHEDULED, now - 12 + i, None)
-                    .unwrap(),
+                c.insert_job(
+                    "snapshot",
+                    Some("db"),
+                    "failed",
+                    SCHEDULED,
+                    now - 12 + i,
+                    None,
+                )
+                .unwrap(),
             );
         }
         let other = c
-            .insert_job("snapshot", Some("www"), "failed", SCHEDULED, now - 40 * DAY_NS, None)
+            .insert_job(
+                "snapshot",
+                Some("www"),
+                "failed",
+                SCHEDULED,
+                now - 40 * DAY_NS,
+                None,
+            )
             .unwrap();
         let manual = c
-            .insert_job("snapshot", Some("db"), "failed", MANUAL, now - 40 * DAY_NS, Some(0))
+            .insert_job(
+                "snapshot",
+                Some("db"),
+                "failed",
+                MANUAL,
+                now - 40 * DAY_NS,
+                Some(0),
+            )
             .unwrap();
         assert_eq!(c.expire_failed_scheduled_jobs("db", now).unwrap(), 3);
         let left: Vec<u64> = c
@@ -309,8 +341,15 @@ mod tests {
         let mut newest = Vec::new();
         for i in 0..FINISHED_JOB_KEEP + 5 {
             newest.push(
-                c.insert_job("verify", None, "failed", "{}", now - 10_000 + i as i64, Some(0))
-                    .unwrap(),
+                c.insert_job(
+                    "verify",
+                    None,
+                    "failed",
+                    "{}",
+                    now - 10_000 + i as i64,
+                    Some(0),
+                )
+                .unwrap(),
             );
         }
         assert_eq!(c.expire_job_history(now).unwrap(), 1 + 1 + 5);
@@ -334,7 +373,9 @@ mod tests {
         assert!(c.delete_job(id).unwrap());
         assert!(!c.delete_job(id).unwrap());
         assert!(c.job(id).unwrap().is_none());
-        let next = c.insert_job("verify", None, "queued", "{}", 2, None).unwrap();
+        let next = c
+            .insert_job("verify", None, "queued", "{}", 2, None)
+            .unwrap();
         assert!(next > id, "ids are never reused");
     }
 }

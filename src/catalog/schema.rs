@@ -87,7 +87,8 @@ mod tests {
         // A version-2 catalog with one job and one event.
         for (i, sql) in MIGRATIONS.iter().take(2).enumerate() {
             conn.execute_batch(sql).unwrap();
-            conn.pragma_update(None, "user_version", i as i64 + 1).unwrap();
+            conn.pragma_update(None, "user_version", i as i64 + 1)
+                .unwrap();
         }
         conn.execute_batch(
             "INSERT INTO jobs (kind, state, request, status, created_ns)

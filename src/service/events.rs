@@ -187,11 +187,7 @@ impl Service {
         // time select the same events.
         let time_ns = now_ns() / 1_000_000 * 1_000_000;
         let line = event.line(time_ns).to_string();
-        if let Err(e) = self
-            .inner
-            .catalog
-            .append_event(time_ns, &event.kind, &line)
-        {
+        if let Err(e) = self.inner.catalog.append_event(time_ns, &event.kind, &line) {
             tracing::error!(kind = %event.kind, "cannot record event: {e}");
         }
     }
@@ -217,8 +213,7 @@ mod tests {
             (
                 "policy",
                 &[
-                    "create", "update", "delete", "enable", "disable", "bind", "unbind",
-                    "run-now",
+                    "create", "update", "delete", "enable", "disable", "bind", "unbind", "run-now",
                 ],
             ),
             ("snapshot", &[]),
@@ -251,7 +246,12 @@ mod tests {
 
     #[test]
     fn a_request_event_names_what_it_is_about() {
-        let e = request_event("instance", "add name=db path=/srv\n", 1000, "ok instance=db\n");
+        let e = request_event(
+            "instance",
+            "add name=db path=/srv\n",
+            1000,
+            "ok instance=db\n",
+        );
         assert_eq!(e.kind, "instance-added");
         assert_eq!(e.instance.as_deref(), Some("db"));
         assert_eq!(e.uid, Some(1000));
@@ -272,8 +272,10 @@ mod tests {
         let e = request_event("verify", "", 0, "job=9\n");
         assert_eq!((e.kind.as_str(), e.job), ("verify-requested", Some(9)));
         let line = e.line(1_795_000_000_123_000_000);
-        assert_eq!(line["time"], "2026-11-19T09:46:40.123Z");
-        for key in ["kind", "uid", "instance", "job", "point", "request", "outcome"] {
+        assert_eq!(line["time"], "2026-11-18T11:06:40.123Z");
+        for key in [
+            "kind", "uid", "instance", "job", "point", "request", "outcome",
+        ] {
             assert!(line.get(key).is_some(), "{key}");
         }
     }

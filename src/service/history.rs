@@ -33,8 +33,7 @@ impl Service {
             if row.state != "queued" && row.state != "running" {
                 continue;
             }
-            let mut status: Value =
-                serde_json::from_str(&row.status).unwrap_or_else(|_| json!({}));
+            let mut status: Value = serde_json::from_str(&row.status).unwrap_or_else(|_| json!({}));
             status["state"] = json!("interrupted");
             status["error"] = json!(INTERRUPTED);
             status["finished"] = json!(jobs::rfc3339(now_ns()));
@@ -57,6 +56,7 @@ impl Service {
     /// Records the event of a job's end: `point-created` / `point-restored` for a
     /// snapshot / restore that succeeded, else `job-<state>`.
     pub(super) fn record_job_end(&self, end: JobEnd<'_>) {
+        let _order = self.event_order();
         let mut event = Event::new(job_end_kind(end.kind, end.state))
             .uid(end.uid)
             .job(end.id)

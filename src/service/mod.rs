@@ -54,6 +54,9 @@ struct Inner {
     state: Mutex<State>,
     wake: Condvar,
     last_refresh: Mutex<Instant>,
+    /// Held while a request is handled and its event recorded, and while a job's end is
+    /// recorded: a request's event always comes before the end of the job it started.
+    event_order: Mutex<()>,
 }
 
 /// A running service; clones share it. Call [`shutdown`](Service::shutdown) to stop.
@@ -81,6 +84,7 @@ impl Service {
                 state: Mutex::new(State::default()),
                 wake: Condvar::new(),
                 last_refresh: Mutex::new(Instant::now()),
+                event_order: Mutex::new(()),
             }),
         };
         service.recover_history()?;
@@ -98,6 +102,13 @@ impl Service {
             .spawn(move || s.run_refresher())
             .map_err(|e| ServiceError::Store(StoreError::Runtime(e)))?;
         Ok(service)
+    }
+
+    fn event_order(&self) -> MutexGuard<'_, ()> {
+        self.inner
+            .event_order
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -215,6 +226,7 @@ impl Service {
     /// Handles one write into `ctl/<file>` by `uid`; returns the reply text. An accepted
     /// request is an event; a refused one changes nothing and records nothing.
     pub fn submit(&self, file: &str, text: &str, uid: u32) -> Result<String, ControlError> {
+        let _order = self.event_order();
         let reply = self.dispatch(file, text, uid)?;
         self.record_event(events::request_event(file, text, uid, &reply));
         Ok(reply)

@@ -101,11 +101,9 @@ impl Service {
             if let Some(mut job) = st.live.remove(&id) {
                 let (state, error, result) = match outcome {
                     Ok(result) => (JobState::Succeeded, None, Some(result)),
-                    Err(engine::EngineError::Cancelled) if st.shutdown => (
-                        JobState::Interrupted,
-                        Some(INTERRUPTED.to_string()),
-                        None,
-                    ),
+                    Err(engine::EngineError::Cancelled) if st.shutdown => {
+                        (JobState::Interrupted, Some(INTERRUPTED.to_string()), None)
+                    }
                     Err(engine::EngineError::Cancelled) => (
                         JobState::Cancelled,
                         Some("cancelled on request".to_string()),

@@ -6,6 +6,7 @@ mod support;
 mod backup;
 mod cli;
 mod cli_mount;
+mod events;
 mod format_golden;
 mod mount;
 mod namespace;

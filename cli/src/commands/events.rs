@@ -113,8 +113,8 @@ fn detail(e: &Value) -> String {
 /// The lines of `.cairn/events` the query wants.
 fn from_mount(client: &Client, q: &EventQuery) -> Result<Vec<Value>> {
     let path = client.dir.join(".cairn/events");
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
     let mut out = Vec::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let v: Value = serde_json::from_str(line)

@@ -165,7 +165,8 @@ fn print_failed(failed: &[FailedRun], after_points: bool) {
 }
 
 fn say_none(args: &PointsArgs, hint: &str) {
-    let filtered = !args.kinds.is_empty() || args.range.since.is_some() || args.range.until.is_some();
+    let filtered =
+        !args.kinds.is_empty() || args.range.since.is_some() || args.range.until.is_some();
     match (&args.instance, filtered) {
         (Some(i), true) => eprintln!("nothing in instance `{i}` matches"),
         (None, true) => eprintln!("nothing matches"),
