@@ -33,7 +33,24 @@ impl Service {
             if row.state != "queued" && row.state != "running" {
                 continue;
             }
+            let request: Value = serde_json::from_str(&row.request).unwrap_or(Value::Null);
             let mut status: Value = serde_json::from_str(&row.status).unwrap_or_else(|_| json!({}));
+            if status.get("id").is_none() {
+                // Cut off before its first status was stored: build one from the row.
+                status = jobs::status_json(
+                    row.id,
+                    &row.kind,
+                    row.instance.as_deref(),
+                    JobState::Interrupted,
+                    &request,
+                    json!({}),
+                    row.created_ns,
+                    None,
+                    None,
+                    None,
+                    None,
+                );
+            }
             status["state"] = json!("interrupted");
             status["error"] = json!(INTERRUPTED);
             status["finished"] = json!(jobs::rfc3339(now_ns()));
@@ -43,7 +60,7 @@ impl Service {
                 kind: &row.kind,
                 instance: row.instance.as_deref(),
                 uid: row.uid,
-                request: serde_json::from_str(&row.request).unwrap_or(Value::Null),
+                request,
                 state: JobState::Interrupted,
                 error: Some(INTERRUPTED),
                 result: None,

@@ -663,7 +663,7 @@ fn jobs_are_deleted_with_rm_and_the_cli_but_not_while_queued_or_running_and_hist
             .as_array()
             .unwrap()
             .iter()
-            .map(|j| j["id"].as_u64().unwrap())
+            .map(|j| j["id"].as_u64().unwrap_or_else(|| panic!("{v}")))
             .collect()
     };
     assert_eq!(
