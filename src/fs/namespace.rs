@@ -48,8 +48,9 @@ back from the same handle when you open it read-write.
   echo '[instance=NAME] [point=POINT] [read-data=true]'          > ctl/verify
   echo 'job=ID'                                                  > ctl/cancel
 A request may also be one JSON object, e.g. {\"instance\":\"db\",\"name\":\"before-upgrade\"}.
-jobs/ID/status is JSON (state, progress, error); jobs/ID/log is text; events is the
-audit log (JSON lines); stats shows repository figures. docs/CONTROL.md has the rest.
+jobs/ID/status is JSON (state, progress, error); jobs/ID/log is text; `rm -r jobs/ID`
+deletes a finished job; events is the audit log (JSON lines: time, kind, uid, request,
+outcome); stats shows repository figures. docs/CONTROL.md has the rest.
 ";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

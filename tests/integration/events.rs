@@ -279,6 +279,9 @@ fn every_action_records_an_event_with_the_uid_request_and_outcome() {
     service.shutdown();
 }
 
+/// Which events a query should return.
+type Wants = Box<dyn Fn(&Value) -> bool>;
+
 #[test]
 fn cairn_events_filters_by_time_and_kind_through_a_mount_and_with_repo() {
     if !fuse_available() {
@@ -331,7 +334,7 @@ fn cairn_events_filters_by_time_and_kind_through_a_mount_and_with_repo() {
     let repo_arg = repo_arg.to_str().unwrap();
     let since2 = rfc3339_ns(t2);
     let until1 = rfc3339_ns(t1);
-    let queries: Vec<(Vec<&str>, Box<dyn Fn(&Value) -> bool>)> = vec![
+    let queries: Vec<(Vec<&str>, Wants)> = vec![
         (vec![], Box::new(|_| true)),
         (
             vec!["--kind", "point-created"],
