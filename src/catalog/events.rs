@@ -42,11 +42,13 @@ impl Catalog {
 
     /// The event lines `q` wants, oldest first.
     pub fn query_events(&self, q: &EventQuery) -> Result<Vec<String>> {
-        let mut sql = String::from(
-            "SELECT line FROM events WHERE time_ns >= COALESCE(?1, time_ns)
-               AND time_ns <= COALESCE(?2, time_ns)",
-        );
-        let mut args: Vec<SqlValue> = vec![q.since_ns.into(), q.until_ns.into()];
+        // Open ends as the extreme times, not `COALESCE(?, time_ns)`: a range the index
+        // can seek.
+        let mut sql = String::from("SELECT line FROM events WHERE time_ns >= ?1 AND time_ns <= ?2");
+        let mut args: Vec<SqlValue> = vec![
+            q.since_ns.unwrap_or(i64::MIN).into(),
+            q.until_ns.unwrap_or(i64::MAX).into(),
+        ];
         if !q.kinds.is_empty() {
             let marks: Vec<String> = (0..q.kinds.len()).map(|i| format!("?{}", i + 3)).collect();
             sql.push_str(&format!(" AND kind IN ({})", marks.join(", ")));

@@ -113,11 +113,14 @@ impl Catalog {
             &format!(
                 "SELECT {COLUMNS} FROM jobs WHERE {FAILED_SCHEDULED}
                    AND (?1 IS NULL OR instance = ?1)
-                   AND created_ns >= COALESCE(?2, created_ns)
-                   AND created_ns <= COALESCE(?3, created_ns)
+                   AND created_ns >= ?2 AND created_ns <= ?3
                  ORDER BY created_ns, id"
             ),
-            params![instance, since_ns, until_ns],
+            params![
+                instance,
+                since_ns.unwrap_or(i64::MIN),
+                until_ns.unwrap_or(i64::MAX)
+            ],
         )
     }
 

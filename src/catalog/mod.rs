@@ -213,14 +213,19 @@ impl Catalog {
         let mut stmt = conn
             .prepare_cached(
                 "SELECT id, manifest FROM points WHERE (?1 IS NULL OR instance = ?1)
-                   AND time_ns >= COALESCE(?2, time_ns) AND time_ns <= COALESCE(?3, time_ns)
+                   AND time_ns >= ?2 AND time_ns <= ?3
                    AND (?4 IS NULL OR kind = ?4)
                  ORDER BY instance, time_ns, name",
             )
             .map_err(|e| self.sql_err(e))?;
         let rows = stmt
             .query_map(
-                params![instance, q.since_ns, q.until_ns, q.kind.map(kind_text)],
+                params![
+                    instance,
+                    q.since_ns.unwrap_or(i64::MIN),
+                    q.until_ns.unwrap_or(i64::MAX),
+                    q.kind.map(kind_text)
+                ],
                 |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
             )
             .map_err(|e| self.sql_err(e))?;

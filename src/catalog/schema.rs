@@ -105,13 +105,21 @@ mod tests {
             )
             .unwrap();
         assert_eq!((uid, n), (None, 1));
-        let plan: String = conn
-            .query_row(
-                "EXPLAIN QUERY PLAN SELECT line FROM events WHERE kind = 'x' AND time_ns >= 1",
-                [],
-                |r| r.get(3),
-            )
-            .unwrap();
-        assert!(plan.contains("events_by_kind"), "{plan}");
+        // Queries by kind and by time range seek an index.
+        for (sql, index) in [
+            (
+                "SELECT line FROM events WHERE time_ns >= 1 AND time_ns <= 2 AND kind IN ('x')",
+                "events_by_kind",
+            ),
+            (
+                "SELECT line FROM events WHERE time_ns >= 1 AND time_ns <= 2",
+                "events_by_time",
+            ),
+        ] {
+            let plan: String = conn
+                .query_row(&format!("EXPLAIN QUERY PLAN {sql}"), [], |r| r.get(3))
+                .unwrap();
+            assert!(plan.starts_with("SEARCH") && plan.contains(index), "{plan}");
+        }
     }
 }
