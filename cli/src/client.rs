@@ -329,6 +329,11 @@ impl Client {
         self.meta().join("jobs").join(id.to_string()).join("status")
     }
 
+    /// Whether `jobs/<id>/status` is there.
+    pub fn has_status(&self, id: u64) -> bool {
+        self.status_path(id).is_file()
+    }
+
     /// `jobs/<id>/status`.
     pub fn status(&self, id: u64) -> Result<Value> {
         let path = self.status_path(id);

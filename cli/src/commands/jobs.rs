@@ -130,7 +130,11 @@ pub fn run(inv: &Invocation<'_>, args: &JobsArgs) -> Result<Status> {
     }
     let mut jobs = Vec::new();
     for id in client.job_ids()? {
-        // A job listed a moment ago may not be readable now only if the mount went away.
+        // A job deleted since the listing (or being deleted: `rm -r` unlinks its status
+        // first) is left out; otherwise an unreadable status means the mount went away.
+        if !client.has_status(id) {
+            continue;
+        }
         jobs.push(client.status(id)?);
     }
     if args.json {
