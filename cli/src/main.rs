@@ -2,11 +2,11 @@
 //!
 //! `cairn mount REPO DIR` serves a repository as a filesystem; most other commands talk
 //! to such a mount through its control files (`--mount DIR` or `CAIRN_MOUNT`), and
-//! `snapshot`, `restore`, `verify`, `points` and `events` can also open a repository directly
-//! (`--repo REPO` or `CAIRN_REPO`) and run the engine in this process. Exit codes: 0
-//! success, 1 the operation (or job) failed or found a problem (damage in `verify`), 2 a
-//! usage or configuration error or a refused request (direct `verify`: any error), 130
-//! interrupted.
+//! `snapshot`, `restore`, `verify`, `forget`, `prune`, `points` and `events` can also open
+//! a repository directly (`--repo REPO` or `CAIRN_REPO`) and run the engine in this
+//! process. Exit codes: 0 success, 1 the operation (or job) failed or found a problem
+//! (damage in `verify`), 2 a usage or configuration error or a refused request (direct
+//! `verify`: any error), 130 interrupted.
 
 mod client;
 mod commands;
@@ -53,12 +53,20 @@ enum Command {
     /// Add, list or remove the instances of a mount.
     #[command(subcommand)]
     Instance(commands::instance::InstanceCommand),
+    /// Scheduled points and their retention: create, bind, list, ... policies.
+    #[command(subcommand)]
+    Policy(commands::policy::PolicyCommand),
     /// Take a new point of an instance (through a mount, or --repo with --path).
     Snapshot(commands::snapshot::SnapshotArgs),
     /// Restore a point into a new directory or over the original paths.
     Restore(commands::restore::RestoreArgs),
     /// Check the repository; exit 1 and name what is damaged if anything is.
     Verify(commands::verify::VerifyArgs),
+    /// Remove points (manual ones only with --manual); `prune` then reclaims their data.
+    Forget(commands::forget::ForgetArgs),
+    /// Remove data no point references (two phases: plan now, delete after a grace
+    /// period in a later prune).
+    Prune(commands::prune::PruneArgs),
     /// List backup points.
     Points(commands::points::PointsArgs),
     /// List a mount's jobs, show one, or delete finished ones (`jobs delete ID`).
@@ -126,6 +134,7 @@ fn main() -> ExitCode {
         Command::Mount(args) => commands::mount::run(&inv, args),
         Command::Umount(args) => commands::mount::umount(&inv, args),
         Command::Instance(cmd) => commands::instance::run(&inv, cmd),
+        Command::Policy(cmd) => commands::policy::run(&inv, cmd),
         Command::Jobs(args) => commands::jobs::run(&inv, args),
         Command::Events(args) => commands::events::run(&inv, args),
         Command::Cancel(args) => commands::jobs::cancel(&inv, args),
@@ -134,6 +143,8 @@ fn main() -> ExitCode {
         Command::Restore(args) => commands::restore::run(&inv, args),
         Command::Verify(args) => commands::verify::run(&inv, args),
         Command::Points(args) => commands::points::run(&inv, args),
+        Command::Forget(args) => commands::forget::run(&inv, args),
+        Command::Prune(args) => commands::prune::run(&inv, args),
         Command::Catalog(cmd) => commands::catalog::run(&inv, cmd),
     };
     match result {

@@ -110,6 +110,23 @@ pub fn open_repository_with(
 }
 
 /// Opens the repository's local catalog at its default place and brings it up to date.
+/// Opens a repository and its catalog for a command that runs the engine in this process
+/// (`--repo`); `--no-wait` makes no sense there.
+pub fn open_direct(
+    global: &GlobalArgs,
+    text: &str,
+    no_wait: bool,
+) -> Result<(Repository, Arc<Catalog>)> {
+    if no_wait {
+        return Err(crate::failure::usage(
+            "--no-wait works through a mount (--mount DIR), not with --repo",
+        ));
+    }
+    let repo = open_repository(global, text)?;
+    let catalog = open_catalog(&repo)?;
+    Ok((repo, catalog))
+}
+
 pub fn open_catalog(repo: &Repository) -> Result<Arc<Catalog>> {
     let path = catalog::default_path(&repo.config().id);
     let catalog = Catalog::open(&path)

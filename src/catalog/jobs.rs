@@ -2,9 +2,9 @@
 //! bounded. The job's status is stored as the JSON document `jobs/<id>/status` shows;
 //! the service owns its shape.
 //!
-//! A *failed scheduled job* is a `snapshot` job whose request JSON has `"scheduled": true`
-//! and whose state is `failed` (the scheduler creates such jobs; `cairn points --kind
-//! failed` lists them).
+//! A *failed scheduled job* is a `snapshot` job whose request JSON has a `"schedule"`
+//! object (a policy's scheduler asked for it) and whose state is `failed`; `cairn points
+//! --kind failed` lists them.
 
 use rusqlite::{params, OptionalExtension};
 
@@ -40,7 +40,7 @@ const COLUMNS: &str = "id, kind, instance, state, request, status, log, created_
 
 /// SQL condition of a failed scheduled job.
 const FAILED_SCHEDULED: &str = "kind = 'snapshot' AND state = 'failed'
-     AND COALESCE(json_extract(request, '$.scheduled'), 0) = 1";
+     AND json_extract(request, '$.schedule') IS NOT NULL";
 
 /// SQL condition of a finished job.
 const FINISHED: &str = "state NOT IN ('queued', 'running')";
@@ -224,7 +224,7 @@ mod tests {
         (dir, c)
     }
 
-    const SCHEDULED: &str = r#"{"instance":"db","label":null,"scheduled":true}"#;
+    const SCHEDULED: &str = r#"{"instance":"db","label":null,"schedule":{"policy":"p","slot":"1970-01-01T00:00:00Z","slot_ns":0,"time_ns":0,"trigger":"slot"}}"#;
     const MANUAL: &str = r#"{"instance":"db","label":null}"#;
 
     #[test]

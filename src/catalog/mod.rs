@@ -5,6 +5,7 @@
 
 mod events;
 mod jobs;
+mod prune;
 mod refresh;
 mod schema;
 
@@ -12,6 +13,7 @@ pub use events::EventQuery;
 pub use jobs::{
     JobRow, FAILED_SCHEDULED_DAYS, FAILED_SCHEDULED_KEEP, FINISHED_JOB_DAYS, FINISHED_JOB_KEEP,
 };
+pub use prune::{Marks, PackUsage, PlanRecord};
 pub use refresh::RefreshStats;
 
 use std::path::{Path, PathBuf};
@@ -19,7 +21,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::model::{Manifest, ManifestId, PointKind};
+use crate::model::{Forgotten, Manifest, ManifestId, PointKind};
 use crate::repo::{
     self, BlobId, BlobIndex, BlobKind, BlobLocation, IndexedPack, PackId, Repository,
 };
@@ -147,8 +149,10 @@ impl Catalog {
     pub fn rebuild(&self, repo: &Repository) -> Result<RefreshStats> {
         self.conn()
             .execute_batch(
-                "BEGIN; DELETE FROM blobs; DELETE FROM packs; DELETE FROM index_segments;
-                 DELETE FROM points; COMMIT;",
+                "BEGIN; DELETE FROM blobs; DELETE FROM blob_copies; DELETE FROM segment_packs;
+                 DELETE FROM packs; DELETE FROM index_segments; DELETE FROM points;
+                 DELETE FROM forgotten; DELETE FROM condemned; DELETE FROM prune_plans;
+                 COMMIT;",
             )
             .map_err(|e| self.sql_err(e))?;
         self.refresh(repo)
@@ -169,20 +173,9 @@ impl Catalog {
         })
         .optional()
         .map_err(|e| self.sql_err(e))?
-        .map(|(kind, pack, offset, length, raw_len)| {
-            Ok(BlobLocation {
-                kind: BlobKind::from_u8(kind)
-                    .ok_or_else(|| repo::RepoError::Index(format!("bad kind {kind}")))?,
-                pack: PackId(
-                    pack.try_into()
-                        .map_err(|_| repo::RepoError::Index("bad pack id".into()))?,
-                ),
-                offset,
-                length,
-                raw_len,
-            })
-        })
+        .map(|(kind, pack, offset, length, raw_len)| location(kind, pack, offset, length, raw_len))
         .transpose()
+        .map_err(CatalogError::from)
     }
 
     /// Records a pack and its blobs (first location of a blob wins).
@@ -304,6 +297,88 @@ impl Catalog {
         Ok(out)
     }
 
+    /// Forgets packs that are gone from the store: each blob they held moves to another
+    /// copy in a present pack, or leaves the index (so dedup never trusts it again).
+    pub fn packs_deleted(&self, ids: &[PackId]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| self.sql_err(e))?;
+        for id in ids {
+            tx.execute("UPDATE packs SET present = 0 WHERE id = ?1", [&id.0[..]])
+                .map_err(|e| self.sql_err(e))?;
+        }
+        for id in ids {
+            tx.execute_batch("DROP TABLE IF EXISTS temp.gone")
+                .map_err(|e| self.sql_err(e))?;
+            tx.execute(
+                "CREATE TEMP TABLE gone AS SELECT rowid AS pack FROM packs WHERE id = ?1",
+                [&id.0[..]],
+            )
+            .map_err(|e| self.sql_err(e))?;
+            tx.execute_batch(
+                "UPDATE blobs SET (pack, kind, offset, length, raw_len) =
+                     (SELECT c.pack, c.kind, c.offset, c.length, c.raw_len
+                      FROM blob_copies c JOIN packs p ON p.rowid = c.pack
+                      WHERE c.id = blobs.id AND p.present = 1 LIMIT 1)
+                 WHERE pack IN (SELECT pack FROM temp.gone) AND EXISTS
+                     (SELECT 1 FROM blob_copies c JOIN packs p ON p.rowid = c.pack
+                      WHERE c.id = blobs.id AND p.present = 1);
+                 DELETE FROM blob_copies WHERE EXISTS
+                     (SELECT 1 FROM blobs b WHERE b.id = blob_copies.id
+                      AND b.pack = blob_copies.pack);
+                 DELETE FROM blobs WHERE pack IN (SELECT pack FROM temp.gone);
+                 DELETE FROM blob_copies WHERE pack IN (SELECT pack FROM temp.gone);
+                 DELETE FROM segment_packs WHERE pack IN (SELECT pack FROM temp.gone);
+                 DROP TABLE temp.gone;",
+            )
+            .map_err(|e| self.sql_err(e))?;
+        }
+        tx.commit().map_err(|e| self.sql_err(e))
+    }
+
+    /// Records a forgotten point and drops it from the points.
+    pub fn insert_forgotten(&self, f: &Forgotten) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| self.sql_err(e))?;
+        tx.execute(
+            "INSERT OR IGNORE INTO forgotten (id, instance, parent) VALUES (?1, ?2, ?3)",
+            params![f.id.to_hex(), f.manifest.instance, f.manifest.parent],
+        )
+        .map_err(|e| self.sql_err(e))?;
+        tx.execute("DELETE FROM points WHERE id = ?1", [f.id.to_hex()])
+            .map_err(|e| self.sql_err(e))?;
+        tx.commit().map_err(|e| self.sql_err(e))
+    }
+
+    /// Forgotten points of one instance (or all): (instance, id, parent).
+    pub fn forgotten(
+        &self,
+        instance: Option<&str>,
+    ) -> Result<Vec<(String, ManifestId, Option<String>)>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT instance, id, parent FROM forgotten WHERE ?1 IS NULL OR instance = ?1
+                 ORDER BY instance, id",
+            )
+            .map_err(|e| self.sql_err(e))?;
+        let rows = stmt
+            .query_map([instance], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?))
+            })
+            .map_err(|e| self.sql_err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (instance, id, parent) = row.map_err(|e| self.sql_err(e))?;
+            let id = ManifestId::from_hex(&id)
+                .ok_or_else(|| repo::RepoError::Index(format!("bad forgotten id {id}")))?;
+            out.push((instance, id, parent));
+        }
+        Ok(out)
+    }
+
     /// Number of blobs of each kind in the index: (data, tree).
     pub fn blob_counts(&self) -> Result<(u64, u64)> {
         let conn = self.conn();
@@ -316,7 +391,29 @@ impl Catalog {
     }
 }
 
-fn insert_pack_tx(tx: &rusqlite::Transaction<'_>, pack: &IndexedPack) -> rusqlite::Result<()> {
+/// A blob location from its catalog columns.
+fn location(
+    kind: u8,
+    pack: Vec<u8>,
+    offset: u32,
+    length: u32,
+    raw_len: u32,
+) -> repo::Result<BlobLocation> {
+    Ok(BlobLocation {
+        kind: BlobKind::from_u8(kind)
+            .ok_or_else(|| repo::RepoError::Index(format!("bad kind {kind}")))?,
+        pack: PackId(
+            pack.try_into()
+                .map_err(|_| repo::RepoError::Index("bad pack id".into()))?,
+        ),
+        offset,
+        length,
+        raw_len,
+    })
+}
+
+/// Records a pack and its blobs; returns the pack's row id.
+fn insert_pack_tx(tx: &rusqlite::Transaction<'_>, pack: &IndexedPack) -> rusqlite::Result<i64> {
     tx.execute(
         "INSERT INTO packs (id, length, present) VALUES (?1, ?2, 1)
          ON CONFLICT(id) DO UPDATE SET present = 1",
@@ -327,21 +424,31 @@ fn insert_pack_tx(tx: &rusqlite::Transaction<'_>, pack: &IndexedPack) -> rusqlit
         [&pack.id.0[..]],
         |r| r.get(0),
     )?;
-    let mut stmt = tx.prepare_cached(
+    let mut first = tx.prepare_cached(
         "INSERT OR IGNORE INTO blobs (id, pack, kind, offset, length, raw_len)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
+    // A blob already located elsewhere: remember this copy too, so that it takes over
+    // when the first pack is pruned (and prune can count every byte of every pack).
+    let mut copy = tx.prepare_cached(
+        "INSERT OR IGNORE INTO blob_copies (id, pack, kind, offset, length, raw_len)
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE NOT EXISTS
+             (SELECT 1 FROM blobs WHERE id = ?1 AND pack = ?2)",
+    )?;
     for e in &pack.entries {
-        stmt.execute(params![
+        let row = params![
             &e.id.0[..],
             rowid,
             e.kind as u8,
             e.offset,
             e.length,
             e.raw_len
-        ])?;
+        ];
+        if first.execute(row)? == 0 {
+            copy.execute(row)?;
+        }
     }
-    Ok(())
+    Ok(rowid)
 }
 
 /// A point kind as the `points.kind` column holds it (its JSON spelling).
@@ -372,8 +479,9 @@ fn insert_point_conn(conn: &Connection, id: &ManifestId, m: &Manifest) -> rusqli
 }
 
 impl BlobIndex for Catalog {
+    /// Writers deduplicate only against blobs that no pending prune plan condemns.
     fn lookup(&self, id: &BlobId) -> repo::Result<Option<BlobLocation>> {
-        self.lookup_blob(id).map_err(|e| match e {
+        self.lookup_for_dedup(id).map_err(|e| match e {
             CatalogError::Repo(r) => r,
             other => repo::RepoError::Index(other.to_string()),
         })

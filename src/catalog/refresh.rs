@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use rusqlite::params;
 
 use super::{insert_pack_tx, insert_point_conn, Catalog, Result};
-use crate::model::Manifest;
+use crate::model::{ForgetRecord, Manifest};
 use crate::repo::{IndexedPack, PackId, Repository};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -19,14 +19,22 @@ pub struct RefreshStats {
     pub new_points: u64,
     pub removed_points: u64,
     pub bad_points: u64,
+    pub forgotten_points: u64,
+    pub new_plans: u64,
 }
 
 impl Catalog {
     /// Loads what other writers added and drops what was deleted.
     pub fn refresh(&self, repo: &Repository) -> Result<RefreshStats> {
         let mut stats = RefreshStats::default();
+        // Plans are listed before packs: a prune deletes a plan only after its packs, so
+        // a plan missing from this listing has no packs left in the packs listing below,
+        // and its packs are never taken for present and uncondemned.
+        let plans = repo.store().list("prune/")?;
         self.refresh_segments(repo, &mut stats)?;
         self.refresh_packs(repo, &mut stats)?;
+        self.refresh_plans(repo, plans, &mut stats)?;
+        self.refresh_forgotten(repo, &mut stats)?;
         self.refresh_points(repo, &mut stats)?;
         if stats != RefreshStats::default() {
             tracing::debug!(?stats, "catalog refreshed");
@@ -38,7 +46,14 @@ impl Catalog {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(|e| self.sql_err(e))?;
         for p in packs {
-            insert_pack_tx(&tx, p).map_err(|e| self.sql_err(e))?;
+            let rowid = insert_pack_tx(&tx, p).map_err(|e| self.sql_err(e))?;
+            if let Some(name) = segment {
+                tx.execute(
+                    "INSERT OR IGNORE INTO segment_packs (segment, pack) VALUES (?1, ?2)",
+                    params![name, rowid],
+                )
+                .map_err(|e| self.sql_err(e))?;
+            }
         }
         if let Some(name) = segment {
             tx.execute(
@@ -85,23 +100,13 @@ impl Catalog {
             .map(|(id, _, present)| (id, present))
             .collect();
         // Packs that vanished: forget their blobs so that dedup never trusts them.
-        {
-            let mut conn = self.conn();
-            let tx = conn.transaction().map_err(|e| self.sql_err(e))?;
-            for (id, present) in &known {
-                if !listed.contains_key(id) && *present {
-                    tx.execute(
-                        "DELETE FROM blobs WHERE pack = (SELECT rowid FROM packs WHERE id = ?1)",
-                        [&id.0[..]],
-                    )
-                    .map_err(|e| self.sql_err(e))?;
-                    tx.execute("UPDATE packs SET present = 0 WHERE id = ?1", [&id.0[..]])
-                        .map_err(|e| self.sql_err(e))?;
-                    stats.vanished_packs += 1;
-                }
-            }
-            tx.commit().map_err(|e| self.sql_err(e))?;
-        }
+        let vanished: Vec<PackId> = known
+            .iter()
+            .filter(|(id, present)| **present && !listed.contains_key(id))
+            .map(|(id, _)| *id)
+            .collect();
+        self.packs_deleted(&vanished)?;
+        stats.vanished_packs += vanished.len() as u64;
         // Packs no index segment covers: read their headers.
         for (id, length) in listed {
             if known.get(&id) == Some(&true) {
@@ -134,14 +139,44 @@ impl Catalog {
         Ok(())
     }
 
+    /// Learns forget records: their points are dropped below, wherever the manifest is.
+    fn refresh_forgotten(&self, repo: &Repository, stats: &mut RefreshStats) -> Result<()> {
+        let known = self.strings::<HashSet<String>>("SELECT id FROM forgotten")?;
+        for obj in repo.store().list("forgotten/")? {
+            let Some((instance, id)) = ForgetRecord::parse_key(&obj.key) else {
+                tracing::warn!(key = %obj.key, "ignoring object with a malformed forget key");
+                continue;
+            };
+            if known.contains(&id.to_hex()) {
+                continue;
+            }
+            let record = repo
+                .get_sealed(&obj.key)
+                .map_err(super::CatalogError::from)
+                .and_then(|json| Ok(ForgetRecord::decode(repo.key(), &id, &instance, &json)?));
+            match record {
+                Ok(f) => {
+                    self.insert_forgotten(&f)?;
+                    stats.forgotten_points += 1;
+                }
+                Err(e) => tracing::warn!(key = %obj.key, "skipping unreadable forget record: {e}"),
+            }
+        }
+        Ok(())
+    }
+
     fn refresh_points(&self, repo: &Repository, stats: &mut RefreshStats) -> Result<()> {
         let known = self.strings::<HashSet<String>>("SELECT id FROM points")?;
+        let forgotten = self.strings::<HashSet<String>>("SELECT id FROM forgotten")?;
         let mut listed = HashSet::new();
         for obj in repo.store().list("points/")? {
             let Some((instance, id)) = Manifest::parse_key(&obj.key) else {
                 tracing::warn!(key = %obj.key, "ignoring object with a malformed point key");
                 continue;
             };
+            if forgotten.contains(&id.to_hex()) {
+                continue;
+            }
             listed.insert(id.to_hex());
             if known.contains(&id.to_hex()) {
                 continue;

@@ -50,7 +50,43 @@ const MIGRATIONS: &[&str] = &[
          kind TEXT NOT NULL,
          line TEXT NOT NULL
      );",
-    // 2 -> 3: who asked for a job; indexes for event queries by time and kind, and for
+    // 2 -> 3: forgotten points, every location of a blob, which segment lists which
+    // pack, and the packs pending prune plans condemn. The index cache is emptied so
+    // that the next refresh reloads it with every location (a cache: nothing is lost).
+    "CREATE TABLE forgotten (
+         id TEXT PRIMARY KEY,
+         instance TEXT NOT NULL,
+         parent TEXT
+     ) WITHOUT ROWID;
+     -- locations of blobs besides the one in `blobs` (stored twice, or repacked)
+     CREATE TABLE blob_copies (
+         id BLOB NOT NULL,
+         pack INTEGER NOT NULL REFERENCES packs(rowid),
+         kind INTEGER NOT NULL,
+         offset INTEGER NOT NULL,
+         length INTEGER NOT NULL,
+         raw_len INTEGER NOT NULL,
+         PRIMARY KEY (id, pack)
+     ) WITHOUT ROWID;
+     CREATE INDEX blob_copies_by_pack ON blob_copies(pack);
+     CREATE TABLE segment_packs (
+         segment TEXT NOT NULL,
+         pack INTEGER NOT NULL REFERENCES packs(rowid),
+         PRIMARY KEY (segment, pack)
+     ) WITHOUT ROWID;
+     CREATE INDEX segment_packs_by_pack ON segment_packs(pack);
+     CREATE TABLE prune_plans (
+         name TEXT PRIMARY KEY,
+         created_ns INTEGER NOT NULL,
+         not_before_ns INTEGER NOT NULL
+     ) WITHOUT ROWID;
+     CREATE TABLE condemned (
+         pack BLOB NOT NULL,
+         plan TEXT NOT NULL,
+         PRIMARY KEY (pack, plan)
+     ) WITHOUT ROWID;
+     DELETE FROM blobs; DELETE FROM packs; DELETE FROM index_segments;",
+    // 3 -> 4: who asked for a job; indexes for event queries by time and kind, and for
     // a job history by instance and state.
     "ALTER TABLE jobs ADD COLUMN uid INTEGER;
      CREATE INDEX events_by_time ON events(time_ns);
@@ -84,8 +120,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.sqlite");
         let mut conn = Connection::open(&path).unwrap();
-        // A version-2 catalog with one job and one event.
-        for (i, sql) in MIGRATIONS.iter().take(2).enumerate() {
+        // A version-3 catalog with one job and one event.
+        for (i, sql) in MIGRATIONS.iter().take(3).enumerate() {
             conn.execute_batch(sql).unwrap();
             conn.pragma_update(None, "user_version", i as i64 + 1)
                 .unwrap();

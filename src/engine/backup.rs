@@ -62,6 +62,9 @@ pub struct BackupOutcome {
     pub warnings: Vec<String>,
 }
 
+/// The content of a hard-link group, filled by the first member read.
+type LinkSlot = Arc<Mutex<Option<Vec<Extent>>>>;
+
 struct Ctx<'a> {
     repo: &'a Repository,
     catalog: &'a Catalog,
@@ -72,7 +75,7 @@ struct Ctx<'a> {
     cancel: &'a CancelToken,
     warnings: Mutex<Vec<String>>,
     /// Content of hard-linked files already read in this backup, by (dev, inode).
-    links: Mutex<HashMap<(u64, u64), Vec<Extent>>>,
+    links: Mutex<HashMap<(u64, u64), LinkSlot>>,
     files: AtomicU64,
     dirs: AtomicU64,
     bytes: AtomicU64,
@@ -282,7 +285,7 @@ fn write_manifest(
             .iter()
             .map(|p| p.to_string_lossy().into_owned())
             .collect(),
-        host: hostname(),
+        host: crate::model::hostname(),
         stats,
     };
     let (id, json) = manifest.encode(ctx.repo.key());
@@ -295,12 +298,6 @@ fn write_manifest(
         manifest,
         warnings,
     })
-}
-
-fn hostname() -> String {
-    fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_default()
 }
 
 /// Counts files and bytes in a side thread so progress can show a total and an ETA.
@@ -340,6 +337,9 @@ fn backup_dir(
     parent: Option<&Tree>,
 ) -> Result<crate::repo::BlobId> {
     ctx.cancel.check()?;
+    if let Some(p) = parent {
+        ctx.reader.prefetch_subtrees(p);
+    }
     let entries = match fs::read_dir(path) {
         Ok(rd) => rd
             .collect::<std::io::Result<Vec<_>>>()
@@ -457,7 +457,8 @@ fn unchanged(ctx: &Ctx<'_>, node: &Node, parent: Option<&Node>) -> Result<Option
     }
     for e in &p.content {
         if let Extent::Data { id, .. } = e {
-            if ctx.catalog.lookup_blob(id)?.is_none() {
+            // Only blobs a pending prune does not condemn may be reused.
+            if ctx.catalog.lookup_for_dedup(id)?.is_none() {
                 return Ok(None); // its pack vanished: read the file again
             }
         }
@@ -474,25 +475,26 @@ fn file_content(
     if let Some(content) = unchanged(ctx, node, parent)? {
         return Ok(content);
     }
-    let link_key = (node.dev, node.inode);
-    if node.is_hardlinked() {
-        if let Some(c) = ctx
-            .links
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&link_key)
-        {
-            return Ok(c.clone());
-        }
+    if !node.is_hardlinked() {
+        let content = read_file(ctx, path, node)?;
+        ctx.files_read.fetch_add(1, Ordering::Relaxed);
+        return Ok(content);
+    }
+    // One reader per hard-link group: the others wait for its extents.
+    let slot = ctx
+        .links
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry((node.dev, node.inode))
+        .or_default()
+        .clone();
+    let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(content) = &*slot {
+        return Ok(content.clone());
     }
     let content = read_file(ctx, path, node)?;
     ctx.files_read.fetch_add(1, Ordering::Relaxed);
-    if node.is_hardlinked() {
-        ctx.links
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(link_key, content.clone());
-    }
+    *slot = Some(content.clone());
     Ok(content)
 }
 

@@ -60,6 +60,9 @@ pub struct ContentReader {
     prefetching: Arc<AtomicUsize>,
 }
 
+/// Where a read takes its chunks from: `None` for a chunk it does not have.
+type ChunkSource<'a> = dyn FnMut(&BlobId) -> Result<Option<Arc<Vec<u8>>>> + 'a;
+
 /// How many chunks ahead a sequential reader prefetches.
 const PREFETCH: usize = 2;
 /// Background downloads in flight at most, whoever asked for them.
@@ -100,24 +103,26 @@ impl ContentReader {
         let mut c = lock.lock().unwrap_or_else(|p| p.into_inner());
         c.loading.remove(id);
         if let Ok(data) = &result {
-            c.bytes += data.len();
-            c.blobs.insert(*id, data.clone());
-            c.order.push_back(*id);
-            while c.bytes > self.capacity && c.order.len() > 1 {
-                if let Some(old) = c.order.pop_front() {
-                    if let Some(b) = c.blobs.remove(&old) {
-                        c.bytes -= b.len();
-                    }
-                }
-            }
+            self.insert(&mut c, *id, data.clone());
         }
         cv.notify_all();
         result
     }
 
-    fn is_cached(&self, id: &BlobId) -> bool {
-        let c = self.cache.0.lock().unwrap_or_else(|p| p.into_inner());
-        c.blobs.contains_key(id) || c.loading.contains_key(id)
+    fn insert(&self, c: &mut Cache, id: BlobId, data: Arc<Vec<u8>>) {
+        if c.blobs.contains_key(&id) {
+            return;
+        }
+        c.bytes += data.len();
+        c.blobs.insert(id, data);
+        c.order.push_back(id);
+        while c.bytes > self.capacity && c.order.len() > 1 {
+            if let Some(old) = c.order.pop_front() {
+                if let Some(b) = c.blobs.remove(&old) {
+                    c.bytes -= b.len();
+                }
+            }
+        }
     }
 
     /// Reads up to `size` bytes at `offset`. With `sequential`, starts downloading the
@@ -129,10 +134,41 @@ impl ContentReader {
         size: usize,
         sequential: bool,
     ) -> Result<Vec<u8>> {
+        let Some((out, next)) =
+            self.read_with(layout, offset, size, &mut |id| self.chunk(id).map(Some))?
+        else {
+            return Ok(Vec::new());
+        };
+        if sequential {
+            self.prefetch(layout, next);
+        }
+        Ok(out)
+    }
+
+    /// Like [`read`](Self::read) without sequential prefetch, but only from chunks
+    /// already in memory: `None` when one is missing (the caller then reads from a task).
+    pub fn read_cached(&self, layout: &FileLayout, offset: u64, size: usize) -> Option<Vec<u8>> {
+        let cached = |id: &BlobId| {
+            let c = self.cache.0.lock().unwrap_or_else(|p| p.into_inner());
+            Ok(c.blobs.get(id).cloned())
+        };
+        let read = self.read_with(layout, offset, size, &mut { cached });
+        read.ok().flatten().map(|(out, _)| out)
+    }
+
+    /// Assembles a read from chunks `get` provides, with the index of the extent after it;
+    /// `None` as soon as a chunk is missing.
+    fn read_with(
+        &self,
+        layout: &FileLayout,
+        offset: u64,
+        size: usize,
+        get: &mut ChunkSource<'_>,
+    ) -> Result<Option<(Vec<u8>, usize)>> {
         let end = (offset + size as u64).min(layout.size());
         let mut out = Vec::with_capacity(end.saturating_sub(offset) as usize);
         let Some(mut i) = layout.extent_at(offset) else {
-            return Ok(out);
+            return Ok(Some((out, layout.extents.len())));
         };
         let mut pos = offset;
         while pos < end {
@@ -141,7 +177,9 @@ impl ContentReader {
             match &layout.extents[i] {
                 Extent::Hole { .. } => out.resize(out.len() + (stop - pos) as usize, 0),
                 Extent::Data { id, .. } => {
-                    let data = self.chunk(id)?;
+                    let Some(data) = get(id)? else {
+                        return Ok(None);
+                    };
                     let from = (pos - start) as usize;
                     let to = (stop - start) as usize;
                     out.extend_from_slice(data.get(from..to).unwrap_or_default());
@@ -150,10 +188,7 @@ impl ContentReader {
             pos = stop;
             i += 1;
         }
-        if sequential {
-            self.prefetch(layout, i);
-        }
-        Ok(out)
+        Ok(Some((out, i)))
     }
 
     fn prefetch(&self, layout: &FileLayout, from: usize) {
@@ -169,22 +204,45 @@ impl ContentReader {
     }
 
     /// Fetches chunks into the cache in the background (those not cached or loading),
-    /// with at most [`MAX_PREFETCHES`] downloads in flight so memory stays bounded.
+    /// nearby ones of a pack in one range request, with at most [`MAX_PREFETCHES`]
+    /// batches in flight so memory stays bounded.
     pub fn prefetch_blobs(&self, ids: Vec<BlobId>) {
-        for id in ids.into_iter().filter(|id| !self.is_cached(id)) {
-            let inflight = &self.prefetching;
-            if inflight.fetch_add(1, Ordering::SeqCst) >= MAX_PREFETCHES {
-                inflight.fetch_sub(1, Ordering::SeqCst);
-                return;
-            }
-            let me = self.clone();
-            self.trees.repo().store().runtime().spawn_blocking(move || {
-                if let Err(e) = me.chunk(&id) {
-                    tracing::debug!("prefetch of {id} failed: {e}");
-                }
-                me.prefetching.fetch_sub(1, Ordering::SeqCst);
-            });
+        let claimed: Vec<BlobId> = {
+            let mut c = self.cache.0.lock().unwrap_or_else(|p| p.into_inner());
+            ids.into_iter()
+                .filter(|id| !c.blobs.contains_key(id) && c.loading.insert(*id, ()).is_none())
+                .collect()
+        };
+        if claimed.is_empty() {
+            return;
         }
+        if self.prefetching.fetch_add(1, Ordering::SeqCst) >= MAX_PREFETCHES {
+            self.prefetching.fetch_sub(1, Ordering::SeqCst);
+            self.unclaim(&claimed);
+            return;
+        }
+        let me = self.clone();
+        self.trees.repo().store().runtime().spawn_blocking(move || {
+            me.trees.read_blobs(&claimed, BlobKind::Data, |id, data| {
+                let (lock, cv) = &*me.cache;
+                let mut c = lock.lock().unwrap_or_else(|p| p.into_inner());
+                c.loading.remove(&id);
+                me.insert(&mut c, id, Arc::new(data));
+                cv.notify_all();
+            });
+            me.unclaim(&claimed);
+            me.prefetching.fetch_sub(1, Ordering::SeqCst);
+        });
+    }
+
+    /// Gives up claims on chunks that were not delivered (waiters then read them).
+    fn unclaim(&self, ids: &[BlobId]) {
+        let (lock, cv) = &*self.cache;
+        let mut c = lock.lock().unwrap_or_else(|p| p.into_inner());
+        for id in ids {
+            c.loading.remove(id);
+        }
+        cv.notify_all();
     }
 }
 

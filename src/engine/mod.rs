@@ -1,18 +1,24 @@
-//! Whole operations on a repository: backup, restore, verify. A library: the daemon and
+//! Whole operations on a repository: backup, restore, verify, forget, prune. A library: the daemon and
 //! the tests call it directly; progress goes through [`Progress`].
 
 pub mod backup;
 pub mod content;
 pub mod disk_cache;
+pub mod forget;
 mod fsmeta;
+mod history;
+pub mod pack_reads;
 mod progress;
+pub mod prune;
 pub mod restore;
 mod trees;
 pub mod verify;
 
 pub use backup::{backup, BackupOutcome, BackupRequest};
 pub use content::{ContentReader, FileLayout};
+pub use forget::{forget, ForgetOutcome, ForgetRequest};
 pub use progress::{CancelToken, NoProgress, Progress};
+pub use prune::{prune, PruneOutcome, PruneRequest};
 pub use restore::{restore, RestoreMode, RestoreOutcome, RestoreRequest};
 pub use trees::TreeReader;
 pub use verify::{verify, Damage, VerifyReport, VerifyRequest};

@@ -9,9 +9,12 @@ use crate::model::Tree;
 use crate::repo::{BlobId, BlobKind, RepoError, Repository};
 
 use super::disk_cache::DiskCache;
+use super::pack_reads::{coalesce, Wanted, MAX_GAP, MAX_RANGE};
 use super::Result;
 
 const CACHE_TREES: usize = 1024;
+/// Subtrees one prefetch reads at most (well under the cache, so they survive until used).
+const PREFETCH_TREES: usize = 256;
 
 /// Reads blobs of one repository; cheap to clone.
 #[derive(Clone)]
@@ -78,17 +81,103 @@ impl TreeReader {
         Ok(plain)
     }
 
+    /// Reads many blobs of one kind with coalesced range requests (see
+    /// [`pack_reads`](super::pack_reads)) and hands each one, checked, to `deliver`.
+    /// Blobs that are not indexed or fail their check are logged and skipped: this serves
+    /// prefetching, whose misses are read again on demand.
+    pub fn read_blobs(
+        &self,
+        ids: &[BlobId],
+        kind: BlobKind,
+        mut deliver: impl FnMut(BlobId, Vec<u8>),
+    ) {
+        let mut wanted = Vec::with_capacity(ids.len());
+        for id in ids {
+            let loc = match self.catalog.lookup_blob(id) {
+                Ok(Some(loc)) if loc.kind == kind => loc,
+                Ok(_) => continue,
+                Err(e) => {
+                    tracing::debug!("prefetch lookup of {id}: {e}");
+                    continue;
+                }
+            };
+            if let Some(disk) = &self.disk {
+                if let Some(stored) = disk.get(id) {
+                    if let Ok(plain) = self.repo.decode_blob(id, &loc, &stored) {
+                        deliver(*id, plain);
+                        continue;
+                    }
+                    disk.remove(id);
+                }
+            }
+            wanted.push(Wanted {
+                id: *id,
+                loc,
+                tag: (),
+            });
+        }
+        for range in coalesce(wanted, MAX_GAP, MAX_RANGE) {
+            let bytes = match range.fetch(&self.repo) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::debug!("prefetch of pack {}: {e}", range.pack.to_hex());
+                    continue;
+                }
+            };
+            for item in &range.items {
+                match range.decode(&self.repo, &bytes, item) {
+                    Ok(plain) => {
+                        if let Some(disk) = &self.disk {
+                            let from = (item.loc.offset as u64 - range.start) as usize;
+                            disk.put(&item.id, &bytes[from..from + item.loc.length as usize]);
+                        }
+                        deliver(item.id, plain)
+                    }
+                    Err(e) => tracing::warn!("prefetched blob {}: {e}", item.id),
+                }
+            }
+        }
+    }
+
+    /// Reads the subtrees of `tree`'s directories that are not cached, in coalesced range
+    /// requests (trees of one point sit together in tree packs): a walk then finds them
+    /// in the cache instead of asking the store once per directory.
+    pub fn prefetch_subtrees(&self, tree: &Tree) {
+        let ids: Vec<BlobId> = {
+            let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            tree.nodes
+                .iter()
+                .filter_map(|n| n.subtree)
+                .filter(|id| !cache.contains_key(id))
+                .take(PREFETCH_TREES)
+                .collect()
+        };
+        if ids.len() < 2 {
+            return; // one tree is read on demand just as cheaply
+        }
+        self.read_blobs(&ids, BlobKind::Tree, |id, plain| {
+            match Tree::decode(&plain) {
+                Ok(t) => self.cache_tree(id, Arc::new(t)),
+                Err(e) => tracing::warn!("prefetched tree {id}: {e}"),
+            }
+        });
+    }
+
+    fn cache_tree(&self, id: BlobId, tree: Arc<Tree>) {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= CACHE_TREES {
+            cache.clear();
+        }
+        cache.insert(id, tree);
+    }
+
     /// Reads, checks and decodes a tree.
     pub fn tree(&self, id: &BlobId) -> Result<Arc<Tree>> {
         if let Some(t) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(id) {
             return Ok(t.clone());
         }
         let tree = Arc::new(Tree::decode(&self.read_blob(id, BlobKind::Tree)?)?);
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() >= CACHE_TREES {
-            cache.clear();
-        }
-        cache.insert(*id, tree.clone());
+        self.cache_tree(*id, tree.clone());
         Ok(tree)
     }
 }

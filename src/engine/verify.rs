@@ -1,7 +1,8 @@
 //! Verify: checks that points can be restored in full, and names exactly what cannot.
 //!
 //! - **Manifests**: every selected point's manifest is read again and checked against its
-//!   id, and its `parent` must name an existing manifest of its instance (the hash chain).
+//!   id, and its `parent` must name an existing manifest of its instance, or a forgotten
+//!   one whose forget record continues the chain (the hash chain, see `history`).
 //! - **Structure** (always): every tree of every selected point is read and checked against
 //!   its id; every data blob a file references must be in the index, in a pack that exists
 //!   and is long enough to hold it. Every index segment and every pack's header is read
@@ -24,11 +25,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::catalog::{Catalog, PointRecord};
-use crate::model::{Extent, Manifest, Tree};
+use crate::model::{Extent, ForgetRecord, Manifest, Tree};
 use crate::repo::pack::{self, PACK_MAGIC};
 use crate::repo::{BlobId, BlobKind, BlobLocation, PackId, RepoError, Repository};
 use crate::store::StoreError;
 
+use super::history::Chain;
 use super::{CancelToken, EngineError, Progress, Result};
 
 /// Packs downloaded at once (memory: this many packs).
@@ -321,12 +323,26 @@ impl Verifier<'_> {
                 Some(_) => {}
             }
         }
+        self.check_forget_records(instance)?;
         let mut by_instance: HashMap<&str, Vec<&PointRecord>> = HashMap::new();
+        let mut chains: HashMap<String, Chain> = HashMap::new();
         for p in &cached {
             by_instance
                 .entry(p.manifest.instance.as_str())
                 .or_default()
                 .push(p);
+            chains
+                .entry(p.manifest.instance.clone())
+                .or_default()
+                .existing
+                .insert(p.id.to_hex());
+        }
+        for (i, id, parent) in self.catalog.forgotten(instance)? {
+            chains
+                .entry(i)
+                .or_default()
+                .forgotten
+                .insert(id.to_hex(), parent);
         }
         for p in points {
             self.cancel.check()?;
@@ -357,10 +373,20 @@ impl Verifier<'_> {
                 .get(m.instance.as_str())
                 .map(Vec::as_slice)
                 .unwrap_or_default();
+            let chain = chains
+                .get(&m.instance)
+                .map(|c| c.check(m.parent.as_deref()));
             match &m.parent {
-                Some(parent) if !siblings.iter().any(|s| s.id.to_hex() == *parent) => {
+                Some(parent) if matches!(&chain, Some(Err(gap)) if gap == parent) => {
                     self.problem(format!(
                         "point {}/{}: its parent manifest {parent} is missing: the history chain is broken",
+                        m.instance, m.name
+                    ))
+                }
+                Some(parent) if matches!(chain, Some(Err(_))) => {
+                    let gap = chain.and_then(|c| c.err()).unwrap_or_default();
+                    self.problem(format!(
+                        "point {}/{}: its parent {parent} was forgotten, but manifest {gap} further back is missing without a forget record: the history chain is broken",
                         m.instance, m.name
                     ))
                 }
@@ -371,6 +397,32 @@ impl Verifier<'_> {
                     ))
                 }
                 _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Reports forget records that the catalog refused (unreadable or forged).
+    fn check_forget_records(&mut self, instance: Option<&str>) -> Result<()> {
+        let known: HashSet<String> = self
+            .catalog
+            .forgotten(instance)?
+            .into_iter()
+            .map(|(_, id, _)| id.to_hex())
+            .collect();
+        let prefix = match instance {
+            Some(i) => format!("forgotten/{i}/"),
+            None => "forgotten/".to_string(),
+        };
+        let mut listed = self.repo.store().list(&prefix).map_err(RepoError::from)?;
+        listed.sort_by(|a, b| a.key.cmp(&b.key));
+        for obj in listed {
+            match ForgetRecord::parse_key(&obj.key) {
+                Some((_, id)) if known.contains(&id.to_hex()) => {}
+                _ => self.problem(format!(
+                    "forget record {} is unreadable or does not match the point it names",
+                    obj.key
+                )),
             }
         }
         Ok(())

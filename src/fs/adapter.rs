@@ -206,6 +206,12 @@ impl Filesystem for Adapter {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        if let Some(now) = self.ns.read_now(fh.0, offset, size as usize) {
+            return match now {
+                Ok(data) => reply.data(&data),
+                Err(e) => reply.error(errno(e)),
+            };
+        }
         let ns = self.ns.clone();
         self.runtime
             .spawn_blocking(move || match ns.read(fh.0, offset, size as usize) {

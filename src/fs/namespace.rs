@@ -3,7 +3,7 @@
 //! `adapter.rs` translates kernel requests into calls on [`Namespace`], and tests drive
 //! it directly without a kernel.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -29,10 +29,11 @@ const JOBS_DIR: u64 = 4;
 const README: u64 = 5;
 const EVENTS: u64 = 6;
 const STATS: u64 = 7;
+const POLICIES_DIR: u64 = 8;
 const CTL_BASE: u64 = 10;
 const FIRST_DYNAMIC: u64 = 100;
 /// How many following files' first chunks an open prefetches.
-const SIBLING_PREFETCH: usize = 16;
+const SIBLING_PREFETCH: usize = 64;
 
 pub const META_NAME: &str = ".cairn";
 
@@ -47,6 +48,11 @@ back from the same handle when you open it read-write.
   echo 'instance=NAME point=POINT|latest target=/abs [include=GLOB].. [mode=new|in-place]' > ctl/restore
   echo '[instance=NAME] [point=POINT] [read-data=true]'          > ctl/verify
   echo 'job=ID'                                                  > ctl/cancel
+  echo 'instance=NAME point=POINT|latest [point=..] [manual=true]' > ctl/forget
+  echo '[dry-run=true] [grace-hours=N]'                          > ctl/prune
+  echo 'create name=P times=03:00,15:00 weekdays=mon,fri keep-days=7' > ctl/policy
+  echo 'bind name=P instance=NAME'                               > ctl/policy
+  (also update, delete, enable, disable, unbind, run-now, settings; policies/P shows P)
 A request may also be one JSON object, e.g. {\"instance\":\"db\",\"name\":\"before-upgrade\"}.
 jobs/ID/status is JSON (state, progress, error); jobs/ID/log is text; `rm -r jobs/ID`
 deletes a finished job; events is the audit log (JSON lines: time, kind, uid, request,
@@ -97,6 +103,8 @@ enum Inode {
     Readme,
     Events,
     Stats,
+    PoliciesDir,
+    Policy(String),
     Ctl(&'static str),
     Instance(String),
     Latest(String),
@@ -123,6 +131,7 @@ enum Key {
     JobDir(u64),
     JobStatus(u64),
     JobLog(u64),
+    Policy(String),
 }
 
 #[derive(Default)]
@@ -156,6 +165,12 @@ pub struct Namespace {
     /// Listings of point directories already read (they never change).
     dirs: RwLock<HashMap<u64, Arc<Listing>>>,
     handles: RwLock<HashMap<u64, Arc<Handle>>>,
+    /// Files opened before: the kernel keeps their pages (keep-cache), so re-opening one
+    /// prefetches nothing, and prefetching skips them.
+    opened: Mutex<HashSet<u64>>,
+    /// Per directory, how far into its listing sibling prefetch has gone: each file's
+    /// first chunk is prefetched once, not once per open of each of its predecessors.
+    prefetched: Mutex<HashMap<u64, usize>>,
     next_handle: AtomicU64,
     owner_uid: u32,
     owner_gid: u32,
@@ -203,6 +218,8 @@ impl Namespace {
             }),
             dirs: RwLock::new(HashMap::new()),
             handles: RwLock::new(HashMap::new()),
+            opened: Mutex::new(HashSet::new()),
+            prefetched: Mutex::new(HashMap::new()),
             next_handle: AtomicU64::new(1),
             // SAFETY: geteuid/getegid cannot fail.
             owner_uid: unsafe { libc::geteuid() },
@@ -225,6 +242,7 @@ impl Namespace {
             README => Ok(Inode::Readme),
             EVENTS => Ok(Inode::Events),
             STATS => Ok(Inode::Stats),
+            POLICIES_DIR => Ok(Inode::PoliciesDir),
             i if (CTL_BASE..CTL_BASE + CONTROL_FILES.len() as u64).contains(&i) => {
                 Ok(Inode::Ctl(CONTROL_FILES[(i - CTL_BASE) as usize]))
             }
@@ -299,12 +317,16 @@ impl Namespace {
     pub fn getattr(&self, ino: u64) -> FsResult<Attr> {
         let inode = self.inode(ino)?;
         Ok(match inode {
-            Inode::Root | Inode::Meta | Inode::JobsDir | Inode::JobDir(_) => {
+            Inode::Root | Inode::Meta | Inode::JobsDir | Inode::JobDir(_) | Inode::PoliciesDir => {
                 self.dir_attr(ino, 0o755, self.started_ns, false)
             }
             Inode::CtlDir => self.dir_attr(ino, 0o700, self.started_ns, false),
             Inode::Readme => self.file_attr(ino, 0o444, README_TEXT.len() as u64),
-            Inode::Events | Inode::Stats | Inode::JobStatus(_) | Inode::JobLog(_) => {
+            Inode::Events
+            | Inode::Stats
+            | Inode::JobStatus(_)
+            | Inode::JobLog(_)
+            | Inode::Policy(_) => {
                 let len = self.dynamic_content(&inode).map(|c| c.len()).unwrap_or(0);
                 self.file_attr(ino, 0o444, len as u64)
             }
@@ -382,6 +404,7 @@ impl Namespace {
                 out.push((b"README".to_vec(), README));
                 out.push((b"ctl".to_vec(), CTL_DIR));
                 out.push((b"jobs".to_vec(), JOBS_DIR));
+                out.push((b"policies".to_vec(), POLICIES_DIR));
                 out.push((b"events".to_vec(), EVENTS));
                 out.push((b"stats".to_vec(), STATS));
             }
@@ -394,6 +417,13 @@ impl Namespace {
                 for id in self.service.job_ids() {
                     let i = self.intern(Key::JobDir(id), || Inode::JobDir(id));
                     out.push((id.to_string().into_bytes(), i));
+                }
+            }
+            Inode::PoliciesDir => {
+                for name in self.service.policy_names() {
+                    let n = name.clone();
+                    let i = self.intern(Key::Policy(name.clone()), || Inode::Policy(n));
+                    out.push((name.into_bytes(), i));
                 }
             }
             Inode::JobDir(id) => {
@@ -464,11 +494,21 @@ impl Namespace {
         Ok(listing)
     }
 
+    /// A directory's tree; its subdirectories' trees are then read in the background
+    /// (`find`, `ls -R` and `tar` go there next).
     fn tree(&self, id: &BlobId) -> FsResult<Arc<Tree>> {
-        self.content.trees().tree(id).map_err(|e| {
+        let trees = self.content.trees();
+        let tree = trees.tree(id).map_err(|e| {
             tracing::error!("reading tree {id}: {e}");
             libc::EIO
-        })
+        })?;
+        let (reader, t) = (trees.clone(), tree.clone());
+        trees
+            .repo()
+            .store()
+            .runtime()
+            .spawn_blocking(move || reader.prefetch_subtrees(&t));
+        Ok(tree)
     }
 
     fn tree_children(&self, point: u64, parent: u64, tree: &Tree) -> Vec<(Vec<u8>, u64)> {
@@ -532,7 +572,7 @@ impl Namespace {
     /// The parent of a directory, for `..`.
     pub fn parent_of(&self, ino: u64) -> u64 {
         match self.inode(ino) {
-            Ok(Inode::CtlDir | Inode::JobsDir) => META,
+            Ok(Inode::CtlDir | Inode::JobsDir | Inode::PoliciesDir) => META,
             Ok(Inode::JobDir(_)) => JOBS_DIR,
             _ => ROOT,
         }
@@ -579,6 +619,7 @@ impl Namespace {
             Inode::Stats => self.service.stats_text().into_bytes(),
             Inode::JobStatus(id) => self.service.job_status(*id)?.into_bytes(),
             Inode::JobLog(id) => self.service.job_log(*id)?.into_bytes(),
+            Inode::Policy(name) => self.service.policy_json(name)?.into_bytes(),
             _ => return None,
         })
     }
@@ -605,7 +646,14 @@ impl Namespace {
                 parent,
                 ..
             } => {
-                self.prefetch_siblings(*parent, ino);
+                if self
+                    .opened
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(ino)
+                {
+                    self.prefetch_siblings(*parent, ino);
+                }
                 (
                     Handle::Content {
                         layout: layout.clone(),
@@ -638,9 +686,22 @@ impl Namespace {
         let Some(pos) = children.iter().position(|(_, i)| *i == ino) else {
             return;
         };
+        let (from, to) = {
+            let mut done = self.prefetched.lock().unwrap_or_else(|p| p.into_inner());
+            let upto = done.entry(parent).or_insert(0);
+            let to = (pos + 1 + SIBLING_PREFETCH).min(children.len());
+            let from = (pos + 1).max(*upto);
+            if from >= to {
+                return;
+            }
+            *upto = to;
+            (from, to)
+        };
+        let opened = self.opened.lock().unwrap_or_else(|p| p.into_inner());
         let table = self.table.read().unwrap_or_else(|p| p.into_inner());
-        let ids: Vec<BlobId> = children[pos + 1..]
+        let ids: Vec<BlobId> = children[from..to]
             .iter()
+            .filter(|(_, i)| !opened.contains(i))
             .filter_map(|(_, i)| match table.entries.get(i) {
                 Some(Inode::Node {
                     layout: Some(l), ..
@@ -650,9 +711,9 @@ impl Namespace {
                 }),
                 _ => None,
             })
-            .take(SIBLING_PREFETCH)
             .collect();
         drop(table);
+        drop(opened);
         self.content.prefetch_blobs(ids);
     }
 
@@ -670,6 +731,20 @@ impl Namespace {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&fh);
+    }
+
+    /// Reads from an open handle if that needs no download (dynamic files, chunks in
+    /// memory): answered on the session thread, without a hop to a worker.
+    pub fn read_now(&self, fh: u64, offset: u64, size: usize) -> Option<FsResult<Vec<u8>>> {
+        match &*self.handle(fh).ok()? {
+            Handle::Content { layout, next } => {
+                let data = self.content.read_cached(layout, offset, size)?;
+                let mut n = next.lock().unwrap_or_else(|p| p.into_inner());
+                *n = offset + data.len() as u64;
+                Some(Ok(data))
+            }
+            _ => Some(self.read(fh, offset, size)),
+        }
     }
 
     /// Reads from an open handle. May block on object storage: call from a worker.

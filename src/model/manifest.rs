@@ -178,6 +178,24 @@ pub fn is_valid_point_name(name: &str) -> bool {
                     .all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-')))
 }
 
+/// A small manifest for unit tests.
+#[cfg(test)]
+pub(crate) fn example(parent: Option<String>) -> Manifest {
+    Manifest {
+        version: MANIFEST_VERSION,
+        instance: "db".into(),
+        name: point_name(0, PointKind::Manual, None),
+        kind: PointKind::Manual,
+        time_ns: 0,
+        parent,
+        root: BlobId([1; 32]),
+        layout: Layout::Single,
+        paths: vec!["/srv".into()],
+        host: "h".into(),
+        stats: PointStats::default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,19 +230,7 @@ mod tests {
     #[test]
     fn manifest_roundtrip_and_tamper() {
         let key = MasterKey::generate(false);
-        let m = Manifest {
-            version: MANIFEST_VERSION,
-            instance: "db".into(),
-            name: point_name(0, PointKind::Manual, None),
-            kind: PointKind::Manual,
-            time_ns: 0,
-            parent: None,
-            root: BlobId([1; 32]),
-            layout: Layout::Single,
-            paths: vec!["/srv".into()],
-            host: "h".into(),
-            stats: PointStats::default(),
-        };
+        let m = example(None);
         let (id, json) = m.encode(&key);
         assert_eq!(Manifest::decode(&key, &id, "db", &json).unwrap(), m);
         assert!(Manifest::decode(&key, &id, "other", &json).is_err());

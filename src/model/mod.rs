@@ -1,12 +1,18 @@
-//! What is stored: trees of nodes, point manifests, and the names they carry.
+//! What is stored: trees of nodes, point manifests, instances, policies, and the names
+//! they carry.
 
+pub mod forgotten;
 pub mod instance;
 pub mod manifest;
 pub mod names;
+pub mod policy;
+pub mod policy_settings;
 pub mod tree;
 
+pub use forgotten::{ForgetRecord, Forgotten};
 pub use instance::InstanceConfig;
 pub use manifest::{Layout, Manifest, ManifestId, PointKind, PointStats};
+pub use policy::{Binding, Days, Keep, Policy, PolicySettings};
 pub use tree::{Extent, Node, NodeKind, Tree, Xattr};
 
 #[derive(Debug, thiserror::Error)]
@@ -25,4 +31,11 @@ pub fn now_ns() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as i64)
         .unwrap_or(0)
+}
+
+/// This machine's host name (recorded in what it writes), empty if unknown.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
 }

@@ -1,6 +1,8 @@
 //! Blobs: the unit of content. A blob is named by the keyed BLAKE3 of its plaintext and
 //! stored as `seal(flag || body)` where `flag` 0 means raw and 1 means zstd.
 
+use std::cell::RefCell;
+
 use serde::{Deserialize, Serialize};
 
 use super::crypto::MasterKey;
@@ -60,18 +62,65 @@ impl BlobKind {
 const FLAG_RAW: u8 = 0;
 const FLAG_ZSTD: u8 = 1;
 
+thread_local! {
+    /// zstd contexts are costly to make (a workspace allocated and zeroed each time): each
+    /// thread keeps one compressor per level and one decompressor.
+    static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Compresses `plaintext` into `out` (appended); false when zstd fails or does not pay.
+fn compress_into(plaintext: &[u8], level: i32, out: &mut Vec<u8>) -> bool {
+    COMPRESSOR.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.as_ref().is_none_or(|(l, _)| *l != level) {
+            *c = zstd::bulk::Compressor::new(level).ok().map(|z| (level, z));
+        }
+        let Some((_, z)) = c.as_mut() else {
+            return false;
+        };
+        SCRATCH.with(|s| {
+            let mut s = s.borrow_mut();
+            s.clear();
+            s.reserve(zstd::zstd_safe::compress_bound(plaintext.len()));
+            match z.compress_to_buffer(plaintext, &mut *s) {
+                Ok(n) if n < plaintext.len() => {
+                    out.extend_from_slice(&s[..n]);
+                    true
+                }
+                _ => false,
+            }
+        })
+    })
+}
+
+/// Decompresses one zstd body of exactly `raw_len` bytes (more is an error).
+fn decompress(body: &[u8], raw_len: usize) -> Option<Vec<u8>> {
+    DECOMPRESSOR.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.is_none() {
+            *d = zstd::bulk::Decompressor::new().ok();
+        }
+        let z = d.as_mut()?;
+        let mut out = Vec::with_capacity(raw_len);
+        z.decompress_to_buffer(body, &mut out).ok()?;
+        Some(out)
+    })
+}
+
 /// Compresses (when it pays) and seals a plaintext into its stored form.
 pub fn encode(key: &MasterKey, plaintext: &[u8], zstd_level: i32) -> Vec<u8> {
-    let mut out = Vec::with_capacity(plaintext.len() / 2 + 64);
+    let reserved = key.seal_prefix_len();
+    let mut out = Vec::with_capacity(reserved + plaintext.len() / 2 + 64);
+    out.resize(reserved, 0);
     out.push(FLAG_ZSTD);
-    let compressed = zstd::stream::copy_encode(plaintext, &mut out, zstd_level).is_ok()
-        && out.len() < plaintext.len() + 1;
-    if !compressed {
-        out.clear();
+    if !compress_into(plaintext, zstd_level, &mut out) {
+        out.truncate(reserved);
         out.push(FLAG_RAW);
         out.extend_from_slice(plaintext);
     }
-    key.seal(out)
+    key.seal_prefixed(out)
 }
 
 /// Opens a stored blob and checks it against its id. `raw_len` bounds decompression.
@@ -91,17 +140,7 @@ pub fn decode(
     let (flag, body) = opened.split_first().ok_or_else(|| corrupt("empty"))?;
     let plain = match *flag {
         FLAG_RAW => body.to_vec(),
-        FLAG_ZSTD => {
-            let mut out = Vec::with_capacity(raw_len);
-            let mut decoder =
-                zstd::stream::read::Decoder::new(body).map_err(|_| corrupt("bad zstd frame"))?;
-            std::io::copy(
-                &mut std::io::Read::take(&mut decoder, raw_len as u64 + 1),
-                &mut out,
-            )
-            .map_err(|_| corrupt("bad zstd frame"))?;
-            out
-        }
+        FLAG_ZSTD => decompress(body, raw_len).ok_or_else(|| corrupt("bad zstd frame"))?,
         _ => return Err(corrupt("unknown encoding flag")),
     };
     if plain.len() != raw_len {

@@ -1,7 +1,7 @@
 //! Keys and sealing: keyed BLAKE3 for ids, XChaCha20-Poly1305 for confidentiality,
 //! Argon2id to turn a password into a key-encryption key.
 
-use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::aead::{Aead, AeadInPlace, KeyInit};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -55,6 +55,31 @@ impl MasterKey {
             None => plain,
             Some(key) => seal_with(key, &plain),
         }
+    }
+
+    /// Bytes [`seal_prefixed`](Self::seal_prefixed) wants reserved before the plaintext.
+    pub fn seal_prefix_len(&self) -> usize {
+        if self.enc_key.is_some() {
+            NONCE_LEN
+        } else {
+            0
+        }
+    }
+
+    /// Like [`seal`](Self::seal), in place: `buf` holds [`seal_prefix_len`](Self::seal_prefix_len)
+    /// reserved bytes, then the plaintext.
+    pub fn seal_prefixed(&self, mut buf: Vec<u8>) -> Vec<u8> {
+        let Some(key) = &self.enc_key else {
+            return buf;
+        };
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::thread_rng().fill_bytes(&mut nonce);
+        buf[..NONCE_LEN].copy_from_slice(&nonce);
+        let tag = XChaCha20Poly1305::new(key.into())
+            .encrypt_in_place_detached(XNonce::from_slice(&nonce), b"", &mut buf[NONCE_LEN..])
+            .expect("XChaCha20-Poly1305 encryption of an in-memory buffer cannot fail");
+        buf.extend_from_slice(&tag);
+        buf
     }
 
     /// Opens what [`seal`](Self::seal) produced; fails on any tampering.

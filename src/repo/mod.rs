@@ -6,15 +6,19 @@ pub mod blob;
 pub mod config;
 pub mod crypto;
 pub mod index;
+pub mod lease;
 pub mod pack;
 mod packer;
+pub mod prune_plan;
 
 pub use blob::{BlobId, BlobKind};
 pub use config::{ChunkerParams, Config, KeyFile, FORMAT_VERSION};
 pub use crypto::{KdfParams, MasterKey};
 pub use index::IndexedPack;
+pub use lease::Lease;
 pub use pack::{PackEntry, PackId};
 pub use packer::{Packer, PackerStats};
+pub use prune_plan::PrunePlan;
 
 use bytes::Bytes;
 
@@ -47,6 +51,8 @@ pub enum RepoError {
     Format(String),
     #[error("blob index: {0}")]
     Index(String),
+    #[error("repository busy: {0}")]
+    Busy(String),
 }
 
 impl RepoError {

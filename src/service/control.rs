@@ -196,12 +196,12 @@ fn parse_json(line: &str) -> Result<Words> {
 }
 
 /// Pulls typed values out of [`Words`], refusing what is left over.
-struct Fields {
+pub(super) struct Fields {
     pairs: Vec<(String, String)>,
 }
 
 impl Fields {
-    fn new(words: Words) -> Fields {
+    pub(super) fn new(words: Words) -> Fields {
         Fields { pairs: words.pairs }
     }
 
@@ -213,7 +213,7 @@ impl Fields {
         taken.into_iter().map(|(_, v)| v).collect()
     }
 
-    fn optional(&mut self, key: &str) -> Result<Option<String>> {
+    pub(super) fn optional(&mut self, key: &str) -> Result<Option<String>> {
         let mut values = self.all(key);
         match values.len() {
             0 => Ok(None),
@@ -224,12 +224,12 @@ impl Fields {
         }
     }
 
-    fn required(&mut self, key: &str) -> Result<String> {
+    pub(super) fn required(&mut self, key: &str) -> Result<String> {
         self.optional(key)?
             .ok_or_else(|| ControlError::invalid(format!("missing `{key}=`")))
     }
 
-    fn finish(self, allowed: &str) -> Result<()> {
+    pub(super) fn finish(self, allowed: &str) -> Result<()> {
         match self.pairs.first() {
             None => Ok(()),
             Some((k, _)) => Err(ControlError::invalid(format!(
@@ -239,7 +239,7 @@ impl Fields {
     }
 }
 
-fn instance_name(value: String) -> Result<String> {
+pub(super) fn instance_name(value: String) -> Result<String> {
     if is_valid_instance_name(&value) {
         Ok(value)
     } else {
@@ -277,7 +277,7 @@ fn point_ref(value: String) -> Result<String> {
     }
 }
 
-fn boolean(key: &str, value: Option<String>) -> Result<bool> {
+pub(super) fn boolean(key: &str, value: Option<String>) -> Result<bool> {
     match value.as_deref() {
         None | Some("false") | Some("0") | Some("no") => Ok(false),
         Some("true") | Some("1") | Some("yes") => Ok(true),
@@ -366,11 +366,19 @@ pub fn parse_instance(text: &str) -> Result<InstanceRequest> {
 pub struct SnapshotRequest {
     pub instance: String,
     pub label: Option<String>,
-    /// Set by the scheduler, never by a control request: the job takes a scheduled
-    /// (`-auto`) point, and a failure is kept as a failed scheduled job. Stored as
-    /// `"scheduled": true` in the job's request JSON, absent otherwise.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub scheduled: bool,
+    /// Set when a policy takes the point (never by a request written into ctl/snapshot):
+    /// the job takes a scheduled (`-auto`) point, and a failure is kept as a failed
+    /// scheduled job. Stored as the `"schedule"` object of the job's request JSON, absent
+    /// otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<super::scheduler::ScheduledRun>,
+}
+
+impl SnapshotRequest {
+    /// Whether a policy's scheduler asked for this snapshot.
+    pub fn is_scheduled(&self) -> bool {
+        self.schedule.is_some()
+    }
 }
 
 pub fn parse_snapshot(text: &str) -> Result<SnapshotRequest> {
@@ -390,7 +398,7 @@ pub fn parse_snapshot(text: &str) -> Result<SnapshotRequest> {
     Ok(SnapshotRequest {
         instance,
         label,
-        scheduled: false,
+        schedule: None,
     })
 }
 
@@ -480,6 +488,75 @@ pub fn parse_verify(text: &str) -> Result<VerifyControl> {
     })
 }
 
+/// `ctl/forget`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForgetControl {
+    pub instance: String,
+    pub points: Vec<String>,
+    /// Manual points are forgotten only with `manual=true`.
+    pub manual: bool,
+}
+
+pub fn parse_forget(text: &str) -> Result<ForgetControl> {
+    let words = parse_words(text)?;
+    no_verb(&words, "forget")?;
+    let mut f = Fields::new(words);
+    let instance = instance_name(f.required("instance")?)?;
+    let points = f
+        .all("point")
+        .into_iter()
+        .map(point_ref)
+        .collect::<Result<Vec<_>>>()?;
+    if points.is_empty() {
+        return Err(ControlError::invalid(
+            "missing `point=` (a point name or `latest`; repeat for several)",
+        ));
+    }
+    let manual = boolean("manual", f.optional("manual")?)?;
+    f.finish("instance, point, manual")?;
+    Ok(ForgetControl {
+        instance,
+        points,
+        manual,
+    })
+}
+
+/// `ctl/prune`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PruneControl {
+    pub dry_run: bool,
+    /// Hours between condemning data and deleting it (default 24).
+    pub grace_hours: Option<u32>,
+}
+
+/// The longest grace period `ctl/prune` accepts: a year.
+const MAX_GRACE_HOURS: u32 = 24 * 366;
+
+pub fn parse_prune(text: &str) -> Result<PruneControl> {
+    let words = if text.trim().is_empty() {
+        Words::default()
+    } else {
+        parse_words(text)?
+    };
+    no_verb(&words, "prune")?;
+    let mut f = Fields::new(words);
+    let dry_run = boolean("dry-run", f.optional("dry-run")?)?;
+    let grace_hours = f
+        .optional("grace-hours")?
+        .map(|v| match v.parse::<u32>() {
+            Ok(h) if h <= MAX_GRACE_HOURS => Ok(h),
+            _ => Err(ControlError::invalid(format!(
+                "grace-hours must be 0..={MAX_GRACE_HOURS}, got `{v}`"
+            ))),
+        })
+        .transpose()?;
+    f.finish("dry-run, grace-hours")?;
+    Ok(PruneControl {
+        dry_run,
+        grace_hours,
+    })
+}
+
 /// `ctl/cancel`.
 pub fn parse_cancel(text: &str) -> Result<u64> {
     let words = parse_words(text)?;
@@ -560,7 +637,7 @@ mod tests {
             SnapshotRequest {
                 instance: "db".into(),
                 label: Some("before-upgrade".into()),
-                scheduled: false,
+                schedule: None,
             }
         );
         assert!(parse_snapshot("instance=db name=auto").is_err());
@@ -593,6 +670,33 @@ mod tests {
         );
         assert!(parse_verify("read-data=maybe").is_err());
         assert!(parse_verify("point=latest").is_err());
+        assert_eq!(
+            parse_forget("instance=db point=latest point=2026-11-22T030000Z-auto manual=true")
+                .unwrap(),
+            ForgetControl {
+                instance: "db".into(),
+                points: vec!["latest".into(), "2026-11-22T030000Z-auto".into()],
+                manual: true
+            }
+        );
+        assert!(!parse_forget("instance=db point=latest").unwrap().manual);
+        assert!(parse_forget("instance=db").is_err());
+        assert!(parse_forget("instance=db point=../x").is_err());
+        assert!(parse_forget("instance=db point=latest manual=perhaps").is_err());
+        assert!(parse_forget("instance=db point=latest colour=red").is_err());
+        assert_eq!(
+            parse_prune("\n").unwrap(),
+            PruneControl {
+                dry_run: false,
+                grace_hours: None
+            }
+        );
+        assert!(parse_prune("dry-run=true").unwrap().dry_run);
+        assert_eq!(parse_prune("grace-hours=0").unwrap().grace_hours, Some(0));
+        assert!(parse_prune("grace-hours=-1").is_err());
+        assert!(parse_prune("grace-hours=99999").is_err());
+        assert!(parse_prune("dry-run=true force=yes").is_err());
+        assert!(parse_prune("now dry-run=true").is_err());
         assert_eq!(parse_cancel("job=17").unwrap(), 17);
         assert!(parse_cancel("job=x").is_err());
         assert!(parse_snapshot("{\"instance\":\"db\"}").is_ok());

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use super::control;
 use super::jobs::JobState;
-use super::{now_ns, Service};
+use super::Service;
 
 /// The kinds this daemon records. Code that records a new kind adds it here, so that
 /// `cairn events --kind` knows it.
@@ -27,6 +27,7 @@ pub const KINDS: &[&str] = &[
     "policy-disabled",
     "instance-bound",
     "instance-unbound",
+    "policy-settings",
     // Requests that start a job (the outcome names the job).
     "snapshot-requested",
     "restore-requested",
@@ -35,10 +36,14 @@ pub const KINDS: &[&str] = &[
     "prune-requested",
     "policy-run-requested",
     "cancel-requested",
+    // What the scheduler decided on its own.
+    "policy-catch-up",
+    "policy-slot-skipped",
     // Outcomes.
     "point-created",
     "point-restored",
     "point-deleted",
+    "prune-completed",
     "job-succeeded",
     "job-failed",
     "job-cancelled",
@@ -144,6 +149,7 @@ pub fn job_end_kind(job_kind: &str, state: JobState) -> &'static str {
     match (job_kind, state) {
         ("snapshot", JobState::Succeeded) => "point-created",
         ("restore", JobState::Succeeded) => "point-restored",
+        ("prune", JobState::Succeeded) => "prune-completed",
         (_, JobState::Succeeded) => "job-succeeded",
         (_, JobState::Cancelled) => "job-cancelled",
         (_, JobState::Interrupted) => "job-interrupted",
@@ -185,7 +191,7 @@ impl Service {
     pub fn record_event(&self, event: Event) {
         // Milliseconds, as the line shows them, so that the row's time and the line's
         // time select the same events.
-        let time_ns = now_ns() / 1_000_000 * 1_000_000;
+        let time_ns = self.now_ns() / 1_000_000 * 1_000_000;
         let line = event.line(time_ns).to_string();
         if let Err(e) = self.inner.catalog.append_event(time_ns, &event.kind, &line) {
             tracing::error!(kind = %event.kind, "cannot record event: {e}");
@@ -214,6 +220,7 @@ mod tests {
                 "policy",
                 &[
                     "create", "update", "delete", "enable", "disable", "bind", "unbind", "run-now",
+                    "settings",
                 ],
             ),
             ("snapshot", &[]),

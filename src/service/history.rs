@@ -70,8 +70,10 @@ impl Service {
         Ok(())
     }
 
-    /// Records the event of a job's end: `point-created` / `point-restored` for a
-    /// snapshot / restore that succeeded, else `job-<state>`.
+    /// Records the event of a job's end: `point-created` / `point-restored` /
+    /// `prune-completed` for a snapshot / restore / prune that succeeded, else
+    /// `job-<state>`; after it, a `point-deleted` for every point the job forgot (a
+    /// forget job, or the retention that follows a scheduled snapshot).
     pub(super) fn record_job_end(&self, end: JobEnd<'_>) {
         let _order = self.event_order();
         let mut event = Event::new(job_end_kind(end.kind, end.state))
@@ -91,12 +93,39 @@ impl Service {
             .or_else(|| end.request["point"].as_str())
             .map(str::to_string);
         event.instance = end.instance.map(str::to_string);
-        self.record_event(event.request(end.request));
+        // The points a forget job, or a snapshot's retention, forgot: one event each.
+        let (deleted, by) = match end.kind {
+            "forget" => ("removed", "forget"),
+            _ => ("expired", "retention"),
+        };
+        let deleted: Vec<String> = end
+            .result
+            .as_ref()
+            .and_then(|r| r[deleted].as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|p| p.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let event = event.request(end.request);
+        let (instance, request) = (event.instance.clone(), event.request.clone());
+        self.record_event(event);
+        for point in deleted {
+            let mut gone = Event::new("point-deleted")
+                .uid(end.uid)
+                .job(end.id)
+                .point(point)
+                .request(request.clone())
+                .outcome(json!({"ok": true, "by": by}));
+            gone.instance = instance.clone();
+            self.record_event(gone);
+        }
     }
 
     /// Applies the retention rule of the job history; failures are logged.
     pub(super) fn expire_history(&self) {
-        match self.inner.catalog.expire_job_history(now_ns()) {
+        match self.inner.catalog.expire_job_history(self.now_ns()) {
             Ok(0) => {}
             Ok(n) => tracing::info!("job history: {n} old finished jobs forgotten"),
             Err(e) => tracing::warn!("cannot apply the job history's retention: {e}"),

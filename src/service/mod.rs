@@ -1,12 +1,19 @@
 //! The daemon's brain: turns control requests into jobs, runs them (one at a time per
-//! instance, others queue), keeps instances, jobs and events, and refreshes the catalog
-//! so points written by other machines appear. The FUSE layer only calls this.
+//! instance, others queue), keeps instances, policies, jobs and events, runs the
+//! scheduler, and refreshes the catalog so points written by other machines appear. The
+//! FUSE layer only calls this.
 
+pub mod clock;
 pub mod control;
 pub mod events;
 mod history;
 pub mod jobs;
+pub mod policies;
+pub mod policy_control;
+pub mod retention;
 mod runner;
+pub mod schedule;
+pub mod scheduler;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -16,16 +23,19 @@ use serde_json::{json, Value};
 
 use crate::catalog::{Catalog, PointRecord};
 use crate::engine::CancelToken;
-use crate::model::InstanceConfig;
+use crate::model::{InstanceConfig, Policy, PolicySettings};
 use crate::repo::Repository;
 use crate::store::StoreError;
 
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use control::ControlError;
 pub use events::{Event, KINDS as EVENT_KINDS};
 pub use jobs::{JobProgress, JobState, LiveJob};
 
 /// The control files of `.cairn/ctl/`.
-pub const CONTROL_FILES: &[&str] = &["instance", "snapshot", "restore", "verify", "cancel"];
+pub const CONTROL_FILES: &[&str] = &[
+    "instance", "snapshot", "restore", "verify", "cancel", "forget", "prune", "policy",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -43,6 +53,8 @@ pub use crate::model::now_ns;
 struct State {
     live: BTreeMap<u64, LiveJob>,
     instances: BTreeMap<String, InstanceConfig>,
+    policies: BTreeMap<String, Policy>,
+    settings: PolicySettings,
     shutdown: bool,
     /// Bumped whenever points or instances change, so views can invalidate caches.
     generation: u64,
@@ -57,6 +69,10 @@ struct Inner {
     /// Held while a request is handled and its event recorded, and while a job's end is
     /// recorded: a request's event always comes before the end of the job it started.
     event_order: Mutex<()>,
+    clock: Arc<dyn Clock>,
+    sched: Mutex<scheduler::SchedState>,
+    /// Serialises policy changes (each is a read-modify-write of repository objects).
+    policy_writes: Mutex<()>,
 }
 
 /// A running service; clones share it. Call [`shutdown`](Service::shutdown) to stop.
@@ -69,13 +85,23 @@ pub struct Service {
 pub const REFRESH_INTERVAL: Duration = Duration::from_secs(5);
 
 impl Service {
-    /// Starts the service: marks jobs a previous daemon left unfinished as interrupted,
-    /// applies the job history's retention, loads instances, starts `workers` job
-    /// runners and a refresher.
+    /// Starts the service on the system clock.
     pub fn start(
         repo: Repository,
         catalog: Arc<Catalog>,
         workers: usize,
+    ) -> Result<Service, ServiceError> {
+        Service::start_with_clock(repo, catalog, workers, Arc::new(SystemClock))
+    }
+
+    /// Starts the service: marks jobs a previous daemon left unfinished as interrupted,
+    /// applies the job history's retention, loads instances and policies, starts
+    /// `workers` job runners, a refresher and the scheduler, which reads `clock`.
+    pub fn start_with_clock(
+        repo: Repository,
+        catalog: Arc<Catalog>,
+        workers: usize,
+        clock: Arc<dyn Clock>,
     ) -> Result<Service, ServiceError> {
         let service = Service {
             inner: Arc::new(Inner {
@@ -85,6 +111,9 @@ impl Service {
                 wake: Condvar::new(),
                 last_refresh: Mutex::new(Instant::now()),
                 event_order: Mutex::new(()),
+                sched: Mutex::new(scheduler::SchedState::new(clock.now_ns())),
+                clock,
+                policy_writes: Mutex::new(()),
             }),
         };
         service.recover_history()?;
@@ -100,6 +129,11 @@ impl Service {
         std::thread::Builder::new()
             .name("cairn-refresh".into())
             .spawn(move || s.run_refresher())
+            .map_err(|e| ServiceError::Store(StoreError::Runtime(e)))?;
+        let s = service.clone();
+        std::thread::Builder::new()
+            .name("cairn-scheduler".into())
+            .spawn(move || s.run_scheduler())
             .map_err(|e| ServiceError::Store(StoreError::Runtime(e)))?;
         Ok(service)
     }
@@ -138,31 +172,27 @@ impl Service {
         self.lock().generation
     }
 
-    /// Reloads instances and points from the repository.
+    /// Reloads instances, policies and points from the repository.
     pub fn refresh(&self) -> Result<(), ServiceError> {
         let repo = &self.inner.repo;
         let stats = self.inner.catalog.refresh(repo)?;
-        let mut instances = BTreeMap::new();
-        for obj in repo.store().list("instances/")? {
-            let Some(name) = obj.key.strip_prefix("instances/") else {
-                continue;
-            };
-            match repo
-                .get_sealed(&obj.key)
-                .map_err(|e| e.to_string())
-                .and_then(|json| InstanceConfig::decode(name, &json).map_err(|e| e.to_string()))
-            {
-                Ok(c) => {
-                    instances.insert(c.name.clone(), c);
-                }
-                Err(e) => tracing::warn!(key = %obj.key, "ignoring instance definition: {e}"),
-            }
-        }
+        let (policies, settings) = policies::load(repo)?;
+        let instances = definitions(repo, "instances/", InstanceConfig::decode)?
+            .into_iter()
+            .map(|c| (c.name.clone(), c))
+            .collect::<BTreeMap<_, _>>();
         let mut st = self.lock();
-        if st.instances != instances || stats.new_points > 0 || stats.removed_points > 0 {
+        if st.instances != instances
+            || st.policies != policies
+            || stats.new_points > 0
+            || stats.removed_points > 0
+            || stats.forgotten_points > 0
+        {
             st.generation += 1;
         }
         st.instances = instances;
+        st.policies = policies;
+        st.settings = settings;
         *self
             .inner
             .last_refresh
@@ -235,6 +265,7 @@ impl Service {
     fn dispatch(&self, file: &str, text: &str, uid: u32) -> Result<String, ControlError> {
         match file {
             "instance" => self.instance_request(control::parse_instance(text)?),
+            "policy" => self.policy_request(policy_control::parse_policy(text)?),
             "snapshot" => {
                 let req = control::parse_snapshot(text)?;
                 if self.instance(&req.instance).is_none() {
@@ -295,6 +326,46 @@ impl Service {
                     Some(uid),
                     "verify",
                     instance,
+                    serde_json::to_value(&req).unwrap_or_default(),
+                )
+            }
+            "forget" => {
+                let req = control::parse_forget(text)?;
+                self.refresh_if_older(Duration::from_secs(1));
+                let mut names = Vec::new();
+                for p in &req.points {
+                    let Some(found) = self.find_point(&req.instance, p) else {
+                        return Err(ControlError::not_found(format!(
+                            "instance `{}` has no point `{p}`",
+                            req.instance
+                        )));
+                    };
+                    if found.manifest.kind == crate::model::PointKind::Manual && !req.manual {
+                        return Err(ControlError {
+                            errno: libc::EPERM,
+                            message: format!(
+                                "point {}/{} is a manual point: add manual=true to forget it",
+                                req.instance, found.manifest.name
+                            ),
+                        });
+                    }
+                    names.push(found.manifest.name);
+                }
+                self.check_write_once(&req.instance, &names)?;
+                let instance = req.instance.clone();
+                self.enqueue_as(
+                    Some(uid),
+                    "forget",
+                    Some(instance),
+                    serde_json::to_value(&req).unwrap_or_default(),
+                )
+            }
+            "prune" => {
+                let req = control::parse_prune(text)?;
+                self.enqueue_as(
+                    Some(uid),
+                    "prune",
+                    None,
                     serde_json::to_value(&req).unwrap_or_default(),
                 )
             }
@@ -381,18 +452,8 @@ impl Service {
         }
     }
 
-    /// Queues a job the daemon starts on its own (no requester: `uid` null in its events).
-    #[allow(dead_code)] // the scheduler's entry point
-    fn enqueue(
-        &self,
-        kind: &'static str,
-        instance: Option<String>,
-        request: Value,
-    ) -> Result<String, ControlError> {
-        self.enqueue_as(None, kind, instance, request)
-    }
-
-    /// Queues a job asked for by `uid`; returns the reply `job=ID`.
+    /// Queues a job asked for by `uid` (`None`: the daemon on its own, `uid` null in its
+    /// events); returns the reply `job=ID`.
     fn enqueue_as(
         &self,
         uid: Option<u32>,
@@ -400,7 +461,19 @@ impl Service {
         instance: Option<String>,
         request: Value,
     ) -> Result<String, ControlError> {
-        let created = now_ns();
+        self.enqueue_job(uid, kind, instance, request)
+            .map(|id| format!("job={id}\n"))
+    }
+
+    /// Queues a job and returns its id.
+    fn enqueue_job(
+        &self,
+        uid: Option<u32>,
+        kind: &'static str,
+        instance: Option<String>,
+        request: Value,
+    ) -> Result<u64, ControlError> {
+        let created = self.now_ns();
         let id = self
             .inner
             .catalog
@@ -432,7 +505,7 @@ impl Service {
         let mut st = self.lock();
         st.live.insert(id, job);
         self.inner.wake.notify_all();
-        Ok(format!("job={id}\n"))
+        Ok(id)
     }
 
     fn persist(
@@ -531,6 +604,8 @@ impl Service {
             "stored_bytes": packs.iter().filter(|p| p.2).map(|p| p.1).sum::<u64>(),
             "data_blobs": data_blobs,
             "tree_blobs": tree_blobs,
+            "forgotten_points": catalog.forgotten(None).map(|f| f.len()).unwrap_or(0),
+            "prune_plans_pending": catalog.plans().map(|p| p.len()).unwrap_or(0),
             "jobs_queued": st.live.values().filter(|j| j.state == JobState::Queued).count(),
             "jobs_running": st.live.values().filter(|j| j.state == JobState::Running).count(),
         });
@@ -544,6 +619,30 @@ impl Service {
         }
         names.into_iter().collect()
     }
+}
+
+/// The sealed definition objects under `prefix` (instances, policies), decoded by
+/// `decode(name, json)`; one that does not decode is skipped with a warning.
+fn definitions<T, E: std::fmt::Display>(
+    repo: &Repository,
+    prefix: &str,
+    decode: impl Fn(&str, &[u8]) -> Result<T, E>,
+) -> crate::repo::Result<Vec<T>> {
+    let mut out = Vec::new();
+    for obj in repo.store().list(prefix)? {
+        let Some(name) = obj.key.strip_prefix(prefix) else {
+            continue;
+        };
+        match repo
+            .get_sealed(&obj.key)
+            .map_err(|e| e.to_string())
+            .and_then(|json| decode(name, &json).map_err(|e| e.to_string()))
+        {
+            Ok(v) => out.push(v),
+            Err(e) => tracing::warn!(key = %obj.key, "ignoring {prefix} object: {e}"),
+        }
+    }
+    Ok(out)
 }
 
 fn is_empty_dir(p: &std::path::Path) -> bool {

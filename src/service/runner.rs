@@ -12,31 +12,42 @@ use crate::engine::{self, BackupRequest, CancelToken, RestoreRequest, VerifyRequ
 use crate::model::PointKind;
 
 use super::history::{JobEnd, INTERRUPTED};
-use super::jobs::{JobProgress, JobState};
+use super::jobs::{JobProgress, JobState, LiveJob};
 use super::{control, now_ns, Service};
 
 impl Service {
-    /// Picks the oldest queued job whose instance has nothing running.
+    /// Picks the oldest queued job whose instance has nothing running. A prune runs
+    /// alone: it starts once nothing runs, and nothing queued after it starts before it
+    /// is done (it deletes data, and a backup beside it in this daemon is exactly what
+    /// its grace period cannot cover when that is zero).
     fn next_job(&self) -> Option<u64> {
         let mut st = self.lock();
         loop {
             if st.shutdown {
                 return None;
             }
-            let busy: BTreeSet<Option<String>> = st
+            let running: Vec<&LiveJob> = st
                 .live
                 .values()
                 .filter(|j| j.state == JobState::Running)
-                .map(|j| j.instance.clone())
                 .collect();
-            let pick = st
-                .live
-                .values()
-                .find(|j| {
-                    j.state == JobState::Queued
-                        && (j.instance.is_none() || !busy.contains(&j.instance))
-                })
-                .map(|j| j.id);
+            let busy: BTreeSet<Option<String>> =
+                running.iter().map(|j| j.instance.clone()).collect();
+            let mut pick = None;
+            if !running.iter().any(|j| j.kind == "prune") {
+                for j in st.live.values().filter(|j| j.state == JobState::Queued) {
+                    if j.kind == "prune" {
+                        if running.is_empty() {
+                            pick = Some(j.id);
+                        }
+                        break;
+                    }
+                    if j.instance.is_none() || !busy.contains(&j.instance) {
+                        pick = Some(j.id);
+                        break;
+                    }
+                }
+            }
             if let Some(id) = pick {
                 if let Some(job) = st.live.get_mut(&id) {
                     job.state = JobState::Running;
@@ -159,15 +170,28 @@ impl Service {
                 );
                 b.excludes = config.excludes.clone();
                 b.label = req.label.clone();
-                b.kind = if req.scheduled {
-                    PointKind::Scheduled
-                } else {
-                    PointKind::Manual
-                };
+                b.kind = PointKind::Manual;
+                if let Some(run) = &req.schedule {
+                    if let Some(taken) = self.slot_taken(&req.instance, run)? {
+                        return Ok(json!({"point": taken, "already_taken": true}));
+                    }
+                    b.kind = PointKind::Scheduled;
+                    b.time_ns = Some(run.time_ns);
+                }
                 let out = engine::backup(repo, catalog, &b, progress.as_ref(), cancel)?;
-                Ok(
-                    json!({"point": out.manifest.name, "stats": out.manifest.stats, "warnings": out.warnings}),
-                )
+                let mut result = json!({"point": out.manifest.name, "stats": out.manifest.stats, "warnings": out.warnings});
+                if req.schedule.is_some() {
+                    // Retention follows every scheduled point; the point stays if it fails.
+                    result["expired"] =
+                        match self.expire_points(&req.instance, progress.as_ref(), cancel) {
+                            Ok(names) => json!(names),
+                            Err(e) => {
+                                progress.log_line(format!("warning: retention: {e}"));
+                                json!({"error": e.to_string()})
+                            }
+                        };
+                }
+                Ok(result)
             }
             "restore" => {
                 let req: control::RestoreControl =
@@ -212,6 +236,30 @@ impl Service {
                         names.join(", ")
                     )))
                 }
+            }
+            "forget" => {
+                let req: control::ForgetControl =
+                    serde_json::from_value(request.clone()).map_err(bad)?;
+                let f = engine::ForgetRequest {
+                    instance: req.instance.clone(),
+                    points: req.points.clone(),
+                    allow_manual: req.manual,
+                };
+                let out = engine::forget(repo, catalog, &f, progress.as_ref(), cancel)?;
+                Ok(json!({"instance": req.instance, "removed": out.removed}))
+            }
+            "prune" => {
+                let req: control::PruneControl =
+                    serde_json::from_value(request.clone()).map_err(bad)?;
+                let mut p = engine::PruneRequest {
+                    dry_run: req.dry_run,
+                    ..Default::default()
+                };
+                if let Some(h) = req.grace_hours {
+                    p.grace_ns = i64::from(h) * 3_600 * 1_000_000_000;
+                }
+                let out = engine::prune(repo, catalog, &p, progress.as_ref(), cancel)?;
+                Ok(serde_json::to_value(&out).unwrap_or_default())
             }
             other => Err(engine::EngineError::Invalid(format!(
                 "unknown job kind {other}"

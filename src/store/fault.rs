@@ -1,5 +1,7 @@
 //! A fault-injecting `ObjectStore` decorator for tests of failure paths: after a set
-//! number of successful reads or writes, every further one fails like a broken backend.
+//! number of successful reads, writes, or changes (writes and deletes together, to stop
+//! a multi-step operation at each of its steps), every further one fails like a broken
+//! backend.
 
 use std::fmt;
 use std::ops::Range;
@@ -9,6 +11,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
+use futures::StreamExt;
 use object_store::path::Path;
 use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
@@ -20,6 +23,7 @@ pub struct FaultStore {
     inner: Arc<dyn ObjectStore>,
     reads_left: AtomicI64,
     writes_left: AtomicI64,
+    changes_left: AtomicI64,
 }
 
 impl fmt::Debug for FaultStore {
@@ -57,6 +61,7 @@ impl FaultStore {
             inner,
             reads_left: AtomicI64::new(-1),
             writes_left: AtomicI64::new(-1),
+            changes_left: AtomicI64::new(-1),
         }
     }
 
@@ -70,10 +75,21 @@ impl FaultStore {
         self.writes_left.store(n, Ordering::SeqCst);
     }
 
-    /// Disarms both faults.
+    /// Lets `n` more writes or deletes succeed, then fails every one.
+    pub fn fail_changes_after(&self, n: i64) {
+        self.changes_left.store(n, Ordering::SeqCst);
+    }
+
+    /// Disarms every fault.
     pub fn heal(&self) {
         self.reads_left.store(-1, Ordering::SeqCst);
         self.writes_left.store(-1, Ordering::SeqCst);
+        self.changes_left.store(-1, Ordering::SeqCst);
+    }
+
+    fn write_fails(&self) -> bool {
+        // Both budgets are spent (no short-circuit): each counts what it is armed for.
+        spend(&self.writes_left) | spend(&self.changes_left)
     }
 }
 
@@ -85,7 +101,7 @@ impl ObjectStore for FaultStore {
         payload: PutPayload,
         opts: PutOptions,
     ) -> Result<PutResult> {
-        if spend(&self.writes_left) {
+        if self.write_fails() {
             return Err(injected("write"));
         }
         self.inner.put_opts(location, payload, opts).await
@@ -96,7 +112,7 @@ impl ObjectStore for FaultStore {
         location: &Path,
         opts: PutMultipartOptions,
     ) -> Result<Box<dyn MultipartUpload>> {
-        if spend(&self.writes_left) {
+        if self.write_fails() {
             return Err(injected("write"));
         }
         self.inner.put_multipart_opts(location, opts).await
@@ -120,6 +136,9 @@ impl ObjectStore for FaultStore {
         &self,
         locations: BoxStream<'static, Result<Path>>,
     ) -> BoxStream<'static, Result<Path>> {
+        if spend(&self.changes_left) {
+            return locations.map(|_| Err(injected("delete"))).boxed();
+        }
         self.inner.delete_stream(locations)
     }
 

@@ -61,7 +61,7 @@ fn cairn_bin() -> &'static Path {
 }
 
 /// One finished run of the binary.
-struct Run {
+pub(crate) struct Run {
     code: i32,
     stdout: String,
     stderr: String,
@@ -82,19 +82,19 @@ impl Run {
         }
     }
 
-    fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         format!(
             "`{}` exited {}\n--- stdout\n{}--- stderr\n{}",
             self.what, self.code, self.stdout, self.stderr
         )
     }
 
-    fn ok(self) -> Run {
+    pub(crate) fn ok(self) -> Run {
         assert_eq!(self.code, 0, "{}", self.describe());
         self
     }
 
-    fn code(self, code: i32) -> Run {
+    pub(crate) fn code(self, code: i32) -> Run {
         assert_eq!(self.code, code, "{}", self.describe());
         self
     }
@@ -104,7 +104,7 @@ impl Run {
         self
     }
 
-    fn stderr_has(self, needle: &str) -> Run {
+    pub(crate) fn stderr_has(self, needle: &str) -> Run {
         assert!(
             self.stderr.contains(needle),
             "stderr lacks {needle:?}: {}",
@@ -113,7 +113,7 @@ impl Run {
         self
     }
 
-    fn stdout_has(self, needle: &str) -> Run {
+    pub(crate) fn stdout_has(self, needle: &str) -> Run {
         assert!(
             self.stdout.contains(needle),
             "stdout lacks {needle:?}: {}",
@@ -122,7 +122,7 @@ impl Run {
         self
     }
 
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         let lines: Vec<&str> = self.stdout.lines().collect();
         assert_eq!(
             lines.len(),
@@ -136,13 +136,13 @@ impl Run {
 }
 
 /// A working directory with its own catalog cache, and how to run cairn in it.
-struct Cli {
+pub(crate) struct Cli {
     work: PathBuf,
     password: Option<String>,
 }
 
 impl Cli {
-    fn new(work: &Path) -> Cli {
+    pub(crate) fn new(work: &Path) -> Cli {
         Cli {
             work: work.to_path_buf(),
             password: Some(PASSWORD.to_string()),
@@ -156,7 +156,7 @@ impl Cli {
         }
     }
 
-    fn repo(&self) -> String {
+    pub(crate) fn repo(&self) -> String {
         self.work.join("repo").to_str().unwrap().to_string()
     }
 
@@ -181,7 +181,7 @@ impl Cli {
         cmd
     }
 
-    fn run(&self, args: &[&str]) -> Run {
+    pub(crate) fn run(&self, args: &[&str]) -> Run {
         let out = self
             .command(args)
             .output()
@@ -208,7 +208,7 @@ fn path_str(p: &Path) -> &str {
 
 /// Bytes of the finished pack objects under `repo/packs` (in-progress uploads of the
 /// local store carry a `#` in their name).
-fn pack_bytes(repo: &Path) -> u64 {
+pub(crate) fn pack_bytes(repo: &Path) -> u64 {
     let mut total = 0;
     let Ok(dirs) = fs::read_dir(repo.join("packs")) else {
         return 0;

@@ -68,9 +68,9 @@ pub fn cairn_bin() -> &'static Path {
 }
 
 /// One finished run of the binary.
-struct Run {
+pub(crate) struct Run {
     code: i32,
-    stdout: String,
+    pub(crate) stdout: String,
     stderr: String,
     what: String,
 }
@@ -83,17 +83,17 @@ impl Run {
         )
     }
 
-    fn ok(self) -> Run {
+    pub(crate) fn ok(self) -> Run {
         assert_eq!(self.code, 0, "{}", self.describe());
         self
     }
 
-    fn code(self, code: i32) -> Run {
+    pub(crate) fn code(self, code: i32) -> Run {
         assert_eq!(self.code, code, "{}", self.describe());
         self
     }
 
-    fn stderr_has(self, needle: &str) -> Run {
+    pub(crate) fn stderr_has(self, needle: &str) -> Run {
         assert!(
             self.stderr.contains(needle),
             "stderr lacks {needle:?}: {}",
@@ -102,7 +102,7 @@ impl Run {
         self
     }
 
-    fn stdout_has(self, needle: &str) -> Run {
+    pub(crate) fn stdout_has(self, needle: &str) -> Run {
         assert!(
             self.stdout.contains(needle),
             "stdout lacks {needle:?}: {}",
@@ -111,7 +111,7 @@ impl Run {
         self
     }
 
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         let lines: Vec<&str> = self.stdout.lines().collect();
         assert_eq!(lines.len(), 1, "one JSON line: {}", self.describe());
         serde_json::from_str(lines[0])
@@ -163,20 +163,20 @@ fn wait_limited(what: &str, mut child: Child, limit: Duration) -> Run {
 
 /// A private work directory (repository, cache, mount point, sources) and how to run
 /// cairn in it.
-struct Env {
+pub(crate) struct Env {
     dir: tempfile::TempDir,
     password: Option<String>,
 }
 
 impl Env {
-    fn new() -> Env {
+    pub(crate) fn new() -> Env {
         Env {
             dir: tempfile::tempdir().unwrap(),
             password: None,
         }
     }
 
-    fn path(&self, rel: &str) -> PathBuf {
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
 
@@ -184,7 +184,7 @@ impl Env {
         self.path("repo").to_str().unwrap().to_string()
     }
 
-    fn mnt(&self) -> PathBuf {
+    pub(crate) fn mnt(&self) -> PathBuf {
         self.path("mnt")
     }
 
@@ -220,7 +220,7 @@ impl Env {
             .unwrap_or_else(|e| panic!("cannot run cairn: {e}"))
     }
 
-    fn run(&self, args: &[&str]) -> Run {
+    pub(crate) fn run(&self, args: &[&str]) -> Run {
         wait_limited(
             &format!("cairn {}", args.join(" ")),
             self.spawn(args),
@@ -228,7 +228,7 @@ impl Env {
         )
     }
 
-    fn init(&self) {
+    pub(crate) fn init(&self) {
         let mut args = vec!["init"];
         if self.password.is_none() {
             args.push("--no-encryption");
@@ -240,7 +240,7 @@ impl Env {
     }
 
     /// `cairn mount --background`: returns the guard of the daemon it started.
-    fn mount_background(&self) -> Daemon {
+    pub(crate) fn mount_background(&self) -> Daemon {
         let (repo, mnt) = (self.repo(), self.mnt_str());
         let run = self.run(&["mount", "--background", "--json", &repo, &mnt]);
         // Whatever happened, a daemon that did start is guarded from here on.
@@ -394,7 +394,7 @@ fn tear_down(mnt: &Path, pid: Option<i32>) {
 
 /// Guards a mount daemon: Drop (or the watchdog, at [`TEST_LIMIT`]) detaches the mount
 /// and kills the daemon.
-struct Daemon {
+pub(crate) struct Daemon {
     mnt: PathBuf,
     pid: Option<i32>,
     child: Option<Child>,

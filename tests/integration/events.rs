@@ -409,13 +409,17 @@ fn point(repo: &Repository, catalog: &Arc<Catalog>, src: &Path, kind: PointKind)
     (out.manifest.name, out.manifest.time_ns)
 }
 
-/// A failed run as the scheduler records it: a snapshot job with `"scheduled": true`.
+/// A failed run as the scheduler records it: a snapshot job whose request has a
+/// `"schedule"`.
 fn failed_run(catalog: &Catalog, instance: &str, scheduled: bool, state: &str) -> u64 {
+    let created = cairn::model::now_ns();
     let mut request = json!({"instance": instance, "label": null});
     if scheduled {
-        request["scheduled"] = json!(true);
+        request["schedule"] = json!({
+            "policy": "nightly", "slot": "2026-11-22T03:00:00Z", "slot_ns": created,
+            "time_ns": created, "trigger": "slot",
+        });
     }
-    let created = cairn::model::now_ns();
     let id = catalog
         .insert_job(
             "snapshot",

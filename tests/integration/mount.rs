@@ -264,13 +264,7 @@ fn a_point_taken_by_a_second_daemon_on_the_same_s3_repository_appears() {
         cairn::repo::Repository::init(store.clone(), &crate::support::repos::fast_init(true))
             .unwrap();
     let first = TestRepo::open_catalog(repo.clone(), &dir.path().join("a"));
-    let second_repo = cairn::repo::Repository::open(
-        cairn::store::Store::from_object_store(store.object_store(), "second".into()).unwrap(),
-        Some(crate::support::repos::PASSWORD),
-    )
-    .unwrap();
-    std::fs::create_dir_all(dir.path().join("b")).unwrap();
-    let second = TestRepo::open_catalog(second_repo, &dir.path().join("b"));
+    let second = crate::support::repos::second_machine(&store, &dir.path().join("b"));
     let src = dir.path().join("src");
     SourceTree::new(&src).file("hello.txt", b"from the second machine");
 

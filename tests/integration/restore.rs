@@ -504,7 +504,8 @@ impl Progress for FailReadsAtStart {
     }
 }
 
-/// A repository on a fault-injecting in-memory store, with 40 one-chunk files backed up.
+/// A repository on a fault-injecting in-memory store, with 40 files (12 MB) backed up: a
+/// restore reads them in several coalesced range requests.
 fn faulty_repo(work: &Path) -> (TestRepo, Arc<FaultStore>, PathBuf) {
     let fault = Arc::new(FaultStore::new(Arc::new(
         object_store::memory::InMemory::new(),
@@ -514,7 +515,7 @@ fn faulty_repo(work: &Path) -> (TestRepo, Arc<FaultStore>, PathBuf) {
     let t = TestRepo::open_catalog(repo, work);
     let src = SourceTree::new(&work.join("src"));
     for i in 0..40 {
-        src.file(&format!("d{}/f{i}", i % 3), &noise(100 + i, 100_000));
+        src.file(&format!("d{}/f{i}", i % 3), &noise(100 + i, 300_000));
     }
     run_backup(&t, "faulty", &[&src.root]);
     (t, fault, src.root)
@@ -526,7 +527,7 @@ fn a_store_failure_mid_restore_leaves_a_new_target_uncreated() {
     let (t, fault, _src) = faulty_repo(dir.path());
     let top = names(dir.path());
     let target = dir.path().join("out");
-    let progress = FailReadsAtStart { fault, after: 20 };
+    let progress = FailReadsAtStart { fault, after: 1 };
     let req = request("faulty", "latest", Some(&target), RestoreMode::New);
     let err = restore(&t.repo, &t.catalog, &req, &progress, &CancelToken::new()).unwrap_err();
     assert!(err.to_string().contains("injected"), "{err}");
@@ -549,7 +550,7 @@ fn a_store_failure_mid_restore_leaves_the_original_untouched() {
     let before = dir.path().join("before");
     copy_tree(&src, &before);
     let top = names(dir.path());
-    let progress = FailReadsAtStart { fault, after: 20 };
+    let progress = FailReadsAtStart { fault, after: 1 };
     let req = request("faulty", "latest", None, RestoreMode::InPlace);
     let err = restore(&t.repo, &t.catalog, &req, &progress, &CancelToken::new()).unwrap_err();
     assert!(err.to_string().contains("injected"), "{err}");

@@ -5,3 +5,4 @@ pub mod fixture;
 pub mod mount;
 pub mod repos;
 pub mod s3;
+pub mod schedule;

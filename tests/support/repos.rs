@@ -56,6 +56,18 @@ impl TestRepo {
     }
 }
 
+/// A second, independent handle on the repository in `store` (another machine), with its
+/// own catalog in `work/catalog.sqlite`.
+pub fn second_machine(store: &Store, work: &Path) -> TestRepo {
+    let repo = Repository::open(
+        Store::from_object_store(store.object_store(), "second".into()).unwrap(),
+        Some(PASSWORD),
+    )
+    .unwrap();
+    std::fs::create_dir_all(work).unwrap();
+    TestRepo::open_catalog(repo, work)
+}
+
 /// A store on a fresh prefix of the test bucket.
 pub fn s3_store(tag: &str) -> Option<Store> {
     let env = super::s3::s3_env()?;

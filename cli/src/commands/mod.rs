@@ -2,11 +2,14 @@
 
 pub mod catalog;
 pub mod events;
+pub mod forget;
 pub mod init;
 pub mod instance;
 pub mod jobs;
 pub mod mount;
 pub mod points;
+pub mod policy;
+pub mod prune;
 pub mod restore;
 pub mod snapshot;
 pub mod verify;

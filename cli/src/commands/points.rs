@@ -205,7 +205,7 @@ fn through_mount(client: &Client, args: &PointsArgs, wanted: &Wanted) -> Result<
             let instance = s["instance"].as_str().unwrap_or("").to_string();
             if s["kind"] == "snapshot"
                 && s["state"] == "failed"
-                && s["request"]["scheduled"] == true
+                && s["request"]["schedule"].is_object()
                 && args.instance.as_ref().is_none_or(|i| *i == instance)
                 && wanted.in_range(time_ns)
             {

@@ -86,13 +86,7 @@ pub fn run(inv: &Invocation<'_>, args: &RestoreArgs) -> Result<Status> {
 }
 
 fn direct(inv: &Invocation<'_>, args: &RestoreArgs, repo: &str) -> Result<Status> {
-    if args.job.no_wait {
-        return Err(usage(
-            "--no-wait works through a mount (--mount DIR), not with --repo",
-        ));
-    }
-    let repo = repo_args::open_repository(inv.global, repo)?;
-    let catalog = repo_args::open_catalog(&repo)?;
+    let (repo, catalog) = repo_args::open_direct(inv.global, repo, args.job.no_wait)?;
     let req = RestoreRequest {
         instance: args.instance.clone(),
         point: args.point.clone(),

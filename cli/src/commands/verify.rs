@@ -11,7 +11,6 @@ use cairn::engine::{self, VerifyReport, VerifyRequest};
 
 use super::{print_json, Invocation, Status};
 use crate::client::{self, JobArgs, Request, Target, TargetArgs};
-use crate::failure::usage;
 use crate::human_units;
 use crate::progress::TermProgress;
 use crate::repo_args;
@@ -53,13 +52,7 @@ pub fn run(inv: &Invocation<'_>, args: &VerifyArgs) -> Result<Status> {
 }
 
 fn direct(inv: &Invocation<'_>, args: &VerifyArgs, repo: &str) -> Result<Status> {
-    if args.job.no_wait {
-        return Err(usage(
-            "--no-wait works through a mount (--mount DIR), not with --repo",
-        ));
-    }
-    let repo = repo_args::open_repository(inv.global, repo)?;
-    let catalog = repo_args::open_catalog(&repo)?;
+    let (repo, catalog) = repo_args::open_direct(inv.global, repo, args.job.no_wait)?;
     let req = VerifyRequest {
         instance: args.instance.clone(),
         point: args.point.clone(),

@@ -372,6 +372,7 @@ impl Planner<'_> {
                 .subtree
                 .ok_or_else(|| ModelError::Tree("directory without subtree".into()))?;
             let sub = self.reader.tree(&id)?;
+            self.reader.prefetch_subtrees(&sub);
             let ex_dir = ex.as_ref().filter(|e| e.is_dir).map(|e| e.path.clone());
             let (entries, touched) = self.dir_entries(
                 Some(&sub),

@@ -7,16 +7,17 @@ use std::fs;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use rayon::prelude::*;
 
 use crate::engine::fsmeta::{apply_metadata, make_special, read_xattrs};
+use crate::engine::pack_reads::{coalesce, Wanted, MAX_GAP, MAX_RANGE};
 use crate::engine::{CancelToken, EngineError, Progress, Result, TreeReader};
 use crate::model::{Extent, ModelError, Node, NodeKind};
-use crate::repo::{BlobKind, RepoError};
+use crate::repo::{BlobId, BlobKind, RepoError};
 
 use super::plan::{join, DirMeta, Entry, Leaf, PlanDir, Unit};
 
@@ -78,9 +79,12 @@ impl<'a> Stager<'a> {
                 .iter()
                 .filter_map(|u| u.entry.as_ref().map(|e| (u, e)))
         };
+        let jobs = Mutex::new(Vec::new());
         for (u, e) in staged() {
-            self.create(u, e)?;
+            self.create(u, e, &jobs)?;
         }
+        self.cancel.check()?;
+        self.write_contents(&jobs.into_inner().unwrap_or_else(|p| p.into_inner()))?;
         self.cancel.check()?;
         for (u, e) in staged() {
             self.link(u, e)?;
@@ -100,7 +104,7 @@ impl<'a> Stager<'a> {
     }
 
     /// Phase 1: directories, file contents, symlinks, specials, kept entries.
-    fn create(&self, unit: &Unit, entry: &Entry) -> Result<()> {
+    fn create<'u>(&self, unit: &'u Unit, entry: &'u Entry, jobs: &Jobs<'u>) -> Result<()> {
         self.cancel.check()?;
         match entry {
             Entry::Dir(d) => {
@@ -109,7 +113,9 @@ impl<'a> Stager<'a> {
                     .mode(0o700)
                     .create(&path)
                     .map_err(|e| EngineError::io("creating directory", &path, e))?;
-                d.entries.par_iter().try_for_each(|e| self.create(unit, e))
+                d.entries
+                    .par_iter()
+                    .try_for_each(|e| self.create(unit, e, jobs))
             }
             Entry::Keep { rel, original } => {
                 let path = join(&unit.stage, rel);
@@ -120,11 +126,11 @@ impl<'a> Stager<'a> {
                 }
             }
             Entry::Leaf(l) if l.link_to.is_some() => Ok(()),
-            Entry::Leaf(l) => self.leaf(unit, l),
+            Entry::Leaf(l) => self.leaf(unit, l, jobs),
         }
     }
 
-    fn leaf(&self, unit: &Unit, leaf: &Leaf) -> Result<()> {
+    fn leaf<'u>(&self, unit: &'u Unit, leaf: &'u Leaf, jobs: &Jobs<'u>) -> Result<()> {
         let node = leaf.node.node();
         let path = join(&unit.stage, &leaf.rel);
         match node.kind {
@@ -134,9 +140,12 @@ impl<'a> Stager<'a> {
                     None => false,
                 };
                 if !reused {
-                    self.write_file(&path, node)?;
-                    apply_metadata(&path, node).map_err(meta_err(&path))?;
-                    self.written.fetch_add(1, Ordering::Relaxed);
+                    // Content comes later, pack by pack; the job finishes the file.
+                    create_empty(&path, node.size)?;
+                    jobs.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(FileJob { unit, leaf, path });
+                    return Ok(());
                 }
             }
             NodeKind::Symlink => {
@@ -163,38 +172,78 @@ impl<'a> Stager<'a> {
         Ok(())
     }
 
-    /// Writes a file's content from the repository: its chunks on every core (each task
-    /// holds one chunk), holes left unwritten, then the size set (durability comes from one syncfs per stage).
-    fn write_file(&self, path: &Path, node: &Node) -> Result<()> {
-        let file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(path)
-            .map_err(|e| EngineError::io("creating", path, e))?;
-        let mut pieces = Vec::new();
-        let mut offset = 0u64;
-        for e in &node.content {
-            if let Extent::Data { id, len } = e {
-                pieces.push((offset, *id, *len));
+    /// Writes the content of staged files from the repository in pack order: their
+    /// chunks are looked up, grouped into coalesced range reads (one request for many
+    /// small files), and each range is fetched once, checked blob by blob and written
+    /// where it belongs, on every core. A file is finished (metadata, progress) when its
+    /// last chunk is written. Files are taken in batches so memory stays bounded.
+    fn write_contents(&self, jobs: &[FileJob<'_>]) -> Result<()> {
+        for batch in jobs.chunks(CONTENT_BATCH) {
+            let remaining: Vec<AtomicUsize> = batch.iter().map(|_| AtomicUsize::new(0)).collect();
+            let mut wanted = Vec::new();
+            for (j, job) in batch.iter().enumerate() {
+                let mut offset = 0u64;
+                for e in &job.leaf.node.node().content {
+                    if let Extent::Data { id, len } = e {
+                        let loc = self
+                            .reader
+                            .catalog()
+                            .lookup_blob(id)?
+                            .filter(|l| l.kind == BlobKind::Data)
+                            .ok_or(RepoError::MissingBlob(*id))?;
+                        wanted.push(Wanted {
+                            id: *id,
+                            loc,
+                            tag: (j, offset, *len),
+                        });
+                        remaining[j].fetch_add(1, Ordering::Relaxed);
+                    }
+                    offset += e.len();
+                }
             }
-            offset += e.len();
+            batch
+                .par_iter()
+                .zip(&remaining)
+                .filter(|(_, r)| r.load(Ordering::Relaxed) == 0)
+                .try_for_each(|(job, _)| self.finish_file(job))?;
+            let repo = self.reader.repo();
+            coalesce(wanted, MAX_GAP, MAX_RANGE)
+                .par_iter()
+                .try_for_each(|range| {
+                    self.cancel.check()?;
+                    let bytes = range.fetch(repo)?;
+                    let mut last: Option<(BlobId, Vec<u8>)> = None;
+                    for item in &range.items {
+                        let (j, offset, len) = item.tag;
+                        if last.as_ref().is_none_or(|(id, _)| *id != item.id) {
+                            last = Some((item.id, range.decode(repo, &bytes, item)?));
+                        }
+                        let data = last.as_ref().map(|(_, d)| d.as_slice()).unwrap_or_default();
+                        if data.len() != len as usize {
+                            return Err(EngineError::Repo(RepoError::CorruptBlob {
+                                id: item.id,
+                                detail: format!("holds {} bytes, its file says {len}", data.len()),
+                            }));
+                        }
+                        let job = &batch[j];
+                        write_at(&job.path, data, offset)?;
+                        if remaining[j].fetch_sub(1, Ordering::AcqRel) == 1 {
+                            self.finish_file(job)?;
+                        }
+                    }
+                    Ok(())
+                })?;
         }
-        pieces.par_iter().try_for_each(|(offset, id, len)| {
-            self.cancel.check()?;
-            let data = self.reader.read_blob(id, BlobKind::Data)?;
-            if data.len() != *len as usize {
-                return Err(EngineError::Repo(RepoError::CorruptBlob {
-                    id: *id,
-                    detail: format!("holds {} bytes, its file says {len}", data.len()),
-                }));
-            }
-            file.write_all_at(&data, *offset)
-                .map_err(|e| EngineError::io("writing", path, e))
-        })?;
-        file.set_len(node.size)
-            .map_err(|e| EngineError::io("writing", path, e))
+        Ok(())
+    }
+
+    /// A staged file has all its content: its metadata goes on last (times stay as set).
+    fn finish_file(&self, job: &FileJob<'_>) -> Result<()> {
+        let node = job.leaf.node.node();
+        apply_metadata(&job.path, node).map_err(meta_err(&job.path))?;
+        self.written.fetch_add(1, Ordering::Relaxed);
+        self.done(job.unit, &job.leaf.rel, node);
+        Ok(())
     }
 
     /// Links the original file into the stage when it already is what the point holds:
@@ -317,9 +366,12 @@ impl<'a> Stager<'a> {
                     Ok(()) => {}
                     // The group spans sources on different filesystems: copy it.
                     Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
-                        self.write_file(&path, node)?;
-                        apply_metadata(&path, node).map_err(meta_err(&path))?;
-                        self.written.fetch_add(1, Ordering::Relaxed);
+                        create_empty(&path, node.size)?;
+                        return self.write_contents(&[FileJob {
+                            unit,
+                            leaf: l,
+                            path,
+                        }]);
                     }
                     Err(e) => return Err(EngineError::io("linking", &path, e)),
                 }
@@ -344,6 +396,41 @@ impl<'a> Stager<'a> {
         }
         .map_err(meta_err(&path))
     }
+}
+
+/// Staged files per content batch: enough for long coalesced reads, few enough that the
+/// batch's chunk list stays small.
+const CONTENT_BATCH: usize = 32 * 1024;
+
+/// A staged regular file waiting for its content.
+struct FileJob<'u> {
+    unit: &'u Unit,
+    leaf: &'u Leaf,
+    path: PathBuf,
+}
+
+type Jobs<'u> = Mutex<Vec<FileJob<'u>>>;
+
+/// Creates a staged file (never an existing name) of its final size, holes included.
+fn create_empty(path: &Path, size: u64) -> Result<()> {
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .and_then(|f| f.set_len(size))
+        .map_err(|e| EngineError::io("creating", path, e))
+}
+
+/// Writes a chunk into a staged file.
+fn write_at(path: &Path, data: &[u8], offset: u64) -> Result<()> {
+    fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .and_then(|f| f.write_all_at(data, offset))
+        .map_err(|e| EngineError::io("writing", path, e))
 }
 
 /// Flushes every dirty page and inode of the filesystem holding `path`.

@@ -1,0 +1,292 @@
+#!/usr/bin/env python3
+"""Tables from scripts/bench.sh's results.tsv: medians over rounds, cairn / faster peer,
+and issue 4's targets with met / NOT met.
+
+  report.py RESULTS.tsv [--rounds N]
+
+RESULTS.tsv rows: set, round, tool, figure, metric, value.
+"""
+
+import argparse
+import collections
+import statistics
+import sys
+
+PEERS = ["restic", "borg"]
+BACKUPS = ["first-backup", "nochange-backup", "changed-backup"]
+MOUNT_OPS = ["mount-first-byte", "mount-find", "mount-read-cold", "mount-read-warm"]
+HIGHER_IS_BETTER = {"mb_s"}
+FLAT_MAX = 1.5  # "flat": 10x the data costs at most 1.5x the peak RSS
+
+# (figure, metric) -> (against, bound): cairn / peer must be <= bound ("best": the better
+# peer on that figure; "restic": restic alone).
+TARGETS = {
+    ("first-backup", "time_s"): ("best", 0.4),
+    ("nochange-backup", "time_s"): ("best", 0.3),
+    ("changed-backup", "time_s"): ("best", 0.5),
+    ("restore", "time_s"): ("best", 0.5),
+    ("mount-read-cold", "time_s"): ("best", 1 / 6),
+    ("mount-find", "time_s"): ("best", 0.25),
+}
+for _f in BACKUPS:
+    TARGETS[(_f, "size_mb")] = ("restic", 1.0)
+
+
+def load(path):
+    rows = collections.defaultdict(list)
+    for line in open(path):
+        parts = line.rstrip("\n").split("\t")
+        if len(parts) != 6:
+            continue
+        s, _round, tool, fig, metric, val = parts
+        try:
+            rows[(s, tool, fig, metric)].append(float(val))
+        except ValueError:
+            pass
+    return {k: statistics.median(v) for k, v in rows.items()}
+
+
+def fmt(v, metric=""):
+    if v is None:
+        return "-"
+    if metric.endswith("_mb") or metric.endswith("_per_GB"):
+        return f"{v:.0f}"
+    if abs(v) < 0.1 and v:
+        return f"{v:.3f}"
+    if abs(v) >= 100:
+        return f"{v:.0f}"
+    if abs(v) >= 10:
+        return f"{v:.1f}"
+    return f"{v:.2f}"
+
+
+class Report:
+    def __init__(self, med):
+        self.med = med
+        self.tools = [t for t in ["cairn"] + PEERS
+                      if any(k[1] == t for k in med)]
+        self.met = []
+
+    def get(self, s, tool, fig, metric):
+        return self.med.get((s, tool, fig, metric))
+
+    def ratio(self, s, fig, metric, against="best"):
+        c = self.get(s, "cairn", fig, metric)
+        peers = [self.get(s, p, fig, metric) for p in PEERS] if against == "best" \
+            else [self.get(s, against, fig, metric)]
+        peers = [p for p in peers if p is not None]
+        if c is None or not peers:
+            return None
+        best = max(peers) if metric in HIGHER_IS_BETTER else min(peers)
+        return c / best if best else None
+
+    def verdict(self, label, ok):
+        self.met.append((label, ok))
+        return "met" if ok else "NOT met"
+
+    def target(self, s, fig, metric):
+        if s == "s3":
+            return ""  # issue 4 sets no targets on S3 beyond counting its requests
+        if (fig, metric) in TARGETS:
+            against, bound = TARGETS[(fig, metric)]
+            r = self.ratio(s, fig, metric, against)
+            if r is None:
+                return ""
+            who = "" if against == "best" else f" {against}"
+            return f"<= {bound:.2f}x{who}: {self.verdict(f'{s} {fig} {metric}', r <= bound)}" + (
+                f" ({r:.2f})" if against != "best" else "")
+        if metric in ("rss_mb", "daemon_rss_mb"):
+            r = self.ratio(s, fig, metric)
+            if r is None:
+                return ""
+            return f"< 1.00x: {self.verdict(f'{s} {fig} {metric}', r < 1.0)}"
+        if fig == "mount-read-warm" and metric == "daemon_out_mb":
+            warm = self.get(s, "cairn", fig, metric)
+            data = self.get(s, "cairn", "mount-read-cold", "tar_bytes")
+            if warm is None or not data:
+                return ""
+            ok = warm * 1048576 <= 0.05 * data
+            return f"page cache: {self.verdict(f'{s} warm re-read from page cache', ok)}"
+        return ""
+
+    def table(self, title, s, rows):
+        head = ["figure", "metric"] + self.tools + ["cairn/best", "target"]
+        lines = []
+        for fig, metric, label in rows:
+            vals = [self.get(s, t, fig, metric) for t in self.tools]
+            if all(v is None for v in vals):
+                continue
+            r = self.ratio(s, fig, metric)
+            lines.append([label or fig, metric] + [fmt(v, metric) for v in vals]
+                         + ["-" if r is None else f"{r:.2f}x", self.target(s, fig, metric)])
+        return title, head, lines
+
+    def local_rows(self, s):
+        rows = []
+        for f in BACKUPS:
+            rows += [(f, "time_s", None), (f, "rss_mb", None), (f, "size_mb", None)]
+        rows += [("restore", "time_s", None), ("restore", "rss_mb", None)]
+        for f in MOUNT_OPS:
+            rows += [(f, "time_s", None), (f, "daemon_rss_mb", None), (f, "daemon_cpu_s", None)]
+            if f.startswith("mount-read"):
+                rows.append((f, "daemon_out_mb", None))
+        at = rows.index(("mount-read-cold", "daemon_out_mb", None)) + 1
+        rows.insert(at, ("mount-read-cold", "mb_s", None))
+        rows.append(("mount-daemon", "daemon_rss_mb", None))
+        return rows
+
+    def derive(self, s):
+        """mount read MB/s from the tar's bytes; requests per GB stored."""
+        for t in self.tools:
+            b = self.get(s, t, "mount-read-cold", "tar_bytes")
+            secs = self.get(s, t, "mount-read-cold", "time_s")
+            if b and secs:
+                self.med[(s, t, "mount-read-cold", "mb_s")] = b / secs / 1e6
+
+    def s3_rows(self):
+        s = "s3"
+        kinds = ["GET", "PUT", "LIST", "HEAD", "DELETE", "POST", "OTHER", "total"]
+        rows = []
+        for f in BACKUPS + ["restore"]:
+            rows += [(f, "time_s", None), (f, "rss_mb", None)]
+            if f != "restore":
+                rows.append((f, "size_mb", None))
+        for t in self.tools:
+            size = self.get(s, t, "changed-backup", "size_mb")
+            gb = size * 1048576 / 1e9 if size else None
+            for f in BACKUPS + ["restore"]:
+                for k in kinds:
+                    n = self.get(s, t, f, f"req_{k}")
+                    if n is not None and gb:
+                        self.med[(s, t, f, f"req_{k}_per_GB")] = n / gb
+                        tot = self.med.get((s, t, "all", f"req_{k}_per_GB"), 0.0)
+                        self.med[(s, t, "all", f"req_{k}_per_GB")] = tot + n / gb
+        for f in BACKUPS + ["restore", "all"]:
+            for k in kinds:
+                vals = [self.get(s, t, f, f"req_{k}_per_GB") for t in self.tools]
+                if k == "total" or any(v for v in vals if v):
+                    rows.append((f, f"req_{k}_per_GB", None))
+        return rows
+
+    def flat_rows(self):
+        """RSS at 1x (small1x) and 10x (small), and 10x / 1x."""
+        out = []
+        for fig, metric in (("first-backup", "rss_mb"), ("mount-daemon", "daemon_rss_mb")):
+            label1 = f"1x: {fig}"
+            labelr = f"10x/1x: {fig}"
+            for t in self.tools:
+                one = self.get("small1x", t, fig, metric)
+                ten = self.get("small", t, fig, metric)
+                if one is not None:
+                    self.med[("small", t, label1, metric)] = one
+                if one and ten is not None:
+                    self.med[("small", t, labelr, "rss_10x/1x")] = ten / one
+            out += [(label1, metric, None), (labelr, "rss_10x/1x", None)]
+        return out
+
+    def flat_target(self, lines):
+        for line in lines:
+            if line[0].startswith("10x/1x"):
+                c = self.get("small", "cairn", line[0], line[1])
+                line[-2] = "-"
+                if c is not None:
+                    line[-1] = (f"cairn <= {FLAT_MAX}: "
+                                + self.verdict(f"flat RSS {line[0]}", c <= FLAT_MAX))
+
+    def throughput(self, s):
+        out = []
+        data = self.get(s, "source", "data", "data_bytes")
+        lim = s if s != "s3" else "linux"
+        stages = {k[2]: v for k, v in self.med.items()
+                  if k[0] == lim and k[1] == "machine" and k[2].endswith("-allcores")}
+        disk_r = self.get("machine", "machine", "disk-read", "mb_s")
+        disk_w = self.get("machine", "machine", "disk-write-fdatasync", "mb_s")
+        if disk_r is not None and s != "s3":
+            stages["disk-read"] = disk_r
+        b = self.get(s, "cairn", "first-backup", "time_s")
+        if data and b and stages:
+            name, z = min(stages.items(), key=lambda kv: kv[1])
+            x = data / b / 1e6
+            out.append(f"  backup throughput {x:.0f} MB/s = {100 * x / z:.0f}% of the slowest stage "
+                       f"limit {z:.0f} MB/s ({name}); target >= 70%: "
+                       + self.verdict(f"{s} backup vs machine", x >= 0.7 * z))
+        r = self.get(s, "cairn", "restore", "time_s")
+        if data and r and disk_w:
+            x = data / r / 1e6
+            out.append(f"  restore {x:.0f} MB/s = {100 * x / disk_w:.0f}% of disk write "
+                       f"{disk_w:.0f} MB/s; target >= 70%: "
+                       + self.verdict(f"{s} restore vs disk", x >= 0.7 * disk_w))
+        return out
+
+
+def render(title, head, lines):
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *lines)] if lines else []
+    out = [title]
+    if not lines:
+        return out + ["  (no figures)"]
+    for row in [head] + lines:
+        cells = [str(c).ljust(w) if i < 2 or i == len(row) - 1 else str(c).rjust(w)
+                 for i, (c, w) in enumerate(zip(row, widths))]
+        out.append("  " + "  ".join(cells).rstrip())
+    return out
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("results")
+    p.add_argument("--rounds", type=int, default=1)
+    args = p.parse_args()
+    med = load(args.results)
+    rep = Report(med)
+    out = [f"cairn / restic / borg, medians of {args.rounds} round(s); ratio = cairn / faster "
+           "peer (for MB/s: cairn / higher peer); times in s, sizes and RSS in MiB"]
+    m = {k[2]: v for k, v in med.items() if k[1] == "machine"}
+    if m:
+        out.append("")
+        out.append("machine limits (MB/s = 10^6 B/s): "
+                   f"disk write+fdatasync {fmt(m.get('disk-write-fdatasync'))}, "
+                   f"disk read {fmt(m.get('disk-read'))}")
+        for s in ("linux", "sqlite", "small"):
+            st = {k[2]: v for k, v in med.items() if k[0] == s and k[1] == "machine"}
+            if st:
+                out.append(f"  {s:<7} " + ", ".join(
+                    f"{name} {fmt(st.get(name + '-1core'))} / {fmt(st.get(name + '-allcores'))}"
+                    for name in ("blake3", "cdc-blake3", "zstd3")) + "  (1 core / all cores)")
+    titles = {"linux": "Linux source tree", "sqlite": "SQLite database (1% of pages changed)",
+              "small": "small files (deep directories)", "s3": "S3 (SeaweedFS on loopback, "
+              "Linux tree; requests per GB of repository after the changed backup)"}
+    for s in ("linux", "sqlite", "small", "s3"):
+        if not any(k[0] == s and k[1] != "source" for k in med):
+            continue
+        rep.derive(s)
+        rows = rep.s3_rows() if s == "s3" else rep.local_rows(s)
+        flat = rep.flat_rows() if s == "small" else []
+        files = med.get((s, "source", "data", "files"))
+        data = med.get((s, "source", "data", "data_bytes"))
+        extra = f": {files:.0f} files, {data / 1048576:.0f} MiB" if files and data else ""
+        pct = med.get((s, "source", "data", "pages_changed_pct"))
+        extra += f", {pct:.2f}% of pages changed" if pct is not None else ""
+        title, head, lines = rep.table(f"{titles[s]}{extra}", s, rows + flat)
+        if flat:
+            rep.flat_target(lines)
+        out.append("")
+        out += render(title, head, lines)
+        if s != "s3":
+            out += rep.throughput(s)
+    sizes = {}
+    for (s, t, fig, metric), v in med.items():
+        if fig == "mount-read-cold" and metric == "tar_bytes":
+            sizes.setdefault(s, {})[t] = v
+    for s, by in sizes.items():
+        if len(set(by.values())) > 1:
+            out.append(f"WARNING: {s}: the mounts' tar streams differ in size: {by}")
+    if rep.met:
+        n = sum(ok for _, ok in rep.met)
+        out.append("")
+        out.append(f"targets met: {n} of {len(rep.met)}; not met: "
+                   + (", ".join(label for label, ok in rep.met if not ok) or "none"))
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+//! Coalesced pack reads: many wanted blobs become few range requests, one per run of
+//! nearby blobs of a pack. Restores and mount prefetches go through this, so their request
+//! count follows the bytes read, not the number of chunks (S3 bills and limits requests).
+
+use bytes::Bytes;
+
+use crate::repo::{BlobId, BlobLocation, PackId, Repository};
+
+use super::Result;
+
+/// Blobs closer than this in a pack are read by one request (the gap is read and dropped).
+pub const MAX_GAP: u64 = 256 * 1024;
+/// A range request reads at most this much (one blob larger than it is read alone).
+pub const MAX_RANGE: u64 = 4 << 20;
+
+/// A blob someone wants, with what the caller needs to deliver it.
+#[derive(Debug, Clone)]
+pub struct Wanted<T> {
+    pub id: BlobId,
+    pub loc: BlobLocation,
+    pub tag: T,
+}
+
+/// One range request and the blobs it delivers, in pack order.
+#[derive(Debug)]
+pub struct RangeRead<T> {
+    pub pack: PackId,
+    pub start: u64,
+    pub end: u64,
+    pub items: Vec<Wanted<T>>,
+}
+
+impl<T> RangeRead<T> {
+    /// Downloads the range.
+    pub fn fetch(&self, repo: &Repository) -> Result<Bytes> {
+        let bytes = repo
+            .store()
+            .get_range(&self.pack.key(), self.start..self.end);
+        Ok(bytes.map_err(crate::repo::RepoError::from)?)
+    }
+
+    /// Decodes and checks one of this range's blobs out of the fetched bytes.
+    pub fn decode(&self, repo: &Repository, bytes: &[u8], item: &Wanted<T>) -> Result<Vec<u8>> {
+        let from = (item.loc.offset as u64 - self.start) as usize;
+        let to = (from + item.loc.length as usize).min(bytes.len());
+        let stored = bytes.get(from..to).unwrap_or_default();
+        Ok(repo.decode_blob(&item.id, &item.loc, stored)?)
+    }
+}
+
+/// Groups wanted blobs into range requests: sorted by pack and offset, neighbours merged
+/// while the gap stays under `max_gap` and the range under `max_len`. Duplicates (one blob
+/// wanted twice) land in the same range.
+pub fn coalesce<T>(mut wanted: Vec<Wanted<T>>, max_gap: u64, max_len: u64) -> Vec<RangeRead<T>> {
+    wanted.sort_by_key(|w| (w.loc.pack.0, w.loc.offset));
+    let mut out: Vec<RangeRead<T>> = Vec::new();
+    for w in wanted {
+        let start = w.loc.offset as u64;
+        let end = start + w.loc.length as u64;
+        if let Some(last) = out.last_mut() {
+            if last.pack == w.loc.pack && start <= last.end + max_gap && end - last.start <= max_len
+            {
+                last.end = last.end.max(end);
+                last.items.push(w);
+                continue;
+            }
+        }
+        out.push(RangeRead {
+            pack: w.loc.pack,
+            start,
+            end,
+            items: vec![w],
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repo::BlobKind;
+
+    fn want(pack: u8, offset: u32, length: u32, tag: u32) -> Wanted<u32> {
+        Wanted {
+            id: BlobId([tag as u8; 32]),
+            loc: BlobLocation {
+                kind: BlobKind::Data,
+                pack: PackId([pack; 32]),
+                offset,
+                length,
+                raw_len: length,
+            },
+            tag,
+        }
+    }
+
+    #[test]
+    fn merges_neighbours_of_one_pack_only() {
+        let ranges = coalesce(
+            vec![
+                want(1, 1000, 100, 2),
+                want(2, 0, 10, 3),
+                want(1, 0, 100, 1),
+                want(1, 1000, 100, 4), // the same blob twice
+                want(1, 10_000_000, 100, 5),
+            ],
+            MAX_GAP,
+            MAX_RANGE,
+        );
+        let shape: Vec<(u8, u64, u64, Vec<u32>)> = ranges
+            .iter()
+            .map(|r| {
+                (
+                    r.pack.0[0],
+                    r.start,
+                    r.end,
+                    r.items.iter().map(|i| i.tag).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                (1, 0, 1100, vec![1, 2, 4]),
+                (1, 10_000_000, 10_000_100, vec![5]),
+                (2, 0, 10, vec![3]),
+            ]
+        );
+    }
+
+    #[test]
+    fn ranges_stay_under_the_limit() {
+        let wanted = (0..100).map(|i| want(1, i * 1000, 1000, i)).collect();
+        let ranges = coalesce(wanted, 0, 10_000);
+        assert_eq!(ranges.len(), 10);
+        assert!(ranges.iter().all(|r| r.end - r.start <= 10_000));
+    }
+}

@@ -1,0 +1,256 @@
+//! Prune: removes data that no point references, in two phases, safe while other
+//! machines back up without a lock (the argument is in docs/FORMAT.md, section 12.4).
+//!
+//! Each run holds the exclusive prune lease and:
+//! 1. refreshes the catalog and marks every blob the points reference (on disk, see
+//!    [`Catalog::begin_marks`]);
+//! 2. sweeps plans whose grace period has passed ([`sweep`]): deletes their packs,
+//!    except any that holds the only copy of a blob referenced now;
+//! 3. plans: packs with no referenced blob, and packs more than `repack_dead_ratio`
+//!    dead, are condemned by a new `prune/<id>` plan; the live blobs of the latter are
+//!    copied into new packs right away ([`repack`]). With a zero grace period the new
+//!    plan is swept in the same run, after marking again.
+//!
+//! Memory stays bounded: the marks and the per-pack sums live in SQLite; a repack holds
+//! one pack. A dry run takes no lease and writes nothing.
+
+mod mark;
+mod repack;
+mod sweep;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use crate::catalog::Catalog;
+use crate::model::{ForgetRecord, Manifest};
+use crate::repo::{Lease, PackId, PrunePlan, RepoError, Repository};
+
+use super::{CancelToken, EngineError, Progress, Result, TreeReader};
+
+const HOUR_NS: i64 = 3_600 * 1_000_000_000;
+
+/// How to prune.
+#[derive(Debug, Clone)]
+pub struct PruneRequest {
+    /// Report what would be condemned and deleted; change nothing.
+    pub dry_run: bool,
+    /// Time between condemning packs and deleting them; must exceed the longest backup
+    /// that may run meanwhile on another machine. Default 24 h.
+    pub grace_ns: i64,
+    /// Packs with more than this fraction of dead bytes are repacked. Default 0.5.
+    pub repack_dead_ratio: f64,
+    /// How long the prune lease lasts if this prune dies. Default 6 h.
+    pub lease_ttl_ns: i64,
+    /// The clock (ns since the epoch); `None` for now. Injected by tests.
+    pub now_ns: Option<i64>,
+}
+
+impl Default for PruneRequest {
+    fn default() -> PruneRequest {
+        PruneRequest {
+            dry_run: false,
+            grace_ns: 24 * HOUR_NS,
+            repack_dead_ratio: 0.5,
+            lease_ttl_ns: 6 * HOUR_NS,
+            now_ns: None,
+        }
+    }
+}
+
+/// What a prune did (or, for a dry run, would do).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PruneOutcome {
+    pub dry_run: bool,
+    /// Blobs (trees and data) the points reference.
+    pub blobs_referenced: u64,
+    /// Packs condemned by the plan this run wrote.
+    pub packs_condemned: u64,
+    /// Of those, packs whose live blobs were copied into new packs.
+    pub packs_repacked: u64,
+    /// Plaintext bytes copied by repacking.
+    pub bytes_repacked: u64,
+    pub packs_deleted: u64,
+    /// Condemned packs kept because a point references a blob only they hold.
+    pub packs_kept: u64,
+    pub segments_rewritten: u64,
+    /// Bytes of the deleted packs.
+    pub bytes_freed: u64,
+    /// Plans still in their grace period, and when the first of them is due.
+    pub plans_pending: u64,
+    pub next_sweep_ns: Option<i64>,
+}
+
+/// Prunes the repository; see the module documentation.
+pub fn prune(
+    repo: &Repository,
+    catalog: &Arc<Catalog>,
+    req: &PruneRequest,
+    progress: &dyn Progress,
+    cancel: &CancelToken,
+) -> Result<PruneOutcome> {
+    if !(req.repack_dead_ratio > 0.0 && req.repack_dead_ratio <= 1.0) {
+        return Err(EngineError::Invalid(
+            "the repack threshold must be a dead fraction in (0, 1]".into(),
+        ));
+    }
+    if req.grace_ns < 0 || req.lease_ttl_ns <= 0 {
+        return Err(EngineError::Invalid(
+            "the grace period must not be negative, the lease must last".into(),
+        ));
+    }
+    let now = req.now_ns.unwrap_or_else(crate::model::now_ns);
+    let lease = match req.dry_run {
+        true => None,
+        false => Some(Lease::acquire(repo, now, req.lease_ttl_ns)?),
+    };
+    let ctx = Ctx {
+        repo,
+        catalog,
+        now,
+        lease: lease.as_ref(),
+        progress,
+        cancel,
+    };
+    let result = run(&ctx, req);
+    if let Some(lease) = lease {
+        match (&result, lease.release(repo)) {
+            (Ok(_), Err(e)) => return Err(e.into()),
+            (Err(_), Err(e)) => tracing::warn!("prune lease left to expire: {e}"),
+            _ => {}
+        }
+    }
+    result
+}
+
+/// What every step of one run shares.
+#[derive(Clone, Copy)]
+struct Ctx<'a> {
+    repo: &'a Repository,
+    catalog: &'a Arc<Catalog>,
+    now: i64,
+    /// `None` for a dry run.
+    lease: Option<&'a Lease>,
+    progress: &'a dyn Progress,
+    cancel: &'a CancelToken,
+}
+
+fn run(ctx: &Ctx<'_>, req: &PruneRequest) -> Result<PruneOutcome> {
+    let Ctx {
+        repo,
+        catalog,
+        now,
+        lease,
+        progress,
+        cancel,
+    } = *ctx;
+    let reader = TreeReader::new(repo.clone(), catalog.clone());
+    let mut out = PruneOutcome {
+        dry_run: req.dry_run,
+        ..Default::default()
+    };
+    refresh(repo, catalog, progress)?;
+    if lease.is_some() {
+        delete_forgotten_manifests(repo, catalog)?;
+    }
+    let mut planned = None;
+    {
+        progress.phase("marking");
+        let marks = catalog.begin_marks()?;
+        out.blobs_referenced = mark::mark_all(&reader, catalog, &marks, progress, cancel)?;
+        sweep::sweep_due(ctx, &marks, &mut out)?;
+        progress.phase("planning");
+        let (dead, sparse) = candidates(catalog, &marks, req.repack_dead_ratio)?;
+        out.packs_condemned = (dead.len() + sparse.len()) as u64;
+        out.packs_repacked = sparse.len() as u64;
+        if !dead.is_empty() || !sparse.is_empty() {
+            if let Some(lease) = lease {
+                let plan = PrunePlan {
+                    version: crate::repo::prune_plan::PLAN_VERSION,
+                    created_ns: now,
+                    not_before_ns: now.saturating_add(req.grace_ns),
+                    host: crate::model::hostname(),
+                    packs: dead.iter().chain(&sparse).map(PackId::to_hex).collect(),
+                };
+                let (name, json) = plan.encode(repo.key());
+                lease.check(repo)?;
+                repo.put_sealed(&name, json)?;
+                let ids: Vec<PackId> = dead.iter().chain(&sparse).copied().collect();
+                catalog.insert_plan(&name, &plan, &ids)?;
+                progress.phase("repacking");
+                out.bytes_repacked =
+                    repack::repack(repo, catalog, &marks, &sparse, progress, cancel)?;
+                planned = Some(plan.not_before_ns);
+            }
+        }
+    }
+    if planned.is_some_and(|due| due <= now) {
+        // No grace: sweep the new plan now, against fresh marks.
+        refresh(repo, catalog, progress)?;
+        let marks = catalog.begin_marks()?;
+        mark::mark_all(&reader, catalog, &marks, progress, cancel)?;
+        sweep::sweep_due(ctx, &marks, &mut out)?;
+    }
+    let pending = catalog.plans()?;
+    out.plans_pending = pending.len() as u64;
+    out.next_sweep_ns = pending.iter().map(|p| p.not_before_ns).min();
+    Ok(out)
+}
+
+/// Refreshes the catalog, refusing to go on while a point manifest cannot be read: its
+/// blobs would go unmarked.
+fn refresh(repo: &Repository, catalog: &Catalog, progress: &dyn Progress) -> Result<()> {
+    progress.phase("refreshing catalog");
+    let stats = catalog.refresh(repo)?;
+    if stats.bad_points > 0 {
+        return Err(EngineError::Invalid(format!(
+            "{} point manifest(s) could not be read, so what they reference is unknown: \
+             prune does nothing until `verify` explains them",
+            stats.bad_points
+        )));
+    }
+    Ok(())
+}
+
+/// Present packs that a new plan condemns: (no live blob, mostly dead). Packs a pending
+/// plan already condemns are left to it.
+fn candidates(
+    catalog: &Catalog,
+    marks: &crate::catalog::Marks<'_>,
+    ratio: f64,
+) -> Result<(Vec<PackId>, Vec<PackId>)> {
+    let mut condemned = HashSet::new();
+    for plan in catalog.plans()? {
+        condemned.extend(catalog.plan_packs(&plan.name)?);
+    }
+    let (mut dead, mut sparse) = (Vec::new(), Vec::new());
+    for u in marks.pack_usage()? {
+        if condemned.contains(&u.id) {
+            continue;
+        }
+        let dead_bytes = u.length.saturating_sub(u.live_bytes);
+        if u.live_blobs == 0 {
+            dead.push(u.id);
+        } else if dead_bytes as f64 > ratio * u.length as f64 {
+            sparse.push(u.id);
+        }
+    }
+    Ok((dead, sparse))
+}
+
+/// Manifests whose forget record exists (a forget interrupted between its two writes).
+fn delete_forgotten_manifests(repo: &Repository, catalog: &Catalog) -> Result<()> {
+    let forgotten: HashSet<String> = catalog
+        .forgotten(None)?
+        .into_iter()
+        .map(|(instance, id, _)| ForgetRecord::object_key(&instance, &id))
+        .collect();
+    for obj in repo.store().list("points/").map_err(RepoError::from)? {
+        let Some((instance, id)) = Manifest::parse_key(&obj.key) else {
+            continue;
+        };
+        if forgotten.contains(&ForgetRecord::object_key(&instance, &id)) {
+            repo.store().delete(&obj.key).map_err(RepoError::from)?;
+        }
+    }
+    Ok(())
+}
