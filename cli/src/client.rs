@@ -217,6 +217,9 @@ fn read_all_at(f: &File) -> std::io::Result<Vec<u8>> {
 /// What to try when the daemon refuses a request with `errno`.
 fn refusal_hint(file: &str, errno: i32) -> Option<String> {
     let text = match (file, errno) {
+        ("jobs", libc::EACCES | libc::EPERM) => {
+            "only the mount's owner can delete jobs: run cairn as that user"
+        }
         (_, libc::EACCES) => {
             "control files are writable by the mount's owner only: run cairn as that user"
         }
@@ -338,6 +341,11 @@ impl Client {
         self.meta().join("jobs").join(id.to_string()).join("status")
     }
 
+    /// Whether `jobs/<id>/status` is there.
+    pub fn has_status(&self, id: u64) -> bool {
+        self.status_path(id).is_file()
+    }
+
     /// `jobs/<id>/status`.
     pub fn status(&self, id: u64) -> Result<Value> {
         let path = self.status_path(id);
@@ -387,6 +395,15 @@ impl Client {
 
     /// The point directories of an instance, oldest first.
     pub fn points(&self, instance: &str) -> Result<Vec<String>> {
+        Ok(self
+            .points_with_times(instance)?
+            .into_iter()
+            .map(|(_, name)| name)
+            .collect())
+    }
+
+    /// The point directories of an instance with their times (ns), oldest first.
+    pub fn points_with_times(&self, instance: &str) -> Result<Vec<(i64, String)>> {
         let dir = self.dir.join(instance);
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,
@@ -400,20 +417,44 @@ impl Client {
         };
         // Names sort by time only to the second: order by the point's time (its
         // directory's mtime, to the nanosecond), then by name.
-        let mut points: Vec<(i128, String)> = entries
+        let mut points: Vec<(i64, String)> = entries
             .filter_map(|e| e.ok())
             .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
             .filter_map(|e| {
                 use std::os::unix::fs::MetadataExt;
                 let time = e
                     .metadata()
-                    .map(|m| m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128)
+                    .map(|m| m.mtime() * 1_000_000_000 + m.mtime_nsec())
                     .unwrap_or(0);
                 Some((time, e.file_name().into_string().ok()?))
             })
             .collect();
         points.sort();
-        Ok(points.into_iter().map(|(_, name)| name).collect())
+        Ok(points)
+    }
+
+    /// Deletes a finished job from the mount's history: `rm -r jobs/<id>`.
+    pub fn delete_job(&self, id: u64) -> Result<()> {
+        let dir = self.meta().join("jobs").join(id.to_string());
+        std::fs::remove_dir_all(&dir).map_err(|e| match e.raw_os_error() {
+            Some(libc::ENOENT) => usage(format!(
+                "no job {id} in the mount at {}: `cairn jobs` lists the jobs",
+                self.dir.display()
+            )),
+            Some(libc::EBUSY) => coded(
+                2,
+                format!("job {id} is queued or running and cannot be deleted"),
+                Some(format!(
+                    "`cairn cancel {id}` stops it; delete it once it has ended"
+                )),
+            ),
+            Some(errno @ (libc::EACCES | libc::EPERM)) => coded(
+                2,
+                format!("cannot delete job {id}: {e}"),
+                refusal_hint("jobs", errno),
+            ),
+            _ => anyhow::anyhow!("cannot delete {}: {e}", dir.display()),
+        })
     }
 
     /// Where `latest` of an instance points, if it has points.

@@ -2,12 +2,11 @@
 //!
 //! `cairn mount REPO DIR` serves a repository as a filesystem; most other commands talk
 //! to such a mount through its control files (`--mount DIR` or `CAIRN_MOUNT`), and
-//! `snapshot`, `restore`, `verify`, `forget`, `prune` and `points` can also open a
-//! repository directly
-//! (`--repo REPO` or `CAIRN_REPO`) and run the engine in this process. Exit codes: 0
-//! success, 1 the operation (or job) failed or found a problem (damage in `verify`), 2 a
-//! usage or configuration error or a refused request (direct `verify`: any error), 130
-//! interrupted.
+//! `snapshot`, `restore`, `verify`, `forget`, `prune`, `points` and `events` can also open
+//! a repository directly (`--repo REPO` or `CAIRN_REPO`) and run the engine in this
+//! process. Exit codes: 0 success, 1 the operation (or job) failed or found a problem
+//! (damage in `verify`), 2 a usage or configuration error or a refused request (direct
+//! `verify`: any error), 130 interrupted.
 
 mod client;
 mod commands;
@@ -18,6 +17,7 @@ mod mounts;
 mod password;
 mod progress;
 mod repo_args;
+mod time_args;
 
 use std::process::ExitCode;
 
@@ -69,8 +69,10 @@ enum Command {
     Prune(commands::prune::PruneArgs),
     /// List backup points.
     Points(commands::points::PointsArgs),
-    /// List a mount's jobs, or show one.
+    /// List a mount's jobs, show one, or delete finished ones (`jobs delete ID`).
     Jobs(commands::jobs::JobsArgs),
+    /// Show the audit trail (through a mount, or --repo from this machine's catalog).
+    Events(commands::events::EventsArgs),
     /// Cancel a queued or running job of a mount.
     Cancel(commands::jobs::CancelArgs),
     /// Manage the local catalog (a cache of the repository's index and points).
@@ -134,6 +136,7 @@ fn main() -> ExitCode {
         Command::Instance(cmd) => commands::instance::run(&inv, cmd),
         Command::Policy(cmd) => commands::policy::run(&inv, cmd),
         Command::Jobs(args) => commands::jobs::run(&inv, args),
+        Command::Events(args) => commands::events::run(&inv, args),
         Command::Cancel(args) => commands::jobs::cancel(&inv, args),
         Command::MountWatcher(_) => unreachable!("handled above"),
         Command::Snapshot(args) => commands::snapshot::run(&inv, args),

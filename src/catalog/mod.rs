@@ -3,12 +3,16 @@
 //! (and drops what was deleted), [`Catalog::rebuild`] regenerates everything. The index
 //! lives on disk, so memory does not grow with the repository.
 
+mod events;
 mod jobs;
 mod prune;
 mod refresh;
 mod schema;
 
-pub use jobs::JobRow;
+pub use events::EventQuery;
+pub use jobs::{
+    JobRow, FAILED_SCHEDULED_DAYS, FAILED_SCHEDULED_KEEP, FINISHED_JOB_DAYS, FINISHED_JOB_KEEP,
+};
 pub use prune::{Marks, PackUsage, PlanRecord};
 pub use refresh::RefreshStats;
 
@@ -17,7 +21,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::model::{Forgotten, Manifest, ManifestId};
+use crate::model::{Forgotten, Manifest, ManifestId, PointKind};
 use crate::repo::{
     self, BlobId, BlobIndex, BlobKind, BlobLocation, IndexedPack, PackId, Repository,
 };
@@ -47,6 +51,15 @@ pub enum CatalogError {
 }
 
 pub type Result<T> = std::result::Result<T, CatalogError>;
+
+/// Which points a listing wants: a closed time range (either end open when `None`) and
+/// optionally one kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PointQuery {
+    pub since_ns: Option<i64>,
+    pub until_ns: Option<i64>,
+    pub kind: Option<PointKind>,
+}
 
 /// A point as the catalog knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,17 +193,34 @@ impl Catalog {
 
     /// Points of one instance (or all), oldest first.
     pub fn points(&self, instance: Option<&str>) -> Result<Vec<PointRecord>> {
+        self.points_matching(instance, &PointQuery::default())
+    }
+
+    /// Points of one instance (or all) that `q` wants, oldest first.
+    pub fn points_matching(
+        &self,
+        instance: Option<&str>,
+        q: &PointQuery,
+    ) -> Result<Vec<PointRecord>> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached(
-                "SELECT id, manifest FROM points WHERE ?1 IS NULL OR instance = ?1
+                "SELECT id, manifest FROM points WHERE (?1 IS NULL OR instance = ?1)
+                   AND time_ns >= ?2 AND time_ns <= ?3
+                   AND (?4 IS NULL OR kind = ?4)
                  ORDER BY instance, time_ns, name",
             )
             .map_err(|e| self.sql_err(e))?;
         let rows = stmt
-            .query_map([instance], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-            })
+            .query_map(
+                params![
+                    instance,
+                    q.since_ns.unwrap_or(i64::MIN),
+                    q.until_ns.unwrap_or(i64::MAX),
+                    q.kind.map(kind_text)
+                ],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+            )
             .map_err(|e| self.sql_err(e))?;
         let mut out = Vec::new();
         for row in rows {
@@ -421,11 +451,16 @@ fn insert_pack_tx(tx: &rusqlite::Transaction<'_>, pack: &IndexedPack) -> rusqlit
     Ok(rowid)
 }
 
-fn insert_point_conn(conn: &Connection, id: &ManifestId, m: &Manifest) -> rusqlite::Result<()> {
-    let kind = serde_json::to_value(m.kind)
+/// A point kind as the `points.kind` column holds it (its JSON spelling).
+fn kind_text(kind: PointKind) -> String {
+    serde_json::to_value(kind)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+fn insert_point_conn(conn: &Connection, id: &ManifestId, m: &Manifest) -> rusqlite::Result<()> {
+    let kind = kind_text(m.kind);
     conn.execute(
         "INSERT OR REPLACE INTO points (id, instance, name, kind, time_ns, root, parent, manifest)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",

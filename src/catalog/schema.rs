@@ -86,6 +86,13 @@ const MIGRATIONS: &[&str] = &[
          PRIMARY KEY (pack, plan)
      ) WITHOUT ROWID;
      DELETE FROM blobs; DELETE FROM packs; DELETE FROM index_segments;",
+    // 3 -> 4: who asked for a job; indexes for event queries by time and kind, and for
+    // a job history by instance and state.
+    "ALTER TABLE jobs ADD COLUMN uid INTEGER;
+     CREATE INDEX events_by_time ON events(time_ns);
+     CREATE INDEX events_by_kind ON events(kind, time_ns);
+     CREATE INDEX jobs_by_instance ON jobs(instance, state, created_ns);
+     CREATE INDEX jobs_by_state ON jobs(state, created_ns);",
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -102,4 +109,53 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<i64> {
         tx.commit()?;
     }
     Ok(SCHEMA_VERSION)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_bring_an_old_catalog_up_to_date_and_keep_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.sqlite");
+        let mut conn = Connection::open(&path).unwrap();
+        // A version-3 catalog with one job and one event.
+        for (i, sql) in MIGRATIONS.iter().take(3).enumerate() {
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", i as i64 + 1)
+                .unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO jobs (kind, state, request, status, created_ns)
+                 VALUES ('snapshot', 'failed', '{}', '{}', 5);
+             INSERT INTO events (time_ns, kind, line) VALUES (7, 'ctl/snapshot', '{}');",
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut conn).unwrap(), SCHEMA_VERSION);
+        let (uid, n): (Option<i64>, i64) = conn
+            .query_row(
+                "SELECT uid, (SELECT COUNT(*) FROM events) FROM jobs",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((uid, n), (None, 1));
+        // Queries by kind and by time range seek an index.
+        for (sql, index) in [
+            (
+                "SELECT line FROM events WHERE time_ns >= 1 AND time_ns <= 2 AND kind IN ('x')",
+                "events_by_kind",
+            ),
+            (
+                "SELECT line FROM events WHERE time_ns >= 1 AND time_ns <= 2",
+                "events_by_time",
+            ),
+        ] {
+            let plan: String = conn
+                .query_row(&format!("EXPLAIN QUERY PLAN {sql}"), [], |r| r.get(3))
+                .unwrap();
+            assert!(plan.starts_with("SEARCH") && plan.contains(index), "{plan}");
+        }
+    }
 }

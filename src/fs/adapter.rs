@@ -159,6 +159,20 @@ impl Filesystem for Adapter {
         }
     }
 
+    fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        match self.ns.unlink(parent.0, name.as_bytes(), req.uid()) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        match self.ns.rmdir(parent.0, name.as_bytes(), req.uid()) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
         match self.ns.readlink(ino.0) {
             Ok(t) => reply.data(&t),

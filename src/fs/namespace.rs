@@ -14,6 +14,8 @@ use crate::model::{Node, NodeKind, Tree};
 use crate::repo::BlobId;
 use crate::service::{ControlError, Service, CONTROL_FILES};
 
+mod removal;
+
 pub type Errno = i32;
 pub type FsResult<T> = std::result::Result<T, Errno>;
 
@@ -52,8 +54,9 @@ back from the same handle when you open it read-write.
   echo 'bind name=P instance=NAME'                               > ctl/policy
   (also update, delete, enable, disable, unbind, run-now, settings; policies/P shows P)
 A request may also be one JSON object, e.g. {\"instance\":\"db\",\"name\":\"before-upgrade\"}.
-jobs/ID/status is JSON (state, progress, error); jobs/ID/log is text; events is the
-audit log (JSON lines); stats shows repository figures. docs/CONTROL.md has the rest.
+jobs/ID/status is JSON (state, progress, error); jobs/ID/log is text; `rm -r jobs/ID`
+deletes a finished job; events is the audit log (JSON lines: time, kind, uid, request,
+outcome); stats shows repository figures. docs/CONTROL.md has the rest.
 ";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,6 +175,8 @@ pub struct Namespace {
     owner_uid: u32,
     owner_gid: u32,
     started_ns: i64,
+    /// Job files unlinked (`rm -r jobs/<id>` in progress).
+    removed: Mutex<removal::RemovedJobFiles>,
 }
 
 fn node_kind(k: NodeKind) -> EntryKind {
@@ -220,6 +225,7 @@ impl Namespace {
             owner_uid: unsafe { libc::geteuid() },
             owner_gid: unsafe { libc::getegid() },
             started_ns: crate::service::now_ns(),
+            removed: Mutex::default(),
         }
     }
 
@@ -421,14 +427,16 @@ impl Namespace {
                 }
             }
             Inode::JobDir(id) => {
-                out.push((
-                    b"status".to_vec(),
-                    self.intern(Key::JobStatus(id), || Inode::JobStatus(id)),
-                ));
-                out.push((
-                    b"log".to_vec(),
-                    self.intern(Key::JobLog(id), || Inode::JobLog(id)),
-                ));
+                for file in removal::JOB_FILES {
+                    if self.job_file_removed(id, file) {
+                        continue;
+                    }
+                    let ino = match file {
+                        "status" => self.intern(Key::JobStatus(id), || Inode::JobStatus(id)),
+                        _ => self.intern(Key::JobLog(id), || Inode::JobLog(id)),
+                    };
+                    out.push((file.as_bytes().to_vec(), ino));
+                }
             }
             Inode::Instance(name) => {
                 let points = self.service.points(&name);

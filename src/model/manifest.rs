@@ -143,6 +143,20 @@ pub fn point_name(time_ns: i64, kind: PointKind, label: Option<&str>) -> String 
     }
 }
 
+/// Whether a point name is a scheduled point's (exactly a stamp and `-auto`, which no
+/// manual point can be: `auto` is not a label) or a manual one's; `None` if it is not a
+/// point name. Readers of a mount tell the kinds apart by this alone.
+pub fn point_kind_of_name(name: &str) -> Option<PointKind> {
+    if !is_valid_point_name(name) {
+        return None;
+    }
+    Some(if name.get(18..) == Some("-auto") {
+        PointKind::Scheduled
+    } else {
+        PointKind::Manual
+    })
+}
+
 /// A point directory name: a stamp, then optionally `-` and `[A-Za-z0-9_-]`; never `:`.
 /// The stamp must be exactly what [`point_name`] writes (so names sort by time).
 pub fn is_valid_point_name(name: &str) -> bool {
@@ -195,6 +209,11 @@ mod tests {
         assert!(is_valid_point_name(&manual));
         let auto = point_name(t, PointKind::Scheduled, None);
         assert!(auto.ends_with("-auto") && is_valid_point_name(&auto));
+        assert_eq!(point_kind_of_name(&auto), Some(PointKind::Scheduled));
+        assert_eq!(point_kind_of_name(&manual), Some(PointKind::Manual));
+        let labelled = point_name(t, PointKind::Manual, Some("x-auto"));
+        assert_eq!(point_kind_of_name(&labelled), Some(PointKind::Manual));
+        assert_eq!(point_kind_of_name("latest"), None);
         assert!(is_valid_point_name(&point_name(
             t,
             PointKind::Manual,

@@ -366,9 +366,19 @@ pub fn parse_instance(text: &str) -> Result<InstanceRequest> {
 pub struct SnapshotRequest {
     pub instance: String,
     pub label: Option<String>,
-    /// Set when a policy takes the point (never by a request written into ctl/snapshot).
+    /// Set when a policy takes the point (never by a request written into ctl/snapshot):
+    /// the job takes a scheduled (`-auto`) point, and a failure is kept as a failed
+    /// scheduled job. Stored as the `"schedule"` object of the job's request JSON, absent
+    /// otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<super::scheduler::ScheduledRun>,
+}
+
+impl SnapshotRequest {
+    /// Whether a policy's scheduler asked for this snapshot.
+    pub fn is_scheduled(&self) -> bool {
+        self.schedule.is_some()
+    }
 }
 
 pub fn parse_snapshot(text: &str) -> Result<SnapshotRequest> {

@@ -130,6 +130,8 @@ pub struct LiveJob {
     pub progress: std::sync::Arc<JobProgress>,
     pub created_ns: i64,
     pub started_ns: Option<i64>,
+    /// Who asked for it; `None` for a job the daemon started on its own.
+    pub uid: Option<u32>,
 }
 
 pub fn rfc3339(ns: i64) -> String {

@@ -5,6 +5,8 @@
 
 pub mod clock;
 pub mod control;
+pub mod events;
+mod history;
 pub mod jobs;
 pub mod policies;
 pub mod policy_control;
@@ -27,6 +29,7 @@ use crate::store::StoreError;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use control::ControlError;
+pub use events::{Event, KINDS as EVENT_KINDS};
 pub use jobs::{JobProgress, JobState, LiveJob};
 
 /// The control files of `.cairn/ctl/`.
@@ -63,6 +66,9 @@ struct Inner {
     state: Mutex<State>,
     wake: Condvar,
     last_refresh: Mutex<Instant>,
+    /// Held while a request is handled and its event recorded, and while a job's end is
+    /// recorded: a request's event always comes before the end of the job it started.
+    event_order: Mutex<()>,
     clock: Arc<dyn Clock>,
     sched: Mutex<scheduler::SchedState>,
     /// Serialises policy changes (each is a read-modify-write of repository objects).
@@ -89,25 +95,14 @@ impl Service {
     }
 
     /// Starts the service: marks jobs a previous daemon left unfinished as interrupted,
-    /// loads instances and policies, starts `workers` job runners, a refresher and the
-    /// scheduler, which reads `clock`.
+    /// applies the job history's retention, loads instances and policies, starts
+    /// `workers` job runners, a refresher and the scheduler, which reads `clock`.
     pub fn start_with_clock(
         repo: Repository,
         catalog: Arc<Catalog>,
         workers: usize,
         clock: Arc<dyn Clock>,
     ) -> Result<Service, ServiceError> {
-        for row in catalog.jobs()? {
-            if row.state == "queued" || row.state == "running" {
-                let mut status: Value =
-                    serde_json::from_str(&row.status).unwrap_or_else(|_| json!({}));
-                status["state"] = json!("interrupted");
-                status["error"] =
-                    json!("the daemon stopped before this job finished; run it again");
-                status["finished"] = json!(jobs::rfc3339(now_ns()));
-                catalog.update_job(row.id, "interrupted", &status.to_string(), &row.log)?;
-            }
-        }
         let service = Service {
             inner: Arc::new(Inner {
                 repo,
@@ -115,11 +110,13 @@ impl Service {
                 state: Mutex::new(State::default()),
                 wake: Condvar::new(),
                 last_refresh: Mutex::new(Instant::now()),
+                event_order: Mutex::new(()),
                 sched: Mutex::new(scheduler::SchedState::new(clock.now_ns())),
                 clock,
                 policy_writes: Mutex::new(()),
             }),
         };
+        service.recover_history()?;
         service.refresh()?;
         for i in 0..workers.max(1) {
             let s = service.clone();
@@ -139,6 +136,13 @@ impl Service {
             .spawn(move || s.run_scheduler())
             .map_err(|e| ServiceError::Store(StoreError::Runtime(e)))?;
         Ok(service)
+    }
+
+    fn event_order(&self) -> MutexGuard<'_, ()> {
+        self.inner
+            .event_order
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -249,46 +253,19 @@ impl Service {
             .unwrap_or_default()
     }
 
-    /// Handles one write into `ctl/<file>`; returns the reply text.
+    /// Handles one write into `ctl/<file>` by `uid`; returns the reply text. An accepted
+    /// request is an event; a refused one changes nothing and records nothing.
     pub fn submit(&self, file: &str, text: &str, uid: u32) -> Result<String, ControlError> {
-        let (kind, result) = match file {
-            "policy" => match policy_control::parse_policy(text) {
-                Ok(req) => (req.event_kind().to_string(), self.policy_request(req)),
-                Err(e) => (String::new(), Err(e)),
-            },
-            _ => (format!("ctl/{file}"), self.dispatch(file, text)),
-        };
-        let outcome = match &result {
-            Ok(reply) => json!({"ok": true, "reply": reply.trim_end()}),
-            Err(e) => json!({"ok": false, "error": e.message}),
-        };
-        let event = json!({
-            "time": jobs::rfc3339(now_ns()),
-            "uid": uid,
-            "kind": kind,
-            "file": format!("ctl/{file}"),
-            "request": text.trim_end(),
-            "outcome": outcome,
-        });
-        if result.is_ok() {
-            self.event(&kind, event);
-        }
-        result
+        let _order = self.event_order();
+        let reply = self.dispatch(file, text, uid)?;
+        self.record_event(events::request_event(file, text, uid, &reply));
+        Ok(reply)
     }
 
-    fn event(&self, kind: &str, line: Value) {
-        if let Err(e) = self
-            .inner
-            .catalog
-            .append_event(now_ns(), kind, &line.to_string())
-        {
-            tracing::error!("cannot record event: {e}");
-        }
-    }
-
-    fn dispatch(&self, file: &str, text: &str) -> Result<String, ControlError> {
+    fn dispatch(&self, file: &str, text: &str, uid: u32) -> Result<String, ControlError> {
         match file {
             "instance" => self.instance_request(control::parse_instance(text)?),
+            "policy" => self.policy_request(policy_control::parse_policy(text)?),
             "snapshot" => {
                 let req = control::parse_snapshot(text)?;
                 if self.instance(&req.instance).is_none() {
@@ -298,7 +275,8 @@ impl Service {
                     )));
                 }
                 let instance = req.instance.clone();
-                self.enqueue(
+                self.enqueue_as(
+                    Some(uid),
                     "snapshot",
                     Some(instance),
                     serde_json::to_value(&req).unwrap_or_default(),
@@ -322,7 +300,8 @@ impl Service {
                     }
                 }
                 let instance = req.instance.clone();
-                self.enqueue(
+                self.enqueue_as(
+                    Some(uid),
                     "restore",
                     Some(instance),
                     serde_json::to_value(&req).unwrap_or_default(),
@@ -343,7 +322,8 @@ impl Service {
                     }
                 }
                 let instance = req.instance.clone();
-                self.enqueue(
+                self.enqueue_as(
+                    Some(uid),
                     "verify",
                     instance,
                     serde_json::to_value(&req).unwrap_or_default(),
@@ -373,7 +353,8 @@ impl Service {
                 }
                 self.check_write_once(&req.instance, &names)?;
                 let instance = req.instance.clone();
-                self.enqueue(
+                self.enqueue_as(
+                    Some(uid),
                     "forget",
                     Some(instance),
                     serde_json::to_value(&req).unwrap_or_default(),
@@ -381,7 +362,8 @@ impl Service {
             }
             "prune" => {
                 let req = control::parse_prune(text)?;
-                self.enqueue(
+                self.enqueue_as(
+                    Some(uid),
                     "prune",
                     None,
                     serde_json::to_value(&req).unwrap_or_default(),
@@ -470,19 +452,23 @@ impl Service {
         }
     }
 
-    fn enqueue(
+    /// Queues a job asked for by `uid` (`None`: the daemon on its own, `uid` null in its
+    /// events); returns the reply `job=ID`.
+    fn enqueue_as(
         &self,
+        uid: Option<u32>,
         kind: &'static str,
         instance: Option<String>,
         request: Value,
     ) -> Result<String, ControlError> {
-        self.enqueue_job(kind, instance, request)
+        self.enqueue_job(uid, kind, instance, request)
             .map(|id| format!("job={id}\n"))
     }
 
     /// Queues a job and returns its id.
     fn enqueue_job(
         &self,
+        uid: Option<u32>,
         kind: &'static str,
         instance: Option<String>,
         request: Value,
@@ -497,6 +483,7 @@ impl Service {
                 "queued",
                 &request.to_string(),
                 created,
+                uid,
             )
             .map_err(|e| ControlError {
                 errno: libc::EIO,
@@ -512,6 +499,7 @@ impl Service {
             progress: Arc::new(JobProgress::default()),
             created_ns: created,
             started_ns: None,
+            uid,
         };
         self.persist(&job, None, None, None);
         let mut st = self.lock();
@@ -596,15 +584,6 @@ impl Service {
             return Some(j.progress.log_text());
         }
         self.inner.catalog.job(id).ok()?.map(|r| r.log)
-    }
-
-    /// The audit log as JSON lines.
-    pub fn events_text(&self) -> String {
-        let mut s = self.inner.catalog.events().unwrap_or_default().join("\n");
-        if !s.is_empty() {
-            s.push('\n');
-        }
-        s
     }
 
     /// Repository figures for `.cairn/stats`.

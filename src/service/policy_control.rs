@@ -47,23 +47,6 @@ pub enum PolicyRequest {
     Settings(SettingsChange),
 }
 
-impl PolicyRequest {
-    /// The audit-log kind of the event an accepted request records.
-    pub fn event_kind(&self) -> &'static str {
-        match self {
-            PolicyRequest::Create { .. } => "policy/created",
-            PolicyRequest::Update { .. } => "policy/updated",
-            PolicyRequest::Delete { .. } => "policy/deleted",
-            PolicyRequest::Enable { .. } => "policy/enabled",
-            PolicyRequest::Disable { .. } => "policy/disabled",
-            PolicyRequest::Bind { .. } => "instance/bound",
-            PolicyRequest::Unbind { .. } => "instance/unbound",
-            PolicyRequest::RunNow { .. } => "policy/run-now",
-            PolicyRequest::Settings(_) => "policy/settings",
-        }
-    }
-}
-
 /// `settings`: quotas and write-once; `None` leaves a value as it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SettingsChange {

@@ -11,7 +11,8 @@ use serde_json::{json, Value};
 use crate::engine::{self, BackupRequest, CancelToken, RestoreRequest, VerifyRequest};
 use crate::model::PointKind;
 
-use super::jobs::{self, JobProgress, JobState, LiveJob};
+use super::history::{JobEnd, INTERRUPTED};
+use super::jobs::{JobProgress, JobState, LiveJob};
 use super::{control, now_ns, Service};
 
 impl Service {
@@ -60,7 +61,7 @@ impl Service {
 
     pub(super) fn run_worker(&self) {
         while let Some(id) = self.next_job() {
-            let (kind, request, instance, cancel, progress) = {
+            let (kind, request, instance, cancel, progress, uid) = {
                 let st = self.lock();
                 let Some(job) = st.live.get(&id) else {
                     continue;
@@ -72,6 +73,7 @@ impl Service {
                     job.instance.clone(),
                     job.cancel.clone(),
                     job.progress.clone(),
+                    job.uid,
                 )
             };
             // Periodic status writes while the job runs.
@@ -110,13 +112,9 @@ impl Service {
             if let Some(mut job) = st.live.remove(&id) {
                 let (state, error, result) = match outcome {
                     Ok(result) => (JobState::Succeeded, None, Some(result)),
-                    Err(engine::EngineError::Cancelled) if st.shutdown => (
-                        JobState::Interrupted,
-                        Some(
-                            "the daemon stopped before this job finished; run it again".to_string(),
-                        ),
-                        None,
-                    ),
+                    Err(engine::EngineError::Cancelled) if st.shutdown => {
+                        (JobState::Interrupted, Some(INTERRUPTED.to_string()), None)
+                    }
                     Err(engine::EngineError::Cancelled) => (
                         JobState::Cancelled,
                         Some("cancelled on request".to_string()),
@@ -131,19 +129,17 @@ impl Service {
                 self.persist(&job, Some(finished), error.as_deref(), result.clone());
                 st.generation += 1;
                 drop(st);
-                if let Some(i) = &instance {
-                    self.after_job(i, &request, state);
-                }
-                self.event(
-                    "job",
-                    json!({
-                        "time": jobs::rfc3339(finished),
-                        "kind": format!("job/{kind}"),
-                        "job": id,
-                        "instance": instance,
-                        "outcome": {"state": state.as_str(), "error": error, "result": result},
-                    }),
-                );
+                self.record_job_end(JobEnd {
+                    id,
+                    kind,
+                    instance: instance.as_deref(),
+                    uid,
+                    request,
+                    state,
+                    error: error.as_deref(),
+                    result,
+                });
+                self.expire_history();
             }
             self.inner.wake.notify_all();
         }

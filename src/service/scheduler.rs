@@ -9,7 +9,9 @@
 //!   [`MAX_RETRIES_PER_DAY`] retries a day (in the policy's time zone), later slots of
 //!   that day are skipped and recorded.
 //! - Failed scheduled jobs are kept as jobs with their cause: the newest
-//!   [`FAILED_JOBS_KEPT`] per instance, for [`FAILED_JOBS_DAYS`] days.
+//!   [`FAILED_SCHEDULED_KEEP`](crate::catalog::FAILED_SCHEDULED_KEEP) per instance, for
+//!   [`FAILED_SCHEDULED_DAYS`](crate::catalog::FAILED_SCHEDULED_DAYS) days
+//!   ([`Catalog::expire_failed_scheduled_jobs`](crate::catalog::Catalog::expire_failed_scheduled_jobs)).
 //! - Disabled policies do not run; the slots they skip are not caught up when enabled.
 //! - Every daemon that mounts the repository runs its policies. A slot whose scheduled
 //!   point another daemon already took (same instance, the slot's time) is not taken
@@ -30,13 +32,13 @@ use serde_json::{json, Value};
 use crate::model::Policy;
 
 use super::control::{ControlError, SnapshotRequest};
+use super::events::Event;
+use super::history::JobEnd;
 use super::jobs::{self, JobProgress, JobState};
 use super::policies::bindings;
 use super::{schedule, Service};
 
 pub const MAX_RETRIES_PER_DAY: u32 = 3;
-pub const FAILED_JOBS_KEPT: usize = 10;
-pub const FAILED_JOBS_DAYS: i64 = 30;
 /// How often the scheduler looks at the clock.
 pub const SCHEDULER_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -167,15 +169,17 @@ impl Service {
             };
             if trigger == Trigger::Retry {
                 if track.retries >= MAX_RETRIES_PER_DAY {
-                    self.event(
-                        "policy/skipped",
-                        json!({
-                            "time": jobs::rfc3339(now), "kind": "policy/skipped",
-                            "policy": name, "instance": instance, "slot": schedule::utc(slot),
-                            "outcome": {"ok": false, "error": format!(
-                                "{MAX_RETRIES_PER_DAY} retries today failed; the next run is on the next day"
-                            )},
-                        }),
+                    self.record_event(
+                        Event::new("policy-slot-skipped")
+                            .instance(instance.clone())
+                            .outcome(json!({
+                                "ok": false,
+                                "policy": name,
+                                "slot": schedule::utc(slot),
+                                "error": format!(
+                                    "{MAX_RETRIES_PER_DAY} retries today failed; the next run is on the next day"
+                                ),
+                            })),
                     );
                     continue;
                 }
@@ -191,14 +195,16 @@ impl Service {
                 Ok(id) => {
                     track.last_job = Some(id);
                     if trigger == Trigger::CatchUp {
-                        self.event(
-                            "policy/catch-up",
-                            json!({
-                                "time": jobs::rfc3339(now), "kind": "policy/catch-up",
-                                "policy": name, "instance": instance, "missed": due.len(),
-                                "last_missed": schedule::utc(slot),
-                                "outcome": {"ok": true, "job": id},
-                            }),
+                        self.record_event(
+                            Event::new("policy-catch-up")
+                                .instance(instance.clone())
+                                .job(id)
+                                .outcome(json!({
+                                    "ok": true,
+                                    "policy": name,
+                                    "missed": due.len(),
+                                    "last_missed": schedule::utc(slot),
+                                })),
                         );
                     }
                 }
@@ -288,7 +294,7 @@ impl Service {
                 );
                 self.record_failed(instance, &request, &cause)
             }
-            _ => self.enqueue_job("snapshot", Some(instance.to_string()), request),
+            _ => self.enqueue_job(None, "snapshot", Some(instance.to_string()), request),
         }
     }
 
@@ -311,6 +317,7 @@ impl Service {
                 "failed",
                 &request.to_string(),
                 now,
+                None,
             )
             .map_err(stored)?;
         let status = jobs::status_json(
@@ -334,32 +341,28 @@ impl Service {
                 &format!("error: {cause}\n"),
             )
             .map_err(stored)?;
-        self.event(
-            "job",
-            json!({
-                "time": jobs::rfc3339(now), "kind": "job/snapshot", "job": id, "instance": instance,
-                "outcome": {"state": "failed", "error": cause, "result": null},
-            }),
-        );
-        self.after_job(instance, request, JobState::Failed);
+        self.record_job_end(JobEnd {
+            id,
+            kind: "snapshot",
+            instance: Some(instance),
+            uid: None,
+            request: request.clone(),
+            state: JobState::Failed,
+            error: Some(cause),
+            result: None,
+        });
+        self.trim_failed(instance);
         self.lock().generation += 1;
         Ok(id)
     }
 
-    /// After a job ended: a failed scheduled job trims the instance's failed-job history.
-    pub(super) fn after_job(&self, instance: &str, request: &Value, state: JobState) {
-        if state == JobState::Failed && request.get("schedule").is_some() {
-            self.trim_failed(instance);
-        }
-    }
-
-    /// Keeps the newest failed scheduled jobs of an instance, none older than the limit.
+    /// Applies the failed-scheduled-job rule to an instance (the newest ones, none older
+    /// than the limit).
     fn trim_failed(&self, instance: &str) {
-        let before = self.now_ns() - FAILED_JOBS_DAYS * 86_400 * 1_000_000_000;
-        if let Err(e) =
-            self.inner
-                .catalog
-                .trim_failed_scheduled_jobs(instance, FAILED_JOBS_KEPT, before)
+        if let Err(e) = self
+            .inner
+            .catalog
+            .expire_failed_scheduled_jobs(instance, self.now_ns())
         {
             tracing::warn!(%instance, "cannot trim failed jobs: {e}");
         }

@@ -29,7 +29,7 @@ const DEAD_MOUNT_LIMIT: Duration = Duration::from_secs(5);
 
 /// `<target>/<profile>/cairn`, built with this test binary's profile (once per process),
 /// as in `cli.rs`.
-fn cairn_bin() -> &'static Path {
+pub fn cairn_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let exe = std::env::current_exe().expect("test executable path");

@@ -388,7 +388,14 @@ fn jobs_on_one_instance_run_one_at_a_time_and_survive_a_restart() {
     let t = TestRepo::reopen_local(dir.path());
     let stuck = t
         .catalog
-        .insert_job("snapshot", Some("db"), "running", "{}", 0)
+        .insert_job(
+            "snapshot",
+            Some("db"),
+            "running",
+            "{}",
+            cairn::model::now_ns(),
+            Some(0),
+        )
         .unwrap();
     let restarted = Service::start(t.repo, t.catalog, 1).unwrap();
     let status: serde_json::Value =

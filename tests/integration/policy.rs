@@ -220,30 +220,46 @@ fn every_accepted_request_is_an_event() {
         .events_text()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
-        .filter(|e: &serde_json::Value| e["file"] == "ctl/policy")
+        .filter(|e: &serde_json::Value| {
+            let k = e["kind"].as_str().unwrap();
+            (k.starts_with("policy-") || k.starts_with("instance-")) && k != "instance-added"
+        })
         .collect();
     let kinds: Vec<&str> = lines.iter().map(|e| e["kind"].as_str().unwrap()).collect();
     assert_eq!(
         kinds,
         [
-            "policy/created",
-            "policy/updated",
-            "instance/bound",
-            "policy/disabled",
-            "policy/enabled",
-            "policy/run-now",
-            "instance/unbound",
-            "policy/deleted"
+            "policy-created",
+            "policy-updated",
+            "instance-bound",
+            "policy-disabled",
+            "policy-enabled",
+            "policy-run-requested",
+            "instance-unbound",
+            "policy-deleted"
         ]
     );
     for e in &lines {
         assert_eq!(e["uid"], 1000);
         assert_eq!(e["outcome"]["ok"], true, "{e}");
         assert!(
-            e["request"].as_str().unwrap().contains("nightly") || e["kind"] == "instance/unbound"
+            e["request"].as_str().unwrap().contains("nightly") || e["kind"] == "instance-unbound"
         );
     }
-    assert_eq!(rig.events("job/snapshot").len(), 1, "the run-now job");
+    let ends: Vec<serde_json::Value> = rig
+        .service
+        .events_text()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|e: &serde_json::Value| e["outcome"]["job_kind"] == "snapshot")
+        .collect();
+    assert_eq!(ends.len(), 1, "the run-now job: {ends:?}");
+    assert_eq!(
+        ends[0]["uid"],
+        serde_json::Value::Null,
+        "the scheduler ran it"
+    );
+    assert_eq!(ends[0]["request"]["schedule"]["trigger"], "run-now");
 }
 
 #[test]
@@ -405,7 +421,7 @@ fn a_policy_created_through_a_fuse_mount_shows_under_policies() {
     );
     assert_eq!(v["keep"], serde_json::json!({"days": 7}));
     let events = std::fs::read_to_string(mnt.join(".cairn/events")).unwrap();
-    assert!(events.contains("\"policy/created\""), "{events}");
+    assert!(events.contains("\"policy-created\""), "{events}");
     drop(guard);
 }
 

@@ -88,6 +88,22 @@ fn every_n_days_several_times_a_day_with_count_retention() {
         last["result"]["expired"],
         serde_json::json!(["2026-11-26T060000Z-auto"])
     );
+    // Every point retention forgot is an event of the job that forgot it.
+    let deleted = rig.events("point-deleted");
+    let names: Vec<&str> = deleted
+        .iter()
+        .map(|e| e["point"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names.len(),
+        5,
+        "eight scheduled points, three kept: {names:?}"
+    );
+    assert_eq!(names.last(), Some(&"2026-11-26T060000Z-auto"));
+    assert!(deleted
+        .iter()
+        .all(|e| e["outcome"]["by"] == "retention" && e["instance"] == "db" && e["uid"].is_null()));
+    assert_eq!(deleted.last().unwrap()["job"], last["id"]);
 }
 
 #[test]
@@ -150,7 +166,7 @@ fn failed_slots_are_retried_at_most_three_times_a_day_and_kept_as_failed_jobs() 
             "2026-11-22T03:00:00Z"
         ]
     );
-    assert_eq!(rig.events("policy/skipped").len(), 20);
+    assert_eq!(rig.events("policy-slot-skipped").len(), 20);
 
     // Each later day: three retries (00:00, 01:00, 02:00). 4 + 3 + 3 = 10 kept; the
     // 11th and later push the oldest out.
@@ -250,11 +266,13 @@ fn missed_slots_while_down_give_one_recorded_catch_up_run() {
     assert_eq!(jobs.len(), 3, "one catch-up run, not five");
     assert_eq!(trigger_of(&jobs[2]), "catch-up");
     assert_eq!(state_of(&jobs[2]), "succeeded");
-    let events = rig.events("policy/catch-up");
+    let events = rig.events("policy-catch-up");
     assert_eq!(events.len(), 1);
-    assert_eq!(events[0]["missed"], 5);
-    assert_eq!(events[0]["last_missed"], "2026-11-26T03:00:00Z");
-    assert_eq!(events[0]["outcome"]["job"], jobs[2]["id"]);
+    assert_eq!(events[0]["instance"], "db");
+    assert_eq!(events[0]["uid"], serde_json::Value::Null);
+    assert_eq!(events[0]["outcome"]["missed"], 5);
+    assert_eq!(events[0]["outcome"]["last_missed"], "2026-11-26T03:00:00Z");
+    assert_eq!(events[0]["job"], jobs[2]["id"]);
     assert_eq!(
         rig.points("db").last().map(String::as_str),
         Some("2026-11-26T100000Z-auto")

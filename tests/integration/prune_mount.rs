@@ -125,13 +125,29 @@ fn forget_and_prune_through_control_files() {
         serde_json::from_str(&std::fs::read_to_string(mnt.join(".cairn/stats")).unwrap()).unwrap();
     assert_eq!(stats["forgotten_points"], 1, "{stats}");
     assert_eq!(stats["prune_plans_pending"], 0, "{stats}");
-    let recorded = events(&mnt);
-    for kind in ["ctl/forget", "ctl/prune", "job/forget", "job/prune"] {
-        assert!(
-            recorded.iter().any(|l| l.contains(&format!("\"{kind}\""))),
-            "no {kind} event: {recorded:?}"
-        );
-    }
+    let recorded: Vec<serde_json::Value> = events(&mnt)
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let of_kind = |k: &str| -> Vec<&serde_json::Value> {
+        recorded.iter().filter(|e| e["kind"] == k).collect()
+    };
+    assert_eq!(of_kind("forget-requested").len(), 1, "{recorded:?}");
+    assert_eq!(of_kind("prune-requested").len(), 2, "{recorded:?}");
+    assert_eq!(of_kind("prune-completed").len(), 2, "{recorded:?}");
+    let deleted = of_kind("point-deleted");
+    assert_eq!(deleted.len(), 1, "{recorded:?}");
+    assert_eq!(deleted[0]["point"], names[1].as_str());
+    assert_eq!(deleted[0]["instance"], "db");
+    assert_eq!(deleted[0]["job"], status["id"]);
+    assert_eq!(deleted[0]["outcome"]["by"], "forget");
+    assert!(deleted[0]["uid"].is_number(), "{}", deleted[0]);
+    let ends: Vec<&serde_json::Value> = recorded
+        .iter()
+        .filter(|e| e["outcome"]["job_kind"] == "forget")
+        .collect();
+    assert_eq!(ends.len(), 1);
+    assert_eq!(ends[0]["kind"], "job-succeeded");
     drop(guard);
     let points = [
         (names[0].as_str(), srcs[0].as_path()),

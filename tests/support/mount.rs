@@ -102,14 +102,31 @@ impl Drop for MountGuard {
 
 /// Runs a command with a time limit; returns (success, stdout, stderr).
 pub fn run(limit_s: u32, cmd: &str, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new("timeout")
-        .arg("-k")
+    run_with_env(limit_s, cmd, args, &[])
+}
+
+/// [`run`] with these environment variables set (an empty value removes one).
+pub fn run_with_env(
+    limit_s: u32,
+    cmd: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (bool, String, String) {
+    let mut c = Command::new("timeout");
+    c.arg("-k")
         .arg("5")
         .arg(limit_s.to_string())
         .arg(cmd)
         .args(args)
-        .output()
-        .expect("run command");
+        .stdin(std::process::Stdio::null());
+    for (k, v) in env {
+        if v.is_empty() {
+            c.env_remove(k);
+        } else {
+            c.env(k, v);
+        }
+    }
+    let out = c.output().expect("run command");
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -1,7 +1,8 @@
-//! `cairn jobs [ID]` lists a mount's jobs or shows one; `cairn cancel ID` cancels one.
+//! `cairn jobs [ID]` lists a mount's jobs or shows one; `cairn jobs delete ID..` deletes
+//! finished ones from the history; `cairn cancel ID` cancels one.
 
 use anyhow::Result;
-use clap::Args;
+use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
 use super::{print_json, Invocation, Status};
@@ -9,7 +10,10 @@ use crate::client::{self, MountArgs, Request};
 use crate::human_units;
 
 #[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct JobsArgs {
+    #[command(subcommand)]
+    pub action: Option<JobsAction>,
     /// Show this job's status instead of the list.
     #[arg(value_name = "ID")]
     pub id: Option<u64>,
@@ -22,6 +26,22 @@ pub struct JobsArgs {
     /// Print JSON (`{"jobs": [...]}`, or the job's status) instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum JobsAction {
+    /// Delete finished jobs (succeeded, failed, cancelled, interrupted) from the history,
+    /// as `rm -r <mnt>/.cairn/jobs/ID` does; queued and running jobs are refused.
+    Delete(DeleteArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DeleteArgs {
+    /// The jobs to delete.
+    #[arg(value_name = "ID", required = true)]
+    pub ids: Vec<u64>,
+    #[command(flatten)]
+    pub mount: MountArgs,
 }
 
 #[derive(Args, Debug)]
@@ -70,6 +90,14 @@ fn detail(s: &Value) -> String {
 }
 
 pub fn run(inv: &Invocation<'_>, args: &JobsArgs) -> Result<Status> {
+    if let Some(JobsAction::Delete(d)) = &args.action {
+        let client = d.mount.client()?;
+        for id in &d.ids {
+            client.delete_job(*id)?;
+            println!("deleted job {id}");
+        }
+        return Ok(Status::Success);
+    }
     let client = args.mount.client()?;
     if let Some(id) = args.id {
         if args.wait {
@@ -102,7 +130,11 @@ pub fn run(inv: &Invocation<'_>, args: &JobsArgs) -> Result<Status> {
     }
     let mut jobs = Vec::new();
     for id in client.job_ids()? {
-        // A job listed a moment ago may not be readable now only if the mount went away.
+        // A job deleted since the listing (or being deleted: `rm -r` unlinks its status
+        // first) is left out; otherwise an unreadable status means the mount went away.
+        if !client.has_status(id) {
+            continue;
+        }
         jobs.push(client.status(id)?);
     }
     if args.json {

@@ -1,26 +1,93 @@
-//! `cairn points [INSTANCE]`: lists backup points, oldest first (newest last): the point
-//! directories of a mount, or the catalog of a repository opened with `--repo`.
+//! `cairn points [INSTANCE] [--since T] [--until T] [--kind manual|scheduled|failed]..`:
+//! lists backup points, oldest first (newest last): the point directories of a mount, or
+//! the catalog of a repository opened with `--repo`. `--kind failed` lists the failed
+//! scheduled runs (failed scheduled snapshot jobs) instead of, or beside, points.
 
 use anyhow::{Context, Result};
-use clap::Args;
-use serde_json::json;
+use clap::{Args, ValueEnum};
+use serde_json::{json, Value};
 
+use cairn::catalog::{JobRow, PointQuery};
+use cairn::model::manifest::point_kind_of_name;
 use cairn::model::PointKind;
 
 use super::{print_json, Invocation, Status};
 use crate::client::{Client, Target, TargetArgs};
 use crate::human_units;
 use crate::repo_args;
+use crate::time_args::TimeRangeArgs;
 
 #[derive(Args, Debug)]
 pub struct PointsArgs {
     /// Only this instance's points.
     pub instance: Option<String>,
     #[command(flatten)]
+    pub range: TimeRangeArgs,
+    /// Only points of this kind (repeat for several): manual, scheduled, or failed (the
+    /// failed scheduled runs). Default: manual and scheduled points.
+    #[arg(long = "kind", value_enum, value_name = "KIND")]
+    pub kinds: Vec<ListedKind>,
+    #[command(flatten)]
     pub target: TargetArgs,
-    /// Print one JSON object (`{"points": [...]}`) instead of a table.
+    /// Print one JSON object (`{"points": [...]}`, failed runs as `{"failed": [...]}`)
+    /// instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ListedKind {
+    Manual,
+    Scheduled,
+    Failed,
+}
+
+/// What a listing wants, resolved from the arguments.
+struct Wanted {
+    since: Option<i64>,
+    until: Option<i64>,
+    /// Which kinds of points (empty: none).
+    points: Vec<PointKind>,
+    failed: bool,
+}
+
+impl Wanted {
+    fn new(args: &PointsArgs) -> Result<Wanted> {
+        let (since, until) = args.range.range()?;
+        let all = args.kinds.is_empty();
+        let has = |k| all || args.kinds.contains(&k);
+        let mut points = Vec::new();
+        if has(ListedKind::Manual) {
+            points.push(PointKind::Manual);
+        }
+        if has(ListedKind::Scheduled) {
+            points.push(PointKind::Scheduled);
+        }
+        Ok(Wanted {
+            since,
+            until,
+            points,
+            failed: args.kinds.contains(&ListedKind::Failed),
+        })
+    }
+
+    fn in_range(&self, t: i64) -> bool {
+        self.since.is_none_or(|s| t >= s) && self.until.is_none_or(|u| t <= u)
+    }
+
+    /// The catalog queries for the wanted points (none, one per kind, or one for all).
+    fn point_queries(&self) -> Vec<PointQuery> {
+        let q = |kind| PointQuery {
+            since_ns: self.since,
+            until_ns: self.until,
+            kind,
+        };
+        match self.points.as_slice() {
+            [] => vec![],
+            [one] => vec![q(Some(*one))],
+            _ => vec![q(None)],
+        }
+    }
 }
 
 fn kind_name(kind: PointKind) -> &'static str {
@@ -30,62 +97,186 @@ fn kind_name(kind: PointKind) -> &'static str {
     }
 }
 
-pub fn run(inv: &Invocation<'_>, args: &PointsArgs) -> Result<Status> {
-    match args.target.resolve()? {
-        Target::Repo(repo) => direct(inv, args, &repo),
-        Target::Mount(client) => through_mount(&client, args),
+/// A failed scheduled run, as listed.
+struct FailedRun {
+    instance: String,
+    job: u64,
+    time_ns: i64,
+    error: String,
+}
+
+impl FailedRun {
+    fn from_row(r: &JobRow) -> FailedRun {
+        let status: Value = serde_json::from_str(&r.status).unwrap_or_default();
+        FailedRun {
+            instance: r.instance.clone().unwrap_or_default(),
+            job: r.id,
+            time_ns: r.created_ns,
+            error: status["error"].as_str().unwrap_or("").to_string(),
+        }
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "instance": self.instance,
+            "kind": "failed",
+            "job": self.job,
+            "time": human_units::rfc3339(self.time_ns),
+            "error": self.error,
+        })
     }
 }
 
-/// The point directories under `<mnt>/<instance>/` (all instances when none is named).
-fn through_mount(client: &Client, args: &PointsArgs) -> Result<Status> {
+pub fn run(inv: &Invocation<'_>, args: &PointsArgs) -> Result<Status> {
+    let wanted = Wanted::new(args)?;
+    match args.target.resolve()? {
+        Target::Repo(repo) => direct(inv, args, &wanted, &repo),
+        Target::Mount(client) => through_mount(&client, args, &wanted),
+    }
+}
+
+/// Prints the failed runs (after the points, if any were printed).
+fn print_failed(failed: &[FailedRun], after_points: bool) {
+    if failed.is_empty() {
+        return;
+    }
+    if after_points {
+        println!();
+    }
+    let iw = failed
+        .iter()
+        .map(|f| f.instance.len())
+        .max()
+        .unwrap_or(0)
+        .max("INSTANCE".len());
+    println!(
+        "{:<iw$}  {:>6}  {:<23}  FAILED SCHEDULED RUN",
+        "INSTANCE", "JOB", "TIME"
+    );
+    for f in failed {
+        println!(
+            "{:<iw$}  {:>6}  {:<23}  {}",
+            f.instance,
+            f.job,
+            human_units::time(f.time_ns),
+            f.error
+        );
+    }
+}
+
+fn say_none(args: &PointsArgs, hint: &str) {
+    let filtered =
+        !args.kinds.is_empty() || args.range.since.is_some() || args.range.until.is_some();
+    match (&args.instance, filtered) {
+        (Some(i), true) => eprintln!("nothing in instance `{i}` matches"),
+        (None, true) => eprintln!("nothing matches"),
+        (Some(i), false) => eprintln!("no points in instance `{i}` yet: {hint}"),
+        (None, false) => eprintln!("no points yet: {hint}"),
+    }
+}
+
+/// The point directories under `<mnt>/<instance>/` (all instances when none is named);
+/// kinds from the names, times from the directories; failed runs from `jobs/`.
+fn through_mount(client: &Client, args: &PointsArgs, wanted: &Wanted) -> Result<Status> {
     let instances = match &args.instance {
         Some(i) => vec![i.clone()],
         None => client.instances()?,
     };
     let mut rows = Vec::new();
     for i in &instances {
-        for p in client.points(i)? {
-            rows.push((i.clone(), p));
+        for (time_ns, name) in client.points_with_times(i)? {
+            let kind = point_kind_of_name(&name).unwrap_or(PointKind::Manual);
+            if wanted.points.contains(&kind) && wanted.in_range(time_ns) {
+                rows.push((i.clone(), name, kind, time_ns));
+            }
+        }
+    }
+    let mut failed = Vec::new();
+    if wanted.failed {
+        for id in client.job_ids()? {
+            let Ok(s) = client.status(id) else {
+                continue; // deleted since it was listed
+            };
+            let time_ns = s["created"]
+                .as_str()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .and_then(|t| t.timestamp_nanos_opt())
+                .unwrap_or(0);
+            let instance = s["instance"].as_str().unwrap_or("").to_string();
+            if s["kind"] == "snapshot"
+                && s["state"] == "failed"
+                && s["request"]["schedule"].is_object()
+                && args.instance.as_ref().is_none_or(|i| *i == instance)
+                && wanted.in_range(time_ns)
+            {
+                failed.push(FailedRun {
+                    instance,
+                    job: id,
+                    time_ns,
+                    error: s["error"].as_str().unwrap_or("").to_string(),
+                });
+            }
         }
     }
     if args.json {
         let list: Vec<_> = rows
             .iter()
-            .map(|(i, p)| {
+            .map(|(i, p, kind, t)| {
                 json!({
                     "instance": i,
                     "name": p,
+                    "kind": kind_name(*kind),
+                    "time": human_units::rfc3339(*t),
                     "path": client.dir.join(i).join(p),
                 })
             })
             .collect();
-        print_json(&json!({ "points": list }))?;
+        let mut out = json!({ "points": list });
+        if wanted.failed {
+            out["failed"] = failed.iter().map(FailedRun::json).collect();
+        }
+        print_json(&out)?;
         return Ok(Status::Success);
     }
-    if rows.is_empty() {
+    if rows.is_empty() && failed.is_empty() {
         match &args.instance {
-            Some(i) => eprintln!("no points in instance `{i}` yet: `cairn snapshot {i}` takes one"),
-            None => eprintln!("no points yet: `cairn snapshot INSTANCE` takes one"),
+            Some(i) => say_none(args, &format!("`cairn snapshot {i}` takes one")),
+            None => say_none(args, "`cairn snapshot INSTANCE` takes one"),
         }
         return Ok(Status::Success);
     }
-    for (i, p) in &rows {
+    for (i, p, _, _) in &rows {
         if args.instance.is_some() {
             println!("{p}");
         } else {
             println!("{i}/{p}");
         }
     }
+    print_failed(&failed, !rows.is_empty());
     Ok(Status::Success)
 }
 
-fn direct(inv: &Invocation<'_>, args: &PointsArgs, repo: &str) -> Result<Status> {
+fn direct(inv: &Invocation<'_>, args: &PointsArgs, wanted: &Wanted, repo: &str) -> Result<Status> {
     let repo = repo_args::open_repository(inv.global, repo)?;
     let catalog = repo_args::open_catalog(&repo)?;
-    let points = catalog
-        .points(args.instance.as_deref())
-        .context("cannot list the points in the local catalog")?;
+    let mut points = Vec::new();
+    for q in wanted.point_queries() {
+        points.extend(
+            catalog
+                .points_matching(args.instance.as_deref(), &q)
+                .context("cannot list the points in the local catalog")?,
+        );
+    }
+    let failed: Vec<FailedRun> = if wanted.failed {
+        catalog
+            .failed_scheduled_jobs(args.instance.as_deref(), wanted.since, wanted.until)
+            .context("cannot list the failed jobs in the local catalog")?
+            .iter()
+            .map(FailedRun::from_row)
+            .collect()
+    } else {
+        Vec::new()
+    };
     if args.json {
         let list: Vec<_> = points
             .iter()
@@ -109,45 +300,50 @@ fn direct(inv: &Invocation<'_>, args: &PointsArgs, repo: &str) -> Result<Status>
                 })
             })
             .collect();
-        print_json(&json!({ "points": list }))?;
-        return Ok(Status::Success);
-    }
-    if points.is_empty() {
-        match &args.instance {
-            Some(i) => eprintln!("no points in instance `{i}`"),
-            None => {
-                eprintln!("no points yet: `cairn snapshot INSTANCE --repo REPO --path P` takes one")
-            }
+        let mut out = json!({ "points": list });
+        if wanted.failed {
+            out["failed"] = failed.iter().map(FailedRun::json).collect();
         }
+        print_json(&out)?;
         return Ok(Status::Success);
     }
-    let width = points
-        .iter()
-        .map(|p| p.manifest.instance.len())
-        .max()
-        .unwrap_or(0)
-        .max("INSTANCE".len());
-    let name_width = points
-        .iter()
-        .map(|p| p.manifest.name.len())
-        .max()
-        .unwrap_or(0)
-        .max("POINT".len());
-    println!(
-        "{:<width$}  {:<name_width$}  {:<9}  {:<23}  {:>9}  {:>10}",
-        "INSTANCE", "POINT", "KIND", "TIME", "FILES", "BYTES"
-    );
-    for p in &points {
-        let m = &p.manifest;
+    if points.is_empty() && failed.is_empty() {
+        say_none(
+            args,
+            "`cairn snapshot INSTANCE --repo REPO --path P` takes one",
+        );
+        return Ok(Status::Success);
+    }
+    if !points.is_empty() {
+        let width = points
+            .iter()
+            .map(|p| p.manifest.instance.len())
+            .max()
+            .unwrap_or(0)
+            .max("INSTANCE".len());
+        let name_width = points
+            .iter()
+            .map(|p| p.manifest.name.len())
+            .max()
+            .unwrap_or(0)
+            .max("POINT".len());
         println!(
             "{:<width$}  {:<name_width$}  {:<9}  {:<23}  {:>9}  {:>10}",
-            m.instance,
-            m.name,
-            kind_name(m.kind),
-            human_units::time(m.time_ns),
-            m.stats.files,
-            human_units::bytes(m.stats.bytes)
+            "INSTANCE", "POINT", "KIND", "TIME", "FILES", "BYTES"
         );
+        for p in &points {
+            let m = &p.manifest;
+            println!(
+                "{:<width$}  {:<name_width$}  {:<9}  {:<23}  {:>9}  {:>10}",
+                m.instance,
+                m.name,
+                kind_name(m.kind),
+                human_units::time(m.time_ns),
+                m.stats.files,
+                human_units::bytes(m.stats.bytes)
+            );
+        }
     }
+    print_failed(&failed, !points.is_empty());
     Ok(Status::Success)
 }

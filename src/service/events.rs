@@ -1,0 +1,289 @@
+//! The audit trail: every accepted request and every outcome the daemon reaches is one
+//! event, a JSON line in `.cairn/events` and a row of the catalog's events table.
+//!
+//! Every line has the same fields: `time` (RFC 3339, milliseconds, UTC), `kind` (one of
+//! [`KINDS`]), `uid` (who asked; `null` for what the daemon did on its own, such as a
+//! scheduled run), `instance`, `job`, `point` (`null` when the event is not about one),
+//! `request` (the request line as written, or the job's stored request object for the
+//! end of a job) and `outcome` (an object whose `ok` says whether it went well, with the
+//! reply, or the job's `state`, `error` and `result`). Refused requests record nothing.
+
+use serde_json::{json, Value};
+
+use super::control;
+use super::jobs::JobState;
+use super::Service;
+
+/// The kinds this daemon records. Code that records a new kind adds it here, so that
+/// `cairn events --kind` knows it.
+pub const KINDS: &[&str] = &[
+    // Requests that act at once.
+    "instance-added",
+    "instance-removed",
+    "policy-created",
+    "policy-updated",
+    "policy-deleted",
+    "policy-enabled",
+    "policy-disabled",
+    "instance-bound",
+    "instance-unbound",
+    "policy-settings",
+    // Requests that start a job (the outcome names the job).
+    "snapshot-requested",
+    "restore-requested",
+    "verify-requested",
+    "forget-requested",
+    "prune-requested",
+    "policy-run-requested",
+    "cancel-requested",
+    // What the scheduler decided on its own.
+    "policy-catch-up",
+    "policy-slot-skipped",
+    // Outcomes.
+    "point-created",
+    "point-restored",
+    "point-deleted",
+    "prune-completed",
+    "job-succeeded",
+    "job-failed",
+    "job-cancelled",
+    "job-interrupted",
+    "job-deleted",
+];
+
+/// One event to record; build it with the setters, record it with
+/// [`Service::record_event`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub kind: String,
+    pub uid: Option<u32>,
+    pub instance: Option<String>,
+    pub job: Option<u64>,
+    pub point: Option<String>,
+    pub request: Value,
+    pub outcome: Value,
+}
+
+impl Event {
+    pub fn new(kind: impl Into<String>) -> Event {
+        Event {
+            kind: kind.into(),
+            uid: None,
+            instance: None,
+            job: None,
+            point: None,
+            request: Value::Null,
+            outcome: json!({"ok": true}),
+        }
+    }
+
+    pub fn uid(mut self, uid: Option<u32>) -> Event {
+        self.uid = uid;
+        self
+    }
+
+    pub fn instance(mut self, instance: impl Into<String>) -> Event {
+        self.instance = Some(instance.into());
+        self
+    }
+
+    pub fn job(mut self, job: u64) -> Event {
+        self.job = Some(job);
+        self
+    }
+
+    pub fn point(mut self, point: impl Into<String>) -> Event {
+        self.point = Some(point.into());
+        self
+    }
+
+    /// The request as written (a line) or as stored (a job's request object).
+    pub fn request(mut self, request: impl Into<Value>) -> Event {
+        self.request = request.into();
+        self
+    }
+
+    /// The outcome: an object with `ok` and whatever else tells what happened.
+    pub fn outcome(mut self, outcome: Value) -> Event {
+        self.outcome = outcome;
+        self
+    }
+
+    /// The JSON line of this event at `time_ns`.
+    pub fn line(&self, time_ns: i64) -> Value {
+        json!({
+            "time": super::jobs::rfc3339(time_ns),
+            "kind": self.kind,
+            "uid": self.uid,
+            "instance": self.instance,
+            "job": self.job,
+            "point": self.point,
+            "request": self.request,
+            "outcome": self.outcome,
+        })
+    }
+}
+
+/// The kind of event an accepted request into `ctl/<file>` with `verb` records.
+pub fn request_kind(file: &str, verb: Option<&str>) -> String {
+    let kind = match (file, verb) {
+        ("instance", Some("add")) => "instance-added",
+        ("instance", Some("remove")) => "instance-removed",
+        ("policy", Some("create")) => "policy-created",
+        ("policy", Some("update")) => "policy-updated",
+        ("policy", Some("delete")) => "policy-deleted",
+        ("policy", Some("enable")) => "policy-enabled",
+        ("policy", Some("disable")) => "policy-disabled",
+        ("policy", Some("bind")) => "instance-bound",
+        ("policy", Some("unbind")) => "instance-unbound",
+        ("policy", Some("run-now")) => "policy-run-requested",
+        ("cancel", _) => "cancel-requested",
+        (file, Some(verb)) => return format!("{file}-{verb}"),
+        (file, None) => return format!("{file}-requested"),
+    };
+    kind.to_string()
+}
+
+/// The kind of event the end of a job of `job_kind` in `state` records.
+pub fn job_end_kind(job_kind: &str, state: JobState) -> &'static str {
+    match (job_kind, state) {
+        ("snapshot", JobState::Succeeded) => "point-created",
+        ("restore", JobState::Succeeded) => "point-restored",
+        ("prune", JobState::Succeeded) => "prune-completed",
+        (_, JobState::Succeeded) => "job-succeeded",
+        (_, JobState::Cancelled) => "job-cancelled",
+        (_, JobState::Interrupted) => "job-interrupted",
+        _ => "job-failed",
+    }
+}
+
+/// The event of an accepted request: what it is about comes from its words.
+pub fn request_event(file: &str, text: &str, uid: u32, reply: &str) -> Event {
+    let words = control::parse_words(text).unwrap_or_default();
+    let value = |key: &str| {
+        words
+            .pairs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    };
+    let mut event = Event::new(request_kind(file, words.verb.as_deref()))
+        .uid(Some(uid))
+        .request(text.trim_end())
+        .outcome(json!({"ok": true, "reply": reply.trim_end()}));
+    event.instance = match file {
+        "instance" => value("name"),
+        _ => value("instance"),
+    };
+    event.point = value("point");
+    event.job = reply
+        .trim()
+        .strip_prefix("job=")
+        .map(str::to_string)
+        .or_else(|| value("job"))
+        .and_then(|j| j.parse().ok());
+    event
+}
+
+impl Service {
+    /// Records an event now. Recording never fails the caller: a catalog that cannot
+    /// store it is logged.
+    pub fn record_event(&self, event: Event) {
+        // Milliseconds, as the line shows them, so that the row's time and the line's
+        // time select the same events.
+        let time_ns = self.now_ns() / 1_000_000 * 1_000_000;
+        let line = event.line(time_ns).to_string();
+        if let Err(e) = self.inner.catalog.append_event(time_ns, &event.kind, &line) {
+            tracing::error!(kind = %event.kind, "cannot record event: {e}");
+        }
+    }
+
+    /// The audit log as JSON lines, in the order recorded.
+    pub fn events_text(&self) -> String {
+        let mut s = self.inner.catalog.events().unwrap_or_default().join("\n");
+        if !s.is_empty() {
+            s.push('\n');
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_a_request_or_job_records_is_known() {
+        for (file, verbs) in [
+            ("instance", &["add", "remove"][..]),
+            (
+                "policy",
+                &[
+                    "create", "update", "delete", "enable", "disable", "bind", "unbind", "run-now",
+                    "settings",
+                ],
+            ),
+            ("snapshot", &[]),
+            ("restore", &[]),
+            ("verify", &[]),
+            ("forget", &[]),
+            ("prune", &[]),
+            ("cancel", &[]),
+        ] {
+            let kinds: Vec<String> = if verbs.is_empty() {
+                vec![request_kind(file, None)]
+            } else {
+                verbs.iter().map(|v| request_kind(file, Some(v))).collect()
+            };
+            for k in kinds {
+                assert!(KINDS.contains(&k.as_str()), "{file}: {k}");
+            }
+        }
+        for kind in ["snapshot", "restore", "verify", "forget", "prune"] {
+            for state in [
+                JobState::Succeeded,
+                JobState::Failed,
+                JobState::Cancelled,
+                JobState::Interrupted,
+            ] {
+                assert!(KINDS.contains(&job_end_kind(kind, state)));
+            }
+        }
+    }
+
+    #[test]
+    fn a_request_event_names_what_it_is_about() {
+        let e = request_event(
+            "instance",
+            "add name=db path=/srv\n",
+            1000,
+            "ok instance=db\n",
+        );
+        assert_eq!(e.kind, "instance-added");
+        assert_eq!(e.instance.as_deref(), Some("db"));
+        assert_eq!(e.uid, Some(1000));
+        assert_eq!(e.request, json!("add name=db path=/srv"));
+        assert_eq!(e.outcome, json!({"ok": true, "reply": "ok instance=db"}));
+        let e = request_event(
+            "restore",
+            r#"{"instance":"db","point":"latest","target":"/t"}"#,
+            0,
+            "job=7\n",
+        );
+        assert_eq!(
+            (e.kind.as_str(), e.job, e.point.as_deref()),
+            ("restore-requested", Some(7), Some("latest"))
+        );
+        let e = request_event("cancel", "job=3", 0, "cancelling job=3\n");
+        assert_eq!((e.kind.as_str(), e.job), ("cancel-requested", Some(3)));
+        let e = request_event("verify", "", 0, "job=9\n");
+        assert_eq!((e.kind.as_str(), e.job), ("verify-requested", Some(9)));
+        let line = e.line(1_795_000_000_123_000_000);
+        assert_eq!(line["time"], "2026-11-18T11:06:40.123Z");
+        for key in [
+            "kind", "uid", "instance", "job", "point", "request", "outcome",
+        ] {
+            assert!(line.get(key).is_some(), "{key}");
+        }
+    }
+}
