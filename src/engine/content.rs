@@ -145,15 +145,28 @@ impl ContentReader {
         Ok(out)
     }
 
-    /// Like [`read`](Self::read) without sequential prefetch, but only from chunks
-    /// already in memory: `None` when one is missing (the caller then reads from a task).
-    pub fn read_cached(&self, layout: &FileLayout, offset: u64, size: usize) -> Option<Vec<u8>> {
+    /// Like [`read`](Self::read), but only from chunks already in memory: `None` when
+    /// one is missing (the caller then reads from a task). Never blocks on the store, so
+    /// a sequential reader served from memory still keeps its prefetch ahead.
+    pub fn read_cached(
+        &self,
+        layout: &FileLayout,
+        offset: u64,
+        size: usize,
+        sequential: bool,
+    ) -> Option<Vec<u8>> {
         let cached = |id: &BlobId| {
             let c = self.cache.0.lock().unwrap_or_else(|p| p.into_inner());
             Ok(c.blobs.get(id).cloned())
         };
-        let read = self.read_with(layout, offset, size, &mut { cached });
-        read.ok().flatten().map(|(out, _)| out)
+        let (out, next) = self
+            .read_with(layout, offset, size, &mut { cached })
+            .ok()
+            .flatten()?;
+        if sequential {
+            self.prefetch(layout, next);
+        }
+        Some(out)
     }
 
     /// Assembles a read from chunks `get` provides, with the index of the extent after it;

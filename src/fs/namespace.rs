@@ -743,9 +743,12 @@ impl Namespace {
     pub fn read_now(&self, fh: u64, offset: u64, size: usize) -> Option<FsResult<Vec<u8>>> {
         match &*self.handle(fh).ok()? {
             Handle::Content { layout, next } => {
-                let data = self.content.read_cached(layout, offset, size)?;
+                // `next` advances only when served here; a miss leaves it to `read`.
                 let mut n = next.lock().unwrap_or_else(|p| p.into_inner());
-                *n = offset + data.len() as u64;
+                let data = self
+                    .content
+                    .read_cached(layout, offset, size, *n == offset)?;
+                *n = offset + size as u64;
                 Some(Ok(data))
             }
             _ => Some(self.read(fh, offset, size)),
