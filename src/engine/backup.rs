@@ -4,7 +4,7 @@
 //! Memory is bounded whatever the data size: each worker holds one chunk at a time, the
 //! packer holds a bounded number of packs, and the index lives in the catalog.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::ffi::OsStrExt;
@@ -22,7 +22,7 @@ use crate::model::names::{is_valid_instance_name, is_valid_label};
 use crate::model::{
     Extent, Layout, Manifest, ManifestId, Node, NodeKind, PointKind, PointStats, Tree,
 };
-use crate::repo::{BlobIndex, BlobKind, Packer, Repository};
+use crate::repo::{BlobId, BlobIndex, BlobKind, Packer, Repository};
 
 use super::fsmeta::{data_ranges, node_from_metadata, read_xattrs};
 use super::{CancelToken, EngineError, Progress, Result, TreeReader};
@@ -165,10 +165,13 @@ pub fn backup(
     progress.phase("refreshing catalog");
     catalog.refresh(repo)?;
     let parent = catalog.latest_point(&req.instance)?;
-    let parent_root = parent
+    let parent_manifest = parent
         .as_ref()
-        .filter(|p| p.manifest.layout == layout && p.manifest.paths.len() == req.paths.len())
-        .map(|p| p.manifest.root);
+        .map(|p| &p.manifest)
+        .filter(|m| m.layout == layout && m.paths.len() == req.paths.len());
+    let parent_root = parent_manifest.map(|m| m.root);
+    // The parent's totals are a good estimate for an ETA; without a parent, count.
+    let estimate = parent_manifest.map(|m| (m.stats.files + m.stats.dirs, m.stats.bytes));
     let index: Arc<dyn BlobIndex> = catalog.clone();
     let ctx = Ctx {
         repo,
@@ -196,7 +199,12 @@ pub fn backup(
 
     let scan_paths = req.paths.clone();
     std::thread::scope(|s| {
-        s.spawn(|| scan_totals(&scan_paths, progress, cancel));
+        match estimate {
+            Some((files, bytes)) => progress.set_total(files, bytes),
+            None => {
+                s.spawn(|| scan_totals(&scan_paths, progress, cancel));
+            }
+        }
         progress.phase("backing up");
         let root = pool.install(|| -> Result<_> {
             let parent_tree = parent_root
@@ -217,7 +225,10 @@ pub fn backup(
                             let parent_node = parent_tree.as_ref().and_then(|t| t.find(name));
                             let md = fs::symlink_metadata(path)
                                 .map_err(|e| EngineError::io("reading source", path, e))?;
-                            backup_entry(&ctx, path, Path::new(""), name.clone(), md, parent_node)
+                            let node = node_from_metadata(name.clone(), &md);
+                            let present =
+                                present_chunks(&ctx, std::iter::once((&node, parent_node)))?;
+                            backup_entry(&ctx, path, Path::new(""), node, parent_node, &present)
                         })
                         .collect::<Result<Vec<_>>>()?;
                     store_tree(&ctx, nodes.into_iter().flatten().collect())
@@ -253,7 +264,7 @@ fn write_manifest(
     ctx: &Ctx<'_>,
     req: &BackupRequest,
     layout: Layout,
-    root: crate::repo::BlobId,
+    root: BlobId,
     time_ns: i64,
     parent: Option<ManifestId>,
     stats: PointStats,
@@ -323,19 +334,14 @@ fn scan_totals(paths: &[PathBuf], progress: &dyn Progress, cancel: &CancelToken)
     progress.set_total(files, bytes);
 }
 
-fn store_tree(ctx: &Ctx<'_>, nodes: Vec<Node>) -> Result<crate::repo::BlobId> {
+fn store_tree(ctx: &Ctx<'_>, nodes: Vec<Node>) -> Result<BlobId> {
     let mut tree = Tree { nodes };
     tree.sort();
     let (id, _) = ctx.packer.add(BlobKind::Tree, &tree.encode())?;
     Ok(id)
 }
 
-fn backup_dir(
-    ctx: &Ctx<'_>,
-    path: &Path,
-    rel: &Path,
-    parent: Option<&Tree>,
-) -> Result<crate::repo::BlobId> {
+fn backup_dir(ctx: &Ctx<'_>, path: &Path, rel: &Path, parent: Option<&Tree>) -> Result<BlobId> {
     ctx.cancel.check()?;
     if let Some(p) = parent {
         ctx.reader.prefetch_subtrees(p);
@@ -353,24 +359,39 @@ fn backup_dir(
         }
         Err(e) => return Err(EngineError::io("listing", path, e)),
     };
-    let nodes = entries
+    // Metadata first (relative to the open directory), then one catalog query for the
+    // chunks of every file that looks unchanged, then the entries themselves.
+    let stated: Vec<(PathBuf, PathBuf, Node)> = entries
         .par_iter()
-        .map(|entry| {
-            let name = entry.file_name().as_bytes().to_vec();
+        .filter_map(|entry| {
             let child_rel = rel.join(entry.file_name());
             if ctx.excludes.is_match(&child_rel) {
-                return Ok(None);
+                return None;
             }
             let child = entry.path();
-            let md = match fs::symlink_metadata(&child) {
-                Ok(md) => md,
+            match entry.metadata() {
+                Ok(md) => {
+                    let node = node_from_metadata(entry.file_name().as_bytes().to_vec(), &md);
+                    Some((child, child_rel, node))
+                }
                 Err(e) => {
                     ctx.warn(format!("skipped {}: {e}", child.display()));
-                    return Ok(None);
+                    None
                 }
-            };
-            let parent_node = parent.and_then(|t| t.find(&name));
-            backup_entry(ctx, &child, &child_rel, name, md, parent_node)
+            }
+        })
+        .collect();
+    let present = present_chunks(
+        ctx,
+        stated
+            .iter()
+            .map(|(_, _, node)| (node, parent.and_then(|t| t.find(&node.name)))),
+    )?;
+    let nodes = stated
+        .into_par_iter()
+        .map(|(child, child_rel, node)| {
+            let parent_node = parent.and_then(|t| t.find(&node.name));
+            backup_entry(ctx, &child, &child_rel, node, parent_node, &present)
         })
         .collect::<Result<Vec<Option<Node>>>>()?;
     store_tree(ctx, nodes.into_iter().flatten().collect())
@@ -380,17 +401,21 @@ fn backup_entry(
     ctx: &Ctx<'_>,
     path: &Path,
     rel: &Path,
-    name: Vec<u8>,
-    md: fs::Metadata,
+    mut node: Node,
     parent: Option<&Node>,
+    present: &HashSet<BlobId>,
 ) -> Result<Option<Node>> {
-    let mut node = node_from_metadata(name, &md);
-    match read_xattrs(path) {
-        Ok(x) => node.xattrs = x,
-        Err(e) => ctx.warn(format!(
-            "extended attributes of {} not saved: {e}",
-            path.display()
-        )),
+    match parent.filter(|p| same_inode_state(&node, p)) {
+        // Setting or removing an extended attribute changes the ctime: these are the
+        // parent's.
+        Some(p) => node.xattrs = p.xattrs.clone(),
+        None => match read_xattrs(path) {
+            Ok(x) => node.xattrs = x,
+            Err(e) => ctx.warn(format!(
+                "extended attributes of {} not saved: {e}",
+                path.display()
+            )),
+        },
     }
     match node.kind {
         NodeKind::Dir => {
@@ -409,7 +434,7 @@ fn backup_entry(
                 .to_vec();
         }
         NodeKind::File => {
-            match file_content(ctx, path, &node, parent) {
+            match file_content(ctx, path, &node, parent, present) {
                 Ok(content) => {
                     node.size = content.iter().map(Extent::len).sum();
                     node.content = content;
@@ -444,26 +469,50 @@ fn backup_entry(
     Ok(Some(node))
 }
 
-/// Whether the parent point's copy of this file can be reused without reading it.
-fn unchanged(ctx: &Ctx<'_>, node: &Node, parent: Option<&Node>) -> Result<Option<Vec<Extent>>> {
-    let Some(p) = parent else { return Ok(None) };
-    if p.kind != NodeKind::File
-        || p.size != node.size
-        || p.mtime_ns != node.mtime_ns
-        || p.ctime_ns != node.ctime_ns
-        || p.inode != node.inode
-    {
-        return Ok(None);
-    }
-    for e in &p.content {
-        if let Extent::Data { id, .. } = e {
-            // Only blobs a pending prune does not condemn may be reused.
-            if ctx.catalog.lookup_for_dedup(id)?.is_none() {
-                return Ok(None); // its pack vanished: read the file again
-            }
-        }
-    }
-    Ok(Some(p.content.clone()))
+/// Whether an entry is the same inode, untouched (no content, metadata or extended
+/// attribute change moves the ctime back), as the parent point's.
+fn same_inode_state(node: &Node, p: &Node) -> bool {
+    p.kind == node.kind && p.inode == node.inode && p.ctime_ns == node.ctime_ns
+}
+
+/// The parent point's copy of this file, if it can be reused without reading the file.
+fn reusable<'p>(node: &Node, parent: Option<&'p Node>) -> Option<&'p Node> {
+    parent.filter(|p| {
+        node.kind == NodeKind::File
+            && same_inode_state(node, p)
+            && p.size == node.size
+            && p.mtime_ns == node.mtime_ns
+    })
+}
+
+/// Which chunks of the reusable files among `entries` (node, parent's node) the
+/// repository still holds where a writer may use them, in one catalog query.
+fn present_chunks<'n>(
+    ctx: &Ctx<'_>,
+    entries: impl Iterator<Item = (&'n Node, Option<&'n Node>)>,
+) -> Result<HashSet<BlobId>> {
+    let ids: Vec<BlobId> = entries
+        .filter_map(|(node, parent)| reusable(node, parent))
+        .flat_map(|p| p.content.iter())
+        .filter_map(|e| match e {
+            Extent::Data { id, .. } => Some(*id),
+            Extent::Hole { .. } => None,
+        })
+        .collect();
+    Ok(ctx.catalog.present_for_dedup(&ids)?)
+}
+
+/// The parent point's content for this file when it is unchanged and every chunk of it
+/// is `present` (else, say when a prune condemned its pack, the file is read again).
+fn unchanged(node: &Node, parent: Option<&Node>, present: &HashSet<BlobId>) -> Option<Vec<Extent>> {
+    let p = reusable(node, parent)?;
+    p.content
+        .iter()
+        .all(|e| match e {
+            Extent::Data { id, .. } => present.contains(id),
+            Extent::Hole { .. } => true,
+        })
+        .then(|| p.content.clone())
 }
 
 fn file_content(
@@ -471,8 +520,9 @@ fn file_content(
     path: &Path,
     node: &Node,
     parent: Option<&Node>,
+    present: &HashSet<BlobId>,
 ) -> Result<Vec<Extent>> {
-    if let Some(content) = unchanged(ctx, node, parent)? {
+    if let Some(content) = unchanged(node, parent, present) {
         return Ok(content);
     }
     if !node.is_hardlinked() {
