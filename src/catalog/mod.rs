@@ -16,6 +16,7 @@ pub use jobs::{
 pub use prune::{Marks, PackUsage, PlanRecord};
 pub use refresh::RefreshStats;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
@@ -176,6 +177,41 @@ impl Catalog {
         .map(|(kind, pack, offset, length, raw_len)| location(kind, pack, offset, length, raw_len))
         .transpose()
         .map_err(CatalogError::from)
+    }
+
+    /// Where each of `ids` is stored (the ones the catalog knows), a few hundred ids per
+    /// query.
+    pub fn lookup_blobs(&self, ids: &[BlobId]) -> Result<HashMap<BlobId, BlobLocation>> {
+        const BATCH: usize = 500;
+        let mut out = HashMap::with_capacity(ids.len());
+        let conn = self.conn();
+        for batch in ids.chunks(BATCH) {
+            let sql = format!(
+                "SELECT b.id, b.kind, p.id, b.offset, b.length, b.raw_len
+                 FROM blobs b JOIN packs p ON p.rowid = b.pack WHERE b.id IN ({})",
+                vec!["?"; batch.len()].join(",")
+            );
+            let mut stmt = conn.prepare_cached(&sql).map_err(|e| self.sql_err(e))?;
+            let rows = stmt
+                .query_map(
+                    rusqlite::params_from_iter(batch.iter().map(|id| &id.0[..])),
+                    |r| {
+                        let id: Vec<u8> = r.get(0)?;
+                        let kind: u8 = r.get(1)?;
+                        let pack: Vec<u8> = r.get(2)?;
+                        Ok((id, kind, pack, r.get(3)?, r.get(4)?, r.get(5)?))
+                    },
+                )
+                .map_err(|e| self.sql_err(e))?;
+            for row in rows {
+                let (id, kind, pack, offset, length, raw_len) = row.map_err(|e| self.sql_err(e))?;
+                let Ok(id) = <[u8; 32]>::try_from(id) else {
+                    continue;
+                };
+                out.insert(BlobId(id), location(kind, pack, offset, length, raw_len)?);
+            }
+        }
+        Ok(out)
     }
 
     /// Records a pack and its blobs (first location of a blob wins).

@@ -165,6 +165,36 @@ pub fn apply_metadata(path: &Path, node: &Node) -> io::Result<()> {
     })
 }
 
+/// [`apply_metadata`] for a regular file through a descriptor open on it: no path walks.
+/// The owner is left alone when it already is this process's (what a new file gets).
+pub fn apply_file_metadata(file: &File, node: &Node) -> io::Result<()> {
+    use xattr::FileExt;
+    let fd = file.as_raw_fd();
+    static OWNER: std::sync::OnceLock<(u32, u32)> = std::sync::OnceLock::new();
+    // SAFETY: geteuid and getegid cannot fail.
+    let owner = *OWNER.get_or_init(|| unsafe { (libc::geteuid(), libc::getegid()) });
+    // SAFETY: plain syscalls on a descriptor we own.
+    unsafe {
+        if (node.uid, node.gid) != owner && libc::fchown(fd, node.uid, node.gid) != 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EPERM) {
+                return Err(e);
+            }
+        }
+        check(libc::fchmod(fd, node.mode as libc::mode_t))?;
+    }
+    for x in &node.xattrs {
+        if let Err(e) = file.set_xattr(std::ffi::OsStr::from_bytes(&x.name), &x.value) {
+            if !matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::ENOTSUP)) {
+                return Err(e);
+            }
+        }
+    }
+    let times = [timespec(node.mtime_ns), timespec(node.mtime_ns)];
+    // SAFETY: as above; `times` outlives the call.
+    check(unsafe { libc::futimens(fd, times.as_ptr()) })
+}
+
 /// Creates a FIFO or device node.
 pub fn make_special(path: &Path, node: &Node) -> io::Result<()> {
     let c = cpath(path)?;
