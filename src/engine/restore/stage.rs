@@ -202,7 +202,7 @@ impl<'a> Stager<'a> {
                             .ok_or(RepoError::MissingBlob(*id))?;
                         wanted.push(Wanted {
                             id: *id,
-                            loc: loc.clone(),
+                            loc: *loc,
                             tag: (j, offset, *len),
                         });
                         remaining[j].fetch_add(1, Ordering::Relaxed);
