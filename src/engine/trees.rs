@@ -92,14 +92,17 @@ impl TreeReader {
         mut deliver: impl FnMut(BlobId, Vec<u8>),
     ) {
         let mut wanted = Vec::with_capacity(ids.len());
+        let locations = match self.catalog.lookup_blobs(ids) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::debug!("prefetch lookup of {} blobs: {e}", ids.len());
+                return;
+            }
+        };
         for id in ids {
-            let loc = match self.catalog.lookup_blob(id) {
-                Ok(Some(loc)) if loc.kind == kind => loc,
-                Ok(_) => continue,
-                Err(e) => {
-                    tracing::debug!("prefetch lookup of {id}: {e}");
-                    continue;
-                }
+            let loc = match locations.get(id) {
+                Some(loc) if loc.kind == kind => *loc,
+                _ => continue,
             };
             if let Some(disk) = &self.disk {
                 if let Some(stored) = disk.get(id) {
