@@ -182,36 +182,51 @@ impl Catalog {
     /// Where each of `ids` is stored (the ones the catalog knows), a few hundred ids per
     /// query.
     pub fn lookup_blobs(&self, ids: &[BlobId]) -> Result<HashMap<BlobId, BlobLocation>> {
-        const BATCH: usize = 500;
         let mut out = HashMap::with_capacity(ids.len());
+        self.for_id_batches(
+            ids,
+            |marks| {
+                format!(
+                    "SELECT b.id, b.kind, p.id, b.offset, b.length, b.raw_len
+                     FROM blobs b JOIN packs p ON p.rowid = b.pack WHERE b.id IN ({marks})"
+                )
+            },
+            |id, r| {
+                let loc = location(r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?);
+                out.insert(id, loc);
+                Ok(())
+            },
+        )?;
+        out.into_iter().map(|(id, loc)| Ok((id, loc?))).collect()
+    }
+
+    /// Runs the query `sql(marks)` makes for every batch of up to 500 of `ids` (`marks`
+    /// is that many `?N`, numbered so a query may use them twice) and hands each row,
+    /// with the id in its first column, to `row`.
+    pub(crate) fn for_id_batches(
+        &self,
+        ids: &[BlobId],
+        sql: impl Fn(&str) -> String,
+        mut row: impl FnMut(BlobId, &rusqlite::Row<'_>) -> rusqlite::Result<()>,
+    ) -> Result<()> {
+        const BATCH: usize = 500;
         let conn = self.conn();
         for batch in ids.chunks(BATCH) {
-            let sql = format!(
-                "SELECT b.id, b.kind, p.id, b.offset, b.length, b.raw_len
-                 FROM blobs b JOIN packs p ON p.rowid = b.pack WHERE b.id IN ({})",
-                vec!["?"; batch.len()].join(",")
-            );
-            let mut stmt = conn.prepare_cached(&sql).map_err(|e| self.sql_err(e))?;
-            let rows = stmt
-                .query_map(
-                    rusqlite::params_from_iter(batch.iter().map(|id| &id.0[..])),
-                    |r| {
-                        let id: Vec<u8> = r.get(0)?;
-                        let kind: u8 = r.get(1)?;
-                        let pack: Vec<u8> = r.get(2)?;
-                        Ok((id, kind, pack, r.get(3)?, r.get(4)?, r.get(5)?))
-                    },
-                )
+            let marks: Vec<String> = (1..=batch.len()).map(|i| format!("?{i}")).collect();
+            let mut stmt = conn
+                .prepare_cached(&sql(&marks.join(",")))
                 .map_err(|e| self.sql_err(e))?;
-            for row in rows {
-                let (id, kind, pack, offset, length, raw_len) = row.map_err(|e| self.sql_err(e))?;
-                let Ok(id) = <[u8; 32]>::try_from(id) else {
-                    continue;
-                };
-                out.insert(BlobId(id), location(kind, pack, offset, length, raw_len)?);
+            let mut rows = stmt
+                .query(rusqlite::params_from_iter(batch.iter().map(|id| &id.0[..])))
+                .map_err(|e| self.sql_err(e))?;
+            while let Some(r) = rows.next().map_err(|e| self.sql_err(e))? {
+                let id: Vec<u8> = r.get(0).map_err(|e| self.sql_err(e))?;
+                if let Ok(id) = <[u8; 32]>::try_from(id) {
+                    row(BlobId(id), r).map_err(|e| self.sql_err(e))?;
+                }
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Records a pack and its blobs (first location of a blob wins).

@@ -168,28 +168,22 @@ impl Catalog {
     /// Which of `ids` [`Catalog::lookup_for_dedup`] would find, in one query per few
     /// hundred ids rather than one per id.
     pub fn present_for_dedup(&self, ids: &[BlobId]) -> Result<HashSet<BlobId>> {
-        const BATCH: usize = 500;
         let mut out = HashSet::new();
-        let conn = self.conn();
-        for batch in ids.chunks(BATCH) {
-            let marks = vec!["?"; batch.len()].join(",");
-            let usable = "JOIN packs p ON p.rowid = b.pack WHERE p.present = 1 \
-                          AND p.id NOT IN (SELECT pack FROM condemned)";
-            let sql = format!(
-                "SELECT b.id FROM blobs b {usable} AND b.id IN ({marks}) \
-                 UNION SELECT b.id FROM blob_copies b {usable} AND b.id IN ({marks})"
-            );
-            let mut stmt = conn.prepare_cached(&sql).map_err(|e| self.sql_err(e))?;
-            let args = batch.iter().chain(batch).map(|id| &id.0[..]);
-            let rows = stmt
-                .query_map(rusqlite::params_from_iter(args), |r| r.get::<_, Vec<u8>>(0))
-                .map_err(|e| self.sql_err(e))?;
-            for row in rows {
-                if let Ok(id) = <[u8; 32]>::try_from(row.map_err(|e| self.sql_err(e))?) {
-                    out.insert(BlobId(id));
-                }
-            }
-        }
+        let usable = "JOIN packs p ON p.rowid = b.pack WHERE p.present = 1 \
+                      AND p.id NOT IN (SELECT pack FROM condemned)";
+        self.for_id_batches(
+            ids,
+            |marks| {
+                format!(
+                    "SELECT b.id FROM blobs b {usable} AND b.id IN ({marks}) \
+                     UNION SELECT b.id FROM blob_copies b {usable} AND b.id IN ({marks})"
+                )
+            },
+            |id, _| {
+                out.insert(id);
+                Ok(())
+            },
+        )?;
         Ok(out)
     }
 

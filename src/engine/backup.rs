@@ -361,7 +361,7 @@ fn backup_dir(ctx: &Ctx<'_>, path: &Path, rel: &Path, parent: Option<&Tree>) -> 
     };
     // Metadata first (relative to the open directory), then one catalog query for the
     // chunks of every file that looks unchanged, then the entries themselves.
-    let stated: Vec<(PathBuf, PathBuf, Node)> = entries
+    let stated: Vec<(PathBuf, PathBuf, Node, Option<&Node>)> = entries
         .par_iter()
         .filter_map(|entry| {
             let child_rel = rel.join(entry.file_name());
@@ -372,7 +372,8 @@ fn backup_dir(ctx: &Ctx<'_>, path: &Path, rel: &Path, parent: Option<&Tree>) -> 
             match entry.metadata() {
                 Ok(md) => {
                     let node = node_from_metadata(entry.file_name().as_bytes().to_vec(), &md);
-                    Some((child, child_rel, node))
+                    let parent_node = parent.and_then(|t| t.find(&node.name));
+                    Some((child, child_rel, node, parent_node))
                 }
                 Err(e) => {
                     ctx.warn(format!("skipped {}: {e}", child.display()));
@@ -381,16 +382,10 @@ fn backup_dir(ctx: &Ctx<'_>, path: &Path, rel: &Path, parent: Option<&Tree>) -> 
             }
         })
         .collect();
-    let present = present_chunks(
-        ctx,
-        stated
-            .iter()
-            .map(|(_, _, node)| (node, parent.and_then(|t| t.find(&node.name)))),
-    )?;
+    let present = present_chunks(ctx, stated.iter().map(|(_, _, n, p)| (n, *p)))?;
     let nodes = stated
         .into_par_iter()
-        .map(|(child, child_rel, node)| {
-            let parent_node = parent.and_then(|t| t.find(&node.name));
+        .map(|(child, child_rel, node, parent_node)| {
             backup_entry(ctx, &child, &child_rel, node, parent_node, &present)
         })
         .collect::<Result<Vec<Option<Node>>>>()?;

@@ -126,31 +126,40 @@ fn timespec(ns: i64) -> libc::timespec {
     }
 }
 
+/// An ownership change's result: without root it is skipped, as `cp -a` does.
+fn chown_result(rc: libc::c_int) -> io::Result<()> {
+    match check(rc) {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => Ok(()),
+        other => other,
+    }
+}
+
+/// Setting an extended attribute: namespaces the target refuses (e.g. security.*
+/// without privilege, or none at all) are skipped; the data is what matters.
+fn xattr_result(result: io::Result<()>) -> io::Result<()> {
+    match result {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::ENOTSUP)) => Ok(()),
+        other => other,
+    }
+}
+
 /// Applies owner, mode, xattrs and times of `node` to `path` (in that order: chown clears
 /// set-id bits, and every change but utimensat moves ctime). Ownership changes need
 /// root; without it they are skipped silently, as `cp -a` does for a normal user.
 pub fn apply_metadata(path: &Path, node: &Node) -> io::Result<()> {
     let c = cpath(path)?;
     // SAFETY: valid NUL-terminated path; lchown/fchmodat/utimensat do not retain pointers.
-    let rc = unsafe { libc::lchown(c.as_ptr(), node.uid, node.gid) };
-    if rc != 0 {
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::EPERM) {
-            return Err(e);
-        }
-    }
+    chown_result(unsafe { libc::lchown(c.as_ptr(), node.uid, node.gid) })?;
     if node.kind != NodeKind::Symlink {
         // SAFETY: as above.
         check(unsafe { libc::chmod(c.as_ptr(), node.mode as libc::mode_t) })?;
     }
     for x in &node.xattrs {
-        let name = std::ffi::OsStr::from_bytes(&x.name);
-        if let Err(e) = xattr::set(path, name, &x.value) {
-            // Some namespaces (e.g. security.*) may be refused; the data is what matters.
-            if !matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::ENOTSUP)) {
-                return Err(e);
-            }
-        }
+        xattr_result(xattr::set(
+            path,
+            std::ffi::OsStr::from_bytes(&x.name),
+            &x.value,
+        ))?;
     }
     // atime is not stored; it is restored equal to mtime.
     let times = [timespec(node.mtime_ns), timespec(node.mtime_ns)];
@@ -173,22 +182,14 @@ pub fn apply_file_metadata(file: &File, node: &Node) -> io::Result<()> {
     static OWNER: std::sync::OnceLock<(u32, u32)> = std::sync::OnceLock::new();
     // SAFETY: geteuid and getegid cannot fail.
     let owner = *OWNER.get_or_init(|| unsafe { (libc::geteuid(), libc::getegid()) });
-    // SAFETY: plain syscalls on a descriptor we own.
-    unsafe {
-        if (node.uid, node.gid) != owner && libc::fchown(fd, node.uid, node.gid) != 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EPERM) {
-                return Err(e);
-            }
-        }
-        check(libc::fchmod(fd, node.mode as libc::mode_t))?;
+    if (node.uid, node.gid) != owner {
+        // SAFETY: a plain syscall on a descriptor we own.
+        chown_result(unsafe { libc::fchown(fd, node.uid, node.gid) })?;
     }
+    // SAFETY: as above.
+    check(unsafe { libc::fchmod(fd, node.mode as libc::mode_t) })?;
     for x in &node.xattrs {
-        if let Err(e) = file.set_xattr(std::ffi::OsStr::from_bytes(&x.name), &x.value) {
-            if !matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::ENOTSUP)) {
-                return Err(e);
-            }
-        }
+        xattr_result(file.set_xattr(std::ffi::OsStr::from_bytes(&x.name), &x.value))?;
     }
     let times = [timespec(node.mtime_ns), timespec(node.mtime_ns)];
     // SAFETY: as above; `times` outlives the call.

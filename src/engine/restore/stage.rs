@@ -143,9 +143,10 @@ impl<'a> Stager<'a> {
                     // Created now, in tree order (files created in pack order scatter
                     // ext4's directory and inode-table updates: slower); content comes
                     // later, pack by pack, and the job finishes the file.
-                    let job = FileJob::new(unit, leaf, path);
-                    job.open()?;
-                    jobs.lock().unwrap_or_else(|p| p.into_inner()).push(job);
+                    create_empty(&path, node)?;
+                    jobs.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(FileJob { unit, leaf, path });
                     return Ok(());
                 }
             }
@@ -215,7 +216,7 @@ impl<'a> Stager<'a> {
                 .par_iter()
                 .zip(&remaining)
                 .filter(|(_, r)| r.load(Ordering::Relaxed) == 0)
-                .try_for_each(|(job, _)| self.finish_file(job, &job.open()?))?;
+                .try_for_each(|(job, _)| self.finish_file(job, &open_staged(&job.path)?))?;
             let repo = self.reader.repo();
             coalesce(wanted, MAX_GAP, MAX_RANGE)
                 .par_iter()
@@ -236,7 +237,7 @@ impl<'a> Stager<'a> {
                             }));
                         }
                         let job = &batch[j];
-                        let file = job.open()?;
+                        let file = open_staged(&job.path)?;
                         file.write_all_at(data, offset)
                             .map_err(|e| EngineError::io("writing", &job.path, e))?;
                         if remaining[j].fetch_sub(1, Ordering::AcqRel) == 1 {
@@ -381,7 +382,12 @@ impl<'a> Stager<'a> {
                     Ok(()) => {}
                     // The group spans sources on different filesystems: copy it.
                     Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
-                        return self.write_contents(&[FileJob::new(unit, l, path)]);
+                        create_empty(&path, node)?;
+                        return self.write_contents(&[FileJob {
+                            unit,
+                            leaf: l,
+                            path,
+                        }]);
                     }
                     Err(e) => return Err(EngineError::io("linking", &path, e)),
                 }
@@ -422,54 +428,32 @@ struct FileJob<'u> {
     unit: &'u Unit,
     leaf: &'u Leaf,
     path: PathBuf,
-    /// Whether the file exists yet.
-    created: Mutex<bool>,
 }
 
-impl<'u> FileJob<'u> {
-    fn new(unit: &'u Unit, leaf: &'u Leaf, path: PathBuf) -> FileJob<'u> {
-        FileJob {
-            unit,
-            leaf,
-            path,
-            created: Mutex::new(false),
-        }
-    }
+/// Creates a staged file (never over an existing name); a sparse one gets its final size
+/// now, holes included (writes extend the others).
+fn create_empty(path: &Path, node: &Node) -> Result<()> {
+    let sparse = node
+        .content
+        .iter()
+        .any(|e| matches!(e, Extent::Hole { .. }));
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .and_then(|f| if sparse { f.set_len(node.size) } else { Ok(()) })
+        .map_err(|e| EngineError::io("creating", path, e))
+}
 
-    /// The staged file, open for writing its content and metadata: created (never over
-    /// an existing name) by the first call; a sparse one gets its final size then, holes
-    /// included (writes extend the others).
-    fn open(&self) -> Result<fs::File> {
-        let mut created = self.created.lock().unwrap_or_else(|p| p.into_inner());
-        let mut options = fs::OpenOptions::new();
-        options
-            .write(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
-        if *created {
-            drop(created);
-            return options
-                .open(&self.path)
-                .map_err(|e| EngineError::io("writing", &self.path, e));
-        }
-        let node = self.leaf.node.node();
-        let sparse = node
-            .content
-            .iter()
-            .any(|e| matches!(e, Extent::Hole { .. }));
-        let file = options
-            .create_new(true)
-            .mode(0o600)
-            .open(&self.path)
-            .and_then(|f| {
-                if sparse {
-                    f.set_len(node.size)?;
-                }
-                Ok(f)
-            })
-            .map_err(|e| EngineError::io("creating", &self.path, e))?;
-        *created = true;
-        Ok(file)
-    }
+/// Opens a staged file for writing its content and metadata.
+fn open_staged(path: &Path) -> Result<fs::File> {
+    fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| EngineError::io("writing", path, e))
 }
 
 type Jobs<'u> = Mutex<Vec<FileJob<'u>>>;
