@@ -558,7 +558,10 @@ fn follow(inv: &Invocation<'_>, client: &Client, id: u64) -> Result<Value> {
             break;
         }
         show(&progress, &status);
-        std::thread::sleep(POLL);
+        pause_unless_cancelled(inv.interrupts.token(), POLL);
+        if inv.interrupts.token().is_cancelled() {
+            break;
+        }
         status = client.status(id)?;
     }
     progress.finish();
@@ -588,6 +591,20 @@ fn follow(inv: &Invocation<'_>, client: &Client, id: u64) -> Result<Value> {
         message,
         Some(format!("`cairn jobs {id}` shows its state")),
     ))
+}
+
+/// Sleeps `total`, in short steps, so Ctrl-C is acted on at once rather than at the next
+/// poll (by which time a short job may have finished).
+fn pause_unless_cancelled(token: &cairn::engine::CancelToken, total: Duration) {
+    const STEP: Duration = Duration::from_millis(10);
+    let end = Instant::now() + total;
+    while !token.is_cancelled() {
+        let now = Instant::now();
+        if now >= end {
+            return;
+        }
+        std::thread::sleep(STEP.min(end - now));
+    }
 }
 
 fn show(progress: &TermProgress, status: &Value) {

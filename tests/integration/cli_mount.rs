@@ -872,7 +872,7 @@ fn ctrl_c_cancels_a_followed_job_and_a_killed_daemons_job_shows_interrupted_afte
     let env = Env::new();
     env.init();
     let src = env.path("big");
-    noise_tree(&src, 10, 30_000_000);
+    noise_tree(&src, 20, 30_000_000);
     let daemon = env.mount_background();
     let mnt = env.mnt();
     env.run(&["instance", "add", "big", "--path", src.to_str().unwrap()])
