@@ -148,8 +148,12 @@ impl Tree {
                     return Err(ModelError::Tree("directory without subtree".into()))
                 }
                 NodeKind::File => {
-                    let total: u64 = node.content.iter().map(Extent::len).sum();
-                    if total != node.size {
+                    // Checked: extents of 2^64 bytes must not wrap around to the size.
+                    let total = node
+                        .content
+                        .iter()
+                        .try_fold(0u64, |sum, e| sum.checked_add(e.len()));
+                    if total != Some(node.size) {
                         return Err(ModelError::Tree(
                             "file extents do not add up to its size".into(),
                         ));

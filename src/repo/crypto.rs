@@ -132,6 +132,12 @@ impl Default for KdfParams {
 }
 
 impl KdfParams {
+    /// Limits on what a key file may ask for: a hostile file must not make `open` reserve
+    /// terabytes or spin for days (Argon2 itself accepts up to 4 TiB and 2^32 passes).
+    pub const MAX_M_COST_KIB: u32 = 4 << 20;
+    pub const MAX_T_COST: u32 = 64;
+    pub const MAX_P_COST: u32 = 64;
+
     /// Cheap parameters for tests; never the default.
     pub fn insecure_fast() -> KdfParams {
         KdfParams {
@@ -142,6 +148,21 @@ impl KdfParams {
     }
 
     pub fn derive(&self, password: &[u8], salt: &[u8]) -> Result<[u8; 32], RepoError> {
+        if self.m_cost_kib > Self::MAX_M_COST_KIB
+            || self.t_cost > Self::MAX_T_COST
+            || self.p_cost > Self::MAX_P_COST
+        {
+            return Err(RepoError::Format(format!(
+                "key derivation parameters out of range: {} KiB, {} passes, {} lanes \
+                 (at most {} KiB, {} passes, {} lanes)",
+                self.m_cost_kib,
+                self.t_cost,
+                self.p_cost,
+                Self::MAX_M_COST_KIB,
+                Self::MAX_T_COST,
+                Self::MAX_P_COST
+            )));
+        }
         let params = argon2::Params::new(self.m_cost_kib, self.t_cost, self.p_cost, Some(32))
             .map_err(|e| RepoError::Format(format!("bad key derivation parameters: {e}")))?;
         let argon =

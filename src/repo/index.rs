@@ -38,6 +38,26 @@ pub fn encode_segment(key: &MasterKey, packs: &[IndexedPack]) -> Vec<u8> {
     out
 }
 
+/// A genuine body cannot be much larger than its compressed form: every entry carries a
+/// 32-byte hash, which does not compress. Anything past this bound is a decompression
+/// bomb, refused before it is held in memory.
+const MAX_EXPANSION: u64 = 16;
+
+fn decompress_body(compressed: &[u8]) -> Result<Vec<u8>, &'static str> {
+    use std::io::Read;
+    let limit = (compressed.len() as u64).saturating_mul(MAX_EXPANSION) + (1 << 20);
+    let decoder = zstd::stream::Decoder::new(compressed).map_err(|_| "bad zstd frame")?;
+    let mut body = Vec::new();
+    decoder
+        .take(limit + 1)
+        .read_to_end(&mut body)
+        .map_err(|_| "bad zstd frame")?;
+    if body.len() as u64 > limit {
+        return Err("decompresses to far more than a segment holds");
+    }
+    Ok(body)
+}
+
 pub fn decode_segment(
     key: &MasterKey,
     name: &str,
@@ -51,7 +71,7 @@ pub fn decode_segment(
         .strip_prefix(INDEX_MAGIC)
         .ok_or_else(|| bad("unknown magic or version"))?;
     let compressed = key.open(sealed).map_err(|_| bad("fails authentication"))?;
-    let body = zstd::stream::decode_all(&compressed[..]).map_err(|_| bad("bad zstd frame"))?;
+    let body = decompress_body(&compressed).map_err(bad)?;
     let mut packs = Vec::new();
     let mut rest = &body[..];
     while !rest.is_empty() {

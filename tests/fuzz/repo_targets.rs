@@ -1,0 +1,239 @@
+//! Decoders of `src/repo`: pack headers, index segments, blobs, prune plans, `config` and
+//! key files. Inputs are judged with the key of an unencrypted repository (whose
+//! objects an attacker can forge) and, where sealing is involved, an encrypted one too.
+
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use cairn::repo::index::{decode_segment, encode_segment, index_key};
+use cairn::repo::pack::{decode_entries, encode_entries, parse_pack, parse_tail, PackBuilder};
+use cairn::repo::{blob, BlobId, BlobKind, Config, IndexedPack, KeyFile, PackEntry, PackId};
+use cairn::repo::{KdfParams, MasterKey, PrunePlan, RepoError, Repository};
+use cairn::store::Store;
+use object_store::memory::InMemory;
+
+use super::bounded;
+use super::model_targets::plain_key;
+
+fn sealing_key() -> MasterKey {
+    MasterKey {
+        id_key: [8; 32],
+        enc_key: Some([9; 32]),
+    }
+}
+
+fn entry(i: u8, offset: u32, length: u32) -> PackEntry {
+    PackEntry {
+        kind: if i % 2 == 0 {
+            BlobKind::Data
+        } else {
+            BlobKind::Tree
+        },
+        id: BlobId([i; 32]),
+        offset,
+        length,
+        raw_len: length * 2,
+    }
+}
+
+pub fn pack_seeds() -> Vec<Vec<u8>> {
+    let mut b = PackBuilder::new();
+    b.add(BlobKind::Data, BlobId([1; 32]), b"first blob", 20);
+    b.add(BlobKind::Tree, BlobId([2; 32]), b"second", 6);
+    b.add(BlobKind::Data, BlobId([3; 32]), &[0xaa; 100], 300);
+    let (whole, _, _) = b.finish(&plain_key());
+    let (empty, _, _) = PackBuilder::new().finish(&plain_key());
+    vec![whole, empty]
+}
+
+/// A pack as the store holds it (header at the tail), and its header entries alone.
+pub fn check_pack(bytes: &[u8]) {
+    for key in [plain_key(), sealing_key()] {
+        let len = bytes.len() as u64;
+        if let Ok(Ok(entries)) = bounded(bytes, || parse_tail(&key, bytes, len)) {
+            let data_end =
+                len - 4 - u32::from_le_bytes(bytes[bytes.len() - 4..].try_into().unwrap()) as u64;
+            for e in &entries {
+                assert!(
+                    e.offset >= 8 && e.offset as u64 + e.length as u64 <= data_end,
+                    "{e:?}"
+                );
+            }
+        }
+        let _ = bounded(bytes, || parse_pack(&key, &PackId::of(bytes), bytes));
+    }
+    if let Ok(entries) = bounded(bytes, || decode_entries(bytes)) {
+        let mut again = Vec::new();
+        encode_entries(&entries, &mut again);
+        assert_eq!(again, bytes, "pack entries re-encode byte for byte");
+    }
+}
+
+pub fn index_seeds() -> Vec<Vec<u8>> {
+    let packs = vec![
+        IndexedPack {
+            id: PackId([5; 32]),
+            length: 1 << 20,
+            entries: vec![entry(1, 8, 100), entry(2, 108, 4000)],
+        },
+        IndexedPack {
+            id: PackId([6; 32]),
+            length: 77,
+            entries: Vec::new(),
+        },
+    ];
+    vec![
+        encode_segment(&plain_key(), &packs),
+        encode_segment(&plain_key(), &[]),
+    ]
+}
+
+/// Records as they are once unsealed and decompressed (so edits reach the record parser).
+pub fn index_body_seeds() -> Vec<Vec<u8>> {
+    let mut body = Vec::new();
+    body.extend_from_slice(&[5; 32]);
+    body.extend_from_slice(&(1u64 << 20).to_le_bytes());
+    body.extend_from_slice(&2u32.to_le_bytes());
+    encode_entries(&[entry(1, 8, 100), entry(2, 108, 4000)], &mut body);
+    vec![body]
+}
+
+pub fn check_index(bytes: &[u8]) {
+    let key = plain_key();
+    let name = index_key(bytes);
+    if let Ok(packs) = bounded(bytes, || decode_segment(&key, &name, bytes)) {
+        let again = encode_segment(&key, &packs);
+        assert_eq!(
+            decode_segment(&key, &index_key(&again), &again).unwrap(),
+            packs
+        );
+    }
+}
+
+/// The same decoder, given a body that is compressed and wrapped here.
+pub fn check_index_body(body: &[u8]) {
+    let mut stored = b"CAIRNIX\x01".to_vec();
+    stored.extend_from_slice(&zstd::bulk::compress(body, 1).unwrap());
+    check_index(&stored);
+}
+
+const BLOB_LEN: usize = 4096;
+
+pub fn blob_seeds() -> Vec<Vec<u8>> {
+    let text: Vec<u8> = b"cairn blob "
+        .iter()
+        .copied()
+        .cycle()
+        .take(BLOB_LEN)
+        .collect();
+    let noise: Vec<u8> = (0..BLOB_LEN as u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    vec![
+        blob::encode(&plain_key(), &text, 3),
+        blob::encode(&plain_key(), &noise, 3),
+    ]
+}
+
+/// A stored blob whose index entry says 4096 bytes.
+pub fn check_blob(bytes: &[u8]) {
+    let key = plain_key();
+    let Some(body) = bytes.get(1..) else { return };
+    // The id of what the blob would hold if it were raw, so that raw blobs can decode.
+    let id = BlobId(key.blob_hash(body));
+    if let Ok(plain) = bounded(bytes, || blob::decode(&key, &id, bytes, BLOB_LEN)) {
+        assert_eq!(plain.len(), BLOB_LEN);
+        assert_eq!(BlobId(key.blob_hash(&plain)), id);
+    }
+}
+
+pub fn prune_plan_seeds() -> Vec<Vec<u8>> {
+    let plan = PrunePlan {
+        version: 1,
+        created_ns: 1_795_000_000_000_000_000,
+        not_before_ns: 1_795_086_400_000_000_000,
+        host: "host-1".into(),
+        packs: vec![PackId([3; 32]).to_hex(), PackId([4; 32]).to_hex()],
+    };
+    vec![plan.encode(&plain_key()).1]
+}
+
+pub fn check_prune_plan(bytes: &[u8]) {
+    let key = plain_key();
+    let name = format!("prune/{}", hex::encode(key.blob_hash(bytes)));
+    if let Ok(plan) = bounded(bytes, || PrunePlan::decode(&key, &name, bytes)) {
+        let _ = plan.pack_ids();
+        let (name2, json) = plan.encode(&key);
+        assert_eq!(PrunePlan::decode(&key, &name2, &json).unwrap(), plan);
+    }
+}
+
+pub fn config_seeds() -> Vec<Vec<u8>> {
+    vec![
+        serde_json::to_vec_pretty(&Config::new(false, &plain_key())).unwrap(),
+        serde_json::to_vec(&Config::new(true, &sealing_key())).unwrap(),
+    ]
+}
+
+pub fn check_config(bytes: &[u8]) {
+    if let Ok(config) = bounded(bytes, || Config::parse(bytes)) {
+        let _ = config.plain_master();
+        let json = serde_json::to_vec(&config).unwrap();
+        assert_eq!(Config::parse(&json).unwrap(), config);
+    }
+}
+
+const PASSWORD: &[u8] = b"fuzz password";
+
+/// An encrypted repository's `config`, and a key file of it with cheap parameters.
+fn key_repo() -> &'static (Store, Vec<u8>) {
+    static REPO: OnceLock<(Store, Vec<u8>)> = OnceLock::new();
+    REPO.get_or_init(|| {
+        let store = Store::from_object_store(Arc::new(InMemory::new()), "fuzz".into()).unwrap();
+        let mut config = Config::new(true, &sealing_key());
+        // Fixed, so that kept key files belong to this repository.
+        config.id = "00112233445566778899aabbccddeeff".into();
+        let file = KeyFile::create(
+            &config.id,
+            &sealing_key(),
+            PASSWORD,
+            KdfParams::insecure_fast(),
+        )
+        .unwrap();
+        store
+            .put("config", serde_json::to_vec(&config).unwrap().into())
+            .unwrap();
+        (store, serde_json::to_vec_pretty(&file).unwrap())
+    })
+}
+
+pub fn key_file_seeds() -> Vec<Vec<u8>> {
+    vec![key_repo().1.clone()]
+}
+
+/// Costly but valid parameters are a real key's choice, not a decoder fault: such an
+/// input is not derived here (it would only measure Argon2).
+fn costly(file: &KeyFile) -> bool {
+    let p = file.params;
+    p.m_cost_kib > 8 * 1024 && p.m_cost_kib <= KdfParams::MAX_M_COST_KIB
+        || p.t_cost > 3 && p.t_cost <= KdfParams::MAX_T_COST
+        || p.p_cost > 4 && p.p_cost <= KdfParams::MAX_P_COST
+}
+
+/// A key file as `open` meets it: the repository opens with the master key, or `open`
+/// fails with a typed error.
+pub fn check_key_file(bytes: &[u8]) {
+    if serde_json::from_slice::<KeyFile>(bytes).is_ok_and(|f| costly(&f)) {
+        return;
+    }
+    let store = &key_repo().0;
+    store
+        .put("keys/fuzz", Bytes::copy_from_slice(bytes))
+        .unwrap();
+    let open = bounded(bytes, || Repository::open(store.clone(), Some(PASSWORD)));
+    match open {
+        Ok(repo) => assert_eq!(repo.key(), &sealing_key()),
+        Err(RepoError::Store(e)) => panic!("a key file made the store fail: {e}"),
+        Err(_) => {}
+    }
+}
