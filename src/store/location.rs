@@ -4,12 +4,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use object_store::aws::AmazonS3Builder;
-use object_store::azure::MicrosoftAzureBuilder;
-use object_store::gcp::GoogleCloudStorageBuilder;
+use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::prefix::PrefixStore;
-use object_store::ObjectStore;
+use object_store::{ClientConfigKey, ObjectStore};
 
 use super::{Result, StoreError};
 
@@ -176,20 +176,27 @@ impl Location {
                 ))
             }
             Location::Gcs { bucket, prefix } => {
-                let gcs = GoogleCloudStorageBuilder::from_env()
-                    .with_bucket_name(bucket)
-                    .build()
-                    .map_err(backend)?;
+                let mut b = GoogleCloudStorageBuilder::from_env().with_bucket_name(bucket);
+                // A plain-http base URL (an emulator) is allowed, as for S3 endpoints.
+                if b.get_config_value(&GoogleConfigKey::BaseUrl)
+                    .is_some_and(|url| url.starts_with("http://"))
+                {
+                    b = b.with_config(GoogleConfigKey::Client(ClientConfigKey::AllowHttp), "true");
+                }
+                let gcs = b.build().map_err(backend)?;
                 Ok((
                     with_prefix(Arc::new(gcs), prefix),
                     format!("gs://{bucket}/{prefix}"),
                 ))
             }
             Location::Azure { url, prefix } => {
-                let az = MicrosoftAzureBuilder::from_env()
-                    .with_url(url.clone())
-                    .build()
-                    .map_err(backend)?;
+                let mut b = MicrosoftAzureBuilder::from_env().with_url(url.clone());
+                if b.get_config_value(&AzureConfigKey::Endpoint)
+                    .is_some_and(|url| url.starts_with("http://"))
+                {
+                    b = b.with_allow_http(true);
+                }
+                let az = b.build().map_err(backend)?;
                 Ok((with_prefix(Arc::new(az), prefix), format!("{url}/{prefix}")))
             }
         }

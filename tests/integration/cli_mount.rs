@@ -166,6 +166,10 @@ fn wait_limited(what: &str, mut child: Child, limit: Duration) -> Run {
 pub(crate) struct Env {
     dir: tempfile::TempDir,
     password: Option<String>,
+    /// A repository URL instead of the local `repo` directory, and the variables that
+    /// reach its store.
+    repo_url: Option<String>,
+    vars: Vec<(String, String)>,
 }
 
 impl Env {
@@ -173,6 +177,17 @@ impl Env {
         Env {
             dir: tempfile::tempdir().unwrap(),
             password: None,
+            repo_url: None,
+            vars: Vec::new(),
+        }
+    }
+
+    /// An environment whose repository is `url`, reached with the variables `vars`.
+    pub(crate) fn with_repository(url: String, vars: Vec<(String, String)>) -> Env {
+        Env {
+            repo_url: Some(url),
+            vars,
+            ..Env::new()
         }
     }
 
@@ -180,8 +195,11 @@ impl Env {
         self.dir.path().join(rel)
     }
 
-    fn repo(&self) -> String {
-        self.path("repo").to_str().unwrap().to_string()
+    pub(crate) fn repo(&self) -> String {
+        match &self.repo_url {
+            Some(url) => url.clone(),
+            None => self.path("repo").to_str().unwrap().to_string(),
+        }
     }
 
     pub(crate) fn mnt(&self) -> PathBuf {
@@ -206,7 +224,8 @@ impl Env {
             .env_remove("AWS_ENDPOINT_URL")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .stderr(Stdio::piped())
+            .envs(self.vars.iter().map(|(k, v)| (k, v)));
         match &self.password {
             Some(p) => cmd.env("CAIRN_PASSWORD", p),
             None => cmd.env_remove("CAIRN_PASSWORD"),

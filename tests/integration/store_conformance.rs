@@ -1,5 +1,6 @@
 //! The storage contract (top of `src/store/mod.rs`), checked on every backend: memory,
-//! local directory, S3 (SeaweedFS), and the fault injector when it is disarmed.
+//! local directory, S3 (SeaweedFS), Azure (Azurite), and the fault injector when it is
+//! disarmed. (fake-gcs-server cannot take object_store's uploads: see `gcs_emulator.rs`.)
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Barrier};
@@ -8,6 +9,7 @@ use bytes::Bytes;
 use cairn::store::{FaultStore, Location, Store, StoreError};
 use object_store::memory::InMemory;
 
+use crate::support::cloud::azure_store;
 use crate::support::fixture::noise;
 use crate::support::repos::s3_store;
 
@@ -208,6 +210,15 @@ fn s3_store_conforms() {
     let Some(store) = s3_store("conformance") else {
         // s3_env() already warned loudly; with CI=true it panics instead of skipping.
         println!("NOTE: no S3 server: the S3 conformance run is SKIPPED");
+        return;
+    };
+    conformance(&store);
+}
+
+#[test]
+fn azurite_store_conforms() {
+    // Without Azurite, cloud::azurite() warned loudly; with CI=true it panics instead.
+    let Some(store) = azure_store("conformance") else {
         return;
     };
     conformance(&store);

@@ -1,6 +1,7 @@
 //! Shared helpers for the integration tests (`mod support;` in each test crate).
 #![allow(dead_code)]
 
+pub mod cloud;
 pub mod fixture;
 pub mod mount;
 pub mod repos;
