@@ -3,8 +3,9 @@
 //!
 //! Inside [`measure`], every allocation of the calling thread is counted: the peak of live
 //! bytes is returned. A single request above [`HARD_LIMIT`] would exhaust the machine (or
-//! abort in the allocator), so it is refused on the spot: the process prints what happened
-//! and aborts, which fails the run loudly.
+//! abort in the allocator), so it is refused on the spot: the process prints the input
+//! being decoded (in hex, to keep as a regression file) and aborts, which fails the run
+//! loudly.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -15,6 +16,8 @@ pub const HARD_LIMIT: usize = 1 << 30;
 pub struct Counting;
 
 thread_local! {
+    /// The input being decoded, printed if the decoder has to be stopped.
+    static INPUT: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     static ACTIVE: Cell<bool> = const { Cell::new(false) };
     static LIVE: Cell<isize> = const { Cell::new(0) };
     static PEAK: Cell<isize> = const { Cell::new(0) };
@@ -33,14 +36,32 @@ fn count(delta: isize) {
     });
 }
 
+fn write_stderr(bytes: &[u8]) {
+    // SAFETY: write(2) of a valid buffer; allocates nothing.
+    unsafe { libc::write(2, bytes.as_ptr().cast(), bytes.len()) };
+}
+
 fn refuse_huge(size: usize) {
     if size > HARD_LIMIT && ACTIVE.try_with(Cell::get).unwrap_or(false) {
-        let msg = b"fuzz: a decoder asked for one allocation of more than 1 GiB: aborting\n";
-        // SAFETY: write(2) of a static buffer to stderr, then abort: nothing is allocated.
-        unsafe {
-            libc::write(2, msg.as_ptr().cast(), msg.len());
-            libc::abort();
-        }
+        write_stderr(
+            b"fuzz: a decoder asked for one allocation of more than 1 GiB; its input (hex):\n",
+        );
+        let _ = INPUT.try_with(|input| {
+            if let Ok(input) = input.try_borrow() {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                for chunk in input.chunks(256) {
+                    let mut line = [0u8; 512];
+                    for (i, b) in chunk.iter().enumerate() {
+                        line[2 * i] = HEX[(b >> 4) as usize];
+                        line[2 * i + 1] = HEX[(b & 15) as usize];
+                    }
+                    write_stderr(&line[..2 * chunk.len()]);
+                }
+            }
+        });
+        write_stderr(b"\nfuzz: aborting\n");
+        // SAFETY: abort(3) allocates nothing.
+        unsafe { libc::abort() };
     }
 }
 
@@ -71,8 +92,14 @@ unsafe impl GlobalAlloc for Counting {
     }
 }
 
-/// Runs `f` and returns its result with the peak of bytes it held at once.
-pub fn measure<T>(f: impl FnOnce() -> T) -> (T, usize) {
+/// Runs `f` (a decoder of `input`) and returns its result with the peak of bytes it held
+/// at once.
+pub fn measure<T>(input: &[u8], f: impl FnOnce() -> T) -> (T, usize) {
+    INPUT.with(|i| {
+        let mut i = i.borrow_mut();
+        i.clear();
+        i.extend_from_slice(input);
+    });
     LIVE.with(|l| l.set(0));
     PEAK.with(|p| p.set(0));
     ACTIVE.with(|a| a.set(true));
