@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use object_store::aws::AmazonS3Builder;
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
-use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
+use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::prefix::PrefixStore;
-use object_store::{ClientConfigKey, ObjectStore};
+use object_store::ObjectStore;
 
 use super::{Result, StoreError};
 
@@ -176,14 +176,10 @@ impl Location {
                 ))
             }
             Location::Gcs { bucket, prefix } => {
-                let mut b = GoogleCloudStorageBuilder::from_env().with_bucket_name(bucket);
-                // A plain-http base URL (an emulator) is allowed, as for S3 endpoints.
-                if b.get_config_value(&GoogleConfigKey::BaseUrl)
-                    .is_some_and(|url| url.starts_with("http://"))
-                {
-                    b = b.with_config(GoogleConfigKey::Client(ClientConfigKey::AllowHttp), "true");
-                }
-                let gcs = b.build().map_err(backend)?;
+                let gcs = GoogleCloudStorageBuilder::from_env()
+                    .with_bucket_name(bucket)
+                    .build()
+                    .map_err(backend)?;
                 Ok((
                     with_prefix(Arc::new(gcs), prefix),
                     format!("gs://{bucket}/{prefix}"),
@@ -191,6 +187,8 @@ impl Location {
             }
             Location::Azure { url, prefix } => {
                 let mut b = MicrosoftAzureBuilder::from_env().with_url(url.clone());
+                // A plain-http endpoint is allowed, as for S3 (the emulator switch does this
+                // itself).
                 if b.get_config_value(&AzureConfigKey::Endpoint)
                     .is_some_and(|url| url.starts_with("http://"))
                 {
