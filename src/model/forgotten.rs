@@ -39,12 +39,13 @@ impl ForgetRecord {
         format!("forgotten/{instance}/{}", id.to_hex())
     }
 
-    /// Parses an object key into (instance, id).
+    /// Parses an object key into (instance, id); only the canonical key, as for manifests.
     pub fn parse_key(key: &str) -> Option<(String, ManifestId)> {
         let rest = key.strip_prefix("forgotten/")?;
         let (instance, id) = rest.split_once('/')?;
         is_valid_instance_name(instance)
             .then(|| ManifestId::from_hex(id).map(|id| (instance.to_string(), id)))?
+            .filter(|(instance, id)| ForgetRecord::object_key(instance, id) == key)
     }
 
     pub fn encode(&self) -> Vec<u8> {

@@ -85,12 +85,14 @@ impl Manifest {
         format!("points/{instance}/{}", id.to_hex())
     }
 
-    /// Parses an object key into (instance, id).
+    /// Parses an object key into (instance, id). Only the key [`object_key`](Self::object_key)
+    /// makes parses: an id in upper-case hex would be a second object for one point.
     pub fn parse_key(key: &str) -> Option<(String, ManifestId)> {
         let rest = key.strip_prefix("points/")?;
         let (instance, id) = rest.split_once('/')?;
         super::names::is_valid_instance_name(instance)
             .then(|| ManifestId::from_hex(id).map(|id| (instance.to_string(), id)))?
+            .filter(|(instance, id)| Manifest::object_key(instance, id) == key)
     }
 
     /// Decodes and checks a manifest against the id and instance its key names.

@@ -42,12 +42,13 @@ impl PackId {
         format!("packs/{}/{}", &h[..2], h)
     }
 
-    /// Parses a key made by [`key`](Self::key).
+    /// Parses a key made by [`key`](Self::key), and only such a key (not upper-case hex,
+    /// nor a pack under another directory: reads would look for it elsewhere).
     pub fn from_key(key: &str) -> Option<PackId> {
         let name = key.strip_prefix("packs/")?.split('/').nth(1)?;
         let mut id = [0u8; 32];
         hex::decode_to_slice(name, &mut id).ok()?;
-        Some(PackId(id))
+        Some(PackId(id)).filter(|id| id.key() == key)
     }
 }
 
@@ -235,5 +236,8 @@ mod tests {
         assert!(id.key().starts_with("packs/ab/abab"));
         assert_eq!(PackId::from_key(&id.key()), Some(id));
         assert_eq!(PackId::from_key("packs/zz/nothex"), None);
+        let upper = id.key().to_uppercase().replace("PACKS/", "packs/");
+        assert_eq!(PackId::from_key(&upper), None);
+        assert_eq!(PackId::from_key(&id.key().replace("/ab/", "/cd/")), None);
     }
 }

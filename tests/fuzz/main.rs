@@ -1,6 +1,6 @@
 //! Fuzzing of every decoder of untrusted bytes (issue 10): trees, manifests, forget
 //! records, instance definitions, policies, pack headers, index segments, blobs, prune
-//! plans, `config`, key files and control requests.
+//! plans, `config`, key files, control requests, and the object keys a listing returns.
 //!
 //! Each target gets random bytes and real encodings with edits (bit flips, truncations,
 //! forged length fields: see `mutate.rs`), and must never panic, never hold more than a
@@ -72,6 +72,11 @@ const TARGETS: &[(&str, Check, Seeds)] = &[
         model_targets::check_control,
         model_targets::control_seeds,
     ),
+    (
+        "object-key",
+        model_targets::check_object_key,
+        model_targets::object_key_seeds,
+    ),
     ("pack", repo_targets::check_pack, repo_targets::pack_seeds),
     (
         "index",
@@ -130,6 +135,7 @@ fuzz! {
     instance_decoder => "instance",
     policy_decoder => "policy",
     control_parsers => "control",
+    object_key_parsers => "object-key",
     pack_decoder => "pack",
     index_decoder => "index",
     index_record_decoder => "index-body",

@@ -256,3 +256,43 @@ pub fn check_control(bytes: &[u8]) -> bool {
         .contains(&true)
     })
 }
+
+pub fn object_key_seeds() -> Vec<Vec<u8>> {
+    let id = "7a".repeat(32);
+    [
+        format!("points/Redis-prod_01/{id}"),
+        format!("forgotten/db/{id}"),
+        format!("packs/ab/ab{}", "0".repeat(62)),
+        "2026-11-22T031522Z-before-upgrade".to_string(),
+        "2026-11-22T030000Z-auto".to_string(),
+    ]
+    .map(String::into_bytes)
+    .to_vec()
+}
+
+/// Object keys as a listing returns them (any string the store holds) and the names in
+/// them: parsed, or refused, and what parses names itself again.
+pub fn check_object_key(bytes: &[u8]) -> bool {
+    let key = String::from_utf8_lossy(bytes);
+    bounded(bytes, || {
+        let mut accepted = false;
+        if let Some((instance, id)) = Manifest::parse_key(&key) {
+            assert_eq!(Manifest::object_key(&instance, &id), key);
+            accepted = true;
+        }
+        if let Some((instance, id)) = ForgetRecord::parse_key(&key) {
+            assert_eq!(ForgetRecord::object_key(&instance, &id), key);
+            accepted = true;
+        }
+        if let Some(pack) = cairn::repo::PackId::from_key(&key) {
+            assert_eq!(pack.key(), key);
+            accepted = true;
+        }
+        if cairn::model::manifest::is_valid_point_name(&key) {
+            assert!(cairn::model::manifest::point_kind_of_name(&key).is_some());
+            accepted = true;
+        }
+        let _ = cairn::model::names::is_valid_instance_name(&key);
+        accepted
+    })
+}
