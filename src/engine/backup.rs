@@ -120,7 +120,8 @@ fn check_request(req: &BackupRequest) -> Result<(Layout, Vec<Vec<u8>>)> {
     if let Some(l) = &req.label {
         if !is_valid_label(l) {
             return Err(EngineError::Invalid(format!(
-                "point label `{l}` must be 1-64 of A-Z a-z 0-9 _ - and not `auto`"
+                "point label `{l}` must be 1-64 of A-Z a-z 0-9 _ -, not `auto` or \
+                 `before-restore` (reserved, also with a `-N` suffix)"
             )));
         }
     }
