@@ -138,9 +138,14 @@ pub fn restore(
     };
     let mut units = pool.install(|| plan_units(&planner, req, &manifest, &dests))?;
     if new_target_exists {
-        // The empty directory it replaces keeps its owner, mode and xattrs.
+        // The empty directory it replaces keeps its owner, mode and xattrs; it takes the
+        // source directory's modification time when the point recorded it.
         if let Some(Entry::Dir(d)) = &mut units[0].entry {
-            d.meta = DirMeta::Existing(capture(&dests[0].path)?);
+            let mut kept = capture(&dests[0].path)?;
+            if let Some(meta) = &manifest.root_meta {
+                kept.mtime_ns = meta.mtime_ns;
+            }
+            d.meta = DirMeta::Existing(kept);
         }
     }
     // A single-directory point records its root's metadata: a root this restore creates,

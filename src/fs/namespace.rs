@@ -342,9 +342,13 @@ impl Namespace {
                     ..self.dir_attr(ino, 0o777, self.point_time(&name), false)
                 }
             }
-            // A single-directory point's root is that directory, as it was.
+            // A single-directory point's root is that directory as it was, but for its
+            // ctime (which no copy keeps): the point's time, as on every point directory.
             Inode::Point(p) => match &p.manifest.root_meta {
-                Some(meta) => self.node_attr(ino, &meta.to_node()),
+                Some(meta) => Attr {
+                    ctime_ns: p.manifest.time_ns,
+                    ..self.node_attr(ino, &meta.to_node())
+                },
                 None => self.dir_attr(ino, 0o755, p.manifest.time_ns, true),
             },
             Inode::Node { node, .. } => self.node_attr(ino, &node),

@@ -75,6 +75,25 @@ fn restores_give_the_root_the_source_directorys_metadata() {
     assert_root_like_source(&target);
     assert_eq!(fs::read_to_string(target.join("f")).unwrap(), "content");
 
+    // An empty target that exists keeps its mode, and gets the source's time.
+    let empty = dir.path().join("empty");
+    fs::create_dir(&empty).unwrap();
+    fs::set_permissions(&empty, fs::Permissions::from_mode(0o711)).unwrap();
+    let into_empty = RestoreRequest {
+        target: Some(empty.clone()),
+        ..new.clone()
+    };
+    restore(
+        &t.repo,
+        &t.catalog,
+        &into_empty,
+        &NoProgress,
+        &CancelToken::new(),
+    )
+    .unwrap();
+    let md = fs::metadata(&empty).unwrap();
+    assert_eq!((md.mode() & 0o7777, md.mtime()), (0o711, MTIME));
+
     // In place, the whole point brings the root back as it was.
     fs::set_permissions(&src, fs::Permissions::from_mode(0o700)).unwrap();
     xattr::remove(&src, "user.cairn.root").unwrap();
@@ -111,6 +130,8 @@ fn the_mount_shows_a_point_root_as_the_source_directory() {
     let instance = ns.lookup(ROOT, b"www").unwrap().ino;
     let point = ns.lookup(instance, name.as_bytes()).unwrap();
     assert_eq!(point.mtime_ns, MTIME * 1_000_000_000);
+    let time_ns = service.points("www")[0].manifest.time_ns;
+    assert_eq!(point.ctime_ns, time_ns, "the ctime is the point's time");
     assert_eq!(point.perm, 0o750);
     assert_eq!((point.uid, point.gid), (owner.uid(), owner.gid()));
     assert_eq!(
