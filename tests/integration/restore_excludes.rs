@@ -107,3 +107,43 @@ fn delete_excluded_is_a_request_key_for_in_place_restores() {
         .expect_err("not a boolean");
     assert_eq!(err.errno, libc::EINVAL);
 }
+
+#[test]
+fn the_cli_keeps_excluded_paths_in_place_unless_told_to_delete_them() {
+    let env = crate::cli_mount::Env::new();
+    let repo = env.path("repo");
+    let repo = repo.to_str().unwrap();
+    env.run(&["init", "--no-encryption", repo]).ok();
+    let src = env.path("www");
+    populate(&src);
+    let s = src.to_str().unwrap();
+    env.run(&[
+        "snapshot",
+        "www",
+        "--repo",
+        repo,
+        "--path",
+        s,
+        "--exclude",
+        "*.tmp",
+        "--exclude",
+        "cache",
+    ])
+    .ok();
+    write(&src, "page.html", "v2");
+    let restore = [
+        "restore", "www", "latest", "--repo", repo, "--mode", "in-place",
+    ];
+    env.run(&restore).ok();
+    assert_eq!(fs::read_to_string(src.join("page.html")).unwrap(), "v1");
+    assert_excluded_kept(&src);
+    let mut new_mode = restore.to_vec();
+    new_mode.truncate(5);
+    new_mode.extend(["--target", "/tmp/nowhere-cairn", "--delete-excluded"]);
+    env.run(&new_mode).code(2);
+    let mut delete = restore.to_vec();
+    delete.push("--delete-excluded");
+    env.run(&delete).ok();
+    assert!(!src.join("x.tmp").exists() && !src.join("cache").exists());
+    assert_eq!(fs::read_to_string(src.join("page.html")).unwrap(), "v1");
+}

@@ -188,8 +188,29 @@ fn through_a_mount_latest_and_the_cli_never_name_a_safety_point() {
     fs::write(src.join("page"), "v1").unwrap();
     let src_s = src.to_str().unwrap();
     env.run(&["instance", "add", "www", "--path", src_s]).ok();
+    // An old time, so that rsync, which compares times to the second, sees it differ.
+    let touched = std::process::Command::new("touch")
+        .args(["-d", "@1000000000"])
+        .arg(&src)
+        .status()
+        .unwrap()
+        .success();
+    assert!(touched);
+    let src_mtime = fs::metadata(&src).unwrap().modified().unwrap();
     let snap = env.run(&["snapshot", "www", "--json"]).ok().json();
     let good = snap["result"]["point"].as_str().expect("point").to_string();
+    // The point's root is the source directory: `rsync -a` copies its time (item 19).
+    let copy = env.path("copy");
+    let from = format!("{}/", env.mnt().join("www").join(&good).display());
+    let ok = std::process::Command::new("rsync")
+        .arg("-a")
+        .arg(&from)
+        .arg(&copy)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "rsync -a {from}");
+    assert_eq!(fs::metadata(&copy).unwrap().modified().unwrap(), src_mtime);
     fs::write(src.join("page"), "v2").unwrap();
 
     let done = env
