@@ -416,7 +416,8 @@ impl Client {
             Err(e) => return Err(e).with_context(|| format!("cannot list {}", dir.display())),
         };
         // Names sort by time only to the second: order by the point's time (its
-        // directory's mtime, to the nanosecond), then by name.
+        // directory's ctime, to the nanosecond; the mtime is the source directory's),
+        // then by name.
         let mut points: Vec<(i64, String)> = entries
             .filter_map(|e| e.ok())
             .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
@@ -424,7 +425,7 @@ impl Client {
                 use std::os::unix::fs::MetadataExt;
                 let time = e
                     .metadata()
-                    .map(|m| m.mtime() * 1_000_000_000 + m.mtime_nsec())
+                    .map(|m| m.ctime() * 1_000_000_000 + m.ctime_nsec())
                     .unwrap_or(0);
                 Some((time, e.file_name().into_string().ok()?))
             })

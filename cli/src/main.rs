@@ -8,12 +8,24 @@
 //! (damage in `verify`), 2 a usage or configuration error or a refused request (direct
 //! `verify`: any error), 130 interrupted.
 
+/// `println!` for the whole crate (defined before the modules, it shadows std's): a
+/// closed stdout ends the output quietly instead of panicking (see `output`).
+macro_rules! println {
+    () => {
+        $crate::output::line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::line(format_args!($($arg)*))
+    };
+}
+
 mod client;
 mod commands;
 mod failure;
 mod human_units;
 mod interrupt;
 mod mounts;
+mod output;
 mod password;
 mod progress;
 mod repo_args;
@@ -147,7 +159,12 @@ fn main() -> ExitCode {
         Command::Prune(args) => commands::prune::run(&inv, args),
         Command::Catalog(cmd) => commands::catalog::run(&inv, cmd),
     };
+    // A closed stdout is not an error (the reader had enough); a failing one is.
+    let output_failed = output::finish()
+        .map(|e| eprintln!("cairn: cannot write the output: {e}"))
+        .is_some();
     match result {
+        Ok(Status::Success) if output_failed => ExitCode::from(2),
         Ok(Status::Success) => ExitCode::SUCCESS,
         Ok(Status::ProblemFound) => ExitCode::from(1),
         Err(err) => failure::report(&err, is_verify),

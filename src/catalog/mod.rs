@@ -54,7 +54,7 @@ pub enum CatalogError {
 pub type Result<T> = std::result::Result<T, CatalogError>;
 
 /// Which points a listing wants: a closed time range (either end open when `None`) and
-/// optionally one kind.
+/// optionally one kind (as [`Manifest::point_kind`] tells it).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PointQuery {
     pub since_ns: Option<i64>,
@@ -268,7 +268,8 @@ impl Catalog {
                     instance,
                     q.since_ns.unwrap_or(i64::MIN),
                     q.until_ns.unwrap_or(i64::MAX),
-                    q.kind.map(kind_text)
+                    // The column holds the stored kind: safety points are `manual` there.
+                    q.kind.filter(|k| *k == PointKind::Scheduled).map(kind_text)
                 ],
                 |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
             )
@@ -280,20 +281,29 @@ impl Catalog {
                 .ok_or_else(|| repo::RepoError::Index(format!("bad point id {id}")))?;
             let manifest: Manifest = serde_json::from_str(&json)
                 .map_err(|e| repo::RepoError::Index(format!("cached manifest: {e}")))?;
-            out.push(PointRecord { id, manifest });
+            if q.kind.is_none_or(|k| manifest.point_kind() == k) {
+                out.push(PointRecord { id, manifest });
+            }
         }
         Ok(out)
     }
 
-    pub fn latest_point(&self, instance: &str) -> Result<Option<PointRecord>> {
+    /// The newest point of an instance of any kind: the parent a new point names.
+    pub fn newest_point(&self, instance: &str) -> Result<Option<PointRecord>> {
         Ok(self.points(Some(instance))?.pop())
+    }
+
+    /// What `latest` names: the newest point that is not a safety point (restoring
+    /// `latest` must never bring back what an in-place restore replaced).
+    pub fn latest_point(&self, instance: &str) -> Result<Option<PointRecord>> {
+        Ok(latest_of(self.points(Some(instance))?))
     }
 
     /// A point by name, or `latest`.
     pub fn find_point(&self, instance: &str, name: &str) -> Result<Option<PointRecord>> {
         let points = self.points(Some(instance))?;
         if name == "latest" {
-            return Ok(points.into_iter().last());
+            return Ok(latest_of(points));
         }
         Ok(points.into_iter().find(|p| p.manifest.name == name))
     }
@@ -440,6 +450,14 @@ impl Catalog {
         )
         .map_err(|e| self.sql_err(e))
     }
+}
+
+/// The point `latest` names among an instance's points (oldest first).
+pub fn latest_of(points: impl IntoIterator<Item = PointRecord>) -> Option<PointRecord> {
+    points
+        .into_iter()
+        .filter(|p| p.manifest.point_kind() != PointKind::Safety)
+        .last()
 }
 
 /// A blob location from its catalog columns.

@@ -17,12 +17,14 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
 
 use crate::catalog::Catalog;
-use crate::model::manifest::{point_name, MANIFEST_VERSION};
+use crate::model::instance::check_source_paths;
+use crate::model::manifest::{point_name, point_name_candidate, RootMeta, MANIFEST_VERSION};
 use crate::model::names::{is_valid_instance_name, is_valid_label};
 use crate::model::{
     Extent, Layout, Manifest, ManifestId, Node, NodeKind, PointKind, PointStats, Tree,
 };
-use crate::repo::{BlobId, BlobIndex, BlobKind, Packer, Repository};
+use crate::repo::{BlobId, BlobIndex, BlobKind, Packer, RepoError, Repository};
+use crate::store::StoreError;
 
 use super::fsmeta::{data_ranges, node_from_metadata, read_xattrs};
 use super::{CancelToken, EngineError, Progress, Result, TreeReader};
@@ -93,7 +95,7 @@ impl Ctx<'_> {
     }
 }
 
-fn build_excludes(globs: &[String]) -> Result<GlobSet> {
+pub(super) fn build_excludes(globs: &[String]) -> Result<GlobSet> {
     let mut b = GlobSetBuilder::new();
     for g in globs {
         let glob = GlobBuilder::new(g)
@@ -118,32 +120,19 @@ fn check_request(req: &BackupRequest) -> Result<(Layout, Vec<Vec<u8>>)> {
     if let Some(l) = &req.label {
         if !is_valid_label(l) {
             return Err(EngineError::Invalid(format!(
-                "point label `{l}` must be 1-64 of A-Z a-z 0-9 _ - and not `auto`"
+                "point label `{l}` must be 1-64 of A-Z a-z 0-9 _ -, not `auto` or \
+                 `before-restore` (reserved, also with a `-N` suffix)"
             )));
         }
     }
-    if req.paths.is_empty() {
-        return Err(EngineError::Invalid("no source path".into()));
-    }
+    check_source_paths(&req.paths).map_err(EngineError::Invalid)?;
     let mut names = Vec::new();
     for p in &req.paths {
-        if !p.is_absolute() {
-            return Err(EngineError::Invalid(format!(
-                "source path {} is not absolute",
-                p.display()
-            )));
-        }
         let md = fs::symlink_metadata(p).map_err(|e| EngineError::io("reading source", p, e))?;
         let name = p
             .file_name()
             .map(|n| n.as_bytes().to_vec())
             .unwrap_or_else(|| b"root".to_vec());
-        if names.contains(&name) {
-            return Err(EngineError::Invalid(format!(
-                "two sources end in the same name `{}`",
-                String::from_utf8_lossy(&name)
-            )));
-        }
         names.push(name);
         if req.paths.len() == 1 && md.is_dir() {
             return Ok((Layout::Single, names));
@@ -162,9 +151,13 @@ pub fn backup(
 ) -> Result<BackupOutcome> {
     let (layout, root_names) = check_request(req)?;
     let excludes = build_excludes(&req.excludes)?;
+    let root_meta = match layout {
+        Layout::Single => Some(root_meta(&req.paths[0], progress)?),
+        Layout::PerPath => None,
+    };
     progress.phase("refreshing catalog");
     catalog.refresh(repo)?;
-    let parent = catalog.latest_point(&req.instance)?;
+    let parent = catalog.newest_point(&req.instance)?;
     let parent_manifest = parent
         .as_ref()
         .map(|p| &p.manifest)
@@ -248,60 +241,82 @@ pub fn backup(
             files_read: ctx.files_read.load(Ordering::Relaxed),
             warnings: ctx.warnings.lock().map(|w| w.len() as u64).unwrap_or(0),
         };
-        write_manifest(
-            &ctx,
-            req,
-            layout,
-            root,
+        let manifest = Manifest {
+            version: MANIFEST_VERSION,
+            instance: req.instance.clone(),
+            name: String::new(),
+            // A safety point is stored as a manual point; its reserved label says what it is.
+            kind: match req.kind {
+                PointKind::Safety => PointKind::Manual,
+                kind => kind,
+            },
             time_ns,
-            parent.map(|p| p.id),
+            parent: parent.map(|p| p.id.to_hex()),
+            root,
+            layout,
+            paths: req
+                .paths
+                .iter()
+                .map(|p| p.to_string_lossy().into_owned())
+                .collect(),
+            host: crate::model::hostname(),
             stats,
-        )
+            excludes: req.excludes.clone(),
+            root_meta,
+        };
+        let base = point_name(time_ns, req.kind, req.label.as_deref());
+        write_manifest(&ctx, manifest, &base)
     })
 }
 
-fn write_manifest(
-    ctx: &Ctx<'_>,
-    req: &BackupRequest,
-    layout: Layout,
-    root: BlobId,
-    time_ns: i64,
-    parent: Option<ManifestId>,
-    stats: PointStats,
-) -> Result<BackupOutcome> {
-    let existing: Vec<String> = ctx
+/// The source directory's own metadata (a single-directory point's root).
+fn root_meta(path: &Path, progress: &dyn Progress) -> Result<RootMeta> {
+    let md = fs::symlink_metadata(path).map_err(|e| EngineError::io("reading source", path, e))?;
+    let mut node = node_from_metadata(Vec::new(), &md);
+    match read_xattrs(path) {
+        Ok(x) => node.xattrs = x,
+        Err(e) => progress.warn(&format!(
+            "extended attributes of {} not saved: {e}",
+            path.display()
+        )),
+    }
+    Ok(RootMeta::of(&node))
+}
+
+/// Most names a point tries before giving up (`NAME`, `NAME-2`, ... `NAME-1000`).
+const MAX_NAME_CANDIDATES: u32 = 1000;
+
+/// Names the point and writes its manifest. The name is the point's time and label; one
+/// that another point of the instance already has, here or on another machine, gets the
+/// first free suffix `-2`, `-3`, ...: each candidate is claimed with a conditional create
+/// of its claim object (FORMAT.md, section 9) before the manifest that bears it is written.
+fn write_manifest(ctx: &Ctx<'_>, mut manifest: Manifest, base: &str) -> Result<BackupOutcome> {
+    let instance = manifest.instance.clone();
+    let known: HashSet<String> = ctx
         .catalog
-        .points(Some(&req.instance))?
+        .points(Some(&instance))?
         .into_iter()
         .map(|p| p.manifest.name)
         .collect();
-    // Names are unique in an instance: a second point in the same second takes the next one.
-    let mut name_time = time_ns;
-    let mut name = point_name(name_time, req.kind, req.label.as_deref());
-    while existing.contains(&name) {
-        name_time += 1_000_000_000;
-        name = point_name(name_time, req.kind, req.label.as_deref());
+    let mut claimed = None;
+    for n in 1..=MAX_NAME_CANDIDATES {
+        manifest.name = point_name_candidate(base, n);
+        if known.contains(&manifest.name) {
+            continue;
+        }
+        let (id, json) = manifest.encode(ctx.repo.key());
+        if claim_name(ctx.repo, &instance, &manifest.name, &id)? {
+            claimed = Some((id, json));
+            break;
+        }
     }
-    let manifest = Manifest {
-        version: MANIFEST_VERSION,
-        instance: req.instance.clone(),
-        name,
-        kind: req.kind,
-        time_ns,
-        parent: parent.map(|p| p.to_hex()),
-        root,
-        layout,
-        paths: req
-            .paths
-            .iter()
-            .map(|p| p.to_string_lossy().into_owned())
-            .collect(),
-        host: crate::model::hostname(),
-        stats,
+    let Some((id, json)) = claimed else {
+        return Err(EngineError::Invalid(format!(
+            "no free point name: {base} and {MAX_NAME_CANDIDATES} suffixed variants are taken"
+        )));
     };
-    let (id, json) = manifest.encode(ctx.repo.key());
     ctx.repo
-        .put_sealed(&Manifest::object_key(&req.instance, &id), json)?;
+        .put_sealed(&Manifest::object_key(&instance, &id), json)?;
     ctx.catalog.insert_point(&id, &manifest)?;
     let warnings = std::mem::take(&mut *ctx.warnings.lock().unwrap_or_else(|p| p.into_inner()));
     Ok(BackupOutcome {
@@ -309,6 +324,21 @@ fn write_manifest(
         manifest,
         warnings,
     })
+}
+
+/// Claims `name` in `instance` for the manifest `id`; `false` when another point has it. A
+/// claim already holding `id` is this writer's own (a create whose reply was lost).
+fn claim_name(repo: &Repository, instance: &str, name: &str, id: &ManifestId) -> Result<bool> {
+    let key = Manifest::name_claim_key(repo.key(), instance, name);
+    let ours = id.to_hex();
+    match repo.store().put_new(&key, ours.clone().into_bytes().into()) {
+        Ok(()) => Ok(true),
+        Err(StoreError::AlreadyExists(_)) => {
+            let holder = repo.store().get(&key).map_err(RepoError::from)?;
+            Ok(holder.as_ref() == ours.as_bytes())
+        }
+        Err(e) => Err(RepoError::from(e).into()),
+    }
 }
 
 /// Counts files and bytes in a side thread so progress can show a total and an ETA.

@@ -77,8 +77,9 @@ fn select(catalog: &Catalog, req: &ForgetRequest) -> Result<Vec<PointRecord>> {
     let points = catalog.points(Some(&req.instance))?;
     let mut selected: Vec<PointRecord> = Vec::new();
     for name in &req.points {
+        let latest = crate::catalog::latest_of(points.iter().cloned());
         let found = if name == "latest" {
-            points.last()
+            latest.as_ref()
         } else {
             points.iter().find(|p| p.manifest.name == *name)
         };

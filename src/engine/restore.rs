@@ -67,6 +67,9 @@ pub struct RestoreRequest {
     /// that matches brings everything under it. `*` does not cross `/`, `**` does.
     pub includes: Vec<String>,
     pub mode: RestoreMode,
+    /// In place: also delete the original's entries that the point's backup excluded
+    /// (rsync's `--delete-excluded`). By default they are left alone.
+    pub delete_excluded: bool,
 }
 
 /// What a restore did.
@@ -106,6 +109,7 @@ pub fn restore(
             point: req.point.clone(),
         })?;
     let manifest = point.manifest;
+    let protected = Protected::of(req, &manifest)?;
     let dests = destinations(req, &manifest)?;
     let mut outcome = RestoreOutcome {
         point: manifest.name.clone(),
@@ -128,14 +132,31 @@ pub fn restore(
     let planner = Planner {
         reader: &reader,
         scope: &scope,
+        protected: &protected,
         cancel,
         removed: AtomicU64::new(0),
     };
     let mut units = pool.install(|| plan_units(&planner, req, &manifest, &dests))?;
     if new_target_exists {
-        // The empty directory it replaces keeps its owner, mode and xattrs.
+        // The empty directory it replaces keeps its owner, mode and xattrs; it takes the
+        // source directory's modification time when the point recorded it.
         if let Some(Entry::Dir(d)) = &mut units[0].entry {
-            d.meta = DirMeta::Existing(capture(&dests[0].path)?);
+            let mut kept = capture(&dests[0].path)?;
+            if let Some(meta) = &manifest.root_meta {
+                kept.mtime_ns = meta.mtime_ns;
+            }
+            d.meta = DirMeta::Existing(kept);
+        }
+    }
+    // A single-directory point records its root's metadata: a root this restore creates,
+    // or replaces as a whole, gets it.
+    if let (Some(meta), Some(Entry::Dir(d))) = (
+        &manifest.root_meta,
+        units.first_mut().and_then(|u| u.entry.as_mut()),
+    ) {
+        let whole_in_place = req.mode == RestoreMode::InPlace && scope.0.is_none();
+        if whole_in_place || matches!(d.meta, DirMeta::Fresh) {
+            d.meta = DirMeta::Existing(Box::new(meta.to_node()));
         }
     }
     // The plan only read the original; the safety point captures it before any change.
@@ -151,8 +172,8 @@ pub fn restore(
                 instance: req.instance.clone(),
                 paths: existing,
                 excludes: Vec::new(),
-                kind: PointKind::Manual,
-                label: Some("before-restore".into()),
+                kind: PointKind::Safety,
+                label: None,
                 time_ns: None,
             };
             let out = backup(repo, catalog, &safety, &SafetyProgress(progress), cancel)?;
@@ -210,6 +231,44 @@ struct Scope(Option<GlobSet>);
 impl Scope {
     fn matches(&self, rel: &Path) -> bool {
         self.0.as_ref().is_none_or(|g| g.is_match(rel))
+    }
+}
+
+/// What the point's backup excluded, which an in-place restore leaves alone in the
+/// original unless asked to delete it too. Globs match as in the backup: against paths
+/// relative to each source, and an excluded directory keeps everything below it.
+struct Protected {
+    globs: Option<GlobSet>,
+    /// Point paths start with the source's name (several sources): it is not matched.
+    per_path: bool,
+}
+
+impl Protected {
+    fn of(req: &RestoreRequest, m: &Manifest) -> Result<Protected> {
+        let wanted =
+            req.mode == RestoreMode::InPlace && !req.delete_excluded && !m.excludes.is_empty();
+        Ok(Protected {
+            globs: wanted
+                .then(|| super::backup::build_excludes(&m.excludes))
+                .transpose()?,
+            per_path: m.layout == Layout::PerPath,
+        })
+    }
+
+    /// Whether the original's entry at `prel` (relative to the point root) is kept.
+    fn protects(&self, prel: &Path) -> bool {
+        let Some(globs) = &self.globs else {
+            return false;
+        };
+        let mut components = prel.components();
+        if self.per_path {
+            components.next();
+        }
+        components
+            .as_path()
+            .ancestors()
+            .filter(|a| !a.as_os_str().is_empty())
+            .any(|a| globs.is_match(a))
     }
 }
 

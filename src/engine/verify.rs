@@ -856,6 +856,8 @@ mod tests {
                 paths: vec![],
                 host: String::new(),
                 stats: Default::default(),
+                excludes: Vec::new(),
+                root_meta: None,
             },
         };
         assert_eq!(damage_of(&p, &[]), None);

@@ -342,7 +342,15 @@ impl Namespace {
                     ..self.dir_attr(ino, 0o777, self.point_time(&name), false)
                 }
             }
-            Inode::Point(p) => self.dir_attr(ino, 0o755, p.manifest.time_ns, true),
+            // A single-directory point's root is that directory as it was, but for its
+            // ctime (which no copy keeps): the point's time, as on every point directory.
+            Inode::Point(p) => match &p.manifest.root_meta {
+                Some(meta) => Attr {
+                    ctime_ns: p.manifest.time_ns,
+                    ..self.node_attr(ino, &meta.to_node())
+                },
+                None => self.dir_attr(ino, 0o755, p.manifest.time_ns, true),
+            },
             Inode::Node { node, .. } => self.node_attr(ino, &node),
         })
     }
@@ -379,11 +387,9 @@ impl Namespace {
         }
     }
 
+    /// The newest point that is not a safety point.
     fn latest_name(&self, instance: &str) -> Option<String> {
-        self.service
-            .points(instance)
-            .last()
-            .map(|p| p.manifest.name.clone())
+        crate::catalog::latest_of(self.service.points(instance)).map(|p| p.manifest.name)
     }
 
     /// Children of a directory as (name, inode). Point directories' listings are shared,
@@ -440,7 +446,7 @@ impl Namespace {
             }
             Inode::Instance(name) => {
                 let points = self.service.points(&name);
-                if !points.is_empty() {
+                if crate::catalog::latest_of(points.iter().cloned()).is_some() {
                     let n = name.clone();
                     out.push((
                         b"latest".to_vec(),
@@ -589,27 +595,34 @@ impl Namespace {
         }
     }
 
+    /// The extended attributes of an inode: a node's, or a single-directory point root's.
+    fn xattrs_of(&self, ino: u64) -> FsResult<Vec<crate::model::Xattr>> {
+        Ok(match self.inode(ino)? {
+            Inode::Node { node, .. } => node.xattrs.clone(),
+            Inode::Point(p) => p
+                .manifest
+                .root_meta
+                .as_ref()
+                .map(|m| m.xattrs.clone())
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        })
+    }
+
     pub fn listxattr(&self, ino: u64) -> FsResult<Vec<u8>> {
-        match self.inode(ino)? {
-            Inode::Node { node, .. } => Ok(node
-                .xattrs
-                .iter()
-                .flat_map(|x| x.name.iter().copied().chain([0]))
-                .collect()),
-            _ => Ok(Vec::new()),
-        }
+        Ok(self
+            .xattrs_of(ino)?
+            .iter()
+            .flat_map(|x| x.name.iter().copied().chain([0]))
+            .collect())
     }
 
     pub fn getxattr(&self, ino: u64, name: &[u8]) -> FsResult<Vec<u8>> {
-        match self.inode(ino)? {
-            Inode::Node { node, .. } => node
-                .xattrs
-                .iter()
-                .find(|x| x.name == name)
-                .map(|x| x.value.clone())
-                .ok_or(libc::ENODATA),
-            _ => Err(libc::ENODATA),
-        }
+        self.xattrs_of(ino)?
+            .into_iter()
+            .find(|x| x.name == name)
+            .map(|x| x.value)
+            .ok_or(libc::ENODATA)
     }
 
     fn dynamic_content(&self, inode: &Inode) -> Option<Vec<u8>> {

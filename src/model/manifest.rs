@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::repo::{BlobId, MasterKey};
 
-use super::ModelError;
+use super::names::{is_unique_suffix, SAFETY_LABEL};
+use super::{ModelError, Node, NodeKind, Xattr};
 
 pub const MANIFEST_VERSION: u32 = 1;
 
@@ -15,6 +16,10 @@ pub const MANIFEST_VERSION: u32 = 1;
 pub enum PointKind {
     Manual,
     Scheduled,
+    /// What an in-place restore took of the state it replaced. Never `latest`. Stored as a
+    /// manual point with the reserved label `before-restore` (so every reader of format
+    /// version 1 reads it), never as a manifest `kind`: see [`Manifest::point_kind`].
+    Safety,
 }
 
 /// How the root tree maps to the instance's source paths.
@@ -57,6 +62,53 @@ pub struct Manifest {
     pub paths: Vec<String>,
     pub host: String,
     pub stats: PointStats,
+    /// The exclude globs the backup applied (an in-place restore leaves what they match
+    /// alone). Absent in older manifests.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excludes: Vec<String>,
+    /// The source directory's own metadata, for the `single` layout (its root tree lists
+    /// only its entries). Absent in older manifests and for `per-path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_meta: Option<RootMeta>,
+}
+
+/// The metadata of a point's root directory when it is one source directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RootMeta {
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub xattrs: Vec<Xattr>,
+}
+
+impl RootMeta {
+    /// The metadata of a directory node (its name, content and subtree are not kept).
+    pub fn of(node: &Node) -> RootMeta {
+        RootMeta {
+            mode: node.mode & 0o7777,
+            uid: node.uid,
+            gid: node.gid,
+            mtime_ns: node.mtime_ns,
+            ctime_ns: node.ctime_ns,
+            xattrs: node.xattrs.clone(),
+        }
+    }
+
+    /// A directory node with this metadata and no name.
+    pub fn to_node(&self) -> Node {
+        let mut n = Node::new(Vec::new(), NodeKind::Dir);
+        n.mode = self.mode & 0o7777;
+        n.uid = self.uid;
+        n.gid = self.gid;
+        n.mtime_ns = self.mtime_ns;
+        n.ctime_ns = self.ctime_ns;
+        n.nlink = 2;
+        n.xattrs = self.xattrs.clone();
+        n
+    }
 }
 
 /// A manifest's id: keyed BLAKE3 of its JSON.
@@ -83,6 +135,26 @@ impl Manifest {
 
     pub fn object_key(instance: &str, id: &ManifestId) -> String {
         format!("points/{instance}/{}", id.to_hex())
+    }
+
+    /// The claim of a point name: `names/<instance>/<hex of BLAKE3k(id_key, "point-name\0"
+    /// || name)>`, created (if absent) before the manifest, holding the manifest id in
+    /// hex. Whoever creates it owns the name in the instance; the name itself stays
+    /// sealed in encrypted repositories.
+    pub fn name_claim_key(key: &MasterKey, instance: &str, name: &str) -> String {
+        let hash = key.blob_hash(&[b"point-name\0", name.as_bytes()].concat());
+        format!("names/{instance}/{}", hex::encode(hash))
+    }
+
+    /// The point's kind as readers see it: a manual point whose label is the reserved
+    /// `before-restore` (with or without a uniqueness suffix) is a safety point.
+    pub fn point_kind(&self) -> PointKind {
+        match self.kind {
+            PointKind::Manual if point_kind_of_name(&self.name) == Some(PointKind::Safety) => {
+                PointKind::Safety
+            }
+            kind => kind,
+        }
     }
 
     /// Parses an object key into (instance, id). Only the key [`object_key`](Self::object_key)
@@ -116,6 +188,11 @@ impl Manifest {
                 m.version
             )));
         }
+        if m.kind == PointKind::Safety {
+            return Err(ModelError::Manifest(
+                "unknown point kind `safety` (safety points are stored as manual points)".into(),
+            ));
+        }
         if m.instance != instance {
             return Err(ModelError::Manifest(
                 "manifest stored under another instance".into(),
@@ -131,7 +208,8 @@ impl Manifest {
     }
 }
 
-/// `YYYY-MM-DDTHHMMSSZ` in UTC, then `-auto` for scheduled points or `-LABEL`.
+/// `YYYY-MM-DDTHHMMSSZ` in UTC, then `-auto` for scheduled points, `-before-restore` for
+/// safety points, or `-LABEL`.
 pub fn point_name(time_ns: i64, kind: PointKind, label: Option<&str>) -> String {
     let secs = time_ns.div_euclid(1_000_000_000);
     let stamp = chrono::DateTime::from_timestamp(secs, 0)
@@ -140,20 +218,40 @@ pub fn point_name(time_ns: i64, kind: PointKind, label: Option<&str>) -> String 
         .to_string();
     match (kind, label) {
         (PointKind::Scheduled, _) => format!("{stamp}-auto"),
+        (PointKind::Safety, _) => format!("{stamp}-{SAFETY_LABEL}"),
         (PointKind::Manual, Some(l)) => format!("{stamp}-{l}"),
         (PointKind::Manual, None) => stamp,
     }
 }
 
-/// Whether a point name is a scheduled point's (exactly a stamp and `-auto`, which no
-/// manual point can be: `auto` is not a label) or a manual one's; `None` if it is not a
-/// point name. Readers of a mount tell the kinds apart by this alone.
+/// The `n`-th candidate name of a point whose first choice is `base`: `base` itself, then
+/// `base-2`, `base-3`, ... Writers take the first one no other point of the instance has.
+pub fn point_name_candidate(base: &str, n: u32) -> String {
+    if n <= 1 {
+        base.to_string()
+    } else {
+        format!("{base}-{n}")
+    }
+}
+
+/// Whether a point name is a scheduled point's (a stamp and `-auto`), a safety point's (a
+/// stamp and `-before-restore`), either with a uniqueness suffix `-N`, or a manual one's;
+/// `None` if it is not a point name. No label a user gives has those forms, so readers of
+/// a mount tell the kinds apart by this alone.
 pub fn point_kind_of_name(name: &str) -> Option<PointKind> {
     if !is_valid_point_name(name) {
         return None;
     }
-    Some(if name.get(18..) == Some("-auto") {
+    let label = name.get(19..).unwrap_or("");
+    let is = |reserved: &str| {
+        label
+            .strip_prefix(reserved)
+            .is_some_and(|rest| rest.is_empty() || is_unique_suffix(rest))
+    };
+    Some(if is("auto") {
         PointKind::Scheduled
+    } else if is(SAFETY_LABEL) {
+        PointKind::Safety
     } else {
         PointKind::Manual
     })
@@ -195,6 +293,8 @@ pub(crate) fn example(parent: Option<String>) -> Manifest {
         paths: vec!["/srv".into()],
         host: "h".into(),
         stats: PointStats::default(),
+        excludes: Vec::new(),
+        root_meta: None,
     }
 }
 
@@ -216,6 +316,21 @@ mod tests {
         let labelled = point_name(t, PointKind::Manual, Some("x-auto"));
         assert_eq!(point_kind_of_name(&labelled), Some(PointKind::Manual));
         assert_eq!(point_kind_of_name("latest"), None);
+        let safety = point_name(t, PointKind::Safety, None);
+        assert!(safety.ends_with("-before-restore"));
+        assert_eq!(point_kind_of_name(&safety), Some(PointKind::Safety));
+        let second = point_name_candidate(&safety, 2);
+        assert_eq!(second, format!("{safety}-2"));
+        assert_eq!(point_kind_of_name(&second), Some(PointKind::Safety));
+        assert_eq!(point_name_candidate(&auto, 1), auto);
+        assert_eq!(
+            point_kind_of_name(&point_name_candidate(&auto, 3)),
+            Some(PointKind::Scheduled)
+        );
+        assert_eq!(
+            point_kind_of_name(&format!("{manual}-before-restore-x")),
+            Some(PointKind::Manual)
+        );
         assert!(is_valid_point_name(&point_name(
             t,
             PointKind::Manual,
@@ -241,5 +356,33 @@ mod tests {
         assert!(Manifest::decode(&key, &id, "db", &bad).is_err());
         let k = Manifest::object_key("db", &id);
         assert_eq!(Manifest::parse_key(&k), Some(("db".to_string(), id)));
+    }
+
+    #[test]
+    fn safety_points_are_manual_points_with_the_reserved_label() {
+        let key = MasterKey::generate(false);
+        let mut m = example(None);
+        m.name = point_name(0, PointKind::Safety, None);
+        assert_eq!(m.kind, PointKind::Manual);
+        assert_eq!(m.point_kind(), PointKind::Safety);
+        let (id, json) = m.encode(&key);
+        assert_eq!(
+            Manifest::decode(&key, &id, "db", &json)
+                .unwrap()
+                .point_kind(),
+            PointKind::Safety
+        );
+        m.kind = PointKind::Safety;
+        let (id, json) = m.encode(&key);
+        assert!(Manifest::decode(&key, &id, "db", &json).is_err());
+    }
+
+    #[test]
+    fn new_fields_are_left_out_when_empty() {
+        let key = MasterKey::generate(false);
+        let m = example(None);
+        let (_, json) = m.encode(&key);
+        let text = String::from_utf8(json).unwrap();
+        assert!(!text.contains("excludes") && !text.contains("root_meta"));
     }
 }

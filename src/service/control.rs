@@ -9,8 +9,11 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::RestoreMode;
+use crate::model::instance::check_source_paths;
 use crate::model::manifest::is_valid_point_name;
-use crate::model::names::{is_valid_instance_name, is_valid_label};
+use crate::model::names::{
+    is_valid_instance_name, is_valid_label, is_valid_new_name, MAX_NEW_NAME_LEN,
+};
 
 /// Why a request was refused, with the errno the write() fails with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -324,6 +327,13 @@ pub fn parse_instance(text: &str) -> Result<InstanceRequest> {
     let req = match verb.as_deref() {
         Some("add") => {
             let name = instance_name(f.required("name")?)?;
+            if !is_valid_new_name(&name) {
+                return Err(ControlError::invalid(format!(
+                    "instance name `{name}` is {} bytes long: a new instance's name has at \
+                     most {MAX_NEW_NAME_LEN}",
+                    name.len()
+                )));
+            }
             let paths = f
                 .all("path")
                 .into_iter()
@@ -334,6 +344,7 @@ pub fn parse_instance(text: &str) -> Result<InstanceRequest> {
                     "missing `path=` (an absolute path; repeat for several)",
                 ));
             }
+            check_source_paths(&paths).map_err(ControlError::invalid)?;
             let excludes = globs("exclude", f.all("exclude"))?;
             f.finish("name, path, exclude")?;
             InstanceRequest::Add {
@@ -390,7 +401,8 @@ pub fn parse_snapshot(text: &str) -> Result<SnapshotRequest> {
     if let Some(l) = &label {
         if !is_valid_label(l) {
             return Err(ControlError::invalid(format!(
-                "invalid point label `{l}`: 1-64 of A-Z a-z 0-9 _ -, not `auto`"
+                "invalid point label `{l}`: 1-64 of A-Z a-z 0-9 _ -, not `auto` or \
+                 `before-restore` (reserved, also with a `-N` suffix)"
             )));
         }
     }
@@ -410,6 +422,9 @@ pub struct RestoreControl {
     pub target: Option<PathBuf>,
     pub includes: Vec<String>,
     pub in_place: bool,
+    /// `delete-excluded=true`: an in-place restore also deletes what the backup excluded.
+    #[serde(default)]
+    pub delete_excluded: bool,
 }
 
 impl RestoreControl {
@@ -447,13 +462,20 @@ pub fn parse_restore(text: &str) -> Result<RestoreControl> {
             "mode=new needs `target=/absolute/path`",
         ));
     }
-    f.finish("instance, point, target, include, mode")?;
+    let delete_excluded = boolean("delete-excluded", f.optional("delete-excluded")?)?;
+    if delete_excluded && !in_place {
+        return Err(ControlError::invalid(
+            "delete-excluded=true applies to mode=in-place only",
+        ));
+    }
+    f.finish("instance, point, target, include, mode, delete-excluded")?;
     Ok(RestoreControl {
         instance,
         point,
         target,
         includes,
         in_place,
+        delete_excluded,
     })
 }
 

@@ -398,9 +398,13 @@ impl Service {
     }
 
     fn instance_request(&self, req: control::InstanceRequest) -> Result<String, ControlError> {
-        let internal = |e: crate::repo::RepoError| ControlError {
-            errno: libc::EIO,
-            message: format!("repository: {e}"),
+        let internal = |e: crate::repo::RepoError| {
+            // The writer sees EIO; the mount's log keeps the cause.
+            tracing::error!("ctl/instance: repository: {e}");
+            ControlError {
+                errno: libc::EIO,
+                message: format!("repository: {e}"),
+            }
         };
         match req {
             control::InstanceRequest::Add {

@@ -99,9 +99,8 @@ pub fn write_once_refusal_in(
     let names: Vec<String> = names
         .iter()
         .map(|n| match n.as_str() {
-            "latest" => points
-                .last()
-                .map(|p| p.manifest.name.clone())
+            "latest" => crate::catalog::latest_of(points.iter().cloned())
+                .map(|p| p.manifest.name)
                 .unwrap_or_default(),
             _ => n.clone(),
         })

@@ -1,7 +1,7 @@
 //! `ctl/policy`: the grammar of policy requests. Parsing checks every value (through the
 //! model's rules) before anything is looked up or changed.
 
-use crate::model::names::is_valid_instance_name;
+use crate::model::names::{is_valid_instance_name, is_valid_new_name, MAX_NEW_NAME_LEN};
 use crate::model::policy::{
     parse_count, parse_time_zone, parse_times, parse_weekdays, DaysSpec, Keep, PolicyChange,
     PolicyError, MAX_EVERY_DAYS, MAX_KEEP,
@@ -143,6 +143,13 @@ pub fn parse_policy(text: &str) -> Result<PolicyRequest> {
     let req = match verb.as_deref() {
         Some("create") => {
             let name = name(&mut f)?;
+            if !is_valid_new_name(&name) {
+                return Err(ControlError::invalid(format!(
+                    "policy name `{name}` is {} bytes long: a new policy's name has at most \
+                     {MAX_NEW_NAME_LEN}",
+                    name.len()
+                )));
+            }
             let mut change = change(&mut f)?;
             change.enabled = f
                 .optional("enabled")?

@@ -71,10 +71,7 @@ pub fn keeps_at_least(old: Keep, new: Keep) -> bool {
 impl Service {
     /// Points that queued or running restores of `instance` will read.
     fn points_in_use(&self, instance: &str) -> BTreeSet<String> {
-        let latest = self
-            .points(instance)
-            .last()
-            .map(|p| p.manifest.name.clone());
+        let latest = crate::catalog::latest_of(self.points(instance)).map(|p| p.manifest.name);
         self.lock()
             .live
             .values()
@@ -146,6 +143,8 @@ mod tests {
                 paths: vec!["/srv".into()],
                 host: "h".into(),
                 stats: PointStats::default(),
+                excludes: Vec::new(),
+                root_meta: None,
             },
         }
     }

@@ -202,6 +202,7 @@ impl Service {
                     target: req.target.clone(),
                     includes: req.includes.clone(),
                     mode: req.mode(),
+                    delete_excluded: req.delete_excluded,
                 };
                 let out = engine::restore(repo, catalog, &r, progress.as_ref(), cancel)?;
                 Ok(json!({

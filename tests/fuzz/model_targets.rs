@@ -96,6 +96,8 @@ fn manifest(parent: Option<String>) -> Manifest {
             bytes: 70_000,
             ..PointStats::default()
         },
+        excludes: vec!["*.tmp".into()],
+        root_meta: None,
     }
 }
 

@@ -212,7 +212,7 @@ impl Env {
 
     /// A clean environment: no terminal, no inherited cairn settings, a private cache,
     /// and CAIRN_MOUNT pointing at this mount point.
-    fn command(&self, args: &[&str]) -> Command {
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(cairn_bin());
         cmd.current_dir(self.dir.path())
             .args(args)

@@ -546,6 +546,8 @@ fn golden_manifest() -> Manifest {
             files_read: 1,
             warnings: 0,
         },
+        excludes: Vec::new(),
+        root_meta: None,
     }
 }
 

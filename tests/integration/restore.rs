@@ -40,6 +40,7 @@ fn request(
         target: target.map(Path::to_path_buf),
         includes: Vec::new(),
         mode,
+        delete_excluded: false,
     }
 }
 
@@ -689,6 +690,8 @@ impl Forger {
             paths: vec!["/nonexistent/source".into()],
             host: "forger".into(),
             stats: PointStats::default(),
+            excludes: Vec::new(),
+            root_meta: None,
         };
         let (id, json) = m.encode(t.repo.key());
         t.repo

@@ -22,9 +22,10 @@ pub enum InstanceCommand {
 
 #[derive(Args, Debug)]
 pub struct AddArgs {
-    /// The instance's name (1-255 of A-Z a-z 0-9 _ -).
+    /// The instance's name (1-240 of A-Z a-z 0-9 _ -).
     pub name: String,
-    /// A file or directory its snapshots back up (repeat for several).
+    /// A file or directory its snapshots back up (repeat for several; none inside
+    /// another, no two ending in the same name).
     #[arg(long = "path", value_name = "PATH", required = true)]
     pub paths: Vec<PathBuf>,
     /// Skip entries whose path relative to their source matches GLOB (repeatable).

@@ -1,7 +1,8 @@
-//! `cairn points [INSTANCE] [--since T] [--until T] [--kind manual|scheduled|failed]..`:
+//! `cairn points [INSTANCE] [--since T] [--until T] [--kind manual|scheduled|safety|failed]..`:
 //! lists backup points, oldest first (newest last): the point directories of a mount, or
-//! the catalog of a repository opened with `--repo`. `--kind failed` lists the failed
-//! scheduled runs (failed scheduled snapshot jobs) instead of, or beside, points.
+//! the catalog of a repository opened with `--repo`. `--kind safety` lists the safety
+//! points in-place restores took; `--kind failed` lists the failed scheduled runs (failed
+//! scheduled snapshot jobs) instead of, or beside, points.
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
@@ -23,8 +24,9 @@ pub struct PointsArgs {
     pub instance: Option<String>,
     #[command(flatten)]
     pub range: TimeRangeArgs,
-    /// Only points of this kind (repeat for several): manual, scheduled, or failed (the
-    /// failed scheduled runs). Default: manual and scheduled points.
+    /// Only points of this kind (repeat for several): manual, scheduled, safety (taken by
+    /// in-place restores of what they replaced; never `latest`), or failed (the failed
+    /// scheduled runs). Default: every point (manual, scheduled and safety).
     #[arg(long = "kind", value_enum, value_name = "KIND")]
     pub kinds: Vec<ListedKind>,
     #[command(flatten)]
@@ -39,6 +41,7 @@ pub struct PointsArgs {
 pub enum ListedKind {
     Manual,
     Scheduled,
+    Safety,
     Failed,
 }
 
@@ -63,6 +66,9 @@ impl Wanted {
         if has(ListedKind::Scheduled) {
             points.push(PointKind::Scheduled);
         }
+        if has(ListedKind::Safety) {
+            points.push(PointKind::Safety);
+        }
         Ok(Wanted {
             since,
             until,
@@ -75,18 +81,23 @@ impl Wanted {
         self.since.is_none_or(|s| t >= s) && self.until.is_none_or(|u| t <= u)
     }
 
-    /// The catalog queries for the wanted points (none, one per kind, or one for all).
-    fn point_queries(&self) -> Vec<PointQuery> {
-        let q = |kind| PointQuery {
+    /// The catalog query for the wanted points (`None`: no points are wanted); its
+    /// result still needs [`wants`](Self::wants) when several kinds are wanted.
+    fn point_query(&self) -> Option<PointQuery> {
+        let kind = match self.points.as_slice() {
+            [] => return None,
+            [one] => Some(*one),
+            _ => None,
+        };
+        Some(PointQuery {
             since_ns: self.since,
             until_ns: self.until,
             kind,
-        };
-        match self.points.as_slice() {
-            [] => vec![],
-            [one] => vec![q(Some(*one))],
-            _ => vec![q(None)],
-        }
+        })
+    }
+
+    fn wants(&self, kind: PointKind) -> bool {
+        self.points.contains(&kind)
     }
 }
 
@@ -94,6 +105,7 @@ fn kind_name(kind: PointKind) -> &'static str {
     match kind {
         PointKind::Manual => "manual",
         PointKind::Scheduled => "scheduled",
+        PointKind::Safety => "safety",
     }
 }
 
@@ -260,12 +272,11 @@ fn direct(inv: &Invocation<'_>, args: &PointsArgs, wanted: &Wanted, repo: &str) 
     let repo = repo_args::open_repository(inv.global, repo)?;
     let catalog = repo_args::open_catalog(&repo)?;
     let mut points = Vec::new();
-    for q in wanted.point_queries() {
-        points.extend(
-            catalog
-                .points_matching(args.instance.as_deref(), &q)
-                .context("cannot list the points in the local catalog")?,
-        );
+    if let Some(q) = wanted.point_query() {
+        points = catalog
+            .points_matching(args.instance.as_deref(), &q)
+            .context("cannot list the points in the local catalog")?;
+        points.retain(|p| wanted.wants(p.manifest.point_kind()));
     }
     let failed: Vec<FailedRun> = if wanted.failed {
         catalog
@@ -286,7 +297,7 @@ fn direct(inv: &Invocation<'_>, args: &PointsArgs, wanted: &Wanted, repo: &str) 
                     "instance": m.instance,
                     "name": m.name,
                     "id": p.id.to_hex(),
-                    "kind": kind_name(m.kind),
+                    "kind": kind_name(m.point_kind()),
                     "time": human_units::rfc3339(m.time_ns),
                     "time_ns": m.time_ns,
                     "files": m.stats.files,
@@ -337,7 +348,7 @@ fn direct(inv: &Invocation<'_>, args: &PointsArgs, wanted: &Wanted, repo: &str) 
                 "{:<width$}  {:<name_width$}  {:<9}  {:<23}  {:>9}  {:>10}",
                 m.instance,
                 m.name,
-                kind_name(m.kind),
+                kind_name(m.point_kind()),
                 human_units::time(m.time_ns),
                 m.stats.files,
                 human_units::bytes(m.stats.bytes)

@@ -85,7 +85,7 @@ impl Spec {
 
 #[derive(Args, Debug)]
 pub struct CreateArgs {
-    /// The policy's name (1-255 of A-Z a-z 0-9 _ -).
+    /// The policy's name (1-240 of A-Z a-z 0-9 _ -).
     pub name: String,
     #[command(flatten)]
     pub spec: Spec,

@@ -53,6 +53,10 @@ pub struct RestoreArgs {
     /// directory, `**` crosses; a matching directory brings all below it; repeatable).
     #[arg(long = "include", value_name = "GLOB")]
     pub includes: Vec<String>,
+    /// With --mode in-place: also delete what the point's excludes kept out of the
+    /// backup (by default an in-place restore leaves those paths alone).
+    #[arg(long)]
+    pub delete_excluded: bool,
     /// Into a new directory, or over the existing data.
     #[arg(long, value_enum, default_value_t = Mode::New)]
     pub mode: Mode,
@@ -61,6 +65,9 @@ pub struct RestoreArgs {
 }
 
 pub fn run(inv: &Invocation<'_>, args: &RestoreArgs) -> Result<Status> {
+    if args.delete_excluded && args.mode != Mode::InPlace {
+        return Err(usage("--delete-excluded applies to --mode in-place only"));
+    }
     if args.mode == Mode::New && args.target_dir.is_none() {
         return Err(usage(
             "--target DIR is needed to restore into a new directory \
@@ -80,6 +87,9 @@ pub fn run(inv: &Invocation<'_>, args: &RestoreArgs) -> Result<Status> {
                 req = req.kv("include", g);
             }
             req = req.kv("mode", args.mode.name());
+            if args.delete_excluded {
+                req = req.kv("delete-excluded", "true");
+            }
             client::run_job(inv, &client, "restore", &req, args.job)
         }
     }
@@ -96,6 +106,7 @@ fn direct(inv: &Invocation<'_>, args: &RestoreArgs, repo: &str) -> Result<Status
             Mode::New => RestoreMode::New,
             Mode::InPlace => RestoreMode::InPlace,
         },
+        delete_excluded: args.delete_excluded,
     };
     let progress = TermProgress::new("starting", "files", true);
     let start = Instant::now();

@@ -31,7 +31,8 @@ pub struct SnapshotArgs {
     /// crosses `/`; repeatable).
     #[arg(long = "exclude", value_name = "GLOB")]
     pub excludes: Vec<String>,
-    /// A label appended to the point's name, e.g. `before-upgrade`.
+    /// A label appended to the point's name, e.g. `before-upgrade` (not `auto` or
+    /// `before-restore`: reserved).
     #[arg(long, value_name = "LABEL")]
     pub label: Option<String>,
     #[command(flatten)]

@@ -17,7 +17,7 @@ use crate::model::names::is_safe_component;
 use crate::model::{Manifest, ModelError, Node, NodeKind, Tree};
 
 use super::swap::Swap;
-use super::{Dest, RestoreMode, RestoreRequest, Scope, MAX_DEPTH};
+use super::{Dest, Protected, RestoreMode, RestoreRequest, Scope, MAX_DEPTH};
 
 /// A node of a point: a tree and an index in it (trees stay shared, nodes are not copied).
 #[derive(Clone)]
@@ -35,9 +35,11 @@ impl NodeRef {
 /// The metadata a staged directory ends with.
 pub(super) enum DirMeta {
     Point(NodeRef),
-    /// Captured from the directory being replaced: kept as it was.
+    /// Given whole: captured from the directory being replaced (kept as it was), or the
+    /// root metadata the point recorded.
     Existing(Box<Node>),
-    /// A new target's root (a point does not record its root directory's metadata).
+    /// A new target's root when the point recorded no root metadata (several sources, or
+    /// a point from before it was recorded).
     Fresh,
 }
 
@@ -107,6 +109,7 @@ struct Planned {
 pub(super) struct Planner<'a> {
     pub(super) reader: &'a TreeReader,
     pub(super) scope: &'a Scope,
+    pub(super) protected: &'a Protected,
     pub(super) cancel: &'a CancelToken,
     pub(super) removed: AtomicU64,
 }
@@ -364,7 +367,9 @@ impl Planner<'_> {
     ) -> Result<Planned> {
         let selected = whole || self.scope.matches(prel);
         let Some(nr) = node else {
-            return self.keep_or_drop(ex, prel, urel, selected, depth);
+            // What the backup excluded is not the point's to delete.
+            let dropped = selected && !self.protected.protects(prel);
+            return self.keep_or_drop(ex, prel, urel, dropped, depth);
         };
         let n = nr.node();
         if n.kind == NodeKind::Dir {
