@@ -17,6 +17,7 @@ mod policy;
 mod policy_schedule;
 mod prune;
 mod prune_mount;
+mod repo_keys;
 mod restore;
 mod store_conformance;
 mod verify;
