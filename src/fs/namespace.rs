@@ -14,6 +14,7 @@ use crate::model::{Node, NodeKind, Tree};
 use crate::repo::BlobId;
 use crate::service::{Service, CONTROL_FILES};
 
+mod control_reply;
 mod handles;
 mod removal;
 
@@ -163,6 +164,9 @@ pub struct Namespace {
     owner_uid: u32,
     owner_gid: u32,
     started_ns: i64,
+    /// Whether other users may read the control plane's jobs, events, stats and
+    /// policies (`--share-control`); otherwise `.cairn` is the mount owner's only.
+    share_control: bool,
     /// Job files unlinked (`rm -r jobs/<id>` in progress).
     removed: Mutex<removal::RemovedJobFiles>,
 }
@@ -213,8 +217,23 @@ impl Namespace {
             owner_uid: unsafe { libc::geteuid() },
             owner_gid: unsafe { libc::getegid() },
             started_ns: crate::service::now_ns(),
+            share_control: false,
             removed: Mutex::default(),
         }
+    }
+
+    /// Lets other users (of an `allow_other` mount) read `.cairn`: its directories
+    /// become 0755 and its read-only files 0444. Control files stay the owner's (0600).
+    pub fn sharing_control(self, share: bool) -> Namespace {
+        Namespace {
+            share_control: share,
+            ..self
+        }
+    }
+
+    /// Whether `ino` is a control file (`.cairn/ctl/*`), the only writable files.
+    pub fn is_control_file(&self, ino: u64) -> bool {
+        matches!(self.inode(ino), Ok(Inode::Ctl(_)))
     }
 
     pub fn service(&self) -> &Service {
@@ -304,9 +323,17 @@ impl Namespace {
 
     pub fn getattr(&self, ino: u64) -> FsResult<Attr> {
         let inode = self.inode(ino)?;
+        // The control plane holds the owner's requests (targets, paths, patterns): the
+        // owner's only unless shared.
+        let (meta_dir, meta_file) = if self.share_control {
+            (0o755, 0o444)
+        } else {
+            (0o700, 0o600)
+        };
         Ok(match inode {
-            Inode::Root | Inode::Meta | Inode::JobsDir | Inode::JobDir(_) | Inode::PoliciesDir => {
-                self.dir_attr(ino, 0o755, self.started_ns, false)
+            Inode::Root => self.dir_attr(ino, 0o755, self.started_ns, false),
+            Inode::Meta | Inode::JobsDir | Inode::JobDir(_) | Inode::PoliciesDir => {
+                self.dir_attr(ino, meta_dir, self.started_ns, false)
             }
             Inode::CtlDir => self.dir_attr(ino, 0o700, self.started_ns, false),
             Inode::Readme => self.file_attr(ino, 0o444, README_TEXT.len() as u64),
@@ -316,7 +343,7 @@ impl Namespace {
             | Inode::JobLog(_)
             | Inode::Policy(_) => {
                 let len = self.dynamic_content(&inode).map(|c| c.len()).unwrap_or(0);
-                self.file_attr(ino, 0o444, len as u64)
+                self.file_attr(ino, meta_file, len as u64)
             }
             Inode::Ctl(_) => self.file_attr(ino, 0o600, 0),
             Inode::Instance(name) => self.dir_attr(ino, 0o755, self.point_time(&name), false),

@@ -402,7 +402,7 @@ pub(crate) struct Daemon {
 }
 
 impl Daemon {
-    fn new(mnt: PathBuf, pid: Option<i32>, child: Option<Child>) -> Daemon {
+    pub(crate) fn new(mnt: PathBuf, pid: Option<i32>, child: Option<Child>) -> Daemon {
         let done = Arc::new(AtomicBool::new(false));
         let (d, m) = (done.clone(), mnt.clone());
         std::thread::spawn(move || {

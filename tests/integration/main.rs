@@ -12,6 +12,8 @@ mod events;
 mod forget;
 mod format_golden;
 mod mount;
+mod mount_users;
+pub(crate) mod mount_writes;
 mod namespace;
 mod policy;
 mod policy_schedule;

@@ -36,9 +36,20 @@ pub struct MountGuard {
 impl MountGuard {
     /// Mounts a namespace of `service` on `dir` with a watchdog of `limit`.
     pub fn new(service: Service, dir: &Path, limit: Duration) -> MountGuard {
+        MountGuard::with_options(service, dir, limit, &MountOptions::default(), false)
+    }
+
+    /// [`new`](Self::new) with mount options, and the control plane shared or not.
+    pub fn with_options(
+        service: Service,
+        dir: &Path,
+        limit: Duration,
+        opts: &MountOptions,
+        share_control: bool,
+    ) -> MountGuard {
         std::fs::create_dir_all(dir).unwrap();
-        let ns = Arc::new(Namespace::new(service.clone(), 64 << 20));
-        let session = mount(ns, dir, &MountOptions::default()).expect("mount");
+        let ns = Arc::new(Namespace::new(service.clone(), 64 << 20).sharing_control(share_control));
+        let session = mount(ns, dir, opts).expect("mount");
         let done = Arc::new(AtomicBool::new(false));
         let (d, path) = (done.clone(), dir.to_path_buf());
         std::thread::spawn(move || {

@@ -51,6 +51,11 @@ pub struct MountArgs {
     /// kernel still enforces the stored owners and modes.
     #[arg(long)]
     pub allow_other: bool,
+    /// With --allow-other: let other users also read .cairn (jobs, events, stats,
+    /// policies), which shows the owner's requests. By default .cairn is the owner's only
+    /// (directories 0700, files 0600); control files are always the owner's.
+    #[arg(long, requires = "allow_other")]
+    pub share_control: bool,
     /// MiB of repository data kept in memory for reads.
     #[arg(long, value_name = "MiB", default_value_t = 32)]
     pub cache_size: u64,
@@ -165,11 +170,14 @@ fn serve(
     };
     let service =
         Service::start(repo, catalog, args.jobs).context("cannot start the mount's service")?;
-    let ns = Arc::new(Namespace::with_disk_cache(
-        service.clone(),
-        (args.cache_size as usize).saturating_mul(1 << 20),
-        disk,
-    ));
+    let ns = Arc::new(
+        Namespace::with_disk_cache(
+            service.clone(),
+            (args.cache_size as usize).saturating_mul(1 << 20),
+            disk,
+        )
+        .sharing_control(args.share_control),
+    );
     let mut watcher = match Watcher::spawn(dir) {
         Ok(w) => Some(w),
         Err(e) => {
@@ -324,6 +332,9 @@ fn background(
         .arg(args.jobs.to_string());
     if args.allow_other {
         cmd.arg("--allow-other");
+    }
+    if args.share_control {
+        cmd.arg("--share-control");
     }
     cmd.env_remove(password::ENV)
         .env_remove("CAIRN_PASSWORD_FILE")

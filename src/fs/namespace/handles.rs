@@ -4,6 +4,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
+use super::control_reply::Reply;
 use super::{FsResult, Inode, Namespace, README_TEXT, SIBLING_PREFETCH};
 use crate::engine::FileLayout;
 use crate::repo::BlobId;
@@ -21,7 +22,7 @@ pub(super) enum Handle {
     /// A control file: the reply to the last request written through this handle.
     Control {
         file: &'static str,
-        reply: Mutex<Vec<u8>>,
+        reply: Mutex<Reply>,
     },
 }
 
@@ -49,7 +50,7 @@ impl Namespace {
                 (
                     Handle::Control {
                         file,
-                        reply: Mutex::new(Vec::new()),
+                        reply: Mutex::new(Reply::default()),
                     },
                     true,
                 )
@@ -178,9 +179,10 @@ impl Namespace {
         };
         match &*self.handle(fh)? {
             Handle::Snapshot(data) => Ok(slice(data)),
-            Handle::Control { reply, .. } => {
-                Ok(slice(&reply.lock().unwrap_or_else(|p| p.into_inner())))
-            }
+            Handle::Control { reply, .. } => Ok(reply
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .read(offset, size)),
             Handle::Content { layout, next } => {
                 let sequential = {
                     let mut n = next.lock().unwrap_or_else(|p| p.into_inner());
@@ -198,11 +200,12 @@ impl Namespace {
         }
     }
 
-    /// A write into a control file: one request. On error the message is kept as the
-    /// handle's reply and the write fails with the errno.
+    /// A write into a control file at `offset` (the handle's position): one request. On
+    /// error the message is kept as the handle's reply and the write fails with the errno.
     pub fn write(
         &self,
         fh: u64,
+        offset: u64,
         data: &[u8],
         uid: u32,
     ) -> std::result::Result<usize, ControlError> {
@@ -216,17 +219,18 @@ impl Namespace {
                 message: "read-only file".into(),
             });
         };
-        let text = std::str::from_utf8(data)
-            .map_err(|_| ControlError::invalid("a request must be UTF-8 text"))?;
-        let result = self.service.submit(file, text, uid);
+        let result = match std::str::from_utf8(data) {
+            Ok(text) => self.service.submit(file, text, uid),
+            Err(_) => Err(ControlError::invalid("a request must be UTF-8 text")),
+        };
         let mut r = reply.lock().unwrap_or_else(|p| p.into_inner());
         match result {
             Ok(text) => {
-                *r = text.into_bytes();
+                r.set(text.into_bytes(), offset, data.len());
                 Ok(data.len())
             }
             Err(e) => {
-                *r = format!("error: {}\n", e.message).into_bytes();
+                r.set(format!("error: {}\n", e.message).into_bytes(), offset, 0);
                 Err(e)
             }
         }
