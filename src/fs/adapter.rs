@@ -9,13 +9,16 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{
-    BackgroundSession, Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
-    Generation, INodeNo, InitFlags, KernelConfig, LockOwner, MountOption, OpenFlags, ReplyAttr,
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
+    Generation, INodeNo, InitFlags, KernelConfig, LockOwner, OpenFlags, ReplyAttr,
     RenameFlags, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry,
-    ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, SessionACL, TimeOrNow, WriteFlags,
+    ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
 use super::namespace::{Attr, EntryKind, Namespace};
+
+mod mounting;
+pub use mounting::{mount, unmount};
 
 /// Immutable point content may be cached by the kernel this long.
 const IMMUTABLE_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -471,61 +474,5 @@ fn xattr_reply(value: Result<Vec<u8>, i32>, size: u32, reply: ReplyXattr) {
         Ok(v) if v.len() <= size as usize => reply.data(&v),
         Ok(_) => reply.error(errno(libc::ERANGE)),
         Err(e) => reply.error(errno(e)),
-    }
-}
-
-/// Mounts `ns` on `dir` in the background; the mount goes away when the returned session
-/// is dropped or unmounted, and (AutoUnmount, with allow_other) when the process dies.
-pub fn mount(
-    ns: Arc<Namespace>,
-    dir: &Path,
-    opts: &MountOptions,
-) -> std::io::Result<BackgroundSession> {
-    let runtime = ns.service().repo().store().runtime().handle().clone();
-    let mut config = Config::default();
-    config.mount_options = vec![
-        MountOption::FSName("cairn".into()),
-        MountOption::Subtype("cairn".into()),
-        MountOption::DefaultPermissions,
-        MountOption::NoDev,
-        MountOption::NoSuid,
-        MountOption::NoAtime,
-    ];
-    // Without allow_other the mount carries no allow_other/allow_root option, which
-    // fusermount3 refuses to ordinary users unless /etc/fuse.conf has user_allow_other.
-    // fuser's AutoUnmount needs one of them, so it is used with allow_other only; the
-    // CLI's watcher process detaches the mount of a daemon that died either way.
-    if opts.allow_other {
-        config.mount_options.push(MountOption::AutoUnmount);
-        config.acl = SessionACL::All;
-    } else {
-        config.acl = SessionACL::Owner;
-    }
-    config.n_threads = Some(opts.threads.max(1));
-    fuser::spawn_mount(Adapter { ns, runtime }, dir, &config)
-}
-
-/// Detaches the mount at `dir` (lazily: open files keep working until closed), so the
-/// session's threads see the device close and end. Root uses umount2 directly; others go
-/// through `fusermount3 -uz` (the kernel refuses umount2 to them).
-pub fn unmount(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
-        .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
-    // SAFETY: geteuid cannot fail; umount2 gets a valid NUL-terminated path, not retained.
-    if unsafe { libc::geteuid() } == 0 && unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } == 0 {
-        return Ok(());
-    }
-    let status = std::process::Command::new("fusermount3")
-        .arg("-uz")
-        .arg(dir)
-        .status()?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(std::io::Error::other(format!(
-            "fusermount3 -uz {} failed",
-            dir.display()
-        )))
     }
 }

@@ -261,6 +261,21 @@ fn an_ordinary_user_mounts_unmounts_and_a_killed_daemon_leaves_no_mount() {
         (daemon, pid.expect("the daemon's pid"))
     };
     let (daemon, _) = mount();
+    // The daemon's log and catalog (it holds decrypted manifests) are nobody's only.
+    let catalogs: Vec<PathBuf> = std::fs::read_dir(&cache)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .flat_map(|e| std::fs::read_dir(e.path()).unwrap().flatten().map(|f| f.path()))
+        .filter(|f| {
+            let name = f.file_name().unwrap().to_string_lossy().into_owned();
+            name.starts_with("catalog.sqlite") || name.starts_with("mount-")
+        })
+        .collect();
+    assert!(catalogs.len() >= 2, "{catalogs:?}");
+    for f in &catalogs {
+        assert_eq!(mode(f), 0o600, "{}", f.display());
+    }
     let line = mount_line(&mnt).expect("mounted");
     assert!(!line.contains("allow_other") && !line.contains("allow_root"), "{line}");
     assert!(line.contains(&format!("user_id={NOBODY}")), "{line}");
@@ -282,4 +297,25 @@ fn an_ordinary_user_mounts_unmounts_and_a_killed_daemon_leaves_no_mount() {
     );
     assert!(std::fs::read_dir(&mnt).is_ok(), "no dead mount");
     drop(daemon);
+}
+
+#[test]
+fn share_control_needs_allow_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let (r, m) = (dir.path().join("repo"), dir.path().join("mnt"));
+    std::fs::create_dir_all(&m).unwrap();
+    let out = Command::new(cairn_bin())
+        .args(["mount", "--share-control"])
+        .arg(&r)
+        .arg(&m)
+        .env("CAIRN_CACHE_DIR", dir.path().join("cache"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--allow-other"),
+        "{out:?}"
+    );
+    assert!(!r.exists() && mount_line(&m).is_none());
 }

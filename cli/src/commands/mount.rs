@@ -9,8 +9,8 @@
 //! file without the daemon having said `stop`, the daemon is gone and the watcher
 //! detaches the mount (only the very mount the daemon made, by its mount id).
 
-use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -304,11 +304,23 @@ fn background(
     let (repo, password) = repo_args::open_repository_with(inv.global, &args.repo, supplied, true)?;
     let log = log_path(&repo.config().id, dir);
     drop(repo);
+    // The log names the owner's requests: the owner's only, like the catalog beside it.
     if let Some(parent) = log.parent() {
-        std::fs::create_dir_all(parent)
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
     }
-    let out = File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
+    let out = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&log)
+        .with_context(|| format!("cannot create {}", log.display()))?;
+    // A log left by an older cairn may be broader.
+    out.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     let err = out.try_clone()?;
 
     // The daemon runs in `/`: a repository path and a cache directory given relative to
