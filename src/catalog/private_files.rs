@@ -64,7 +64,7 @@ mod tests {
         let catalog = crate::catalog::Catalog::open(&db).unwrap();
         drop(catalog);
         assert_eq!(mode(&dir), 0o700);
-        assert_eq!(mode(&dir.parent().unwrap()), 0o700);
+        assert_eq!(mode(dir.parent().unwrap()), 0o700);
         assert_eq!(mode(&db), 0o600);
         // An older catalog with a broad mode and broad side files is narrowed on open.
         std::fs::set_permissions(&db, Permissions::from_mode(0o644)).unwrap();

@@ -145,7 +145,6 @@ struct Table {
     next: u64,
 }
 
-
 /// The mounted view of one repository.
 pub struct Namespace {
     service: Service,
@@ -626,5 +625,4 @@ impl Namespace {
             _ => Err(libc::ENODATA),
         }
     }
-
 }

@@ -236,7 +236,10 @@ mod tests {
         let k = KeyFile::create(b"{}", "r", &m, b"right", KdfParams::insecure_fast()).unwrap();
         let material = k.unlock(b"right").unwrap().unwrap();
         assert_eq!(material.master, m);
-        assert_eq!(material.config.as_deref(), Some(config_hash(b"{}").as_str()));
+        assert_eq!(
+            material.config.as_deref(),
+            Some(config_hash(b"{}").as_str())
+        );
         assert_eq!(k.unlock(b"wrong").unwrap(), None);
     }
 

@@ -114,7 +114,10 @@ pub(super) fn unlock(
         } else {
             String::new()
         };
-        return Err(RepoError::KeyDamaged(format!("{}{rest}", damaged.join("; "))));
+        return Err(RepoError::KeyDamaged(format!(
+            "{}{rest}",
+            damaged.join("; ")
+        )));
     }
     if failed.is_empty() {
         return Err(RepoError::KeyMissing(format!(

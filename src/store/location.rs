@@ -57,7 +57,8 @@ fn url_like_scheme(text: &str) -> Option<&str> {
     let (scheme, _) = first.split_once(':')?;
     let mut chars = scheme.chars();
     let starts_alpha = chars.next().is_some_and(|c| c.is_ascii_alphabetic());
-    (starts_alpha && chars.all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))).then_some(scheme)
+    (starts_alpha && chars.all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c)))
+        .then_some(scheme)
 }
 
 impl Location {
@@ -248,7 +249,14 @@ mod tests {
 
     #[test]
     fn refuses_scheme_typos_but_not_explicit_paths() {
-        for typo in ["s3:/bucket/x", "s3:bucket/x", "gs:b", "az:/c", "host:path", "S3:x"] {
+        for typo in [
+            "s3:/bucket/x",
+            "s3:bucket/x",
+            "gs:b",
+            "az:/c",
+            "host:path",
+            "S3:x",
+        ] {
             let err = Location::parse(typo).expect_err(typo).to_string();
             assert!(err.contains("looks like a URL scheme"), "{typo}: {err}");
             assert!(err.contains(&format!("./{typo}")), "{typo}: {err}");

@@ -9,7 +9,12 @@ use crate::cli::Cli;
 fn a_scheme_typo_is_refused_and_creates_nothing_but_dot_slash_is_a_path() {
     let dir = tempfile::tempdir().unwrap();
     let cli = Cli::new(dir.path());
-    for typo in ["s3:/bucket/x", "s3:bucket/x", "gs:bucket", "backup-host:/srv/repo"] {
+    for typo in [
+        "s3:/bucket/x",
+        "s3:bucket/x",
+        "gs:bucket",
+        "backup-host:/srv/repo",
+    ] {
         cli.run(&["init", "--no-encryption", typo])
             .code(2)
             .stderr_has("looks like a URL scheme")

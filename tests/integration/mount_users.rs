@@ -66,11 +66,20 @@ fn forbidden(mnt: &Path, point: &Path, control_shared: bool) -> Vec<(String, Vec
     let mut out = vec![
         ("read a 0600 file", vec!["cat".into(), p("secret.txt")]),
         ("list a 0700 directory", vec!["ls".into(), p("private")]),
-        ("read in a 0700 directory", vec!["cat".into(), p("private/x")]),
+        (
+            "read in a 0700 directory",
+            vec!["cat".into(), p("private/x")],
+        ),
         ("create in a point", vec!["touch".into(), p("new")]),
         ("mkdir in a point", vec!["mkdir".into(), p("newdir")]),
-        ("remove from a point", vec!["rm".into(), "-f".into(), p("open.txt")]),
-        ("rename in a point", vec!["mv".into(), p("open.txt"), p("moved")]),
+        (
+            "remove from a point",
+            vec!["rm".into(), "-f".into(), p("open.txt")],
+        ),
+        (
+            "rename in a point",
+            vec!["mv".into(), p("open.txt"), p("moved")],
+        ),
         (
             "overwrite a point file",
             sh(format!("echo x > '{}'", p("open.txt"))),
@@ -78,10 +87,16 @@ fn forbidden(mnt: &Path, point: &Path, control_shared: bool) -> Vec<(String, Vec
         ("create at the root", vec!["mkdir".into(), m("newinstance")]),
         (
             "write a request",
-            sh(format!("echo 'instance=db' > '{}'", m(".cairn/ctl/snapshot"))),
+            sh(format!(
+                "echo 'instance=db' > '{}'",
+                m(".cairn/ctl/snapshot")
+            )),
         ),
         ("list ctl/", vec!["ls".into(), m(".cairn/ctl")]),
-        ("delete a job", vec!["rm".into(), "-rf".into(), m(".cairn/jobs/1")]),
+        (
+            "delete a job",
+            vec!["rm".into(), "-rf".into(), m(".cairn/jobs/1")],
+        ),
     ];
     if !control_shared {
         for (what, rel) in [
@@ -173,7 +188,10 @@ fn share_control_lets_other_users_read_the_control_plane_and_still_write_nothing
     assert_eq!(mode(&meta.join("events")), 0o444);
     assert_eq!(mode(&meta.join("ctl")), 0o700);
     assert_eq!(mode(&meta.join("ctl/snapshot")), 0o600);
-    let (ok, out, err) = as_nobody(&["cat", &meta.join("jobs/1/status").display().to_string()], &[]);
+    let (ok, out, err) = as_nobody(
+        &["cat", &meta.join("jobs/1/status").display().to_string()],
+        &[],
+    );
     assert!(ok && out.contains("succeeded"), "{out}{err}");
     let (tried, wrong) = allowed_wrongly(&guard.dir, &point, true);
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
@@ -239,7 +257,10 @@ fn an_ordinary_user_mounts_unmounts_and_a_killed_daemon_leaves_no_mount() {
     for d in [&home, &mnt] {
         chown(d, Some(NOBODY), Some(NOBODY)).unwrap();
     }
-    let env = [("HOME", home.as_path()), ("CAIRN_CACHE_DIR", cache.as_path())];
+    let env = [
+        ("HOME", home.as_path()),
+        ("CAIRN_CACHE_DIR", cache.as_path()),
+    ];
     let bin = cairn_bin().display().to_string();
     let (r, m) = (repo.display().to_string(), mnt.display().to_string());
     let cairn = |args: &[&str]| {
@@ -266,7 +287,12 @@ fn an_ordinary_user_mounts_unmounts_and_a_killed_daemon_leaves_no_mount() {
         .unwrap()
         .flatten()
         .filter(|e| e.path().is_dir())
-        .flat_map(|e| std::fs::read_dir(e.path()).unwrap().flatten().map(|f| f.path()))
+        .flat_map(|e| {
+            std::fs::read_dir(e.path())
+                .unwrap()
+                .flatten()
+                .map(|f| f.path())
+        })
         .filter(|f| {
             let name = f.file_name().unwrap().to_string_lossy().into_owned();
             name.starts_with("catalog.sqlite") || name.starts_with("mount-")
@@ -277,9 +303,15 @@ fn an_ordinary_user_mounts_unmounts_and_a_killed_daemon_leaves_no_mount() {
         assert_eq!(mode(f), 0o600, "{}", f.display());
     }
     let line = mount_line(&mnt).expect("mounted");
-    assert!(!line.contains("allow_other") && !line.contains("allow_root"), "{line}");
+    assert!(
+        !line.contains("allow_other") && !line.contains("allow_root"),
+        "{line}"
+    );
     assert!(line.contains(&format!("user_id={NOBODY}")), "{line}");
-    let (ok, out, err) = as_nobody(&["ls", "-a", &mnt.join(".cairn").display().to_string()], &[]);
+    let (ok, out, err) = as_nobody(
+        &["ls", "-a", &mnt.join(".cairn").display().to_string()],
+        &[],
+    );
     assert!(ok && out.contains("events"), "{out}{err}");
     let (ok, out, err) = cairn(&["umount", &m]);
     assert!(ok, "umount as nobody: {out}{err}");

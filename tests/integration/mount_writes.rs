@@ -92,14 +92,23 @@ fn write_side_calls(dir: &Path, file: &Path) -> Vec<(String, i32)> {
     push("symlink", io_errno(std::os::unix::fs::symlink("x", &new)));
     push("link", io_errno(std::fs::hard_link(file, &new)));
     // SAFETY (all below): valid NUL-terminated paths and buffers that outlive the call.
-    push("truncate", errno_of(unsafe { libc::truncate(cf.as_ptr(), 0) }));
-    push("chmod", errno_of(unsafe { libc::chmod(cf.as_ptr(), 0o777) }));
+    push(
+        "truncate",
+        errno_of(unsafe { libc::truncate(cf.as_ptr(), 0) }),
+    );
+    push(
+        "chmod",
+        errno_of(unsafe { libc::chmod(cf.as_ptr(), 0o777) }),
+    );
     push("chown", errno_of(unsafe { libc::chown(cf.as_ptr(), 1, 1) }));
     push(
         "utimes",
         errno_of(unsafe { libc::utimensat(libc::AT_FDCWD, cf.as_ptr(), std::ptr::null(), 0) }),
     );
-    push("mkfifo", errno_of(unsafe { libc::mkfifo(cn.as_ptr(), 0o644) }));
+    push(
+        "mkfifo",
+        errno_of(unsafe { libc::mkfifo(cn.as_ptr(), 0o644) }),
+    );
     let (name, value) = (c(Path::new("user.cairn")), b"v");
     push(
         "setxattr",
@@ -124,7 +133,10 @@ fn every_write_into_a_point_or_a_read_only_control_file_is_erofs() {
     let (guard, point) = mounted_point(dir.path(), &Default::default(), false);
     let meta = guard.dir.join(".cairn");
     let mut calls = write_side_calls(&point, &point.join("open.txt"));
-    calls.extend(write_side_calls(&point.join("private"), &point.join("private/x")));
+    calls.extend(write_side_calls(
+        &point.join("private"),
+        &point.join("private/x"),
+    ));
     calls.extend(write_side_calls(&meta, &meta.join("events")));
     calls.extend(write_side_calls(&meta.join("jobs"), &meta.join("stats")));
     // A control file can be written (that is a request), but not renamed, linked,
@@ -203,7 +215,10 @@ fn the_documented_reply_read_works_for_accepted_and_refused_requests() {
     );
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 3, "{out:?}");
-    assert!(lines[0].starts_with("job=") && lines[2].starts_with("job="), "{out:?}");
+    assert!(
+        lines[0].starts_with("job=") && lines[2].starts_with("job="),
+        "{out:?}"
+    );
     assert!(lines[1].starts_with("error: "), "{out:?}");
     // pread at 0 (what the CLI and tests/support do) still works.
     let reply = request(&ctl, "instance=db\n").unwrap();

@@ -20,7 +20,10 @@ fn init(dir: &Path, encrypted: bool) -> PathBuf {
 }
 
 fn open(repo: &Path, password: Option<&[u8]>) -> Result<Repository, RepoError> {
-    Repository::open(Store::open(&Location::Local(repo.to_path_buf())).unwrap(), password)
+    Repository::open(
+        Store::open(&Location::Local(repo.to_path_buf())).unwrap(),
+        password,
+    )
 }
 
 fn edit_config(repo: &Path, edit: impl FnOnce(&mut Value)) {
@@ -65,9 +68,12 @@ fn a_downgraded_config_is_refused_with_or_without_a_password() {
     assert_altered(open(&repo, Some(PASSWORD)), "never opened as unencrypted");
 }
 
+/// A change made to a parsed `config`.
+type ConfigEdit = dyn Fn(&mut Value);
+
 #[test]
 fn any_edit_of_an_encrypted_config_is_refused() {
-    let edits: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    let edits: Vec<(&str, Box<ConfigEdit>)> = vec![
         ("zstd_level", Box::new(|c| c["zstd_level"] = 19.into())),
         ("pack_size", Box::new(|c| c["pack_size"] = 4096.into())),
         (
@@ -114,7 +120,10 @@ fn missing_foreign_and_damaged_key_files_say_so() {
     std::fs::write(&key, &text).unwrap();
     let err = open(&repo, Some(PASSWORD)).unwrap_err();
     assert!(matches!(err, RepoError::KeyDamaged(_)), "{err}");
-    assert!(err.to_string().contains("no longer match its name"), "{err}");
+    assert!(
+        err.to_string().contains("no longer match its name"),
+        "{err}"
+    );
 
     // Truncated: no longer JSON.
     std::fs::write(&key, &original[..original.len() / 2]).unwrap();
@@ -193,7 +202,11 @@ fn cli_snapshot_refuses_a_downgraded_repository_and_writes_nothing() {
     let repo = cli.repo();
     cli.run(&["init", &repo]).ok();
     std::fs::create_dir_all(dir.path().join("src")).unwrap();
-    std::fs::write(dir.path().join("src/secret"), b"plaintext must not reach the packs").unwrap();
+    std::fs::write(
+        dir.path().join("src/secret"),
+        b"plaintext must not reach the packs",
+    )
+    .unwrap();
     edit_config(Path::new(&repo), downgrade);
     cli.run(&["snapshot", "web", "--repo", &repo, "--path", "src"])
         .code(1)

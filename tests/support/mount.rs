@@ -4,9 +4,9 @@
 //! watcher process detaches the mount if the test process dies (the mount has no
 //! auto_unmount without allow_other).
 
-use std::path::{Path, PathBuf};
 use std::io::Write;
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

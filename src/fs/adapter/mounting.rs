@@ -99,7 +99,9 @@ pub fn unmount(dir: &Path) -> std::io::Result<()> {
     let c = CString::new(dir.as_os_str().as_bytes())
         .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
     // SAFETY: geteuid cannot fail; umount2 gets a valid NUL-terminated path, not retained.
-    if unsafe { libc::geteuid() } == 0 && unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } == 0 {
+    if unsafe { libc::geteuid() } == 0
+        && unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } == 0
+    {
         return Ok(());
     }
     let status = std::process::Command::new("fusermount3")

@@ -35,7 +35,9 @@ impl Reply {
         } else {
             offset - self.after_request
         };
-        let start = usize::try_from(start).unwrap_or(usize::MAX).min(self.text.len());
+        let start = usize::try_from(start)
+            .unwrap_or(usize::MAX)
+            .min(self.text.len());
         let end = start.saturating_add(size).min(self.text.len());
         if from_start {
             self.from_start_next = Some(offset + (end - start) as u64);
