@@ -80,7 +80,8 @@ fn write_side_calls(dir: &Path, file: &Path) -> Vec<(String, i32)> {
     let new = dir.join("cairn-new-entry");
     let (cf, cd, cn) = (c(file), c(dir), c(&new));
     let mut out: Vec<(String, i32)> = Vec::new();
-    let mut push = |what: &str, e: i32| out.push((format!("{what} ({})", file.display()), e));
+    let at = format!("file {}, directory {}", file.display(), dir.display());
+    let mut push = |what: &str, e: i32| out.push((format!("{what} ({at})"), e));
     push("create", io_errno(std::fs::File::create(&new)));
     push("mkdir", io_errno(std::fs::create_dir(&new)));
     push("unlink", io_errno(std::fs::remove_file(file)));
