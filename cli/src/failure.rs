@@ -67,6 +67,7 @@ enum Kind {
     CatalogTooNew,
     CatalogUnusable,
     Damaged,
+    KeysOrConfig,
     Storage,
     Cancelled,
     Other,
@@ -88,6 +89,7 @@ impl Kind {
             Kind::CatalogTooNew
             | Kind::CatalogUnusable
             | Kind::Damaged
+            | Kind::KeysOrConfig
             | Kind::Storage
             | Kind::Other => 1,
         }
@@ -126,6 +128,10 @@ impl Kind {
             Kind::Damaged => {
                 "`cairn verify --repo REPO --read-data` names the damaged points and files"
             }
+            Kind::KeysOrConfig => {
+                "`config` and `keys/` are written once by `cairn init` and never change: \
+                 restore them from a copy of the repository"
+            }
             Kind::Storage => {
                 "check that the storage is reachable and the credentials (AWS_*, --s3-*) are right"
             }
@@ -156,6 +162,9 @@ fn repo_kind(e: &RepoError) -> Kind {
         | RepoError::CorruptBlob { .. }
         | RepoError::MissingBlob(_)
         | RepoError::Format(_) => Kind::Damaged,
+        RepoError::ConfigAltered(_) | RepoError::KeyMissing(_) | RepoError::KeyDamaged(_) => {
+            Kind::KeysOrConfig
+        }
         RepoError::Index(_) | RepoError::Busy(_) => Kind::Other,
     }
 }

@@ -5,6 +5,7 @@
 
 mod events;
 mod jobs;
+mod private_files;
 mod prune;
 mod refresh;
 mod schema;
@@ -93,13 +94,19 @@ impl std::fmt::Debug for Catalog {
 
 impl Catalog {
     /// Opens (creating and migrating) the catalog database at `path`.
+    /// The database and its directory are the owner's only (0600, 0700): they hold
+    /// decrypted manifests.
     pub fn open(path: &Path) -> Result<Catalog> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| CatalogError::Dir {
+            private_files::create_dir(dir).map_err(|source| CatalogError::Dir {
                 path: dir.to_path_buf(),
                 source,
             })?;
         }
+        private_files::restrict(path).map_err(|source| CatalogError::Dir {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let sql = |source| CatalogError::Sqlite {
             path: path.to_path_buf(),
             source,

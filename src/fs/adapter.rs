@@ -9,13 +9,16 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{
-    BackgroundSession, Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
-    Generation, INodeNo, InitFlags, KernelConfig, LockOwner, MountOption, OpenFlags, ReplyAttr,
-    ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
-    ReplyWrite, ReplyXattr, Request, SessionACL, TimeOrNow, WriteFlags,
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
+    KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
+    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite,
+    ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
 use super::namespace::{Attr, EntryKind, Namespace};
+
+mod mounting;
+pub use mounting::{mount, unmount};
 
 /// Immutable point content may be cached by the kernel this long.
 const IMMUTABLE_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -144,8 +147,7 @@ impl Filesystem for Adapter {
         // Only truncating a control file (what `echo > ctl/x` does) is allowed.
         match self.ns.getattr(ino.0) {
             Ok(a)
-                if !a.immutable
-                    && a.perm == 0o600
+                if self.ns.is_control_file(ino.0)
                     && size == Some(0)
                     && mode.is_none()
                     && uid.is_none()
@@ -171,6 +173,114 @@ impl Filesystem for Adapter {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno(e)),
         }
+    }
+
+    // Nothing else in the mount can be written: points are immutable and the control
+    // plane takes requests only through writes into ctl/ files. Without these, fuser
+    // answers ENOSYS ("Function not implemented"); with default_permissions the kernel
+    // has already answered EACCES where the mode forbids the call.
+
+    fn mknod(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        _rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        reply.error(errno(libc::EROFS));
+    }
+
+    fn mkdir(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        reply: ReplyEntry,
+    ) {
+        reply.error(errno(libc::EROFS));
+    }
+
+    fn symlink(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _link_name: &OsStr,
+        _target: &Path,
+        reply: ReplyEntry,
+    ) {
+        reply.error(errno(libc::EROFS));
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _newparent: INodeNo,
+        _newname: &OsStr,
+        _flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(errno(libc::EROFS));
+    }
+
+    fn link(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _newparent: INodeNo,
+        _newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        reply.error(errno(libc::EROFS));
+    }
+
+    fn create(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        _flags: i32,
+        reply: ReplyCreate,
+    ) {
+        reply.error(errno(libc::EROFS));
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &OsStr,
+        _value: &[u8],
+        _flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(errno(libc::EROFS));
+    }
+
+    fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(errno(libc::EROFS));
+    }
+
+    fn fallocate(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _offset: u64,
+        _length: u64,
+        _mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(errno(libc::EROFS));
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
@@ -225,14 +335,14 @@ impl Filesystem for Adapter {
         req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
-        _offset: u64,
+        offset: u64,
         data: &[u8],
         _write_flags: WriteFlags,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        match self.ns.write(fh.0, data, req.uid()) {
+        match self.ns.write(fh.0, offset, data, req.uid()) {
             Ok(n) => reply.written(n as u32),
             Err(e) => {
                 tracing::info!("control request refused: {}", e.message);
@@ -364,57 +474,5 @@ fn xattr_reply(value: Result<Vec<u8>, i32>, size: u32, reply: ReplyXattr) {
         Ok(v) if v.len() <= size as usize => reply.data(&v),
         Ok(_) => reply.error(errno(libc::ERANGE)),
         Err(e) => reply.error(errno(e)),
-    }
-}
-
-/// Mounts `ns` on `dir` in the background; the mount goes away when the returned session
-/// is dropped or unmounted, and (AutoUnmount) when the process dies.
-pub fn mount(
-    ns: Arc<Namespace>,
-    dir: &Path,
-    opts: &MountOptions,
-) -> std::io::Result<BackgroundSession> {
-    let runtime = ns.service().repo().store().runtime().handle().clone();
-    let mut config = Config::default();
-    config.mount_options = vec![
-        MountOption::FSName("cairn".into()),
-        MountOption::Subtype("cairn".into()),
-        MountOption::DefaultPermissions,
-        MountOption::AutoUnmount,
-        MountOption::NoDev,
-        MountOption::NoSuid,
-        MountOption::NoAtime,
-    ];
-    config.acl = if opts.allow_other {
-        SessionACL::All
-    } else {
-        SessionACL::RootAndOwner
-    };
-    config.n_threads = Some(opts.threads.max(1));
-    fuser::spawn_mount(Adapter { ns, runtime }, dir, &config)
-}
-
-/// Detaches the mount at `dir` (lazily: open files keep working until closed), so the
-/// session's threads see the device close and end. Root uses umount2 directly; others go
-/// through `fusermount3 -uz`.
-pub fn unmount(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
-        .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
-    // SAFETY: valid NUL-terminated path, not retained.
-    if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } == 0 {
-        return Ok(());
-    }
-    let status = std::process::Command::new("fusermount3")
-        .arg("-uz")
-        .arg(dir)
-        .status()?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(std::io::Error::other(format!(
-            "fusermount3 -uz {} failed",
-            dir.display()
-        )))
     }
 }

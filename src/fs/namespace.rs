@@ -4,7 +4,7 @@
 //! it directly without a kernel.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
 
 use crate::catalog::PointRecord;
@@ -12,9 +12,13 @@ use crate::engine::disk_cache::DiskCache;
 use crate::engine::{ContentReader, FileLayout};
 use crate::model::{Node, NodeKind, Tree};
 use crate::repo::BlobId;
-use crate::service::{ControlError, Service, CONTROL_FILES};
+use crate::service::{Service, CONTROL_FILES};
 
+mod control_reply;
+mod handles;
 mod removal;
+
+use handles::Handle;
 
 pub type Errno = i32;
 pub type FsResult<T> = std::result::Result<T, Errno>;
@@ -141,22 +145,6 @@ struct Table {
     next: u64,
 }
 
-/// What an open handle holds.
-enum Handle {
-    /// A point file: its layout and where the last read ended (sequential detection).
-    Content {
-        layout: Arc<FileLayout>,
-        next: Mutex<u64>,
-    },
-    /// A dynamic file's content, captured at open so reads never tear.
-    Snapshot(Vec<u8>),
-    /// A control file: the reply to the last request written through this handle.
-    Control {
-        file: &'static str,
-        reply: Mutex<Vec<u8>>,
-    },
-}
-
 /// The mounted view of one repository.
 pub struct Namespace {
     service: Service,
@@ -175,6 +163,9 @@ pub struct Namespace {
     owner_uid: u32,
     owner_gid: u32,
     started_ns: i64,
+    /// Whether other users may read the control plane's jobs, events, stats and
+    /// policies (`--share-control`); otherwise `.cairn` is the mount owner's only.
+    share_control: bool,
     /// Job files unlinked (`rm -r jobs/<id>` in progress).
     removed: Mutex<removal::RemovedJobFiles>,
 }
@@ -225,8 +216,23 @@ impl Namespace {
             owner_uid: unsafe { libc::geteuid() },
             owner_gid: unsafe { libc::getegid() },
             started_ns: crate::service::now_ns(),
+            share_control: false,
             removed: Mutex::default(),
         }
+    }
+
+    /// Lets other users (of an `allow_other` mount) read `.cairn`: its directories
+    /// become 0755 and its read-only files 0444. Control files stay the owner's (0600).
+    pub fn sharing_control(self, share: bool) -> Namespace {
+        Namespace {
+            share_control: share,
+            ..self
+        }
+    }
+
+    /// Whether `ino` is a control file (`.cairn/ctl/*`), the only writable files.
+    pub fn is_control_file(&self, ino: u64) -> bool {
+        matches!(self.inode(ino), Ok(Inode::Ctl(_)))
     }
 
     pub fn service(&self) -> &Service {
@@ -316,9 +322,17 @@ impl Namespace {
 
     pub fn getattr(&self, ino: u64) -> FsResult<Attr> {
         let inode = self.inode(ino)?;
+        // The control plane holds the owner's requests (targets, paths, patterns): the
+        // owner's only unless shared.
+        let (meta_dir, meta_file) = if self.share_control {
+            (0o755, 0o444)
+        } else {
+            (0o700, 0o600)
+        };
         Ok(match inode {
-            Inode::Root | Inode::Meta | Inode::JobsDir | Inode::JobDir(_) | Inode::PoliciesDir => {
-                self.dir_attr(ino, 0o755, self.started_ns, false)
+            Inode::Root => self.dir_attr(ino, 0o755, self.started_ns, false),
+            Inode::Meta | Inode::JobsDir | Inode::JobDir(_) | Inode::PoliciesDir => {
+                self.dir_attr(ino, meta_dir, self.started_ns, false)
             }
             Inode::CtlDir => self.dir_attr(ino, 0o700, self.started_ns, false),
             Inode::Readme => self.file_attr(ino, 0o444, README_TEXT.len() as u64),
@@ -328,7 +342,7 @@ impl Namespace {
             | Inode::JobLog(_)
             | Inode::Policy(_) => {
                 let len = self.dynamic_content(&inode).map(|c| c.len()).unwrap_or(0);
-                self.file_attr(ino, 0o444, len as u64)
+                self.file_attr(ino, meta_file, len as u64)
             }
             Inode::Ctl(_) => self.file_attr(ino, 0o600, 0),
             Inode::Instance(name) => self.dir_attr(ino, 0o755, self.point_time(&name), false),
@@ -623,211 +637,5 @@ impl Namespace {
             .find(|x| x.name == name)
             .map(|x| x.value)
             .ok_or(libc::ENODATA)
-    }
-
-    fn dynamic_content(&self, inode: &Inode) -> Option<Vec<u8>> {
-        Some(match inode {
-            Inode::Readme => README_TEXT.as_bytes().to_vec(),
-            Inode::Events => self.service.events_text().into_bytes(),
-            Inode::Stats => self.service.stats_text().into_bytes(),
-            Inode::JobStatus(id) => self.service.job_status(*id)?.into_bytes(),
-            Inode::JobLog(id) => self.service.job_log(*id)?.into_bytes(),
-            Inode::Policy(name) => self.service.policy_json(name)?.into_bytes(),
-            _ => return None,
-        })
-    }
-
-    /// Opens an inode. Returns the handle and whether it is dynamic (direct I/O, no cache).
-    pub fn open(&self, ino: u64, write: bool, uid: u32) -> FsResult<(u64, bool)> {
-        let inode = self.inode(ino)?;
-        let (handle, dynamic) = match &inode {
-            Inode::Ctl(file) => {
-                if write && uid != self.owner_uid && uid != 0 {
-                    return Err(libc::EACCES);
-                }
-                (
-                    Handle::Control {
-                        file,
-                        reply: Mutex::new(Vec::new()),
-                    },
-                    true,
-                )
-            }
-            _ if write => return Err(libc::EROFS),
-            Inode::Node {
-                layout: Some(layout),
-                parent,
-                ..
-            } => {
-                if self
-                    .opened
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(ino)
-                {
-                    self.prefetch_siblings(*parent, ino);
-                }
-                (
-                    Handle::Content {
-                        layout: layout.clone(),
-                        next: Mutex::new(0),
-                    },
-                    false,
-                )
-            }
-            Inode::Node { .. } => return Err(libc::EINVAL),
-            other => (
-                Handle::Snapshot(self.dynamic_content(other).ok_or(libc::EISDIR)?),
-                true,
-            ),
-        };
-        let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
-        self.handles
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(fh, Arc::new(handle));
-        Ok((fh, dynamic))
-    }
-
-    /// Starts downloading the first chunks of the files that follow `ino` in its
-    /// directory: readers like `tar`, `cp -a` and `rsync` open files in listing order, and
-    /// small files are latency-bound, so the next ones are fetched while this one is read.
-    fn prefetch_siblings(&self, parent: u64, ino: u64) {
-        let Ok(children) = self.children(parent) else {
-            return;
-        };
-        let Some(pos) = children.iter().position(|(_, i)| *i == ino) else {
-            return;
-        };
-        let (from, to) = {
-            let mut done = self.prefetched.lock().unwrap_or_else(|p| p.into_inner());
-            let upto = done.entry(parent).or_insert(0);
-            // Refill only when less than half the window is left ahead: batches of many
-            // files coalesce into few range requests.
-            if *upto > pos + 1 + SIBLING_PREFETCH / 2 {
-                return;
-            }
-            let to = (pos + 1 + SIBLING_PREFETCH).min(children.len());
-            let from = (pos + 1).max(*upto);
-            if from >= to {
-                return;
-            }
-            *upto = to;
-            (from, to)
-        };
-        let opened = self.opened.lock().unwrap_or_else(|p| p.into_inner());
-        let table = self.table.read().unwrap_or_else(|p| p.into_inner());
-        let ids: Vec<BlobId> = children[from..to]
-            .iter()
-            .filter(|(_, i)| !opened.contains(i))
-            .filter_map(|(_, i)| match table.entries.get(i) {
-                Some(Inode::Node {
-                    layout: Some(l), ..
-                }) => l.extents.iter().find_map(|e| match e {
-                    crate::model::Extent::Data { id, .. } => Some(*id),
-                    crate::model::Extent::Hole { .. } => None,
-                }),
-                _ => None,
-            })
-            .collect();
-        drop(table);
-        drop(opened);
-        self.content.prefetch_blobs(ids);
-    }
-
-    fn handle(&self, fh: u64) -> FsResult<Arc<Handle>> {
-        self.handles
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&fh)
-            .cloned()
-            .ok_or(libc::EBADF)
-    }
-
-    pub fn release(&self, fh: u64) {
-        self.handles
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&fh);
-    }
-
-    /// Reads from an open handle if that needs no download (dynamic files, chunks in
-    /// memory): answered on the session thread, without a hop to a worker.
-    pub fn read_now(&self, fh: u64, offset: u64, size: usize) -> Option<FsResult<Vec<u8>>> {
-        match &*self.handle(fh).ok()? {
-            Handle::Content { layout, next } => {
-                // `next` advances only when served here; a miss leaves it to `read`.
-                let mut n = next.lock().unwrap_or_else(|p| p.into_inner());
-                let data = self
-                    .content
-                    .read_cached(layout, offset, size, *n == offset)?;
-                *n = offset + size as u64;
-                Some(Ok(data))
-            }
-            _ => Some(self.read(fh, offset, size)),
-        }
-    }
-
-    /// Reads from an open handle. May block on object storage: call from a worker.
-    pub fn read(&self, fh: u64, offset: u64, size: usize) -> FsResult<Vec<u8>> {
-        let slice = |data: &[u8]| {
-            let start = (offset as usize).min(data.len());
-            let end = start.saturating_add(size).min(data.len());
-            data[start..end].to_vec()
-        };
-        match &*self.handle(fh)? {
-            Handle::Snapshot(data) => Ok(slice(data)),
-            Handle::Control { reply, .. } => {
-                Ok(slice(&reply.lock().unwrap_or_else(|p| p.into_inner())))
-            }
-            Handle::Content { layout, next } => {
-                let sequential = {
-                    let mut n = next.lock().unwrap_or_else(|p| p.into_inner());
-                    let seq = *n == offset;
-                    *n = offset + size as u64;
-                    seq
-                };
-                self.content
-                    .read(layout, offset, size, sequential)
-                    .map_err(|e| {
-                        tracing::error!("read failed: {e}");
-                        libc::EIO
-                    })
-            }
-        }
-    }
-
-    /// A write into a control file: one request. On error the message is kept as the
-    /// handle's reply and the write fails with the errno.
-    pub fn write(
-        &self,
-        fh: u64,
-        data: &[u8],
-        uid: u32,
-    ) -> std::result::Result<usize, ControlError> {
-        let handle = self.handle(fh).map_err(|e| ControlError {
-            errno: e,
-            message: "bad handle".into(),
-        })?;
-        let Handle::Control { file, reply } = &*handle else {
-            return Err(ControlError {
-                errno: libc::EROFS,
-                message: "read-only file".into(),
-            });
-        };
-        let text = std::str::from_utf8(data)
-            .map_err(|_| ControlError::invalid("a request must be UTF-8 text"))?;
-        let result = self.service.submit(file, text, uid);
-        let mut r = reply.lock().unwrap_or_else(|p| p.into_inner());
-        match result {
-            Ok(text) => {
-                *r = text.into_bytes();
-                Ok(data.len())
-            }
-            Err(e) => {
-                *r = format!("error: {}\n", e.message).into_bytes();
-                Err(e)
-            }
-        }
     }
 }

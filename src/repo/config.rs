@@ -100,6 +100,13 @@ impl Config {
             "none" | "xchacha20poly1305" => {}
             other => return Err(RepoError::Format(format!("unknown encryption `{other}`"))),
         }
+        if config.encrypted() && config.id_key.is_some() {
+            return Err(RepoError::ConfigAltered(
+                "an encrypted repository's config carries an `id_key`, which only \
+                 unencrypted ones have"
+                    .into(),
+            ));
+        }
         let c = &config.chunker;
         if !(64..=c.avg_size).contains(&c.min_size)
             || c.avg_size > c.max_size
@@ -128,6 +135,22 @@ impl Config {
     }
 }
 
+/// What a key file seals: the master key and the BLAKE3 (hex) of the exact `config`
+/// bytes it was made with, which binds the unauthenticated `config` to the key (key
+/// files written before that binding carry no `config`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KeyMaterial {
+    #[serde(flatten)]
+    pub master: MasterKey,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
+}
+
+/// What a key file binds: hex of the (unkeyed) BLAKE3 of the `config` object's bytes.
+pub fn config_hash(config: &[u8]) -> String {
+    blake3::hash(config).to_hex().to_string()
+}
+
 /// `keys/<random id>`: the master key sealed with a key derived from a password.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KeyFile {
@@ -142,7 +165,9 @@ pub struct KeyFile {
 }
 
 impl KeyFile {
+    /// A key for the repository whose `config` object is exactly `config`.
     pub fn create(
+        config: &[u8],
         repo_id: &str,
         master: &MasterKey,
         password: &[u8],
@@ -151,7 +176,11 @@ impl KeyFile {
         let mut salt = [0u8; 16];
         rand::thread_rng().fill_bytes(&mut salt);
         let kek = params.derive(password, &salt)?;
-        let plain = serde_json::to_vec(master).expect("master key serializes");
+        let material = KeyMaterial {
+            master: master.clone(),
+            config: Some(config_hash(config)),
+        };
+        let plain = serde_json::to_vec(&material).expect("key material serializes");
         Ok(KeyFile {
             version: 1,
             repo_id: repo_id.to_string(),
@@ -162,8 +191,9 @@ impl KeyFile {
         })
     }
 
-    /// The master key, or `None` when the password is not this key's.
-    pub fn unlock(&self, password: &[u8]) -> Result<Option<MasterKey>, RepoError> {
+    /// The sealed material, or `None` when the password is not this key's (or the
+    /// sealed bytes were damaged: the two look the same).
+    pub fn unlock(&self, password: &[u8]) -> Result<Option<KeyMaterial>, RepoError> {
         if self.version != 1 || self.kdf != "argon2id" {
             return Err(RepoError::Format(format!(
                 "key file version {} / kdf {} unknown",
@@ -203,8 +233,42 @@ mod tests {
     #[test]
     fn key_file_unlocks_only_with_its_password() {
         let m = MasterKey::generate(true);
-        let k = KeyFile::create("r", &m, b"right", KdfParams::insecure_fast()).unwrap();
-        assert_eq!(k.unlock(b"right").unwrap(), Some(m));
+        let k = KeyFile::create(b"{}", "r", &m, b"right", KdfParams::insecure_fast()).unwrap();
+        let material = k.unlock(b"right").unwrap().unwrap();
+        assert_eq!(material.master, m);
+        assert_eq!(
+            material.config.as_deref(),
+            Some(config_hash(b"{}").as_str())
+        );
         assert_eq!(k.unlock(b"wrong").unwrap(), None);
+    }
+
+    #[test]
+    fn key_material_without_binding_is_the_bare_master_key() {
+        // What key files from before the config binding seal; an older reader parses
+        // the new material as a bare master key, ignoring `config`.
+        let m = MasterKey::generate(true);
+        let bare = serde_json::to_vec(&m).unwrap();
+        let old: KeyMaterial = serde_json::from_slice(&bare).unwrap();
+        assert_eq!((old.master, old.config), (m.clone(), None));
+        let bound = KeyMaterial {
+            master: m.clone(),
+            config: Some(config_hash(b"x")),
+        };
+        let read_by_old: MasterKey =
+            serde_json::from_slice(&serde_json::to_vec(&bound).unwrap()).unwrap();
+        assert_eq!(read_by_old, m);
+    }
+
+    #[test]
+    fn encrypted_config_with_id_key_is_refused() {
+        let m = MasterKey::generate(true);
+        let mut c = Config::new(true, &m);
+        c.id_key = Some(hex::encode([1u8; 32]));
+        let bytes = serde_json::to_vec(&c).unwrap();
+        assert!(matches!(
+            Config::parse(&bytes),
+            Err(RepoError::ConfigAltered(_))
+        ));
     }
 }

@@ -6,13 +6,14 @@ pub mod blob;
 pub mod config;
 pub mod crypto;
 pub mod index;
+mod keys;
 pub mod lease;
 pub mod pack;
 mod packer;
 pub mod prune_plan;
 
 pub use blob::{BlobId, BlobKind};
-pub use config::{ChunkerParams, Config, KeyFile, FORMAT_VERSION};
+pub use config::{ChunkerParams, Config, KeyFile, KeyMaterial, FORMAT_VERSION};
 pub use crypto::{KdfParams, MasterKey};
 pub use index::IndexedPack;
 pub use lease::Lease;
@@ -41,6 +42,12 @@ pub enum RepoError {
         "the repository is encrypted: a password is needed (CAIRN_PASSWORD or --password-file)"
     )]
     PasswordRequired,
+    #[error("the repository's config was altered: {0}; `init` writes config once and nothing changes it: restore the original config")]
+    ConfigAltered(String),
+    #[error("the repository's key is missing: {0}")]
+    KeyMissing(String),
+    #[error("the repository's key file is damaged: {0}")]
+    KeyDamaged(String),
     #[error("data failed authentication")]
     Authentication,
     #[error("blob {id} is corrupt: {detail}")]
@@ -126,13 +133,12 @@ impl Repository {
         let mut config = Config::new(opts.password.is_some(), &key);
         config.chunker = opts.chunker;
         config.pack_size = opts.pack_size;
-        if let Some(password) = &opts.password {
-            let file = KeyFile::create(&config.id, &key, password, opts.kdf)?;
-            let bytes = serde_json::to_vec_pretty(&file).expect("key file serializes");
-            let name = format!("keys/{}", &blake3::hash(&bytes).to_hex()[..16]);
-            store.put_new(&name, bytes.into())?;
-        }
         let bytes = serde_json::to_vec_pretty(&config).expect("config serializes");
+        if let Some(password) = &opts.password {
+            let file = KeyFile::create(&bytes, &config.id, &key, password, opts.kdf)?;
+            let file = serde_json::to_vec_pretty(&file).expect("key file serializes");
+            store.put_new(&keys::key_name(&file), file.into())?;
+        }
         match store.put_new("config", bytes.into()) {
             Err(StoreError::AlreadyExists(_)) => {
                 Err(RepoError::AlreadyExists(store.description().to_string()))
@@ -152,38 +158,12 @@ impl Repository {
         };
         let config = Config::parse(&bytes)?;
         let key = if config.encrypted() {
-            let password = password.ok_or(RepoError::PasswordRequired)?;
-            Self::unlock(&store, &config, password)?
+            keys::unlock(&store, &config, &bytes, password)?
         } else {
+            keys::refuse_key_files(&store)?;
             config.plain_master()?
         };
         Ok(Repository { store, config, key })
-    }
-
-    fn unlock(store: &Store, config: &Config, password: &[u8]) -> Result<MasterKey> {
-        for obj in store.list("keys/")? {
-            let bytes = store.get(&obj.key)?;
-            let file: KeyFile = match serde_json::from_slice(&bytes) {
-                Ok(f) => f,
-                Err(e) => {
-                    tracing::warn!(key = %obj.key, "skipping unreadable key file: {e}");
-                    continue;
-                }
-            };
-            if file.repo_id != config.id {
-                continue;
-            }
-            if let Some(master) = file.unlock(password)? {
-                if master.enc_key.is_none() {
-                    return Err(RepoError::Format(format!(
-                        "{} holds no encryption key",
-                        obj.key
-                    )));
-                }
-                return Ok(master);
-            }
-        }
-        Err(RepoError::WrongPassword)
     }
 
     pub fn store(&self) -> &Store {

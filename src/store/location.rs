@@ -50,6 +50,17 @@ fn split_bucket(rest: &str) -> (String, String) {
     }
 }
 
+/// The scheme of a relative path whose first component reads like `scheme:...` (a typo
+/// of `s3://`, `gs://`, or an scp-style `host:path`), which must not become a directory.
+fn url_like_scheme(text: &str) -> Option<&str> {
+    let first = text.split('/').next()?;
+    let (scheme, _) = first.split_once(':')?;
+    let mut chars = scheme.chars();
+    let starts_alpha = chars.next().is_some_and(|c| c.is_ascii_alphabetic());
+    (starts_alpha && chars.all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c)))
+        .then_some(scheme)
+}
+
 impl Location {
     /// Parses a repository argument as a user typed it.
     pub fn parse(text: &str) -> Result<Location> {
@@ -101,6 +112,12 @@ impl Location {
             return Err(bad(
                 "unknown scheme; use a path, file://, s3://, gs:// or az://",
             ));
+        }
+        if let Some(scheme) = url_like_scheme(text) {
+            return Err(bad(&format!(
+                "`{scheme}:` looks like a URL scheme (did you mean {scheme}://...?); \
+                 write ./{text} for a local directory of that name"
+            )));
         }
         let path = PathBuf::from(text);
         let path = if path.is_absolute() {
@@ -232,6 +249,28 @@ mod tests {
     fn rejects_bad_locations() {
         for bad in ["", "s3://", "ftp://x/y", "file://relative"] {
             assert!(Location::parse(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn refuses_scheme_typos_but_not_explicit_paths() {
+        for typo in [
+            "s3:/bucket/x",
+            "s3:bucket/x",
+            "gs:b",
+            "az:/c",
+            "host:path",
+            "S3:x",
+        ] {
+            let err = Location::parse(typo).expect_err(typo).to_string();
+            assert!(err.contains("looks like a URL scheme"), "{typo}: {err}");
+            assert!(err.contains(&format!("./{typo}")), "{typo}: {err}");
+        }
+        for fine in ["./s3:bucket/x", "/tmp/s3:x", "repo", "a/s3:x", ":x", "1a:b"] {
+            assert!(
+                matches!(Location::parse(fine), Ok(Location::Local(_))),
+                "{fine} refused"
+            );
         }
     }
 }

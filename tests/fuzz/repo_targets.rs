@@ -208,16 +208,16 @@ fn key_repo() -> &'static (Store, Vec<u8>) {
         let mut config = Config::new(true, &sealing_key());
         // Fixed, so that kept key files belong to this repository.
         config.id = "00112233445566778899aabbccddeeff".into();
+        let config_bytes = serde_json::to_vec(&config).unwrap();
         let file = KeyFile::create(
+            &config_bytes,
             &config.id,
             &sealing_key(),
             PASSWORD,
             KdfParams::insecure_fast(),
         )
         .unwrap();
-        store
-            .put("config", serde_json::to_vec(&config).unwrap().into())
-            .unwrap();
+        store.put("config", config_bytes.into()).unwrap();
         (store, serde_json::to_vec_pretty(&file).unwrap())
     })
 }

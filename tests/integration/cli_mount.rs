@@ -421,7 +421,7 @@ pub(crate) struct Daemon {
 }
 
 impl Daemon {
-    fn new(mnt: PathBuf, pid: Option<i32>, child: Option<Child>) -> Daemon {
+    pub(crate) fn new(mnt: PathBuf, pid: Option<i32>, child: Option<Child>) -> Daemon {
         let done = Arc::new(AtomicBool::new(false));
         let (d, m) = (done.clone(), mnt.clone());
         std::thread::spawn(move || {
@@ -835,8 +835,9 @@ fn a_daemon_killed_with_sigkill_leaves_no_dead_mount() {
     );
 }
 
-/// The daemon's watcher alone detaches the mount of a killed daemon: with the
-/// fusermount3 auto_unmount helper killed first, only the watcher is left.
+/// The daemon's watcher alone detaches the mount of a killed daemon. Without
+/// --allow-other there is no fusermount3 auto_unmount helper at all (auto_unmount needs
+/// allow_other or allow_root, which ordinary users cannot have): only the watcher.
 ///
 /// (auto_unmount alone is not enough: fusermount3 unmounts only if opening the mount
 /// point fails with ENOTCONN, but it wakes when the daemon's socket closes, which can
@@ -852,27 +853,18 @@ fn the_watcher_alone_detaches_a_killed_daemons_mount() {
     env.init();
     for _ in 0..3 {
         let mut daemon = env.mount_foreground();
-        let helpers = children_named(daemon.pid(), "fusermount3");
-        assert_eq!(helpers.len(), 1, "one fusermount3 helper of the daemon");
+        assert_eq!(
+            children_named(daemon.pid(), "fusermount3").len(),
+            0,
+            "no auto_unmount helper without --allow-other"
+        );
         assert_eq!(
             children_named(daemon.pid(), "cairn").len(),
             1,
             "one watcher"
         );
-        kill(helpers[0], libc::SIGKILL);
-        wait_dead(
-            helpers[0],
-            Duration::from_secs(10),
-            "the fusermount3 helper",
-        );
-        assert!(
-            is_cairn_mount(&env.mnt()),
-            "killing the helper unmounts nothing"
-        );
-        assert!(
-            env.mnt().join(".cairn/README").is_file(),
-            "and the mount still works"
-        );
+        assert!(is_cairn_mount(&env.mnt()));
+        assert!(env.mnt().join(".cairn/README").is_file(), "the mount works");
         kill(daemon.pid(), libc::SIGKILL);
         let _ = daemon.child.as_mut().unwrap().wait();
         wait_unmounted(

@@ -229,7 +229,7 @@ fn malformed_control_requests_fail_the_write_and_change_nothing() {
     ];
     for (file, text, errno) in cases {
         let (fh, _) = ns.open(ctl(file), true, 0).unwrap();
-        let err = ns.write(fh, text.as_bytes(), 0).unwrap_err();
+        let err = ns.write(fh, 0, text.as_bytes(), 0).unwrap_err();
         assert_eq!(err.errno, *errno, "{file}: {text}: {}", err.message);
         let reply = ns.read(fh, 0, 4096).unwrap();
         assert!(
@@ -248,7 +248,7 @@ fn malformed_control_requests_fail_the_write_and_change_nothing() {
     assert!(service.points("db").is_empty());
     // A good request through a read-write handle reads back the job id.
     let (fh, _) = ns.open(ctl("snapshot"), true, 0).unwrap();
-    assert_eq!(ns.write(fh, b"instance=db\n", 0).unwrap(), 12);
+    assert_eq!(ns.write(fh, 0, b"instance=db\n", 0).unwrap(), 12);
     let reply = String::from_utf8(ns.read(fh, 0, 100).unwrap()).unwrap();
     assert!(reply.starts_with("job="), "{reply}");
     // Control files are the owner's only.

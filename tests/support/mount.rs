@@ -1,9 +1,13 @@
 //! Real FUSE mounts for tests, each with a watchdog: if the test has not released the
 //! mount by its deadline, the mount is lazily unmounted so every pending and later
-//! operation on it fails, and the test fails in bounded time instead of hanging.
+//! operation on it fails, and the test fails in bounded time instead of hanging. A
+//! watcher process detaches the mount if the test process dies (the mount has no
+//! auto_unmount without allow_other).
 
+use std::io::Write;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,14 +35,49 @@ pub struct MountGuard {
     pub service: Service,
     session: Option<fuser::BackgroundSession>,
     done: Arc<AtomicBool>,
+    watcher: Option<(Child, ChildStdin)>,
+}
+
+/// A shell in its own session, deaf to signals, that detaches `dir` when its stdin ends
+/// without `stop`: the write end lives (close-on-exec) only in this process.
+fn spawn_watcher(dir: &Path) -> Option<(Child, ChildStdin)> {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(r#"trap '' INT TERM HUP; read -r line; [ "$line" = stop ] || fusermount3 -uz "$0""#)
+        .arg(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: setsid is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().ok()?;
+    let stdin = child.stdin.take()?;
+    Some((child, stdin))
 }
 
 impl MountGuard {
     /// Mounts a namespace of `service` on `dir` with a watchdog of `limit`.
     pub fn new(service: Service, dir: &Path, limit: Duration) -> MountGuard {
+        MountGuard::with_options(service, dir, limit, &MountOptions::default(), false)
+    }
+
+    /// [`new`](Self::new) with mount options, and the control plane shared or not.
+    pub fn with_options(
+        service: Service,
+        dir: &Path,
+        limit: Duration,
+        opts: &MountOptions,
+        share_control: bool,
+    ) -> MountGuard {
         std::fs::create_dir_all(dir).unwrap();
-        let ns = Arc::new(Namespace::new(service.clone(), 64 << 20));
-        let session = mount(ns, dir, &MountOptions::default()).expect("mount");
+        let ns = Arc::new(Namespace::new(service.clone(), 64 << 20).sharing_control(share_control));
+        let watcher = spawn_watcher(dir);
+        let session = mount(ns, dir, opts).expect("mount");
         let done = Arc::new(AtomicBool::new(false));
         let (d, path) = (done.clone(), dir.to_path_buf());
         std::thread::spawn(move || {
@@ -69,6 +108,7 @@ impl MountGuard {
             service,
             session: Some(session),
             done,
+            watcher,
         }
     }
 }
@@ -96,6 +136,11 @@ impl Drop for MountGuard {
             if rx.recv_timeout(Duration::from_secs(30)).is_err() && !std::thread::panicking() {
                 panic!("the FUSE session did not end within 30 s of unmounting (a handle into the mount is still open?)");
             }
+        }
+        if let Some((mut child, mut stdin)) = self.watcher.take() {
+            let _ = writeln!(stdin, "stop");
+            drop(stdin);
+            let _ = child.wait();
         }
     }
 }

@@ -9,8 +9,8 @@
 //! file without the daemon having said `stop`, the daemon is gone and the watcher
 //! detaches the mount (only the very mount the daemon made, by its mount id).
 
-use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -51,6 +51,11 @@ pub struct MountArgs {
     /// kernel still enforces the stored owners and modes.
     #[arg(long)]
     pub allow_other: bool,
+    /// With --allow-other: let other users also read .cairn (jobs, events, stats,
+    /// policies), which shows the owner's requests. By default .cairn is the owner's only
+    /// (directories 0700, files 0600); control files are always the owner's.
+    #[arg(long, requires = "allow_other")]
+    pub share_control: bool,
     /// MiB of repository data kept in memory for reads.
     #[arg(long, value_name = "MiB", default_value_t = 32)]
     pub cache_size: u64,
@@ -165,11 +170,14 @@ fn serve(
     };
     let service =
         Service::start(repo, catalog, args.jobs).context("cannot start the mount's service")?;
-    let ns = Arc::new(Namespace::with_disk_cache(
-        service.clone(),
-        (args.cache_size as usize).saturating_mul(1 << 20),
-        disk,
-    ));
+    let ns = Arc::new(
+        Namespace::with_disk_cache(
+            service.clone(),
+            (args.cache_size as usize).saturating_mul(1 << 20),
+            disk,
+        )
+        .sharing_control(args.share_control),
+    );
     let mut watcher = match Watcher::spawn(dir) {
         Ok(w) => Some(w),
         Err(e) => {
@@ -296,11 +304,23 @@ fn background(
     let (repo, password) = repo_args::open_repository_with(inv.global, &args.repo, supplied, true)?;
     let log = log_path(&repo.config().id, dir);
     drop(repo);
+    // The log names the owner's requests: the owner's only, like the catalog beside it.
     if let Some(parent) = log.parent() {
-        std::fs::create_dir_all(parent)
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
     }
-    let out = File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
+    let out = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&log)
+        .with_context(|| format!("cannot create {}", log.display()))?;
+    // A log left by an older cairn may be broader.
+    out.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     let err = out.try_clone()?;
 
     // The daemon runs in `/`: a repository path and a cache directory given relative to
@@ -324,6 +344,9 @@ fn background(
         .arg(args.jobs.to_string());
     if args.allow_other {
         cmd.arg("--allow-other");
+    }
+    if args.share_control {
+        cmd.arg("--share-control");
     }
     cmd.env_remove(password::ENV)
         .env_remove("CAIRN_PASSWORD_FILE")

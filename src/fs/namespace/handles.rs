@@ -1,0 +1,238 @@
+//! Open handles: what `open` captures (a point file's layout, a dynamic file's content,
+//! a control file's reply) and the reads and writes served from it.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use super::control_reply::Reply;
+use super::{FsResult, Inode, Namespace, README_TEXT, SIBLING_PREFETCH};
+use crate::engine::FileLayout;
+use crate::repo::BlobId;
+use crate::service::ControlError;
+
+/// What an open handle holds.
+pub(super) enum Handle {
+    /// A point file: its layout and where the last read ended (sequential detection).
+    Content {
+        layout: Arc<FileLayout>,
+        next: Mutex<u64>,
+    },
+    /// A dynamic file's content, captured at open so reads never tear.
+    Snapshot(Vec<u8>),
+    /// A control file: the reply to the last request written through this handle.
+    Control {
+        file: &'static str,
+        reply: Mutex<Reply>,
+    },
+}
+
+impl Namespace {
+    pub(super) fn dynamic_content(&self, inode: &Inode) -> Option<Vec<u8>> {
+        Some(match inode {
+            Inode::Readme => README_TEXT.as_bytes().to_vec(),
+            Inode::Events => self.service.events_text().into_bytes(),
+            Inode::Stats => self.service.stats_text().into_bytes(),
+            Inode::JobStatus(id) => self.service.job_status(*id)?.into_bytes(),
+            Inode::JobLog(id) => self.service.job_log(*id)?.into_bytes(),
+            Inode::Policy(name) => self.service.policy_json(name)?.into_bytes(),
+            _ => return None,
+        })
+    }
+
+    /// Opens an inode. Returns the handle and whether it is dynamic (direct I/O, no cache).
+    pub fn open(&self, ino: u64, write: bool, uid: u32) -> FsResult<(u64, bool)> {
+        let inode = self.inode(ino)?;
+        let (handle, dynamic) = match &inode {
+            Inode::Ctl(file) => {
+                if write && uid != self.owner_uid && uid != 0 {
+                    return Err(libc::EACCES);
+                }
+                (
+                    Handle::Control {
+                        file,
+                        reply: Mutex::new(Reply::default()),
+                    },
+                    true,
+                )
+            }
+            _ if write => return Err(libc::EROFS),
+            Inode::Node {
+                layout: Some(layout),
+                parent,
+                ..
+            } => {
+                if self
+                    .opened
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(ino)
+                {
+                    self.prefetch_siblings(*parent, ino);
+                }
+                (
+                    Handle::Content {
+                        layout: layout.clone(),
+                        next: Mutex::new(0),
+                    },
+                    false,
+                )
+            }
+            Inode::Node { .. } => return Err(libc::EINVAL),
+            other => (
+                Handle::Snapshot(self.dynamic_content(other).ok_or(libc::EISDIR)?),
+                true,
+            ),
+        };
+        let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
+        self.handles
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(fh, Arc::new(handle));
+        Ok((fh, dynamic))
+    }
+
+    /// Starts downloading the first chunks of the files that follow `ino` in its
+    /// directory: readers like `tar`, `cp -a` and `rsync` open files in listing order, and
+    /// small files are latency-bound, so the next ones are fetched while this one is read.
+    fn prefetch_siblings(&self, parent: u64, ino: u64) {
+        let Ok(children) = self.children(parent) else {
+            return;
+        };
+        let Some(pos) = children.iter().position(|(_, i)| *i == ino) else {
+            return;
+        };
+        let (from, to) = {
+            let mut done = self.prefetched.lock().unwrap_or_else(|p| p.into_inner());
+            let upto = done.entry(parent).or_insert(0);
+            // Refill only when less than half the window is left ahead: batches of many
+            // files coalesce into few range requests.
+            if *upto > pos + 1 + SIBLING_PREFETCH / 2 {
+                return;
+            }
+            let to = (pos + 1 + SIBLING_PREFETCH).min(children.len());
+            let from = (pos + 1).max(*upto);
+            if from >= to {
+                return;
+            }
+            *upto = to;
+            (from, to)
+        };
+        let opened = self.opened.lock().unwrap_or_else(|p| p.into_inner());
+        let table = self.table.read().unwrap_or_else(|p| p.into_inner());
+        let ids: Vec<BlobId> = children[from..to]
+            .iter()
+            .filter(|(_, i)| !opened.contains(i))
+            .filter_map(|(_, i)| match table.entries.get(i) {
+                Some(Inode::Node {
+                    layout: Some(l), ..
+                }) => l.extents.iter().find_map(|e| match e {
+                    crate::model::Extent::Data { id, .. } => Some(*id),
+                    crate::model::Extent::Hole { .. } => None,
+                }),
+                _ => None,
+            })
+            .collect();
+        drop(table);
+        drop(opened);
+        self.content.prefetch_blobs(ids);
+    }
+
+    pub(super) fn handle(&self, fh: u64) -> FsResult<Arc<Handle>> {
+        self.handles
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&fh)
+            .cloned()
+            .ok_or(libc::EBADF)
+    }
+
+    pub fn release(&self, fh: u64) {
+        self.handles
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&fh);
+    }
+
+    /// Reads from an open handle if that needs no download (dynamic files, chunks in
+    /// memory): answered on the session thread, without a hop to a worker.
+    pub fn read_now(&self, fh: u64, offset: u64, size: usize) -> Option<FsResult<Vec<u8>>> {
+        match &*self.handle(fh).ok()? {
+            Handle::Content { layout, next } => {
+                // `next` advances only when served here; a miss leaves it to `read`.
+                let mut n = next.lock().unwrap_or_else(|p| p.into_inner());
+                let data = self
+                    .content
+                    .read_cached(layout, offset, size, *n == offset)?;
+                *n = offset + size as u64;
+                Some(Ok(data))
+            }
+            _ => Some(self.read(fh, offset, size)),
+        }
+    }
+
+    /// Reads from an open handle. May block on object storage: call from a worker.
+    pub fn read(&self, fh: u64, offset: u64, size: usize) -> FsResult<Vec<u8>> {
+        let slice = |data: &[u8]| {
+            let start = (offset as usize).min(data.len());
+            let end = start.saturating_add(size).min(data.len());
+            data[start..end].to_vec()
+        };
+        match &*self.handle(fh)? {
+            Handle::Snapshot(data) => Ok(slice(data)),
+            Handle::Control { reply, .. } => Ok(reply
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .read(offset, size)),
+            Handle::Content { layout, next } => {
+                let sequential = {
+                    let mut n = next.lock().unwrap_or_else(|p| p.into_inner());
+                    let seq = *n == offset;
+                    *n = offset + size as u64;
+                    seq
+                };
+                self.content
+                    .read(layout, offset, size, sequential)
+                    .map_err(|e| {
+                        tracing::error!("read failed: {e}");
+                        libc::EIO
+                    })
+            }
+        }
+    }
+
+    /// A write into a control file at `offset` (the handle's position): one request. On
+    /// error the message is kept as the handle's reply and the write fails with the errno.
+    pub fn write(
+        &self,
+        fh: u64,
+        offset: u64,
+        data: &[u8],
+        uid: u32,
+    ) -> std::result::Result<usize, ControlError> {
+        let handle = self.handle(fh).map_err(|e| ControlError {
+            errno: e,
+            message: "bad handle".into(),
+        })?;
+        let Handle::Control { file, reply } = &*handle else {
+            return Err(ControlError {
+                errno: libc::EROFS,
+                message: "read-only file".into(),
+            });
+        };
+        let result = match std::str::from_utf8(data) {
+            Ok(text) => self.service.submit(file, text, uid),
+            Err(_) => Err(ControlError::invalid("a request must be UTF-8 text")),
+        };
+        let mut r = reply.lock().unwrap_or_else(|p| p.into_inner());
+        match result {
+            Ok(text) => {
+                r.set(text.into_bytes(), offset, data.len());
+                Ok(data.len())
+            }
+            Err(e) => {
+                r.set(format!("error: {}\n", e.message).into_bytes(), offset, 0);
+                Err(e)
+            }
+        }
+    }
+}
