@@ -32,6 +32,10 @@ pub struct PackUsage {
 }
 
 const LOCATION: &str = "SELECT b.kind, p.id, b.offset, b.length, b.raw_len";
+/// A location `b` in pack `p` that a writer may deduplicate against: the pack is present,
+/// no pending plan condemns it, and the copy is not known to be damaged.
+const USABLE: &str = "p.present = 1 AND p.id NOT IN (SELECT pack FROM condemned)
+     AND NOT EXISTS (SELECT 1 FROM damaged d WHERE d.id = b.id AND d.pack = p.id)";
 
 impl Catalog {
     /// Learns new prune plans and forgets finished ones (their objects are gone), from a
@@ -141,16 +145,17 @@ impl Catalog {
     }
 
     /// Where a writer may find a blob to deduplicate against: a location in a present
-    /// pack that no pending plan condemns, or none (the writer stores it again).
+    /// pack that no pending plan condemns and that is not known to be damaged, or none
+    /// (the writer stores it again).
     pub fn lookup_for_dedup(&self, id: &BlobId) -> Result<Option<BlobLocation>> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached(&format!(
                 "{LOCATION} FROM blobs b JOIN packs p ON p.rowid = b.pack
-                 WHERE b.id = ?1 AND p.present = 1 AND p.id NOT IN (SELECT pack FROM condemned)
+                 WHERE b.id = ?1 AND {USABLE}
                  UNION ALL
                  {LOCATION} FROM blob_copies b JOIN packs p ON p.rowid = b.pack
-                 WHERE b.id = ?1 AND p.present = 1 AND p.id NOT IN (SELECT pack FROM condemned)
+                 WHERE b.id = ?1 AND {USABLE}
                  LIMIT 1"
             ))
             .map_err(|e| self.sql_err(e))?;
@@ -169,8 +174,7 @@ impl Catalog {
     /// hundred ids rather than one per id.
     pub fn present_for_dedup(&self, ids: &[BlobId]) -> Result<HashSet<BlobId>> {
         let mut out = HashSet::new();
-        let usable = "JOIN packs p ON p.rowid = b.pack WHERE p.present = 1 \
-                      AND p.id NOT IN (SELECT pack FROM condemned)";
+        let usable = format!("JOIN packs p ON p.rowid = b.pack WHERE {USABLE}");
         self.for_id_batches(
             ids,
             |marks| {

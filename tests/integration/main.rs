@@ -10,6 +10,7 @@ mod cli_policy;
 mod cli_prune;
 mod events;
 mod forget;
+mod forget_interrupted;
 mod format_golden;
 mod mount;
 mod namespace;
