@@ -67,6 +67,9 @@ pub struct RestoreRequest {
     /// that matches brings everything under it. `*` does not cross `/`, `**` does.
     pub includes: Vec<String>,
     pub mode: RestoreMode,
+    /// Restore every intact file and skip the damaged ones (named in
+    /// [`RestoreOutcome::skipped`]) instead of failing the whole restore.
+    pub skip_damaged: bool,
 }
 
 /// What a restore did.
@@ -85,6 +88,9 @@ pub struct RestoreOutcome {
     pub removed: u64,
     /// The point taken of the current state before an in-place restore.
     pub safety_point: Option<String>,
+    /// With `skip_damaged`: the destination paths of the damaged files and directories
+    /// that were not restored, sorted (an in-place restore leaves their originals).
+    pub skipped: Vec<String>,
     pub warnings: Vec<String>,
 }
 
@@ -130,6 +136,9 @@ pub fn restore(
         scope: &scope,
         cancel,
         removed: AtomicU64::new(0),
+        skip_damaged: req.skip_damaged,
+        skipped: Default::default(),
+        skipped_paths: Default::default(),
     };
     let mut units = pool.install(|| plan_units(&planner, req, &manifest, &dests))?;
     if new_target_exists {
@@ -168,7 +177,7 @@ pub fn restore(
     let (files, bytes) = assign_links(&mut units);
     progress.set_total(files, bytes);
 
-    let stager = Stager::new(&reader, progress, cancel);
+    let stager = Stager::new(&reader, progress, cancel, req.skip_damaged);
     let mut cleanup = Cleanup(units.iter().map(|u| u.stage.clone()).collect());
     progress.phase("staging");
     pool.install(|| stager.stage_all(&units))?;
@@ -183,6 +192,13 @@ pub fn restore(
     outcome.bytes = stager.bytes.load(Ordering::Relaxed);
     outcome.written = stager.written.load(Ordering::Relaxed);
     outcome.removed = planner.removed.load(Ordering::Relaxed);
+    let mut skipped = planner
+        .skipped_paths
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner());
+    skipped.extend(stager.skipped.into_inner().unwrap_or_else(|p| p.into_inner()));
+    outcome.skipped = skipped.iter().map(|p| p.display().to_string()).collect();
+    outcome.skipped.sort();
     outcome.warnings.extend(
         stager
             .warnings

@@ -410,6 +410,9 @@ pub struct RestoreControl {
     pub target: Option<PathBuf>,
     pub includes: Vec<String>,
     pub in_place: bool,
+    /// `skip-damaged=true`: restore every intact file, skip (and name) damaged ones.
+    #[serde(default)]
+    pub skip_damaged: bool,
 }
 
 impl RestoreControl {
@@ -447,13 +450,15 @@ pub fn parse_restore(text: &str) -> Result<RestoreControl> {
             "mode=new needs `target=/absolute/path`",
         ));
     }
-    f.finish("instance, point, target, include, mode")?;
+    let skip_damaged = boolean("skip-damaged", f.optional("skip-damaged")?)?;
+    f.finish("instance, point, target, include, mode, skip-damaged")?;
     Ok(RestoreControl {
         instance,
         point,
         target,
         includes,
         in_place,
+        skip_damaged,
     })
 }
 
@@ -659,6 +664,13 @@ mod tests {
                 .in_place
         );
         assert!(parse_restore("instance=db point=latest mode=sideways target=/x").is_err());
+        assert!(!r.skip_damaged);
+        assert!(
+            parse_restore("instance=db point=latest target=/x skip-damaged=true")
+                .unwrap()
+                .skip_damaged
+        );
+        assert!(parse_restore("instance=db point=latest target=/x skip-damaged=maybe").is_err());
         assert!(parse_verify("read-data=true").unwrap().read_data);
         assert_eq!(
             parse_verify("\n").unwrap(),

@@ -108,6 +108,7 @@ pub(crate) fn assert_intact(t: &TestRepo, work: &Path, points: &[(&str, &Path)])
             target: Some(target.clone()),
             includes: vec![],
             mode: RestoreMode::New,
+            skip_damaged: false,
         };
         restore(&t.repo, &t.catalog, &req, &NoProgress, &CancelToken::new()).unwrap();
         assert_same_tree(src, &target);

@@ -40,6 +40,7 @@ fn request(
         target: target.map(Path::to_path_buf),
         includes: Vec::new(),
         mode,
+        skip_damaged: false,
     }
 }
 

@@ -8,12 +8,13 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use rayon::prelude::*;
 
 use crate::engine::fsmeta::{apply_file_metadata, apply_metadata, make_special, read_xattrs};
+use crate::engine::content::extent_mismatch;
 use crate::engine::pack_reads::{coalesce, Wanted, MAX_GAP, MAX_RANGE};
 use crate::engine::{CancelToken, EngineError, Progress, Result, TreeReader};
 use crate::model::{Extent, ModelError, Node, NodeKind};
@@ -32,6 +33,12 @@ pub(super) struct Stager<'a> {
     /// Original inodes already linked into a stage (each may stand for one file only).
     claimed: Mutex<HashSet<(u64, u64)>>,
     pub(super) warnings: Mutex<Vec<String>>,
+    /// Skip damaged files (see [`Stager::skip`]) instead of failing.
+    skip_damaged: bool,
+    /// Destination paths of the files skipped as damaged.
+    pub(super) skipped: Mutex<Vec<PathBuf>>,
+    /// Their stage paths (later members of their hard-link groups are skipped too).
+    skipped_stage: Mutex<HashSet<PathBuf>>,
 }
 
 fn meta_err(path: &Path) -> impl FnOnce(io::Error) -> EngineError + '_ {
@@ -43,8 +50,12 @@ impl<'a> Stager<'a> {
         reader: &'a TreeReader,
         progress: &'a dyn Progress,
         cancel: &'a CancelToken,
+        skip_damaged: bool,
     ) -> Stager<'a> {
         Stager {
+            skip_damaged,
+            skipped: Mutex::new(Vec::new()),
+            skipped_stage: Mutex::new(HashSet::new()),
             reader,
             progress,
             cancel,
@@ -191,22 +202,37 @@ impl<'a> Stager<'a> {
                 })
                 .collect();
             let locations = self.reader.catalog().lookup_blobs(&ids)?;
+            // Blobs whose only copy is known to be damaged (say, past the end of a
+            // truncated pack): a clear cause now instead of a failed read later.
+            let known_damaged = self.reader.catalog().only_damaged(&ids)?;
             drop(ids);
+            let damaged: Vec<AtomicBool> = batch.iter().map(|_| AtomicBool::new(false)).collect();
             let mut wanted = Vec::new();
             for (j, job) in batch.iter().enumerate() {
                 let mut offset = 0u64;
                 for e in &job.leaf.node.node().content {
                     if let Extent::Data { id, len } = e {
-                        let loc = locations
-                            .get(id)
-                            .filter(|l| l.kind == BlobKind::Data)
-                            .ok_or(RepoError::MissingBlob(*id))?;
-                        wanted.push(Wanted {
-                            id: *id,
-                            loc: *loc,
-                            tag: (j, offset, *len),
-                        });
-                        remaining[j].fetch_add(1, Ordering::Relaxed);
+                        let loc = match locations.get(id).filter(|l| l.kind == BlobKind::Data) {
+                            None => Err(RepoError::MissingBlob(*id)),
+                            Some(_) if known_damaged.contains_key(id) => {
+                                Err(RepoError::CorruptBlob {
+                                    id: *id,
+                                    detail: format!("known to be damaged: {}", known_damaged[id]),
+                                })
+                            }
+                            Some(loc) => Ok(*loc),
+                        };
+                        match loc {
+                            Ok(loc) => {
+                                wanted.push(Wanted {
+                                    id: *id,
+                                    loc,
+                                    tag: (j, offset, *len),
+                                });
+                                remaining[j].fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(e) => self.damage(job, &damaged[j], e.into())?,
+                        }
                     }
                     offset += e.len();
                 }
@@ -215,38 +241,117 @@ impl<'a> Stager<'a> {
             batch
                 .par_iter()
                 .zip(&remaining)
-                .filter(|(_, r)| r.load(Ordering::Relaxed) == 0)
-                .try_for_each(|(job, _)| self.finish_file(job, &open_staged(&job.path)?))?;
+                .zip(&damaged)
+                .filter(|((_, r), _)| r.load(Ordering::Relaxed) == 0)
+                .try_for_each(|((job, _), damaged)| self.complete(job, damaged, None))?;
             let repo = self.reader.repo();
             coalesce(wanted, MAX_GAP, MAX_RANGE)
                 .par_iter()
                 .try_for_each(|range| {
                     self.cancel.check()?;
                     let bytes = range.fetch(repo)?;
-                    let mut last: Option<(BlobId, Vec<u8>)> = None;
+                    // The last blob decoded, or why it could not be (skip_damaged only).
+                    let mut last: Option<(BlobId, std::result::Result<Vec<u8>, String>)> = None;
                     for item in &range.items {
                         let (j, offset, len) = item.tag;
-                        if last.as_ref().is_none_or(|(id, _)| *id != item.id) {
-                            last = Some((item.id, range.decode(repo, &bytes, item)?));
-                        }
-                        let data = last.as_ref().map(|(_, d)| d.as_slice()).unwrap_or_default();
-                        if data.len() != len as usize {
-                            return Err(EngineError::Repo(RepoError::CorruptBlob {
-                                id: item.id,
-                                detail: format!("holds {} bytes, its file says {len}", data.len()),
-                            }));
-                        }
                         let job = &batch[j];
-                        let file = open_staged(&job.path)?;
-                        file.write_all_at(data, offset)
-                            .map_err(|e| EngineError::io("writing", &job.path, e))?;
+                        if last.as_ref().is_none_or(|(id, _)| *id != item.id) {
+                            let data = match range.decode(repo, &bytes, item) {
+                                Ok(data) => Ok(data),
+                                Err(e) => {
+                                    if let EngineError::Repo(r) = &e {
+                                        self.reader.note_damage(&item.id, &item.loc.pack, r);
+                                    }
+                                    if !self.skip_damaged || !e.is_damage() {
+                                        return Err(e);
+                                    }
+                                    Err(match e {
+                                        EngineError::Repo(RepoError::CorruptBlob { detail, .. }) => {
+                                            detail
+                                        }
+                                        other => other.to_string(),
+                                    })
+                                }
+                            };
+                            last = Some((item.id, data));
+                        }
+                        let fault = match last.as_ref().map(|(_, d)| d) {
+                            Some(Ok(data)) if data.len() == len as usize => None,
+                            Some(Ok(data)) => Some(extent_mismatch(&item.id, data.len(), len)),
+                            Some(Err(detail)) => Some(EngineError::Repo(RepoError::CorruptBlob {
+                                id: item.id,
+                                detail: detail.clone(),
+                            })),
+                            None => unreachable!("set above"),
+                        };
+                        let mut file = None;
+                        match fault {
+                            Some(e) => self.damage(job, &damaged[j], e)?,
+                            None if damaged[j].load(Ordering::Acquire) => {}
+                            None => {
+                                let data = last.as_ref().and_then(|(_, d)| d.as_ref().ok());
+                                let f = open_staged(&job.path)?;
+                                f.write_all_at(data.map(Vec::as_slice).unwrap_or_default(), offset)
+                                    .map_err(|e| EngineError::io("writing", &job.path, e))?;
+                                file = Some(f);
+                            }
+                        }
                         if remaining[j].fetch_sub(1, Ordering::AcqRel) == 1 {
-                            self.finish_file(job, &file)?;
+                            self.complete(job, &damaged[j], file)?;
                         }
                     }
                     Ok(())
                 })?;
         }
+        Ok(())
+    }
+
+    /// A damaged chunk of a staged file: fails the restore, or with `skip_damaged` marks
+    /// the file to be skipped when it completes.
+    fn damage(&self, job: &FileJob<'_>, damaged: &AtomicBool, e: EngineError) -> Result<()> {
+        if !self.skip_damaged || !e.is_damage() {
+            return Err(e);
+        }
+        if !damaged.swap(true, Ordering::AcqRel) {
+            self.warn(format!(
+                "skipped damaged file {}: {e}",
+                join(&job.unit.dest, &job.leaf.rel).display()
+            ));
+        }
+        Ok(())
+    }
+
+    /// A staged file whose chunks were all handled: finished, or skipped if damaged.
+    fn complete(&self, job: &FileJob<'_>, damaged: &AtomicBool, file: Option<fs::File>) -> Result<()> {
+        if damaged.load(Ordering::Acquire) {
+            return self.skip(job);
+        }
+        match file {
+            Some(f) => self.finish_file(job, &f),
+            None => self.finish_file(job, &open_staged(&job.path)?),
+        }
+    }
+
+    /// Takes a damaged file out of the stage; an in-place restore keeps the original
+    /// there instead (as if the file were out of scope).
+    fn skip(&self, job: &FileJob<'_>) -> Result<()> {
+        fs::remove_file(&job.path).map_err(|e| EngineError::io("removing", &job.path, e))?;
+        if let Some(original) = &job.leaf.existing {
+            match fs::hard_link(original, &job.path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(EngineError::io("linking", &job.path, e))
+                }
+                _ => {}
+            }
+        }
+        self.skipped_stage
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(job.path.clone());
+        self.skipped
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(join(&job.unit.dest, &job.leaf.rel));
         Ok(())
     }
 
@@ -378,6 +483,21 @@ impl<'a> Stager<'a> {
                 self.cancel.check()?;
                 let node = l.node.node();
                 let path = join(&unit.stage, &l.rel);
+                let group_skipped = || {
+                    let skipped = self.skipped_stage.lock();
+                    skipped.unwrap_or_else(|p| p.into_inner()).contains(first)
+                };
+                if self.skip_damaged && group_skipped() {
+                    // The first member of its hard-link group was damaged: so is this one.
+                    let dest = join(&unit.dest, &l.rel);
+                    self.warn(format!(
+                        "skipped damaged file {}: a hard link of a damaged file",
+                        dest.display()
+                    ));
+                    let mut skipped = self.skipped.lock().unwrap_or_else(|p| p.into_inner());
+                    skipped.push(dest);
+                    return Ok(());
+                }
                 match fs::hard_link(first, &path) {
                     Ok(()) => {}
                     // The group spans sources on different filesystems: copy it.
