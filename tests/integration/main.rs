@@ -8,6 +8,7 @@ mod cli;
 pub(crate) mod cli_mount;
 mod cli_policy;
 mod cli_prune;
+mod damage_heal;
 mod events;
 mod forget;
 mod forget_interrupted;

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod fixture;
+pub mod forge;
 pub mod mount;
 pub mod repos;
 pub mod s3;
