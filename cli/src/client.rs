@@ -722,7 +722,13 @@ pub fn print_result(status: &Value) {
                     "safety     {instance}/{s} holds what was there before (restore it to undo)"
                 );
             }
-            print_skipped(r["skipped"].as_array().into_iter().flatten().filter_map(Value::as_str));
+            print_skipped(
+                r["skipped"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str),
+            );
             tail(u(&r["bytes"]));
         }
         "verify" => {

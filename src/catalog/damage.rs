@@ -213,7 +213,10 @@ mod tests {
             PackId([2; 32])
         );
         assert!(c.only_damaged(&[blob]).unwrap().is_empty());
-        assert_eq!(c.lookup_blobs(&[blob]).unwrap()[&blob].pack, PackId([2; 32]));
+        assert_eq!(
+            c.lookup_blobs(&[blob]).unwrap()[&blob].pack,
+            PackId([2; 32])
+        );
 
         // A rebuild-like reload (damaged copy first again) keeps readers on the good one.
         c.packs_deleted(&[PackId([2; 32])]).unwrap();

@@ -298,8 +298,8 @@ mod tests {
     fn a_chunk_shorter_or_longer_than_its_extent_is_an_error_not_a_short_read() {
         let dir = tempfile::tempdir().unwrap();
         let store = crate::store::Store::open(&crate::store::Location::Memory).unwrap();
-        let repo = crate::repo::Repository::init(store, &crate::repo::InitOptions::unencrypted())
-            .unwrap();
+        let repo =
+            crate::repo::Repository::init(store, &crate::repo::InitOptions::unencrypted()).unwrap();
         let catalog = std::sync::Arc::new(
             crate::catalog::Catalog::open(&dir.path().join("c.sqlite")).unwrap(),
         );

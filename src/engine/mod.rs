@@ -69,7 +69,9 @@ impl EngineError {
             self,
             EngineError::Model(_)
                 | EngineError::Repo(
-                    RepoError::CorruptBlob { .. } | RepoError::MissingBlob(_) | RepoError::Format(_)
+                    RepoError::CorruptBlob { .. }
+                        | RepoError::MissingBlob(_)
+                        | RepoError::Format(_)
                 )
         )
     }

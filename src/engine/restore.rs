@@ -196,7 +196,12 @@ pub fn restore(
         .skipped_paths
         .into_inner()
         .unwrap_or_else(|p| p.into_inner());
-    skipped.extend(stager.skipped.into_inner().unwrap_or_else(|p| p.into_inner()));
+    skipped.extend(
+        stager
+            .skipped
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner()),
+    );
     outcome.skipped = skipped.iter().map(|p| p.display().to_string()).collect();
     outcome.skipped.sort();
     outcome.warnings.extend(

@@ -11,8 +11,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use cairn::engine::{
-    backup, restore, verify, BackupOutcome, BackupRequest, CancelToken, NoProgress,
-    RestoreMode, RestoreRequest, VerifyReport, VerifyRequest,
+    backup, restore, verify, BackupOutcome, BackupRequest, CancelToken, NoProgress, RestoreMode,
+    RestoreRequest, VerifyReport, VerifyRequest,
 };
 use cairn::repo::{BlobId, InitOptions, Repository};
 use cairn::service::Service;
@@ -92,8 +92,10 @@ fn assert_healed(t: &TestRepo, work: &Path, src: &Path, points: &[(&str, &str)],
         let report = check(t, read_data);
         assert!(report.is_ok(), "read_data={read_data}: {report:#?}");
         assert!(
-            report.healed.iter().any(|h| h.contains(&blob.to_string())
-                || h.contains("stored again intact")),
+            report
+                .healed
+                .iter()
+                .any(|h| h.contains(&blob.to_string()) || h.contains("stored again intact")),
             "read_data={read_data}: {:#?}",
             report.healed
         );
@@ -192,7 +194,10 @@ fn a_corrupt_tree_a_restore_met_is_stored_again_by_the_next_backup() {
 
     // Same source again: the tree of d1 encodes to the same blob, which is stored anew.
     let p2 = snap(&fresh, "www", &src.root);
-    assert_ne!(fresh.catalog.lookup_blob(&tree).unwrap().unwrap().pack, loc.pack);
+    assert_ne!(
+        fresh.catalog.lookup_blob(&tree).unwrap().unwrap().pack,
+        loc.pack
+    );
     assert_healed(
         &fresh,
         w,
@@ -259,10 +264,7 @@ fn an_extent_longer_than_its_blob_is_damage_for_verify_and_the_mount_as_for_rest
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
     let store = Store::open(&Location::Local(w.join("repo"))).unwrap();
-    let t = TestRepo::open_catalog(
-        Repository::init(store, &fast_init(false)).unwrap(),
-        w,
-    );
+    let t = TestRepo::open_catalog(Repository::init(store, &fast_init(false)).unwrap(), w);
     let point = wrong_extent_point(&t);
     for read_data in [false, true] {
         let report = check(&t, read_data);

@@ -20,5 +20,6 @@ mod policy_schedule;
 mod prune;
 mod prune_mount;
 mod restore;
+mod restore_skip_damaged;
 mod store_conformance;
 mod verify;

@@ -188,7 +188,8 @@ pub(super) fn plan_units(
                 )?
             }
         };
-        let skipped = std::mem::take(&mut *planner.skipped.lock().unwrap_or_else(|p| p.into_inner()));
+        let skipped =
+            std::mem::take(&mut *planner.skipped.lock().unwrap_or_else(|p| p.into_inner()));
         for (urel, why) in skipped {
             let path = join(&d.path, &urel);
             tracing::warn!("skipping damaged directory {}: {why}", path.display());

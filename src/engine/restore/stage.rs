@@ -13,8 +13,8 @@ use std::sync::Mutex;
 
 use rayon::prelude::*;
 
-use crate::engine::fsmeta::{apply_file_metadata, apply_metadata, make_special, read_xattrs};
 use crate::engine::content::extent_mismatch;
+use crate::engine::fsmeta::{apply_file_metadata, apply_metadata, make_special, read_xattrs};
 use crate::engine::pack_reads::{coalesce, Wanted, MAX_GAP, MAX_RANGE};
 use crate::engine::{CancelToken, EngineError, Progress, Result, TreeReader};
 use crate::model::{Extent, ModelError, Node, NodeKind};
@@ -266,9 +266,10 @@ impl<'a> Stager<'a> {
                                         return Err(e);
                                     }
                                     Err(match e {
-                                        EngineError::Repo(RepoError::CorruptBlob { detail, .. }) => {
-                                            detail
-                                        }
+                                        EngineError::Repo(RepoError::CorruptBlob {
+                                            detail,
+                                            ..
+                                        }) => detail,
                                         other => other.to_string(),
                                     })
                                 }
@@ -322,7 +323,12 @@ impl<'a> Stager<'a> {
     }
 
     /// A staged file whose chunks were all handled: finished, or skipped if damaged.
-    fn complete(&self, job: &FileJob<'_>, damaged: &AtomicBool, file: Option<fs::File>) -> Result<()> {
+    fn complete(
+        &self,
+        job: &FileJob<'_>,
+        damaged: &AtomicBool,
+        file: Option<fs::File>,
+    ) -> Result<()> {
         if damaged.load(Ordering::Acquire) {
             return self.skip(job);
         }

@@ -328,7 +328,6 @@ impl Verifier<'_> {
         self.report.problems.push(text);
     }
 
-
     /// Checks a data blob's place in the index and the store; `Some(cause)` if damaged.
     fn check_blob(&mut self, id: &BlobId) -> Result<Option<Arc<str>>> {
         if let Some(cause) = self.bad_blobs.get(id) {
@@ -402,7 +401,7 @@ impl Verifier<'_> {
                     "{} (in pack {})",
                     blame(e)?,
                     loc.pack.to_hex()
-                )))
+                )));
             }
         };
         self.report.bytes_read += loc.length as u64;
@@ -516,7 +515,6 @@ impl Verifier<'_> {
             }
         }
     }
-
 }
 
 #[cfg(test)]
@@ -585,5 +583,4 @@ mod tests {
             "authentication failed"
         );
     }
-
 }

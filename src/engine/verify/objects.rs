@@ -16,7 +16,11 @@ use super::{blame, Verifier};
 
 impl Verifier<'_> {
     /// Re-reads the selected points' manifests, finds unreadable ones, checks the chain.
-    pub(super) fn check_manifests(&mut self, points: &[PointRecord], instance: Option<&str>) -> Result<()> {
+    pub(super) fn check_manifests(
+        &mut self,
+        points: &[PointRecord],
+        instance: Option<&str>,
+    ) -> Result<()> {
         let cached = self.catalog.points(instance)?;
         let known: HashSet<String> = cached.iter().map(|p| p.id.to_hex()).collect();
         // A manifest whose forget record exists is forgotten (a forget interrupted between
@@ -205,7 +209,10 @@ impl Verifier<'_> {
         for ((id, _), bad) in packs.iter().zip(results) {
             if let Some(why) = bad {
                 self.bad_headers.insert(*id);
-                self.pack_problem(id, format!("pack {}: header unreadable: {why}", id.to_hex()))?;
+                self.pack_problem(
+                    id,
+                    format!("pack {}: header unreadable: {why}", id.to_hex()),
+                )?;
             }
         }
         Ok(())
