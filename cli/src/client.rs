@@ -745,6 +745,9 @@ pub fn print_result(status: &Value) {
                     " (structure only; --read-data also checks the data)".to_string()
                 }
             );
+            for h in r["healed"].as_array().into_iter().flatten() {
+                println!("HEALED     {}", h.as_str().unwrap_or_default());
+            }
             println!("ok: no damage found");
         }
         _ => println!("{}", serde_json::to_string_pretty(r).unwrap_or_default()),
