@@ -44,7 +44,7 @@ use stage::Stager;
 use swap::{swap_all, Cleanup};
 
 /// Deeper trees are refused (no path that deep could be opened anyway: PATH_MAX).
-const MAX_DEPTH: usize = 2048;
+pub(crate) const MAX_DEPTH: usize = 2048;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RestoreMode {

@@ -271,7 +271,7 @@ fn an_extent_longer_than_its_blob_is_damage_for_verify_and_the_mount_as_for_rest
         assert_eq!(report.damaged.len(), 1, "{report:#?}");
         assert_eq!(report.damaged[0].paths, vec!["short"]);
         assert!(
-            report.damaged[0].causes[0].contains("holds 13 bytes, its file's extent says 20"),
+            report.damaged[0].causes[0].contains("holds 13 bytes, its file says 20"),
             "{report:#?}"
         );
     }

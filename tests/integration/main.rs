@@ -13,6 +13,7 @@ mod events;
 mod forget;
 mod forget_interrupted;
 mod format_golden;
+mod hostile_repo;
 mod mount;
 mod namespace;
 mod policy;

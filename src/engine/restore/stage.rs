@@ -212,8 +212,11 @@ impl<'a> Stager<'a> {
                 let mut offset = 0u64;
                 for e in &job.leaf.node.node().content {
                     if let Extent::Data { id, len } = e {
-                        let loc = match locations.get(id).filter(|l| l.kind == BlobKind::Data) {
+                        let loc = match locations.get(id) {
                             None => Err(RepoError::MissingBlob(*id)),
+                            Some(l) if l.kind != BlobKind::Data => {
+                                Err(RepoError::Format(format!("blob {id} is not a Data blob")))
+                            }
                             Some(_) if known_damaged.contains_key(id) => {
                                 Err(RepoError::CorruptBlob {
                                     id: *id,

@@ -37,6 +37,7 @@ use crate::model::{Extent, Tree};
 use crate::repo::{BlobId, BlobKind, BlobLocation, PackId, RepoError, Repository};
 use crate::store::StoreError;
 
+use super::restore::MAX_DEPTH;
 use super::{CancelToken, EngineError, Progress, Result};
 use healing::Known;
 
@@ -281,7 +282,7 @@ fn extent_mismatch(id: &BlobId, len: u32, raw_len: Option<&u32>) -> Option<Arc<s
     let raw = *raw_len?;
     (raw != len).then(|| {
         Arc::from(format!(
-            "data blob {id}: holds {raw} bytes, its file's extent says {len}"
+            "data blob {id}: holds {raw} bytes, its file says {len}"
         ))
     })
 }
@@ -365,7 +366,10 @@ impl Verifier<'_> {
             ));
         };
         if loc.kind != kind {
-            return Ok(Err(format!("the index says it is a {:?} blob", loc.kind)));
+            return Ok(Err(format!(
+                "the index says it is a {:?} blob, not a {kind:?} blob",
+                loc.kind
+            )));
         }
         let end = loc.offset as u64 + loc.length as u64;
         Ok(match self.listed.get(&loc.pack) {
@@ -451,6 +455,7 @@ impl Verifier<'_> {
             Err(hits) => return Ok(hits),
         };
         loop {
+            let depth = stack.len();
             let top = stack
                 .last_mut()
                 .expect("the walk ends when the stack empties");
@@ -496,6 +501,16 @@ impl Verifier<'_> {
                 });
             }
             let Some(sub) = node.subtree else { continue };
+            if depth > MAX_DEPTH {
+                // What a restore refuses (no path that deep could be opened anyway).
+                top.hits.push(Hit {
+                    path: node.name.clone(),
+                    causes: vec![Arc::from(format!(
+                        "directories nested deeper than {MAX_DEPTH}"
+                    ))],
+                });
+                continue;
+            }
             if let Some(hits) = self.memo(&sub) {
                 prefix_hits(&mut top.hits, &node.name, &hits);
                 continue;
