@@ -278,8 +278,9 @@ impl Marks<'_> {
     }
 
     /// Every present pack the index knows blobs of, with its live and dead bytes (each
-    /// location of a blob counts in its own pack). Packs with no known blob (an
-    /// unreadable header) are not listed: prune leaves what it cannot read alone.
+    /// location of a blob counts in its own pack; a copy known to be damaged is dead).
+    /// Packs with no known blob (an unreadable header) are not listed: prune leaves what
+    /// it cannot read alone.
     pub fn pack_usage(&self) -> Result<Vec<PackUsage>> {
         let conn = self.catalog.conn();
         let mut stmt = conn
@@ -290,7 +291,8 @@ impl Marks<'_> {
                         COALESCE(SUM(CASE WHEN m.id IS NOT NULL THEN loc.length END), 0),
                         COUNT(m.id)
                  FROM packs p JOIN loc ON loc.pack = p.rowid
-                 LEFT JOIN marks.live m ON m.id = loc.id
+                 LEFT JOIN marks.live m ON m.id = loc.id AND NOT EXISTS
+                     (SELECT 1 FROM damaged d WHERE d.id = loc.id AND d.pack = p.id)
                  WHERE p.present = 1 GROUP BY p.rowid ORDER BY p.id",
             )
             .map_err(|e| self.err(e))?;
@@ -321,7 +323,8 @@ impl Marks<'_> {
         Ok(out)
     }
 
-    /// The referenced blobs stored in one pack, with their places in it.
+    /// The referenced blobs stored in one pack, with their places in it (not the copies
+    /// known to be damaged: there is nothing to copy from them).
     pub fn live_blobs_in(&self, pack: &PackId) -> Result<Vec<(BlobId, BlobLocation)>> {
         let conn = self.catalog.conn();
         let mut stmt = conn
@@ -331,7 +334,9 @@ impl Marks<'_> {
                               SELECT id, pack, kind, offset, length, raw_len FROM blob_copies)
                  SELECT b.id, b.kind, p.id, b.offset, b.length, b.raw_len
                  FROM loc b JOIN packs p ON p.rowid = b.pack
-                 WHERE p.id = ?1 AND b.id IN (SELECT id FROM marks.live) ORDER BY b.offset",
+                 WHERE p.id = ?1 AND b.id IN (SELECT id FROM marks.live) AND NOT EXISTS
+                     (SELECT 1 FROM damaged d WHERE d.id = b.id AND d.pack = p.id)
+                 ORDER BY b.offset",
             )
             .map_err(|e| self.err(e))?;
         let rows = stmt

@@ -11,8 +11,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use cairn::engine::{
-    backup, restore, verify, BackupOutcome, BackupRequest, CancelToken, NoProgress, RestoreMode,
-    RestoreRequest, VerifyReport, VerifyRequest,
+    backup, prune, restore, verify, BackupOutcome, BackupRequest, CancelToken, NoProgress,
+    PruneRequest, RestoreMode, RestoreRequest, VerifyReport, VerifyRequest,
 };
 use cairn::repo::{BlobId, InitOptions, Repository};
 use cairn::service::Service;
@@ -291,4 +291,40 @@ fn an_extent_longer_than_its_blob_is_damage_for_verify_and_the_mount_as_for_rest
     assert_eq!(std::fs::read(dir.join("fine")).unwrap(), b"intact");
     // The damage is not in the blob: nothing is marked, nothing to store again.
     assert!(t.catalog.damaged_copies().unwrap().is_empty());
+}
+
+#[test]
+fn prune_moves_the_intact_blobs_out_of_a_healed_pack_and_deletes_it() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let t = small_packs(w);
+    let src = source(&w.join("src"));
+    let p1 = snap(&t, "www", &src.root);
+    let (blob, _) = locate_file(&t, &p1.manifest.root, "d1/f5");
+    let loc = t.catalog.lookup_blob(&blob).unwrap().unwrap();
+    flip_blob(w, &loc);
+    assert!(!check(&t, true).is_ok());
+    let p2 = snap(&t, "www", &src.root);
+    assert!(p2.manifest.stats.new_bytes >= 200 << 10);
+
+    // A zero grace period: the first run condemns and repacks, the second deletes.
+    for _ in 0..2 {
+        let req = PruneRequest {
+            grace_ns: 0,
+            ..Default::default()
+        };
+        prune(&t.repo, &t.catalog, &req, &NoProgress, &CancelToken::new()).unwrap();
+    }
+    assert!(
+        !pack_file(w, &loc).exists(),
+        "the damaged pack is still there"
+    );
+    assert!(t.catalog.damaged_copies().unwrap().is_empty());
+    let report = check(&t, true);
+    assert!(report.is_ok() && report.healed.is_empty(), "{report:#?}");
+    for (i, p) in [&p1, &p2].iter().enumerate() {
+        let target = w.join(format!("after-prune-{i}"));
+        restore_into(&t, "www", &p.manifest.name, &target).unwrap();
+        assert_same_tree(&src.root, &target);
+    }
 }
