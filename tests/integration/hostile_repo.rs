@@ -61,6 +61,14 @@ fn file_of(name: &[u8], id: BlobId, len: u32) -> Node {
     n
 }
 
+/// Stores `bytes` as a data blob.
+fn chunk(f: &Forger, bytes: &[u8]) -> BlobId {
+    match f.data(bytes).content[0] {
+        Extent::Data { id, .. } => id,
+        Extent::Hole { .. } => unreachable!("data() stores one chunk"),
+    }
+}
+
 /// Every forged point, written into `t`.
 fn forge_all(t: &TestRepo, outside: &Path) -> Vec<Case> {
     let mut cases = Vec::new();
@@ -178,10 +186,7 @@ fn forge_all(t: &TestRepo, outside: &Path) -> Vec<Case> {
             Bad::File("bad".into()),
             format!("holds 13 bytes, its file says {len}"),
             &|f| {
-                let id = f.data(b"thirteen byte").content[0].clone();
-                let Extent::Data { id, .. } = id else {
-                    unreachable!()
-                };
+                let id = chunk(f, b"thirteen byte");
                 with_bad_file(f, file_of(b"bad", id, len))
             },
         );
@@ -202,10 +207,7 @@ fn forge_all(t: &TestRepo, outside: &Path) -> Vec<Case> {
         },
     );
     add("chunk-as-tree", sub(), "not a Tree blob".into(), &|f| {
-        let Extent::Data { id, .. } = f.data(b"plain data").content[0].clone() else {
-            unreachable!()
-        };
-        under_root(f, id)
+        under_root(f, chunk(f, b"plain data"))
     });
     add("missing-tree", sub(), "not in the index".into(), &|f| {
         under_root(f, BlobId([0xcd; 32]))

@@ -556,7 +556,7 @@ mod tests {
     fn damage_is_sorted_deduplicated_and_names_the_root_as_dot() {
         let p = PointRecord {
             id: crate::model::ManifestId([0; 32]),
-            manifest: Manifest {
+            manifest: crate::model::Manifest {
                 version: 1,
                 instance: "db".into(),
                 name: "2026-01-01T000000Z".into(),
