@@ -59,23 +59,34 @@ impl Catalog {
     /// Records that the copy of `blob` in `pack` is damaged, and points readers at an
     /// intact copy if there is one. Returns whether the copy was not known as damaged.
     pub fn mark_damaged(&self, blob: &BlobId, pack: &PackId, cause: &str) -> Result<bool> {
+        self.mark_all(&[*blob], pack, cause).map(|new| new == 1)
+    }
+
+    /// [`Catalog::mark_damaged`] for several blobs of one pack, in one transaction;
+    /// returns how many were not known as damaged.
+    fn mark_all(&self, blobs: &[BlobId], pack: &PackId, cause: &str) -> Result<usize> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(|e| self.sql_err(e))?;
-        let new = tx
-            .execute(
-                "INSERT OR IGNORE INTO damaged (id, pack, cause, found_ns) VALUES (?1, ?2, ?3, ?4)",
-                params![&blob.0[..], &pack.0[..], cause, crate::model::now_ns()],
-            )
-            .map_err(|e| self.sql_err(e))?
-            == 1;
-        promote_intact_copies(&tx).map_err(|e| self.sql_err(e))?;
-        tx.commit().map_err(|e| self.sql_err(e))?;
-        if new {
-            tracing::warn!(
-                "blob {blob} in pack {} is damaged ({cause}): it will be stored again",
-                pack.to_hex()
-            );
+        let mut new = 0;
+        for blob in blobs {
+            let added = tx
+                .execute(
+                    "INSERT OR IGNORE INTO damaged (id, pack, cause, found_ns) VALUES (?1, ?2, ?3, ?4)",
+                    params![&blob.0[..], &pack.0[..], cause, crate::model::now_ns()],
+                )
+                .map_err(|e| self.sql_err(e))?;
+            if added == 1 {
+                new += 1;
+                tracing::warn!(
+                    "blob {blob} in pack {} is damaged ({cause}): it will be stored again",
+                    pack.to_hex()
+                );
+            }
         }
+        if new > 0 {
+            promote_intact_copies(&tx).map_err(|e| self.sql_err(e))?;
+        }
+        tx.commit().map_err(|e| self.sql_err(e))?;
         Ok(new)
     }
 
@@ -160,12 +171,9 @@ impl Catalog {
             rows.collect::<rusqlite::Result<_>>()
                 .map_err(|e| self.sql_err(e))?
         };
+        let blobs: Vec<BlobId> = ids.iter().filter_map(|id| BlobId::from_slice(id)).collect();
         let cause = format!("pack {} is truncated to {size} bytes", pack.to_hex());
-        for id in ids {
-            if let Some(blob) = BlobId::from_slice(&id) {
-                self.mark_damaged(&blob, pack, &cause)?;
-            }
-        }
+        self.mark_all(&blobs, pack, &cause)?;
         Ok(())
     }
 }
