@@ -160,15 +160,25 @@ fn an_in_place_restore_that_skips_a_damaged_file_keeps_its_original() {
     let src = w.join("src");
     let p = setup(&t, &src);
     damage(&t, w, &p, "d1/f1", None);
-    for f in ["d1/f1", "d0/f3"] {
+    damage(&t, w, &p, "d2/a", None);
+    for f in ["d1/f1", "d0/f3", "d2/a"] {
         fs::write(src.join(f), b"changed since").unwrap();
     }
     assert!(run(&t, &p, None, RestoreMode::InPlace, false).is_err());
     assert_eq!(fs::read(src.join("d0/f3")).unwrap(), b"changed since");
 
     let out = run(&t, &p, None, RestoreMode::InPlace, true).unwrap();
-    assert_eq!(out.skipped, vec![src.join("d1/f1").display().to_string()]);
-    assert_eq!(fs::read(src.join("d1/f1")).unwrap(), b"changed since");
+    let named: Vec<String> = ["d1/f1", "d2/a", "d2/b"]
+        .iter()
+        .map(|r| src.join(r).display().to_string())
+        .collect();
+    assert_eq!(out.skipped, named);
+    // The originals stay, the hard-link pair still one file.
+    for f in ["d1/f1", "d2/a", "d2/b"] {
+        assert_eq!(fs::read(src.join(f)).unwrap(), b"changed since", "{f}");
+    }
+    let a = fs::metadata(src.join("d2/a")).unwrap();
+    assert_eq!(a.ino(), fs::metadata(src.join("d2/b")).unwrap().ino());
     assert_eq!(fs::read(src.join("d0/f3")).unwrap(), noise(3 + 7, 30_000));
 }
 

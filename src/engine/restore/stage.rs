@@ -440,19 +440,7 @@ impl<'a> Stager<'a> {
                 self.cancel.check()?;
                 let node = l.node.node();
                 let path = join(&unit.stage, &l.rel);
-                let group_skipped = || {
-                    let skipped = self.skipped_stage.lock();
-                    skipped.unwrap_or_else(|p| p.into_inner()).contains(first)
-                };
-                if self.skip_damaged && group_skipped() {
-                    // The first member of its hard-link group was damaged: so is this one.
-                    let dest = join(&unit.dest, &l.rel);
-                    self.warn(format!(
-                        "skipped damaged file {}: a hard link of a damaged file",
-                        dest.display()
-                    ));
-                    let mut skipped = self.skipped.lock().unwrap_or_else(|p| p.into_inner());
-                    skipped.push(dest);
+                if self.skip_link(unit, l, first)? {
                     return Ok(());
                 }
                 match fs::hard_link(first, &path) {

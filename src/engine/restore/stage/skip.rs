@@ -4,9 +4,10 @@
 
 use std::fs;
 use std::io;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::{join, open_staged, FileJob, Stager};
+use super::{join, open_staged, FileJob, Leaf, Stager, Unit};
 use crate::engine::{EngineError, Result};
 
 impl Stager<'_> {
@@ -50,10 +51,35 @@ impl Stager<'_> {
     /// there instead (as if the file were out of scope).
     fn skip(&self, job: &FileJob<'_>) -> Result<()> {
         fs::remove_file(&job.path).map_err(|e| EngineError::io("removing", &job.path, e))?;
-        if let Some(original) = &job.leaf.existing {
-            match fs::hard_link(original, &job.path) {
+        self.skipped_in_place(&job.path, job.leaf, join(&job.unit.dest, &job.leaf.rel))
+    }
+
+    /// Whether `leaf`, a later member of a hard-link group whose first member (`first`,
+    /// in the stage) was skipped as damaged, is skipped too (then it is handled).
+    pub(super) fn skip_link(&self, unit: &Unit, leaf: &Leaf, first: &Path) -> Result<bool> {
+        let group_skipped = self
+            .skipped_stage
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(first);
+        if !self.skip_damaged || !group_skipped {
+            return Ok(false);
+        }
+        let dest = join(&unit.dest, &leaf.rel);
+        self.warn(format!(
+            "skipped damaged file {}: a hard link of a damaged file",
+            dest.display()
+        ));
+        self.skipped_in_place(&join(&unit.stage, &leaf.rel), leaf, dest)?;
+        Ok(true)
+    }
+
+    /// Records a skipped file, putting its original (in place) at its stage path.
+    fn skipped_in_place(&self, path: &Path, leaf: &Leaf, dest: PathBuf) -> Result<()> {
+        if let Some(original) = &leaf.existing {
+            match fs::hard_link(original, path) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                    return Err(EngineError::io("linking", &job.path, e))
+                    return Err(EngineError::io("linking", path, e))
                 }
                 _ => {}
             }
@@ -61,11 +87,11 @@ impl Stager<'_> {
         self.skipped_stage
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(job.path.clone());
+            .insert(path.to_path_buf());
         self.skipped
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push(join(&job.unit.dest, &job.leaf.rel));
+            .push(dest);
         Ok(())
     }
 }
