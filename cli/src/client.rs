@@ -503,7 +503,12 @@ pub fn finish_job(inv: &Invocation<'_>, client: &Client, id: u64, json: bool) ->
         print_result(&status);
     }
     if state == "succeeded" {
-        return Ok(Status::Success);
+        let skipped = status["result"]["skipped"].as_array();
+        return Ok(if skipped.is_some_and(|s| !s.is_empty()) {
+            Status::SkippedDamaged
+        } else {
+            Status::Success
+        });
     }
     let error = status["error"].as_str().unwrap_or("no cause recorded");
     Err(coded(
@@ -649,6 +654,20 @@ fn print_warnings(result: &Value) {
 }
 
 /// Prints what a succeeded job produced, as the direct commands do.
+/// Names the damaged files a `restore --skip-damaged` left out.
+pub fn print_skipped<'a>(paths: impl Iterator<Item = &'a str>) {
+    let paths: Vec<&str> = paths.collect();
+    for p in &paths {
+        println!("SKIPPED    {p} (damaged)");
+    }
+    if !paths.is_empty() {
+        println!(
+            "skipped    {} damaged file(s): everything else was restored (exit code 3)",
+            paths.len()
+        );
+    }
+}
+
 pub fn print_result(status: &Value) {
     let r = &status["result"];
     let instance = status["instance"].as_str().unwrap_or("");
@@ -704,6 +723,13 @@ pub fn print_result(status: &Value) {
                     "safety     {instance}/{s} holds what was there before (restore it to undo)"
                 );
             }
+            print_skipped(
+                r["skipped"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str),
+            );
             tail(u(&r["bytes"]));
         }
         "verify" => {
@@ -720,6 +746,9 @@ pub fn print_result(status: &Value) {
                     " (structure only; --read-data also checks the data)".to_string()
                 }
             );
+            for h in r["healed"].as_array().into_iter().flatten() {
+                println!("HEALED     {}", h.as_str().unwrap_or_default());
+            }
             println!("ok: no damage found");
         }
         _ => println!("{}", serde_json::to_string_pretty(r).unwrap_or_default()),

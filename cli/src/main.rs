@@ -6,7 +6,8 @@
 //! a repository directly (`--repo REPO` or `CAIRN_REPO`) and run the engine in this
 //! process. Exit codes: 0 success, 1 the operation (or job) failed or found a problem
 //! (damage in `verify`), 2 a usage or configuration error or a refused request (direct
-//! `verify`: any error), 130 interrupted.
+//! `verify`: any error), 3 a `restore --skip-damaged` that skipped damaged files, 130
+//! interrupted.
 
 /// `println!` for the whole crate (defined before the modules, it shadows std's): a
 /// closed stdout ends the output quietly instead of panicking (see `output`).
@@ -70,7 +71,8 @@ enum Command {
     Policy(commands::policy::PolicyCommand),
     /// Take a new point of an instance (through a mount, or --repo with --path).
     Snapshot(commands::snapshot::SnapshotArgs),
-    /// Restore a point into a new directory or over the original paths.
+    /// Restore a point into a new directory or over the original paths; with
+    /// --skip-damaged, exit 3 when damaged files were skipped.
     Restore(commands::restore::RestoreArgs),
     /// Check the repository; exit 1 and name what is damaged if anything is.
     Verify(commands::verify::VerifyArgs),
@@ -167,6 +169,7 @@ fn main() -> ExitCode {
         Ok(Status::Success) if output_failed => ExitCode::from(2),
         Ok(Status::Success) => ExitCode::SUCCESS,
         Ok(Status::ProblemFound) => ExitCode::from(1),
+        Ok(Status::SkippedDamaged) => ExitCode::from(3),
         Err(err) => failure::report(&err, is_verify),
     }
 }

@@ -3,6 +3,7 @@
 //! (and drops what was deleted), [`Catalog::rebuild`] regenerates everything. The index
 //! lives on disk, so memory does not grow with the repository.
 
+mod damage;
 mod events;
 mod jobs;
 mod private_files;
@@ -10,6 +11,7 @@ mod prune;
 mod refresh;
 mod schema;
 
+pub use damage::DamagedCopy;
 pub use events::EventQuery;
 pub use jobs::{
     JobRow, FAILED_SCHEDULED_DAYS, FAILED_SCHEDULED_KEEP, FINISHED_JOB_DAYS, FINISHED_JOB_KEEP,
@@ -153,7 +155,8 @@ impl Catalog {
         }
     }
 
-    /// Drops every cached row and reloads from the repository.
+    /// Drops every cached row and reloads from the repository. Known damaged copies
+    /// stay: the repository does not record them (see [`DamagedCopy`]).
     pub fn rebuild(&self, repo: &Repository) -> Result<RefreshStats> {
         self.conn()
             .execute_batch(
@@ -241,6 +244,7 @@ impl Catalog {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(|e| self.sql_err(e))?;
         insert_pack_tx(&tx, pack).map_err(|e| self.sql_err(e))?;
+        damage::promote_intact_copies(&tx).map_err(|e| self.sql_err(e))?;
         tx.commit().map_err(|e| self.sql_err(e))
     }
 
@@ -402,7 +406,10 @@ impl Catalog {
                  DROP TABLE temp.gone;",
             )
             .map_err(|e| self.sql_err(e))?;
+            tx.execute("DELETE FROM damaged WHERE pack = ?1", [&id.0[..]])
+                .map_err(|e| self.sql_err(e))?;
         }
+        damage::promote_intact_copies(&tx).map_err(|e| self.sql_err(e))?;
         tx.commit().map_err(|e| self.sql_err(e))
     }
 

@@ -32,6 +32,10 @@ pub struct PackUsage {
 }
 
 const LOCATION: &str = "SELECT b.kind, p.id, b.offset, b.length, b.raw_len";
+/// A location `b` in pack `p` that a writer may deduplicate against: the pack is present,
+/// no pending plan condemns it, and the copy is not known to be damaged.
+const USABLE: &str = "p.present = 1 AND p.id NOT IN (SELECT pack FROM condemned)
+     AND NOT EXISTS (SELECT 1 FROM damaged d WHERE d.id = b.id AND d.pack = p.id)";
 
 impl Catalog {
     /// Learns new prune plans and forgets finished ones (their objects are gone), from a
@@ -141,16 +145,17 @@ impl Catalog {
     }
 
     /// Where a writer may find a blob to deduplicate against: a location in a present
-    /// pack that no pending plan condemns, or none (the writer stores it again).
+    /// pack that no pending plan condemns and that is not known to be damaged, or none
+    /// (the writer stores it again).
     pub fn lookup_for_dedup(&self, id: &BlobId) -> Result<Option<BlobLocation>> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached(&format!(
                 "{LOCATION} FROM blobs b JOIN packs p ON p.rowid = b.pack
-                 WHERE b.id = ?1 AND p.present = 1 AND p.id NOT IN (SELECT pack FROM condemned)
+                 WHERE b.id = ?1 AND {USABLE}
                  UNION ALL
                  {LOCATION} FROM blob_copies b JOIN packs p ON p.rowid = b.pack
-                 WHERE b.id = ?1 AND p.present = 1 AND p.id NOT IN (SELECT pack FROM condemned)
+                 WHERE b.id = ?1 AND {USABLE}
                  LIMIT 1"
             ))
             .map_err(|e| self.sql_err(e))?;
@@ -169,8 +174,7 @@ impl Catalog {
     /// hundred ids rather than one per id.
     pub fn present_for_dedup(&self, ids: &[BlobId]) -> Result<HashSet<BlobId>> {
         let mut out = HashSet::new();
-        let usable = "JOIN packs p ON p.rowid = b.pack WHERE p.present = 1 \
-                      AND p.id NOT IN (SELECT pack FROM condemned)";
+        let usable = format!("JOIN packs p ON p.rowid = b.pack WHERE {USABLE}");
         self.for_id_batches(
             ids,
             |marks| {
@@ -274,8 +278,9 @@ impl Marks<'_> {
     }
 
     /// Every present pack the index knows blobs of, with its live and dead bytes (each
-    /// location of a blob counts in its own pack). Packs with no known blob (an
-    /// unreadable header) are not listed: prune leaves what it cannot read alone.
+    /// location of a blob counts in its own pack; a copy known to be damaged is dead).
+    /// Packs with no known blob (an unreadable header) are not listed: prune leaves what
+    /// it cannot read alone.
     pub fn pack_usage(&self) -> Result<Vec<PackUsage>> {
         let conn = self.catalog.conn();
         let mut stmt = conn
@@ -286,7 +291,8 @@ impl Marks<'_> {
                         COALESCE(SUM(CASE WHEN m.id IS NOT NULL THEN loc.length END), 0),
                         COUNT(m.id)
                  FROM packs p JOIN loc ON loc.pack = p.rowid
-                 LEFT JOIN marks.live m ON m.id = loc.id
+                 LEFT JOIN marks.live m ON m.id = loc.id AND NOT EXISTS
+                     (SELECT 1 FROM damaged d WHERE d.id = loc.id AND d.pack = p.id)
                  WHERE p.present = 1 GROUP BY p.rowid ORDER BY p.id",
             )
             .map_err(|e| self.err(e))?;
@@ -317,7 +323,8 @@ impl Marks<'_> {
         Ok(out)
     }
 
-    /// The referenced blobs stored in one pack, with their places in it.
+    /// The referenced blobs stored in one pack, with their places in it (not the copies
+    /// known to be damaged: there is nothing to copy from them).
     pub fn live_blobs_in(&self, pack: &PackId) -> Result<Vec<(BlobId, BlobLocation)>> {
         let conn = self.catalog.conn();
         let mut stmt = conn
@@ -327,7 +334,9 @@ impl Marks<'_> {
                               SELECT id, pack, kind, offset, length, raw_len FROM blob_copies)
                  SELECT b.id, b.kind, p.id, b.offset, b.length, b.raw_len
                  FROM loc b JOIN packs p ON p.rowid = b.pack
-                 WHERE p.id = ?1 AND b.id IN (SELECT id FROM marks.live) ORDER BY b.offset",
+                 WHERE p.id = ?1 AND b.id IN (SELECT id FROM marks.live) AND NOT EXISTS
+                     (SELECT 1 FROM damaged d WHERE d.id = b.id AND d.pack = p.id)
+                 ORDER BY b.offset",
             )
             .map_err(|e| self.err(e))?;
         let rows = stmt

@@ -62,6 +62,7 @@ impl Catalog {
             )
             .map_err(|e| self.sql_err(e))?;
         }
+        super::damage::promote_intact_copies(&tx).map_err(|e| self.sql_err(e))?;
         tx.commit().map_err(|e| self.sql_err(e))
     }
 
@@ -94,8 +95,14 @@ impl Catalog {
             .into_iter()
             .filter_map(|o| PackId::from_key(&o.key).map(|id| (id, o.size)))
             .collect();
-        let known: HashMap<PackId, bool> = self
-            .packs()?
+        let packs = self.packs()?;
+        // A pack shorter than the index records lost the blobs past its end.
+        for (id, length, _) in &packs {
+            if let Some(size) = listed.get(id).filter(|size| **size < *length) {
+                self.mark_truncated(id, *size)?;
+            }
+        }
+        let known: HashMap<PackId, bool> = packs
             .into_iter()
             .map(|(id, _, present)| (id, present))
             .collect();

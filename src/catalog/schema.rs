@@ -93,6 +93,14 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX events_by_kind ON events(kind, time_ns);
      CREATE INDEX jobs_by_instance ON jobs(instance, state, created_ns);
      CREATE INDEX jobs_by_state ON jobs(state, created_ns);",
+    // 4 -> 5: blob copies known to be damaged (by pack id: kept across a rebuild).
+    "CREATE TABLE damaged (
+         id BLOB NOT NULL,
+         pack BLOB NOT NULL,
+         cause TEXT NOT NULL,
+         found_ns INTEGER NOT NULL,
+         PRIMARY KEY (id, pack)
+     ) WITHOUT ROWID;",
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

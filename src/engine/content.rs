@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 use crate::model::Extent;
-use crate::repo::{BlobId, BlobKind};
+use crate::repo::{BlobId, BlobKind, RepoError};
 
-use super::{Result, TreeReader};
+use super::{EngineError, Result, TreeReader};
 
 /// Extents of one file with their start offsets.
 #[derive(Debug, Clone)]
@@ -189,13 +189,18 @@ impl ContentReader {
             let stop = layout.starts[i + 1].min(end);
             match &layout.extents[i] {
                 Extent::Hole { .. } => out.resize(out.len() + (stop - pos) as usize, 0),
-                Extent::Data { id, .. } => {
+                Extent::Data { id, len } => {
                     let Some(data) = get(id)? else {
                         return Ok(None);
                     };
+                    // The same check as a restore's: a chunk that is not as long as the
+                    // file says is damage (an error), never a short read.
+                    if data.len() as u64 != u64::from(*len) {
+                        return Err(extent_mismatch(id, data.len(), *len));
+                    }
                     let from = (pos - start) as usize;
                     let to = (stop - start) as usize;
-                    out.extend_from_slice(data.get(from..to).unwrap_or_default());
+                    out.extend_from_slice(&data[from..to]);
                 }
             }
             pos = stop;
@@ -259,6 +264,14 @@ impl ContentReader {
     }
 }
 
+/// The error of a file extent whose length differs from its chunk's.
+pub(crate) fn extent_mismatch(id: &BlobId, holds: usize, len: u32) -> EngineError {
+    EngineError::Repo(RepoError::CorruptBlob {
+        id: *id,
+        detail: format!("holds {holds} bytes, its file says {len}"),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,5 +292,31 @@ mod tests {
         assert_eq!(l.extent_at(10), Some(1));
         assert_eq!(l.extent_at(15), Some(2));
         assert_eq!(l.extent_at(16), None);
+    }
+
+    #[test]
+    fn a_chunk_shorter_or_longer_than_its_extent_is_an_error_not_a_short_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(&crate::store::Location::Memory).unwrap();
+        let repo =
+            crate::repo::Repository::init(store, &crate::repo::InitOptions::unencrypted()).unwrap();
+        let catalog = std::sync::Arc::new(
+            crate::catalog::Catalog::open(&dir.path().join("c.sqlite")).unwrap(),
+        );
+        let reader = ContentReader::new(TreeReader::new(repo, catalog), 1 << 20);
+        let id = BlobId([3; 32]);
+        let chunk = Arc::new(b"thirteen byte".to_vec());
+        for len in [4u32, 13, 20] {
+            let layout = FileLayout::new(vec![Extent::Data { id, len }]);
+            let read = reader.read_with(&layout, 0, 64, &mut |_| Ok(Some(chunk.clone())));
+            match read {
+                Ok(Some((data, _))) => assert_eq!((len, data.as_slice()), (13, &chunk[..])),
+                Err(EngineError::Repo(RepoError::CorruptBlob { detail, .. })) => {
+                    assert_ne!(len, 13);
+                    assert!(detail.contains(&format!("its file says {len}")), "{detail}");
+                }
+                other => panic!("extent of {len}: {:?}", other.map(|_| ())),
+            }
+        }
     }
 }

@@ -61,6 +61,21 @@ impl EngineError {
         }
     }
 
+    /// Whether the error is damage to what the repository holds (a blob missing from the
+    /// index, corrupt, or not what its tree says; a tree that does not decode), as opposed
+    /// to storage, I/O or request errors. A restore with `skip_damaged` skips such files.
+    pub fn is_damage(&self) -> bool {
+        matches!(
+            self,
+            EngineError::Model(_)
+                | EngineError::Repo(
+                    RepoError::CorruptBlob { .. }
+                        | RepoError::MissingBlob(_)
+                        | RepoError::Format(_)
+                )
+        )
+    }
+
     /// Whether the operation may succeed if simply retried.
     pub fn is_transient(&self) -> bool {
         match self {

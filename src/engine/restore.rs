@@ -44,7 +44,7 @@ use stage::Stager;
 use swap::{swap_all, Cleanup};
 
 /// Deeper trees are refused (no path that deep could be opened anyway: PATH_MAX).
-const MAX_DEPTH: usize = 2048;
+pub(crate) const MAX_DEPTH: usize = 2048;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RestoreMode {
@@ -70,6 +70,9 @@ pub struct RestoreRequest {
     /// In place: also delete the original's entries that the point's backup excluded
     /// (rsync's `--delete-excluded`). By default they are left alone.
     pub delete_excluded: bool,
+    /// Restore every intact file and skip the damaged ones (named in
+    /// [`RestoreOutcome::skipped`]) instead of failing the whole restore.
+    pub skip_damaged: bool,
 }
 
 /// What a restore did.
@@ -88,6 +91,9 @@ pub struct RestoreOutcome {
     pub removed: u64,
     /// The point taken of the current state before an in-place restore.
     pub safety_point: Option<String>,
+    /// With `skip_damaged`: the destination paths of the damaged files and directories
+    /// that were not restored, sorted (an in-place restore leaves their originals).
+    pub skipped: Vec<String>,
     pub warnings: Vec<String>,
 }
 
@@ -135,6 +141,9 @@ pub fn restore(
         protected: &protected,
         cancel,
         removed: AtomicU64::new(0),
+        skip_damaged: req.skip_damaged,
+        skipped: Default::default(),
+        skipped_paths: Default::default(),
     };
     let mut units = pool.install(|| plan_units(&planner, req, &manifest, &dests))?;
     if new_target_exists {
@@ -189,7 +198,7 @@ pub fn restore(
     let (files, bytes) = assign_links(&mut units);
     progress.set_total(files, bytes);
 
-    let stager = Stager::new(&reader, progress, cancel);
+    let stager = Stager::new(&reader, progress, cancel, req.skip_damaged);
     let mut cleanup = Cleanup(units.iter().map(|u| u.stage.clone()).collect());
     progress.phase("staging");
     pool.install(|| stager.stage_all(&units))?;
@@ -204,6 +213,18 @@ pub fn restore(
     outcome.bytes = stager.bytes.load(Ordering::Relaxed);
     outcome.written = stager.written.load(Ordering::Relaxed);
     outcome.removed = planner.removed.load(Ordering::Relaxed);
+    let mut skipped = planner
+        .skipped_paths
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner());
+    skipped.extend(
+        stager
+            .skipped
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner()),
+    );
+    outcome.skipped = skipped.iter().map(|p| p.display().to_string()).collect();
+    outcome.skipped.sort();
     outcome.warnings.extend(
         stager
             .warnings

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::catalog::Catalog;
 use crate::model::Tree;
-use crate::repo::{BlobId, BlobKind, RepoError, Repository};
+use crate::repo::{BlobId, BlobKind, PackId, RepoError, Repository};
 
 use super::disk_cache::DiskCache;
 use super::pack_reads::{coalesce, Wanted, MAX_GAP, MAX_RANGE};
@@ -59,7 +59,10 @@ impl TreeReader {
             return Err(RepoError::Format(format!("blob {id} is not a {kind:?} blob")).into());
         }
         let Some(disk) = &self.disk else {
-            return Ok(self.repo.read_blob(id, &loc)?);
+            return Ok(self
+                .repo
+                .read_blob(id, &loc)
+                .inspect_err(|e| self.note_damage(id, &loc.pack, e))?);
         };
         if let Some(stored) = disk.get(id) {
             match self.repo.decode_blob(id, &loc, &stored) {
@@ -76,9 +79,23 @@ impl TreeReader {
             .store()
             .get_range(&loc.pack.key(), start..start + loc.length as u64)
             .map_err(RepoError::from)?;
-        let plain = self.repo.decode_blob(id, &loc, &stored)?;
+        let plain = self
+            .repo
+            .decode_blob(id, &loc, &stored)
+            .inspect_err(|e| self.note_damage(id, &loc.pack, e))?;
         disk.put(id, &stored);
         Ok(plain)
+    }
+
+    /// Remembers a copy that failed its check, so that no backup deduplicates against it
+    /// again (the next one that has the data stores it anew, see `catalog::damage`).
+    /// Storage errors say nothing about the copy and are not recorded.
+    pub(crate) fn note_damage(&self, id: &BlobId, pack: &PackId, e: &RepoError) {
+        if let RepoError::CorruptBlob { detail, .. } = e {
+            if let Err(err) = self.catalog.mark_damaged(id, pack, detail) {
+                tracing::warn!("recording damaged blob {id}: {err}");
+            }
+        }
     }
 
     /// Reads many blobs of one kind with coalesced range requests (see
@@ -136,7 +153,12 @@ impl TreeReader {
                         }
                         deliver(item.id, plain)
                     }
-                    Err(e) => tracing::warn!("prefetched blob {}: {e}", item.id),
+                    Err(e) => {
+                        tracing::warn!("prefetched blob {}: {e}", item.id);
+                        if let crate::engine::EngineError::Repo(e) = &e {
+                            self.note_damage(&item.id, &item.loc.pack, e);
+                        }
+                    }
                 }
             }
         }

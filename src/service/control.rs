@@ -425,6 +425,9 @@ pub struct RestoreControl {
     /// `delete-excluded=true`: an in-place restore also deletes what the backup excluded.
     #[serde(default)]
     pub delete_excluded: bool,
+    /// `skip-damaged=true`: restore every intact file, skip (and name) damaged ones.
+    #[serde(default)]
+    pub skip_damaged: bool,
 }
 
 impl RestoreControl {
@@ -468,7 +471,8 @@ pub fn parse_restore(text: &str) -> Result<RestoreControl> {
             "delete-excluded=true applies to mode=in-place only",
         ));
     }
-    f.finish("instance, point, target, include, mode, delete-excluded")?;
+    let skip_damaged = boolean("skip-damaged", f.optional("skip-damaged")?)?;
+    f.finish("instance, point, target, include, mode, delete-excluded, skip-damaged")?;
     Ok(RestoreControl {
         instance,
         point,
@@ -476,6 +480,7 @@ pub fn parse_restore(text: &str) -> Result<RestoreControl> {
         includes,
         in_place,
         delete_excluded,
+        skip_damaged,
     })
 }
 
@@ -681,6 +686,13 @@ mod tests {
                 .in_place
         );
         assert!(parse_restore("instance=db point=latest mode=sideways target=/x").is_err());
+        assert!(!r.skip_damaged);
+        assert!(
+            parse_restore("instance=db point=latest target=/x skip-damaged=true")
+                .unwrap()
+                .skip_damaged
+        );
+        assert!(parse_restore("instance=db point=latest target=/x skip-damaged=maybe").is_err());
         assert!(parse_verify("read-data=true").unwrap().read_data);
         assert_eq!(
             parse_verify("\n").unwrap(),

@@ -203,11 +203,13 @@ impl Service {
                     includes: req.includes.clone(),
                     mode: req.mode(),
                     delete_excluded: req.delete_excluded,
+                    skip_damaged: req.skip_damaged,
                 };
                 let out = engine::restore(repo, catalog, &r, progress.as_ref(), cancel)?;
                 Ok(json!({
                     "point": out.point, "files": out.files, "bytes": out.bytes, "written": out.written,
                     "removed": out.removed, "safety_point": out.safety_point, "warnings": out.warnings,
+                    "skipped": out.skipped,
                 }))
             }
             "verify" => {

@@ -70,6 +70,7 @@ fn restores_give_the_root_the_source_directorys_metadata() {
         includes: Vec::new(),
         mode: RestoreMode::New,
         delete_excluded: false,
+        skip_damaged: false,
     };
     restore(&t.repo, &t.catalog, &new, &NoProgress, &CancelToken::new()).unwrap();
     assert_root_like_source(&target);

@@ -109,6 +109,7 @@ pub(crate) fn assert_intact(t: &TestRepo, work: &Path, points: &[(&str, &Path)])
             includes: vec![],
             mode: RestoreMode::New,
             delete_excluded: false,
+            skip_damaged: false,
         };
         restore(&t.repo, &t.catalog, &req, &NoProgress, &CancelToken::new()).unwrap();
         assert_same_tree(src, &target);

@@ -15,12 +15,11 @@ use cairn::engine::{
     backup, restore, BackupOutcome, BackupRequest, CancelToken, EngineError, NoProgress, Progress,
     RestoreMode, RestoreOutcome, RestoreRequest,
 };
-use cairn::model::manifest::{point_name, MANIFEST_VERSION};
-use cairn::model::{Extent, Layout, Manifest, Node, NodeKind, PointKind, PointStats, Tree};
-use cairn::repo::{BlobId, BlobIndex, BlobKind, Packer, Repository};
+use cairn::repo::{BlobId, Repository};
 use cairn::store::{FaultStore, Store};
 
 use crate::support::fixture::{assert_same_tree, describe, noise, Entry, SourceTree};
+use crate::support::forge::{dir_node, named, symlink_node, Forger};
 use crate::support::repos::{fast_init, TestRepo};
 
 fn run_backup(t: &TestRepo, instance: &str, paths: &[&Path]) -> BackupOutcome {
@@ -41,6 +40,7 @@ fn request(
         includes: Vec::new(),
         mode,
         delete_excluded: false,
+        skip_damaged: false,
     }
 }
 
@@ -642,82 +642,6 @@ fn a_full_disk_during_an_in_place_restore_leaves_the_original_untouched() {
 
 // ---------------------------------------------------------------------------------------
 // 7. Hostile repositories
-
-/// Writes hand-made trees (unvalidated) and a point whose root is the last of them.
-struct Forger {
-    packer: Packer,
-}
-
-impl Forger {
-    fn new(t: &TestRepo) -> Forger {
-        let index: Arc<dyn BlobIndex> = t.catalog.clone();
-        Forger {
-            packer: Packer::new(t.repo.clone(), index),
-        }
-    }
-
-    fn data(&self, bytes: &[u8]) -> Node {
-        let (id, _) = self.packer.add(BlobKind::Data, bytes).unwrap();
-        let mut n = Node::new(Vec::new(), NodeKind::File);
-        n.mode = 0o644;
-        n.size = bytes.len() as u64;
-        n.content = vec![Extent::Data {
-            id,
-            len: bytes.len() as u32,
-        }];
-        n
-    }
-
-    fn tree(&self, nodes: Vec<Node>) -> BlobId {
-        let (id, _) = self
-            .packer
-            .add(BlobKind::Tree, &Tree { nodes }.encode())
-            .unwrap();
-        id
-    }
-
-    fn point(self, t: &TestRepo, instance: &str, root: BlobId) -> String {
-        self.packer.flush().unwrap();
-        let m = Manifest {
-            version: MANIFEST_VERSION,
-            instance: instance.into(),
-            name: point_name(1_700_000_000_000_000_000, PointKind::Manual, None),
-            kind: PointKind::Manual,
-            time_ns: 1_700_000_000_000_000_000,
-            parent: None,
-            root,
-            layout: Layout::Single,
-            paths: vec!["/nonexistent/source".into()],
-            host: "forger".into(),
-            stats: PointStats::default(),
-            excludes: Vec::new(),
-            root_meta: None,
-        };
-        let (id, json) = m.encode(t.repo.key());
-        t.repo
-            .put_sealed(&Manifest::object_key(instance, &id), json)
-            .unwrap();
-        m.name
-    }
-}
-
-fn named(mut n: Node, name: &[u8]) -> Node {
-    n.name = name.to_vec();
-    n
-}
-
-fn dir_node(name: &[u8], subtree: BlobId) -> Node {
-    let mut n = Node::new(name.to_vec(), NodeKind::Dir);
-    n.mode = 0o755;
-    n.subtree = Some(subtree);
-    n
-}
-
-fn symlink_node(name: &[u8], target: &[u8]) -> Node {
-    let mut n = Node::new(name.to_vec(), NodeKind::Symlink);
-    n.target = target.to_vec();
-    n
-}
 
 #[test]
 fn hostile_names_in_a_repository_never_write_outside_the_target() {

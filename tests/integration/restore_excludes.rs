@@ -36,6 +36,7 @@ fn in_place(t: &TestRepo, delete_excluded: bool) -> RestoreOutcome {
         includes: Vec::new(),
         mode: RestoreMode::InPlace,
         delete_excluded,
+        skip_damaged: false,
     };
     restore(&t.repo, &t.catalog, &req, &NoProgress, &CancelToken::new()).unwrap()
 }

@@ -41,6 +41,7 @@ fn in_place(point: &str) -> RestoreRequest {
         includes: Vec::new(),
         mode: RestoreMode::InPlace,
         delete_excluded: false,
+        skip_damaged: false,
     }
 }
 

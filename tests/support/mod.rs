@@ -3,6 +3,7 @@
 
 pub mod cloud;
 pub mod fixture;
+pub mod forge;
 pub mod mount;
 pub mod repos;
 pub mod s3;

@@ -31,6 +31,9 @@ pub enum Status {
     Success,
     /// The operation ran and found a problem (exit code 1), e.g. damage in `verify`.
     ProblemFound,
+    /// A `restore --skip-damaged` restored everything intact but skipped damaged files
+    /// (exit code 3; each is named).
+    SkippedDamaged,
 }
 
 /// Prints one JSON object as one line on stdout.

@@ -60,6 +60,11 @@ pub struct RestoreArgs {
     /// Into a new directory, or over the existing data.
     #[arg(long, value_enum, default_value_t = Mode::New)]
     pub mode: Mode,
+    /// Restore every intact file and skip the damaged ones, naming each, instead of
+    /// restoring nothing; exits 3 when it skipped any (without it a damaged file fails
+    /// the restore and the destination stays as it was).
+    #[arg(long)]
+    pub skip_damaged: bool,
     #[command(flatten)]
     pub job: JobArgs,
 }
@@ -90,6 +95,9 @@ pub fn run(inv: &Invocation<'_>, args: &RestoreArgs) -> Result<Status> {
             if args.delete_excluded {
                 req = req.kv("delete-excluded", "true");
             }
+            if args.skip_damaged {
+                req = req.kv("skip-damaged", "true");
+            }
             client::run_job(inv, &client, "restore", &req, args.job)
         }
     }
@@ -107,6 +115,7 @@ fn direct(inv: &Invocation<'_>, args: &RestoreArgs, repo: &str) -> Result<Status
             Mode::InPlace => RestoreMode::InPlace,
         },
         delete_excluded: args.delete_excluded,
+        skip_damaged: args.skip_damaged,
     };
     let progress = TermProgress::new("starting", "files", true);
     let start = Instant::now();
@@ -138,6 +147,7 @@ fn direct(inv: &Invocation<'_>, args: &RestoreArgs, repo: &str) -> Result<Status
             "duration_secs": elapsed.as_secs_f64(),
             "bytes_per_sec": throughput,
             "warnings": outcome.warnings,
+            "skipped": outcome.skipped,
         }))?;
     } else {
         println!("restored   {}/{}", args.instance, outcome.point);
@@ -156,8 +166,13 @@ fn direct(inv: &Invocation<'_>, args: &RestoreArgs, repo: &str) -> Result<Status
                 args.instance
             );
         }
+        client::print_skipped(outcome.skipped.iter().map(String::as_str));
         println!("duration   {}", human_units::duration(elapsed));
         println!("throughput {}/s", human_units::bytes(throughput));
     }
-    Ok(Status::Success)
+    Ok(if outcome.skipped.is_empty() {
+        Status::Success
+    } else {
+        Status::SkippedDamaged
+    })
 }

@@ -105,6 +105,9 @@ fn print_report(r: &VerifyReport, read_data: bool) {
     for p in &r.problems {
         println!("PROBLEM    {p}");
     }
+    for h in &r.healed {
+        println!("HEALED     {h}");
+    }
     if r.is_ok() {
         println!("ok: no damage found");
     } else {

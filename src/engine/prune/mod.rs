@@ -222,6 +222,14 @@ fn candidates(
     for plan in catalog.plans()? {
         condemned.extend(catalog.plan_packs(&plan.name)?);
     }
+    // A pack holding a damaged copy is repacked however little of it is dead: its
+    // intact blobs move out, and it goes once every blob it held has an intact copy.
+    let damaged: HashSet<PackId> = catalog
+        .damaged_copies()?
+        .into_values()
+        .flatten()
+        .map(|c| c.pack)
+        .collect();
     let (mut dead, mut sparse) = (Vec::new(), Vec::new());
     for u in marks.pack_usage()? {
         if condemned.contains(&u.id) {
@@ -230,7 +238,7 @@ fn candidates(
         let dead_bytes = u.length.saturating_sub(u.live_bytes);
         if u.live_blobs == 0 {
             dead.push(u.id);
-        } else if dead_bytes as f64 > ratio * u.length as f64 {
+        } else if damaged.contains(&u.id) || dead_bytes as f64 > ratio * u.length as f64 {
             sparse.push(u.id);
         }
     }

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use crate::catalog::{Catalog, Marks};
-use crate::repo::{BlobIndex, PackId, Packer, Repository};
+use crate::repo::{BlobIndex, PackId, Packer, RepoError, Repository};
 
 use super::super::{CancelToken, Progress, Result};
 
@@ -26,8 +26,9 @@ pub(super) fn repack(
     for pack in packs {
         cancel.check()?;
         let live = marks.live_blobs_in(pack)?;
-        // One pack in memory at a time, checked against its id as a whole.
-        let (bytes, _) = repo.read_pack(pack)?;
+        // One pack in memory at a time. Each blob is checked against its id, not the
+        // pack as a whole: the intact blobs of a damaged pack are copied out too.
+        let bytes = repo.store().get(&pack.key()).map_err(RepoError::from)?;
         for (id, loc) in &live {
             let start = loc.offset as usize;
             let stored = bytes.get(start..start + loc.length as usize).unwrap_or(&[]);
@@ -38,10 +39,15 @@ pub(super) fn repack(
                 }
                 // Its pack stays: the sweep keeps condemned packs that hold the only
                 // copy of a referenced blob.
-                Err(e) => progress.warn(&format!(
-                    "cannot copy blob {id} out of pack {}: {e}",
-                    pack.to_hex()
-                )),
+                Err(e) => {
+                    progress.warn(&format!(
+                        "cannot copy blob {id} out of pack {}: {e}",
+                        pack.to_hex()
+                    ));
+                    if let RepoError::CorruptBlob { detail, .. } = &e {
+                        catalog.mark_damaged(id, pack, detail)?;
+                    }
+                }
             }
         }
         progress.file_done(std::path::Path::new(&pack.key()), bytes.len() as u64);

@@ -112,6 +112,12 @@ pub(super) struct Planner<'a> {
     pub(super) protected: &'a Protected,
     pub(super) cancel: &'a CancelToken,
     pub(super) removed: AtomicU64,
+    /// Skip directories whose tree is damaged instead of failing: `skipped` collects
+    /// their paths relative to the unit being planned, with the cause; `plan_units` moves
+    /// them into `skipped_paths` as destination paths.
+    pub(super) skip_damaged: bool,
+    pub(super) skipped: std::sync::Mutex<Vec<(PathBuf, String)>>,
+    pub(super) skipped_paths: std::sync::Mutex<Vec<PathBuf>>,
 }
 
 pub(super) fn join(base: &Path, rel: &Path) -> PathBuf {
@@ -185,6 +191,17 @@ pub(super) fn plan_units(
                 )?
             }
         };
+        let skipped =
+            std::mem::take(&mut *planner.skipped.lock().unwrap_or_else(|p| p.into_inner()));
+        for (urel, why) in skipped {
+            let path = join(&d.path, &urel);
+            tracing::warn!("skipping damaged directory {}: {why}", path.display());
+            planner
+                .skipped_paths
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(path);
+        }
         if !planned.touched {
             continue; // nothing of this destination is in scope
         }
@@ -376,7 +393,14 @@ impl Planner<'_> {
             let id = n
                 .subtree
                 .ok_or_else(|| ModelError::Tree("directory without subtree".into()))?;
-            let sub = self.reader.tree(&id)?;
+            let sub = match self.reader.tree(&id) {
+                Err(e) if self.skip_damaged && e.is_damage() => {
+                    let mut skipped = self.skipped.lock().unwrap_or_else(|p| p.into_inner());
+                    skipped.push((urel.to_path_buf(), e.to_string()));
+                    return self.keep_or_drop(ex, prel, urel, false, depth);
+                }
+                other => other?,
+            };
             self.reader.prefetch_subtrees(&sub);
             let ex_dir = ex.as_ref().filter(|e| e.is_dir).map(|e| e.path.clone());
             let (entries, touched) = self.dir_entries(

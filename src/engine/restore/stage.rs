@@ -8,11 +8,12 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use rayon::prelude::*;
 
+use crate::engine::content::extent_mismatch;
 use crate::engine::fsmeta::{apply_file_metadata, apply_metadata, make_special, read_xattrs};
 use crate::engine::pack_reads::{coalesce, Wanted, MAX_GAP, MAX_RANGE};
 use crate::engine::{CancelToken, EngineError, Progress, Result, TreeReader};
@@ -20,6 +21,8 @@ use crate::model::{Extent, ModelError, Node, NodeKind};
 use crate::repo::{BlobId, BlobKind, RepoError};
 
 use super::plan::{join, DirMeta, Entry, Leaf, PlanDir, Unit};
+
+mod skip;
 
 /// Writes units' plans into their stages; counts what it restored.
 pub(super) struct Stager<'a> {
@@ -32,6 +35,12 @@ pub(super) struct Stager<'a> {
     /// Original inodes already linked into a stage (each may stand for one file only).
     claimed: Mutex<HashSet<(u64, u64)>>,
     pub(super) warnings: Mutex<Vec<String>>,
+    /// Skip damaged files (see [`Stager::skip`]) instead of failing.
+    skip_damaged: bool,
+    /// Destination paths of the files skipped as damaged.
+    pub(super) skipped: Mutex<Vec<PathBuf>>,
+    /// Their stage paths (later members of their hard-link groups are skipped too).
+    skipped_stage: Mutex<HashSet<PathBuf>>,
 }
 
 fn meta_err(path: &Path) -> impl FnOnce(io::Error) -> EngineError + '_ {
@@ -43,8 +52,12 @@ impl<'a> Stager<'a> {
         reader: &'a TreeReader,
         progress: &'a dyn Progress,
         cancel: &'a CancelToken,
+        skip_damaged: bool,
     ) -> Stager<'a> {
         Stager {
+            skip_damaged,
+            skipped: Mutex::new(Vec::new()),
+            skipped_stage: Mutex::new(HashSet::new()),
             reader,
             progress,
             cancel,
@@ -191,22 +204,40 @@ impl<'a> Stager<'a> {
                 })
                 .collect();
             let locations = self.reader.catalog().lookup_blobs(&ids)?;
+            // Blobs whose only copy is known to be damaged (say, past the end of a
+            // truncated pack): a clear cause now instead of a failed read later.
+            let known_damaged = self.reader.catalog().only_damaged(&ids)?;
             drop(ids);
+            let damaged: Vec<AtomicBool> = batch.iter().map(|_| AtomicBool::new(false)).collect();
             let mut wanted = Vec::new();
             for (j, job) in batch.iter().enumerate() {
                 let mut offset = 0u64;
                 for e in &job.leaf.node.node().content {
                     if let Extent::Data { id, len } = e {
-                        let loc = locations
-                            .get(id)
-                            .filter(|l| l.kind == BlobKind::Data)
-                            .ok_or(RepoError::MissingBlob(*id))?;
-                        wanted.push(Wanted {
-                            id: *id,
-                            loc: *loc,
-                            tag: (j, offset, *len),
-                        });
-                        remaining[j].fetch_add(1, Ordering::Relaxed);
+                        let loc = match locations.get(id) {
+                            None => Err(RepoError::MissingBlob(*id)),
+                            Some(l) if l.kind != BlobKind::Data => {
+                                Err(RepoError::Format(format!("blob {id} is not a Data blob")))
+                            }
+                            Some(_) if known_damaged.contains_key(id) => {
+                                Err(RepoError::CorruptBlob {
+                                    id: *id,
+                                    detail: format!("known to be damaged: {}", known_damaged[id]),
+                                })
+                            }
+                            Some(loc) => Ok(*loc),
+                        };
+                        match loc {
+                            Ok(loc) => {
+                                wanted.push(Wanted {
+                                    id: *id,
+                                    loc,
+                                    tag: (j, offset, *len),
+                                });
+                                remaining[j].fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(e) => self.damage(job, &damaged[j], e.into())?,
+                        }
                     }
                     offset += e.len();
                 }
@@ -215,33 +246,64 @@ impl<'a> Stager<'a> {
             batch
                 .par_iter()
                 .zip(&remaining)
-                .filter(|(_, r)| r.load(Ordering::Relaxed) == 0)
-                .try_for_each(|(job, _)| self.finish_file(job, &open_staged(&job.path)?))?;
+                .zip(&damaged)
+                .filter(|((_, r), _)| r.load(Ordering::Relaxed) == 0)
+                .try_for_each(|((job, _), damaged)| self.complete(job, damaged, None))?;
             let repo = self.reader.repo();
             coalesce(wanted, MAX_GAP, MAX_RANGE)
                 .par_iter()
                 .try_for_each(|range| {
                     self.cancel.check()?;
                     let bytes = range.fetch(repo)?;
-                    let mut last: Option<(BlobId, Vec<u8>)> = None;
+                    // The last blob decoded, or why it could not be (skip_damaged only).
+                    let mut last: Option<(BlobId, std::result::Result<Vec<u8>, String>)> = None;
                     for item in &range.items {
                         let (j, offset, len) = item.tag;
-                        if last.as_ref().is_none_or(|(id, _)| *id != item.id) {
-                            last = Some((item.id, range.decode(repo, &bytes, item)?));
-                        }
-                        let data = last.as_ref().map(|(_, d)| d.as_slice()).unwrap_or_default();
-                        if data.len() != len as usize {
-                            return Err(EngineError::Repo(RepoError::CorruptBlob {
-                                id: item.id,
-                                detail: format!("holds {} bytes, its file says {len}", data.len()),
-                            }));
-                        }
                         let job = &batch[j];
-                        let file = open_staged(&job.path)?;
-                        file.write_all_at(data, offset)
-                            .map_err(|e| EngineError::io("writing", &job.path, e))?;
+                        if last.as_ref().is_none_or(|(id, _)| *id != item.id) {
+                            let data = match range.decode(repo, &bytes, item) {
+                                Ok(data) => Ok(data),
+                                Err(e) => {
+                                    if let EngineError::Repo(r) = &e {
+                                        self.reader.note_damage(&item.id, &item.loc.pack, r);
+                                    }
+                                    if !self.skip_damaged || !e.is_damage() {
+                                        return Err(e);
+                                    }
+                                    Err(match e {
+                                        EngineError::Repo(RepoError::CorruptBlob {
+                                            detail,
+                                            ..
+                                        }) => detail,
+                                        other => other.to_string(),
+                                    })
+                                }
+                            };
+                            last = Some((item.id, data));
+                        }
+                        let fault = match last.as_ref().map(|(_, d)| d) {
+                            Some(Ok(data)) if data.len() == len as usize => None,
+                            Some(Ok(data)) => Some(extent_mismatch(&item.id, data.len(), len)),
+                            Some(Err(detail)) => Some(EngineError::Repo(RepoError::CorruptBlob {
+                                id: item.id,
+                                detail: detail.clone(),
+                            })),
+                            None => unreachable!("set above"),
+                        };
+                        let mut file = None;
+                        match fault {
+                            Some(e) => self.damage(job, &damaged[j], e)?,
+                            None if damaged[j].load(Ordering::Acquire) => {}
+                            None => {
+                                let data = last.as_ref().and_then(|(_, d)| d.as_ref().ok());
+                                let f = open_staged(&job.path)?;
+                                f.write_all_at(data.map(Vec::as_slice).unwrap_or_default(), offset)
+                                    .map_err(|e| EngineError::io("writing", &job.path, e))?;
+                                file = Some(f);
+                            }
+                        }
                         if remaining[j].fetch_sub(1, Ordering::AcqRel) == 1 {
-                            self.finish_file(job, &file)?;
+                            self.complete(job, &damaged[j], file)?;
                         }
                     }
                     Ok(())
@@ -378,6 +440,9 @@ impl<'a> Stager<'a> {
                 self.cancel.check()?;
                 let node = l.node.node();
                 let path = join(&unit.stage, &l.rel);
+                if self.skip_link(unit, l, first)? {
+                    return Ok(());
+                }
                 match fs::hard_link(first, &path) {
                     Ok(()) => {}
                     // The group spans sources on different filesystems: copy it.

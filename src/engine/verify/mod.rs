@@ -5,7 +5,8 @@
 //!   one whose forget record continues the chain (the hash chain, see `history`).
 //! - **Structure** (always): every tree of every selected point is read and checked against
 //!   its id; every data blob a file references must be in the index, in a pack that exists
-//!   and is long enough to hold it. Every index segment and every pack's header is read
+//!   and is long enough to hold it, and as long as the file's extent says (the check a
+//!   restore and a mount read apply). Every index segment and every pack's header is read
 //!   (the catalog is only a cache of them). No file data is read.
 //! - **Data** (`read_data`): every pack holding referenced data blobs is downloaded, pack by
 //!   pack, and each referenced blob is decoded and checked against its id, so a damaged
@@ -17,24 +18,28 @@
 //! be known). Repository-level faults that damage no point go to
 //! [`VerifyReport::problems`].
 //!
+//! A copy found corrupt is recorded in the catalog as damaged, so that no backup
+//! deduplicates against it again; once a later backup stored the data anew, the points
+//! read the intact copy and the damage is reported as healed ([`VerifyReport::healed`]).
+//!
 //! Storage errors that may be transient fail the verify instead of blaming the data.
+
+mod data;
+mod healing;
+mod objects;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::catalog::{Catalog, PointRecord};
-use crate::model::{Extent, ForgetRecord, Manifest, Tree};
-use crate::repo::pack::{self, PACK_MAGIC};
+use crate::model::{Extent, Tree};
 use crate::repo::{BlobId, BlobKind, BlobLocation, PackId, RepoError, Repository};
 use crate::store::StoreError;
 
-use super::history::Chain;
+use super::restore::MAX_DEPTH;
 use super::{CancelToken, EngineError, Progress, Result};
-
-/// Packs downloaded at once (memory: this many packs).
-const WORKERS: usize = 4;
+use healing::Known;
 
 /// What to verify.
 #[derive(Debug, Clone, Default)]
@@ -71,6 +76,10 @@ pub struct VerifyReport {
     /// Repository-level faults: broken manifest chain, unreadable manifests or index
     /// segments, packs whose header is unreadable or whose bytes do not match their id.
     pub problems: Vec<String>,
+    /// Damage that no longer matters: a blob whose damaged copy was stored again intact
+    /// (the points read the new copy), a damaged pack whose damaged blobs all have
+    /// intact copies. Sorted. Not a fault: [`VerifyReport::is_ok`] ignores it.
+    pub healed: Vec<String>,
 }
 
 impl VerifyReport {
@@ -120,6 +129,8 @@ pub fn verify(
         seen_blobs: HashSet::new(),
         by_pack: BTreeMap::new(),
         bad_headers: HashSet::new(),
+        raw_lens: HashMap::new(),
+        known: Known::load(catalog)?,
         clean: HashSet::new(),
         dirty: HashMap::new(),
         no_hits: Arc::new(Vec::new()),
@@ -152,6 +163,8 @@ pub fn verify(
     }
 
     let mut report = v.report;
+    report.healed.sort();
+    report.healed.dedup();
     for (p, hits) in points.iter().zip(hits) {
         if let Some(d) = damage_of(p, &hits) {
             report.damaged.push(d);
@@ -264,6 +277,16 @@ fn blame(e: RepoError) -> Result<String> {
     }
 }
 
+/// Why a file's extent of `len` bytes cannot be read from a blob of `raw_len` bytes.
+fn extent_mismatch(id: &BlobId, len: u32, raw_len: Option<&u32>) -> Option<Arc<str>> {
+    let raw = *raw_len?;
+    (raw != len).then(|| {
+        Arc::from(format!(
+            "data blob {id}: holds {raw} bytes, its file says {len}"
+        ))
+    })
+}
+
 /// A tree in the middle of a walk.
 struct Frame {
     id: BlobId,
@@ -290,6 +313,10 @@ struct Verifier<'a> {
     by_pack: BTreeMap<PackId, Vec<(BlobId, BlobLocation)>>,
     /// Packs whose header was found unreadable (already a problem).
     bad_headers: HashSet<PackId>,
+    /// Plaintext lengths of the located data blobs, as the index records them.
+    raw_lens: HashMap<BlobId, u32>,
+    /// Copies the catalog knew to be damaged when the verify started.
+    known: Known,
     /// Walk memo: trees with nothing damaged below, and the damage below the others.
     clean: HashSet<BlobId>,
     dirty: HashMap<BlobId, Arc<Vec<Hit>>>,
@@ -300,192 +327,6 @@ impl Verifier<'_> {
     fn problem(&mut self, text: String) {
         tracing::warn!("verify: {text}");
         self.report.problems.push(text);
-    }
-
-    /// Re-reads the selected points' manifests, finds unreadable ones, checks the chain.
-    fn check_manifests(&mut self, points: &[PointRecord], instance: Option<&str>) -> Result<()> {
-        let cached = self.catalog.points(instance)?;
-        let known: HashSet<String> = cached.iter().map(|p| p.id.to_hex()).collect();
-        let prefix = match instance {
-            Some(i) => format!("points/{i}/"),
-            None => "points/".to_string(),
-        };
-        let mut listed = self.repo.store().list(&prefix).map_err(RepoError::from)?;
-        listed.sort_by(|a, b| a.key.cmp(&b.key));
-        for obj in listed {
-            match Manifest::parse_key(&obj.key) {
-                None => self.problem(format!("{} is not a valid point manifest key", obj.key)),
-                Some((i, _)) if instance.is_some_and(|want| want != i) => {}
-                Some((_, id)) if !known.contains(&id.to_hex()) => self.problem(format!(
-                    "point manifest {} is unreadable or does not match its id",
-                    obj.key
-                )),
-                Some(_) => {}
-            }
-        }
-        self.check_forget_records(instance)?;
-        let mut by_instance: HashMap<&str, Vec<&PointRecord>> = HashMap::new();
-        let mut chains: HashMap<String, Chain> = HashMap::new();
-        for p in &cached {
-            by_instance
-                .entry(p.manifest.instance.as_str())
-                .or_default()
-                .push(p);
-            chains
-                .entry(p.manifest.instance.clone())
-                .or_default()
-                .existing
-                .insert(p.id.to_hex());
-        }
-        for (i, id, parent) in self.catalog.forgotten(instance)? {
-            chains
-                .entry(i)
-                .or_default()
-                .forgotten
-                .insert(id.to_hex(), parent);
-        }
-        for p in points {
-            self.cancel.check()?;
-            let m = &p.manifest;
-            let key = Manifest::object_key(&m.instance, &p.id);
-            let fresh = self
-                .repo
-                .get_sealed(&key)
-                .map_err(|e| blame(e).map(|why| format!("point {}/{}: {why}", m.instance, m.name)))
-                .and_then(|json| {
-                    Manifest::decode(self.repo.key(), &p.id, &m.instance, &json).map_err(|e| {
-                        Ok(format!(
-                            "point {}/{}: manifest {key}: {e}",
-                            m.instance, m.name
-                        ))
-                    })
-                });
-            match fresh {
-                Ok(stored) if stored == *m => {}
-                Ok(_) => self.problem(format!(
-                    "point {}/{}: manifest {key} differs from the cached copy",
-                    m.instance, m.name
-                )),
-                Err(Ok(why)) => self.problem(why),
-                Err(Err(e)) => return Err(e),
-            }
-            let siblings = by_instance
-                .get(m.instance.as_str())
-                .map(Vec::as_slice)
-                .unwrap_or_default();
-            let chain = chains
-                .get(&m.instance)
-                .map(|c| c.check(m.parent.as_deref()));
-            match &m.parent {
-                Some(parent) if matches!(&chain, Some(Err(gap)) if gap == parent) => {
-                    self.problem(format!(
-                        "point {}/{}: its parent manifest {parent} is missing: the history chain is broken",
-                        m.instance, m.name
-                    ))
-                }
-                Some(parent) if matches!(chain, Some(Err(_))) => {
-                    let gap = chain.and_then(|c| c.err()).unwrap_or_default();
-                    self.problem(format!(
-                        "point {}/{}: its parent {parent} was forgotten, but manifest {gap} further back is missing without a forget record: the history chain is broken",
-                        m.instance, m.name
-                    ))
-                }
-                None if siblings.first().is_some_and(|first| first.id != p.id) => {
-                    self.problem(format!(
-                        "point {}/{} names no parent but is not the first point of its instance: the history chain is broken",
-                        m.instance, m.name
-                    ))
-                }
-                _ => {}
-            }
-        }
-        Ok(())
-    }
-
-    /// Reports forget records that the catalog refused (unreadable or forged).
-    fn check_forget_records(&mut self, instance: Option<&str>) -> Result<()> {
-        let known: HashSet<String> = self
-            .catalog
-            .forgotten(instance)?
-            .into_iter()
-            .map(|(_, id, _)| id.to_hex())
-            .collect();
-        let prefix = match instance {
-            Some(i) => format!("forgotten/{i}/"),
-            None => "forgotten/".to_string(),
-        };
-        let mut listed = self.repo.store().list(&prefix).map_err(RepoError::from)?;
-        listed.sort_by(|a, b| a.key.cmp(&b.key));
-        for obj in listed {
-            match ForgetRecord::parse_key(&obj.key) {
-                Some((_, id)) if known.contains(&id.to_hex()) => {}
-                _ => self.problem(format!(
-                    "forget record {} is unreadable or does not match the point it names",
-                    obj.key
-                )),
-            }
-        }
-        Ok(())
-    }
-
-    /// Reads every index segment and reports those that do not decode.
-    fn check_index_segments(&mut self) -> Result<()> {
-        let mut segments = self.repo.store().list("index/").map_err(RepoError::from)?;
-        segments.sort_by(|a, b| a.key.cmp(&b.key));
-        let repo = self.repo;
-        let results = par_map(&segments, self.cancel, |obj| {
-            Ok(match repo.read_index(&obj.key) {
-                Ok(_) => (obj.size, None),
-                Err(e) => (0, Some(blame(e)?)),
-            })
-        })?;
-        for (obj, (bytes, bad)) in segments.iter().zip(results) {
-            self.report.bytes_read += bytes;
-            if let Some(why) = bad {
-                self.problem(format!("index segment {} is unreadable: {why}", obj.key));
-            }
-        }
-        Ok(())
-    }
-
-    /// Checks every listed pack's size against the index and reads its header.
-    fn check_packs(&mut self, progress: &dyn Progress) -> Result<()> {
-        let indexed: HashMap<PackId, u64> = self
-            .catalog
-            .packs()?
-            .into_iter()
-            .map(|(id, len, _)| (id, len))
-            .collect();
-        let packs: Vec<(PackId, u64)> = self.listed.iter().map(|(id, s)| (*id, *s)).collect();
-        for (id, size) in &packs {
-            if let Some(len) = indexed.get(id).filter(|len| **len != *size) {
-                self.problem(format!(
-                    "pack {} is {size} bytes but the index records {len}",
-                    id.to_hex()
-                ));
-            }
-        }
-        let repo = self.repo;
-        let results = par_map(&packs, self.cancel, |(id, size)| {
-            let result = if *size < (PACK_MAGIC.len() + 4) as u64 {
-                Some(format!("only {size} bytes"))
-            } else {
-                match repo.read_pack_header(id, *size) {
-                    Ok(_) => None,
-                    Err(e) => Some(blame(e)?),
-                }
-            };
-            progress.file_done(Path::new(&id.key()), 0);
-            Ok(result)
-        })?;
-        self.report.packs_checked += packs.len() as u64;
-        for ((id, _), bad) in packs.iter().zip(results) {
-            if let Some(why) = bad {
-                self.bad_headers.insert(*id);
-                self.problem(format!("pack {}: header unreadable: {why}", id.to_hex()));
-            }
-        }
-        Ok(())
     }
 
     /// Checks a data blob's place in the index and the store; `Some(cause)` if damaged.
@@ -499,6 +340,8 @@ impl Verifier<'_> {
         self.report.blobs_checked += 1;
         let cause = match self.locate(id, BlobKind::Data)? {
             Ok(loc) => {
+                self.raw_lens.insert(*id, loc.raw_len);
+                self.note_healed(id, &loc);
                 if self.read_data {
                     self.by_pack.entry(loc.pack).or_default().push((*id, loc));
                 }
@@ -523,7 +366,10 @@ impl Verifier<'_> {
             ));
         };
         if loc.kind != kind {
-            return Ok(Err(format!("the index says it is a {:?} blob", loc.kind)));
+            return Ok(Err(format!(
+                "the index says it is a {:?} blob, not a {kind:?} blob",
+                loc.kind
+            )));
         }
         let end = loc.offset as u64 + loc.length as u64;
         Ok(match self.listed.get(&loc.pack) {
@@ -546,14 +392,20 @@ impl Verifier<'_> {
             Ok(loc) => loc,
             Err(cause) => return Ok(Err(cause)),
         };
+        if self.counting {
+            self.note_healed(id, &loc);
+        }
         let plain = match self.repo.read_blob(id, &loc) {
             Ok(plain) => plain,
             Err(e) => {
+                if let RepoError::CorruptBlob { detail, .. } = &e {
+                    self.catalog.mark_damaged(id, &loc.pack, detail)?;
+                }
                 return Ok(Err(format!(
                     "{} (in pack {})",
                     blame(e)?,
                     loc.pack.to_hex()
-                )))
+                )));
             }
         };
         self.report.bytes_read += loc.length as u64;
@@ -603,6 +455,7 @@ impl Verifier<'_> {
             Err(hits) => return Ok(hits),
         };
         loop {
+            let depth = stack.len();
             let top = stack
                 .last_mut()
                 .expect("the walk ends when the stack empties");
@@ -629,8 +482,12 @@ impl Verifier<'_> {
             top.next += 1;
             let mut causes: Vec<Arc<str>> = Vec::new();
             for e in &node.content {
-                if let Extent::Data { id, .. } = e {
-                    if let Some(cause) = self.check_blob(id)? {
+                if let Extent::Data { id, len } = e {
+                    let cause = match self.check_blob(id)? {
+                        Some(cause) => Some(cause),
+                        None => extent_mismatch(id, *len, self.raw_lens.get(id)),
+                    };
+                    if let Some(cause) = cause {
                         if !causes.contains(&cause) {
                             causes.push(cause);
                         }
@@ -644,6 +501,16 @@ impl Verifier<'_> {
                 });
             }
             let Some(sub) = node.subtree else { continue };
+            if depth > MAX_DEPTH {
+                // What a restore refuses (no path that deep could be opened anyway).
+                top.hits.push(Hit {
+                    path: node.name.clone(),
+                    causes: vec![Arc::from(format!(
+                        "directories nested deeper than {MAX_DEPTH}"
+                    ))],
+                });
+                continue;
+            }
             if let Some(hits) = self.memo(&sub) {
                 prefix_hits(&mut top.hits, &node.name, &hits);
                 continue;
@@ -663,161 +530,6 @@ impl Verifier<'_> {
             }
         }
     }
-
-    /// Downloads every pack holding referenced data blobs and checks those blobs. Returns
-    /// whether damage was found.
-    fn read_data(&mut self, progress: &dyn Progress) -> Result<bool> {
-        let packs: Vec<(PackId, Vec<(BlobId, BlobLocation)>)> =
-            std::mem::take(&mut self.by_pack).into_iter().collect();
-        let total: u64 = packs
-            .iter()
-            .map(|(id, _)| self.listed.get(id).copied().unwrap_or(0))
-            .sum();
-        progress.set_total(packs.len() as u64, total);
-        let repo = self.repo;
-        let results = par_map(&packs, self.cancel, |(id, blobs)| {
-            let out = check_pack_data(repo, id, blobs)?;
-            progress.file_done(Path::new(&id.key()), out.bytes);
-            Ok(out)
-        })?;
-        let mut found = false;
-        for ((id, blobs), out) in packs.iter().zip(results) {
-            self.report.bytes_read += out.bytes;
-            let damaged = out.bad.len();
-            for (blob, why) in out.bad {
-                found = true;
-                self.bad_blobs
-                    .insert(blob, Arc::from(format!("data blob {blob}: {why}")));
-            }
-            if !out.matches_id {
-                self.problem(format!(
-                    "pack {}: its bytes do not match its id ({damaged} of the {} blobs in use from it are damaged)",
-                    id.to_hex(),
-                    blobs.len()
-                ));
-            } else if let Some(why) = out.malformed.filter(|_| !self.bad_headers.contains(id)) {
-                self.problem(format!("pack {}: {why}", id.to_hex()));
-            }
-        }
-        Ok(found)
-    }
-}
-
-/// What reading one pack found.
-struct PackData {
-    bytes: u64,
-    /// Whether the pack is exactly the bytes its id names.
-    matches_id: bool,
-    /// Why a pack that matches its id is malformed (magic, header), if it is.
-    malformed: Option<String>,
-    bad: Vec<(BlobId, String)>,
-}
-
-/// Downloads one pack and decodes each of `blobs` from it.
-fn check_pack_data(
-    repo: &Repository,
-    id: &PackId,
-    blobs: &[(BlobId, BlobLocation)],
-) -> Result<PackData> {
-    let bytes = match repo.store().get(&id.key()) {
-        Ok(bytes) => bytes,
-        Err(StoreError::NotFound(_)) => {
-            let why = format!("pack {} is missing", id.to_hex());
-            return Ok(PackData {
-                bytes: 0,
-                matches_id: true,
-                malformed: None,
-                bad: blobs.iter().map(|(b, _)| (*b, why.clone())).collect(),
-            });
-        }
-        Err(e) => return Err(RepoError::from(e).into()),
-    };
-    // The same checks as `Repository::read_pack`, keeping the bytes when they fail: then
-    // each blob in use is checked on its own so that only the corrupt ones are blamed.
-    let matches_id = PackId::of(&bytes) == *id;
-    let malformed = if matches_id {
-        pack::parse_pack(repo.key(), id, &bytes)
-            .err()
-            .map(|e| e.to_string())
-    } else {
-        None
-    };
-    let mut bad = Vec::new();
-    for (blob, loc) in blobs {
-        let start = loc.offset as usize;
-        let end = start + loc.length as usize;
-        let Some(stored) = bytes.get(start..end) else {
-            bad.push((
-                *blob,
-                format!(
-                    "pack {} is truncated to {} bytes, the blob ends at {end}",
-                    id.to_hex(),
-                    bytes.len()
-                ),
-            ));
-            continue;
-        };
-        if let Err(e) = repo.decode_blob(blob, loc, stored) {
-            bad.push((*blob, format!("{} (in pack {})", blame(e)?, id.to_hex())));
-        }
-    }
-    Ok(PackData {
-        bytes: bytes.len() as u64,
-        matches_id,
-        malformed,
-        bad,
-    })
-}
-
-/// Runs `f` on every item with a few worker threads, in order of the results; stops at
-/// the first error or on cancellation.
-fn par_map<T: Sync, R: Send>(
-    items: &[T],
-    cancel: &CancelToken,
-    f: impl Fn(&T) -> Result<R> + Sync,
-) -> Result<Vec<R>> {
-    let next = AtomicUsize::new(0);
-    let stop = AtomicBool::new(false);
-    let results: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
-    let error: Mutex<Option<EngineError>> = Mutex::new(None);
-    let fail = |e: EngineError| {
-        stop.store(true, Ordering::SeqCst);
-        error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get_or_insert(e);
-    };
-    std::thread::scope(|s| {
-        for _ in 0..WORKERS.min(items.len()) {
-            s.spawn(|| loop {
-                if stop.load(Ordering::SeqCst) {
-                    break;
-                }
-                if let Err(e) = cancel.check() {
-                    fail(e);
-                    break;
-                }
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some(item) = items.get(i) else { break };
-                match f(item) {
-                    Ok(r) => results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(r),
-                    Err(e) => {
-                        fail(e);
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    if let Some(e) = error.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        return Err(e);
-    }
-    Ok(results
-        .into_inner()
-        .unwrap_or_else(|p| p.into_inner())
-        .into_iter()
-        .map(|r| r.expect("every item is done when no worker failed"))
-        .collect())
 }
 
 #[cfg(test)]
@@ -844,7 +556,7 @@ mod tests {
     fn damage_is_sorted_deduplicated_and_names_the_root_as_dot() {
         let p = PointRecord {
             id: crate::model::ManifestId([0; 32]),
-            manifest: Manifest {
+            manifest: crate::model::Manifest {
                 version: 1,
                 instance: "db".into(),
                 name: "2026-01-01T000000Z".into(),
@@ -887,29 +599,5 @@ mod tests {
             .unwrap(),
             "authentication failed"
         );
-    }
-
-    #[test]
-    fn par_map_keeps_order_and_stops_on_error_or_cancel() {
-        let items: Vec<u32> = (0..50).collect();
-        let cancel = CancelToken::new();
-        let out = par_map(&items, &cancel, |i| Ok(i * 2)).unwrap();
-        assert_eq!(out, items.iter().map(|i| i * 2).collect::<Vec<_>>());
-        let err = par_map(&items, &cancel, |i| {
-            if *i == 7 {
-                Err(EngineError::Invalid("seven".into()))
-            } else {
-                Ok(*i)
-            }
-        });
-        assert!(matches!(err, Err(EngineError::Invalid(_))));
-        cancel.cancel();
-        assert!(matches!(
-            par_map(&items, &cancel, |i| Ok(*i)),
-            Err(EngineError::Cancelled)
-        ));
-        assert!(par_map(&[] as &[u32], &cancel, |i| Ok(*i))
-            .unwrap()
-            .is_empty());
     }
 }

@@ -1,0 +1,240 @@
+//! Verify, data: every pack holding referenced data blobs is downloaded and each of those
+//! blobs decoded and checked, a few packs at a time.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::repo::pack;
+use crate::repo::{BlobId, BlobLocation, PackId, RepoError, Repository};
+use crate::store::StoreError;
+
+use super::super::{CancelToken, EngineError, Progress, Result};
+use super::{blame, Verifier};
+
+/// Packs downloaded at once (memory: this many packs).
+const WORKERS: usize = 4;
+
+impl Verifier<'_> {
+    /// Downloads every pack holding referenced data blobs and checks those blobs. Returns
+    /// whether damage was found.
+    pub(super) fn read_data(&mut self, progress: &dyn Progress) -> Result<bool> {
+        let packs: Vec<(PackId, Vec<(BlobId, BlobLocation)>)> =
+            std::mem::take(&mut self.by_pack).into_iter().collect();
+        let total: u64 = packs
+            .iter()
+            .map(|(id, _)| self.listed.get(id).copied().unwrap_or(0))
+            .sum();
+        progress.set_total(packs.len() as u64, total);
+        let repo = self.repo;
+        let results = par_map(&packs, self.cancel, |(id, blobs)| {
+            let out = check_pack_data(repo, id, blobs)?;
+            progress.file_done(Path::new(&id.key()), out.bytes);
+            Ok(out)
+        })?;
+        let mut found = false;
+        for ((id, blobs), out) in packs.iter().zip(results) {
+            self.report.bytes_read += out.bytes;
+            let damaged = out.bad.len();
+            for (blob, loc) in blobs {
+                if !out.bad.iter().any(|b| b.blob == *blob) && self.known.is_damaged(blob, id) {
+                    // Read intact now (the pack was mended): no longer damaged.
+                    self.catalog.clear_damaged(blob, &loc.pack)?;
+                }
+            }
+            for bad in out.bad {
+                found = true;
+                if bad.copy_damaged {
+                    self.catalog.mark_damaged(&bad.blob, id, &bad.why)?;
+                }
+                self.bad_blobs.insert(
+                    bad.blob,
+                    Arc::from(format!("data blob {}: {}", bad.blob, bad.why)),
+                );
+            }
+            let text = if !out.matches_id {
+                format!(
+                    "pack {}: its bytes do not match its id ({damaged} of the {} blobs in use from it are damaged)",
+                    id.to_hex(),
+                    blobs.len()
+                )
+            } else if let Some(why) = out.malformed.filter(|_| !self.bad_headers.contains(id)) {
+                format!("pack {}: {why}", id.to_hex())
+            } else {
+                continue;
+            };
+            if damaged == 0 {
+                self.pack_problem(id, text)?;
+            } else {
+                self.problem(text);
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// What reading one pack found.
+struct PackData {
+    bytes: u64,
+    /// Whether the pack is exactly the bytes its id names.
+    matches_id: bool,
+    /// Why a pack that matches its id is malformed (magic, header), if it is.
+    malformed: Option<String>,
+    bad: Vec<BadBlob>,
+}
+
+/// A blob in use that could not be read from a pack.
+struct BadBlob {
+    blob: BlobId,
+    why: String,
+    /// Whether this copy of it is damaged (not so when the whole pack is missing).
+    copy_damaged: bool,
+}
+
+/// Downloads one pack and decodes each of `blobs` from it.
+fn check_pack_data(
+    repo: &Repository,
+    id: &PackId,
+    blobs: &[(BlobId, BlobLocation)],
+) -> Result<PackData> {
+    let bytes = match repo.store().get(&id.key()) {
+        Ok(bytes) => bytes,
+        Err(StoreError::NotFound(_)) => {
+            let why = format!("pack {} is missing", id.to_hex());
+            return Ok(PackData {
+                bytes: 0,
+                matches_id: true,
+                malformed: None,
+                bad: blobs
+                    .iter()
+                    .map(|(b, _)| BadBlob {
+                        blob: *b,
+                        why: why.clone(),
+                        copy_damaged: false,
+                    })
+                    .collect(),
+            });
+        }
+        Err(e) => return Err(RepoError::from(e).into()),
+    };
+    // The same checks as `Repository::read_pack`, keeping the bytes when they fail: then
+    // each blob in use is checked on its own so that only the corrupt ones are blamed.
+    let matches_id = PackId::of(&bytes) == *id;
+    let malformed = if matches_id {
+        pack::parse_pack(repo.key(), id, &bytes)
+            .err()
+            .map(|e| e.to_string())
+    } else {
+        None
+    };
+    let mut bad = Vec::new();
+    for (blob, loc) in blobs {
+        let start = loc.offset as usize;
+        let end = start + loc.length as usize;
+        let Some(stored) = bytes.get(start..end) else {
+            bad.push(BadBlob {
+                blob: *blob,
+                why: format!(
+                    "pack {} is truncated to {} bytes, the blob ends at {end}",
+                    id.to_hex(),
+                    bytes.len()
+                ),
+                copy_damaged: true,
+            });
+            continue;
+        };
+        if let Err(e) = repo.decode_blob(blob, loc, stored) {
+            bad.push(BadBlob {
+                blob: *blob,
+                why: format!("{} (in pack {})", blame(e)?, id.to_hex()),
+                copy_damaged: true,
+            });
+        }
+    }
+    Ok(PackData {
+        bytes: bytes.len() as u64,
+        matches_id,
+        malformed,
+        bad,
+    })
+}
+
+/// Runs `f` on every item with a few worker threads, in order of the results; stops at
+/// the first error or on cancellation.
+pub(super) fn par_map<T: Sync, R: Send>(
+    items: &[T],
+    cancel: &CancelToken,
+    f: impl Fn(&T) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let results: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
+    let error: Mutex<Option<EngineError>> = Mutex::new(None);
+    let fail = |e: EngineError| {
+        stop.store(true, Ordering::SeqCst);
+        error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert(e);
+    };
+    std::thread::scope(|s| {
+        for _ in 0..WORKERS.min(items.len()) {
+            s.spawn(|| loop {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                if let Err(e) = cancel.check() {
+                    fail(e);
+                    break;
+                }
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(item) = items.get(i) else { break };
+                match f(item) {
+                    Ok(r) => results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(r),
+                    Err(e) => {
+                        fail(e);
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
+    Ok(results
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .into_iter()
+        .map(|r| r.expect("every item is done when no worker failed"))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn par_map_keeps_order_and_stops_on_error_or_cancel() {
+        let items: Vec<u32> = (0..50).collect();
+        let cancel = CancelToken::new();
+        let out = par_map(&items, &cancel, |i| Ok(i * 2)).unwrap();
+        assert_eq!(out, items.iter().map(|i| i * 2).collect::<Vec<_>>());
+        let err = par_map(&items, &cancel, |i| {
+            if *i == 7 {
+                Err(EngineError::Invalid("seven".into()))
+            } else {
+                Ok(*i)
+            }
+        });
+        assert!(matches!(err, Err(EngineError::Invalid(_))));
+        cancel.cancel();
+        assert!(matches!(
+            par_map(&items, &cancel, |i| Ok(*i)),
+            Err(EngineError::Cancelled)
+        ));
+        assert!(par_map(&[] as &[u32], &cancel, |i| Ok(*i))
+            .unwrap()
+            .is_empty());
+    }
+}
