@@ -19,4 +19,5 @@ mod prune;
 mod prune_mount;
 mod restore;
 mod store_conformance;
+mod store_retry;
 mod verify;
