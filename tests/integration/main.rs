@@ -18,6 +18,7 @@ mod policy_schedule;
 mod prune;
 mod prune_mount;
 mod restore;
+mod s3_faults;
 mod store_conformance;
 mod store_retry;
 mod verify;

@@ -5,4 +5,5 @@ pub mod fixture;
 pub mod mount;
 pub mod repos;
 pub mod s3;
+pub mod s3_fault_proxy;
 pub mod schedule;
