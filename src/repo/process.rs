@@ -91,12 +91,17 @@ fn boot_id() -> Option<String> {
     (id.len() >= 8).then_some(id)
 }
 
-/// Field 22 of `/proc/<pid>/stat`. The command name (field 2) is in parentheses and may
-/// hold anything, so fields are counted after its last `)`.
+/// Field 22 of `/proc/<pid>/stat` of a process that runs: `None` for a zombie (dead,
+/// not yet reaped: a daemon whose parent is gone may stay one for long) or no process.
+/// The command name (field 2) is in parentheses and may hold anything, so fields are
+/// counted after its last `)`.
 fn start_ticks(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = &stat[stat.rfind(')')? + 1..];
-    after.split_whitespace().nth(19)?.parse().ok()
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    if matches!(fields.next(), Some("Z") | Some("X") | None) {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ mod cli;
 pub(crate) mod cli_mount;
 mod cli_policy;
 mod cli_prune;
+mod crash_loop;
 mod events;
 mod forget;
 mod format_golden;

@@ -278,7 +278,8 @@ fn every_twentieth_request_dropped_fails_no_operation() {
     };
     // Every 20th connection cut after the reply's headers and half its body (as in the
     // report: 8 of 33 operations failed so, before whole requests were retried).
-    f.proxy.add(Rule::new(Fault::TruncateBody).every(20).always());
+    f.proxy
+        .add(Rule::new(Fault::TruncateBody).every(20).always());
     let mut points = Vec::new();
     for seed in 4..7 {
         points.push(f.snapshot(&f.source(seed)).expect("snapshot"));
