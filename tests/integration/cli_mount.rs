@@ -93,6 +93,12 @@ impl Run {
         self
     }
 
+    /// Any failure (a failed job exits 1, a refused request 2).
+    pub(crate) fn failed(self) -> Run {
+        assert!(self.code != 0, "expected a failure: {}", self.describe());
+        self
+    }
+
     pub(crate) fn stderr_has(self, needle: &str) -> Run {
         assert!(
             self.stderr.contains(needle),
