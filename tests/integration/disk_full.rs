@@ -95,10 +95,23 @@ fn a_full_cache_disk_fails_the_job_not_the_daemon() {
     let first = fs::read(env.mnt().join("w/latest/a")).unwrap();
     assert_eq!(first, b"first");
 
-    // Completely full: the request cannot even be recorded, and every log line fails.
+    // Completely full: no request can be recorded, and once the log's last page is
+    // full every log line fails (each request refreshes the catalog, which warns).
     tmpfs.fill(0);
-    for _ in 0..3 {
+    for i in 0..8 {
         env.run(&["snapshot", "w"]).failed().stderr_has(NO_SPACE);
+        let target = env.path(&format!("restored-{i}"));
+        env.run(&[
+            "restore",
+            "w",
+            "latest",
+            "--target",
+            target.to_str().unwrap(),
+        ])
+        .failed()
+        .stderr_has(NO_SPACE);
+        assert_eq!(fs::read(env.mnt().join("w/latest/a")).unwrap(), b"first");
+        std::thread::sleep(std::time::Duration::from_millis(1100));
     }
     assert!(daemon_alive(daemon.pid()), "the daemon died of a full disk");
     assert_eq!(fs::read(env.mnt().join("w/latest/a")).unwrap(), b"first");
