@@ -21,6 +21,7 @@ mod prune;
 mod prune_lease;
 mod prune_mount;
 mod restore;
+mod restore_stages;
 mod s3_faults;
 mod store_conformance;
 mod store_retry;
