@@ -137,7 +137,7 @@ mod tests {
             is_stale(b".data.cairn-stage-0123456789abcdef", &host),
             "legacy"
         );
-        let odd = [b".\xff\xfe".as_slice(), name[5..].as_bytes()].concat();
+        let odd = [b".\xff\xfe".as_slice(), &name.as_bytes()[5..]].concat();
         assert!(is_stale(&odd, &host), "a non-UTF-8 destination name");
         for not_a_stage in [
             "data",
