@@ -244,6 +244,9 @@ fn refusal_hint(file: &str, errno: i32) -> Option<String> {
         ("restore", libc::EEXIST) => {
             "pick a --target that does not exist or is empty, or --mode in-place to restore over it"
         }
+        (_, libc::ENOSPC) => {
+            "free some space in the daemon's cache directory (CAIRN_CACHE_DIR), then run it again"
+        }
         (_, libc::EIO) => "the daemon could not write to the repository: see its log",
         _ => return None,
     };

@@ -8,6 +8,8 @@ use cairn::engine::EngineError;
 use cairn::repo::RepoError;
 use cairn::store::StoreError;
 
+use crate::stderr_note::note;
+
 /// A mistake in how cairn was invoked or configured (exit code 2).
 #[derive(Debug)]
 pub struct UsageError(pub String);
@@ -176,6 +178,7 @@ fn catalog_kind(e: &CatalogError) -> Kind {
         CatalogError::TooNew { .. } => Kind::CatalogTooNew,
         CatalogError::Model(_) => Kind::Damaged,
         CatalogError::Sqlite { .. } | CatalogError::Dir { .. } => Kind::CatalogUnusable,
+        CatalogError::DiskFull { .. } => Kind::Other,
     }
 }
 
@@ -233,20 +236,20 @@ fn message(err: &anyhow::Error) -> String {
 /// `verify` exits 2 on any error, keeping 1 for "damage found".
 pub fn report(err: &anyhow::Error, is_verify: bool) -> ExitCode {
     if let Some(c) = err.chain().find_map(|c| c.downcast_ref::<Coded>()) {
-        eprintln!("cairn: error: {}", message(err));
+        note!("cairn: error: {}", message(err));
         if let Some(hint) = &c.hint {
-            eprintln!("hint: {hint}");
+            note!("hint: {hint}");
         }
         return ExitCode::from(c.code);
     }
     let kind = kind(err);
     if kind == Kind::Cancelled {
-        eprintln!("cairn: cancelled");
+        note!("cairn: cancelled");
         return ExitCode::from(130);
     }
-    eprintln!("cairn: error: {}", message(err));
+    note!("cairn: error: {}", message(err));
     if let Some(hint) = kind.hint() {
-        eprintln!("hint: {hint}");
+        note!("hint: {hint}");
     }
     ExitCode::from(if is_verify { 2 } else { kind.exit_code() })
 }

@@ -11,6 +11,8 @@ use std::sync::{Arc, Mutex};
 
 use cairn::engine::CancelToken;
 
+use crate::stderr_note::note;
+
 const SIGNALS: [libc::c_int; 2] = [libc::SIGINT, libc::SIGTERM];
 
 /// True while a password prompt has turned the terminal's echo off.
@@ -37,7 +39,7 @@ fn restore_echo() {
             libc::tcsetattr(tty.as_raw_fd(), libc::TCSANOW, &t);
         }
     }
-    eprintln!();
+    note!();
 }
 
 /// What is printed when an interrupt cancels the operation.
@@ -116,7 +118,7 @@ impl Interrupts {
                 }
                 if a.load(Ordering::SeqCst) && count.fetch_add(1, Ordering::SeqCst) == 0 {
                     let text = *m.lock().unwrap_or_else(|p| p.into_inner());
-                    eprintln!("\ncairn: interrupted: {text}");
+                    note!("\ncairn: interrupted: {text}");
                     t.cancel();
                 } else {
                     die_by(signal);

@@ -30,6 +30,7 @@ mod output;
 mod password;
 mod progress;
 mod repo_args;
+mod stderr_note;
 mod time_args;
 
 use std::process::ExitCode;
@@ -112,8 +113,11 @@ fn init_tracing() {
     // commands print; its own log lines would repeat them.
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("warn,cairn::engine=error"));
+    // A log line that cannot be written (a full disk under the daemon's log) is dropped,
+    // never reported on stderr (which is that same log).
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .log_internal_errors(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();

@@ -38,6 +38,11 @@ pub enum CatalogError {
         #[source]
         source: rusqlite::Error,
     },
+    /// SQLite could not write for lack of space (SQLITE_FULL, or ENOSPC under it).
+    #[error(
+        "no space left on the catalog's disk ({path}): free some space there and run it again"
+    )]
+    DiskFull { path: PathBuf },
     #[error("catalog at {path} has schema version {found}, newer than this cairn knows")]
     TooNew { path: PathBuf, found: i64 },
     #[error("cannot create catalog directory {path}: {source}")]
@@ -52,6 +57,31 @@ pub enum CatalogError {
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
     Model(#[from] crate::model::ModelError),
+}
+
+impl CatalogError {
+    /// A SQLite error of the database at `path`; a full disk gets its own variant.
+    fn sqlite(path: &Path, source: rusqlite::Error) -> CatalogError {
+        if is_disk_full(&source) {
+            return CatalogError::DiskFull {
+                path: path.to_path_buf(),
+            };
+        }
+        CatalogError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// Whether the catalog's disk is full (the job fails; the daemon goes on).
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, CatalogError::DiskFull { .. })
+    }
+}
+
+/// SQLITE_FULL: SQLite's unix layer reports a write that failed with ENOSPC so.
+fn is_disk_full(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull)
 }
 
 pub type Result<T> = std::result::Result<T, CatalogError>;
@@ -109,10 +139,7 @@ impl Catalog {
             path: path.to_path_buf(),
             source,
         })?;
-        let sql = |source| CatalogError::Sqlite {
-            path: path.to_path_buf(),
-            source,
-        };
+        let sql = |source| CatalogError::sqlite(path, source);
         let mut conn = Connection::open(path).map_err(sql)?;
         conn.busy_timeout(std::time::Duration::from_secs(30))
             .map_err(sql)?;
@@ -149,10 +176,7 @@ impl Catalog {
     }
 
     fn sql_err(&self, source: rusqlite::Error) -> CatalogError {
-        CatalogError::Sqlite {
-            path: self.path.clone(),
-            source,
-        }
+        CatalogError::sqlite(&self.path, source)
     }
 
     /// Drops every cached row and reloads from the repository. Known damaged copies

@@ -19,7 +19,9 @@ pub use content::{ContentReader, FileLayout};
 pub use forget::{forget, ForgetOutcome, ForgetRequest};
 pub use progress::{CancelToken, NoProgress, Progress};
 pub use prune::{prune, PruneOutcome, PruneRequest};
-pub use restore::{restore, RestoreMode, RestoreOutcome, RestoreRequest};
+pub use restore::{
+    remove_stale_stages, restore, stage_dirs, RestoreMode, RestoreOutcome, RestoreRequest,
+};
 pub use trees::TreeReader;
 pub use verify::{verify, Damage, VerifyReport, VerifyRequest};
 

@@ -21,6 +21,7 @@
 
 mod plan;
 mod stage;
+mod stale;
 mod swap;
 
 use std::fs;
@@ -41,6 +42,7 @@ use super::backup::{backup, BackupRequest};
 use super::{CancelToken, EngineError, Progress, Result, TreeReader};
 use plan::{assign_links, capture, plan_units, DirMeta, Entry, Planner};
 use stage::Stager;
+pub use stale::remove_stale_stages;
 use swap::{swap_all, Cleanup};
 
 /// Deeper trees are refused (no path that deep could be opened anyway: PATH_MAX).
@@ -121,6 +123,14 @@ pub fn restore(
         point: manifest.name.clone(),
         ..RestoreOutcome::default()
     };
+    // Stages of restores killed before they could clean up: this restore's directories
+    // are where they would be.
+    for dir in parents(dests.iter().map(|d| d.path.as_path())) {
+        for line in remove_stale_stages(&dir) {
+            progress.warn(&line);
+            outcome.warnings.push(line);
+        }
+    }
     let new_target_exists = match req.mode {
         RestoreMode::New => check_new_target(&dests[0].path)?,
         RestoreMode::InPlace => false,
@@ -232,6 +242,37 @@ pub fn restore(
             .unwrap_or_else(|p| p.into_inner()),
     );
     Ok(outcome)
+}
+
+/// The directories stages of `dests` live in, each once.
+fn parents<'p>(dests: impl Iterator<Item = &'p Path>) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = dests
+        .map(|d| d.parent().unwrap_or(Path::new("/")).to_path_buf())
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    dirs
+}
+
+/// Where the stages of a restore of `instance`/`point` (into `target`, or in place) are:
+/// for a daemon that finds the restore interrupted and removes what it left
+/// ([`remove_stale_stages`]).
+pub fn stage_dirs(
+    catalog: &Catalog,
+    instance: &str,
+    point: &str,
+    target: Option<&Path>,
+) -> Vec<PathBuf> {
+    let paths: Vec<PathBuf> = match target {
+        Some(t) => vec![t.to_path_buf()],
+        None => catalog
+            .find_point(instance, point)
+            .ok()
+            .flatten()
+            .map(|p| p.manifest.paths.iter().map(PathBuf::from).collect())
+            .unwrap_or_default(),
+    };
+    parents(paths.iter().map(PathBuf::as_path))
 }
 
 /// Forwards only the safety backup's warnings: its phases and counts are not ours.

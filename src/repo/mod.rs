@@ -10,13 +10,14 @@ mod keys;
 pub mod lease;
 pub mod pack;
 mod packer;
+pub mod process;
 pub mod prune_plan;
 
 pub use blob::{BlobId, BlobKind};
 pub use config::{ChunkerParams, Config, KeyFile, KeyMaterial, FORMAT_VERSION};
 pub use crypto::{KdfParams, MasterKey};
 pub use index::IndexedPack;
-pub use lease::Lease;
+pub use lease::{Lease, LeaseHolder, TakenOver, Takeover};
 pub use pack::{PackEntry, PackId};
 pub use packer::{Packer, PackerStats};
 pub use prune_plan::PrunePlan;

@@ -554,6 +554,9 @@ pub struct PruneControl {
     pub dry_run: bool,
     /// Hours between condemning data and deleting it (default 24).
     pub grace_hours: Option<u32>,
+    /// Take over a live prune lease of another host (docs/FORMAT.md 12.4).
+    #[serde(default)]
+    pub break_lease: bool,
 }
 
 /// The longest grace period `ctl/prune` accepts: a year.
@@ -577,10 +580,12 @@ pub fn parse_prune(text: &str) -> Result<PruneControl> {
             ))),
         })
         .transpose()?;
-    f.finish("dry-run, grace-hours")?;
+    let break_lease = boolean("break-lease", f.optional("break-lease")?)?;
+    f.finish("dry-run, grace-hours, break-lease")?;
     Ok(PruneControl {
         dry_run,
         grace_hours,
+        break_lease,
     })
 }
 
@@ -722,10 +727,14 @@ mod tests {
             parse_prune("\n").unwrap(),
             PruneControl {
                 dry_run: false,
-                grace_hours: None
+                grace_hours: None,
+                break_lease: false,
             }
         );
         assert!(parse_prune("dry-run=true").unwrap().dry_run);
+        assert!(parse_prune("break-lease=true").unwrap().break_lease);
+        assert!(!parse_prune("").unwrap().break_lease);
+        assert!(parse_prune("break-lease=maybe").is_err());
         assert_eq!(parse_prune("grace-hours=0").unwrap().grace_hours, Some(0));
         assert!(parse_prune("grace-hours=-1").is_err());
         assert!(parse_prune("grace-hours=99999").is_err());

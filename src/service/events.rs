@@ -44,6 +44,7 @@ pub const KINDS: &[&str] = &[
     "point-restored",
     "point-deleted",
     "prune-completed",
+    "prune-lease-taken-over",
     "job-succeeded",
     "job-failed",
     "job-cancelled",
@@ -122,6 +123,14 @@ impl Event {
             "outcome": self.outcome,
         })
     }
+}
+
+/// A prune took the lease over from another holder (broken on request, or its holder
+/// was gone or its time up): who held it and why it was taken.
+pub fn lease_taken_over(taken: &crate::repo::TakenOver, request: Value) -> Event {
+    Event::new("prune-lease-taken-over")
+        .request(request)
+        .outcome(json!({"ok": true, "reason": taken.reason, "previous": taken.previous}))
 }
 
 /// The kind of event an accepted request into `ctl/<file>` with `verb` records.

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use super::events::{job_end_kind, Event};
 use super::jobs::{self, JobState};
-use super::{now_ns, ControlError, Service, ServiceError};
+use super::{control, now_ns, ControlError, Service, ServiceError};
 
 /// What a job that a previous daemon left unfinished says.
 pub const INTERRUPTED: &str = "the daemon stopped before this job finished; run it again";
@@ -54,7 +54,17 @@ impl Service {
             status["state"] = json!("interrupted");
             status["error"] = json!(INTERRUPTED);
             status["finished"] = json!(jobs::rfc3339(now_ns()));
-            catalog.update_job(row.id, "interrupted", &status.to_string(), &row.log)?;
+            let mut log = row.log.clone();
+            if row.kind == "restore" {
+                for line in self.remove_stages_of(&request) {
+                    tracing::warn!(job = row.id, "{line}");
+                    if !log.is_empty() && !log.ends_with('\n') {
+                        log.push('\n');
+                    }
+                    log.push_str(&format!("warning: {line}\n"));
+                }
+            }
+            catalog.update_job(row.id, "interrupted", &status.to_string(), &log)?;
             self.record_job_end(JobEnd {
                 id: row.id,
                 kind: &row.kind,
@@ -68,6 +78,23 @@ impl Service {
         }
         self.expire_history();
         Ok(())
+    }
+
+    /// Removes the stages an interrupted restore left (its process is gone); returns the
+    /// lines for its log.
+    fn remove_stages_of(&self, request: &Value) -> Vec<String> {
+        let Ok(req) = serde_json::from_value::<control::RestoreControl>(request.clone()) else {
+            return Vec::new();
+        };
+        let dirs = crate::engine::stage_dirs(
+            &self.inner.catalog,
+            &req.instance,
+            &req.point,
+            req.target.as_deref(),
+        );
+        dirs.iter()
+            .flat_map(|dir| crate::engine::remove_stale_stages(dir))
+            .collect()
     }
 
     /// Records the event of a job's end: `point-created` / `point-restored` /

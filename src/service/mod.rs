@@ -14,6 +14,7 @@ pub mod retention;
 mod runner;
 pub mod schedule;
 pub mod scheduler;
+mod unsaved;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -73,6 +74,8 @@ struct Inner {
     sched: Mutex<scheduler::SchedState>,
     /// Serialises policy changes (each is a read-modify-write of repository objects).
     policy_writes: Mutex<()>,
+    /// Job rows the catalog could not store (a full disk).
+    unsaved: unsaved::Unsaved,
 }
 
 /// A running service; clones share it. Call [`shutdown`](Service::shutdown) to stop.
@@ -114,6 +117,7 @@ impl Service {
                 sched: Mutex::new(scheduler::SchedState::new(clock.now_ns())),
                 clock,
                 policy_writes: Mutex::new(()),
+                unsaved: unsaved::Unsaved::default(),
             }),
         };
         service.recover_history()?;
@@ -229,6 +233,7 @@ impl Service {
                     return;
                 }
             }
+            self.inner.unsaved.flush(&self.inner.catalog);
             self.refresh_if_older(REFRESH_INTERVAL);
         }
     }
@@ -490,7 +495,11 @@ impl Service {
                 uid,
             )
             .map_err(|e| ControlError {
-                errno: libc::EIO,
+                errno: if e.is_disk_full() {
+                    libc::ENOSPC
+                } else {
+                    libc::EIO
+                },
                 message: format!("cannot record the job: {e}"),
             })?;
         let job = LiveJob {
@@ -519,14 +528,21 @@ impl Service {
         error: Option<&str>,
         result: Option<Value>,
     ) {
-        let status = self.live_status(job, finished, error, result);
-        if let Err(e) = self.inner.catalog.update_job(
-            job.id,
-            job.state.as_str(),
-            &status.to_string(),
-            &job.progress.log_text(),
-        ) {
-            tracing::error!(job = job.id, "cannot store job status: {e}");
+        let status = self.live_status(job, finished, error, result).to_string();
+        let log = job.progress.log_text();
+        let unsaved = &self.inner.unsaved;
+        unsaved.flush(&self.inner.catalog);
+        match self
+            .inner
+            .catalog
+            .update_job(job.id, job.state.as_str(), &status, &log)
+        {
+            Ok(()) => unsaved.stored(job.id),
+            Err(e) => {
+                tracing::error!(job = job.id, "cannot store job status: {e}");
+                let state = job.state.as_str().to_string();
+                unsaved.keep(job.id, unsaved::UnsavedJob { state, status, log });
+            }
         }
     }
 
@@ -575,7 +591,10 @@ impl Service {
         };
         let value = match live {
             Some(v) => v,
-            None => serde_json::from_str(&self.inner.catalog.job(id).ok()??.status).ok()?,
+            None => match self.inner.unsaved.status(id) {
+                Some(status) => serde_json::from_str(&status).ok()?,
+                None => serde_json::from_str(&self.inner.catalog.job(id).ok()??.status).ok()?,
+            },
         };
         Some(format!(
             "{}\n",
@@ -586,6 +605,9 @@ impl Service {
     pub fn job_log(&self, id: u64) -> Option<String> {
         if let Some(j) = self.lock().live.get(&id) {
             return Some(j.progress.log_text());
+        }
+        if let Some(log) = self.inner.unsaved.log(id) {
+            return Some(log);
         }
         self.inner.catalog.job(id).ok()?.map(|r| r.log)
     }

@@ -99,7 +99,7 @@ impl Service {
             let outcome = if cancel.is_cancelled() {
                 Err(engine::EngineError::Cancelled)
             } else {
-                self.run_job(kind, &request, instance.as_deref(), &cancel, &progress)
+                self.run_job(id, kind, &request, instance.as_deref(), &cancel, &progress)
             };
             {
                 let (lock, cv) = &*done;
@@ -147,6 +147,7 @@ impl Service {
 
     fn run_job(
         &self,
+        id: u64,
         kind: &str,
         request: &Value,
         instance: Option<&str>,
@@ -256,12 +257,18 @@ impl Service {
                     serde_json::from_value(request.clone()).map_err(bad)?;
                 let mut p = engine::PruneRequest {
                     dry_run: req.dry_run,
+                    break_lease: req.break_lease,
                     ..Default::default()
                 };
                 if let Some(h) = req.grace_hours {
                     p.grace_ns = i64::from(h) * 3_600 * 1_000_000_000;
                 }
                 let out = engine::prune(repo, catalog, &p, progress.as_ref(), cancel)?;
+                if let Some(taken) = &out.lease_taken_over {
+                    self.record_event(
+                        super::events::lease_taken_over(taken, request.clone()).job(id),
+                    );
+                }
                 Ok(serde_json::to_value(&out).unwrap_or_default())
             }
             other => Err(engine::EngineError::Invalid(format!(

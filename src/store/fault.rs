@@ -1,7 +1,8 @@
 //! A fault-injecting `ObjectStore` decorator for tests of failure paths: after a set
 //! number of successful reads, writes, or changes (writes and deletes together, to stop
 //! a multi-step operation at each of its steps), every further one fails like a broken
-//! backend.
+//! backend. Passing faults too: the next few requests of any kind fail (a flaky
+//! network), or the next few writes are made but their replies are lost.
 
 use std::fmt;
 use std::ops::Range;
@@ -24,6 +25,10 @@ pub struct FaultStore {
     reads_left: AtomicI64,
     writes_left: AtomicI64,
     changes_left: AtomicI64,
+    /// Requests of any kind still to fail before the store answers again.
+    flaky: AtomicI64,
+    /// Writes still to be made whose reply is then lost.
+    lost_replies: AtomicI64,
 }
 
 impl fmt::Debug for FaultStore {
@@ -45,6 +50,15 @@ fn injected(what: &str) -> object_store::Error {
     }
 }
 
+/// Decrements a count of passing faults; `true` when one was taken.
+fn take_one(count: &AtomicI64) -> bool {
+    count
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+            (left > 0).then_some(left - 1)
+        })
+        .is_ok()
+}
+
 /// Decrements a budget; `true` when the operation must fail. A negative budget never fails.
 fn spend(budget: &AtomicI64) -> bool {
     budget
@@ -62,7 +76,25 @@ impl FaultStore {
             reads_left: AtomicI64::new(-1),
             writes_left: AtomicI64::new(-1),
             changes_left: AtomicI64::new(-1),
+            flaky: AtomicI64::new(0),
+            lost_replies: AtomicI64::new(0),
         }
+    }
+
+    /// Fails the next `n` requests of any kind (reads, heads, lists, writes, deletes);
+    /// then answers again.
+    pub fn fail_next(&self, n: i64) {
+        self.flaky.store(n, Ordering::SeqCst);
+    }
+
+    /// Makes the next `n` writes, then fails them as if their replies were lost.
+    pub fn lose_next_write_replies(&self, n: i64) {
+        self.lost_replies.store(n, Ordering::SeqCst);
+    }
+
+    /// Takes one passing fault, if any is left.
+    fn flake(&self) -> bool {
+        take_one(&self.flaky)
     }
 
     /// Lets `n` more reads succeed, then fails every read.
@@ -85,6 +117,8 @@ impl FaultStore {
         self.reads_left.store(-1, Ordering::SeqCst);
         self.writes_left.store(-1, Ordering::SeqCst);
         self.changes_left.store(-1, Ordering::SeqCst);
+        self.flaky.store(0, Ordering::SeqCst);
+        self.lost_replies.store(0, Ordering::SeqCst);
     }
 
     fn write_fails(&self) -> bool {
@@ -101,10 +135,14 @@ impl ObjectStore for FaultStore {
         payload: PutPayload,
         opts: PutOptions,
     ) -> Result<PutResult> {
-        if self.write_fails() {
+        if self.flake() || self.write_fails() {
             return Err(injected("write"));
         }
-        self.inner.put_opts(location, payload, opts).await
+        let result = self.inner.put_opts(location, payload, opts).await;
+        if result.is_ok() && take_one(&self.lost_replies) {
+            return Err(injected("write reply"));
+        }
+        result
     }
 
     async fn put_multipart_opts(
@@ -119,14 +157,14 @@ impl ObjectStore for FaultStore {
     }
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
-        if !options.head && spend(&self.reads_left) {
+        if self.flake() || (!options.head && spend(&self.reads_left)) {
             return Err(injected("read"));
         }
         self.inner.get_opts(location, options).await
     }
 
     async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
-        if spend(&self.reads_left) {
+        if self.flake() || spend(&self.reads_left) {
             return Err(injected("read"));
         }
         self.inner.get_ranges(location, ranges).await
@@ -136,13 +174,22 @@ impl ObjectStore for FaultStore {
         &self,
         locations: BoxStream<'static, Result<Path>>,
     ) -> BoxStream<'static, Result<Path>> {
-        if spend(&self.changes_left) {
+        if self.flake() || spend(&self.changes_left) {
             return locations.map(|_| Err(injected("delete"))).boxed();
         }
         self.inner.delete_stream(locations)
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+        if self.flake() {
+            // Like a page whose body broke off: the first items came, then an error.
+            return self
+                .inner
+                .list(prefix)
+                .take(1)
+                .chain(futures::stream::once(async { Err(injected("list")) }))
+                .boxed();
+        }
         self.inner.list(prefix)
     }
 

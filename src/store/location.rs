@@ -9,7 +9,7 @@ use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::prefix::PrefixStore;
-use object_store::ObjectStore;
+use object_store::{ObjectStore, RetryConfig};
 
 use super::{Result, StoreError};
 
@@ -20,6 +20,18 @@ pub struct S3Options {
     pub region: Option<String>,
     pub access_key_id: Option<String>,
     pub secret_access_key: Option<String>,
+}
+
+/// object_store's own retries on S3 (of requests that got no reply, or a 5xx): few and quick,
+/// since the store retries each whole operation again on top ([`super::RetryPolicy`]);
+/// its defaults (10 retries within 3 minutes) let a store that is down hang a job for
+/// minutes per request.
+fn client_retries() -> RetryConfig {
+    RetryConfig {
+        max_retries: 3,
+        retry_timeout: std::time::Duration::from_secs(30),
+        ..RetryConfig::default()
+    }
 }
 
 /// Where a repository lives.
@@ -166,6 +178,7 @@ impl Location {
                 options,
             } => {
                 let mut b = AmazonS3Builder::from_env()
+                    .with_retry(client_retries())
                     .with_bucket_name(bucket)
                     .with_virtual_hosted_style_request(false);
                 if let Some(endpoint) = options

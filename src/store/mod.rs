@@ -3,26 +3,32 @@
 //! Contract every backend must meet (checked by the conformance suite in
 //! `tests/integration/store_conformance.rs`):
 //! - `put_new` is a conditional create: it fails with [`StoreError::AlreadyExists`] when the
-//!   key exists, and of several racing creators exactly one wins;
+//!   key exists with other bytes, and of several racing creators exactly one wins; finding
+//!   exactly its own bytes there is success (a create whose reply was lost, then retried);
 //! - `get`/`get_range` return exactly the bytes written, or [`StoreError::NotFound`];
 //! - `list` returns every key under a prefix with its size, in no particular order;
 //! - data objects are never modified in place (`put` replaces only small settings);
 //!   `delete` is idempotent.
+//!
+//! Stores on the network retry every idempotent request whole, body included
+//! ([`RetryPolicy`]); a conditional create is retried too, since it names its bytes.
 //!
 //! The facade is synchronous (it drives its own small tokio runtime) so that the engine can
 //! call it from worker threads; `*_async` variants serve callers already on a runtime.
 
 mod fault;
 mod location;
+mod retry;
 
 pub use fault::FaultStore;
 pub use location::{Location, S3Options};
+pub use retry::RetryPolicy;
 
 use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::TryStreamExt;
+use futures::{TryFutureExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
@@ -89,6 +95,7 @@ pub struct Store {
     local: bool,
     /// The directory of a local store: range reads go straight to the file there.
     local_root: Option<std::path::PathBuf>,
+    retry: RetryPolicy,
 }
 
 impl std::fmt::Debug for Store {
@@ -106,10 +113,14 @@ impl Store {
         if let Location::Local(root) = location {
             store.local_root = Some(root.clone());
         }
+        if !store.local {
+            store.retry = RetryPolicy::NETWORK;
+        }
         Ok(store)
     }
 
-    /// Wraps any `object_store` implementation (tests use `InMemory` and [`FaultStore`]).
+    /// Wraps any `object_store` implementation (tests use `InMemory` and [`FaultStore`]),
+    /// without retries (see [`with_retry`](Self::with_retry)).
     pub fn from_object_store(inner: Arc<dyn ObjectStore>, description: String) -> Result<Store> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(4)
@@ -123,7 +134,14 @@ impl Store {
             description,
             local: false,
             local_root: None,
+            retry: RetryPolicy::NONE,
         })
+    }
+
+    /// The same store with another retry policy.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Store {
+        self.retry = retry;
+        self
     }
 
     pub fn description(&self) -> &str {
@@ -159,27 +177,50 @@ impl Store {
     }
 
     pub async fn put_new_async(&self, key: &str, data: Bytes) -> Result<()> {
-        let opts = PutOptions {
-            mode: PutMode::Create,
-            ..Default::default()
-        };
-        self.inner
-            .put_opts(&Path::from(key), PutPayload::from_bytes(data), opts)
-            .await
-            .map(|_| ())
-            .map_err(|e| StoreError::from_backend(key, e))
+        let created = self
+            .retry
+            .run(key, || async {
+                let opts = PutOptions {
+                    mode: PutMode::Create,
+                    ..Default::default()
+                };
+                let payload = PutPayload::from_bytes(data.clone());
+                match self.inner.put_opts(&Path::from(key), payload, opts).await {
+                    Ok(_) => Ok(true),
+                    Err(
+                        object_store::Error::AlreadyExists { .. }
+                        | object_store::Error::Precondition { .. },
+                    ) => Ok(false),
+                    Err(e) => Err(StoreError::from_backend(key, e)),
+                }
+            })
+            .await?;
+        if created {
+            return Ok(());
+        }
+        // The key exists. If it holds exactly these bytes, this create made it: its reply
+        // was lost and the request retried (here or inside object_store). Other bytes, or
+        // an object gone meanwhile, are someone else's.
+        match self.get_async(key).await {
+            Ok(existing) if existing == data => {
+                tracing::info!(key, "a conditional create found its own object: done");
+                Ok(())
+            }
+            Ok(_) | Err(StoreError::NotFound(_)) => Err(StoreError::AlreadyExists(key.into())),
+            Err(e) => Err(e),
+        }
     }
 
     /// Writes or replaces an object. Only small mutable settings (instance definitions)
     /// use this; data objects are always written with [`put_new`](Self::put_new).
     pub fn put(&self, key: &str, data: Bytes) -> Result<()> {
-        self.block_on(async {
+        self.block_on(self.retry.run(key, || async {
             self.inner
-                .put(&Path::from(key), PutPayload::from_bytes(data))
+                .put(&Path::from(key), PutPayload::from_bytes(data.clone()))
                 .await
                 .map(|_| ())
                 .map_err(|e| StoreError::from_backend(key, e))
-        })
+        }))
     }
 
     pub fn get(&self, key: &str) -> Result<Bytes> {
@@ -187,15 +228,20 @@ impl Store {
     }
 
     pub async fn get_async(&self, key: &str) -> Result<Bytes> {
-        let result = self
-            .inner
-            .get(&Path::from(key))
+        // The body is read inside the retried operation: it may break off after the headers.
+        self.retry
+            .run(key, || async {
+                let result = self
+                    .inner
+                    .get(&Path::from(key))
+                    .await
+                    .map_err(|e| StoreError::from_backend(key, e))?;
+                result
+                    .bytes()
+                    .await
+                    .map_err(|e| StoreError::from_backend(key, e))
+            })
             .await
-            .map_err(|e| StoreError::from_backend(key, e))?;
-        result
-            .bytes()
-            .await
-            .map_err(|e| StoreError::from_backend(key, e))
     }
 
     pub fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes> {
@@ -220,47 +266,55 @@ impl Store {
     }
 
     pub async fn get_range_async(&self, key: &str, range: Range<u64>) -> Result<Bytes> {
-        self.inner
-            .get_range(&Path::from(key), range)
+        self.retry
+            .run(key, || async {
+                self.inner
+                    .get_range(&Path::from(key), range.clone())
+                    .await
+                    .map_err(|e| StoreError::from_backend(key, e))
+            })
             .await
-            .map_err(|e| StoreError::from_backend(key, e))
     }
 
     /// Size of an object.
     pub fn head(&self, key: &str) -> Result<u64> {
-        self.block_on(async {
+        self.block_on(self.retry.run(key, || async {
             self.inner
                 .head(&Path::from(key))
                 .await
                 .map(|m| m.size)
                 .map_err(|e| StoreError::from_backend(key, e))
-        })
+        }))
     }
 
     pub fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
         self.block_on(self.list_async(prefix))
     }
 
+    /// The whole listing is one retried operation: a page whose body breaks off restarts it.
     pub async fn list_async(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
         let path = Path::from(prefix);
-        self.inner
-            .list(Some(&path))
-            .map_ok(|m| ObjectInfo {
-                key: m.location.to_string(),
-                size: m.size,
+        self.retry
+            .run(prefix, || {
+                self.inner
+                    .list(Some(&path))
+                    .map_ok(|m| ObjectInfo {
+                        key: m.location.to_string(),
+                        size: m.size,
+                    })
+                    .try_collect()
+                    .map_err(|e| StoreError::from_backend(prefix, e))
             })
-            .try_collect()
             .await
-            .map_err(|e| StoreError::from_backend(prefix, e))
     }
 
     pub fn delete(&self, key: &str) -> Result<()> {
-        self.block_on(async {
+        self.block_on(self.retry.run(key, || async {
             match self.inner.delete(&Path::from(key)).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
                 Err(e) => Err(StoreError::from_backend(key, e)),
             }
-        })
+        }))
     }
 }
 

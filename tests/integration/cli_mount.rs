@@ -25,7 +25,7 @@ const COMMAND_LIMIT: Duration = Duration::from_secs(300);
 /// A whole mounting test must be done within this; then the watchdog strikes.
 const TEST_LIMIT: Duration = Duration::from_secs(900);
 /// A mount of a killed daemon must be gone within this.
-const DEAD_MOUNT_LIMIT: Duration = Duration::from_secs(5);
+pub(crate) const DEAD_MOUNT_LIMIT: Duration = Duration::from_secs(5);
 
 /// `<target>/<profile>/cairn`, built with this test binary's profile (once per process),
 /// as in `cli.rs`.
@@ -90,6 +90,12 @@ impl Run {
 
     pub(crate) fn code(self, code: i32) -> Run {
         assert_eq!(self.code, code, "{}", self.describe());
+        self
+    }
+
+    /// Any failure (a failed job exits 1, a refused request 2).
+    pub(crate) fn failed(self) -> Run {
+        assert!(self.code != 0, "expected a failure: {}", self.describe());
         self
     }
 
@@ -206,7 +212,7 @@ impl Env {
         self.path("mnt")
     }
 
-    fn mnt_str(&self) -> String {
+    pub(crate) fn mnt_str(&self) -> String {
         self.mnt().to_str().unwrap().to_string()
     }
 
@@ -309,7 +315,7 @@ impl Env {
 }
 
 /// Lines of mountinfo for `dir` whose type is `fuse.cairn`.
-fn is_cairn_mount(dir: &Path) -> bool {
+pub(crate) fn is_cairn_mount(dir: &Path) -> bool {
     let dir = dir.to_str().unwrap();
     fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
@@ -321,7 +327,7 @@ fn is_cairn_mount(dir: &Path) -> bool {
 }
 
 /// Waits until `dir` is no longer a cairn mount; panics after `limit`.
-fn wait_unmounted(dir: &Path, limit: Duration, why: &str) {
+pub(crate) fn wait_unmounted(dir: &Path, limit: Duration, why: &str) {
     let start = Instant::now();
     while is_cairn_mount(dir) {
         assert!(
@@ -355,7 +361,7 @@ fn is_our_daemon(pid: i32, mnt: &Path) -> bool {
             .unwrap_or(false)
 }
 
-fn wait_dead(pid: i32, limit: Duration, what: &str) {
+pub(crate) fn wait_dead(pid: i32, limit: Duration, what: &str) {
     let start = Instant::now();
     while alive(pid) {
         assert!(
@@ -388,7 +394,7 @@ fn children_named(pid: i32, comm: &str) -> Vec<i32> {
     out
 }
 
-fn kill(pid: i32, sig: libc::c_int) {
+pub(crate) fn kill(pid: i32, sig: libc::c_int) {
     // SAFETY: kill(2) of a process this test started.
     let rc = unsafe { libc::kill(pid, sig) };
     assert_eq!(rc, 0, "kill({pid}, {sig})");
@@ -446,7 +452,7 @@ impl Daemon {
         }
     }
 
-    fn pid(&self) -> i32 {
+    pub(crate) fn pid(&self) -> i32 {
         self.pid.expect("the daemon's pid")
     }
 }
@@ -506,7 +512,7 @@ fn wait_status(
     }
 }
 
-fn job_id(run: &Run) -> u64 {
+pub(crate) fn job_id(run: &Run) -> u64 {
     run.stdout
         .trim()
         .parse()

@@ -302,7 +302,11 @@ fn blobs_reused_after_the_plan_are_kept_or_stored_again() {
 fn one_prune_at_a_time_and_an_expired_lease_is_taken_over() {
     let s = local_scenario();
     let t = &s.t;
-    let held = cairn::repo::Lease::acquire(&t.repo, T0, DAY).unwrap();
+    let elsewhere = cairn::repo::LeaseHolder {
+        host: "elsewhere".into(),
+        process: None,
+    };
+    let held = cairn::repo::Lease::acquire(&t.repo, &elsewhere, T0, DAY, false).unwrap();
     let err = prune_at(t, T0 + 1).unwrap_err();
     assert!(
         matches!(&err, EngineError::Repo(RepoError::Busy(m)) if m.contains("holds the lease")),

@@ -7,4 +7,5 @@ pub mod forge;
 pub mod mount;
 pub mod repos;
 pub mod s3;
+pub mod s3_fault_proxy;
 pub mod schedule;

@@ -28,6 +28,7 @@ use cairn::service::Service;
 use super::{absolute, print_json, Invocation, Status};
 use crate::failure::{coded, usage};
 use crate::mounts;
+use crate::stderr_note::note;
 use crate::{password, repo_args};
 
 /// How long `--background` waits for the daemon's mount to answer.
@@ -122,7 +123,7 @@ pub fn run(inv: &Invocation<'_>, args: &MountArgs) -> Result<Status> {
             .read_to_end(&mut pw)
             .context("cannot read the password from the parent")?;
         let pw = (!pw.is_empty()).then_some(pw);
-        eprintln!(
+        note!(
             "{} cairn mount daemon (pid {}) serving {} at {}",
             chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             std::process::id(),
@@ -212,7 +213,7 @@ fn serve(
     if let (Some(w), Some(m)) = (watcher.as_mut(), mounts::cairn_mount_at(dir)) {
         w.mounted(m.id);
     }
-    eprintln!(
+    note!(
         "cairn: mounted {location} at {} (stop with `cairn umount {}`{})",
         dir.display(),
         dir.display(),
@@ -236,7 +237,7 @@ fn serve(
     service.shutdown();
     if signalled {
         if let Err(e) = cairn::fs::unmount(dir) {
-            eprintln!("cairn: warning: cannot unmount {}: {e}", dir.display());
+            note!("cairn: warning: cannot unmount {}: {e}", dir.display());
         }
     }
     let (tx, rx) = std::sync::mpsc::channel();
@@ -245,8 +246,8 @@ fn serve(
     });
     match rx.recv_timeout(JOIN_TIMEOUT) {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => eprintln!("cairn: warning: the mount's session ended with: {e}"),
-        Err(_) => eprintln!(
+        Ok(Err(e)) => note!("cairn: warning: the mount's session ended with: {e}"),
+        Err(_) => note!(
             "cairn: warning: {} is detached but still in use; exiting anyway",
             dir.display()
         ),
@@ -254,7 +255,7 @@ fn serve(
     if let Some(w) = watcher {
         w.stop();
     }
-    eprintln!("cairn: unmounted {}", dir.display());
+    note!("cairn: unmounted {}", dir.display());
     Ok(Status::Success)
 }
 
@@ -554,11 +555,11 @@ pub fn watch(args: &WatcherArgs) -> Result<Status> {
     };
     if let Some(m) = target {
         match cairn::fs::unmount(&m.point) {
-            Ok(()) => eprintln!(
+            Ok(()) => note!(
                 "cairn: the mount daemon died; detached {}",
                 m.point.display()
             ),
-            Err(e) => eprintln!(
+            Err(e) => note!(
                 "cairn: the mount daemon died and {} could not be detached: {e}",
                 m.point.display()
             ),

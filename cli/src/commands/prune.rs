@@ -22,6 +22,10 @@ pub struct PruneArgs {
     /// longest backup another machine may run meanwhile; 0 only when none does.
     #[arg(long, value_name = "HOURS")]
     pub grace_hours: Option<u32>,
+    /// Take over the prune lease of another host whose prune is dead (a lease of a prune
+    /// of this host that is gone is taken over without it). Recorded as an event.
+    #[arg(long)]
+    pub break_lease: bool,
     #[command(flatten)]
     pub target: TargetArgs,
     #[command(flatten)]
@@ -37,6 +41,9 @@ pub fn run(inv: &Invocation<'_>, args: &PruneArgs) -> Result<Status> {
             if let Some(h) = args.grace_hours {
                 req = req.kv("grace-hours", h.to_string());
             }
+            if args.break_lease {
+                req = req.kv("break-lease", "true");
+            }
             client::run_job(inv, &client, "prune", &req, args.job)
         }
     }
@@ -46,6 +53,7 @@ fn direct(inv: &Invocation<'_>, args: &PruneArgs, repo: &str) -> Result<Status> 
     let (repo, catalog) = repo_args::open_direct(inv.global, repo, args.job.no_wait)?;
     let mut req = PruneRequest {
         dry_run: args.dry_run,
+        break_lease: args.break_lease,
         ..Default::default()
     };
     if let Some(h) = args.grace_hours {
@@ -58,6 +66,16 @@ fn direct(inv: &Invocation<'_>, args: &PruneArgs, repo: &str) -> Result<Status> 
     };
     progress.finish();
     let outcome = outcome.context("prune failed")?;
+    if let Some(taken) = &outcome.lease_taken_over {
+        // The audit trail of this machine (`cairn events --repo`) keeps the takeover.
+        let request = serde_json::json!({"dry_run": args.dry_run, "break_lease": args.break_lease});
+        let event = cairn::service::events::lease_taken_over(taken, request);
+        let time_ns = cairn::service::now_ns() / 1_000_000 * 1_000_000;
+        if let Err(e) = catalog.append_event(time_ns, &event.kind, &event.line(time_ns).to_string())
+        {
+            tracing::warn!("cannot record the lease takeover as an event: {e}");
+        }
+    }
     if args.job.json {
         print_json(&serde_json::to_value(&outcome)?)?;
     } else {
@@ -88,5 +106,13 @@ fn print_outcome(o: &PruneOutcome) {
             human_units::rfc3339(t)
         ),
         None => println!("pending    nothing"),
+    }
+    if let Some(t) = &o.lease_taken_over {
+        let host = t.previous.as_ref().map_or("?", |r| r.host.as_str());
+        let reason = serde_json::to_value(t.reason).unwrap_or_default();
+        println!(
+            "lease      taken over from host `{host}` ({})",
+            reason.as_str().unwrap_or("")
+        );
     }
 }

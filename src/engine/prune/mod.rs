@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use crate::catalog::Catalog;
 use crate::model::{ForgetRecord, Manifest};
-use crate::repo::{Lease, PackId, PrunePlan, RepoError, Repository};
+use crate::repo::{Lease, LeaseHolder, PackId, PrunePlan, RepoError, Repository, TakenOver};
 
 use super::{CancelToken, EngineError, Progress, Result, TreeReader};
 
@@ -39,8 +39,11 @@ pub struct PruneRequest {
     pub grace_ns: i64,
     /// Packs with more than this fraction of dead bytes are repacked. Default 0.5.
     pub repack_dead_ratio: f64,
-    /// How long the prune lease lasts if this prune dies. Default 6 h.
+    /// How long the prune lease lasts if this prune dies. Default 6 h. A lease whose
+    /// holder is a process of this host that is gone is free at once.
     pub lease_ttl_ns: i64,
+    /// Take over a live lease of another host (its prune is known to be dead).
+    pub break_lease: bool,
     /// The clock (ns since the epoch); `None` for now. Injected by tests.
     pub now_ns: Option<i64>,
 }
@@ -52,6 +55,7 @@ impl Default for PruneRequest {
             grace_ns: 24 * HOUR_NS,
             repack_dead_ratio: 0.5,
             lease_ttl_ns: 6 * HOUR_NS,
+            break_lease: false,
             now_ns: None,
         }
     }
@@ -78,6 +82,9 @@ pub struct PruneOutcome {
     /// Plans still in their grace period, and when the first of them is due.
     pub plans_pending: u64,
     pub next_sweep_ns: Option<i64>,
+    /// The lease this run took over from another holder, and why (`null`: it was free).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease_taken_over: Option<TakenOver>,
 }
 
 /// Prunes the repository; see the module documentation.
@@ -101,7 +108,14 @@ pub fn prune(
     let now = req.now_ns.unwrap_or_else(crate::model::now_ns);
     let lease = match req.dry_run {
         true => None,
-        false => Some(Lease::acquire(repo, now, req.lease_ttl_ns)?),
+        false => {
+            let holder = LeaseHolder::this_process(crate::model::hostname());
+            let lease = Lease::acquire(repo, &holder, now, req.lease_ttl_ns, req.break_lease)?;
+            if let Some(t) = lease.taken_over.as_ref().filter(|t| t.previous.is_some()) {
+                progress.warn(&takeover_note(t));
+            }
+            Some(lease)
+        }
     };
     let ctx = Ctx {
         repo,
@@ -111,7 +125,10 @@ pub fn prune(
         progress,
         cancel,
     };
-    let result = run(&ctx, req);
+    let result = run(&ctx, req).map(|mut out| {
+        out.lease_taken_over = lease.as_ref().and_then(|l| l.taken_over.clone());
+        out
+    });
     if let Some(lease) = lease {
         match (&result, lease.release(repo)) {
             (Ok(_), Err(e)) => return Err(e.into()),
@@ -120,6 +137,21 @@ pub fn prune(
         }
     }
     result
+}
+
+/// The job log's line for a lease taken over from another holder.
+fn takeover_note(t: &TakenOver) -> String {
+    let holder = t.previous.as_ref().map_or_else(String::new, |r| {
+        let pid = r.pid.map(|p| format!(", pid {p}")).unwrap_or_default();
+        format!(" (host `{}`{pid})", r.host)
+    });
+    match t.reason {
+        crate::repo::Takeover::Broken => format!("broke the prune lease of another prune{holder}"),
+        crate::repo::Takeover::HolderGone => {
+            format!("took over the prune lease of a prune that is gone{holder}")
+        }
+        _ => format!("took over the expired prune lease of another prune{holder}"),
+    }
 }
 
 /// What every step of one run shares.

@@ -16,6 +16,7 @@ use crate::engine::{CancelToken, EngineError, Result, TreeReader};
 use crate::model::names::is_safe_component;
 use crate::model::{Manifest, ModelError, Node, NodeKind, Tree};
 
+use super::stale::stage_path;
 use super::swap::Swap;
 use super::{Dest, Protected, RestoreMode, RestoreRequest, Scope, MAX_DEPTH};
 
@@ -230,26 +231,6 @@ pub(super) fn plan_units(
         }));
     }
     Ok(units)
-}
-
-/// A free hidden sibling name: `.<name>.cairn-stage-<random>`. Only paths chosen here are
-/// ever deleted by the restore, so it must not name anything that exists.
-fn stage_path(dest: &Path) -> Result<PathBuf> {
-    let name = dest.file_name().unwrap_or_default().as_bytes();
-    let short = &name[..name.len().min(200)];
-    for _ in 0..16 {
-        let suffix = format!(".cairn-stage-{:016x}", rand::random::<u64>());
-        let stage = dest.with_file_name(OsStr::from_bytes(
-            &[b".", short, suffix.as_bytes()].concat(),
-        ));
-        if fs::symlink_metadata(&stage).is_err() {
-            return Ok(stage);
-        }
-    }
-    Err(EngineError::Invalid(format!(
-        "no free stage name next to {}",
-        dest.display()
-    )))
 }
 
 fn has_point_entries(units: &[Unit]) -> bool {

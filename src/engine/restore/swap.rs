@@ -89,7 +89,7 @@ impl Drop for Cleanup {
 }
 
 /// Removes a file or a directory tree, never following symlinks.
-fn remove_tree(path: &Path) -> io::Result<()> {
+pub(super) fn remove_tree(path: &Path) -> io::Result<()> {
     let md = match fs::symlink_metadata(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         other => other?,
