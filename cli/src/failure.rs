@@ -179,6 +179,7 @@ fn catalog_kind(e: &CatalogError) -> Kind {
         CatalogError::Model(_) => Kind::Damaged,
         CatalogError::Sqlite { .. } | CatalogError::Dir { .. } => Kind::CatalogUnusable,
         CatalogError::DiskFull { .. } => Kind::Other,
+        CatalogError::Downgraded { .. } => Kind::KeysOrConfig,
     }
 }
 

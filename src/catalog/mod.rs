@@ -43,6 +43,14 @@ pub enum CatalogError {
         "no space left on the catalog's disk ({path}): free some space there and run it again"
     )]
     DiskFull { path: PathBuf },
+    /// The repository was encrypted when this catalog last saw it, and its `config` now
+    /// says it is not: a downgrade (keys deleted, config replaced), never obeyed.
+    #[error(
+        "the repository {repo} was encrypted when this machine last opened it, and its \
+         config now says it is not (its key files are gone): refusing to read or write it \
+         as plaintext; put back its original config and keys/ from a copy"
+    )]
+    Downgraded { repo: String },
     #[error("catalog at {path} has schema version {found}, newer than this cairn knows")]
     TooNew { path: PathBuf, found: i64 },
     #[error("cannot create catalog directory {path}: {source}")]

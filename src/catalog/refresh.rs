@@ -4,9 +4,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 
-use super::{insert_pack_tx, insert_point_conn, Catalog, Result};
+use super::{insert_pack_tx, insert_point_conn, Catalog, CatalogError, Result};
 use crate::model::{ForgetRecord, Manifest};
 use crate::repo::{IndexedPack, PackId, Repository};
 
@@ -26,6 +26,7 @@ pub struct RefreshStats {
 impl Catalog {
     /// Loads what other writers added and drops what was deleted.
     pub fn refresh(&self, repo: &Repository) -> Result<RefreshStats> {
+        self.check_encryption(repo)?;
         let mut stats = RefreshStats::default();
         // Plans are listed before packs: a prune deletes a plan only after its packs, so
         // a plan missing from this listing has no packs left in the packs listing below,
@@ -40,6 +41,36 @@ impl Catalog {
             tracing::debug!(?stats, "catalog refreshed");
         }
         Ok(stats)
+    }
+
+    /// Remembers that the repository is encrypted, and refuses it once its config says
+    /// otherwise: the key files bind an encrypted config (FORMAT.md 3.4), but a config
+    /// replaced together with deleted key files can only be caught by a reader that saw
+    /// the repository before.
+    fn check_encryption(&self, repo: &Repository) -> Result<()> {
+        let encrypted = repo.config().encrypted();
+        let conn = self.conn();
+        let seen: Option<String> = conn
+            .query_row(
+                "SELECT value FROM repository WHERE key = 'encrypted'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.sql_err(e))?;
+        match (seen.as_deref(), encrypted) {
+            (Some("true"), false) => Err(CatalogError::Downgraded {
+                repo: repo.store().description().to_string(),
+            }),
+            (Some("true"), true) | (Some("false"), false) => Ok(()),
+            _ => conn
+                .execute(
+                    "INSERT OR REPLACE INTO repository (key, value) VALUES ('encrypted', ?1)",
+                    params![encrypted.to_string()],
+                )
+                .map(|_| ())
+                .map_err(|e| self.sql_err(e)),
+        }
     }
 
     fn store_packs(&self, packs: &[IndexedPack], segment: Option<&str>) -> Result<()> {

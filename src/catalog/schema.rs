@@ -101,6 +101,9 @@ const MIGRATIONS: &[&str] = &[
          found_ns INTEGER NOT NULL,
          PRIMARY KEY (id, pack)
      ) WITHOUT ROWID;",
+    // 5 -> 6: what this machine has seen of the repository (whether it was encrypted),
+    // kept across a rebuild, so that a config replaced by an unencrypted one is refused.
+    "CREATE TABLE repository (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;",
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

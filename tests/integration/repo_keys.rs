@@ -215,3 +215,37 @@ fn cli_snapshot_refuses_a_downgraded_repository_and_writes_nothing() {
     assert_eq!(pack_bytes(Path::new(&repo)), 0);
     assert!(!Path::new(&repo).join("points").exists());
 }
+
+/// The downgrade with the key files deleted too: a machine that opened the repository
+/// before remembers that it was encrypted and refuses it; nothing is written.
+#[test]
+fn a_machine_that_saw_the_repository_encrypted_refuses_it_with_its_keys_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let cli = Cli::new(dir.path());
+    let repo = cli.repo();
+    cli.run(&["init", &repo]).ok();
+    std::fs::create_dir_all(dir.path().join("src")).unwrap();
+    std::fs::write(dir.path().join("src/secret"), b"first, sealed").unwrap();
+    cli.run(&["snapshot", "web", "--repo", &repo, "--path", "src"])
+        .ok();
+    let sealed = pack_bytes(Path::new(&repo));
+    assert!(sealed > 0);
+    for key in key_files(Path::new(&repo)) {
+        std::fs::remove_file(key).unwrap();
+    }
+    edit_config(Path::new(&repo), downgrade);
+    std::fs::write(
+        dir.path().join("src/secret"),
+        b"plaintext must not reach the packs",
+    )
+    .unwrap();
+    for args in [
+        &["snapshot", "web", "--repo", &repo, "--path", "src"][..],
+        &["points", "web", "--repo", &repo][..],
+    ] {
+        cli.run(args)
+            .code(1)
+            .stderr_has("was encrypted when this machine last opened it");
+    }
+    assert_eq!(pack_bytes(Path::new(&repo)), sealed);
+}
