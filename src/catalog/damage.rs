@@ -181,21 +181,8 @@ impl Catalog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::repo::{BlobKind, IndexedPack, PackEntry};
-
-    fn pack(n: u8, blob: BlobId) -> IndexedPack {
-        IndexedPack {
-            id: PackId([n; 32]),
-            length: 100,
-            entries: vec![PackEntry {
-                kind: BlobKind::Data,
-                id: blob,
-                offset: 8,
-                length: 10 + n as u32,
-                raw_len: 5,
-            }],
-        }
-    }
+    use crate::catalog::test_pack as pack;
+    use crate::repo::PackEntry;
 
     #[test]
     fn a_damaged_copy_is_never_deduplicated_and_readers_move_to_an_intact_one() {

@@ -412,21 +412,7 @@ impl Catalog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::repo::{BlobKind, IndexedPack, PackEntry};
-
-    fn pack(n: u8, blob: BlobId) -> IndexedPack {
-        IndexedPack {
-            id: PackId([n; 32]),
-            length: 100,
-            entries: vec![PackEntry {
-                kind: BlobKind::Data,
-                id: blob,
-                offset: 8,
-                length: 10 + n as u32,
-                raw_len: 5,
-            }],
-        }
-    }
+    use crate::catalog::test_pack as pack;
 
     #[test]
     fn condemned_copies_are_not_deduplicated_and_deleted_packs_hand_over_to_copies() {

@@ -8,6 +8,7 @@ use crate::catalog::PointRecord;
 use crate::model::{ForgetRecord, Manifest};
 use crate::repo::pack::PACK_MAGIC;
 use crate::repo::{PackId, RepoError};
+use crate::store::ObjectInfo;
 
 use super::super::history::Chain;
 use super::super::{Progress, Result};
@@ -25,19 +26,8 @@ impl Verifier<'_> {
         let known: HashSet<String> = cached.iter().map(|p| p.id.to_hex()).collect();
         // A manifest whose forget record exists is forgotten (a forget interrupted between
         // its two writes, FORMAT.md 9.1): a valid state, left for the next forget or prune.
-        let forgotten: HashSet<String> = self
-            .catalog
-            .forgotten(instance)?
-            .into_iter()
-            .map(|(_, id, _)| id.to_hex())
-            .collect();
-        let prefix = match instance {
-            Some(i) => format!("points/{i}/"),
-            None => "points/".to_string(),
-        };
-        let mut listed = self.repo.store().list(&prefix).map_err(RepoError::from)?;
-        listed.sort_by(|a, b| a.key.cmp(&b.key));
-        for obj in listed {
+        let forgotten = self.forgotten_ids(instance)?;
+        for obj in self.listed("points/", instance)? {
             match Manifest::parse_key(&obj.key) {
                 None => self.problem(format!("{} is not a valid point manifest key", obj.key)),
                 Some((i, _)) if instance.is_some_and(|want| want != i) => {}
@@ -130,19 +120,8 @@ impl Verifier<'_> {
 
     /// Reports forget records that the catalog refused (unreadable or forged).
     pub(super) fn check_forget_records(&mut self, instance: Option<&str>) -> Result<()> {
-        let known: HashSet<String> = self
-            .catalog
-            .forgotten(instance)?
-            .into_iter()
-            .map(|(_, id, _)| id.to_hex())
-            .collect();
-        let prefix = match instance {
-            Some(i) => format!("forgotten/{i}/"),
-            None => "forgotten/".to_string(),
-        };
-        let mut listed = self.repo.store().list(&prefix).map_err(RepoError::from)?;
-        listed.sort_by(|a, b| a.key.cmp(&b.key));
-        for obj in listed {
+        let known = self.forgotten_ids(instance)?;
+        for obj in self.listed("forgotten/", instance)? {
             match ForgetRecord::parse_key(&obj.key) {
                 Some((_, id)) if known.contains(&id.to_hex()) => {}
                 _ => self.problem(format!(
@@ -155,6 +134,27 @@ impl Verifier<'_> {
     }
 
     /// Reads every index segment and reports those that do not decode.
+    /// The manifest ids the catalog has forget records of.
+    fn forgotten_ids(&self, instance: Option<&str>) -> Result<HashSet<String>> {
+        Ok(self
+            .catalog
+            .forgotten(instance)?
+            .into_iter()
+            .map(|(_, id, _)| id.to_hex())
+            .collect())
+    }
+
+    /// The objects under `kind` (`points/`, `forgotten/`), of one instance or all, by key.
+    fn listed(&self, kind: &str, instance: Option<&str>) -> Result<Vec<ObjectInfo>> {
+        let prefix = match instance {
+            Some(i) => format!("{kind}{i}/"),
+            None => kind.to_string(),
+        };
+        let mut listed = self.repo.store().list(&prefix).map_err(RepoError::from)?;
+        listed.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(listed)
+    }
+
     pub(super) fn check_index_segments(&mut self) -> Result<()> {
         let mut segments = self.repo.store().list("index/").map_err(RepoError::from)?;
         segments.sort_by(|a, b| a.key.cmp(&b.key));
