@@ -242,6 +242,9 @@ done
 
 RUN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/cairn-test.XXXXXX")
 mkdir -p "$RUN_DIR/weed-data" "$RUN_DIR/tmp"
+# Tests that run commands as `nobody` (mount_users) need to pass through to their own
+# temporary directories: traversable, not listable.
+chmod 0711 "$RUN_DIR" "$RUN_DIR/tmp"
 S3_KEY=cairn-test
 S3_SECRET=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
 cat >"$RUN_DIR/s3.json" <<EOF

@@ -50,8 +50,19 @@ fn as_nobody(args: &[&str], env: &[(&str, &Path)]) -> (bool, String, String) {
     )
 }
 
+/// Lets other users into `p`, a test's temporary directory. Its ancestors must already
+/// let them pass (scripts/test.sh makes its run directory 0711 for this).
 fn open_up(p: &Path) {
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for dir in p.ancestors().skip(1) {
+        assert!(
+            mode(dir) & 0o001 != 0,
+            "{} is not traversable by other users: the tests as `nobody` need o+x on every \
+             parent of TMPDIR (chmod o+x {})",
+            dir.display(),
+            dir.display()
+        );
+    }
 }
 
 fn mode(p: &Path) -> u32 {
