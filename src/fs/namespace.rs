@@ -50,10 +50,12 @@ back from the same handle when you open it read-write.
   echo 'remove name=NAME'                                        > ctl/instance
   echo 'instance=NAME [name=LABEL]'                              > ctl/snapshot
   echo 'instance=NAME point=POINT|latest target=/abs [include=GLOB].. [mode=new|in-place]' > ctl/restore
+       [skip-damaged=true] restores every intact file and names the damaged ones;
+       [delete-excluded=true] (in-place) also deletes what the backup's excludes kept out
   echo '[instance=NAME] [point=POINT] [read-data=true]'          > ctl/verify
   echo 'job=ID'                                                  > ctl/cancel
   echo 'instance=NAME point=POINT|latest [point=..] [manual=true]' > ctl/forget
-  echo '[dry-run=true] [grace-hours=N]'                          > ctl/prune
+  echo '[dry-run=true] [grace-hours=N] [break-lease=true]'       > ctl/prune
   echo 'create name=P times=03:00,15:00 weekdays=mon,fri keep-days=7' > ctl/policy
   echo 'bind name=P instance=NAME'                               > ctl/policy
   (also update, delete, enable, disable, unbind, run-now, settings; policies/P shows P)
