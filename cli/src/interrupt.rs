@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use cairn::engine::CancelToken;
+use cairn::sync::LockExt;
 
 use crate::stderr_note::note;
 
@@ -117,7 +118,7 @@ impl Interrupts {
                     continue;
                 }
                 if a.load(Ordering::SeqCst) && count.fetch_add(1, Ordering::SeqCst) == 0 {
-                    let text = *m.lock().unwrap_or_else(|p| p.into_inner());
+                    let text = *m.locked();
                     note!("\ncairn: interrupted: {text}");
                     t.cancel();
                 } else {
@@ -148,7 +149,7 @@ impl Interrupts {
     /// Like [`arm`](Interrupts::arm), printing `message` (after `cairn: interrupted: `)
     /// when an interrupt comes.
     pub fn arm_saying(&self, message: &'static str) -> Armed<'_> {
-        *self.message.lock().unwrap_or_else(|p| p.into_inner()) = message;
+        *self.message.locked() = message;
         self.armed.store(true, Ordering::SeqCst);
         Armed(self)
     }

@@ -10,6 +10,8 @@ use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
+use cairn::sync::LockExt;
+
 /// Set once a write found stdout closed (or failing): nothing more is written.
 static STOPPED: AtomicBool = AtomicBool::new(false);
 /// The first write error other than a closed pipe.
@@ -24,7 +26,7 @@ pub fn line(args: fmt::Arguments<'_>) {
     if let Err(e) = out.write_fmt(args).and_then(|()| out.write_all(b"\n")) {
         STOPPED.store(true, Ordering::Relaxed);
         if e.kind() != io::ErrorKind::BrokenPipe {
-            let mut failure = FAILURE.lock().unwrap_or_else(|p| p.into_inner());
+            let mut failure = FAILURE.locked();
             failure.get_or_insert(e);
         }
     }
@@ -39,5 +41,5 @@ pub fn finish() -> Option<io::Error> {
             }
         }
     }
-    FAILURE.lock().unwrap_or_else(|p| p.into_inner()).take()
+    FAILURE.locked().take()
 }

@@ -11,6 +11,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use cairn::engine::Progress;
+use cairn::sync::LockExt;
 
 use crate::human_units;
 
@@ -45,7 +46,7 @@ impl Shared {
             self.noun,
             human_units::bytes(bytes)
         );
-        let total = *self.total.lock().unwrap_or_else(|p| p.into_inner());
+        let total = *self.total.locked();
         if let Some((total_files, total_bytes)) = total {
             // Percent by bytes when the operation counts bytes, else by items.
             let done = if total_bytes > 0 {
@@ -80,7 +81,7 @@ impl Shared {
         let line = self.line();
         let width = terminal_width().saturating_sub(1).max(20);
         let line: String = line.chars().take(width).collect();
-        let mut shown = self.line_shown.lock().unwrap_or_else(|p| p.into_inner());
+        let mut shown = self.line_shown.locked();
         let mut err = std::io::stderr().lock();
         let _ = write!(err, "\r\x1b[2K{line}");
         let _ = err.flush();
@@ -89,7 +90,7 @@ impl Shared {
 
     /// Prints a line of its own, moving the progress line out of the way.
     fn print_line(&self, text: &str) {
-        let mut shown = self.line_shown.lock().unwrap_or_else(|p| p.into_inner());
+        let mut shown = self.line_shown.locked();
         let mut err = std::io::stderr().lock();
         if *shown {
             let _ = write!(err, "\r\x1b[2K");
@@ -99,7 +100,7 @@ impl Shared {
     }
 
     fn clear(&self) {
-        let mut shown = self.line_shown.lock().unwrap_or_else(|p| p.into_inner());
+        let mut shown = self.line_shown.locked();
         if *shown {
             let mut err = std::io::stderr().lock();
             let _ = write!(err, "\r\x1b[2K");
@@ -165,8 +166,8 @@ impl TermProgress {
 
     /// Stops drawing and clears the line.
     pub fn finish(&self) {
-        drop(self.stop.lock().unwrap_or_else(|p| p.into_inner()).take());
-        if let Some(t) = self.ticker.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        drop(self.stop.locked().take());
+        if let Some(t) = self.ticker.locked().take() {
             let _ = t.join();
         }
         self.shared.clear();
@@ -180,12 +181,7 @@ impl TermProgress {
 
     /// Prints those of an operation's final warnings that were not reported while it ran.
     pub fn print_unseen_warnings(&self, warnings: &[String]) {
-        let seen = self
-            .shared
-            .warned
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let seen = self.shared.warned.locked().clone();
         for w in warnings.iter().filter(|w| !seen.contains(w)) {
             self.shared.print_line(&format!("warning: {w}"));
         }
@@ -200,7 +196,7 @@ impl Drop for TermProgress {
 
 impl Progress for TermProgress {
     fn set_total(&self, files: u64, bytes: u64) {
-        *self.shared.total.lock().unwrap_or_else(|p| p.into_inner()) = Some((files, bytes));
+        *self.shared.total.locked() = Some((files, bytes));
     }
 
     fn file_done(&self, _path: &Path, bytes: u64) {
@@ -212,15 +208,11 @@ impl Progress for TermProgress {
         if !self.shared.print_warnings {
             return;
         }
-        self.shared
-            .warned
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(message.to_string());
+        self.shared.warned.locked().push(message.to_string());
         self.shared.print_line(&format!("warning: {message}"));
     }
 
     fn phase(&self, name: &str) {
-        *self.shared.phase.lock().unwrap_or_else(|p| p.into_inner()) = name.to_string();
+        *self.shared.phase.locked() = name.to_string();
     }
 }

@@ -29,6 +29,7 @@ use crate::model::{Forgotten, Manifest, ManifestId, PointKind};
 use crate::repo::{
     self, BlobId, BlobIndex, BlobKind, BlobLocation, IndexedPack, PackId, Repository,
 };
+use crate::sync::LockExt;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
@@ -180,7 +181,7 @@ impl Catalog {
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+        self.conn.locked()
     }
 
     fn sql_err(&self, source: rusqlite::Error) -> CatalogError {

@@ -28,6 +28,7 @@ use crate::store::StoreError;
 
 use super::fsmeta::{data_ranges, node_from_metadata, read_xattrs};
 use super::{CancelToken, EngineError, Progress, Result, TreeReader};
+use crate::sync::LockExt;
 
 /// What to back up.
 #[derive(Debug, Clone)]
@@ -88,10 +89,7 @@ impl Ctx<'_> {
     fn warn(&self, message: String) {
         tracing::debug!("{message}");
         self.progress.warn(&message);
-        self.warnings
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(message);
+        self.warnings.locked().push(message);
     }
 }
 
@@ -318,7 +316,7 @@ fn write_manifest(ctx: &Ctx<'_>, mut manifest: Manifest, base: &str) -> Result<B
     ctx.repo
         .put_sealed(&Manifest::object_key(&instance, &id), json)?;
     ctx.catalog.insert_point(&id, &manifest)?;
-    let warnings = std::mem::take(&mut *ctx.warnings.lock().unwrap_or_else(|p| p.into_inner()));
+    let warnings = std::mem::take(&mut *ctx.warnings.locked());
     Ok(BackupOutcome {
         id,
         manifest,
@@ -558,12 +556,11 @@ fn file_content(
     // One reader per hard-link group: the others wait for its extents.
     let slot = ctx
         .links
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
+        .locked()
         .entry((node.dev, node.inode))
         .or_default()
         .clone();
-    let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+    let mut slot = slot.locked();
     if let Some(content) = &*slot {
         return Ok(content.clone());
     }

@@ -9,6 +9,7 @@ use crate::model::Extent;
 use crate::repo::{BlobId, BlobKind, RepoError};
 
 use super::{EngineError, Result, TreeReader};
+use crate::sync::LockExt;
 
 /// Extents of one file with their start offsets.
 #[derive(Debug, Clone)]
@@ -87,7 +88,7 @@ impl ContentReader {
     pub fn chunk(&self, id: &BlobId) -> Result<Arc<Vec<u8>>> {
         let (lock, cv) = &*self.cache;
         {
-            let mut c = lock.lock().unwrap_or_else(|p| p.into_inner());
+            let mut c = lock.locked();
             loop {
                 if let Some(b) = c.blobs.get(id) {
                     return Ok(b.clone());
@@ -100,7 +101,7 @@ impl ContentReader {
             }
         }
         let result = self.trees.read_blob(id, BlobKind::Data).map(Arc::new);
-        let mut c = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut c = lock.locked();
         c.loading.remove(id);
         if let Ok(data) = &result {
             self.insert(&mut c, *id, data.clone());
@@ -156,7 +157,7 @@ impl ContentReader {
         sequential: bool,
     ) -> Option<Vec<u8>> {
         let cached = |id: &BlobId| {
-            let c = self.cache.0.lock().unwrap_or_else(|p| p.into_inner());
+            let c = self.cache.0.locked();
             Ok(c.blobs.get(id).cloned())
         };
         let (out, next) = self
@@ -226,7 +227,7 @@ impl ContentReader {
     /// batches in flight so memory stays bounded.
     pub fn prefetch_blobs(&self, ids: Vec<BlobId>) {
         let claimed: Vec<BlobId> = {
-            let mut c = self.cache.0.lock().unwrap_or_else(|p| p.into_inner());
+            let mut c = self.cache.0.locked();
             ids.into_iter()
                 .filter(|id| !c.blobs.contains_key(id) && c.loading.insert(*id, ()).is_none())
                 .collect()
@@ -243,7 +244,7 @@ impl ContentReader {
         self.trees.repo().store().runtime().spawn_blocking(move || {
             me.trees.read_blobs(&claimed, BlobKind::Data, |id, data| {
                 let (lock, cv) = &*me.cache;
-                let mut c = lock.lock().unwrap_or_else(|p| p.into_inner());
+                let mut c = lock.locked();
                 c.loading.remove(&id);
                 me.insert(&mut c, id, Arc::new(data));
                 cv.notify_all();
@@ -256,7 +257,7 @@ impl ContentReader {
     /// Gives up claims on chunks that were not delivered (waiters then read them).
     fn unclaim(&self, ids: &[BlobId]) {
         let (lock, cv) = &*self.cache;
-        let mut c = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut c = lock.locked();
         for id in ids {
             c.loading.remove(id);
         }

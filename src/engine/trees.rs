@@ -11,6 +11,7 @@ use crate::repo::{BlobId, BlobKind, PackId, RepoError, Repository};
 use super::disk_cache::DiskCache;
 use super::pack_reads::{coalesce, Wanted, MAX_GAP, MAX_RANGE};
 use super::Result;
+use crate::sync::LockExt;
 
 const CACHE_TREES: usize = 1024;
 /// Subtrees one prefetch reads at most (well under the cache, so they survive until used).
@@ -169,7 +170,7 @@ impl TreeReader {
     /// in the cache instead of asking the store once per directory.
     pub fn prefetch_subtrees(&self, tree: &Tree) {
         let ids: Vec<BlobId> = {
-            let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            let cache = self.cache.locked();
             tree.nodes
                 .iter()
                 .filter_map(|n| n.subtree)
@@ -189,7 +190,7 @@ impl TreeReader {
     }
 
     fn cache_tree(&self, id: BlobId, tree: Arc<Tree>) {
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cache = self.cache.locked();
         if cache.len() >= CACHE_TREES {
             cache.clear();
         }
@@ -198,7 +199,7 @@ impl TreeReader {
 
     /// Reads, checks and decodes a tree.
     pub fn tree(&self, id: &BlobId) -> Result<Arc<Tree>> {
-        if let Some(t) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(id) {
+        if let Some(t) = self.cache.locked().get(id) {
             return Ok(t.clone());
         }
         let tree = Arc::new(Tree::decode(&self.read_blob(id, BlobKind::Tree)?)?);

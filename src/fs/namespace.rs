@@ -13,6 +13,7 @@ use crate::engine::{ContentReader, FileLayout};
 use crate::model::{Node, NodeKind, Tree};
 use crate::repo::BlobId;
 use crate::service::{Service, CONTROL_FILES};
+use crate::sync::RwLockExt;
 
 mod control_reply;
 mod handles;
@@ -256,8 +257,7 @@ impl Namespace {
             }
             _ => self
                 .table
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
+                .read_locked()
                 .entries
                 .get(&ino)
                 .cloned()
@@ -267,16 +267,10 @@ impl Namespace {
 
     /// The inode for `key`, allocating it (with `make`) on first sight.
     fn intern(&self, key: Key, make: impl FnOnce() -> Inode) -> u64 {
-        if let Some(ino) = self
-            .table
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .by_key
-            .get(&key)
-        {
+        if let Some(ino) = self.table.read_locked().by_key.get(&key) {
             return *ino;
         }
-        let mut t = self.table.write().unwrap_or_else(|p| p.into_inner());
+        let mut t = self.table.write_locked();
         if let Some(ino) = t.by_key.get(&key) {
             return *ino;
         }
@@ -500,19 +494,11 @@ impl Namespace {
         ino: u64,
         list: impl FnOnce() -> FsResult<Listing>,
     ) -> FsResult<Arc<Listing>> {
-        if let Some(d) = self
-            .dirs
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&ino)
-        {
+        if let Some(d) = self.dirs.read_locked().get(&ino) {
             return Ok(d.clone());
         }
         let listing = Arc::new(list()?);
-        self.dirs
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(ino, listing.clone());
+        self.dirs.write_locked().insert(ino, listing.clone());
         Ok(listing)
     }
 

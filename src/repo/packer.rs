@@ -9,6 +9,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use super::index::IndexedPack;
 use super::pack::PackBuilder;
 use super::{BlobId, BlobIndex, BlobKind, RepoError, Repository, Result};
+use crate::sync::LockExt;
 
 const MAX_UPLOADS: usize = 2;
 /// Packs covered by one index segment while a backup runs.
@@ -62,7 +63,7 @@ impl Packer {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.shared.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.shared.state.locked()
     }
 
     /// Stores a blob unless the repository has it. Returns its id and whether it was new.
@@ -146,7 +147,7 @@ impl Packer {
                 Ok(pack)
             }
             .await;
-            let mut st = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+            let mut st = shared.state.locked();
             st.uploads_in_flight -= 1;
             match result {
                 Ok(pack) => {

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::engine::{CancelToken, Progress};
+use crate::sync::LockExt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -52,14 +53,14 @@ pub struct JobProgress {
 
 impl JobProgress {
     pub fn log_line(&self, line: String) {
-        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        let mut log = self.log.locked();
         if log.len() < 10_000 {
             log.push(line);
         }
     }
 
     pub fn log_text(&self) -> String {
-        let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        let log = self.log.locked();
         let mut s = log.join("\n");
         if !s.is_empty() {
             s.push('\n');

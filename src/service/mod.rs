@@ -28,6 +28,7 @@ use crate::model::{InstanceConfig, Policy, PolicySettings};
 use crate::repo::Repository;
 use crate::store::StoreError;
 
+use crate::sync::LockExt;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use control::ControlError;
 pub use events::{Event, KINDS as EVENT_KINDS};
@@ -143,14 +144,11 @@ impl Service {
     }
 
     fn event_order(&self) -> MutexGuard<'_, ()> {
-        self.inner
-            .event_order
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        self.inner.event_order.locked()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.inner.state.locked()
     }
 
     pub fn repo(&self) -> &Repository {
@@ -197,11 +195,7 @@ impl Service {
         st.instances = instances;
         st.policies = policies;
         st.settings = settings;
-        *self
-            .inner
-            .last_refresh
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        *self.inner.last_refresh.locked() = Instant::now();
         Ok(())
     }
 

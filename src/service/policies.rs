@@ -19,6 +19,7 @@ use super::policy_control::{PolicyRequest, SettingsChange};
 use super::retention::{keeps_at_least, retained};
 use super::scheduler::Trigger;
 use super::{schedule, Service, State};
+use crate::sync::LockExt;
 
 fn quota(message: String) -> ControlError {
     ControlError {
@@ -208,11 +209,7 @@ impl Service {
     }
 
     pub(super) fn policy_request(&self, req: PolicyRequest) -> Result<String, ControlError> {
-        let _one_at_a_time = self
-            .inner
-            .policy_writes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let _one_at_a_time = self.inner.policy_writes.locked();
         let now = self.now_ns();
         let write_once = self.policy_settings().write_once;
         match req {

@@ -14,6 +14,7 @@ use crate::model::PointKind;
 use super::history::{JobEnd, INTERRUPTED};
 use super::jobs::{JobProgress, JobState, LiveJob};
 use super::{control, now_ns, Service};
+use crate::sync::LockExt;
 
 impl Service {
     /// Picks the oldest queued job whose instance has nothing running. A prune runs
@@ -83,7 +84,7 @@ impl Service {
                 let done = done.clone();
                 std::thread::spawn(move || loop {
                     let (lock, cv) = &*done;
-                    let g = lock.lock().unwrap_or_else(|p| p.into_inner());
+                    let g = lock.locked();
                     let (g, _) = cv
                         .wait_timeout(g, Duration::from_secs(2))
                         .unwrap_or_else(|p| p.into_inner());
@@ -103,7 +104,7 @@ impl Service {
             };
             {
                 let (lock, cv) = &*done;
-                *lock.lock().unwrap_or_else(|p| p.into_inner()) = true;
+                *lock.locked() = true;
                 cv.notify_all();
             }
             let _ = ticker.join();

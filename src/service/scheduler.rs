@@ -39,6 +39,7 @@ use super::policies::bindings;
 use super::{schedule, Service};
 
 pub const MAX_RETRIES_PER_DAY: u32 = 3;
+use crate::sync::LockExt;
 /// How often the scheduler looks at the clock.
 pub const SCHEDULER_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -100,7 +101,7 @@ impl Service {
     }
 
     fn sched(&self) -> std::sync::MutexGuard<'_, SchedState> {
-        self.inner.sched.lock().unwrap_or_else(|p| p.into_inner())
+        self.inner.sched.locked()
     }
 
     pub(super) fn run_scheduler(&self) {

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
 use crate::catalog::Catalog;
+use crate::sync::LockExt;
 
 /// One job's row as it should be in the catalog.
 pub(super) struct UnsavedJob {
@@ -19,7 +20,7 @@ pub(super) struct Unsaved(Mutex<BTreeMap<u64, UnsavedJob>>);
 
 impl Unsaved {
     fn lock(&self) -> MutexGuard<'_, BTreeMap<u64, UnsavedJob>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.0.locked()
     }
 
     /// Keeps the newest row of a job the catalog refused.

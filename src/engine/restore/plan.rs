@@ -19,6 +19,7 @@ use crate::model::{Manifest, ModelError, Node, NodeKind, Tree};
 use super::stale::stage_path;
 use super::swap::Swap;
 use super::{Dest, Protected, RestoreMode, RestoreRequest, Scope, MAX_DEPTH};
+use crate::sync::LockExt;
 
 /// A node of a point: a tree and an index in it (trees stay shared, nodes are not copied).
 #[derive(Clone)]
@@ -192,16 +193,11 @@ pub(super) fn plan_units(
                 )?
             }
         };
-        let skipped =
-            std::mem::take(&mut *planner.skipped.lock().unwrap_or_else(|p| p.into_inner()));
+        let skipped = std::mem::take(&mut *planner.skipped.locked());
         for (urel, why) in skipped {
             let path = join(&d.path, &urel);
             tracing::warn!("skipping damaged directory {}: {why}", path.display());
-            planner
-                .skipped_paths
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(path);
+            planner.skipped_paths.locked().push(path);
         }
         if !planned.touched {
             continue; // nothing of this destination is in scope
@@ -376,7 +372,7 @@ impl Planner<'_> {
                 .ok_or_else(|| ModelError::Tree("directory without subtree".into()))?;
             let sub = match self.reader.tree(&id) {
                 Err(e) if self.skip_damaged && e.is_damage() => {
-                    let mut skipped = self.skipped.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut skipped = self.skipped.locked();
                     skipped.push((urel.to_path_buf(), e.to_string()));
                     return self.keep_or_drop(ex, prel, urel, false, depth);
                 }

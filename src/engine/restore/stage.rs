@@ -21,6 +21,7 @@ use crate::model::{Extent, ModelError, Node, NodeKind};
 use crate::repo::{BlobId, BlobKind, RepoError};
 
 use super::plan::{join, DirMeta, Entry, Leaf, PlanDir, Unit};
+use crate::sync::LockExt;
 
 mod skip;
 
@@ -72,10 +73,7 @@ impl<'a> Stager<'a> {
     fn warn(&self, message: String) {
         tracing::warn!("{message}");
         self.progress.warn(&message);
-        self.warnings
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(message);
+        self.warnings.locked().push(message);
     }
 
     fn done(&self, unit: &Unit, rel: &Path, node: &Node) {
@@ -157,9 +155,7 @@ impl<'a> Stager<'a> {
                     // ext4's directory and inode-table updates: slower); content comes
                     // later, pack by pack, and the job finishes the file.
                     create_empty(&path, node)?;
-                    jobs.lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push(FileJob { unit, leaf, path });
+                    jobs.locked().push(FileJob { unit, leaf, path });
                     return Ok(());
                 }
             }
@@ -346,19 +342,11 @@ impl<'a> Stager<'a> {
             return Ok(false);
         }
         let key = (md.dev(), md.ino());
-        if !self
-            .claimed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key)
-        {
+        if !self.claimed.locked().insert(key) {
             return Ok(false);
         }
         let unclaim = || {
-            self.claimed
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&key);
+            self.claimed.locked().remove(&key);
             Ok(false)
         };
         if !self.same_content(existing, node, key)? {

@@ -11,6 +11,7 @@ use crate::store::StoreError;
 
 use super::super::{CancelToken, EngineError, Progress, Result};
 use super::{blame, Verifier};
+use crate::sync::LockExt;
 
 /// Packs downloaded at once (memory: this many packs).
 const WORKERS: usize = 4;
@@ -172,10 +173,7 @@ pub(super) fn par_map<T: Sync, R: Send>(
     let error: Mutex<Option<EngineError>> = Mutex::new(None);
     let fail = |e: EngineError| {
         stop.store(true, Ordering::SeqCst);
-        error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get_or_insert(e);
+        error.locked().get_or_insert(e);
     };
     std::thread::scope(|s| {
         for _ in 0..WORKERS.min(items.len()) {
@@ -190,7 +188,7 @@ pub(super) fn par_map<T: Sync, R: Send>(
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(item) = items.get(i) else { break };
                 match f(item) {
-                    Ok(r) => results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(r),
+                    Ok(r) => results.locked()[i] = Some(r),
                     Err(e) => {
                         fail(e);
                         break;

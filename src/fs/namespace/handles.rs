@@ -9,6 +9,7 @@ use super::{FsResult, Inode, Namespace, README_TEXT, SIBLING_PREFETCH};
 use crate::engine::FileLayout;
 use crate::repo::BlobId;
 use crate::service::ControlError;
+use crate::sync::{LockExt, RwLockExt};
 
 /// What an open handle holds.
 pub(super) enum Handle {
@@ -61,12 +62,7 @@ impl Namespace {
                 parent,
                 ..
             } => {
-                if self
-                    .opened
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(ino)
-                {
+                if self.opened.locked().insert(ino) {
                     self.prefetch_siblings(*parent, ino);
                 }
                 (
@@ -84,10 +80,7 @@ impl Namespace {
             ),
         };
         let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
-        self.handles
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(fh, Arc::new(handle));
+        self.handles.write_locked().insert(fh, Arc::new(handle));
         Ok((fh, dynamic))
     }
 
@@ -102,7 +95,7 @@ impl Namespace {
             return;
         };
         let (from, to) = {
-            let mut done = self.prefetched.lock().unwrap_or_else(|p| p.into_inner());
+            let mut done = self.prefetched.locked();
             let upto = done.entry(parent).or_insert(0);
             // Refill only when less than half the window is left ahead: batches of many
             // files coalesce into few range requests.
@@ -117,8 +110,8 @@ impl Namespace {
             *upto = to;
             (from, to)
         };
-        let opened = self.opened.lock().unwrap_or_else(|p| p.into_inner());
-        let table = self.table.read().unwrap_or_else(|p| p.into_inner());
+        let opened = self.opened.locked();
+        let table = self.table.read_locked();
         let ids: Vec<BlobId> = children[from..to]
             .iter()
             .filter(|(_, i)| !opened.contains(i))
@@ -139,18 +132,14 @@ impl Namespace {
 
     pub(super) fn handle(&self, fh: u64) -> FsResult<Arc<Handle>> {
         self.handles
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
+            .read_locked()
             .get(&fh)
             .cloned()
             .ok_or(libc::EBADF)
     }
 
     pub fn release(&self, fh: u64) {
-        self.handles
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&fh);
+        self.handles.write_locked().remove(&fh);
     }
 
     /// Reads from an open handle if that needs no download (dynamic files, chunks in
@@ -159,7 +148,7 @@ impl Namespace {
         match &*self.handle(fh).ok()? {
             Handle::Content { layout, next } => {
                 // `next` advances only when served here; a miss leaves it to `read`.
-                let mut n = next.lock().unwrap_or_else(|p| p.into_inner());
+                let mut n = next.locked();
                 let data = self
                     .content
                     .read_cached(layout, offset, size, *n == offset)?;
@@ -179,13 +168,10 @@ impl Namespace {
         };
         match &*self.handle(fh)? {
             Handle::Snapshot(data) => Ok(slice(data)),
-            Handle::Control { reply, .. } => Ok(reply
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .read(offset, size)),
+            Handle::Control { reply, .. } => Ok(reply.locked().read(offset, size)),
             Handle::Content { layout, next } => {
                 let sequential = {
-                    let mut n = next.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut n = next.locked();
                     let seq = *n == offset;
                     *n = offset + size as u64;
                     seq
@@ -223,7 +209,7 @@ impl Namespace {
             Ok(text) => self.service.submit(file, text, uid),
             Err(_) => Err(ControlError::invalid("a request must be UTF-8 text")),
         };
-        let mut r = reply.lock().unwrap_or_else(|p| p.into_inner());
+        let mut r = reply.locked();
         match result {
             Ok(text) => {
                 r.set(text.into_bytes(), offset, data.len());

@@ -10,6 +10,7 @@ use super::{FsResult, Inode, Namespace, JOBS_DIR};
 
 /// The files of a job directory.
 pub(super) const JOB_FILES: [&str; 2] = ["status", "log"];
+use crate::sync::LockExt;
 
 /// Job files unlinked in this mount, by job.
 pub(super) type RemovedJobFiles = HashMap<u64, BTreeSet<&'static str>>;
@@ -26,8 +27,7 @@ impl Namespace {
     /// Whether `file` of job `id` was unlinked.
     pub(super) fn job_file_removed(&self, id: u64, file: &str) -> bool {
         self.removed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .locked()
             .get(&id)
             .is_some_and(|s| s.contains(file))
     }
@@ -51,12 +51,7 @@ impl Namespace {
         if self.service.job_is_live(id) {
             return Err(libc::EBUSY);
         }
-        self.removed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(id)
-            .or_default()
-            .insert(file);
+        self.removed.locked().entry(id).or_default().insert(file);
         Ok(())
     }
 
@@ -85,10 +80,7 @@ impl Namespace {
                 tracing::info!("job {id} not deleted: {}", e.message);
                 e.errno
             })?;
-        self.removed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&id);
+        self.removed.locked().remove(&id);
         Ok(())
     }
 }

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{join, open_staged, FileJob, Leaf, Stager, Unit};
 use crate::engine::{EngineError, Result};
+use crate::sync::LockExt;
 
 impl Stager<'_> {
     /// A damaged chunk of a staged file: fails the restore, or with `skip_damaged` marks
@@ -57,11 +58,7 @@ impl Stager<'_> {
     /// Whether `leaf`, a later member of a hard-link group whose first member (`first`,
     /// in the stage) was skipped as damaged, is skipped too (then it is handled).
     pub(super) fn skip_link(&self, unit: &Unit, leaf: &Leaf, first: &Path) -> Result<bool> {
-        let group_skipped = self
-            .skipped_stage
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(first);
+        let group_skipped = self.skipped_stage.locked().contains(first);
         if !self.skip_damaged || !group_skipped {
             return Ok(false);
         }
@@ -84,14 +81,8 @@ impl Stager<'_> {
                 _ => {}
             }
         }
-        self.skipped_stage
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(path.to_path_buf());
-        self.skipped
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(dest);
+        self.skipped_stage.locked().insert(path.to_path_buf());
+        self.skipped.locked().push(dest);
         Ok(())
     }
 }
