@@ -9,131 +9,15 @@
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::support::cli_run::{cairn_bin, Run};
 use crate::support::fixture::{assert_same_tree, noise, SourceTree};
 
 const PASSWORD: &str = "correct horse battery staple";
-
-/// `<target>/<profile>/cairn`, built with this test binary's profile (once per process).
-fn cairn_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().expect("test executable path");
-        // <target>/<profile>/deps/integration-<hash>
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("test executable lives in <target>/<profile>/deps");
-        let target_dir = profile_dir.parent().expect("a target directory");
-        let profile = profile_dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .expect("profile directory name");
-        let bin = profile_dir.join("cairn");
-        // Always ask cargo: a stale binary would test old code; a fresh one is a no-op.
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(["build", "--quiet", "-p", "cairn-cli", "--bin", "cairn"])
-            .arg("--target-dir")
-            .arg(target_dir);
-        match profile {
-            "debug" => {}
-            "release" => {
-                cmd.arg("--release");
-            }
-            other => {
-                cmd.args(["--profile", other]);
-            }
-        }
-        let status = cmd
-            .status()
-            .expect("running cargo build for the cairn binary");
-        assert!(status.success(), "cargo build -p cairn-cli failed");
-        assert!(bin.is_file(), "{} was not built", bin.display());
-        bin
-    })
-}
-
-/// One finished run of the binary.
-pub(crate) struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-    what: String,
-}
-
-impl Run {
-    fn from_output(what: String, out: Output) -> Run {
-        use std::os::unix::process::ExitStatusExt;
-        Run {
-            code: out
-                .status
-                .code()
-                .unwrap_or_else(|| 128 + out.status.signal().unwrap_or(0)),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            what,
-        }
-    }
-
-    pub(crate) fn describe(&self) -> String {
-        format!(
-            "`{}` exited {}\n--- stdout\n{}--- stderr\n{}",
-            self.what, self.code, self.stdout, self.stderr
-        )
-    }
-
-    pub(crate) fn ok(self) -> Run {
-        assert_eq!(self.code, 0, "{}", self.describe());
-        self
-    }
-
-    pub(crate) fn code(self, code: i32) -> Run {
-        assert_eq!(self.code, code, "{}", self.describe());
-        self
-    }
-
-    fn fails(self) -> Run {
-        assert_ne!(self.code, 0, "expected a failure: {}", self.describe());
-        self
-    }
-
-    pub(crate) fn stderr_has(self, needle: &str) -> Run {
-        assert!(
-            self.stderr.contains(needle),
-            "stderr lacks {needle:?}: {}",
-            self.describe()
-        );
-        self
-    }
-
-    pub(crate) fn stdout_has(self, needle: &str) -> Run {
-        assert!(
-            self.stdout.contains(needle),
-            "stdout lacks {needle:?}: {}",
-            self.describe()
-        );
-        self
-    }
-
-    pub(crate) fn json(&self) -> Value {
-        let lines: Vec<&str> = self.stdout.lines().collect();
-        assert_eq!(
-            lines.len(),
-            1,
-            "one JSON line on stdout: {}",
-            self.describe()
-        );
-        serde_json::from_str(lines[0])
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.describe()))
-    }
-}
 
 /// A working directory with its own catalog cache, and how to run cairn in it.
 pub(crate) struct Cli {
@@ -297,7 +181,7 @@ fn init_creates_an_encrypted_repository_and_refuses_to_do_it_twice() {
     );
 
     cli.run(&["init", &repo])
-        .fails()
+        .failed()
         .stderr_has("already exists");
     assert_eq!(read_config(Path::new(&repo))["id"], id, "config untouched");
     let points = cli.run(&["points", "--repo", &repo, "--json"]).ok();
@@ -316,7 +200,7 @@ fn a_wrong_password_is_refused_clearly_and_a_password_file_works() {
     };
     wrong
         .run(&["points", "--repo", &repo])
-        .fails()
+        .failed()
         .stderr_has("wrong password");
     // The file wins over CAIRN_PASSWORD; its trailing newline is not part of the password.
     let file = dir.path().join("pw");
@@ -418,7 +302,7 @@ fn an_unknown_format_version_is_refused() {
     )
     .unwrap();
     cli.run(&["points", "--repo", &repo])
-        .fails()
+        .failed()
         .stderr_has("version 99 is not supported")
         .stderr_has("upgrade cairn");
 }

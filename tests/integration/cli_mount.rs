@@ -12,11 +12,12 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::support::cli_run::{cairn_bin, exit_code, Run};
 use crate::support::fixture::{assert_same_tree, noise, SourceTree};
 use crate::support::mount::fuse_available;
 
@@ -26,111 +27,6 @@ const COMMAND_LIMIT: Duration = Duration::from_secs(300);
 const TEST_LIMIT: Duration = Duration::from_secs(900);
 /// A mount of a killed daemon must be gone within this.
 pub(crate) const DEAD_MOUNT_LIMIT: Duration = Duration::from_secs(5);
-
-/// `<target>/<profile>/cairn`, built with this test binary's profile (once per process),
-/// as in `cli.rs`.
-pub fn cairn_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().expect("test executable path");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("test executable lives in <target>/<profile>/deps");
-        let target_dir = profile_dir.parent().expect("a target directory");
-        let profile = profile_dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .expect("profile directory name");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(["build", "--quiet", "-p", "cairn-cli", "--bin", "cairn"])
-            .arg("--target-dir")
-            .arg(target_dir);
-        match profile {
-            "debug" => {}
-            "release" => {
-                cmd.arg("--release");
-            }
-            other => {
-                cmd.args(["--profile", other]);
-            }
-        }
-        assert!(
-            cmd.status().expect("running cargo build").success(),
-            "cargo build -p cairn-cli failed"
-        );
-        let bin = profile_dir.join("cairn");
-        assert!(bin.is_file(), "{} was not built", bin.display());
-        bin
-    })
-}
-
-/// One finished run of the binary.
-pub(crate) struct Run {
-    code: i32,
-    pub(crate) stdout: String,
-    stderr: String,
-    what: String,
-}
-
-impl Run {
-    fn describe(&self) -> String {
-        format!(
-            "`{}` exited {}\n--- stdout\n{}--- stderr\n{}",
-            self.what, self.code, self.stdout, self.stderr
-        )
-    }
-
-    pub(crate) fn ok(self) -> Run {
-        assert_eq!(self.code, 0, "{}", self.describe());
-        self
-    }
-
-    pub(crate) fn code(self, code: i32) -> Run {
-        assert_eq!(self.code, code, "{}", self.describe());
-        self
-    }
-
-    /// Any failure (a failed job exits 1, a refused request 2).
-    pub(crate) fn failed(self) -> Run {
-        assert!(self.code != 0, "expected a failure: {}", self.describe());
-        self
-    }
-
-    pub(crate) fn stderr_has(self, needle: &str) -> Run {
-        assert!(
-            self.stderr.contains(needle),
-            "stderr lacks {needle:?}: {}",
-            self.describe()
-        );
-        self
-    }
-
-    pub(crate) fn stdout_has(self, needle: &str) -> Run {
-        assert!(
-            self.stdout.contains(needle),
-            "stdout lacks {needle:?}: {}",
-            self.describe()
-        );
-        self
-    }
-
-    pub(crate) fn json(&self) -> Value {
-        let lines: Vec<&str> = self.stdout.lines().collect();
-        assert_eq!(lines.len(), 1, "one JSON line: {}", self.describe());
-        serde_json::from_str(lines[0])
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.describe()))
-    }
-}
-
-fn exit_code(status: std::process::ExitStatus) -> i32 {
-    use std::os::unix::process::ExitStatusExt;
-    status
-        .code()
-        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
-}
 
 /// Waits for a child with a time limit; kills it (and fails) when the limit passes.
 fn wait_limited(what: &str, mut child: Child, limit: Duration) -> Run {

@@ -17,8 +17,8 @@ use cairn::model::PointKind;
 use cairn::repo::Repository;
 use cairn::service::Service;
 
-use crate::cli_mount::cairn_bin;
 use crate::namespace::wait_job;
+use crate::support::cli_run::cairn_bin;
 use crate::support::fixture::{noise, SourceTree};
 use crate::support::mount::{
     fuse_available, job_of, request, run, run_with_env, wait_job_file, MountGuard,

@@ -1,6 +1,7 @@
 //! Shared helpers for the integration tests (`mod support;` in each test crate).
 #![allow(dead_code)]
 
+pub mod cli_run;
 pub mod cloud;
 pub mod fixture;
 pub mod forge;
