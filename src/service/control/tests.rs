@@ -1,0 +1,142 @@
+//! Unit tests of the control grammar: what each control file accepts and refuses.
+
+use super::*;
+
+#[test]
+fn words_with_quotes_and_json() {
+    let w = parse_words("add name=db path=\"/srv/my data\" exclude='*.tmp'\n").unwrap();
+    assert_eq!(w.verb.as_deref(), Some("add"));
+    assert_eq!(
+        w.pairs,
+        vec![
+            ("name".into(), "db".into()),
+            ("path".into(), "/srv/my data".into()),
+            ("exclude".into(), "*.tmp".into())
+        ]
+    );
+    let j = parse_words(r#"{"op":"add","name":"db","path":["/a","/b"]}"#).unwrap();
+    assert_eq!(j.verb.as_deref(), Some("add"));
+    assert_eq!(j.pairs.len(), 3);
+    let esc = parse_words(r#"target="/a \"b\" \\c""#).unwrap();
+    assert_eq!(esc.pairs[0].1, r#"/a "b" \c"#);
+}
+
+#[test]
+fn malformed_lines_are_refused() {
+    for bad in [
+        "",
+        "   \n",
+        "key=\"unclosed",
+        "a=1\nb=2",
+        "=value",
+        "k=\"x\"y",
+        "k=a\"b",
+        "{not json",
+        "[1,2]",
+        r#"{"k":{"nested":1}}"#,
+        "add extra name=x",
+    ] {
+        assert!(
+            parse_words(bad).is_err() || parse_instance(bad).is_err(),
+            "{bad:?} accepted"
+        );
+    }
+}
+
+#[test]
+fn typed_requests() {
+    assert_eq!(
+        parse_instance("add name=db path=/srv/db path=/etc exclude=*.log").unwrap(),
+        InstanceRequest::Add {
+            name: "db".into(),
+            paths: vec!["/srv/db".into(), "/etc".into()],
+            excludes: vec!["*.log".into()]
+        }
+    );
+    assert!(parse_instance("add name=db path=relative").is_err());
+    assert!(parse_instance("add name=db path=/a/../etc").is_err());
+    assert!(parse_instance("add name=d:b path=/a").is_err());
+    assert!(parse_instance("add name=db").is_err());
+    assert!(parse_instance("add name=db path=/a colour=red").is_err());
+    assert_eq!(
+        parse_instance("remove name=db").unwrap(),
+        InstanceRequest::Remove { name: "db".into() }
+    );
+    assert_eq!(
+        parse_snapshot("instance=db name=before-upgrade").unwrap(),
+        SnapshotRequest {
+            instance: "db".into(),
+            label: Some("before-upgrade".into()),
+            schedule: None,
+        }
+    );
+    assert!(parse_snapshot("instance=db name=auto").is_err());
+    assert!(parse_snapshot("instance=db instance=x").is_err());
+    let r = parse_restore("instance=db point=latest target=/srv/r include=data/*.rdb include=x")
+        .unwrap();
+    assert_eq!(r.includes.len(), 2);
+    assert!(!r.in_place);
+    assert!(
+        parse_restore("instance=db point=latest").is_err(),
+        "new needs a target"
+    );
+    assert!(parse_restore("instance=db point=latest target=rel").is_err());
+    assert!(parse_restore("instance=db point=nope target=/x").is_err());
+    assert!(
+        parse_restore("instance=db point=latest mode=in-place")
+            .unwrap()
+            .in_place
+    );
+    assert!(parse_restore("instance=db point=latest mode=sideways target=/x").is_err());
+    assert!(!r.skip_damaged);
+    assert!(
+        parse_restore("instance=db point=latest target=/x skip-damaged=true")
+            .unwrap()
+            .skip_damaged
+    );
+    assert!(parse_restore("instance=db point=latest target=/x skip-damaged=maybe").is_err());
+    assert!(parse_verify("read-data=true").unwrap().read_data);
+    assert_eq!(
+        parse_verify("\n").unwrap(),
+        VerifyControl {
+            instance: None,
+            point: None,
+            read_data: false
+        }
+    );
+    assert!(parse_verify("read-data=maybe").is_err());
+    assert!(parse_verify("point=latest").is_err());
+    assert_eq!(
+        parse_forget("instance=db point=latest point=2026-11-22T030000Z-auto manual=true").unwrap(),
+        ForgetControl {
+            instance: "db".into(),
+            points: vec!["latest".into(), "2026-11-22T030000Z-auto".into()],
+            manual: true
+        }
+    );
+    assert!(!parse_forget("instance=db point=latest").unwrap().manual);
+    assert!(parse_forget("instance=db").is_err());
+    assert!(parse_forget("instance=db point=../x").is_err());
+    assert!(parse_forget("instance=db point=latest manual=perhaps").is_err());
+    assert!(parse_forget("instance=db point=latest colour=red").is_err());
+    assert_eq!(
+        parse_prune("\n").unwrap(),
+        PruneControl {
+            dry_run: false,
+            grace_hours: None,
+            break_lease: false,
+        }
+    );
+    assert!(parse_prune("dry-run=true").unwrap().dry_run);
+    assert!(parse_prune("break-lease=true").unwrap().break_lease);
+    assert!(!parse_prune("").unwrap().break_lease);
+    assert!(parse_prune("break-lease=maybe").is_err());
+    assert_eq!(parse_prune("grace-hours=0").unwrap().grace_hours, Some(0));
+    assert!(parse_prune("grace-hours=-1").is_err());
+    assert!(parse_prune("grace-hours=99999").is_err());
+    assert!(parse_prune("dry-run=true force=yes").is_err());
+    assert!(parse_prune("now dry-run=true").is_err());
+    assert_eq!(parse_cancel("job=17").unwrap(), 17);
+    assert!(parse_cancel("job=x").is_err());
+    assert!(parse_snapshot("{\"instance\":\"db\"}").is_ok());
+}
