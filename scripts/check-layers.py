@@ -14,7 +14,12 @@ Fails (exit 1) on:
   service -> fs (the CLI is a separate crate above them all, and `sync` is a leaf
   every layer may use).
 
-Usage: scripts/check-layers.py [--graph]   (--graph prints every edge)
+Usage: scripts/check-layers.py [--graph] [--root DIR]
+  --graph     print every edge
+  --root DIR  check the crates under DIR (DIR/src and DIR/cli/src) instead of this
+              repository
+  --self-test check the small crates in tests/fixtures/layers/: each `ok-*` must pass
+              and each `bad-*` must fail (CI runs this before checking the repository)
 """
 
 import os
@@ -299,11 +304,33 @@ def name(crate, modpath):
     return ("cairn" if crate == "lib" else "cli") + ("::" + "::".join(modpath) if modpath else "")
 
 
+def self_test():
+    import subprocess
+    base = os.path.join(ROOT, "tests", "fixtures", "layers")
+    wrong = 0
+    for case in sorted(os.listdir(base)):
+        run = subprocess.run([sys.executable, os.path.abspath(__file__), "--root", os.path.join(base, case)],
+                             capture_output=True, text=True)
+        want = 0 if case.startswith("ok-") else 1
+        if run.returncode != want:
+            wrong += 1
+            print(f"self-test: {case}: exit {run.returncode}, expected {want}\n{run.stdout}")
+    print(f"check-layers self-test: {'FAIL' if wrong else 'ok'} ({len(os.listdir(base))} fixtures)")
+    return 1 if wrong else 0
+
+
 def main():
-    show_graph = "--graph" in sys.argv
+    args = sys.argv[1:]
+    if "--self-test" in args:
+        return self_test()
+    show_graph = "--graph" in args
+    root_dir = args[args.index("--root") + 1] if "--root" in args else ROOT
+    crates = {"lib": os.path.join(root_dir, "src"), "cli": os.path.join(root_dir, "cli", "src")}
     failures = 0
     files = 0
-    for crate, root in CRATES.items():
+    for crate, root in crates.items():
+        if not os.path.isdir(root):
+            continue
         mods = load(crate, root)
         files += len(mods)
         edges = edges_of(mods)
