@@ -73,27 +73,8 @@ die() { log "FAILED ($STEP): $*"; exit 1; }
 trap 'log "command failed (line $LINENO, step $STEP): $BASH_COMMAND"' ERR
 
 # ---------------------------------------------------------------- cleanup (always)
-unmount_under() {
-  local root=$1 mp
-  [[ -n "$root" && -d "$root" ]] || return 0
-  while read -r mp; do
-    mp=$(printf '%b' "$mp")
-    log "unmounting $mp"
-    fusermount3 -uz "$mp" 2>/dev/null || umount -l "$mp" 2>/dev/null || log "could not unmount $mp"
-  done < <(awk -v r="$root" 'index($2, r "/") == 1 { print $2 }' /proc/self/mounts | sort -r)
-}
-
-stop_pid() {  # stop_pid PID NAME: TERM, up to 10 s, then KILL
-  local pid=$1 i
-  kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$pid" 2>/dev/null; then
-    log "$2 (pid $pid) ignored SIGTERM for 10 s; sending SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  wait "$pid" 2>/dev/null || true
-}
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 
 cleanup() {
   local rc=$?
@@ -107,10 +88,7 @@ cleanup() {
       --prefix "$S3_PREFIX/" >/dev/null 2>&1 || log "could not delete s3://$S3_BUCKET/$S3_PREFIX/"
   fi
   [[ -z "$PROXY_PID" ]] || stop_pid "$PROXY_PID" "S3 counting proxy"
-  if [[ -n "$WEED_PID" ]]; then
-    stop_pid "$WEED_PID" "weed"
-    rm -f "/tmp/seaweedfs-s3-$WEED_PORT.sock" "/tmp/seaweedfs-s3-grpc-$((WEED_PORT + 10000)).sock"
-  fi
+  stop_weed_at "${WEED_PID:-}" "${WEED_PORT:-}"
   if [[ -n "$RUN" ]]; then
     unmount_under "$RUN"
     if [[ -n "$LOOPDEV" ]]; then
@@ -130,9 +108,7 @@ cleanup() {
   fi
   exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+run_cleanup_on_exit cleanup
 
 # ---------------------------------------------------------------- installs
 STEP=install
@@ -478,7 +454,6 @@ S3_SECRET=${CAIRN_TEST_S3_SECRET:-}
 S3_ENDPOINT=${CAIRN_TEST_S3_ENDPOINT:-}
 S3_BUCKET=${CAIRN_TEST_S3_BUCKET:-cairn-bench}
 WEED_FIXED_PORTS=(9333 19333 9340 19340 8888 18888 8181 9101 23646 33646)
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 s3_probe() {
   AWS_ACCESS_KEY_ID=$S3_KEY AWS_SECRET_ACCESS_KEY=$S3_SECRET \

@@ -25,54 +25,12 @@ TESTS_PID=""
 log() { echo "test.sh: $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-# Lazily unmount every mount point under $1 (deepest first).
-unmount_under() {
-    local root=$1 mp
-    [[ -n "$root" && -d "$root" ]] || return 0
-    # /proc/self/mounts escapes spaces etc. as octal (\040); printf %b decodes them.
-    while read -r mp; do
-        mp=$(printf '%b' "$mp")
-        log "unmounting leftover mount $mp"
-        fusermount3 -uz "$mp" 2>/dev/null || umount -l "$mp" 2>/dev/null || log "could not unmount $mp"
-    done < <(awk -v r="$root" 'index($2, r "/") == 1 { print $2 }' /proc/self/mounts | sort -r)
-}
+# shellcheck source=scripts/lib.sh
+. "$REPO/scripts/lib.sh"
 
 stop_weed() {
-    [[ -n "$WEED_PID" ]] || return 0
-    if kill -0 "$WEED_PID" 2>/dev/null; then
-        kill -TERM "$WEED_PID" 2>/dev/null || true
-        local i
-        for ((i = 0; i < 100; i++)); do
-            kill -0 "$WEED_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -0 "$WEED_PID" 2>/dev/null; then
-            log "weed (pid $WEED_PID) ignored SIGTERM for 10 s; sending SIGKILL"
-            kill -KILL "$WEED_PID" 2>/dev/null || true
-        fi
-    fi
-    wait "$WEED_PID" 2>/dev/null || true
-    # weed leaves these sockets in /tmp (whatever $TMPDIR says)
-    rm -f "/tmp/seaweedfs-s3-$S3_PORT.sock" "/tmp/seaweedfs-s3-grpc-$((S3_PORT + 10000)).sock"
+    stop_weed_at "$WEED_PID" "${S3_PORT:-}"
     WEED_PID=""
-}
-
-# Stops a server this script started (SIGTERM, then SIGKILL after 10 s).
-stop_pid() {
-    local pid=$1 what=$2 i
-    [[ -n "$pid" ]] || return 0
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null || true
-        for ((i = 0; i < 100; i++)); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -0 "$pid" 2>/dev/null; then
-            log "$what (pid $pid) ignored SIGTERM for 10 s; sending SIGKILL"
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-    fi
-    wait "$pid" 2>/dev/null || true
 }
 
 # Interrupted while the tests run: end their process group (cargo + test binaries).
@@ -110,9 +68,7 @@ cleanup() {
     fi
     exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+run_cleanup_on_exit cleanup
 
 # ---------------------------------------------------------------- installs
 APT_UPDATED=""
@@ -208,7 +164,6 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 # ---------------------------------------------------------------- S3 server
 STEP=s3-server
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 busy=()
 for p in "${WEED_FIXED_PORTS[@]}"; do
