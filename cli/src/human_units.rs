@@ -1,26 +1,25 @@
-//! Sizes, durations, rates and times as people read them.
+//! Sizes, durations, rates and times as people read them. Sizes are bytesize's IEC units
+//! at the CLI's precision, times are chrono's; durations keep their own short form
+//! (`4m05s`: humantime would write `4m 5s`, and the outputs must not change).
 
 use std::time::Duration;
 
-/// `1.5 GiB`, `312 B`.
+/// `1.50 GiB`, `12.5 MiB`, `300 MiB`, `312 B`: IEC units (bytesize), with two, one or no
+/// decimals as the value in its unit has one, two or three digits before the point.
 pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
-    if n < 1024 {
-        return format!("{n} B");
-    }
-    let mut value = n as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if value < 10.0 {
-        format!("{value:.2} {}", UNITS[unit])
+    // The value in the unit bytesize picks (1024^k <= n < 1024^(k+1), as f64 like
+    // bytesize: n rounded to f64 may reach the next unit).
+    let size = n as f64;
+    let k = (size as u64).checked_ilog2().unwrap_or(0) / 10;
+    let value = size / (1u64 << (10 * k)) as f64;
+    let decimals = if value < 10.0 {
+        2
     } else if value < 100.0 {
-        format!("{value:.1} {}", UNITS[unit])
+        1
     } else {
-        format!("{value:.0} {}", UNITS[unit])
-    }
+        0
+    };
+    format!("{:.decimals$}", bytesize::ByteSize(n).display().iec())
 }
 
 /// `0.42 s`, `12.3 s`, `4m05s`, `2h03m`.
@@ -77,6 +76,7 @@ mod tests {
         assert_eq!(bytes(1023), "1023 B");
         assert_eq!(bytes(1536), "1.50 KiB");
         assert_eq!(bytes(300 << 20), "300 MiB");
+        assert_eq!(bytes(u64::MAX), "16.0 EiB");
         assert_eq!(duration(Duration::from_millis(420)), "0.42 s");
         assert_eq!(duration(Duration::from_secs(245)), "4m05s");
         assert_eq!(duration(Duration::from_secs(7380)), "2h03m");

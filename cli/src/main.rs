@@ -35,7 +35,7 @@ mod time_args;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use commands::{Invocation, Status};
 
@@ -93,9 +93,24 @@ enum Command {
     /// Manage the local catalog (a cache of the repository's index and points).
     #[command(subcommand)]
     Catalog(commands::catalog::CatalogCommand),
-    /// Internal: detaches DIR when the mount daemon whose pipe is on stdin dies.
-    #[command(name = "__mount-watcher", hide = true)]
-    MountWatcher(commands::mount::WatcherArgs),
+    /// Print the completion script for SHELL (bash, zsh, fish, elvish, powershell) to
+    /// stdout.
+    Completions(commands::completions::CompletionsArgs),
+    /// Print the man page (roff) of cairn, or of COMMAND (e.g. `cairn man snapshot`), to
+    /// stdout.
+    Man(commands::man::ManArgs),
+}
+
+// The mount daemon's watcher process, read apart from `Cli` (when the first argument is
+// `commands::mount::WATCHER`), so that no help, completion script or man page offers it.
+#[derive(Parser)]
+#[command(
+    bin_name = "cairn __mount-watcher",
+    about = "Internal: detaches DIR when the mount daemon whose pipe is on stdin dies."
+)]
+struct WatcherCli {
+    #[command(flatten)]
+    args: commands::mount::WatcherArgs,
 }
 
 /// The watcher outlives Ctrl-C and SIGTERM aimed at its daemon: it only acts when the
@@ -130,15 +145,20 @@ fn main() -> ExitCode {
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
     }
-    let cli = Cli::parse();
-    init_tracing();
-    if let Command::MountWatcher(args) = &cli.command {
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|word| word == commands::mount::WATCHER)
+    {
+        let watcher = WatcherCli::parse_from(std::env::args_os().skip(1));
+        init_tracing();
         ignore_signals();
-        return match commands::mount::watch(args) {
+        return match commands::mount::watch(&watcher.args) {
             Ok(_) => ExitCode::SUCCESS,
             Err(err) => failure::report(&err, false),
         };
     }
+    let cli = Cli::parse();
+    init_tracing();
     // Before any thread starts, so that every thread inherits the blocked signals.
     let interrupts = interrupt::Interrupts::install();
     let inv = Invocation {
@@ -156,7 +176,6 @@ fn main() -> ExitCode {
         Command::Jobs(args) => commands::jobs::run(&inv, args),
         Command::Events(args) => commands::events::run(&inv, args),
         Command::Cancel(args) => commands::jobs::cancel(&inv, args),
-        Command::MountWatcher(_) => unreachable!("handled above"),
         Command::Snapshot(args) => commands::snapshot::run(&inv, args),
         Command::Restore(args) => commands::restore::run(&inv, args),
         Command::Verify(args) => commands::verify::run(&inv, args),
@@ -164,6 +183,8 @@ fn main() -> ExitCode {
         Command::Forget(args) => commands::forget::run(&inv, args),
         Command::Prune(args) => commands::prune::run(&inv, args),
         Command::Catalog(cmd) => commands::catalog::run(&inv, cmd),
+        Command::Completions(args) => commands::completions::run(args, Cli::command()),
+        Command::Man(args) => commands::man::run(args, Cli::command()),
     };
     // A closed stdout is not an error (the reader had enough); a failing one is.
     let output_failed = output::finish()

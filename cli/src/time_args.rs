@@ -1,6 +1,7 @@
 //! `--since T` / `--until T`: a time as RFC 3339 (`2026-11-22T03:00:00Z`, any offset), a
 //! day (`2026-11-22`, midnight UTC), or an age back from now (`90s`, `30m`, `2h`, `7d`,
-//! `2w`). Both ends are inclusive.
+//! `2w`). Both ends are inclusive. RFC 3339 is read by chrono (humantime's reader takes
+//! only `Z`, no other offset), ages by humantime.
 
 use anyhow::Result;
 use clap::Args;
@@ -52,29 +53,29 @@ pub fn parse_time(text: &str, now_ns: i64) -> Result<i64, String> {
             .and_then(|t| t.and_utc().timestamp_nanos_opt())
             .ok_or_else(|| format!("`{text}` is out of range"));
     }
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let unit_s: i64 = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 7 * 86_400,
-        _ => 0,
-    };
-    match number.parse::<i64>() {
-        Ok(n) if unit_s > 0 => n
-            .checked_mul(unit_s)
-            .and_then(|s| s.checked_mul(1_000_000_000))
-            .map(|ago| now_ns - ago)
+    match age(text) {
+        Some(Ok(ago)) => i64::try_from(ago.as_nanos())
+            .ok()
+            .and_then(|ago| now_ns.checked_sub(ago))
             .ok_or_else(|| format!("`{text}` is too long ago")),
+        Some(Err(humantime::DurationError::NumberOverflow)) => {
+            Err(format!("`{text}` is too long ago"))
+        }
         _ => Err(format!(
             "`{text}` is not a time: use RFC 3339 (2026-11-22T03:00:00Z), a day (2026-11-22) \
              or an age (90s, 30m, 2h, 7d, 2w)"
         )),
     }
+}
+
+/// An age in the documented form, digits and one of `s`, `m`, `h`, `d`, `w`, read by
+/// humantime; `None` for any other text. (humantime alone reads more, such as `2y` as
+/// 365.25 days, which is no calendar year.)
+fn age(text: &str) -> Option<Result<std::time::Duration, humantime::DurationError>> {
+    let unit = text.trim_start_matches(|c: char| c.is_ascii_digit());
+    let has_number = unit.len() < text.len();
+    (has_number && matches!(unit, "s" | "m" | "h" | "d" | "w"))
+        .then(|| humantime::parse_duration(text))
 }
 
 #[cfg(test)]

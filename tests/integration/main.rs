@@ -5,6 +5,7 @@ mod support;
 
 mod backup;
 mod cli;
+mod cli_completions;
 mod cli_locations;
 pub(crate) mod cli_mount;
 mod cli_output;

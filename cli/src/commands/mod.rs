@@ -1,11 +1,13 @@
 //! One module per command (group). Each has an `Args` struct (clap derive) and a `run`.
 
 pub mod catalog;
+pub mod completions;
 pub mod events;
 pub mod forget;
 pub mod init;
 pub mod instance;
 pub mod jobs;
+pub mod man;
 pub mod mount;
 pub mod points;
 pub mod policy;
@@ -40,6 +42,14 @@ pub enum Status {
 pub fn print_json(value: &serde_json::Value) -> Result<()> {
     println!("{}", serde_json::to_string(value)?);
     Ok(())
+}
+
+/// Prints a text generated for the command line (a completion script, a man page) to
+/// stdout as it is.
+fn print_generated(text: Vec<u8>) -> Result<Status> {
+    let text = String::from_utf8(text)?;
+    println!("{}", text.strip_suffix('\n').unwrap_or(&text));
+    Ok(Status::Success)
 }
 
 /// Makes a path given on the command line absolute (against the working directory)

@@ -78,6 +78,10 @@ pub struct UmountArgs {
     pub dir: PathBuf,
 }
 
+/// The word that starts the watcher process: `cairn __mount-watcher DIR` (main.rs reads
+/// it apart from the other commands, so that no help or completion offers it).
+pub const WATCHER: &str = "__mount-watcher";
+
 #[derive(Args, Debug)]
 pub struct WatcherArgs {
     /// The mount point to detach if the daemon dies.
@@ -495,7 +499,7 @@ impl Watcher {
         let (reader, writer) = std::io::pipe()?;
         let exe = std::env::current_exe()?;
         let mut cmd = Command::new(exe);
-        cmd.arg("__mount-watcher")
+        cmd.arg(WATCHER)
             .arg(dir)
             .current_dir("/")
             .stdin(reader)
