@@ -8,7 +8,7 @@ use rusqlite::{params, OptionalExtension};
 
 use super::{insert_pack_tx, insert_point_conn, Catalog, CatalogError, Result};
 use crate::model::{ForgetRecord, Manifest};
-use crate::repo::{IndexedPack, PackId, Repository};
+use crate::repo::{layout, IndexedPack, PackId, Repository};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RefreshStats {
@@ -31,7 +31,7 @@ impl Catalog {
         // Plans are listed before packs: a prune deletes a plan only after its packs, so
         // a plan missing from this listing has no packs left in the packs listing below,
         // and its packs are never taken for present and uncondemned.
-        let plans = repo.store().list("prune/")?;
+        let plans = repo.store().list(layout::PRUNE_PLANS)?;
         self.refresh_segments(repo, &mut stats)?;
         self.refresh_packs(repo, &mut stats)?;
         self.refresh_plans(repo, plans, &mut stats)?;
@@ -99,7 +99,7 @@ impl Catalog {
 
     fn refresh_segments(&self, repo: &Repository, stats: &mut RefreshStats) -> Result<()> {
         let known = self.strings::<HashSet<String>>("SELECT name FROM index_segments")?;
-        for obj in repo.store().list("index/")? {
+        for obj in repo.store().list(layout::INDEX)? {
             if known.contains(&obj.key) {
                 continue;
             }
@@ -122,7 +122,7 @@ impl Catalog {
     fn refresh_packs(&self, repo: &Repository, stats: &mut RefreshStats) -> Result<()> {
         let listed: HashMap<PackId, u64> = repo
             .store()
-            .list("packs/")?
+            .list(layout::PACKS)?
             .into_iter()
             .filter_map(|o| PackId::from_key(&o.key).map(|id| (id, o.size)))
             .collect();
@@ -180,7 +180,7 @@ impl Catalog {
     /// Learns forget records: their points are dropped below, wherever the manifest is.
     fn refresh_forgotten(&self, repo: &Repository, stats: &mut RefreshStats) -> Result<()> {
         let known = self.strings::<HashSet<String>>("SELECT id FROM forgotten")?;
-        for obj in repo.store().list("forgotten/")? {
+        for obj in repo.store().list(layout::FORGOTTEN)? {
             let Some((instance, id)) = ForgetRecord::parse_key(&obj.key) else {
                 tracing::warn!(key = %obj.key, "ignoring object with a malformed forget key");
                 continue;
@@ -207,7 +207,7 @@ impl Catalog {
         let known = self.strings::<HashSet<String>>("SELECT id FROM points")?;
         let forgotten = self.strings::<HashSet<String>>("SELECT id FROM forgotten")?;
         let mut listed = HashSet::new();
-        for obj in repo.store().list("points/")? {
+        for obj in repo.store().list(layout::POINTS)? {
             let Some((instance, id)) = Manifest::parse_key(&obj.key) else {
                 tracing::warn!(key = %obj.key, "ignoring object with a malformed point key");
                 continue;
