@@ -4,9 +4,12 @@
 
 use std::collections::{HashMap, HashSet};
 
-use rusqlite::{params, OptionalExtension};
+use rusqlite::params;
 
-use super::{insert_pack_tx, insert_point_conn, Catalog, CatalogError, Result};
+use super::index::insert_pack_tx;
+use super::points::insert_point_conn;
+use crate::catalog::history::promote_intact_copies;
+use crate::catalog::{schema, Catalog, CatalogError, Result};
 use crate::model::{ForgetRecord, Manifest};
 use crate::repo::{layout, IndexedPack, PackId, Repository};
 
@@ -24,6 +27,21 @@ pub struct RefreshStats {
 }
 
 impl Catalog {
+    /// Empties every cache table (`schema::CACHE_TABLES`) and reloads them from the
+    /// repository. The history tables (`schema::HISTORY_TABLES`: jobs, events, known
+    /// damaged copies, what was seen of the repository) are never touched: the
+    /// repository does not hold them, so nothing could bring them back.
+    pub fn rebuild(&self, repo: &Repository) -> Result<RefreshStats> {
+        let deletes: String = schema::CACHE_TABLES
+            .iter()
+            .map(|t| format!("DELETE FROM {t}; "))
+            .collect();
+        self.conn()
+            .execute_batch(&format!("BEGIN; {deletes}COMMIT;"))
+            .map_err(|e| self.sql_err(e))?;
+        self.refresh(repo)
+    }
+
     /// Loads what other writers added and drops what was deleted.
     pub fn refresh(&self, repo: &Repository) -> Result<RefreshStats> {
         self.check_encryption(repo)?;
@@ -41,36 +59,6 @@ impl Catalog {
             tracing::debug!(?stats, "catalog refreshed");
         }
         Ok(stats)
-    }
-
-    /// Remembers that the repository is encrypted, and refuses it once its config says
-    /// otherwise: the key files bind an encrypted config (FORMAT.md 3.4), but a config
-    /// replaced together with deleted key files can only be caught by a reader that saw
-    /// the repository before.
-    fn check_encryption(&self, repo: &Repository) -> Result<()> {
-        let encrypted = repo.config().encrypted();
-        let conn = self.conn();
-        let seen: Option<String> = conn
-            .query_row(
-                "SELECT value FROM repository WHERE key = 'encrypted'",
-                [],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| self.sql_err(e))?;
-        match (seen.as_deref(), encrypted) {
-            (Some("true"), false) => Err(CatalogError::Downgraded {
-                repo: repo.store().description().to_string(),
-            }),
-            (Some("true"), true) | (Some("false"), false) => Ok(()),
-            _ => conn
-                .execute(
-                    "INSERT OR REPLACE INTO repository (key, value) VALUES ('encrypted', ?1)",
-                    params![encrypted.to_string()],
-                )
-                .map(|_| ())
-                .map_err(|e| self.sql_err(e)),
-        }
     }
 
     fn store_packs(&self, packs: &[IndexedPack], segment: Option<&str>) -> Result<()> {
@@ -93,7 +81,7 @@ impl Catalog {
             )
             .map_err(|e| self.sql_err(e))?;
         }
-        super::damage::promote_intact_copies(&tx).map_err(|e| self.sql_err(e))?;
+        promote_intact_copies(&tx).map_err(|e| self.sql_err(e))?;
         tx.commit().map_err(|e| self.sql_err(e))
     }
 
@@ -190,7 +178,7 @@ impl Catalog {
             }
             let record = repo
                 .get_sealed(&obj.key)
-                .map_err(super::CatalogError::from)
+                .map_err(CatalogError::from)
                 .and_then(|json| Ok(ForgetRecord::decode(repo.key(), &id, &instance, &json)?));
             match record {
                 Ok(f) => {
@@ -221,7 +209,7 @@ impl Catalog {
             }
             let manifest = repo
                 .get_sealed(&obj.key)
-                .map_err(super::CatalogError::from)
+                .map_err(CatalogError::from)
                 .and_then(|json| Ok(Manifest::decode(repo.key(), &id, &instance, &json)?));
             match manifest {
                 Ok(m) => {
