@@ -6,8 +6,8 @@ use std::path::{Component, Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::names::is_valid_instance_name;
-use crate::repo::layout;
 use super::ModelError;
+use crate::repo::layout;
 
 pub const INSTANCE_VERSION: u32 = 1;
 

@@ -209,7 +209,8 @@ impl Lease {
     }
 
     pub fn release(self, repo: &Repository) -> Result<()> {
-        repo.store().delete(&layout::prune_lease_key(self.generation))?;
+        repo.store()
+            .delete(&layout::prune_lease_key(self.generation))?;
         Ok(())
     }
 }
@@ -328,7 +329,8 @@ mod tests {
         let repo = repo();
         let json =
             br#"{"version":1,"holder":"ab","host":"here","acquired_ns":1,"expires_ns":1000}"#;
-        repo.put_sealed(&layout::prune_lease_key(3), json.to_vec()).unwrap();
+        repo.put_sealed(&layout::prune_lease_key(3), json.to_vec())
+            .unwrap();
         assert!(Lease::acquire(&repo, &me(), 10, 100, false).is_err());
         let l = Lease::acquire(&repo, &me(), 10, 100, true).unwrap();
         assert_eq!(l.taken_over.unwrap().reason, Takeover::Broken);

@@ -23,7 +23,9 @@ use std::sync::Arc;
 
 use crate::catalog::Catalog;
 use crate::model::{ForgetRecord, Manifest};
-use crate::repo::{layout, Lease, LeaseHolder, PackId, PrunePlan, RepoError, Repository, TakenOver};
+use crate::repo::{
+    layout, Lease, LeaseHolder, PackId, PrunePlan, RepoError, Repository, TakenOver,
+};
 
 use super::{CancelToken, EngineError, Progress, Result, TreeReader};
 

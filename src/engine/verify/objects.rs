@@ -156,7 +156,11 @@ impl Verifier<'_> {
     }
 
     pub(super) fn check_index_segments(&mut self) -> Result<()> {
-        let mut segments = self.repo.store().list(layout::INDEX).map_err(RepoError::from)?;
+        let mut segments = self
+            .repo
+            .store()
+            .list(layout::INDEX)
+            .map_err(RepoError::from)?;
         segments.sort_by(|a, b| a.key.cmp(&b.key));
         let repo = self.repo;
         let results = par_map(&segments, self.cancel, |obj| {
