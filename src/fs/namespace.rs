@@ -510,9 +510,7 @@ impl Namespace {
             libc::EIO
         })?;
         let (reader, t) = (trees.clone(), tree.clone());
-        trees
-            .repo()
-            .store()
+        self.service
             .runtime()
             .spawn_blocking(move || reader.prefetch_subtrees(&t));
         Ok(tree)

@@ -131,6 +131,11 @@ impl Repository {
         &self.store
     }
 
+    /// The runtime the store's requests run on (readers and uploads may spawn onto it).
+    pub fn runtime(&self) -> &tokio::runtime::Runtime {
+        self.store.runtime()
+    }
+
     pub fn config(&self) -> &Config {
         &self.config
     }

@@ -155,6 +155,11 @@ impl Service {
         &self.inner.repo
     }
 
+    /// The runtime the repository's I/O runs on (the mount serves reads on it).
+    pub fn runtime(&self) -> &tokio::runtime::Runtime {
+        self.inner.repo.runtime()
+    }
+
     pub fn catalog(&self) -> &Arc<Catalog> {
         &self.inner.catalog
     }
