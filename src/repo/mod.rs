@@ -1,6 +1,7 @@
-//! The chunk store: config and keys, blob encoding, packs, index segments, and the packer
-//! that turns a stream of blobs into uploaded packs. Knows nothing of files or catalogs:
-//! the blob index it needs is the [`BlobIndex`] trait, which the catalog implements.
+//! The chunk store: config and keys, blob encoding, packs, index segments, leases, and
+//! the packer that turns a stream of blobs into uploaded packs; [`layout`] owns every
+//! object key. Knows nothing of files or catalogs: the blob index it needs is the
+//! [`BlobIndex`] trait, which the catalog implements.
 
 pub mod blob;
 mod blob_id;
