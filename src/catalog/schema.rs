@@ -1,6 +1,30 @@
-//! The catalog's SQLite schema, versioned with numbered migrations.
+//! The catalog's SQLite schema, versioned with numbered migrations, and its two groups
+//! of tables: the cache, rebuilt from the repository, and the history, kept.
 
 use rusqlite::Connection;
+
+/// Cache (rebuilt from the repository): what the objects say, loaded by `refresh` and
+/// emptied by `rebuild` before it reloads them. Code: `catalog/cache/`.
+pub const CACHE_TABLES: &[&str] = &[
+    "blobs",          // where each blob is read from (index segments, pack headers)
+    "blob_copies",    // the blob's other locations
+    "segment_packs",  // which index segment lists which pack
+    "packs",          // packs the index or a listing of packs/ named
+    "index_segments", // segments already read
+    "points",         // point manifests
+    "forgotten",      // forget records
+    "condemned",      // packs pending prune plans condemn
+    "prune_plans",    // pending prune plans
+];
+
+/// History (kept; never rebuilt): what only this machine knows, which no object of the
+/// repository records, so `rebuild` never drops it. Code: `catalog/history/`.
+pub const HISTORY_TABLES: &[&str] = &[
+    "jobs",       // the daemon's jobs (docs/CONTROL.md)
+    "events",     // the daemon's audit events
+    "damaged",    // blob copies found damaged (packs are never rewritten to say so)
+    "repository", // what was seen of the repository (whether it was encrypted)
+];
 
 /// Migration `i` brings the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -168,5 +192,30 @@ mod tests {
                 .unwrap();
             assert!(plan.starts_with("SEARCH") && plan.contains(index), "{plan}");
         }
+    }
+
+    #[test]
+    fn every_table_is_either_cache_or_history() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        let mut stmt = conn
+            .prepare(
+                "SELECT name FROM sqlite_master WHERE type = 'table'
+                 AND name NOT LIKE 'sqlite_%' ORDER BY name",
+            )
+            .unwrap();
+        let mut tables: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let mut grouped: Vec<String> = CACHE_TABLES
+            .iter()
+            .chain(HISTORY_TABLES)
+            .map(|t| t.to_string())
+            .collect();
+        tables.sort();
+        grouped.sort();
+        assert_eq!(tables, grouped);
     }
 }

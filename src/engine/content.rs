@@ -241,7 +241,7 @@ impl ContentReader {
             return;
         }
         let me = self.clone();
-        self.trees.repo().store().runtime().spawn_blocking(move || {
+        self.trees.repo().runtime().spawn_blocking(move || {
             me.trees.read_blobs(&claimed, BlobKind::Data, |id, data| {
                 let (lock, cv) = &*me.cache;
                 let mut c = lock.locked();

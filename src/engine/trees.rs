@@ -89,7 +89,7 @@ impl TreeReader {
     }
 
     /// Remembers a copy that failed its check, so that no backup deduplicates against it
-    /// again (the next one that has the data stores it anew, see `catalog::damage`).
+    /// again (the next one that has the data stores it anew, see `catalog/history/damage.rs`).
     /// Storage errors say nothing about the copy and are not recorded.
     pub(crate) fn note_damage(&self, id: &BlobId, pack: &PackId, e: &RepoError) {
         if let RepoError::CorruptBlob { detail, .. } = e {

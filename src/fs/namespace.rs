@@ -18,8 +18,7 @@ use crate::sync::RwLockExt;
 mod control_reply;
 mod handles;
 mod removal;
-
-use handles::Handle;
+mod state;
 
 pub type Errno = i32;
 pub type FsResult<T> = std::result::Result<T, Errno>;
@@ -155,7 +154,7 @@ pub struct Namespace {
     table: RwLock<Table>,
     /// Listings of point directories already read (they never change).
     dirs: RwLock<HashMap<u64, Arc<Listing>>>,
-    handles: RwLock<HashMap<u64, Arc<Handle>>>,
+    handles: RwLock<HashMap<u64, Arc<state::Handle>>>,
     /// Files opened before: the kernel keeps their pages (keep-cache), so re-opening one
     /// prefetches nothing, and prefetching skips them.
     opened: Mutex<HashSet<u64>>,
@@ -170,7 +169,7 @@ pub struct Namespace {
     /// policies (`--share-control`); otherwise `.cairn` is the mount owner's only.
     share_control: bool,
     /// Job files unlinked (`rm -r jobs/<id>` in progress).
-    removed: Mutex<removal::RemovedJobFiles>,
+    removed: Mutex<state::RemovedJobFiles>,
 }
 
 fn node_kind(k: NodeKind) -> EntryKind {
@@ -443,7 +442,7 @@ impl Namespace {
                 }
             }
             Inode::JobDir(id) => {
-                for file in removal::JOB_FILES {
+                for file in state::JOB_FILES {
                     if self.job_file_removed(id, file) {
                         continue;
                     }
@@ -511,9 +510,7 @@ impl Namespace {
             libc::EIO
         })?;
         let (reader, t) = (trees.clone(), tree.clone());
-        trees
-            .repo()
-            .store()
+        self.service
             .runtime()
             .spawn_blocking(move || reader.prefetch_subtrees(&t));
         Ok(tree)

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::repo::MasterKey;
+use crate::repo::{layout, MasterKey};
 
 use super::names::is_valid_instance_name;
 use super::{Manifest, ManifestId, ModelError};
@@ -36,13 +36,12 @@ pub struct Forgotten {
 
 impl ForgetRecord {
     pub fn object_key(instance: &str, id: &ManifestId) -> String {
-        format!("forgotten/{instance}/{}", id.to_hex())
+        layout::instance_key(layout::FORGOTTEN, instance, &id.to_hex())
     }
 
     /// Parses an object key into (instance, id); only the canonical key, as for manifests.
     pub fn parse_key(key: &str) -> Option<(String, ManifestId)> {
-        let rest = key.strip_prefix("forgotten/")?;
-        let (instance, id) = rest.split_once('/')?;
+        let (instance, id) = layout::split_instance_key(layout::FORGOTTEN, key)?;
         is_valid_instance_name(instance)
             .then(|| ManifestId::from_hex(id).map(|id| (instance.to_string(), id)))?
             .filter(|(instance, id)| ForgetRecord::object_key(instance, id) == key)

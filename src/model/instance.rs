@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::names::is_valid_instance_name;
 use super::ModelError;
+use crate::repo::layout;
 
 pub const INSTANCE_VERSION: u32 = 1;
 
@@ -70,7 +71,7 @@ pub fn check_source_paths(paths: &[PathBuf]) -> Result<(), String> {
 
 impl InstanceConfig {
     pub fn object_key(name: &str) -> String {
-        format!("instances/{name}")
+        layout::object_key(layout::INSTANCES, name)
     }
 
     pub fn decode(key_name: &str, json: &[u8]) -> Result<InstanceConfig, ModelError> {

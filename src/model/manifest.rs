@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::repo::{BlobId, MasterKey};
+use crate::repo::{layout, BlobId, MasterKey};
 
 use super::names::{is_unique_suffix, SAFETY_LABEL};
 use super::{ModelError, Node, NodeKind, Xattr};
@@ -134,7 +134,7 @@ impl Manifest {
     }
 
     pub fn object_key(instance: &str, id: &ManifestId) -> String {
-        format!("points/{instance}/{}", id.to_hex())
+        layout::instance_key(layout::POINTS, instance, &id.to_hex())
     }
 
     /// The claim of a point name: `names/<instance>/<hex of BLAKE3k(id_key, "point-name\0"
@@ -143,7 +143,7 @@ impl Manifest {
     /// sealed in encrypted repositories.
     pub fn name_claim_key(key: &MasterKey, instance: &str, name: &str) -> String {
         let hash = key.blob_hash(&[b"point-name\0", name.as_bytes()].concat());
-        format!("names/{instance}/{}", hex::encode(hash))
+        layout::instance_key(layout::NAMES, instance, &hex::encode(hash))
     }
 
     /// The point's kind as readers see it: a manual point whose label is the reserved
@@ -160,8 +160,7 @@ impl Manifest {
     /// Parses an object key into (instance, id). Only the key [`object_key`](Self::object_key)
     /// makes parses: an id in upper-case hex would be a second object for one point.
     pub fn parse_key(key: &str) -> Option<(String, ManifestId)> {
-        let rest = key.strip_prefix("points/")?;
-        let (instance, id) = rest.split_once('/')?;
+        let (instance, id) = layout::split_instance_key(layout::POINTS, key)?;
         super::names::is_valid_instance_name(instance)
             .then(|| ManifestId::from_hex(id).map(|id| (instance.to_string(), id)))?
             .filter(|(instance, id)| Manifest::object_key(instance, id) == key)

@@ -11,6 +11,7 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::names::is_valid_instance_name;
+use crate::repo::layout;
 
 pub use super::policy_settings::{PolicySettings, SETTINGS_KEY};
 
@@ -200,7 +201,7 @@ pub struct PolicyChange {
 
 impl Policy {
     pub fn object_key(name: &str) -> String {
-        format!("policies/{name}")
+        layout::object_key(layout::POLICIES, name)
     }
 
     /// A new policy from a request that gives every field (the time zone defaults to UTC).

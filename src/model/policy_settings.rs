@@ -4,9 +4,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::policy::PolicyError;
+use crate::repo::layout;
 
 pub const SETTINGS_VERSION: u32 = 1;
-pub const SETTINGS_KEY: &str = "settings/policies";
+pub const SETTINGS_KEY: &str = layout::POLICY_SETTINGS;
 pub const DEFAULT_MAX_POLICIES: u32 = 32;
 pub const DEFAULT_MAX_INSTANCES: u32 = 64;
 

@@ -4,10 +4,8 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use super::crypto::{open_with, seal_with, KdfParams, MasterKey};
+use super::layout::FORMAT_VERSION;
 use super::RepoError;
-
-/// The repository format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
 
 /// Content-defined chunking parameters (FastCDC 2020).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]

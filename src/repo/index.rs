@@ -7,6 +7,7 @@
 //! ```
 
 use super::crypto::MasterKey;
+use super::layout;
 use super::pack::{decode_entries, encode_entries, PackEntry, PackId, ENTRY_LEN};
 use super::RepoError;
 
@@ -21,7 +22,7 @@ pub struct IndexedPack {
 }
 
 pub fn index_key(stored: &[u8]) -> String {
-    format!("index/{}", blake3::hash(stored).to_hex())
+    layout::object_key(layout::INDEX, &blake3::hash(stored).to_hex())
 }
 
 pub fn encode_segment(key: &MasterKey, packs: &[IndexedPack]) -> Vec<u8> {

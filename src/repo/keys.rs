@@ -10,6 +10,7 @@
 
 use super::config::{config_hash, Config, KeyFile};
 use super::crypto::MasterKey;
+use super::layout;
 use super::{RepoError, Result};
 use crate::store::Store;
 
@@ -18,12 +19,12 @@ const NAME_DIGITS: usize = 16;
 
 /// The name `init` gives a key file of these bytes: `keys/<16 hex>`.
 pub(super) fn key_name(bytes: &[u8]) -> String {
-    format!("keys/{}", &blake3::hash(bytes).to_hex()[..NAME_DIGITS])
+    layout::object_key(layout::KEYS, &blake3::hash(bytes).to_hex()[..NAME_DIGITS])
 }
 
 /// Refuses to open an unencrypted `config` next to key files.
 pub(super) fn refuse_key_files(store: &Store) -> Result<()> {
-    match store.list("keys/")?.first() {
+    match store.list(layout::KEYS)?.first() {
         None => Ok(()),
         Some(obj) => Err(RepoError::ConfigAltered(format!(
             "it says `\"encryption\": \"none\"` but the repository holds key file {}: an \
@@ -46,7 +47,7 @@ pub(super) fn unlock(
     config_bytes: &[u8],
     password: Option<&[u8]>,
 ) -> Result<MasterKey> {
-    let listed = store.list("keys/")?;
+    let listed = store.list(layout::KEYS)?;
     if listed.is_empty() {
         return Err(RepoError::KeyMissing(
             "the repository is encrypted but keys/ holds no key file, so no password can \

@@ -10,11 +10,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::layout;
 use super::process::ProcessId;
 use super::{RepoError, Repository, Result};
 use crate::store::StoreError;
-
-const PREFIX: &str = "locks/prune-";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LeaseRecord {
@@ -92,17 +91,13 @@ pub struct Lease {
     pub taken_over: Option<TakenOver>,
 }
 
-fn key(generation: u64) -> String {
-    format!("{PREFIX}{generation:020}")
-}
-
 /// Lease generations present in the store, sorted.
 fn generations(repo: &Repository) -> Result<Vec<u64>> {
     let mut out: Vec<u64> = repo
         .store()
-        .list("locks/")?
+        .list(layout::LOCKS)?
         .into_iter()
-        .filter_map(|o| o.key.strip_prefix(PREFIX)?.parse().ok())
+        .filter_map(|o| layout::prune_lease_generation(&o.key))
         .collect();
     out.sort_unstable();
     Ok(out)
@@ -152,7 +147,7 @@ impl Lease {
             None => (0, None),
             Some(&g) => {
                 let previous = repo
-                    .get_sealed(&key(g))
+                    .get_sealed(&layout::prune_lease_key(g))
                     .ok()
                     .and_then(|b| serde_json::from_slice::<LeaseRecord>(&b).ok());
                 let reason = match &previous {
@@ -175,7 +170,7 @@ impl Lease {
             boot_id: holder.process.as_ref().map(|p| p.boot_id.clone()),
         };
         let json = serde_json::to_vec(&record).expect("lease serializes");
-        match repo.put_sealed(&key(next), json) {
+        match repo.put_sealed(&layout::prune_lease_key(next), json) {
             Ok(()) => {}
             Err(RepoError::Store(StoreError::AlreadyExists(_))) => {
                 return Err(RepoError::Busy(
@@ -192,7 +187,7 @@ impl Lease {
         // Older generations are inert (only the newest counts): failing to tidy them is
         // no reason to give the lease up.
         for g in present {
-            if let Err(e) = repo.store().delete(&key(g)) {
+            if let Err(e) = repo.store().delete(&layout::prune_lease_key(g)) {
                 tracing::warn!(generation = g, "cannot delete an old prune lease: {e}");
             }
         }
@@ -214,7 +209,8 @@ impl Lease {
     }
 
     pub fn release(self, repo: &Repository) -> Result<()> {
-        repo.store().delete(&key(self.generation))?;
+        repo.store()
+            .delete(&layout::prune_lease_key(self.generation))?;
         Ok(())
     }
 }
@@ -333,7 +329,8 @@ mod tests {
         let repo = repo();
         let json =
             br#"{"version":1,"holder":"ab","host":"here","acquired_ns":1,"expires_ns":1000}"#;
-        repo.put_sealed(&key(3), json.to_vec()).unwrap();
+        repo.put_sealed(&layout::prune_lease_key(3), json.to_vec())
+            .unwrap();
         assert!(Lease::acquire(&repo, &me(), 10, 100, false).is_err());
         let l = Lease::acquire(&repo, &me(), 10, 100, true).unwrap();
         assert_eq!(l.taken_over.unwrap().reason, Takeover::Broken);

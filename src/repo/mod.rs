@@ -1,22 +1,28 @@
-//! The chunk store: config and keys, blob encoding, packs, index segments, and the packer
-//! that turns a stream of blobs into uploaded packs. Knows nothing of files or catalogs:
-//! the blob index it needs is the [`BlobIndex`] trait, which the catalog implements.
+//! The chunk store: config and keys, blob encoding, packs, index segments, leases, and
+//! the packer that turns a stream of blobs into uploaded packs; [`layout`] owns every
+//! object key. Knows nothing of files or catalogs: the blob index it needs is the
+//! [`BlobIndex`] trait, which the catalog implements.
 
 pub mod blob;
+mod blob_id;
 pub mod config;
 pub mod crypto;
+mod error;
 pub mod index;
 mod keys;
+pub mod layout;
 pub mod lease;
 pub mod pack;
 mod packer;
 pub mod process;
 pub mod prune_plan;
 
-pub use blob::{BlobId, BlobKind};
-pub use config::{ChunkerParams, Config, KeyFile, KeyMaterial, FORMAT_VERSION};
+pub use blob_id::{BlobId, BlobKind};
+pub use config::{ChunkerParams, Config, KeyFile, KeyMaterial};
 pub use crypto::{KdfParams, MasterKey};
+pub use error::{RepoError, Result};
 pub use index::IndexedPack;
+pub use layout::FORMAT_VERSION;
 pub use lease::{Lease, LeaseHolder, TakenOver, Takeover};
 pub use pack::{PackEntry, PackId};
 pub use packer::{Packer, PackerStats};
@@ -25,51 +31,6 @@ pub use prune_plan::PrunePlan;
 use bytes::Bytes;
 
 use crate::store::{Store, StoreError};
-
-/// Errors of the repository layer.
-#[derive(Debug, thiserror::Error)]
-pub enum RepoError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("no cairn repository at {0} (run `cairn init` first)")]
-    NotARepository(String),
-    #[error("a repository already exists at {0}")]
-    AlreadyExists(String),
-    #[error("repository format version {0} is not supported by this cairn (it reads version {FORMAT_VERSION})")]
-    UnsupportedVersion(u32),
-    #[error("wrong password: no key of this repository opens with it")]
-    WrongPassword,
-    #[error(
-        "the repository is encrypted: a password is needed (CAIRN_PASSWORD or --password-file)"
-    )]
-    PasswordRequired,
-    #[error("the repository's config was altered: {0}; `init` writes config once and nothing changes it: restore the original config")]
-    ConfigAltered(String),
-    #[error("the repository's key is missing: {0}")]
-    KeyMissing(String),
-    #[error("the repository's key file is damaged: {0}")]
-    KeyDamaged(String),
-    #[error("data failed authentication")]
-    Authentication,
-    #[error("blob {id} is corrupt: {detail}")]
-    CorruptBlob { id: BlobId, detail: String },
-    #[error("blob {0} is not in the index")]
-    MissingBlob(BlobId),
-    #[error("malformed repository data: {0}")]
-    Format(String),
-    #[error("blob index: {0}")]
-    Index(String),
-    #[error("repository busy: {0}")]
-    Busy(String),
-}
-
-impl RepoError {
-    pub fn is_transient(&self) -> bool {
-        matches!(self, RepoError::Store(e) if e.is_transient())
-    }
-}
-
-pub type Result<T> = std::result::Result<T, RepoError>;
 
 /// Where a blob is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,7 +88,7 @@ pub struct Repository {
 impl Repository {
     /// Creates a repository; fails if `config` already exists (conditional create).
     pub fn init(store: Store, opts: &InitOptions) -> Result<Repository> {
-        if store.head("config").is_ok() {
+        if store.head(layout::CONFIG).is_ok() {
             return Err(RepoError::AlreadyExists(store.description().to_string()));
         }
         let key = MasterKey::generate(opts.password.is_some());
@@ -140,7 +101,7 @@ impl Repository {
             let file = serde_json::to_vec_pretty(&file).expect("key file serializes");
             store.put_new(&keys::key_name(&file), file.into())?;
         }
-        match store.put_new("config", bytes.into()) {
+        match store.put_new(layout::CONFIG, bytes.into()) {
             Err(StoreError::AlreadyExists(_)) => {
                 Err(RepoError::AlreadyExists(store.description().to_string()))
             }
@@ -151,7 +112,7 @@ impl Repository {
 
     /// Opens a repository with a password (ignored when it is not encrypted).
     pub fn open(store: Store, password: Option<&[u8]>) -> Result<Repository> {
-        let bytes = match store.get("config") {
+        let bytes = match store.get(layout::CONFIG) {
             Err(StoreError::NotFound(_)) => {
                 return Err(RepoError::NotARepository(store.description().to_string()))
             }
@@ -169,6 +130,11 @@ impl Repository {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The runtime the store's requests run on (readers and uploads may spawn onto it).
+    pub fn runtime(&self) -> &tokio::runtime::Runtime {
+        self.store.runtime()
     }
 
     pub fn config(&self) -> &Config {

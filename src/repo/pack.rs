@@ -8,6 +8,7 @@
 
 use super::blob::{BlobId, BlobKind};
 use super::crypto::MasterKey;
+use super::layout;
 use super::RepoError;
 
 pub const PACK_MAGIC: &[u8; 8] = b"CAIRNPK\x01";
@@ -38,14 +39,13 @@ impl PackId {
 
     /// The object key: `packs/<first two hex digits>/<hex>`.
     pub fn key(&self) -> String {
-        let h = self.to_hex();
-        format!("packs/{}/{}", &h[..2], h)
+        layout::pack_key(&self.to_hex())
     }
 
     /// Parses a key made by [`key`](Self::key), and only such a key (not upper-case hex,
     /// nor a pack under another directory: reads would look for it elsewhere).
     pub fn from_key(key: &str) -> Option<PackId> {
-        let name = key.strip_prefix("packs/")?.split('/').nth(1)?;
+        let name = layout::pack_hex(key)?;
         let mut id = [0u8; 32];
         hex::decode_to_slice(name, &mut id).ok()?;
         Some(PackId(id)).filter(|id| id.key() == key)

@@ -127,7 +127,7 @@ impl Packer {
         let (bytes, id, entries) = builder.finish(self.shared.repo.key());
         let shared = self.shared.clone();
         let len = bytes.len() as u64;
-        self.shared.repo.store().runtime().spawn(async move {
+        self.shared.repo.runtime().spawn(async move {
             let result = async {
                 match shared
                     .repo

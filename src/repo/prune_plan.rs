@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::crypto::MasterKey;
+use super::layout;
 use super::{PackId, RepoError};
 
 pub const PLAN_VERSION: u32 = 1;
@@ -25,12 +26,13 @@ impl PrunePlan {
     /// The plan's JSON and its object key: `prune/` + hex of the keyed hash of the JSON.
     pub fn encode(&self, key: &MasterKey) -> (String, Vec<u8>) {
         let json = serde_json::to_vec(self).expect("prune plan serializes");
-        (format!("prune/{}", hex::encode(key.blob_hash(&json))), json)
+        let hex = hex::encode(key.blob_hash(&json));
+        (layout::object_key(layout::PRUNE_PLANS, &hex), json)
     }
 
     pub fn decode(key: &MasterKey, name: &str, json: &[u8]) -> Result<PrunePlan, RepoError> {
         let bad = |d: &str| RepoError::Format(format!("prune plan {name}: {d}"));
-        if format!("prune/{}", hex::encode(key.blob_hash(json))) != name {
+        if layout::object_key(layout::PRUNE_PLANS, &hex::encode(key.blob_hash(json))) != name {
             return Err(bad("content does not match its name"));
         }
         let plan: PrunePlan = serde_json::from_slice(json).map_err(|_| bad("undecodable"))?;

@@ -25,7 +25,7 @@ use serde_json::{json, Value};
 use crate::catalog::{Catalog, PointRecord};
 use crate::engine::CancelToken;
 use crate::model::{InstanceConfig, Policy, PolicySettings};
-use crate::repo::Repository;
+use crate::repo::{layout, Repository};
 use crate::store::StoreError;
 
 use crate::sync::LockExt;
@@ -155,6 +155,11 @@ impl Service {
         &self.inner.repo
     }
 
+    /// The runtime the repository's I/O runs on (the mount serves reads on it).
+    pub fn runtime(&self) -> &tokio::runtime::Runtime {
+        self.inner.repo.runtime()
+    }
+
     pub fn catalog(&self) -> &Arc<Catalog> {
         &self.inner.catalog
     }
@@ -179,7 +184,7 @@ impl Service {
         let repo = &self.inner.repo;
         let stats = self.inner.catalog.refresh(repo)?;
         let (policies, settings) = policies::load(repo)?;
-        let instances = definitions(repo, "instances/", InstanceConfig::decode)?
+        let instances = definitions(repo, layout::INSTANCES, InstanceConfig::decode)?
             .into_iter()
             .map(|c| (c.name.clone(), c))
             .collect::<BTreeMap<_, _>>();

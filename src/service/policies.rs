@@ -13,6 +13,7 @@ use serde_json::json;
 
 use crate::model::policy::{PolicySettings, SETTINGS_KEY};
 use crate::model::{Binding, Policy};
+use crate::repo::layout;
 
 use super::control::ControlError;
 use super::policy_control::{PolicyRequest, SettingsChange};
@@ -47,7 +48,7 @@ fn io(e: impl std::fmt::Display) -> ControlError {
 pub(super) fn load(
     repo: &crate::repo::Repository,
 ) -> crate::repo::Result<(BTreeMap<String, Policy>, PolicySettings)> {
-    let policies = super::definitions(repo, "policies/", Policy::decode)?
+    let policies = super::definitions(repo, layout::POLICIES, Policy::decode)?
         .into_iter()
         .map(|p| (p.name.clone(), p))
         .collect();

@@ -2,7 +2,7 @@
 //! with the writer's uid; queries by time range and kind in the catalog and with `cairn
 //! events` (through a real mount and with `--repo`); `cairn points --since --until
 //! --kind`; deleting jobs with `rm -r` and `cairn jobs delete` (refused while queued or
-//! running); the history across a daemon restart.
+//! running); the history across a daemon restart and across `cairn catalog rebuild`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -777,4 +777,49 @@ fn jobs_are_deleted_with_rm_and_the_cli_but_not_while_queued_or_running_and_hist
     assert!(ok, "{out}{err}");
     assert!(!job_dir(&mnt, stuck).exists());
     drop(guard);
+}
+
+#[test]
+fn catalog_rebuild_keeps_the_job_history_and_the_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path();
+    let src = work.join("src");
+    SourceTree::new(&src).file("a.txt", b"kept history");
+    let (repo, catalog) = repo_with_default_catalog(work);
+    let repo_arg = work.join("scratch/repo").to_str().unwrap().to_string();
+    let service = Service::start(repo, catalog.clone(), 1).unwrap();
+    service
+        .submit(
+            "instance",
+            &format!("add name=db path={}", src.display()),
+            1000,
+        )
+        .unwrap();
+    let snap = job_of(&service.submit("snapshot", "instance=db", 1000).unwrap());
+    assert_eq!(wait_job(&service, snap)["state"], "succeeded");
+    let failing = job_of(
+        &service
+            .submit(
+                "restore",
+                "instance=db point=latest target=/no/such/dir/x",
+                1000,
+            )
+            .unwrap(),
+    );
+    assert_eq!(wait_job(&service, failing)["state"], "failed");
+    service.shutdown();
+    drop(service);
+    let jobs = catalog.jobs().unwrap();
+    let events = catalog.events().unwrap();
+    assert_eq!(jobs.len(), 2);
+    assert!(events.len() >= 3, "{events:?}");
+    drop(catalog);
+
+    let rebuilt = cairn_json(work, &["catalog", "rebuild", &repo_arg]);
+    assert_eq!(rebuilt["points"], 1, "{rebuilt}");
+
+    let (_repo, catalog) = reopen(work);
+    assert_eq!(catalog.jobs().unwrap(), jobs);
+    assert_eq!(catalog.events().unwrap(), events);
+    assert_eq!(catalog.points(Some("db")).unwrap().len(), 1);
 }

@@ -4,7 +4,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::json;
 
-use cairn::repo::{InitOptions, RepoError, Repository};
+use cairn::repo::{layout, InitOptions, RepoError, Repository};
 
 use super::{print_json, Invocation, Status};
 use crate::{password, repo_args};
@@ -27,7 +27,7 @@ pub struct InitArgs {
 pub fn run(inv: &Invocation<'_>, args: &InitArgs) -> Result<Status> {
     let store = repo_args::open_store(inv.global, &args.repo)?;
     // Before asking for a password that would not be used.
-    if store.head("config").is_ok() {
+    if store.head(layout::CONFIG).is_ok() {
         return Err(RepoError::AlreadyExists(store.description().to_string()).into());
     }
     let opts = if args.no_encryption {

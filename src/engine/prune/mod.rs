@@ -23,7 +23,9 @@ use std::sync::Arc;
 
 use crate::catalog::Catalog;
 use crate::model::{ForgetRecord, Manifest};
-use crate::repo::{Lease, LeaseHolder, PackId, PrunePlan, RepoError, Repository, TakenOver};
+use crate::repo::{
+    layout, Lease, LeaseHolder, PackId, PrunePlan, RepoError, Repository, TakenOver,
+};
 
 use super::{CancelToken, EngineError, Progress, Result, TreeReader};
 
@@ -284,7 +286,7 @@ fn delete_forgotten_manifests(repo: &Repository, catalog: &Catalog) -> Result<()
         .into_iter()
         .map(|(instance, id, _)| ForgetRecord::object_key(&instance, &id))
         .collect();
-    for obj in repo.store().list("points/").map_err(RepoError::from)? {
+    for obj in repo.store().list(layout::POINTS).map_err(RepoError::from)? {
         let Some((instance, id)) = Manifest::parse_key(&obj.key) else {
             continue;
         };

@@ -34,7 +34,7 @@ use std::sync::Arc;
 
 use crate::catalog::{Catalog, PointRecord};
 use crate::model::{Extent, Tree};
-use crate::repo::{BlobId, BlobKind, BlobLocation, PackId, RepoError, Repository};
+use crate::repo::{layout, BlobId, BlobKind, BlobLocation, PackId, RepoError, Repository};
 use crate::store::StoreError;
 
 use super::restore::MAX_DEPTH;
@@ -108,7 +108,7 @@ pub fn verify(
     let points = select_points(catalog, req)?;
     let listed: BTreeMap<PackId, u64> = repo
         .store()
-        .list("packs/")
+        .list(layout::PACKS)
         .map_err(RepoError::from)?
         .into_iter()
         .filter_map(|o| PackId::from_key(&o.key).map(|id| (id, o.size)))

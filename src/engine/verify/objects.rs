@@ -7,7 +7,7 @@ use std::path::Path;
 use crate::catalog::PointRecord;
 use crate::model::{ForgetRecord, Manifest};
 use crate::repo::pack::PACK_MAGIC;
-use crate::repo::{PackId, RepoError};
+use crate::repo::{layout, PackId, RepoError};
 use crate::store::ObjectInfo;
 
 use super::super::history::Chain;
@@ -27,7 +27,7 @@ impl Verifier<'_> {
         // A manifest whose forget record exists is forgotten (a forget interrupted between
         // its two writes, FORMAT.md 9.1): a valid state, left for the next forget or prune.
         let forgotten = self.forgotten_ids(instance)?;
-        for obj in self.listed("points/", instance)? {
+        for obj in self.listed(layout::POINTS, instance)? {
             match Manifest::parse_key(&obj.key) {
                 None => self.problem(format!("{} is not a valid point manifest key", obj.key)),
                 Some((i, _)) if instance.is_some_and(|want| want != i) => {}
@@ -121,7 +121,7 @@ impl Verifier<'_> {
     /// Reports forget records that the catalog refused (unreadable or forged).
     pub(super) fn check_forget_records(&mut self, instance: Option<&str>) -> Result<()> {
         let known = self.forgotten_ids(instance)?;
-        for obj in self.listed("forgotten/", instance)? {
+        for obj in self.listed(layout::FORGOTTEN, instance)? {
             match ForgetRecord::parse_key(&obj.key) {
                 Some((_, id)) if known.contains(&id.to_hex()) => {}
                 _ => self.problem(format!(
@@ -156,7 +156,11 @@ impl Verifier<'_> {
     }
 
     pub(super) fn check_index_segments(&mut self) -> Result<()> {
-        let mut segments = self.repo.store().list("index/").map_err(RepoError::from)?;
+        let mut segments = self
+            .repo
+            .store()
+            .list(layout::INDEX)
+            .map_err(RepoError::from)?;
         segments.sort_by(|a, b| a.key.cmp(&b.key));
         let repo = self.repo;
         let results = par_map(&segments, self.cancel, |obj| {

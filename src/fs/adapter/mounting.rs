@@ -22,7 +22,7 @@ pub fn mount(
     dir: &Path,
     opts: &MountOptions,
 ) -> std::io::Result<BackgroundSession> {
-    let runtime = ns.service().repo().store().runtime().handle().clone();
+    let runtime = ns.service().runtime().handle().clone();
     let mut config = Config::default();
     config.mount_options = vec![
         MountOption::FSName("cairn".into()),

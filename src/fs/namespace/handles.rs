@@ -5,27 +5,11 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use super::control_reply::Reply;
+use super::state::Handle;
 use super::{FsResult, Inode, Namespace, README_TEXT, SIBLING_PREFETCH};
-use crate::engine::FileLayout;
 use crate::repo::BlobId;
 use crate::service::ControlError;
 use crate::sync::{LockExt, RwLockExt};
-
-/// What an open handle holds.
-pub(super) enum Handle {
-    /// A point file: its layout and where the last read ended (sequential detection).
-    Content {
-        layout: Arc<FileLayout>,
-        next: Mutex<u64>,
-    },
-    /// A dynamic file's content, captured at open so reads never tear.
-    Snapshot(Vec<u8>),
-    /// A control file: the reply to the last request written through this handle.
-    Control {
-        file: &'static str,
-        reply: Mutex<Reply>,
-    },
-}
 
 impl Namespace {
     pub(super) fn dynamic_content(&self, inode: &Inode) -> Option<Vec<u8>> {

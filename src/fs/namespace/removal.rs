@@ -4,16 +4,9 @@
 //! job from the history. Only the mount owner may, and never for a queued or running job
 //! (`EBUSY`). Everything else in the mount is read-only (`EROFS`).
 
-use std::collections::{BTreeSet, HashMap};
-
+use super::state::JOB_FILES;
 use super::{FsResult, Inode, Namespace, JOBS_DIR};
-
-/// The files of a job directory.
-pub(super) const JOB_FILES: [&str; 2] = ["status", "log"];
 use crate::sync::LockExt;
-
-/// Job files unlinked in this mount, by job.
-pub(super) type RemovedJobFiles = HashMap<u64, BTreeSet<&'static str>>;
 
 impl Namespace {
     fn owner_or_root(&self, uid: u32) -> FsResult<()> {

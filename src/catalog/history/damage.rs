@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 
 use rusqlite::{params, Transaction};
 
-use super::{Catalog, Result};
+use crate::catalog::{Catalog, Result};
 use crate::repo::{BlobId, PackId};
 
 /// One damaged copy of a blob.
@@ -28,7 +28,7 @@ pub struct DamagedCopy {
 /// Moves the `blobs` row (the location readers use) of every blob whose row names a
 /// damaged copy to an intact copy in a present pack, when there is one; the damaged
 /// location stays known as a copy (prune counts its bytes).
-pub(super) fn promote_intact_copies(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+pub(in crate::catalog) fn promote_intact_copies(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     tx.execute_batch(
         "DROP TABLE IF EXISTS temp.promote;
          CREATE TEMP TABLE promote AS
@@ -154,7 +154,7 @@ impl Catalog {
     }
 
     /// Marks the copies a truncated pack no longer holds (they end past `size`).
-    pub(super) fn mark_truncated(&self, pack: &PackId, size: u64) -> Result<()> {
+    pub(in crate::catalog) fn mark_truncated(&self, pack: &PackId, size: u64) -> Result<()> {
         let ids: HashSet<Vec<u8>> = {
             let conn = self.conn();
             let mut stmt = conn
@@ -181,7 +181,7 @@ impl Catalog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::test_pack as pack;
+    use crate::catalog::testing::test_pack as pack;
     use crate::repo::PackEntry;
 
     #[test]

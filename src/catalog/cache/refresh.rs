@@ -4,11 +4,14 @@
 
 use std::collections::{HashMap, HashSet};
 
-use rusqlite::{params, OptionalExtension};
+use rusqlite::params;
 
-use super::{insert_pack_tx, insert_point_conn, Catalog, CatalogError, Result};
+use super::index::insert_pack_tx;
+use super::points::insert_point_conn;
+use crate::catalog::history::promote_intact_copies;
+use crate::catalog::{schema, Catalog, CatalogError, Result};
 use crate::model::{ForgetRecord, Manifest};
-use crate::repo::{IndexedPack, PackId, Repository};
+use crate::repo::{layout, IndexedPack, PackId, Repository};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RefreshStats {
@@ -24,6 +27,21 @@ pub struct RefreshStats {
 }
 
 impl Catalog {
+    /// Empties every cache table (`schema::CACHE_TABLES`) and reloads them from the
+    /// repository. The history tables (`schema::HISTORY_TABLES`: jobs, events, known
+    /// damaged copies, what was seen of the repository) are never touched: the
+    /// repository does not hold them, so nothing could bring them back.
+    pub fn rebuild(&self, repo: &Repository) -> Result<RefreshStats> {
+        let deletes: String = schema::CACHE_TABLES
+            .iter()
+            .map(|t| format!("DELETE FROM {t}; "))
+            .collect();
+        self.conn()
+            .execute_batch(&format!("BEGIN; {deletes}COMMIT;"))
+            .map_err(|e| self.sql_err(e))?;
+        self.refresh(repo)
+    }
+
     /// Loads what other writers added and drops what was deleted.
     pub fn refresh(&self, repo: &Repository) -> Result<RefreshStats> {
         self.check_encryption(repo)?;
@@ -31,7 +49,7 @@ impl Catalog {
         // Plans are listed before packs: a prune deletes a plan only after its packs, so
         // a plan missing from this listing has no packs left in the packs listing below,
         // and its packs are never taken for present and uncondemned.
-        let plans = repo.store().list("prune/")?;
+        let plans = repo.store().list(layout::PRUNE_PLANS)?;
         self.refresh_segments(repo, &mut stats)?;
         self.refresh_packs(repo, &mut stats)?;
         self.refresh_plans(repo, plans, &mut stats)?;
@@ -41,36 +59,6 @@ impl Catalog {
             tracing::debug!(?stats, "catalog refreshed");
         }
         Ok(stats)
-    }
-
-    /// Remembers that the repository is encrypted, and refuses it once its config says
-    /// otherwise: the key files bind an encrypted config (FORMAT.md 3.4), but a config
-    /// replaced together with deleted key files can only be caught by a reader that saw
-    /// the repository before.
-    fn check_encryption(&self, repo: &Repository) -> Result<()> {
-        let encrypted = repo.config().encrypted();
-        let conn = self.conn();
-        let seen: Option<String> = conn
-            .query_row(
-                "SELECT value FROM repository WHERE key = 'encrypted'",
-                [],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| self.sql_err(e))?;
-        match (seen.as_deref(), encrypted) {
-            (Some("true"), false) => Err(CatalogError::Downgraded {
-                repo: repo.store().description().to_string(),
-            }),
-            (Some("true"), true) | (Some("false"), false) => Ok(()),
-            _ => conn
-                .execute(
-                    "INSERT OR REPLACE INTO repository (key, value) VALUES ('encrypted', ?1)",
-                    params![encrypted.to_string()],
-                )
-                .map(|_| ())
-                .map_err(|e| self.sql_err(e)),
-        }
     }
 
     fn store_packs(&self, packs: &[IndexedPack], segment: Option<&str>) -> Result<()> {
@@ -93,13 +81,13 @@ impl Catalog {
             )
             .map_err(|e| self.sql_err(e))?;
         }
-        super::damage::promote_intact_copies(&tx).map_err(|e| self.sql_err(e))?;
+        promote_intact_copies(&tx).map_err(|e| self.sql_err(e))?;
         tx.commit().map_err(|e| self.sql_err(e))
     }
 
     fn refresh_segments(&self, repo: &Repository, stats: &mut RefreshStats) -> Result<()> {
         let known = self.strings::<HashSet<String>>("SELECT name FROM index_segments")?;
-        for obj in repo.store().list("index/")? {
+        for obj in repo.store().list(layout::INDEX)? {
             if known.contains(&obj.key) {
                 continue;
             }
@@ -122,7 +110,7 @@ impl Catalog {
     fn refresh_packs(&self, repo: &Repository, stats: &mut RefreshStats) -> Result<()> {
         let listed: HashMap<PackId, u64> = repo
             .store()
-            .list("packs/")?
+            .list(layout::PACKS)?
             .into_iter()
             .filter_map(|o| PackId::from_key(&o.key).map(|id| (id, o.size)))
             .collect();
@@ -180,7 +168,7 @@ impl Catalog {
     /// Learns forget records: their points are dropped below, wherever the manifest is.
     fn refresh_forgotten(&self, repo: &Repository, stats: &mut RefreshStats) -> Result<()> {
         let known = self.strings::<HashSet<String>>("SELECT id FROM forgotten")?;
-        for obj in repo.store().list("forgotten/")? {
+        for obj in repo.store().list(layout::FORGOTTEN)? {
             let Some((instance, id)) = ForgetRecord::parse_key(&obj.key) else {
                 tracing::warn!(key = %obj.key, "ignoring object with a malformed forget key");
                 continue;
@@ -190,7 +178,7 @@ impl Catalog {
             }
             let record = repo
                 .get_sealed(&obj.key)
-                .map_err(super::CatalogError::from)
+                .map_err(CatalogError::from)
                 .and_then(|json| Ok(ForgetRecord::decode(repo.key(), &id, &instance, &json)?));
             match record {
                 Ok(f) => {
@@ -207,7 +195,7 @@ impl Catalog {
         let known = self.strings::<HashSet<String>>("SELECT id FROM points")?;
         let forgotten = self.strings::<HashSet<String>>("SELECT id FROM forgotten")?;
         let mut listed = HashSet::new();
-        for obj in repo.store().list("points/")? {
+        for obj in repo.store().list(layout::POINTS)? {
             let Some((instance, id)) = Manifest::parse_key(&obj.key) else {
                 tracing::warn!(key = %obj.key, "ignoring object with a malformed point key");
                 continue;
@@ -221,7 +209,7 @@ impl Catalog {
             }
             let manifest = repo
                 .get_sealed(&obj.key)
-                .map_err(super::CatalogError::from)
+                .map_err(CatalogError::from)
                 .and_then(|json| Ok(Manifest::decode(repo.key(), &id, &instance, &json)?));
             match manifest {
                 Ok(m) => {

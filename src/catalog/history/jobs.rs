@@ -8,7 +8,7 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use super::{Catalog, Result};
+use crate::catalog::{Catalog, Result};
 
 /// A stored job.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 
 use rusqlite::{params, OptionalExtension};
 
-use super::{location, Catalog, CatalogError, RefreshStats, Result};
+use super::index::location;
+use super::refresh::RefreshStats;
+use crate::catalog::{Catalog, CatalogError, Result};
 use crate::repo::{self, BlobId, BlobLocation, PackId, PrunePlan, Repository};
 use crate::store::ObjectInfo;
 
@@ -194,7 +196,7 @@ impl Catalog {
     /// Opens an empty set of marks (referenced blobs) in a scratch file next to the
     /// catalog; it is removed when the returned guard drops.
     pub fn begin_marks(&self) -> Result<Marks<'_>> {
-        let path = self.path.with_extension("prune-marks");
+        let path = self.path().with_extension("prune-marks");
         let _ = std::fs::remove_file(&path);
         let conn = self.conn();
         conn.execute("ATTACH DATABASE ?1 AS marks", [path.to_string_lossy()])
@@ -412,7 +414,7 @@ impl Catalog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::test_pack as pack;
+    use crate::catalog::testing::test_pack as pack;
 
     #[test]
     fn condemned_copies_are_not_deduplicated_and_deleted_packs_hand_over_to_copies() {

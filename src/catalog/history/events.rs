@@ -3,7 +3,7 @@
 
 use rusqlite::types::Value as SqlValue;
 
-use super::{Catalog, Result};
+use crate::catalog::{Catalog, Result};
 
 /// Which events a query wants: a closed time range (either end open when `None`) and,
 /// when `kinds` is not empty, only those kinds.

@@ -3,7 +3,7 @@
 
 use rusqlite::{params, Connection};
 
-use super::{Catalog, Result};
+use crate::catalog::{Catalog, Result};
 use crate::model::{Forgotten, Manifest, ManifestId, PointKind};
 use crate::repo;
 

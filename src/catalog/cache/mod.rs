@@ -1,0 +1,12 @@
+//! The catalog's cache half: tables rebuilt from the repository's objects (see
+//! `schema::CACHE_TABLES`). Losing them loses nothing: `refresh` and
+//! `rebuild` reload them.
+
+mod index;
+mod points;
+mod prune;
+mod refresh;
+
+pub use points::{latest_of, PointQuery, PointRecord};
+pub use prune::{Marks, PackUsage, PlanRecord};
+pub use refresh::RefreshStats;

@@ -1,0 +1,31 @@
+//! The types of what a namespace keeps between calls besides its inodes: open handles,
+//! and the job files unlinked in this mount. A leaf, so that the namespace and the files
+//! that implement handles and removal share them without a cycle.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use super::control_reply::Reply;
+use crate::engine::FileLayout;
+
+/// What an open handle holds.
+pub(super) enum Handle {
+    /// A point file: its layout and where the last read ended (sequential detection).
+    Content {
+        layout: Arc<FileLayout>,
+        next: Mutex<u64>,
+    },
+    /// A dynamic file's content, captured at open so reads never tear.
+    Snapshot(Vec<u8>),
+    /// A control file: the reply to the last request written through this handle.
+    Control {
+        file: &'static str,
+        reply: Mutex<Reply>,
+    },
+}
+
+/// The files of a job directory.
+pub(super) const JOB_FILES: [&str; 2] = ["status", "log"];
+
+/// Job files unlinked in this mount, by job.
+pub(super) type RemovedJobFiles = HashMap<u64, BTreeSet<&'static str>>;
