@@ -46,7 +46,8 @@ use commands::{Invocation, Status};
     about = "A backup repository you can mount",
     after_help = "Passwords come from --password-file, CAIRN_PASSWORD, or a prompt when stdin is \
                   a terminal.\nThe local catalog (a cache rebuilt from the repository, and the job \
-                  history and events, which are kept) lives under CAIRN_CACHE_DIR, else $XDG_CACHE_HOME/cairn, else ~/.cache/cairn.\n\
+                  history and events, which are kept) lives under CAIRN_CACHE_DIR, else \
+                  $XDG_CACHE_HOME/cairn, else ~/.cache/cairn.\n\
                   Logging: RUST_LOG (default: warn)."
 )]
 struct Cli {
