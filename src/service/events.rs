@@ -10,7 +10,7 @@
 
 use serde_json::{json, Value};
 
-use super::control;
+use super::grammar;
 use super::jobs::JobState;
 use super::Service;
 
@@ -168,7 +168,7 @@ pub fn job_end_kind(job_kind: &str, state: JobState) -> &'static str {
 
 /// The event of an accepted request: what it is about comes from its words.
 pub fn request_event(file: &str, text: &str, uid: u32, reply: &str) -> Event {
-    let words = control::parse_words(text).unwrap_or_default();
+    let words = grammar::parse_words(text).unwrap_or_default();
     let value = |key: &str| {
         words
             .pairs

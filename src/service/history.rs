@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use super::events::{job_end_kind, Event};
 use super::jobs::{self, JobState};
-use super::{control, now_ns, ControlError, Service, ServiceError};
+use super::{now_ns, requests, ControlError, Service, ServiceError};
 
 /// What a job that a previous daemon left unfinished says.
 pub const INTERRUPTED: &str = "the daemon stopped before this job finished; run it again";
@@ -83,7 +83,7 @@ impl Service {
     /// Removes the stages an interrupted restore left (its process is gone); returns the
     /// lines for its log.
     fn remove_stages_of(&self, request: &Value) -> Vec<String> {
-        let Ok(req) = serde_json::from_value::<control::RestoreControl>(request.clone()) else {
+        let Ok(req) = serde_json::from_value::<requests::RestoreControl>(request.clone()) else {
             return Vec::new();
         };
         let dirs = crate::engine::stage_dirs(

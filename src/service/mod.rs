@@ -6,10 +6,12 @@
 pub mod clock;
 pub mod control;
 pub mod events;
+pub mod grammar;
 mod history;
 pub mod jobs;
 pub mod policies;
 pub mod policy_control;
+pub mod requests;
 pub mod retention;
 mod runner;
 pub mod schedule;
@@ -30,8 +32,8 @@ use crate::store::StoreError;
 
 use crate::sync::LockExt;
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use control::ControlError;
 pub use events::{Event, KINDS as EVENT_KINDS};
+pub use grammar::ControlError;
 pub use jobs::{JobProgress, JobState, LiveJob};
 
 /// The control files of `.cairn/ctl/`.
@@ -396,7 +398,7 @@ impl Service {
             .flatten()
     }
 
-    fn instance_request(&self, req: control::InstanceRequest) -> Result<String, ControlError> {
+    fn instance_request(&self, req: requests::InstanceRequest) -> Result<String, ControlError> {
         let internal = |e: crate::repo::RepoError| {
             // The writer sees EIO; the mount's log keeps the cause.
             tracing::error!("ctl/instance: repository: {e}");
@@ -406,7 +408,7 @@ impl Service {
             }
         };
         match req {
-            control::InstanceRequest::Add {
+            requests::InstanceRequest::Add {
                 name,
                 paths,
                 excludes,
@@ -438,7 +440,7 @@ impl Service {
                 st.generation += 1;
                 Ok(format!("ok instance={name}\n"))
             }
-            control::InstanceRequest::Remove { name } => {
+            requests::InstanceRequest::Remove { name } => {
                 if self.instance(&name).is_none() {
                     return Err(ControlError::not_found(format!("no instance `{name}`")));
                 }

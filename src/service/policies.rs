@@ -14,10 +14,10 @@ use serde_json::json;
 use crate::model::policy::{PolicySettings, SETTINGS_KEY};
 use crate::model::{Binding, Policy};
 
-use super::control::ControlError;
+use super::grammar::ControlError;
 use super::policy_control::{PolicyRequest, SettingsChange};
+use super::requests::Trigger;
 use super::retention::{keeps_at_least, retained};
-use super::scheduler::Trigger;
 use super::{schedule, Service, State};
 use crate::sync::LockExt;
 

@@ -7,9 +7,7 @@ use crate::model::policy::{
     PolicyError, MAX_EVERY_DAYS, MAX_KEEP,
 };
 
-use super::control::{boolean, instance_name, parse_words, ControlError, Fields};
-
-type Result<T> = std::result::Result<T, ControlError>;
+use super::grammar::{boolean, instance_name, parse_words, ControlError, Fields, Result};
 
 /// Quotas a `settings` request may set are at most this.
 pub const MAX_QUOTA: u32 = 99_999;

@@ -13,7 +13,7 @@ use crate::model::PointKind;
 
 use super::history::{JobEnd, INTERRUPTED};
 use super::jobs::{JobProgress, JobState, LiveJob};
-use super::{control, now_ns, Service};
+use super::{now_ns, requests, Service};
 use crate::sync::LockExt;
 
 impl Service {
@@ -161,7 +161,7 @@ impl Service {
             |e: serde_json::Error| engine::EngineError::Invalid(format!("stored request: {e}"));
         match kind {
             "snapshot" => {
-                let req: control::SnapshotRequest =
+                let req: requests::SnapshotRequest =
                     serde_json::from_value(request.clone()).map_err(bad)?;
                 let config = self.instance(&req.instance).ok_or_else(|| {
                     engine::EngineError::Invalid(format!("instance `{}` was removed", req.instance))
@@ -196,7 +196,7 @@ impl Service {
                 Ok(result)
             }
             "restore" => {
-                let req: control::RestoreControl =
+                let req: requests::RestoreControl =
                     serde_json::from_value(request.clone()).map_err(bad)?;
                 let r = RestoreRequest {
                     instance: req.instance.clone(),
@@ -215,7 +215,7 @@ impl Service {
                 }))
             }
             "verify" => {
-                let req: control::VerifyControl =
+                let req: requests::VerifyControl =
                     serde_json::from_value(request.clone()).map_err(bad)?;
                 let v = VerifyRequest {
                     instance: req.instance.clone().or(instance.map(str::to_string)),
@@ -243,7 +243,7 @@ impl Service {
                 }
             }
             "forget" => {
-                let req: control::ForgetControl =
+                let req: requests::ForgetControl =
                     serde_json::from_value(request.clone()).map_err(bad)?;
                 let f = engine::ForgetRequest {
                     instance: req.instance.clone(),
@@ -254,7 +254,7 @@ impl Service {
                 Ok(json!({"instance": req.instance, "removed": out.removed}))
             }
             "prune" => {
-                let req: control::PruneControl =
+                let req: requests::PruneControl =
                     serde_json::from_value(request.clone()).map_err(bad)?;
                 let mut p = engine::PruneRequest {
                     dry_run: req.dry_run,

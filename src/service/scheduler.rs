@@ -26,44 +26,22 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::model::Policy;
 
-use super::control::{ControlError, SnapshotRequest};
 use super::events::Event;
+use super::grammar::ControlError;
 use super::history::JobEnd;
 use super::jobs::{self, JobProgress, JobState};
 use super::policies::bindings;
+use super::requests::{ScheduledRun, SnapshotRequest, Trigger};
 use super::{schedule, Service};
 
 pub const MAX_RETRIES_PER_DAY: u32 = 3;
 use crate::sync::LockExt;
 /// How often the scheduler looks at the clock.
 pub const SCHEDULER_INTERVAL: Duration = Duration::from_secs(1);
-
-/// Why a scheduled snapshot runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Trigger {
-    Slot,
-    Retry,
-    CatchUp,
-    RunNow,
-}
-
-/// The `schedule` part of a scheduled snapshot's request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ScheduledRun {
-    pub policy: String,
-    /// The slot, RFC 3339 UTC (for people), and in ns.
-    pub slot: String,
-    pub slot_ns: i64,
-    /// The time the point carries (the slot, or the run's start for catch-up and run-now).
-    pub time_ns: i64,
-    pub trigger: Trigger,
-}
 
 #[derive(Debug, Clone)]
 struct Track {
