@@ -14,7 +14,6 @@ pub mod policy_control;
 pub mod requests;
 pub mod retention;
 mod runner;
-pub mod schedule;
 pub mod scheduler;
 mod unsaved;
 

@@ -17,8 +17,9 @@ use crate::model::{Binding, Policy};
 use super::grammar::ControlError;
 use super::policy_control::{PolicyRequest, SettingsChange};
 use super::requests::Trigger;
-use super::retention::{keeps_at_least, retained};
-use super::{schedule, Service, State};
+use super::{Service, State};
+use crate::model::retention::{keeps_at_least, retained};
+use crate::model::schedule;
 use crate::sync::LockExt;
 
 fn quota(message: String) -> ControlError {
@@ -78,7 +79,8 @@ pub fn write_once_refusal(
         return None;
     }
     let policy = policies.get(bindings(policies).get(instance)?)?;
-    let kept = retained(policy.keep, points, now_ns);
+    let manifests: Vec<&crate::model::Manifest> = points.iter().map(|p| &p.manifest).collect();
+    let kept = retained(policy.keep, &manifests, now_ns);
     let name = names.iter().find(|n| kept.contains(*n))?;
     Some(format!(
         "write-once: point `{name}` of `{instance}` is kept by policy `{}` ({}) until its retention ends",

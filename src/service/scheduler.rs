@@ -36,7 +36,8 @@ use super::history::JobEnd;
 use super::jobs::{self, JobProgress, JobState};
 use super::policies::bindings;
 use super::requests::{ScheduledRun, SnapshotRequest, Trigger};
-use super::{schedule, Service};
+use super::Service;
+use crate::model::schedule;
 
 pub const MAX_RETRIES_PER_DAY: u32 = 3;
 use crate::sync::LockExt;
