@@ -44,11 +44,70 @@ impl ControlError {
 
 pub type Result<T> = std::result::Result<T, ControlError>;
 
-/// A parsed line: an optional verb and `key=value` pairs in order.
+/// A request's words: an optional verb and `key=value` pairs in order. [`parse_words`]
+/// reads them from a line, [`Words::line`] writes them as one.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Words {
     pub verb: Option<String>,
     pub pairs: Vec<(String, String)>,
+}
+
+impl Words {
+    /// Words that start with `verb`.
+    pub fn with_verb(verb: impl Into<String>) -> Words {
+        Words {
+            verb: Some(verb.into()),
+            pairs: Vec::new(),
+        }
+    }
+
+    /// Adds `key=value` (a key may repeat).
+    pub fn kv(mut self, key: impl Into<String>, value: impl Into<String>) -> Words {
+        self.pairs.push((key.into(), value.into()));
+        self
+    }
+
+    /// The request as one line (with its newline): `key="value"` words, or one JSON
+    /// object when a value holds a control character a line cannot carry.
+    pub fn line(&self) -> String {
+        if self
+            .pairs
+            .iter()
+            .any(|(_, v)| v.chars().any(|c| c.is_control()))
+        {
+            let mut obj = serde_json::Map::new();
+            if let Some(v) = &self.verb {
+                obj.insert("op".into(), serde_json::json!(v));
+            }
+            for (k, v) in &self.pairs {
+                match obj.get_mut(k) {
+                    Some(serde_json::Value::Array(a)) => a.push(serde_json::json!(v)),
+                    Some(one) => *one = serde_json::json!([one.clone(), v]),
+                    None => {
+                        obj.insert(k.clone(), serde_json::json!(v));
+                    }
+                }
+            }
+            return format!("{}\n", serde_json::Value::Object(obj));
+        }
+        let mut words: Vec<String> = self.verb.iter().cloned().collect();
+        words.extend(self.pairs.iter().map(|(k, v)| format!("{k}={}", quote(v))));
+        format!("{}\n", words.join(" "))
+    }
+}
+
+/// `"value"` with `"` and `\` escaped, as [`parse_words`] reads it back.
+pub fn quote(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    for c in value.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
 }
 
 /// Splits one request into words. Accepts `key=value`, `key="quoted value"`,
@@ -299,5 +358,28 @@ pub fn no_verb(words: &Words, file: &str) -> Result<()> {
         Some(v) => Err(ControlError::invalid(format!(
             "ctl/{file} takes no verb, got `{v}`"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_built_from_words_parses_back_to_them() {
+        let words = Words::with_verb("add")
+            .kv("name", "db")
+            .kv("path", "/srv/a \"b\" \\c and 'single'")
+            .kv("path", "/x");
+        let line = words.line();
+        assert_eq!(line.matches('\n').count(), 1);
+        assert_eq!(parse_words(&line).unwrap(), words);
+        // A control character: the line is one JSON object, which parses back too.
+        let words = Words::default()
+            .kv("instance", "db")
+            .kv("target", "/a\tb\nc");
+        let line = words.line();
+        assert!(line.starts_with('{'), "{line}");
+        assert_eq!(parse_words(&line).unwrap(), words);
     }
 }

@@ -12,15 +12,16 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use crate::model::policy::{PolicySettings, SETTINGS_KEY};
-use crate::model::{Binding, Policy};
+use crate::model::retention::{keeps_at_least, retained};
+use crate::model::{schedule, Binding, Policy};
+use crate::sync::LockExt;
 
+use super::daemon::{Service, State};
+use super::definitions::load_policies;
+use super::error::ServiceError;
 use super::grammar::ControlError;
 use super::policy_control::{PolicyRequest, SettingsChange};
 use super::requests::Trigger;
-use super::{Service, State};
-use crate::model::retention::{keeps_at_least, retained};
-use crate::model::schedule;
-use crate::sync::LockExt;
 
 fn quota(message: String) -> ControlError {
     ControlError {
@@ -41,28 +42,6 @@ fn io(e: impl std::fmt::Display) -> ControlError {
         errno: libc::EIO,
         message: format!("repository: {e}"),
     }
-}
-
-/// Policies and settings read from the repository; unreadable policies are skipped with
-/// a warning.
-pub(super) fn load(
-    repo: &crate::repo::Repository,
-) -> crate::repo::Result<(BTreeMap<String, Policy>, PolicySettings)> {
-    let policies = super::definitions(repo, "policies/", Policy::decode)?
-        .into_iter()
-        .map(|p| (p.name.clone(), p))
-        .collect();
-    let settings = match repo.get_sealed(SETTINGS_KEY) {
-        Ok(json) => PolicySettings::decode(&json).unwrap_or_else(|e| {
-            tracing::warn!("ignoring {SETTINGS_KEY}: {e}");
-            PolicySettings::default()
-        }),
-        Err(crate::repo::RepoError::Store(crate::store::StoreError::NotFound(_))) => {
-            PolicySettings::default()
-        }
-        Err(e) => return Err(e),
-    };
-    Ok((policies, settings))
 }
 
 /// Why write-once forbids forgetting one of `names` of `instance` (whose points are
@@ -96,8 +75,8 @@ pub fn write_once_refusal_in(
     instance: &str,
     names: &[String],
     now_ns: i64,
-) -> Result<Option<String>, super::ServiceError> {
-    let (policies, settings) = load(repo)?;
+) -> Result<Option<String>, ServiceError> {
+    let (policies, settings) = load_policies(repo)?;
     let points = catalog.points(Some(instance))?;
     let names: Vec<String> = names
         .iter()

@@ -45,6 +45,34 @@ pub enum PolicyRequest {
     Settings(SettingsChange),
 }
 
+impl PolicyRequest {
+    /// The verb that asked for it.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            PolicyRequest::Create { .. } => "create",
+            PolicyRequest::Update { .. } => "update",
+            PolicyRequest::Delete { .. } => "delete",
+            PolicyRequest::Enable { .. } => "enable",
+            PolicyRequest::Disable { .. } => "disable",
+            PolicyRequest::Bind { .. } => "bind",
+            PolicyRequest::Unbind { .. } => "unbind",
+            PolicyRequest::RunNow { .. } => "run-now",
+            PolicyRequest::Settings(_) => "settings",
+        }
+    }
+
+    /// The instance it names, if it names one.
+    pub fn instance(&self) -> Option<&str> {
+        match self {
+            PolicyRequest::Bind { instance, .. } | PolicyRequest::Unbind { instance } => {
+                Some(instance)
+            }
+            PolicyRequest::RunNow { instance, .. } => instance.as_deref(),
+            _ => None,
+        }
+    }
+}
+
 /// `settings`: quotas and write-once; `None` leaves a value as it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SettingsChange {

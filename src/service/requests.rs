@@ -116,3 +116,41 @@ pub struct ScheduledRun {
     pub time_ns: i64,
     pub trigger: Trigger,
 }
+
+/// What an accepted request is about, for its event: the instance, the point as the
+/// request named it, the job it started or cancelled, and its verb.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Subject {
+    pub verb: Option<&'static str>,
+    pub instance: Option<String>,
+    pub point: Option<String>,
+    pub job: Option<u64>,
+}
+
+impl Subject {
+    /// About `instance` and `point` (as the request named them).
+    pub fn of(instance: Option<&str>, point: Option<&str>) -> Subject {
+        Subject {
+            instance: instance.map(str::to_string),
+            point: point.map(str::to_string),
+            ..Subject::default()
+        }
+    }
+}
+
+impl InstanceRequest {
+    /// The verb that asked for it.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            InstanceRequest::Add { .. } => "add",
+            InstanceRequest::Remove { .. } => "remove",
+        }
+    }
+
+    /// The instance it is about.
+    pub fn name(&self) -> &str {
+        match self {
+            InstanceRequest::Add { name, .. } | InstanceRequest::Remove { name } => name,
+        }
+    }
+}

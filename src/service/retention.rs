@@ -8,7 +8,8 @@ use crate::engine::{self, CancelToken, ForgetRequest, Progress};
 use crate::model::retention::expired;
 use crate::model::Manifest;
 
-use super::Service;
+use super::daemon::Service;
+use super::jobs::JobKind;
 
 impl Service {
     /// Points that queued or running restores of `instance` will read.
@@ -17,7 +18,7 @@ impl Service {
         self.lock()
             .live
             .values()
-            .filter(|j| j.kind == "restore" && j.instance.as_deref() == Some(instance))
+            .filter(|j| j.kind == JobKind::Restore && j.instance.as_deref() == Some(instance))
             .filter_map(|j| j.request.get("point")?.as_str().map(str::to_string))
             .filter_map(|p| {
                 if p == "latest" {
