@@ -1,5 +1,6 @@
 //! The typed requests: what a control line becomes once parsed (and what a job's request
-//! JSON holds), and the `schedule` part of a scheduled snapshot. Plain data.
+//! JSON holds), the `schedule` part of a scheduled snapshot, and the [`Subject`] an
+//! accepted request's event names. Plain data.
 
 use std::path::PathBuf;
 
