@@ -35,13 +35,6 @@ pub struct SnapshotRequest {
     pub schedule: Option<ScheduledRun>,
 }
 
-impl SnapshotRequest {
-    /// Whether a policy's scheduler asked for this snapshot.
-    pub fn is_scheduled(&self) -> bool {
-        self.schedule.is_some()
-    }
-}
-
 /// `ctl/restore`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RestoreControl {
