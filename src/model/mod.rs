@@ -1,5 +1,6 @@
 //! What is stored: trees of nodes, point manifests, instances, policies, and the names
-//! they carry.
+//! they carry; and the pure rules of a policy (when its slots fall, what its retention
+//! keeps).
 
 pub mod forgotten;
 pub mod instance;
@@ -7,6 +8,8 @@ pub mod manifest;
 pub mod names;
 pub mod policy;
 pub mod policy_settings;
+pub mod retention;
+pub mod schedule;
 pub mod tree;
 
 pub use forgotten::{ForgetRecord, Forgotten};

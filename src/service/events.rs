@@ -7,12 +7,20 @@
 //! `request` (the request line as written, or the job's stored request object for the
 //! end of a job) and `outcome` (an object whose `ok` says whether it went well, with the
 //! reply, or the job's `state`, `error` and `result`). Refused requests record nothing.
+//!
+//! [`EventLog`] records them (the service owns one); it also keeps their order: a
+//! request's event always comes before the end of the job it started.
+
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::{json, Value};
 
-use super::control;
-use super::jobs::JobState;
-use super::Service;
+use crate::catalog::Catalog;
+use crate::sync::LockExt;
+
+use super::clock::Clock;
+use super::jobs::{JobKind, JobState};
+use super::requests::Subject;
 
 /// The kinds this daemon records. Code that records a new kind adds it here, so that
 /// `cairn events --kind` knows it.
@@ -52,8 +60,7 @@ pub const KINDS: &[&str] = &[
     "job-deleted",
 ];
 
-/// One event to record; build it with the setters, record it with
-/// [`Service::record_event`].
+/// One event to record; build it with the setters, record it with [`EventLog::record`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     pub kind: String,
@@ -154,11 +161,11 @@ pub fn request_kind(file: &str, verb: Option<&str>) -> String {
 }
 
 /// The kind of event the end of a job of `job_kind` in `state` records.
-pub fn job_end_kind(job_kind: &str, state: JobState) -> &'static str {
+pub fn job_end_kind(job_kind: JobKind, state: JobState) -> &'static str {
     match (job_kind, state) {
-        ("snapshot", JobState::Succeeded) => "point-created",
-        ("restore", JobState::Succeeded) => "point-restored",
-        ("prune", JobState::Succeeded) => "prune-completed",
+        (JobKind::Snapshot, JobState::Succeeded) => "point-created",
+        (JobKind::Restore, JobState::Succeeded) => "point-restored",
+        (JobKind::Prune, JobState::Succeeded) => "prune-completed",
         (_, JobState::Succeeded) => "job-succeeded",
         (_, JobState::Cancelled) => "job-cancelled",
         (_, JobState::Interrupted) => "job-interrupted",
@@ -166,54 +173,126 @@ pub fn job_end_kind(job_kind: &str, state: JobState) -> &'static str {
     }
 }
 
-/// The event of an accepted request: what it is about comes from its words.
-pub fn request_event(file: &str, text: &str, uid: u32, reply: &str) -> Event {
-    let words = control::parse_words(text).unwrap_or_default();
-    let value = |key: &str| {
-        words
-            .pairs
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.clone())
-    };
-    let mut event = Event::new(request_kind(file, words.verb.as_deref()))
+/// The event of an accepted request into `ctl/<file>`, written as `text`: what it is
+/// about is the `subject` the service found handling it.
+pub fn request_event(file: &str, subject: Subject, text: &str, uid: u32, reply: &str) -> Event {
+    let mut event = Event::new(request_kind(file, subject.verb))
         .uid(Some(uid))
         .request(text.trim_end())
         .outcome(json!({"ok": true, "reply": reply.trim_end()}));
-    event.instance = match file {
-        "instance" => value("name"),
-        _ => value("instance"),
-    };
-    event.point = value("point");
-    event.job = reply
-        .trim()
-        .strip_prefix("job=")
-        .map(str::to_string)
-        .or_else(|| value("job"))
-        .and_then(|j| j.parse().ok());
+    event.instance = subject.instance;
+    event.point = subject.point;
+    event.job = subject.job;
     event
 }
 
-impl Service {
+/// How a job ended, for its event.
+pub struct JobEnd<'a> {
+    pub id: u64,
+    pub kind: JobKind,
+    pub instance: Option<&'a str>,
+    pub uid: Option<u32>,
+    pub request: Value,
+    pub state: JobState,
+    pub error: Option<&'a str>,
+    pub result: Option<Value>,
+}
+
+/// The audit log: events go to the catalog, timed by the service's clock.
+pub struct EventLog {
+    catalog: Arc<Catalog>,
+    clock: Arc<dyn Clock>,
+    /// Held while a request is handled and its event recorded, and while a job's end is
+    /// recorded: a request's event always comes before the end of the job it started.
+    order: Mutex<()>,
+}
+
+impl EventLog {
+    pub fn new(catalog: Arc<Catalog>, clock: Arc<dyn Clock>) -> EventLog {
+        EventLog {
+            catalog,
+            clock,
+            order: Mutex::new(()),
+        }
+    }
+
+    /// Holds the order of events (see [`EventLog::order`]) while the guard lives.
+    pub fn ordered(&self) -> MutexGuard<'_, ()> {
+        self.order.locked()
+    }
+
     /// Records an event now. Recording never fails the caller: a catalog that cannot
     /// store it is logged.
-    pub fn record_event(&self, event: Event) {
+    pub fn record(&self, event: Event) {
         // Milliseconds, as the line shows them, so that the row's time and the line's
         // time select the same events.
-        let time_ns = self.now_ns() / 1_000_000 * 1_000_000;
+        let time_ns = self.clock.now_ns() / 1_000_000 * 1_000_000;
         let line = event.line(time_ns).to_string();
-        if let Err(e) = self.inner.catalog.append_event(time_ns, &event.kind, &line) {
+        if let Err(e) = self.catalog.append_event(time_ns, &event.kind, &line) {
             tracing::error!(kind = %event.kind, "cannot record event: {e}");
         }
     }
 
     /// The audit log as JSON lines, in the order recorded.
-    pub fn events_text(&self) -> String {
-        let mut s = self.inner.catalog.events().unwrap_or_default().join("\n");
+    pub fn text(&self) -> String {
+        let mut s = self.catalog.events().unwrap_or_default().join("\n");
         if !s.is_empty() {
             s.push('\n');
         }
         s
+    }
+
+    /// Records the event of a job's end: `point-created` / `point-restored` /
+    /// `prune-completed` for a snapshot / restore / prune that succeeded, else
+    /// `job-<state>`; after it, a `point-deleted` for every point the job forgot (a
+    /// forget job, or the retention that follows a scheduled snapshot).
+    pub fn job_end(&self, end: JobEnd<'_>) {
+        let _order = self.ordered();
+        let mut event = Event::new(job_end_kind(end.kind, end.state))
+            .uid(end.uid)
+            .job(end.id)
+            .outcome(json!({
+                "ok": end.state == JobState::Succeeded,
+                "job_kind": end.kind.as_str(),
+                "state": end.state.as_str(),
+                "error": end.error,
+                "result": end.result,
+            }));
+        event.point = end
+            .result
+            .as_ref()
+            .and_then(|r| r["point"].as_str())
+            .or_else(|| end.request["point"].as_str())
+            .map(str::to_string);
+        event.instance = end.instance.map(str::to_string);
+        // The points a forget job, or a snapshot's retention, forgot: one event each.
+        let (deleted, by) = match end.kind {
+            JobKind::Forget => ("removed", "forget"),
+            _ => ("expired", "retention"),
+        };
+        let deleted: Vec<String> = end
+            .result
+            .as_ref()
+            .and_then(|r| r[deleted].as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|p| p.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let event = event.request(end.request);
+        let (instance, request) = (event.instance.clone(), event.request.clone());
+        self.record(event);
+        for point in deleted {
+            let mut gone = Event::new("point-deleted")
+                .uid(end.uid)
+                .job(end.id)
+                .point(point)
+                .request(request.clone())
+                .outcome(json!({"ok": true, "by": by}));
+            gone.instance = instance.clone();
+            self.record(gone);
+        }
     }
 }
 
@@ -248,7 +327,13 @@ mod tests {
                 assert!(KINDS.contains(&k.as_str()), "{file}: {k}");
             }
         }
-        for kind in ["snapshot", "restore", "verify", "forget", "prune"] {
+        for kind in [
+            JobKind::Snapshot,
+            JobKind::Restore,
+            JobKind::Verify,
+            JobKind::Forget,
+            JobKind::Prune,
+        ] {
             for state in [
                 JobState::Succeeded,
                 JobState::Failed,
@@ -262,8 +347,19 @@ mod tests {
 
     #[test]
     fn a_request_event_names_what_it_is_about() {
+        let about = |instance: Option<&str>, point: Option<&str>, job: Option<u64>| Subject {
+            verb: None,
+            instance: instance.map(str::to_string),
+            point: point.map(str::to_string),
+            job,
+        };
+        let added = Subject {
+            verb: Some("add"),
+            ..about(Some("db"), None, None)
+        };
         let e = request_event(
             "instance",
+            added,
             "add name=db path=/srv\n",
             1000,
             "ok instance=db\n",
@@ -275,6 +371,7 @@ mod tests {
         assert_eq!(e.outcome, json!({"ok": true, "reply": "ok instance=db"}));
         let e = request_event(
             "restore",
+            about(Some("db"), Some("latest"), Some(7)),
             r#"{"instance":"db","point":"latest","target":"/t"}"#,
             0,
             "job=7\n",
@@ -283,9 +380,15 @@ mod tests {
             (e.kind.as_str(), e.job, e.point.as_deref()),
             ("restore-requested", Some(7), Some("latest"))
         );
-        let e = request_event("cancel", "job=3", 0, "cancelling job=3\n");
+        let e = request_event(
+            "cancel",
+            about(None, None, Some(3)),
+            "job=3",
+            0,
+            "cancelling job=3\n",
+        );
         assert_eq!((e.kind.as_str(), e.job), ("cancel-requested", Some(3)));
-        let e = request_event("verify", "", 0, "job=9\n");
+        let e = request_event("verify", about(None, None, Some(9)), "", 0, "job=9\n");
         assert_eq!((e.kind.as_str(), e.job), ("verify-requested", Some(9)));
         let line = e.line(1_795_000_000_123_000_000);
         assert_eq!(line["time"], "2026-11-18T11:06:40.123Z");

@@ -1,16 +1,57 @@
-//! Jobs: what a request becomes. Live progress is kept in memory and written to the
-//! catalog on every state change (and every few seconds while running), so `jobs/` shows
-//! history across restarts and a job cut off by a crash shows `interrupted`.
+//! Jobs: what a request becomes. Their kinds and states, the status document the daemon
+//! writes (`jobs/<id>/status`, the catalog's status column) and the CLI reads, and a job
+//! while it is queued or running. The catalog stores kinds and states by the names here.
 
-use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::engine::{CancelToken, Progress};
-use crate::sync::LockExt;
+use crate::engine::CancelToken;
+
+use super::job_progress::{JobProgress, ProgressStatus};
+
+/// What a job does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobKind {
+    Snapshot,
+    Restore,
+    Verify,
+    Forget,
+    Prune,
+}
+
+impl JobKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            JobKind::Snapshot => "snapshot",
+            JobKind::Restore => "restore",
+            JobKind::Verify => "verify",
+            JobKind::Forget => "forget",
+            JobKind::Prune => "prune",
+        }
+    }
+
+    /// The kind a catalog row or a status names.
+    pub fn from_name(name: &str) -> Option<JobKind> {
+        [
+            JobKind::Snapshot,
+            JobKind::Restore,
+            JobKind::Verify,
+            JobKind::Forget,
+            JobKind::Prune,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for JobKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -35,87 +76,87 @@ impl JobState {
         }
     }
 
+    /// The state a catalog row names.
+    pub fn from_name(name: &str) -> Option<JobState> {
+        [
+            JobState::Queued,
+            JobState::Running,
+            JobState::Succeeded,
+            JobState::Failed,
+            JobState::Cancelled,
+            JobState::Interrupted,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+    }
+
     pub fn is_finished(&self) -> bool {
         !matches!(self, JobState::Queued | JobState::Running)
     }
 }
 
-/// Counters the engine updates through [`Progress`].
-#[derive(Debug, Default)]
-pub struct JobProgress {
-    pub files: AtomicU64,
-    pub bytes: AtomicU64,
-    pub total_files: AtomicU64,
-    pub total_bytes: AtomicU64,
-    pub phase: Mutex<String>,
-    pub log: Mutex<Vec<String>>,
-}
-
-impl JobProgress {
-    pub fn log_line(&self, line: String) {
-        let mut log = self.log.locked();
-        if log.len() < 10_000 {
-            log.push(line);
-        }
-    }
-
-    pub fn log_text(&self) -> String {
-        let log = self.log.locked();
-        let mut s = log.join("\n");
-        if !s.is_empty() {
-            s.push('\n');
-        }
-        s
-    }
-
-    /// The `progress` object of a status document.
-    pub fn to_json(&self, elapsed_s: f64) -> Value {
-        let files = self.files.load(Ordering::Relaxed);
-        let bytes = self.bytes.load(Ordering::Relaxed);
-        let total_files = self.total_files.load(Ordering::Relaxed);
-        let total_bytes = self.total_bytes.load(Ordering::Relaxed);
-        let percent = if total_bytes > 0 {
-            Some((bytes as f64 * 100.0 / total_bytes as f64).min(100.0))
-        } else if total_files > 0 {
-            Some((files as f64 * 100.0 / total_files as f64).min(100.0))
-        } else {
-            None
-        };
-        let eta = percent
-            .filter(|p| *p > 0.5 && elapsed_s > 0.0)
-            .map(|p| (elapsed_s * (100.0 - p) / p).round());
-        json!({
-            "phase": self.phase.lock().map(|p| p.clone()).unwrap_or_default(),
-            "files": files,
-            "bytes": bytes,
-            "total_files": (total_files > 0).then_some(total_files),
-            "total_bytes": (total_bytes > 0).then_some(total_bytes),
-            "percent": percent.map(|p| (p * 10.0).round() / 10.0),
-            "eta_seconds": eta,
-        })
+impl std::fmt::Display for JobState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
-impl Progress for JobProgress {
-    fn set_total(&self, files: u64, bytes: u64) {
-        self.total_files.store(files, Ordering::Relaxed);
-        self.total_bytes.store(bytes, Ordering::Relaxed);
-    }
+/// The status document of a job (docs/CONTROL.md, "Jobs"). Times are RFC 3339 UTC with
+/// milliseconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobStatus {
+    // Alphabetical: the order serde_json writes a map in, so the text is the same whether
+    // it is written from this struct or from a parsed status.
+    pub created: String,
+    pub error: Option<String>,
+    pub finished: Option<String>,
+    pub id: u64,
+    pub instance: Option<String>,
+    pub kind: JobKind,
+    /// A [`ProgressStatus`]; `{}` for a job cut off before its first status was stored
+    /// (see [`JobStatus::progress`]).
+    pub progress: Value,
+    /// The job's stored request object.
+    pub request: Value,
+    pub result: Option<Value>,
+    pub started: Option<String>,
+    pub state: JobState,
+}
 
-    fn file_done(&self, _path: &Path, bytes: u64) {
-        self.files.fetch_add(1, Ordering::Relaxed);
-        self.bytes.fetch_add(bytes, Ordering::Relaxed);
-    }
-
-    fn warn(&self, message: &str) {
-        self.log_line(format!("warning: {message}"));
-    }
-
-    fn phase(&self, name: &str) {
-        if let Ok(mut p) = self.phase.lock() {
-            *p = name.to_string();
+impl JobStatus {
+    /// A job created at `created_ns` that has not started: no progress, times, error or
+    /// result yet.
+    pub fn new(
+        id: u64,
+        kind: JobKind,
+        instance: Option<String>,
+        state: JobState,
+        request: Value,
+        created_ns: i64,
+    ) -> JobStatus {
+        JobStatus {
+            created: rfc3339(created_ns),
+            error: None,
+            finished: None,
+            id,
+            instance,
+            kind,
+            progress: json!({}),
+            request,
+            result: None,
+            started: None,
+            state,
         }
-        self.log_line(format!("phase: {name}"));
+    }
+
+    /// The progress, read with defaults for what is missing.
+    pub fn progress(&self) -> ProgressStatus {
+        serde_json::from_value(self.progress.clone()).unwrap_or_default()
+    }
+
+    /// The status as one line of JSON, as the catalog stores it.
+    pub fn to_line(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
     }
 }
 
@@ -123,16 +164,48 @@ impl Progress for JobProgress {
 #[derive(Debug)]
 pub struct LiveJob {
     pub id: u64,
-    pub kind: &'static str,
+    pub kind: JobKind,
     pub instance: Option<String>,
     pub request: Value,
     pub state: JobState,
     pub cancel: CancelToken,
-    pub progress: std::sync::Arc<JobProgress>,
+    pub progress: Arc<JobProgress>,
     pub created_ns: i64,
     pub started_ns: Option<i64>,
     /// Who asked for it; `None` for a job the daemon started on its own.
     pub uid: Option<u32>,
+}
+
+impl LiveJob {
+    /// Its status at `now_ns` (the ETA counts from its start), ended at `finished_ns`
+    /// with `error` or `result` once it has.
+    pub fn status(
+        &self,
+        now_ns: i64,
+        finished_ns: Option<i64>,
+        error: Option<String>,
+        result: Option<Value>,
+    ) -> JobStatus {
+        let elapsed = self
+            .started_ns
+            .map(|s| (now_ns - s) as f64 / 1e9)
+            .unwrap_or(0.0);
+        JobStatus {
+            progress: serde_json::to_value(self.progress.status(elapsed)).unwrap_or_default(),
+            started: self.started_ns.map(rfc3339),
+            finished: finished_ns.map(rfc3339),
+            error,
+            result,
+            ..JobStatus::new(
+                self.id,
+                self.kind,
+                self.instance.clone(),
+                self.state,
+                self.request.clone(),
+                self.created_ns,
+            )
+        }
+    }
 }
 
 pub fn rfc3339(ns: i64) -> String {
@@ -144,32 +217,36 @@ pub fn rfc3339(ns: i64) -> String {
     .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// The status document of a job.
-#[allow(clippy::too_many_arguments)]
-pub fn status_json(
-    id: u64,
-    kind: &str,
-    instance: Option<&str>,
-    state: JobState,
-    request: &Value,
-    progress: Value,
-    created_ns: i64,
-    started_ns: Option<i64>,
-    finished_ns: Option<i64>,
-    error: Option<&str>,
-    result: Option<Value>,
-) -> Value {
-    json!({
-        "id": id,
-        "kind": kind,
-        "instance": instance,
-        "state": state.as_str(),
-        "request": request,
-        "progress": progress,
-        "created": rfc3339(created_ns),
-        "started": started_ns.map(rfc3339),
-        "finished": finished_ns.map(rfc3339),
-        "error": error,
-        "result": result,
-    })
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_writes_the_fields_it_always_wrote() {
+        let mut s = JobStatus::new(
+            3,
+            JobKind::Snapshot,
+            Some("db".into()),
+            JobState::Running,
+            json!({"instance": "db", "label": null}),
+            1_795_000_000_123_000_000,
+        );
+        s.progress = serde_json::to_value(ProgressStatus {
+            phase: Some("backing up".into()),
+            files: 1,
+            ..ProgressStatus::default()
+        })
+        .unwrap();
+        assert_eq!(
+            s.to_line(),
+            r#"{"created":"2026-11-18T11:06:40.123Z","error":null,"finished":null,"id":3,"instance":"db","kind":"snapshot","progress":{"bytes":0,"eta_seconds":null,"files":1,"percent":null,"phase":"backing up","total_bytes":null,"total_files":null},"request":{"instance":"db","label":null},"result":null,"started":null,"state":"running"}"#
+        );
+        let back: JobStatus = serde_json::from_str(&s.to_line()).unwrap();
+        assert_eq!(back, s);
+        assert_eq!(back.progress().phase.as_deref(), Some("backing up"));
+        for k in ["snapshot", "restore", "verify", "forget", "prune"] {
+            assert_eq!(JobKind::from_name(k).map(|k| k.as_str()), Some(k));
+        }
+        assert_eq!(JobState::from_name("cancelled"), Some(JobState::Cancelled));
+    }
 }

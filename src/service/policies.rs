@@ -12,15 +12,16 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use crate::model::policy::{PolicySettings, SETTINGS_KEY};
-use crate::model::{Binding, Policy};
-use crate::repo::layout;
-
-use super::control::ControlError;
-use super::policy_control::{PolicyRequest, SettingsChange};
-use super::retention::{keeps_at_least, retained};
-use super::scheduler::Trigger;
-use super::{schedule, Service, State};
+use crate::model::retention::{keeps_at_least, retained};
+use crate::model::{schedule, Binding, Policy};
 use crate::sync::LockExt;
+
+use super::daemon::{Service, State};
+use super::definitions::load_policies;
+use super::error::ServiceError;
+use super::grammar::ControlError;
+use super::policy_control::{PolicyRequest, SettingsChange};
+use super::requests::Trigger;
 
 fn quota(message: String) -> ControlError {
     ControlError {
@@ -43,28 +44,6 @@ fn io(e: impl std::fmt::Display) -> ControlError {
     }
 }
 
-/// Policies and settings read from the repository; unreadable policies are skipped with
-/// a warning.
-pub(super) fn load(
-    repo: &crate::repo::Repository,
-) -> crate::repo::Result<(BTreeMap<String, Policy>, PolicySettings)> {
-    let policies = super::definitions(repo, layout::POLICIES, Policy::decode)?
-        .into_iter()
-        .map(|p| (p.name.clone(), p))
-        .collect();
-    let settings = match repo.get_sealed(SETTINGS_KEY) {
-        Ok(json) => PolicySettings::decode(&json).unwrap_or_else(|e| {
-            tracing::warn!("ignoring {SETTINGS_KEY}: {e}");
-            PolicySettings::default()
-        }),
-        Err(crate::repo::RepoError::Store(crate::store::StoreError::NotFound(_))) => {
-            PolicySettings::default()
-        }
-        Err(e) => return Err(e),
-    };
-    Ok((policies, settings))
-}
-
 /// Why write-once forbids forgetting one of `names` of `instance` (whose points are
 /// `points`, oldest first), if it does: a scheduled point its policy still retains.
 pub fn write_once_refusal(
@@ -79,7 +58,8 @@ pub fn write_once_refusal(
         return None;
     }
     let policy = policies.get(bindings(policies).get(instance)?)?;
-    let kept = retained(policy.keep, points, now_ns);
+    let manifests: Vec<&crate::model::Manifest> = points.iter().map(|p| &p.manifest).collect();
+    let kept = retained(policy.keep, &manifests, now_ns);
     let name = names.iter().find(|n| kept.contains(*n))?;
     Some(format!(
         "write-once: point `{name}` of `{instance}` is kept by policy `{}` ({}) until its retention ends",
@@ -95,8 +75,8 @@ pub fn write_once_refusal_in(
     instance: &str,
     names: &[String],
     now_ns: i64,
-) -> Result<Option<String>, super::ServiceError> {
-    let (policies, settings) = load(repo)?;
+) -> Result<Option<String>, ServiceError> {
+    let (policies, settings) = load_policies(repo)?;
     let points = catalog.points(Some(instance))?;
     let names: Vec<String> = names
         .iter()

@@ -7,9 +7,7 @@ use crate::model::policy::{
     PolicyError, MAX_EVERY_DAYS, MAX_KEEP,
 };
 
-use super::control::{boolean, instance_name, parse_words, ControlError, Fields};
-
-type Result<T> = std::result::Result<T, ControlError>;
+use super::grammar::{boolean, instance_name, parse_words, ControlError, Fields, Result};
 
 /// Quotas a `settings` request may set are at most this.
 pub const MAX_QUOTA: u32 = 99_999;
@@ -45,6 +43,34 @@ pub enum PolicyRequest {
         instance: Option<String>,
     },
     Settings(SettingsChange),
+}
+
+impl PolicyRequest {
+    /// The verb that asked for it.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            PolicyRequest::Create { .. } => "create",
+            PolicyRequest::Update { .. } => "update",
+            PolicyRequest::Delete { .. } => "delete",
+            PolicyRequest::Enable { .. } => "enable",
+            PolicyRequest::Disable { .. } => "disable",
+            PolicyRequest::Bind { .. } => "bind",
+            PolicyRequest::Unbind { .. } => "unbind",
+            PolicyRequest::RunNow { .. } => "run-now",
+            PolicyRequest::Settings(_) => "settings",
+        }
+    }
+
+    /// The instance it names, if it names one.
+    pub fn instance(&self) -> Option<&str> {
+        match self {
+            PolicyRequest::Bind { instance, .. } | PolicyRequest::Unbind { instance } => {
+                Some(instance)
+            }
+            PolicyRequest::RunNow { instance, .. } => instance.as_deref(),
+            _ => None,
+        }
+    }
 }
 
 /// `settings`: quotas and write-once; `None` leaves a value as it is.

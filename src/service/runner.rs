@@ -11,10 +11,14 @@ use serde_json::{json, Value};
 use crate::engine::{self, BackupRequest, CancelToken, RestoreRequest, VerifyRequest};
 use crate::model::PointKind;
 
-use super::history::{JobEnd, INTERRUPTED};
-use super::jobs::{JobProgress, JobState, LiveJob};
-use super::{control, now_ns, Service};
 use crate::sync::LockExt;
+
+use super::daemon::Service;
+use super::events::{lease_taken_over, JobEnd};
+use super::job_history::INTERRUPTED;
+use super::job_progress::JobProgress;
+use super::jobs::{JobKind, JobState, LiveJob};
+use super::requests;
 
 impl Service {
     /// Picks the oldest queued job whose instance has nothing running. A prune runs
@@ -35,9 +39,9 @@ impl Service {
             let busy: BTreeSet<Option<String>> =
                 running.iter().map(|j| j.instance.clone()).collect();
             let mut pick = None;
-            if !running.iter().any(|j| j.kind == "prune") {
+            if !running.iter().any(|j| j.kind == JobKind::Prune) {
                 for j in st.live.values().filter(|j| j.state == JobState::Queued) {
-                    if j.kind == "prune" {
+                    if j.kind == JobKind::Prune {
                         if running.is_empty() {
                             pick = Some(j.id);
                         }
@@ -52,7 +56,7 @@ impl Service {
             if let Some(id) = pick {
                 if let Some(job) = st.live.get_mut(&id) {
                     job.state = JobState::Running;
-                    job.started_ns = Some(now_ns());
+                    job.started_ns = Some(self.now_ns());
                 }
                 return Some(id);
             }
@@ -108,7 +112,7 @@ impl Service {
                 cv.notify_all();
             }
             let _ = ticker.join();
-            let finished = now_ns();
+            let finished = self.now_ns();
             let mut st = self.lock();
             if let Some(mut job) = st.live.remove(&id) {
                 let (state, error, result) = match outcome {
@@ -127,10 +131,10 @@ impl Service {
                 if let Some(e) = &error {
                     job.progress.log_line(format!("error: {e}"));
                 }
-                self.persist(&job, Some(finished), error.as_deref(), result.clone());
+                self.persist(&job, Some(finished), error.clone(), result.clone());
                 st.generation += 1;
                 drop(st);
-                self.record_job_end(JobEnd {
+                self.inner.events.job_end(JobEnd {
                     id,
                     kind,
                     instance: instance.as_deref(),
@@ -140,7 +144,7 @@ impl Service {
                     error: error.as_deref(),
                     result,
                 });
-                self.expire_history();
+                self.inner.jobs.expire();
             }
             self.inner.wake.notify_all();
         }
@@ -149,7 +153,7 @@ impl Service {
     fn run_job(
         &self,
         id: u64,
-        kind: &str,
+        kind: JobKind,
         request: &Value,
         instance: Option<&str>,
         cancel: &CancelToken,
@@ -160,8 +164,8 @@ impl Service {
         let bad =
             |e: serde_json::Error| engine::EngineError::Invalid(format!("stored request: {e}"));
         match kind {
-            "snapshot" => {
-                let req: control::SnapshotRequest =
+            JobKind::Snapshot => {
+                let req: requests::SnapshotRequest =
                     serde_json::from_value(request.clone()).map_err(bad)?;
                 let config = self.instance(&req.instance).ok_or_else(|| {
                     engine::EngineError::Invalid(format!("instance `{}` was removed", req.instance))
@@ -195,8 +199,8 @@ impl Service {
                 }
                 Ok(result)
             }
-            "restore" => {
-                let req: control::RestoreControl =
+            JobKind::Restore => {
+                let req: requests::RestoreControl =
                     serde_json::from_value(request.clone()).map_err(bad)?;
                 let r = RestoreRequest {
                     instance: req.instance.clone(),
@@ -214,8 +218,8 @@ impl Service {
                     "skipped": out.skipped,
                 }))
             }
-            "verify" => {
-                let req: control::VerifyControl =
+            JobKind::Verify => {
+                let req: requests::VerifyControl =
                     serde_json::from_value(request.clone()).map_err(bad)?;
                 let v = VerifyRequest {
                     instance: req.instance.clone().or(instance.map(str::to_string)),
@@ -242,8 +246,8 @@ impl Service {
                     )))
                 }
             }
-            "forget" => {
-                let req: control::ForgetControl =
+            JobKind::Forget => {
+                let req: requests::ForgetControl =
                     serde_json::from_value(request.clone()).map_err(bad)?;
                 let f = engine::ForgetRequest {
                     instance: req.instance.clone(),
@@ -253,8 +257,8 @@ impl Service {
                 let out = engine::forget(repo, catalog, &f, progress.as_ref(), cancel)?;
                 Ok(json!({"instance": req.instance, "removed": out.removed}))
             }
-            "prune" => {
-                let req: control::PruneControl =
+            JobKind::Prune => {
+                let req: requests::PruneControl =
                     serde_json::from_value(request.clone()).map_err(bad)?;
                 let mut p = engine::PruneRequest {
                     dry_run: req.dry_run,
@@ -266,15 +270,11 @@ impl Service {
                 }
                 let out = engine::prune(repo, catalog, &p, progress.as_ref(), cancel)?;
                 if let Some(taken) = &out.lease_taken_over {
-                    self.record_event(
-                        super::events::lease_taken_over(taken, request.clone()).job(id),
-                    );
+                    let event = lease_taken_over(taken, request.clone()).job(id);
+                    self.inner.events.record(event);
                 }
                 Ok(serde_json::to_value(&out).unwrap_or_default())
             }
-            other => Err(engine::EngineError::Invalid(format!(
-                "unknown job kind {other}"
-            ))),
         }
     }
 }

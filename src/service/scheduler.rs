@@ -22,72 +22,25 @@
 //! What the scheduler last did per (policy, instance) is kept in memory and rebuilt at
 //! start from the scheduled jobs in the catalog.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
-use chrono::NaiveDate;
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::model::Policy;
+use crate::model::{schedule, Policy};
+use crate::sync::LockExt;
 
-use super::control::{ControlError, SnapshotRequest};
-use super::events::Event;
-use super::history::JobEnd;
-use super::jobs::{self, JobProgress, JobState};
+use super::daemon::Service;
+use super::events::{Event, JobEnd};
+use super::grammar::ControlError;
+use super::job_progress::JobProgress;
+use super::jobs::{rfc3339, JobKind, JobState, JobStatus};
 use super::policies::bindings;
-use super::{schedule, Service};
+use super::requests::{ScheduledRun, SnapshotRequest, Trigger};
+use super::tracks::{SchedState, Track};
 
 pub const MAX_RETRIES_PER_DAY: u32 = 3;
-use crate::sync::LockExt;
 /// How often the scheduler looks at the clock.
 pub const SCHEDULER_INTERVAL: Duration = Duration::from_secs(1);
-
-/// Why a scheduled snapshot runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Trigger {
-    Slot,
-    Retry,
-    CatchUp,
-    RunNow,
-}
-
-/// The `schedule` part of a scheduled snapshot's request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ScheduledRun {
-    pub policy: String,
-    /// The slot, RFC 3339 UTC (for people), and in ns.
-    pub slot: String,
-    pub slot_ns: i64,
-    /// The time the point carries (the slot, or the run's start for catch-up and run-now).
-    pub time_ns: i64,
-    pub trigger: Trigger,
-}
-
-#[derive(Debug, Clone)]
-struct Track {
-    last_slot_ns: i64,
-    last_job: Option<u64>,
-    day: NaiveDate,
-    retries: u32,
-}
-
-#[derive(Debug)]
-pub(super) struct SchedState {
-    tracks: HashMap<(String, String), Track>,
-    /// When this service started: slots up to then were missed while it was down.
-    started_ns: i64,
-}
-
-impl SchedState {
-    pub(super) fn new(started_ns: i64) -> SchedState {
-        SchedState {
-            tracks: HashMap::new(),
-            started_ns,
-        }
-    }
-}
 
 fn schedule_of(request: &str) -> Option<ScheduledRun> {
     let v: Value = serde_json::from_str(request).ok()?;
@@ -95,11 +48,6 @@ fn schedule_of(request: &str) -> Option<ScheduledRun> {
 }
 
 impl Service {
-    /// Now, by the service's clock.
-    pub fn now_ns(&self) -> i64 {
-        self.inner.clock.now_ns()
-    }
-
     fn sched(&self) -> std::sync::MutexGuard<'_, SchedState> {
         self.inner.sched.locked()
     }
@@ -159,7 +107,10 @@ impl Service {
             }
             let failed_before = track.last_job.is_some_and(|id| {
                 self.inner.catalog.job(id).ok().flatten().is_some_and(|r| {
-                    !matches!(r.state.as_str(), "succeeded" | "queued" | "running")
+                    !matches!(
+                        JobState::from_name(&r.state),
+                        Some(JobState::Succeeded | JobState::Queued | JobState::Running)
+                    )
                 })
             });
             let missed_while_down = due[0] <= started_ns;
@@ -170,7 +121,7 @@ impl Service {
             };
             if trigger == Trigger::Retry {
                 if track.retries >= MAX_RETRIES_PER_DAY {
-                    self.record_event(
+                    self.inner.events.record(
                         Event::new("policy-slot-skipped")
                             .instance(instance.clone())
                             .outcome(json!({
@@ -191,12 +142,12 @@ impl Service {
             } else {
                 slot
             };
-            self.trim_failed(&instance);
+            self.inner.jobs.trim_failed(&instance);
             match self.start_scheduled(p, &instance, slot, time_ns, trigger) {
                 Ok(id) => {
                     track.last_job = Some(id);
                     if trigger == Trigger::CatchUp {
-                        self.record_event(
+                        self.inner.events.record(
                             Event::new("policy-catch-up")
                                 .instance(instance.clone())
                                 .job(id)
@@ -223,7 +174,9 @@ impl Service {
             .jobs()
             .unwrap_or_default()
             .into_iter()
-            .filter(|r| r.kind == "snapshot" && r.instance.as_deref() == Some(instance))
+            .filter(|r| {
+                r.kind == JobKind::Snapshot.as_str() && r.instance.as_deref() == Some(instance)
+            })
             .filter_map(|r| Some((r.id, schedule_of(&r.request)?)))
             .filter(|(_, s)| s.policy == p.name && s.trigger != Trigger::RunNow)
             .collect();
@@ -295,7 +248,7 @@ impl Service {
                 );
                 self.record_failed(instance, &request, &cause)
             }
-            _ => self.enqueue_job(None, "snapshot", Some(instance.to_string()), request),
+            _ => self.enqueue_job(None, JobKind::Snapshot, Some(instance.to_string()), request),
         }
     }
 
@@ -306,67 +259,43 @@ impl Service {
         cause: &str,
     ) -> Result<u64, ControlError> {
         let now = self.now_ns();
-        let catalog = &self.inner.catalog;
+        let jobs = &self.inner.jobs;
         let stored = |e: crate::catalog::CatalogError| ControlError {
             errno: libc::EIO,
             message: format!("cannot record the job: {e}"),
         };
-        let id = catalog
-            .insert_job(
-                "snapshot",
-                Some(instance),
-                "failed",
-                &request.to_string(),
-                now,
-                None,
-            )
+        let (kind, state) = (JobKind::Snapshot, JobState::Failed);
+        let id = jobs
+            .insert(kind, Some(instance), state, request, now, None)
             .map_err(stored)?;
-        let status = jobs::status_json(
-            id,
-            "snapshot",
-            Some(instance),
-            JobState::Failed,
-            request,
-            JobProgress::default().to_json(0.0),
-            now,
-            None,
-            Some(now),
-            Some(cause),
-            None,
-        );
-        catalog
-            .update_job(
+        let status = JobStatus {
+            progress: serde_json::to_value(JobProgress::default().status(0.0)).unwrap_or_default(),
+            finished: Some(rfc3339(now)),
+            error: Some(cause.to_string()),
+            ..JobStatus::new(
                 id,
-                "failed",
-                &status.to_string(),
-                &format!("error: {cause}\n"),
+                kind,
+                Some(instance.to_string()),
+                state,
+                request.clone(),
+                now,
             )
+        };
+        jobs.store(&status, &format!("error: {cause}\n"))
             .map_err(stored)?;
-        self.record_job_end(JobEnd {
+        self.inner.events.job_end(JobEnd {
             id,
-            kind: "snapshot",
+            kind,
             instance: Some(instance),
             uid: None,
             request: request.clone(),
-            state: JobState::Failed,
+            state,
             error: Some(cause),
             result: None,
         });
-        self.trim_failed(instance);
+        self.inner.jobs.trim_failed(instance);
         self.lock().generation += 1;
         Ok(id)
-    }
-
-    /// Applies the failed-scheduled-job rule to an instance (the newest ones, none older
-    /// than the limit).
-    fn trim_failed(&self, instance: &str) {
-        if let Err(e) = self
-            .inner
-            .catalog
-            .expire_failed_scheduled_jobs(instance, self.now_ns())
-        {
-            tracing::warn!(%instance, "cannot trim failed jobs: {e}");
-        }
     }
 
     /// The scheduled point another daemon of this repository already took for this slot.
@@ -387,18 +316,5 @@ impl Service {
                     && p.manifest.time_ns == run.slot_ns
             })
             .map(|p| p.manifest.name))
-    }
-
-    /// Blocks until no job is queued or running.
-    pub fn wait_idle(&self) {
-        let mut st = self.lock();
-        while !st.live.is_empty() {
-            st = self
-                .inner
-                .wake
-                .wait_timeout(st, Duration::from_millis(50))
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
     }
 }

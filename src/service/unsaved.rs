@@ -9,13 +9,14 @@ use crate::catalog::Catalog;
 use crate::sync::LockExt;
 
 /// One job's row as it should be in the catalog.
+#[derive(Debug)]
 pub(super) struct UnsavedJob {
     pub state: String,
     pub status: String,
     pub log: String,
 }
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub(super) struct Unsaved(Mutex<BTreeMap<u64, UnsavedJob>>);
 
 impl Unsaved {

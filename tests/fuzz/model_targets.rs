@@ -7,7 +7,7 @@ use cairn::model::{
     PointKind, PointStats, Policy, PolicySettings, Tree, Xattr,
 };
 use cairn::repo::{BlobId, MasterKey};
-use cairn::service::{control, policy_control};
+use cairn::service::{control, grammar, policy_control};
 
 use super::bounded;
 
@@ -244,7 +244,7 @@ pub fn control_seeds() -> Vec<Vec<u8>> {
 pub fn check_control(bytes: &[u8]) -> bool {
     let text = String::from_utf8_lossy(bytes);
     bounded(bytes, || {
-        let _ = control::parse_words(&text);
+        let _ = grammar::parse_words(&text);
         [
             control::parse_instance(&text).is_ok(),
             control::parse_snapshot(&text).is_ok(),

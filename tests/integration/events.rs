@@ -434,21 +434,22 @@ fn failed_run(catalog: &Catalog, instance: &str, scheduled: bool, state: &str) -
         "failed" => cairn::service::JobState::Failed,
         _ => cairn::service::JobState::Succeeded,
     };
-    let status = cairn::service::jobs::status_json(
-        id,
-        "snapshot",
-        Some(instance),
-        job_state,
-        &request,
-        json!({}),
-        created,
-        Some(created),
-        Some(created),
-        Some("source path /srv/db is gone"),
-        None,
-    );
+    let at = cairn::service::jobs::rfc3339(created);
+    let status = cairn::service::JobStatus {
+        started: Some(at.clone()),
+        finished: Some(at),
+        error: Some("source path /srv/db is gone".into()),
+        ..cairn::service::JobStatus::new(
+            id,
+            cairn::service::JobKind::Snapshot,
+            Some(instance.to_string()),
+            job_state,
+            request,
+            created,
+        )
+    };
     catalog
-        .update_job(id, state, &status.to_string(), "")
+        .update_job(id, state, &status.to_line(), "")
         .unwrap();
     id
 }

@@ -458,3 +458,21 @@ fn retention_leaves_a_point_that_a_queued_restore_will_read() {
     rig.service.wait_idle();
     assert_eq!(rig.points("db"), ["2026-11-22T120000Z-auto"]);
 }
+
+#[test]
+fn a_job_on_the_manual_clock_is_created_started_and_finished_in_that_order() {
+    // A clock years ahead of the system's: a time read from the system clock shows.
+    let at = "2031-01-07T10:00:00Z";
+    let rig = Rig::new(at);
+    let reply = rig.ok("snapshot", "instance=db");
+    rig.service.wait_idle();
+    let id: u64 = reply.trim().strip_prefix("job=").unwrap().parse().unwrap();
+    let status: cairn::service::JobStatus =
+        serde_json::from_str(&rig.service.job_status(id).unwrap()).unwrap();
+    assert_eq!(status.state, cairn::service::JobState::Succeeded);
+    let created = ns(&status.created);
+    let started = ns(status.started.as_deref().unwrap());
+    let finished = ns(status.finished.as_deref().unwrap());
+    assert!(created <= started && started <= finished, "{status:?}");
+    assert_eq!((created, finished), (ns(at), ns(at)));
+}

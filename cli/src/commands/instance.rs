@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 
 use super::{absolute, print_json, Invocation, Status};
-use crate::client::{MountArgs, Request};
+use crate::client::{MountPointArg, Request};
 
 #[derive(Subcommand, Debug)]
 pub enum InstanceCommand {
@@ -32,13 +32,13 @@ pub struct AddArgs {
     #[arg(long = "exclude", value_name = "GLOB")]
     pub excludes: Vec<String>,
     #[command(flatten)]
-    pub mount: MountArgs,
+    pub mount: MountPointArg,
 }
 
 #[derive(Args, Debug)]
 pub struct ListArgs {
     #[command(flatten)]
-    pub mount: MountArgs,
+    pub mount: MountPointArg,
     /// Print one JSON object (`{"instances": [...]}`) instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -49,7 +49,7 @@ pub struct RemoveArgs {
     /// The instance whose definition to remove.
     pub name: String,
     #[command(flatten)]
-    pub mount: MountArgs,
+    pub mount: MountPointArg,
 }
 
 pub fn run(_inv: &Invocation<'_>, cmd: &InstanceCommand) -> Result<Status> {

@@ -2,11 +2,12 @@
 //! finished ones from the history; `cairn cancel ID` cancels one.
 
 use anyhow::Result;
+use cairn::service::{JobKind, JobState, JobStatus};
 use clap::{Args, Subcommand};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::{print_json, Invocation, Status};
-use crate::client::{self, MountArgs, Request};
+use crate::client::{self, MountPointArg, Request};
 use crate::human_units;
 
 #[derive(Args, Debug)]
@@ -18,7 +19,7 @@ pub struct JobsArgs {
     #[arg(value_name = "ID")]
     pub id: Option<u64>,
     #[command(flatten)]
-    pub mount: MountArgs,
+    pub mount: MountPointArg,
     /// With ID: follow the job to its end as the command that started it would (exit 1
     /// if it fails).
     #[arg(long, requires = "id")]
@@ -41,7 +42,7 @@ pub struct DeleteArgs {
     #[arg(value_name = "ID", required = true)]
     pub ids: Vec<u64>,
     #[command(flatten)]
-    pub mount: MountArgs,
+    pub mount: MountPointArg,
 }
 
 #[derive(Args, Debug)]
@@ -50,28 +51,28 @@ pub struct CancelArgs {
     #[arg(value_name = "ID")]
     pub id: u64,
     #[command(flatten)]
-    pub mount: MountArgs,
+    pub mount: MountPointArg,
 }
 
-fn text<'a>(v: &'a Value, key: &str) -> &'a str {
-    v[key].as_str().unwrap_or("-")
+fn text(v: &Option<String>) -> &str {
+    v.as_deref().unwrap_or("-")
 }
 
 /// A short account of where a job is: progress while it runs, its point or error after.
-fn detail(s: &Value) -> String {
-    let p = &s["progress"];
-    match text(s, "state") {
-        "running" => {
+fn detail(s: &JobStatus) -> String {
+    match s.state {
+        JobState::Running => {
+            let p = s.progress();
             let mut out = format!(
                 "{}: {} files, {}",
-                p["phase"].as_str().unwrap_or("running"),
-                p["files"].as_u64().unwrap_or(0),
-                human_units::bytes(p["bytes"].as_u64().unwrap_or(0))
+                p.phase.as_deref().unwrap_or("running"),
+                p.files,
+                human_units::bytes(p.bytes)
             );
-            if let Some(pc) = p["percent"].as_f64() {
+            if let Some(pc) = p.percent {
                 out.push_str(&format!(" {pc:.0}%"));
             }
-            if let Some(eta) = p["eta_seconds"].as_f64() {
+            if let Some(eta) = p.eta_seconds {
                 out.push_str(&format!(
                     " ETA {}",
                     human_units::duration(std::time::Duration::from_secs_f64(eta.max(0.0)))
@@ -79,13 +80,13 @@ fn detail(s: &Value) -> String {
             }
             out
         }
-        "succeeded" => match s["result"]["point"].as_str() {
-            Some(point) if s["kind"] == "snapshot" => format!("point {point}"),
+        JobState::Succeeded => match s.result.as_ref().and_then(|r| r["point"].as_str()) {
+            Some(point) if s.kind == JobKind::Snapshot => format!("point {point}"),
             Some(point) => format!("from {point}"),
             None => "ok".to_string(),
         },
-        "queued" => String::new(),
-        _ => s["error"].as_str().unwrap_or("").to_string(),
+        JobState::Queued => String::new(),
+        _ => s.error.clone().unwrap_or_default(),
     }
 }
 
@@ -105,26 +106,26 @@ pub fn run(inv: &Invocation<'_>, args: &JobsArgs) -> Result<Status> {
         }
         let s = client.status(id)?;
         if args.json {
-            print_json(&s)?;
+            print_json(&serde_json::to_value(&s)?)?;
             return Ok(Status::Success);
         }
         println!("job        {id}");
-        println!("kind       {}", text(&s, "kind"));
-        println!("instance   {}", s["instance"].as_str().unwrap_or("(all)"));
-        println!("state      {}", text(&s, "state"));
+        println!("kind       {}", s.kind);
+        println!("instance   {}", s.instance.as_deref().unwrap_or("(all)"));
+        println!("state      {}", s.state);
         let d = detail(&s);
-        if !d.is_empty() && s["state"] != "failed" {
+        if !d.is_empty() && s.state != JobState::Failed {
             println!("detail     {d}");
         }
-        println!("created    {}", text(&s, "created"));
-        println!("started    {}", text(&s, "started"));
-        println!("finished   {}", text(&s, "finished"));
-        if let Some(e) = s["error"].as_str() {
+        println!("created    {}", s.created);
+        println!("started    {}", text(&s.started));
+        println!("finished   {}", text(&s.finished));
+        if let Some(e) = &s.error {
             println!("error      {e}");
         }
-        println!("request    {}", s["request"]);
-        if !s["result"].is_null() {
-            println!("result     {}", s["result"]);
+        println!("request    {}", s.request);
+        if let Some(r) = &s.result {
+            println!("result     {r}");
         }
         return Ok(Status::Success);
     }
@@ -147,7 +148,7 @@ pub fn run(inv: &Invocation<'_>, args: &JobsArgs) -> Result<Status> {
     }
     let iw = jobs
         .iter()
-        .map(|s| s["instance"].as_str().unwrap_or("-").len())
+        .map(|s| text(&s.instance).len())
         .max()
         .unwrap_or(0)
         .max("INSTANCE".len());
@@ -158,11 +159,11 @@ pub fn run(inv: &Invocation<'_>, args: &JobsArgs) -> Result<Status> {
     for s in &jobs {
         println!(
             "{:>5}  {:<8}  {:<iw$}  {:<11}  {:<24}  {}",
-            s["id"].as_u64().unwrap_or(0),
-            text(s, "kind"),
-            text(s, "instance"),
-            text(s, "state"),
-            text(s, "created"),
+            s.id,
+            s.kind.as_str(),
+            text(&s.instance),
+            s.state.as_str(),
+            s.created,
             detail(s)
         );
     }

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use cairn::catalog::{JobRow, PointQuery};
 use cairn::model::manifest::point_kind_of_name;
 use cairn::model::PointKind;
+use cairn::service::{JobKind, JobState};
 
 use super::{print_json, Invocation, Status};
 use crate::client::{Client, Target, TargetArgs};
@@ -209,15 +210,14 @@ fn through_mount(client: &Client, args: &PointsArgs, wanted: &Wanted) -> Result<
             let Ok(s) = client.status(id) else {
                 continue; // deleted since it was listed
             };
-            let time_ns = s["created"]
-                .as_str()
-                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            let time_ns = chrono::DateTime::parse_from_rfc3339(&s.created)
+                .ok()
                 .and_then(|t| t.timestamp_nanos_opt())
                 .unwrap_or(0);
-            let instance = s["instance"].as_str().unwrap_or("").to_string();
-            if s["kind"] == "snapshot"
-                && s["state"] == "failed"
-                && s["request"]["schedule"].is_object()
+            let instance = s.instance.clone().unwrap_or_default();
+            if s.kind == JobKind::Snapshot
+                && s.state == JobState::Failed
+                && s.request["schedule"].is_object()
                 && args.instance.as_ref().is_none_or(|i| *i == instance)
                 && wanted.in_range(time_ns)
             {
@@ -225,7 +225,7 @@ fn through_mount(client: &Client, args: &PointsArgs, wanted: &Wanted) -> Result<
                     instance,
                     job: id,
                     time_ns,
-                    error: s["error"].as_str().unwrap_or("").to_string(),
+                    error: s.error.unwrap_or_default(),
                 });
             }
         }

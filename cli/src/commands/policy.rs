@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
 use super::{print_json, Invocation, Status};
-use crate::client::{finish_job, Client, JobArgs, MountArgs, Request};
+use crate::client::{finish_job, Client, JobArgs, MountPointArg, Request};
 use crate::failure::usage;
 
 #[derive(Subcommand, Debug)]
@@ -93,7 +93,7 @@ pub struct CreateArgs {
     #[arg(long)]
     pub disabled: bool,
     #[command(flatten)]
-    pub mount: MountArgs,
+    pub mount: MountPointArg,
 }
 
 #[derive(Args, Debug)]
@@ -102,7 +102,7 @@ pub struct UpdateArgs {
     #[command(flatten)]
     pub spec: Spec,
     #[command(flatten)]
-    pub mount: MountArgs,
+    pub mount: MountPointArg,
 }
 
 #[derive(Args, Debug)]
@@ -110,7 +110,7 @@ pub struct NameArgs {
     /// The policy.
     pub name: String,
     #[command(flatten)]
-    pub mount: MountArgs,
+    pub mount: MountPointArg,
 }
 
 #[derive(Args, Debug)]
@@ -120,14 +120,14 @@ pub struct BindArgs {
     /// The instance it covers from now on.
     pub instance: String,
     #[command(flatten)]
-    pub mount: MountArgs,
+    pub mount: MountPointArg,
 }
 
 #[derive(Args, Debug)]
 pub struct UnbindArgs {
     pub instance: String,
     #[command(flatten)]
-    pub mount: MountArgs,
+    pub mount: MountPointArg,
 }
 
 #[derive(Args, Debug)]
@@ -139,13 +139,13 @@ pub struct RunNowArgs {
     #[command(flatten)]
     pub job: JobArgs,
     #[command(flatten)]
-    pub mount: MountArgs,
+    pub mount: MountPointArg,
 }
 
 #[derive(Args, Debug)]
 pub struct ListArgs {
     #[command(flatten)]
-    pub mount: MountArgs,
+    pub mount: MountPointArg,
     /// Print one JSON object (`{"policies": [...]}`) instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -163,7 +163,7 @@ pub struct SettingsArgs {
     #[arg(long)]
     pub write_once: bool,
     #[command(flatten)]
-    pub mount: MountArgs,
+    pub mount: MountPointArg,
 }
 
 fn policies(client: &Client) -> Result<Vec<Value>> {
@@ -271,7 +271,7 @@ fn list(args: &ListArgs) -> Result<Status> {
 }
 
 pub fn run(inv: &Invocation<'_>, cmd: &PolicyCommand) -> Result<Status> {
-    let simple = |mount: &MountArgs, req: Request| -> Result<Status> {
+    let simple = |mount: &MountPointArg, req: Request| -> Result<Status> {
         let reply = mount.client()?.request("policy", &req)?;
         println!("{reply}");
         Ok(Status::Success)

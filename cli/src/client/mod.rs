@@ -1,0 +1,15 @@
+//! Talking to a running mount: which mount ([`target`]), the control protocol
+//! ([`control`]) and the request lines it carries ([`request`]), following a job to its
+//! end ([`follow`]) and printing what it produced ([`report`]).
+
+pub mod control;
+pub mod follow;
+pub mod report;
+pub mod request;
+pub mod target;
+
+pub use control::Client;
+pub use follow::{finish_job, run_job};
+pub use report::print_skipped;
+pub use request::Request;
+pub use target::{JobArgs, MountPointArg, Target, TargetArgs};

@@ -1,0 +1,270 @@
+//! The running service: what it holds (instances, policies, live jobs, the job history,
+//! the event log, the scheduler's memory, the clock), its start and stop, and the
+//! refresh that makes points written by other machines appear. Requests, jobs, policies
+//! and the scheduler are handled in the files beside this one.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::catalog::{Catalog, PointRecord};
+use crate::model::{InstanceConfig, Policy, PolicySettings};
+use crate::repo::Repository;
+use crate::store::StoreError;
+use crate::sync::LockExt;
+
+use super::clock::{Clock, SystemClock};
+use super::definitions::{load_instances, load_policies};
+use super::error::ServiceError;
+use super::events::EventLog;
+use super::job_history::JobHistory;
+use super::jobs::{JobState, LiveJob};
+use super::tracks::SchedState;
+
+/// How often the catalog is refreshed from the objects (points from other machines).
+pub const REFRESH_INTERVAL: Duration = Duration::from_secs(5);
+
+/// What the service's one lock guards.
+#[derive(Default)]
+pub(super) struct State {
+    pub live: BTreeMap<u64, LiveJob>,
+    pub instances: BTreeMap<String, InstanceConfig>,
+    pub policies: BTreeMap<String, Policy>,
+    pub settings: PolicySettings,
+    pub shutdown: bool,
+    /// Bumped whenever points or instances change, so views can invalidate caches.
+    pub generation: u64,
+}
+
+pub(super) struct Inner {
+    pub repo: Repository,
+    pub catalog: Arc<Catalog>,
+    pub state: Mutex<State>,
+    /// Wakes the job runners, the refresher and the scheduler (a job queued or ended, a
+    /// cancel, the shutdown).
+    pub wake: Condvar,
+    pub last_refresh: Mutex<Instant>,
+    pub clock: Arc<dyn Clock>,
+    pub events: EventLog,
+    pub jobs: JobHistory,
+    pub sched: Mutex<SchedState>,
+    /// Serialises policy changes (each is a read-modify-write of repository objects).
+    pub policy_writes: Mutex<()>,
+}
+
+/// A running service; clones share it. Call [`shutdown`](Service::shutdown) to stop.
+#[derive(Clone)]
+pub struct Service {
+    pub(super) inner: Arc<Inner>,
+}
+
+impl Service {
+    /// Starts the service on the system clock.
+    pub fn start(
+        repo: Repository,
+        catalog: Arc<Catalog>,
+        workers: usize,
+    ) -> Result<Service, ServiceError> {
+        Service::start_with_clock(repo, catalog, workers, Arc::new(SystemClock))
+    }
+
+    /// Starts the service: marks jobs a previous daemon left unfinished as interrupted,
+    /// applies the job history's retention, loads instances and policies, starts
+    /// `workers` job runners, a refresher and the scheduler. Every time it records comes
+    /// from `clock`.
+    pub fn start_with_clock(
+        repo: Repository,
+        catalog: Arc<Catalog>,
+        workers: usize,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Service, ServiceError> {
+        let service = Service {
+            inner: Arc::new(Inner {
+                repo,
+                events: EventLog::new(catalog.clone(), clock.clone()),
+                jobs: JobHistory::new(catalog.clone(), clock.clone()),
+                catalog,
+                state: Mutex::new(State::default()),
+                wake: Condvar::new(),
+                last_refresh: Mutex::new(Instant::now()),
+                sched: Mutex::new(SchedState::new(clock.now_ns())),
+                clock,
+                policy_writes: Mutex::new(()),
+            }),
+        };
+        service.inner.jobs.recover(&service.inner.events)?;
+        service.refresh()?;
+        for i in 0..workers.max(1) {
+            let s = service.clone();
+            std::thread::Builder::new()
+                .name(format!("cairn-job-{i}"))
+                .spawn(move || s.run_worker())
+                .map_err(|e| ServiceError::Store(StoreError::Runtime(e)))?;
+        }
+        let s = service.clone();
+        std::thread::Builder::new()
+            .name("cairn-refresh".into())
+            .spawn(move || s.run_refresher())
+            .map_err(|e| ServiceError::Store(StoreError::Runtime(e)))?;
+        let s = service.clone();
+        std::thread::Builder::new()
+            .name("cairn-scheduler".into())
+            .spawn(move || s.run_scheduler())
+            .map_err(|e| ServiceError::Store(StoreError::Runtime(e)))?;
+        Ok(service)
+    }
+
+    pub(super) fn lock(&self) -> MutexGuard<'_, State> {
+        self.inner.state.locked()
+    }
+
+    /// Now, by the service's clock.
+    pub fn now_ns(&self) -> i64 {
+        self.inner.clock.now_ns()
+    }
+
+    pub fn repo(&self) -> &Repository {
+        &self.inner.repo
+    }
+
+    /// The runtime the repository's I/O runs on (the mount serves reads on it).
+    pub fn runtime(&self) -> &tokio::runtime::Runtime {
+        self.inner.repo.runtime()
+    }
+
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.inner.catalog
+    }
+
+    /// Stops runners after their current job; queued jobs stay queued (and show
+    /// interrupted on the next start).
+    pub fn shutdown(&self) {
+        let mut st = self.lock();
+        st.shutdown = true;
+        for job in st.live.values() {
+            job.cancel.cancel();
+        }
+        self.inner.wake.notify_all();
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.lock().generation
+    }
+
+    /// Reloads instances, policies and points from the repository.
+    pub fn refresh(&self) -> Result<(), ServiceError> {
+        let repo = &self.inner.repo;
+        let stats = self.inner.catalog.refresh(repo)?;
+        let (policies, settings) = load_policies(repo)?;
+        let instances = load_instances(repo)?;
+        let mut st = self.lock();
+        if st.instances != instances
+            || st.policies != policies
+            || stats.new_points > 0
+            || stats.removed_points > 0
+            || stats.forgotten_points > 0
+        {
+            st.generation += 1;
+        }
+        st.instances = instances;
+        st.policies = policies;
+        st.settings = settings;
+        *self.inner.last_refresh.locked() = Instant::now();
+        Ok(())
+    }
+
+    /// Refreshes if the last refresh is older than `max_age`.
+    pub fn refresh_if_older(&self, max_age: Duration) {
+        let due = self
+            .inner
+            .last_refresh
+            .lock()
+            .map(|t| t.elapsed() >= max_age)
+            .unwrap_or(true);
+        if due {
+            if let Err(e) = self.refresh() {
+                tracing::warn!("catalog refresh failed: {e}");
+            }
+        }
+    }
+
+    fn run_refresher(&self) {
+        loop {
+            {
+                let st = self.lock();
+                let (st, _) = self
+                    .inner
+                    .wake
+                    .wait_timeout(st, REFRESH_INTERVAL)
+                    .unwrap_or_else(|p| p.into_inner());
+                if st.shutdown {
+                    return;
+                }
+            }
+            self.inner.jobs.flush();
+            self.refresh_if_older(REFRESH_INTERVAL);
+        }
+    }
+
+    /// Instance names: defined ones and any that have points.
+    pub fn instance_names(&self) -> Vec<String> {
+        let defined: BTreeSet<String> = self.lock().instances.keys().cloned().collect();
+        self.with_points(defined)
+    }
+
+    fn instance_names_locked(&self, st: &State) -> Vec<String> {
+        self.with_points(st.instances.keys().cloned().collect())
+    }
+
+    /// `names` and the instances that have points.
+    fn with_points(&self, mut names: BTreeSet<String>) -> Vec<String> {
+        if let Ok(with_points) = self.inner.catalog.instances() {
+            names.extend(with_points);
+        }
+        names.into_iter().collect()
+    }
+
+    pub fn instance(&self, name: &str) -> Option<InstanceConfig> {
+        self.lock().instances.get(name).cloned()
+    }
+
+    pub fn points(&self, instance: &str) -> Vec<PointRecord> {
+        self.inner
+            .catalog
+            .points(Some(instance))
+            .unwrap_or_default()
+    }
+
+    /// The audit log (`.cairn/events`) as JSON lines, in the order recorded.
+    pub fn events_text(&self) -> String {
+        self.inner.events.text()
+    }
+
+    /// Repository figures for `.cairn/stats`.
+    pub fn stats_text(&self) -> String {
+        let catalog = &self.inner.catalog;
+        let packs = catalog.packs().unwrap_or_default();
+        let (data_blobs, tree_blobs) = catalog.blob_counts().unwrap_or_default();
+        let points = catalog.points(None).unwrap_or_default();
+        let st = self.lock();
+        let v = json!({
+            "repository": self.inner.repo.store().description(),
+            "repository_id": self.inner.repo.config().id,
+            "format_version": self.inner.repo.config().version,
+            "encrypted": self.inner.repo.config().encrypted(),
+            "instances": self.instance_names_locked(&st),
+            "points": points.len(),
+            "packs": packs.iter().filter(|p| p.2).count(),
+            "stored_bytes": packs.iter().filter(|p| p.2).map(|p| p.1).sum::<u64>(),
+            "data_blobs": data_blobs,
+            "tree_blobs": tree_blobs,
+            "forgotten_points": catalog.forgotten(None).map(|f| f.len()).unwrap_or(0),
+            "prune_plans_pending": catalog.plans().map(|p| p.len()).unwrap_or(0),
+            "jobs_queued": st.live.values().filter(|j| j.state == JobState::Queued).count(),
+            "jobs_running": st.live.values().filter(|j| j.state == JobState::Running).count(),
+        });
+        format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default())
+    }
+}

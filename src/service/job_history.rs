@@ -1,0 +1,255 @@
+//! The job history: every job's row in the catalog (kind, state, request, status, log),
+//! so `jobs/` shows jobs across daemon restarts. A job a stopped daemon left queued or
+//! running shows `interrupted`; a finished job can be deleted by hand; a retention rule
+//! keeps the history bounded (`Catalog::expire_job_history`). Rows the catalog cannot
+//! store (a full disk) are kept in memory until it can ([`Unsaved`]).
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use crate::catalog::{Catalog, CatalogError};
+
+use super::clock::Clock;
+use super::events::{Event, EventLog, JobEnd};
+use super::grammar::ControlError;
+use super::jobs::{rfc3339, JobKind, JobState, JobStatus};
+use super::requests::RestoreControl;
+use super::unsaved::{Unsaved, UnsavedJob};
+
+/// What a job that a previous daemon left unfinished says.
+pub const INTERRUPTED: &str = "the daemon stopped before this job finished; run it again";
+
+/// The service's store of jobs.
+pub struct JobHistory {
+    catalog: Arc<Catalog>,
+    clock: Arc<dyn Clock>,
+    unsaved: Unsaved,
+}
+
+impl JobHistory {
+    pub fn new(catalog: Arc<Catalog>, clock: Arc<dyn Clock>) -> JobHistory {
+        JobHistory {
+            catalog,
+            clock,
+            unsaved: Unsaved::default(),
+        }
+    }
+
+    /// Adds a job's row; returns its id.
+    pub fn insert(
+        &self,
+        kind: JobKind,
+        instance: Option<&str>,
+        state: JobState,
+        request: &Value,
+        created_ns: i64,
+        uid: Option<u32>,
+    ) -> Result<u64, CatalogError> {
+        self.catalog.insert_job(
+            kind.as_str(),
+            instance,
+            state.as_str(),
+            &request.to_string(),
+            created_ns,
+            uid,
+        )
+    }
+
+    /// Stores a job's state, status and log; what the catalog refuses is kept in memory
+    /// and shown as if stored.
+    pub fn save(&self, status: &JobStatus, log: String) {
+        let line = status.to_line();
+        self.unsaved.flush(&self.catalog);
+        match self
+            .catalog
+            .update_job(status.id, status.state.as_str(), &line, &log)
+        {
+            Ok(()) => self.unsaved.stored(status.id),
+            Err(e) => {
+                tracing::error!(job = status.id, "cannot store job status: {e}");
+                let state = status.state.as_str().to_string();
+                self.unsaved.keep(
+                    status.id,
+                    UnsavedJob {
+                        state,
+                        status: line,
+                        log,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Stores a job's row now, or fails.
+    pub fn store(&self, status: &JobStatus, log: &str) -> Result<(), CatalogError> {
+        self.catalog
+            .update_job(status.id, status.state.as_str(), &status.to_line(), log)
+    }
+
+    /// Stores what the catalog takes again.
+    pub fn flush(&self) {
+        self.unsaved.flush(&self.catalog);
+    }
+
+    /// Job ids, oldest first.
+    pub fn ids(&self) -> Vec<u64> {
+        self.catalog
+            .jobs()
+            .map(|rows| rows.into_iter().map(|r| r.id).collect())
+            .unwrap_or_default()
+    }
+
+    /// The stored status of a job (as stored: a status of an older daemon reads as it
+    /// was written).
+    pub fn status(&self, id: u64) -> Option<Value> {
+        match self.unsaved.status(id) {
+            Some(status) => serde_json::from_str(&status).ok(),
+            None => serde_json::from_str(&self.catalog.job(id).ok()??.status).ok(),
+        }
+    }
+
+    pub fn log(&self, id: u64) -> Option<String> {
+        if let Some(log) = self.unsaved.log(id) {
+            return Some(log);
+        }
+        self.catalog.job(id).ok()?.map(|r| r.log)
+    }
+
+    /// Marks the jobs a previous daemon left queued or running as interrupted (each one an
+    /// event), then applies the retention rule.
+    pub fn recover(&self, events: &EventLog) -> Result<(), CatalogError> {
+        for row in self.catalog.jobs()? {
+            if !matches!(
+                JobState::from_name(&row.state),
+                Some(JobState::Queued | JobState::Running)
+            ) {
+                continue;
+            }
+            let Some(kind) = JobKind::from_name(&row.kind) else {
+                tracing::warn!(job = row.id, "unknown job kind `{}`", row.kind);
+                continue;
+            };
+            let request: Value = serde_json::from_str(&row.request).unwrap_or(Value::Null);
+            let mut status: Value = serde_json::from_str(&row.status).unwrap_or_else(|_| json!({}));
+            if status.get("id").is_none() {
+                // Cut off before its first status was stored: build one from the row.
+                let built = JobStatus::new(
+                    row.id,
+                    kind,
+                    row.instance.clone(),
+                    JobState::Interrupted,
+                    request.clone(),
+                    row.created_ns,
+                );
+                status = serde_json::to_value(built).unwrap_or_default();
+            }
+            status["state"] = json!("interrupted");
+            status["error"] = json!(INTERRUPTED);
+            status["finished"] = json!(rfc3339(self.clock.now_ns()));
+            let mut log = row.log.clone();
+            if kind == JobKind::Restore {
+                for line in self.remove_stages_of(&request) {
+                    tracing::warn!(job = row.id, "{line}");
+                    if !log.is_empty() && !log.ends_with('\n') {
+                        log.push('\n');
+                    }
+                    log.push_str(&format!("warning: {line}\n"));
+                }
+            }
+            self.catalog
+                .update_job(row.id, "interrupted", &status.to_string(), &log)?;
+            events.job_end(JobEnd {
+                id: row.id,
+                kind,
+                instance: row.instance.as_deref(),
+                uid: row.uid,
+                request,
+                state: JobState::Interrupted,
+                error: Some(INTERRUPTED),
+                result: None,
+            });
+        }
+        self.expire();
+        Ok(())
+    }
+
+    /// Removes the stages an interrupted restore left (its process is gone); returns the
+    /// lines for its log.
+    fn remove_stages_of(&self, request: &Value) -> Vec<String> {
+        let Ok(req) = serde_json::from_value::<RestoreControl>(request.clone()) else {
+            return Vec::new();
+        };
+        let dirs = crate::engine::stage_dirs(
+            &self.catalog,
+            &req.instance,
+            &req.point,
+            req.target.as_deref(),
+        );
+        dirs.iter()
+            .flat_map(|dir| crate::engine::remove_stale_stages(dir))
+            .collect()
+    }
+
+    /// Applies the retention rule of the job history; failures are logged.
+    pub fn expire(&self) {
+        match self.catalog.expire_job_history(self.clock.now_ns()) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("job history: {n} old finished jobs forgotten"),
+            Err(e) => tracing::warn!("cannot apply the job history's retention: {e}"),
+        }
+    }
+
+    /// Applies the failed-scheduled-job rule to an instance (the newest ones, none older
+    /// than the limit).
+    pub fn trim_failed(&self, instance: &str) {
+        if let Err(e) = self
+            .catalog
+            .expire_failed_scheduled_jobs(instance, self.clock.now_ns())
+        {
+            tracing::warn!(%instance, "cannot trim failed jobs: {e}");
+        }
+    }
+
+    /// Deletes a finished job that is not live in this daemon, as `uid`, and calls
+    /// `deleted` before its event is recorded; `how` is the request as the event records
+    /// it. Refused with `EBUSY` for a job its row says is queued or running, `ENOENT` for
+    /// an unknown one.
+    pub fn delete(
+        &self,
+        id: u64,
+        uid: u32,
+        how: &str,
+        events: &EventLog,
+        deleted: impl FnOnce(),
+    ) -> Result<(), ControlError> {
+        let io = |e: CatalogError| ControlError {
+            errno: libc::EIO,
+            message: format!("catalog: {e}"),
+        };
+        let row = self
+            .catalog
+            .job(id)
+            .map_err(io)?
+            .ok_or_else(|| ControlError::not_found(format!("no job {id}")))?;
+        if matches!(
+            JobState::from_name(&row.state),
+            Some(JobState::Queued | JobState::Running)
+        ) {
+            return Err(ControlError {
+                errno: libc::EBUSY,
+                message: format!("job {id} is {}: cancel it first", row.state),
+            });
+        }
+        self.catalog.delete_job(id).map_err(io)?;
+        deleted();
+        let mut event = Event::new("job-deleted")
+            .uid(Some(uid))
+            .job(id)
+            .request(how)
+            .outcome(json!({"ok": true, "job_kind": row.kind, "state": row.state}));
+        event.instance = row.instance;
+        events.record(event);
+        Ok(())
+    }
+}

@@ -1,0 +1,150 @@
+//! The typed requests: what a control line becomes once parsed (and what a job's request
+//! JSON holds), the `schedule` part of a scheduled snapshot, and the [`Subject`] an
+//! accepted request's event names. Plain data.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::RestoreMode;
+
+/// `ctl/instance`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase")]
+pub enum InstanceRequest {
+    Add {
+        name: String,
+        paths: Vec<PathBuf>,
+        excludes: Vec<String>,
+    },
+    Remove {
+        name: String,
+    },
+}
+
+/// `ctl/snapshot`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotRequest {
+    pub instance: String,
+    pub label: Option<String>,
+    /// Set when a policy takes the point (never by a request written into ctl/snapshot):
+    /// the job takes a scheduled (`-auto`) point, and a failure is kept as a failed
+    /// scheduled job. Stored as the `"schedule"` object of the job's request JSON, absent
+    /// otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<ScheduledRun>,
+}
+
+/// `ctl/restore`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreControl {
+    pub instance: String,
+    pub point: String,
+    pub target: Option<PathBuf>,
+    pub includes: Vec<String>,
+    pub in_place: bool,
+    /// `delete-excluded=true`: an in-place restore also deletes what the backup excluded.
+    #[serde(default)]
+    pub delete_excluded: bool,
+    /// `skip-damaged=true`: restore every intact file, skip (and name) damaged ones.
+    #[serde(default)]
+    pub skip_damaged: bool,
+}
+
+impl RestoreControl {
+    pub fn mode(&self) -> RestoreMode {
+        if self.in_place {
+            RestoreMode::InPlace
+        } else {
+            RestoreMode::New
+        }
+    }
+}
+
+/// `ctl/verify`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyControl {
+    pub instance: Option<String>,
+    pub point: Option<String>,
+    pub read_data: bool,
+}
+
+/// `ctl/forget`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForgetControl {
+    pub instance: String,
+    pub points: Vec<String>,
+    /// Manual points are forgotten only with `manual=true`.
+    pub manual: bool,
+}
+
+/// `ctl/prune`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PruneControl {
+    pub dry_run: bool,
+    /// Hours between condemning data and deleting it (default 24).
+    pub grace_hours: Option<u32>,
+    /// Take over a live prune lease of another host (docs/FORMAT.md 12.4).
+    #[serde(default)]
+    pub break_lease: bool,
+}
+
+/// Why a scheduled snapshot runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Trigger {
+    Slot,
+    Retry,
+    CatchUp,
+    RunNow,
+}
+
+/// The `schedule` part of a scheduled snapshot's request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduledRun {
+    pub policy: String,
+    /// The slot, RFC 3339 UTC (for people), and in ns.
+    pub slot: String,
+    pub slot_ns: i64,
+    /// The time the point carries (the slot, or the run's start for catch-up and run-now).
+    pub time_ns: i64,
+    pub trigger: Trigger,
+}
+
+/// What an accepted request is about, for its event: the instance, the point as the
+/// request named it, the job it started or cancelled, and its verb.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Subject {
+    pub verb: Option<&'static str>,
+    pub instance: Option<String>,
+    pub point: Option<String>,
+    pub job: Option<u64>,
+}
+
+impl Subject {
+    /// About `instance` and `point` (as the request named them).
+    pub fn of(instance: Option<&str>, point: Option<&str>) -> Subject {
+        Subject {
+            instance: instance.map(str::to_string),
+            point: point.map(str::to_string),
+            ..Subject::default()
+        }
+    }
+}
+
+impl InstanceRequest {
+    /// The verb that asked for it.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            InstanceRequest::Add { .. } => "add",
+            InstanceRequest::Remove { .. } => "remove",
+        }
+    }
+
+    /// The instance it is about.
+    pub fn name(&self) -> &str {
+        match self {
+            InstanceRequest::Add { name, .. } | InstanceRequest::Remove { name } => name,
+        }
+    }
+}
