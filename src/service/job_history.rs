@@ -126,29 +126,29 @@ impl JobHistory {
             ) {
                 continue;
             }
-            let Some(kind) = JobKind::from_name(&row.kind) else {
-                tracing::warn!(job = row.id, "unknown job kind `{}`", row.kind);
-                continue;
-            };
+            let kind = JobKind::from_name(&row.kind);
             let request: Value = serde_json::from_str(&row.request).unwrap_or(Value::Null);
             let mut status: Value = serde_json::from_str(&row.status).unwrap_or_else(|_| json!({}));
             if status.get("id").is_none() {
                 // Cut off before its first status was stored: build one from the row.
-                let built = JobStatus::new(
-                    row.id,
-                    kind,
-                    row.instance.clone(),
-                    JobState::Interrupted,
-                    request.clone(),
-                    row.created_ns,
-                );
-                status = serde_json::to_value(built).unwrap_or_default();
+                status = match kind {
+                    Some(kind) => serde_json::to_value(JobStatus::new(
+                        row.id,
+                        kind,
+                        row.instance.clone(),
+                        JobState::Interrupted,
+                        request.clone(),
+                        row.created_ns,
+                    ))
+                    .unwrap_or_default(),
+                    None => json!({ "id": row.id, "kind": row.kind, "instance": row.instance }),
+                };
             }
             status["state"] = json!("interrupted");
             status["error"] = json!(INTERRUPTED);
             status["finished"] = json!(rfc3339(self.clock.now_ns()));
             let mut log = row.log.clone();
-            if kind == JobKind::Restore {
+            if kind == Some(JobKind::Restore) {
                 for line in self.remove_stages_of(&request) {
                     tracing::warn!(job = row.id, "{line}");
                     if !log.is_empty() && !log.ends_with('\n') {
@@ -159,6 +159,12 @@ impl JobHistory {
             }
             self.catalog
                 .update_job(row.id, "interrupted", &status.to_string(), &log)?;
+            let Some(kind) = kind else {
+                // A kind this daemon does not know (a newer one wrote it): marked
+                // interrupted like any other, but there is no event kind to record.
+                tracing::warn!(job = row.id, "unknown job kind `{}`", row.kind);
+                continue;
+            };
             events.job_end(JobEnd {
                 id: row.id,
                 kind,
