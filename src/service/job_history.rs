@@ -259,3 +259,33 @@ impl JobHistory {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::ManualClock;
+
+    #[test]
+    fn a_left_running_job_of_an_unknown_kind_is_still_marked_interrupted() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Arc::new(Catalog::open(&dir.path().join("catalog.db")).unwrap());
+        let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(1_000_000_000));
+        let known = catalog
+            .insert_job("verify", None, "running", "{}", 1, None)
+            .unwrap();
+        let unknown = catalog
+            .insert_job("from-a-newer-daemon", Some("db"), "queued", "{}", 1, None)
+            .unwrap();
+        let history = JobHistory::new(catalog.clone(), clock.clone());
+        history
+            .recover(&EventLog::new(catalog.clone(), clock))
+            .unwrap();
+        for id in [known, unknown] {
+            let row = catalog.job(id).unwrap().unwrap();
+            assert_eq!(row.state, "interrupted", "job {id}");
+            let status: Value = serde_json::from_str(&row.status).unwrap();
+            assert_eq!(status["state"], "interrupted");
+            assert_eq!(status["id"], id);
+        }
+    }
+}
