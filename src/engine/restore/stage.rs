@@ -20,7 +20,7 @@ use crate::engine::{CancelToken, EngineError, Progress, Result, TreeReader};
 use crate::model::{Extent, ModelError, Node, NodeKind};
 use crate::repo::{BlobId, BlobKind, RepoError};
 
-use super::plan::{join, DirMeta, Entry, Leaf, PlanDir, Unit};
+use super::unit::{join, DirMeta, Entry, Leaf, PlanDir, Unit};
 use crate::sync::LockExt;
 
 mod skip;
@@ -541,13 +541,4 @@ fn syncfs(path: &Path) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-pub(super) fn fsync_dir(path: &Path) -> Result<()> {
-    fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| EngineError::io("syncing", path, e))
 }
