@@ -329,6 +329,26 @@ impl Verifier<'_> {
         self.report.problems.push(text);
     }
 
+    /// Reports a referenced blob that readers find intact at `loc` although a copy of it
+    /// is known to be damaged.
+    fn note_healed(&mut self, id: &BlobId, loc: &BlobLocation) {
+        let notes = self.known.healed_notes(id, loc);
+        self.report.healed.extend(notes);
+    }
+
+    /// Reports a fault of one pack: healed if every blob known to be damaged in it is read
+    /// from an intact copy elsewhere, else a problem.
+    fn pack_problem(&mut self, pack: &PackId, text: String) -> Result<()> {
+        if self.known.pack_healed(self.catalog, pack)? {
+            self.report.healed.push(format!(
+                "{text}; every damaged blob in it was stored again intact (a prune reclaims the pack)"
+            ));
+        } else {
+            self.problem(text);
+        }
+        Ok(())
+    }
+
     /// Checks a data blob's place in the index and the store; `Some(cause)` if damaged.
     fn check_blob(&mut self, id: &BlobId) -> Result<Option<Arc<str>>> {
         if let Some(cause) = self.bad_blobs.get(id) {
