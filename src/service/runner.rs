@@ -157,14 +157,20 @@ impl Service {
     ) -> engine::Result<Value> {
         let repo = &self.inner.repo;
         let catalog = &self.inner.catalog;
-        let bad =
-            |e: serde_json::Error| engine::EngineError::Invalid(format!("stored request: {e}"));
+        let bad = |e: serde_json::Error| {
+            engine::EngineError::Invalid(engine::InvalidRequest::Refused(format!(
+                "stored request: {e}"
+            )))
+        };
         match kind {
             "snapshot" => {
                 let req: control::SnapshotRequest =
                     serde_json::from_value(request.clone()).map_err(bad)?;
                 let config = self.instance(&req.instance).ok_or_else(|| {
-                    engine::EngineError::Invalid(format!("instance `{}` was removed", req.instance))
+                    engine::EngineError::Invalid(engine::InvalidRequest::Refused(format!(
+                        "instance `{}` was removed",
+                        req.instance
+                    )))
                 })?;
                 let mut b = BackupRequest::new(
                     &req.instance,
@@ -236,10 +242,7 @@ impl Service {
                         })
                         .chain(report.problems.iter().cloned())
                         .collect();
-                    Err(engine::EngineError::Invalid(format!(
-                        "damage found: {}",
-                        names.join(", ")
-                    )))
+                    Err(engine::EngineError::Damage(names.join(", ")))
                 }
             }
             "forget" => {
@@ -272,9 +275,9 @@ impl Service {
                 }
                 Ok(serde_json::to_value(&out).unwrap_or_default())
             }
-            other => Err(engine::EngineError::Invalid(format!(
-                "unknown job kind {other}"
-            ))),
+            other => Err(engine::EngineError::Invalid(
+                engine::InvalidRequest::Refused(format!("unknown job kind {other}")),
+            )),
         }
     }
 }

@@ -26,12 +26,12 @@ use rayon::prelude::*;
 use crate::catalog::Catalog;
 use crate::model::instance::check_source_paths;
 use crate::model::manifest::{point_name, RootMeta, MANIFEST_VERSION};
-use crate::model::names::{is_valid_instance_name, is_valid_label};
+use crate::model::names::{check_instance_name, is_valid_label};
 use crate::model::{Layout, Manifest, ManifestId, PointKind, PointStats};
 use crate::repo::Repository;
 
 use super::fsmeta::{node_from_metadata, read_xattrs};
-use super::{CancelToken, EngineError, Progress, Result};
+use super::{CancelToken, EngineError, InvalidRequest, Progress, Result};
 use crate::sync::LockExt;
 use names::write_manifest;
 use run::Ctx;
@@ -79,30 +79,27 @@ pub(super) fn build_excludes(globs: &[String]) -> Result<GlobSet> {
             .literal_separator(false)
             .backslash_escape(true)
             .build()
-            .map_err(|e| EngineError::Invalid(format!("exclude glob `{g}`: {e}")))?;
+            .map_err(|e| {
+                EngineError::Invalid(InvalidRequest::BadPattern(format!(
+                    "exclude glob `{g}`: {e}"
+                )))
+            })?;
         b.add(glob);
     }
-    b.build()
-        .map_err(|e| EngineError::Invalid(format!("exclude globs: {e}")))
+    b.build().map_err(|e| {
+        EngineError::Invalid(InvalidRequest::BadPattern(format!("exclude globs: {e}")))
+    })
 }
 
 /// Validates a request; returns the layout and each source's root-entry name.
 fn check_request(req: &BackupRequest) -> Result<(Layout, Vec<Vec<u8>>)> {
-    if !is_valid_instance_name(&req.instance) {
-        return Err(EngineError::Invalid(format!(
-            "instance name `{}` must be 1-255 of A-Z a-z 0-9 _ -",
-            req.instance
-        )));
-    }
+    check_instance_name(&req.instance)?;
     if let Some(l) = &req.label {
         if !is_valid_label(l) {
-            return Err(EngineError::Invalid(format!(
-                "point label `{l}` must be 1-64 of A-Z a-z 0-9 _ -, not `auto` or \
-                 `before-restore` (reserved, also with a `-N` suffix)"
-            )));
+            return Err(EngineError::Invalid(InvalidRequest::BadLabel(l.clone())));
         }
     }
-    check_source_paths(&req.paths).map_err(EngineError::Invalid)?;
+    check_source_paths(&req.paths).map_err(|e| EngineError::Invalid(InvalidRequest::BadPath(e)))?;
     let mut names = Vec::new();
     for p in &req.paths {
         let md = fs::symlink_metadata(p).map_err(|e| EngineError::io("reading source", p, e))?;
@@ -150,7 +147,7 @@ pub fn backup(
         .stack_size(16 << 20)
         .thread_name(|i| format!("cairn-backup-{i}"))
         .build()
-        .map_err(|e| EngineError::Invalid(format!("cannot start worker threads: {e}")))?;
+        .map_err(EngineError::Threads)?;
 
     let scan_paths = req.paths.clone();
     std::thread::scope(|s| {

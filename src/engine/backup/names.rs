@@ -43,7 +43,7 @@ pub(super) fn write_manifest(
         }
     }
     let Some((id, json)) = claimed else {
-        return Err(EngineError::Invalid(format!(
+        return Err(EngineError::NoFreeName(format!(
             "no free point name: {base} and {MAX_NAME_CANDIDATES} suffixed variants are taken"
         )));
     };

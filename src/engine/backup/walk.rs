@@ -25,7 +25,12 @@ pub(super) fn store_tree(ctx: &Ctx<'_>, nodes: Vec<Node>) -> Result<BlobId> {
     Ok(id)
 }
 
-pub(super) fn backup_dir(ctx: &Ctx<'_>, path: &Path, rel: &Path, parent: Option<&Tree>) -> Result<BlobId> {
+pub(super) fn backup_dir(
+    ctx: &Ctx<'_>,
+    path: &Path,
+    rel: &Path,
+    parent: Option<&Tree>,
+) -> Result<BlobId> {
     ctx.cancel.check()?;
     if let Some(p) = parent {
         ctx.reader.prefetch_subtrees(p);

@@ -26,7 +26,7 @@ use crate::catalog::Catalog;
 use crate::model::{ForgetRecord, Manifest};
 use crate::repo::{Lease, LeaseHolder, PackId, PrunePlan, RepoError, Repository, TakenOver};
 
-use super::{CancelToken, EngineError, Progress, Result, TreeReader};
+use super::{CancelToken, EngineError, InvalidRequest, Progress, Result, TreeReader};
 use request::Ctx;
 pub use request::{PruneOutcome, PruneRequest};
 
@@ -39,14 +39,14 @@ pub fn prune(
     cancel: &CancelToken,
 ) -> Result<PruneOutcome> {
     if !(req.repack_dead_ratio > 0.0 && req.repack_dead_ratio <= 1.0) {
-        return Err(EngineError::Invalid(
-            "the repack threshold must be a dead fraction in (0, 1]".into(),
-        ));
+        return Err(EngineError::Invalid(InvalidRequest::BadSetting(
+            "the repack threshold must be a dead fraction in (0, 1]",
+        )));
     }
     if req.grace_ns < 0 || req.lease_ttl_ns <= 0 {
-        return Err(EngineError::Invalid(
-            "the grace period must not be negative, the lease must last".into(),
-        ));
+        return Err(EngineError::Invalid(InvalidRequest::BadSetting(
+            "the grace period must not be negative, the lease must last",
+        )));
     }
     let now = req.now_ns.unwrap_or_else(crate::model::now_ns);
     let lease = match req.dry_run {
@@ -165,11 +165,7 @@ fn refresh(repo: &Repository, catalog: &Catalog, progress: &dyn Progress) -> Res
     progress.phase("refreshing catalog");
     let stats = catalog.refresh(repo)?;
     if stats.bad_points > 0 {
-        return Err(EngineError::Invalid(format!(
-            "{} point manifest(s) could not be read, so what they reference is unknown: \
-             prune does nothing until `verify` explains them",
-            stats.bad_points
-        )));
+        return Err(EngineError::UnreadablePoints(stats.bad_points));
     }
     Ok(())
 }

@@ -110,7 +110,7 @@ pub fn restore(
         .stack_size(64 << 20)
         .thread_name(|i| format!("cairn-restore-{i}"))
         .build()
-        .map_err(|e| EngineError::Invalid(format!("cannot start worker threads: {e}")))?;
+        .map_err(EngineError::Threads)?;
 
     progress.phase("reading trees");
     let reader = TreeReader::new(repo.clone(), catalog.clone());

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use crate::engine::fsmeta::{node_from_metadata, read_xattrs};
-use crate::engine::{CancelToken, EngineError, Result, TreeReader};
+use crate::engine::{CancelToken, EngineError, InvalidRequest, Result, TreeReader};
 use crate::model::names::is_safe_component;
 use crate::model::{Manifest, ModelError, Node, NodeKind, Tree};
 
@@ -147,14 +147,16 @@ pub(super) fn plan_units(
         });
     }
     if units.is_empty() || (!in_place && planner.scope.0.is_some() && !has_point_entries(&units)) {
-        return Err(EngineError::Invalid(if req.includes.is_empty() {
-            format!("point {} has nothing to restore at {:?}", m.name, m.paths)
-        } else {
-            format!(
-                "nothing in point {} matches the includes {:?}",
-                m.name, req.includes
-            )
-        }));
+        return Err(EngineError::Invalid(InvalidRequest::NothingSelected(
+            if req.includes.is_empty() {
+                format!("point {} has nothing to restore at {:?}", m.name, m.paths)
+            } else {
+                format!(
+                    "nothing in point {} matches the includes {:?}",
+                    m.name, req.includes
+                )
+            },
+        )));
     }
     Ok(units)
 }

@@ -9,8 +9,8 @@ use std::path::{Component, Path, PathBuf};
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
-use crate::engine::{EngineError, Result};
-use crate::model::names::is_valid_instance_name;
+use crate::engine::{EngineError, InvalidRequest, Result};
+use crate::model::names::check_instance_name;
 use crate::model::{Layout, Manifest, ModelError};
 
 /// Deeper trees are refused (no path that deep could be opened anyway: PATH_MAX).
@@ -44,7 +44,6 @@ pub struct RestoreRequest {
     /// [`RestoreOutcome::skipped`]) instead of failing the whole restore.
     pub skip_damaged: bool,
 }
-
 
 /// Which paths are restored: `None` = all of them.
 pub(super) struct Scope(pub(super) Option<GlobSet>);
@@ -94,17 +93,12 @@ impl Protected {
 }
 
 pub(super) fn check_request(req: &RestoreRequest) -> Result<Scope> {
-    if !is_valid_instance_name(&req.instance) {
-        return Err(EngineError::Invalid(format!(
-            "instance name `{}` must be 1-255 of A-Z a-z 0-9 _ -",
-            req.instance
-        )));
-    }
+    check_instance_name(&req.instance)?;
     match (&req.target, req.mode) {
         (None, RestoreMode::New) => {
-            return Err(EngineError::Invalid(
-                "a restore into a new location needs a target directory".into(),
-            ))
+            return Err(EngineError::Invalid(InvalidRequest::Incomplete(
+                "a restore into a new location needs a target directory",
+            )))
         }
         (Some(t), _) => check_path(t, "target")?,
         (None, RestoreMode::InPlace) => {}
@@ -116,18 +110,24 @@ pub(super) fn check_request(req: &RestoreRequest) -> Result<Scope> {
     for g in &req.includes {
         let pattern = g.trim_start_matches("./").trim_matches('/');
         if pattern.is_empty() {
-            return Err(EngineError::Invalid(format!("include `{g}` is empty")));
+            return Err(EngineError::Invalid(InvalidRequest::BadPattern(format!(
+                "include `{g}` is empty"
+            ))));
         }
         let glob = GlobBuilder::new(pattern)
             .literal_separator(true)
             .backslash_escape(true)
             .build()
-            .map_err(|e| EngineError::Invalid(format!("include glob `{g}`: {e}")))?;
+            .map_err(|e| {
+                EngineError::Invalid(InvalidRequest::BadPattern(format!(
+                    "include glob `{g}`: {e}"
+                )))
+            })?;
         set.add(glob);
     }
-    let set = set
-        .build()
-        .map_err(|e| EngineError::Invalid(format!("include globs: {e}")))?;
+    let set = set.build().map_err(|e| {
+        EngineError::Invalid(InvalidRequest::BadPattern(format!("include globs: {e}")))
+    })?;
     Ok(Scope(Some(set)))
 }
 
@@ -137,10 +137,10 @@ pub(super) fn check_path(path: &Path, what: &str) -> Result<()> {
         || path.file_name().is_none()
         || path.components().any(|c| c == Component::ParentDir)
     {
-        return Err(EngineError::Invalid(format!(
+        return Err(EngineError::Invalid(InvalidRequest::BadPath(format!(
             "{what} {} must be an absolute path to a directory entry, without `..`",
             path.display()
-        )));
+        ))));
     }
     Ok(())
 }
@@ -162,10 +162,8 @@ pub(super) fn destinations(req: &RestoreRequest, m: &Manifest) -> Result<Vec<Des
             }]
         }
         (RestoreMode::InPlace, Layout::PerPath, Some(_)) => {
-            return Err(EngineError::Invalid(format!(
-                "point {} holds several sources: it can only be restored in place over them, \
-                 or into a new location",
-                m.name
+            return Err(EngineError::Invalid(InvalidRequest::SeveralSources(
+                m.name.clone(),
             )))
         }
         (RestoreMode::InPlace, layout, None) => {
@@ -194,10 +192,10 @@ pub(super) fn destinations(req: &RestoreRequest, m: &Manifest) -> Result<Vec<Des
     for d in &dests {
         let parent = d.path.parent().unwrap_or(Path::new("/"));
         if !fs::symlink_metadata(parent).is_ok_and(|m| m.is_dir()) {
-            return Err(EngineError::Invalid(format!(
+            return Err(EngineError::Invalid(InvalidRequest::BadPath(format!(
                 "{} is not an existing directory",
                 parent.display()
-            )));
+            ))));
         }
     }
     Ok(dests)
@@ -213,15 +211,13 @@ pub(super) fn check_new_target(target: &Path) -> Result<bool> {
             if rd.next().is_none() {
                 Ok(true)
             } else {
-                Err(EngineError::Invalid(format!(
-                    "target {} is not empty: restore into a new or empty directory, or in place",
-                    target.display()
+                Err(EngineError::Invalid(InvalidRequest::TargetNotEmpty(
+                    target.to_path_buf(),
                 )))
             }
         }
-        Ok(_) => Err(EngineError::Invalid(format!(
-            "target {} exists and is not a directory",
-            target.display()
+        Ok(_) => Err(EngineError::Invalid(InvalidRequest::TargetNotADirectory(
+            target.to_path_buf(),
         ))),
     }
 }

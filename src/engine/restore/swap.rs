@@ -101,11 +101,12 @@ pub(super) fn swap_all(units: &[Unit], cleanup: &mut Cleanup) -> Result<()> {
         if let Err(e) = back {
             // Do not delete what may now be the only copy of the original.
             cleanup.0.clear();
-            return Err(EngineError::Invalid(format!(
-                "{err}; then swapping {} back failed ({e}): its previous content is in {}",
-                u.dest.display(),
-                u.stage.display()
-            )));
+            return Err(EngineError::SwapBack {
+                error: Box::new(err),
+                back: e,
+                dest: u.dest.clone(),
+                stage: u.stage.clone(),
+            });
         }
     }
     Err(err)

@@ -82,7 +82,6 @@ pub(super) enum Swap {
     Remove,
 }
 
-
 pub(super) fn join(base: &Path, rel: &Path) -> PathBuf {
     if rel.as_os_str().is_empty() {
         base.to_path_buf()

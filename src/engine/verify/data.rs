@@ -171,7 +171,7 @@ pub(super) fn par_map<T: Sync, R: Send>(
         .num_threads(WORKERS)
         .thread_name(|i| format!("cairn-verify-{i}"))
         .build()
-        .map_err(|e| EngineError::Invalid(format!("cannot start worker threads: {e}")))?;
+        .map_err(EngineError::Threads)?;
     pool.install(|| {
         items
             .par_iter()
@@ -186,6 +186,7 @@ pub(super) fn par_map<T: Sync, R: Send>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::InvalidRequest;
 
     #[test]
     fn par_map_keeps_order_and_stops_on_error_or_cancel() {
@@ -195,7 +196,9 @@ mod tests {
         assert_eq!(out, items.iter().map(|i| i * 2).collect::<Vec<_>>());
         let err = par_map(&items, &cancel, |i| {
             if *i == 7 {
-                Err(EngineError::Invalid("seven".into()))
+                Err(EngineError::Invalid(InvalidRequest::Refused(
+                    "seven".into(),
+                )))
             } else {
                 Ok(*i)
             }

@@ -38,7 +38,7 @@ use crate::repo::{BlobId, BlobKind, BlobLocation, PackId, RepoError, Repository}
 use crate::store::StoreError;
 
 use super::restore::MAX_DEPTH;
-use super::{CancelToken, EngineError, Progress, Result};
+use super::{CancelToken, EngineError, InvalidRequest, Progress, Result};
 use healing::Known;
 
 /// What to verify.
@@ -98,9 +98,9 @@ pub fn verify(
     cancel: &CancelToken,
 ) -> Result<VerifyReport> {
     if req.point.is_some() && req.instance.is_none() {
-        return Err(EngineError::Invalid(
-            "verifying one point needs its instance".into(),
-        ));
+        return Err(EngineError::Invalid(InvalidRequest::Incomplete(
+            "verifying one point needs its instance",
+        )));
     }
     progress.phase("refreshing catalog");
     catalog.refresh(repo)?;
@@ -198,8 +198,8 @@ fn select_points(catalog: &Catalog, req: &VerifyRequest) -> Result<Vec<PointReco
         (Some(instance), None) => {
             let points = catalog.points(Some(instance))?;
             if points.is_empty() {
-                return Err(EngineError::Invalid(format!(
-                    "instance `{instance}` has no points"
+                return Err(EngineError::Invalid(InvalidRequest::NothingSelected(
+                    format!("instance `{instance}` has no points"),
                 )));
             }
             Ok(points)
