@@ -2,6 +2,7 @@
 //! the tests call it directly; progress goes through [`Progress`].
 
 pub mod backup;
+mod blobs;
 pub mod content;
 pub mod disk_cache;
 pub mod forget;
@@ -16,6 +17,7 @@ mod trees;
 pub mod verify;
 
 pub use backup::{backup, BackupOutcome, BackupRequest};
+pub use blobs::BlobReader;
 pub use content::{ContentReader, FileLayout};
 pub use forget::{forget, ForgetOutcome, ForgetRequest};
 pub use invalid::InvalidRequest;
