@@ -1,5 +1,9 @@
 //! Whole operations on a repository: backup, restore, verify, forget, prune. A library: the daemon and
 //! the tests call it directly; progress goes through [`Progress`].
+//!
+//! Blobs are read through a [`BlobReader`], trees through a [`TreeReader`] (decoded, cached,
+//! prefetched) on top of it, file content through a [`ContentReader`]. A request refused
+//! before anything is done is an [`InvalidRequest`].
 
 pub mod backup;
 mod blobs;

@@ -13,6 +13,8 @@
 //!
 //! Memory stays bounded: the marks and the per-pack sums live in SQLite; a repack holds
 //! one pack. A dry run takes no lease and writes nothing.
+//!
+//! Files: `request` (request, outcome, the context steps share), `mark`, `sweep`, `repack`.
 
 mod mark;
 mod repack;

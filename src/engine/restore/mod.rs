@@ -18,6 +18,9 @@
 //! checked again here; every entry is made with an exclusive create (`O_EXCL`, `mkdir`,
 //! `symlink`, `mknod` and `link` all fail on an existing name) inside directories this
 //! restore created itself, and no symlink is ever followed.
+//!
+//! Files: `request` (the request and its checks), `unit` (the plan as data), `plan`,
+//! `stage`, `swap`, `stale` (stages left by restores that died); this file runs the phases.
 
 mod plan;
 mod request;

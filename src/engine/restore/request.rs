@@ -41,7 +41,7 @@ pub struct RestoreRequest {
     /// (rsync's `--delete-excluded`). By default they are left alone.
     pub delete_excluded: bool,
     /// Restore every intact file and skip the damaged ones (named in
-    /// [`RestoreOutcome::skipped`]) instead of failing the whole restore.
+    /// [`RestoreOutcome::skipped`](super::RestoreOutcome::skipped)) instead of failing the whole restore.
     pub skip_damaged: bool,
 }
 

@@ -23,6 +23,10 @@
 //! read the intact copy and the damage is reported as healed ([`VerifyReport::healed`]).
 //!
 //! Storage errors that may be transient fail the verify instead of blaming the data.
+//!
+//! Files: `objects` (manifests, index segments, pack headers), `data` (the data read),
+//! `healing` (known damage, and whether it still matters); this file holds the
+//! `Verifier` and its damage walk.
 
 mod data;
 mod healing;
