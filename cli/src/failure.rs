@@ -188,7 +188,12 @@ fn engine_kind(e: &EngineError) -> Kind {
         EngineError::Repo(r) => repo_kind(r),
         EngineError::Catalog(c) => catalog_kind(c),
         EngineError::Model(_) => Kind::Damaged,
-        EngineError::Invalid(_) => Kind::InvalidRequest,
+        EngineError::Invalid(_)
+        | EngineError::NoFreeName(_)
+        | EngineError::UnreadablePoints(_)
+        | EngineError::Threads(_)
+        | EngineError::SwapBack { .. }
+        | EngineError::Damage(_) => Kind::InvalidRequest,
         EngineError::NoSuchPoint { .. } => Kind::NoSuchPoint,
         EngineError::Cancelled => Kind::Cancelled,
         EngineError::Io { .. } => Kind::Other,

@@ -100,7 +100,11 @@ impl ContentReader {
                 c = cv.wait(c).unwrap_or_else(|p| p.into_inner());
             }
         }
-        let result = self.trees.read_blob(id, BlobKind::Data).map(Arc::new);
+        let result = self
+            .trees
+            .blobs()
+            .read_blob(id, BlobKind::Data)
+            .map(Arc::new);
         let mut c = lock.locked();
         c.loading.remove(id);
         if let Ok(data) = &result {
@@ -242,13 +246,15 @@ impl ContentReader {
         }
         let me = self.clone();
         self.trees.repo().runtime().spawn_blocking(move || {
-            me.trees.read_blobs(&claimed, BlobKind::Data, |id, data| {
-                let (lock, cv) = &*me.cache;
-                let mut c = lock.locked();
-                c.loading.remove(&id);
-                me.insert(&mut c, id, Arc::new(data));
-                cv.notify_all();
-            });
+            me.trees
+                .blobs()
+                .read_blobs(&claimed, BlobKind::Data, |id, data| {
+                    let (lock, cv) = &*me.cache;
+                    let mut c = lock.locked();
+                    c.loading.remove(&id);
+                    me.insert(&mut c, id, Arc::new(data));
+                    cv.notify_all();
+                });
             me.unclaim(&claimed);
             me.prefetching.fetch_sub(1, Ordering::SeqCst);
         });

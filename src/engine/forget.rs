@@ -11,12 +11,12 @@ use std::sync::Arc;
 
 use crate::catalog::{Catalog, PointRecord};
 use crate::model::forgotten::FORGOTTEN_VERSION;
-use crate::model::names::is_valid_instance_name;
+use crate::model::names::check_instance_name;
 use crate::model::{ForgetRecord, Forgotten, Manifest, PointKind};
 use crate::repo::{RepoError, Repository};
 use crate::store::StoreError;
 
-use super::{CancelToken, EngineError, Progress, Result};
+use super::{CancelToken, EngineError, InvalidRequest, Progress, Result};
 
 /// Which points to forget.
 #[derive(Debug, Clone)]
@@ -43,14 +43,11 @@ pub fn forget(
     progress: &dyn Progress,
     cancel: &CancelToken,
 ) -> Result<ForgetOutcome> {
-    if !is_valid_instance_name(&req.instance) {
-        return Err(EngineError::Invalid(format!(
-            "instance name `{}` must be 1-255 of A-Z a-z 0-9 _ -",
-            req.instance
-        )));
-    }
+    check_instance_name(&req.instance)?;
     if req.points.is_empty() {
-        return Err(EngineError::Invalid("no point to forget".into()));
+        return Err(EngineError::Invalid(InvalidRequest::Incomplete(
+            "no point to forget",
+        )));
     }
     progress.phase("refreshing catalog");
     catalog.refresh(repo)?;
@@ -90,10 +87,10 @@ fn select(catalog: &Catalog, req: &ForgetRequest) -> Result<Vec<PointRecord>> {
             });
         };
         if p.manifest.kind == PointKind::Manual && !req.allow_manual {
-            return Err(EngineError::Invalid(format!(
-                "point {}/{} is a manual point: forgetting it needs manual=true (--manual)",
-                req.instance, p.manifest.name
-            )));
+            return Err(EngineError::Invalid(InvalidRequest::ManualPoint {
+                instance: req.instance.clone(),
+                point: p.manifest.name.clone(),
+            }));
         }
         if !selected.iter().any(|s| s.id == p.id) {
             selected.push(p.clone());

@@ -1,14 +1,16 @@
 //! File metadata between the local filesystem and tree nodes: capture (backup) and apply
-//! (restore). Never follows symlinks.
+//! (restore); and the calls std lacks that a restore makes durable and atomic with
+//! (`renameat2`, a directory's fsync). Never follows symlinks.
 
 use std::ffi::CString;
-use std::fs::{File, Metadata};
+use std::fs::{self, File, Metadata};
 use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
+use crate::engine::{EngineError, Result};
 use crate::model::{Node, NodeKind, Xattr};
 
 fn ns(secs: i64, nsec: i64) -> i64 {
@@ -213,4 +215,48 @@ pub fn make_special(path: &Path, node: &Node) -> io::Result<()> {
             node.rdev as libc::dev_t,
         )
     })
+}
+
+/// `renameat2(2)` with `flags` (`RENAME_EXCHANGE`, `RENAME_NOREPLACE`).
+pub(crate) fn rename2(from: &Path, to: &Path, flags: libc::c_uint) -> io::Result<()> {
+    let (f, t) = (cpath(from)?, cpath(to)?);
+    // SAFETY: valid NUL-terminated paths that outlive the call.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            f.as_ptr(),
+            libc::AT_FDCWD,
+            t.as_ptr(),
+            flags,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Renames `from` to `to` unless `to` exists.
+pub(crate) fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    match rename2(from, to, libc::RENAME_NOREPLACE) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            // A filesystem without RENAME_NOREPLACE: check, then rename.
+            if fs::symlink_metadata(to).is_ok() {
+                return Err(io::Error::from_raw_os_error(libc::EEXIST));
+            }
+            fs::rename(from, to)
+        }
+        other => other,
+    }
+}
+
+/// Syncs a directory (its entries), without following a symlink.
+pub(crate) fn fsync_dir(path: &Path) -> Result<()> {
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| EngineError::io("syncing", path, e))
 }

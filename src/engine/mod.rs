@@ -1,12 +1,18 @@
 //! Whole operations on a repository: backup, restore, verify, forget, prune. A library: the daemon and
 //! the tests call it directly; progress goes through [`Progress`].
+//!
+//! Blobs are read through a [`BlobReader`], trees through a [`TreeReader`] (decoded, cached,
+//! prefetched) on top of it, file content through a [`ContentReader`]. A request refused
+//! before anything is done is an [`InvalidRequest`].
 
 pub mod backup;
+mod blobs;
 pub mod content;
 pub mod disk_cache;
 pub mod forget;
 mod fsmeta;
 mod history;
+mod invalid;
 pub mod pack_reads;
 mod progress;
 pub mod prune;
@@ -15,8 +21,10 @@ mod trees;
 pub mod verify;
 
 pub use backup::{backup, BackupOutcome, BackupRequest};
+pub use blobs::BlobReader;
 pub use content::{ContentReader, FileLayout};
 pub use forget::{forget, ForgetOutcome, ForgetRequest};
+pub use invalid::InvalidRequest;
 pub use progress::{CancelToken, NoProgress, Progress};
 pub use prune::{prune, PruneOutcome, PruneRequest};
 pub use restore::{
@@ -28,6 +36,7 @@ pub use verify::{verify, Damage, VerifyReport, VerifyRequest};
 use std::path::PathBuf;
 
 use crate::catalog::CatalogError;
+use crate::model::names::BadInstanceName;
 use crate::model::ModelError;
 use crate::repo::RepoError;
 
@@ -46,12 +55,47 @@ pub enum EngineError {
         #[source]
         source: std::io::Error,
     },
+    /// A request refused before anything is done; [`InvalidRequest`] says why.
     #[error("invalid request: {0}")]
-    Invalid(String),
+    Invalid(InvalidRequest),
+    // The variants below are failures, not refused requests; their texts keep the prefix
+    // they have always had.
+    /// Every candidate name for a new point or stage is taken.
+    #[error("invalid request: {0}")]
+    NoFreeName(String),
+    #[error(
+        "invalid request: {0} point manifest(s) could not be read, so what they reference is \
+         unknown: prune does nothing until `verify` explains them"
+    )]
+    UnreadablePoints(u64),
+    #[error("invalid request: cannot start worker threads: {0}")]
+    Threads(rayon::ThreadPoolBuildError),
+    /// A swap failed, and so did putting the original back: it is in `stage`.
+    #[error(
+        "invalid request: {error}; then swapping {} back failed ({back}): its previous content \
+         is in {}",
+        .dest.display(),
+        .stage.display()
+    )]
+    SwapBack {
+        error: Box<EngineError>,
+        back: std::io::Error,
+        dest: PathBuf,
+        stage: PathBuf,
+    },
+    /// A verify found damage (the names of the damaged points' paths and the problems).
+    #[error("invalid request: damage found: {0}")]
+    Damage(String),
     #[error("no point `{point}` in instance `{instance}`")]
     NoSuchPoint { instance: String, point: String },
     #[error("cancelled")]
     Cancelled,
+}
+
+impl From<BadInstanceName> for EngineError {
+    fn from(e: BadInstanceName) -> EngineError {
+        EngineError::Invalid(InvalidRequest::BadInstanceName(e))
+    }
 }
 
 impl EngineError {
@@ -64,12 +108,14 @@ impl EngineError {
     }
 
     /// Whether the error is damage to what the repository holds (a blob missing from the
-    /// index, corrupt, or not what its tree says; a tree that does not decode), as opposed
+    /// index, corrupt, or not what its tree says; a tree that does not decode; damage a
+    /// verify found), as opposed
     /// to storage, I/O or request errors. A restore with `skip_damaged` skips such files.
     pub fn is_damage(&self) -> bool {
         matches!(
             self,
             EngineError::Model(_)
+                | EngineError::Damage(_)
                 | EngineError::Repo(
                     RepoError::CorruptBlob { .. }
                         | RepoError::MissingBlob(_)
@@ -88,3 +134,51 @@ impl EngineError {
 }
 
 pub type Result<T> = std::result::Result<T, EngineError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_request_errors_read_as_before() {
+        let cases = [
+            (
+                EngineError::Invalid(InvalidRequest::BadLabel("auto".into())),
+                "invalid request: point label `auto` must be 1-64 of A-Z a-z 0-9 _ -, not `auto` or `before-restore` (reserved, also with a `-N` suffix)",
+            ),
+            (
+                EngineError::from(BadInstanceName("a b".into())),
+                "invalid request: instance name `a b` must be 1-255 of A-Z a-z 0-9 _ -",
+            ),
+            (
+                EngineError::Invalid(InvalidRequest::TargetNotEmpty("/t".into())),
+                "invalid request: target /t is not empty: restore into a new or empty directory, or in place",
+            ),
+            (
+                EngineError::Invalid(InvalidRequest::SeveralSources("p".into())),
+                "invalid request: point p holds several sources: it can only be restored in place over them, or into a new location",
+            ),
+            (
+                EngineError::Invalid(InvalidRequest::ManualPoint { instance: "i".into(), point: "p".into() }),
+                "invalid request: point i/p is a manual point: forgetting it needs manual=true (--manual)",
+            ),
+            (
+                EngineError::UnreadablePoints(2),
+                "invalid request: 2 point manifest(s) could not be read, so what they reference is unknown: prune does nothing until `verify` explains them",
+            ),
+            (
+                EngineError::SwapBack {
+                    error: Box::new(EngineError::Cancelled),
+                    back: std::io::Error::from_raw_os_error(libc::ENOENT),
+                    dest: "/d".into(),
+                    stage: "/s".into(),
+                },
+                "invalid request: cancelled; then swapping /d back failed (No such file or directory (os error 2)): its previous content is in /s",
+            ),
+        ];
+        for (e, text) in cases {
+            assert_eq!(e.to_string(), text);
+        }
+        assert!(EngineError::Damage("i/p/f".into()).is_damage());
+    }
+}

@@ -1,15 +1,16 @@
-//! Reading trees and file data through the catalog's index, with a small cache of
-//! decoded trees (directories are read many times while walking).
+//! Reading trees: decoded and kept in a small cache (directories are read many times
+//! while walking), with the subtrees of a directory prefetched together. The blobs
+//! themselves come through a [`BlobReader`], which file data is read with too.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::catalog::Catalog;
 use crate::model::Tree;
-use crate::repo::{BlobId, BlobKind, PackId, RepoError, Repository};
+use crate::repo::{BlobId, BlobKind, Repository};
 
+use super::blobs::BlobReader;
 use super::disk_cache::DiskCache;
-use super::pack_reads::{coalesce, Wanted, MAX_GAP, MAX_RANGE};
 use super::Result;
 use crate::sync::LockExt;
 
@@ -17,152 +18,34 @@ const CACHE_TREES: usize = 1024;
 /// Subtrees one prefetch reads at most (well under the cache, so they survive until used).
 const PREFETCH_TREES: usize = 256;
 
-/// Reads blobs of one repository; cheap to clone.
+/// Reads trees of one repository; cheap to clone (clones share the cache).
 #[derive(Clone)]
 pub struct TreeReader {
-    repo: Repository,
-    catalog: Arc<Catalog>,
+    blobs: BlobReader,
     cache: Arc<Mutex<HashMap<BlobId, Arc<Tree>>>>,
-    disk: Option<Arc<DiskCache>>,
 }
 
 impl TreeReader {
     pub fn new(repo: Repository, catalog: Arc<Catalog>) -> TreeReader {
         TreeReader {
-            repo,
-            catalog,
+            blobs: BlobReader::new(repo, catalog),
             cache: Arc::new(Mutex::new(HashMap::new())),
-            disk: None,
         }
     }
 
     /// Keeps blobs read from the repository in a bounded on-disk cache too.
     pub fn with_disk_cache(mut self, disk: DiskCache) -> TreeReader {
-        self.disk = Some(Arc::new(disk));
+        self.blobs = self.blobs.with_disk_cache(disk);
         self
     }
 
+    /// The reader of the blobs under the trees (file data too).
+    pub fn blobs(&self) -> &BlobReader {
+        &self.blobs
+    }
+
     pub fn repo(&self) -> &Repository {
-        &self.repo
-    }
-
-    pub fn catalog(&self) -> &Arc<Catalog> {
-        &self.catalog
-    }
-
-    /// Reads and checks one blob of the given kind.
-    pub fn read_blob(&self, id: &BlobId, kind: BlobKind) -> Result<Vec<u8>> {
-        let loc = self
-            .catalog
-            .lookup_blob(id)?
-            .ok_or(RepoError::MissingBlob(*id))?;
-        if loc.kind != kind {
-            return Err(RepoError::Format(format!("blob {id} is not a {kind:?} blob")).into());
-        }
-        let Some(disk) = &self.disk else {
-            return Ok(self
-                .repo
-                .read_blob(id, &loc)
-                .inspect_err(|e| self.note_damage(id, &loc.pack, e))?);
-        };
-        if let Some(stored) = disk.get(id) {
-            match self.repo.decode_blob(id, &loc, &stored) {
-                Ok(plain) => return Ok(plain),
-                Err(e) => {
-                    tracing::warn!("dropping damaged cache entry for {id}: {e}");
-                    disk.remove(id);
-                }
-            }
-        }
-        let start = loc.offset as u64;
-        let stored = self
-            .repo
-            .store()
-            .get_range(&loc.pack.key(), start..start + loc.length as u64)
-            .map_err(RepoError::from)?;
-        let plain = self
-            .repo
-            .decode_blob(id, &loc, &stored)
-            .inspect_err(|e| self.note_damage(id, &loc.pack, e))?;
-        disk.put(id, &stored);
-        Ok(plain)
-    }
-
-    /// Remembers a copy that failed its check, so that no backup deduplicates against it
-    /// again (the next one that has the data stores it anew, see `catalog/history/damage.rs`).
-    /// Storage errors say nothing about the copy and are not recorded.
-    pub(crate) fn note_damage(&self, id: &BlobId, pack: &PackId, e: &RepoError) {
-        if let RepoError::CorruptBlob { detail, .. } = e {
-            if let Err(err) = self.catalog.mark_damaged(id, pack, detail) {
-                tracing::warn!("recording damaged blob {id}: {err}");
-            }
-        }
-    }
-
-    /// Reads many blobs of one kind with coalesced range requests (see
-    /// [`pack_reads`](super::pack_reads)) and hands each one, checked, to `deliver`.
-    /// Blobs that are not indexed or fail their check are logged and skipped: this serves
-    /// prefetching, whose misses are read again on demand.
-    pub fn read_blobs(
-        &self,
-        ids: &[BlobId],
-        kind: BlobKind,
-        mut deliver: impl FnMut(BlobId, Vec<u8>),
-    ) {
-        let mut wanted = Vec::with_capacity(ids.len());
-        let locations = match self.catalog.lookup_blobs(ids) {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::debug!("prefetch lookup of {} blobs: {e}", ids.len());
-                return;
-            }
-        };
-        for id in ids {
-            let loc = match locations.get(id) {
-                Some(loc) if loc.kind == kind => *loc,
-                _ => continue,
-            };
-            if let Some(disk) = &self.disk {
-                if let Some(stored) = disk.get(id) {
-                    if let Ok(plain) = self.repo.decode_blob(id, &loc, &stored) {
-                        deliver(*id, plain);
-                        continue;
-                    }
-                    disk.remove(id);
-                }
-            }
-            wanted.push(Wanted {
-                id: *id,
-                loc,
-                tag: (),
-            });
-        }
-        for range in coalesce(wanted, MAX_GAP, MAX_RANGE) {
-            let bytes = match range.fetch(&self.repo) {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::debug!("prefetch of pack {}: {e}", range.pack.to_hex());
-                    continue;
-                }
-            };
-            for item in &range.items {
-                match range.decode(&self.repo, &bytes, item) {
-                    Ok(plain) => {
-                        if let Some(disk) = &self.disk {
-                            let from = (item.loc.offset as u64 - range.start) as usize;
-                            disk.put(&item.id, &bytes[from..from + item.loc.length as usize]);
-                        }
-                        deliver(item.id, plain)
-                    }
-                    Err(e) => {
-                        tracing::warn!("prefetched blob {}: {e}", item.id);
-                        if let crate::engine::EngineError::Repo(e) = &e {
-                            self.note_damage(&item.id, &item.loc.pack, e);
-                        }
-                    }
-                }
-            }
-        }
+        self.blobs.repo()
     }
 
     /// Reads the subtrees of `tree`'s directories that are not cached, in coalesced range
@@ -181,7 +64,7 @@ impl TreeReader {
         if ids.len() < 2 {
             return; // one tree is read on demand just as cheaply
         }
-        self.read_blobs(&ids, BlobKind::Tree, |id, plain| {
+        self.blobs.read_blobs(&ids, BlobKind::Tree, |id, plain| {
             match Tree::decode(&plain) {
                 Ok(t) => self.cache_tree(id, Arc::new(t)),
                 Err(e) => tracing::warn!("prefetched tree {id}: {e}"),
@@ -202,7 +85,7 @@ impl TreeReader {
         if let Some(t) = self.cache.locked().get(id) {
             return Ok(t.clone());
         }
-        let tree = Arc::new(Tree::decode(&self.read_blob(id, BlobKind::Tree)?)?);
+        let tree = Arc::new(Tree::decode(&self.blobs.read_blob(id, BlobKind::Tree)?)?);
         self.cache_tree(*id, tree.clone());
         Ok(tree)
     }

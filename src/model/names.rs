@@ -11,6 +11,23 @@ pub fn is_valid_instance_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
+/// The rule of [`is_valid_instance_name`] as users are told it.
+pub const INSTANCE_NAME_RULE: &str = "1-255 of A-Z a-z 0-9 _ -";
+
+/// A requested instance name that breaks [`INSTANCE_NAME_RULE`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("instance name `{0}` must be {rule}", rule = INSTANCE_NAME_RULE)]
+pub struct BadInstanceName(pub String);
+
+/// Checks a requested instance name; the error names the rule.
+pub fn check_instance_name(name: &str) -> Result<(), BadInstanceName> {
+    if is_valid_instance_name(name) {
+        Ok(())
+    } else {
+        Err(BadInstanceName(name.to_string()))
+    }
+}
+
 /// The longest name a new instance or policy may get. Its definition is stored under
 /// `instances/<name>` (`policies/<name>`), and a local store writes an object through a
 /// sibling file named `<name>#<n>`: within a file system's 255-byte names, 15 bytes stay
@@ -73,6 +90,15 @@ mod tests {
         for bad in ["", "a b", "a/b", "a:b", "é", &"x".repeat(256)] {
             assert!(!is_valid_instance_name(bad), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_bad_instance_name_is_told_the_rule() {
+        assert!(check_instance_name("redis-prod_1").is_ok());
+        assert_eq!(
+            check_instance_name("a b").unwrap_err().to_string(),
+            "instance name `a b` must be 1-255 of A-Z a-z 0-9 _ -"
+        );
     }
 
     #[test]

@@ -161,14 +161,20 @@ impl Service {
     ) -> engine::Result<Value> {
         let repo = &self.inner.repo;
         let catalog = &self.inner.catalog;
-        let bad =
-            |e: serde_json::Error| engine::EngineError::Invalid(format!("stored request: {e}"));
+        let bad = |e: serde_json::Error| {
+            engine::EngineError::Invalid(engine::InvalidRequest::Refused(format!(
+                "stored request: {e}"
+            )))
+        };
         match kind {
             JobKind::Snapshot => {
                 let req: requests::SnapshotRequest =
                     serde_json::from_value(request.clone()).map_err(bad)?;
                 let config = self.instance(&req.instance).ok_or_else(|| {
-                    engine::EngineError::Invalid(format!("instance `{}` was removed", req.instance))
+                    engine::EngineError::Invalid(engine::InvalidRequest::Refused(format!(
+                        "instance `{}` was removed",
+                        req.instance
+                    )))
                 })?;
                 let mut b = BackupRequest::new(
                     &req.instance,
@@ -240,10 +246,7 @@ impl Service {
                         })
                         .chain(report.problems.iter().cloned())
                         .collect();
-                    Err(engine::EngineError::Invalid(format!(
-                        "damage found: {}",
-                        names.join(", ")
-                    )))
+                    Err(engine::EngineError::Damage(names.join(", ")))
                 }
             }
             JobKind::Forget => {

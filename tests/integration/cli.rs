@@ -14,73 +14,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::support::cli_repo::{pack_bytes, Cli, PASSWORD};
 use crate::support::cli_run::{cairn_bin, Run};
-use crate::support::fixture::{assert_same_tree, noise, SourceTree};
-
-const PASSWORD: &str = "correct horse battery staple";
-
-/// A working directory with its own catalog cache, and how to run cairn in it.
-pub(crate) struct Cli {
-    work: PathBuf,
-    password: Option<String>,
-}
-
-impl Cli {
-    pub(crate) fn new(work: &Path) -> Cli {
-        Cli {
-            work: work.to_path_buf(),
-            password: Some(PASSWORD.to_string()),
-        }
-    }
-
-    fn without_password(work: &Path) -> Cli {
-        Cli {
-            work: work.to_path_buf(),
-            password: None,
-        }
-    }
-
-    pub(crate) fn repo(&self) -> String {
-        self.work.join("repo").to_str().unwrap().to_string()
-    }
-
-    /// A clean environment: no terminal, no inherited cairn settings, a private cache.
-    fn configure<'c>(&self, cmd: &'c mut Command) -> &'c mut Command {
-        cmd.current_dir(&self.work)
-            .env("CAIRN_CACHE_DIR", self.work.join("cache"))
-            .env_remove("CAIRN_REPO")
-            .env_remove("CAIRN_PASSWORD_FILE")
-            .env_remove("RUST_LOG")
-            .env_remove("AWS_ENDPOINT_URL")
-            .stdin(Stdio::null());
-        match &self.password {
-            Some(p) => cmd.env("CAIRN_PASSWORD", p),
-            None => cmd.env_remove("CAIRN_PASSWORD"),
-        }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(cairn_bin());
-        self.configure(&mut cmd).args(args);
-        cmd
-    }
-
-    pub(crate) fn run(&self, args: &[&str]) -> Run {
-        let out = self
-            .command(args)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run cairn: {e}"));
-        Run::from_output(format!("cairn {}", args.join(" ")), out)
-    }
-
-    fn spawn(&self, args: &[&str]) -> Child {
-        self.command(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run cairn: {e}"))
-    }
-}
+use crate::support::fixture::{assert_same_tree, noise, noise_tree, SourceTree};
 
 fn wait_run(what: &str, child: Child) -> Run {
     Run::from_output(what.to_string(), child.wait_with_output().unwrap())
@@ -88,23 +24,6 @@ fn wait_run(what: &str, child: Child) -> Run {
 
 fn path_str(p: &Path) -> &str {
     p.to_str().unwrap()
-}
-
-/// Bytes of the finished pack objects under `repo/packs` (in-progress uploads of the
-/// local store carry a `#` in their name).
-pub(crate) fn pack_bytes(repo: &Path) -> u64 {
-    let mut total = 0;
-    let Ok(dirs) = fs::read_dir(repo.join("packs")) else {
-        return 0;
-    };
-    for d in dirs.flatten() {
-        for f in fs::read_dir(d.path()).into_iter().flatten().flatten() {
-            if !f.file_name().to_string_lossy().contains('#') {
-                total += f.metadata().map(|m| m.len()).unwrap_or(0);
-            }
-        }
-    }
-    total
 }
 
 fn pack_files(repo: &Path) -> Vec<PathBuf> {
@@ -140,15 +59,6 @@ fn signal(child: &Child, sig: libc::c_int) {
     // SAFETY: kill(2) of our own child.
     let rc = unsafe { libc::kill(child.id() as libc::pid_t, sig) };
     assert_eq!(rc, 0, "kill({}, {sig})", child.id());
-}
-
-/// Files of `count` × `each` bytes of incompressible data under `root`.
-fn noise_tree(root: &Path, count: usize, each: usize) -> u64 {
-    let t = SourceTree::new(root);
-    for i in 0..count {
-        t.file(&format!("part-{i:02}.bin"), &noise(100 + i as u64, each));
-    }
-    (count * each) as u64
 }
 
 fn read_config(repo: &Path) -> Value {
@@ -622,7 +532,7 @@ fn a_snapshot_killed_mid_upload_leaves_a_consistent_repository_and_its_packs_are
     let repo = cli.repo();
     cli.run(&["init", "--no-encryption", &repo]).ok();
     let src = dir.path().join("src");
-    let size = noise_tree(&src, CRASH_FILES, CRASH_FILE_SIZE);
+    let size = noise_tree(&src, CRASH_FILES, CRASH_FILE_SIZE, 100);
 
     let args = [
         "snapshot",
@@ -690,7 +600,7 @@ fn ctrl_c_cancels_a_snapshot_and_a_restore_without_a_point_or_a_touched_target()
     cli.run(&["init", "--no-encryption", &repo]).ok();
     let src = dir.path().join("src");
     // Big enough that even an optimised build is still staging when interrupted.
-    noise_tree(&src, 8, CRASH_FILE_SIZE);
+    noise_tree(&src, 8, CRASH_FILE_SIZE, 100);
     let repo_path = PathBuf::from(&repo);
 
     // A snapshot interrupted once packs are being written: exit 130, no point.

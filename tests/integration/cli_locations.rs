@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::cli::Cli;
+use crate::support::cli_repo::Cli;
 
 #[test]
 fn a_scheme_typo_is_refused_and_creates_nothing_but_dot_slash_is_a_path() {

@@ -8,7 +8,7 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::cli_mount::Env;
+use crate::support::cli_env::Env;
 use crate::support::mount::fuse_available;
 
 /// A pipe's write end whose read end is already closed.

@@ -1,6 +1,6 @@
 //! `cairn policy ...` as the real binary against a real mount.
 
-use crate::cli_mount::Env;
+use crate::support::cli_env::Env;
 use crate::support::mount::fuse_available;
 
 #[test]

@@ -2,7 +2,7 @@
 
 use std::fs;
 
-use crate::cli::{pack_bytes, Cli};
+use crate::support::cli_repo::{pack_bytes, Cli};
 use crate::support::fixture::{assert_same_tree, noise};
 
 #[test]

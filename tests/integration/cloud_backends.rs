@@ -6,7 +6,7 @@
 
 use std::fs;
 
-use crate::cli_mount::Env;
+use crate::support::cli_env::Env;
 use crate::support::cloud::{azurite, azurite_vars, AZURITE_ACCOUNT, AZURITE_KEY};
 use crate::support::fixture::{assert_same_tree, noise, SourceTree};
 use crate::support::mount::fuse_available;

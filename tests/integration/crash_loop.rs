@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::cli_mount::{
-    is_cairn_mount, job_id, kill, wait_dead, wait_unmounted, Daemon, Env, DEAD_MOUNT_LIMIT,
+use crate::support::cli_env::{job_id, Env};
+use crate::support::daemon::{
+    is_cairn_mount, kill, wait_dead, wait_unmounted, Daemon, DEAD_MOUNT_LIMIT,
 };
 use crate::support::fixture::{noise, SourceTree};
 use crate::support::mount::fuse_available;

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::cli_mount::Env;
+use crate::support::cli_env::Env;
 use crate::support::fixture::SourceTree;
 use crate::support::mount::fuse_available;
 

@@ -130,7 +130,7 @@ fn bad_requests_change_nothing() {
     // A manual point without allow_manual, even next to a scheduled one.
     let err = run_forget(&t, &forget_req("db", &[&all[1], &all[0]], false)).unwrap_err();
     assert!(
-        matches!(&err, EngineError::Invalid(m) if m.contains("manual")),
+        matches!(&err, EngineError::Invalid(m) if m.to_string().contains("manual")),
         "{err}"
     );
     // An unknown point after a good one.

@@ -794,7 +794,7 @@ fn read_content(reader: &TreeReader, node: &Node) -> Vec<u8> {
     for e in &node.content {
         match e {
             Extent::Data { id, len } => {
-                let data = reader.read_blob(id, BlobKind::Data).unwrap();
+                let data = reader.blobs().read_blob(id, BlobKind::Data).unwrap();
                 assert_eq!(data.len(), *len as usize);
                 out.extend_from_slice(&data);
             }

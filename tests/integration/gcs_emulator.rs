@@ -15,7 +15,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use cairn::store::Store;
 
-use crate::cli_mount::Env;
+use crate::support::cli_env::Env;
 use crate::support::cloud::{fake_gcs, fake_gcs_vars, gcs_store, gcs_store_at, Emulator};
 use crate::support::s3::unique_prefix;
 

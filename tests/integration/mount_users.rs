@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::cli_mount::Daemon;
 use crate::mount_writes::mounted_point;
 use crate::support::cli_run::cairn_bin;
+use crate::support::daemon::Daemon;
 use crate::support::mount::{fuse_available, job_of, request};
 
 const NOBODY: u32 = 65534;

@@ -7,7 +7,7 @@ use cairn::repo::process::ProcessId;
 use cairn::repo::{Lease, LeaseHolder, Repository};
 use cairn::store::{Location, Store};
 
-use crate::cli_mount::Env;
+use crate::support::cli_env::Env;
 
 const HOUR_NS: i64 = 3_600 * 1_000_000_000;
 

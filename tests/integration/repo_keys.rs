@@ -9,7 +9,7 @@ use cairn::repo::{RepoError, Repository};
 use cairn::store::{Location, Store};
 use serde_json::Value;
 
-use crate::cli::{pack_bytes, Cli};
+use crate::support::cli_repo::{pack_bytes, Cli};
 use crate::support::repos::{fast_init, PASSWORD};
 
 fn init(dir: &Path, encrypted: bool) -> PathBuf {

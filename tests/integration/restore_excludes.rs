@@ -111,7 +111,7 @@ fn delete_excluded_is_a_request_key_for_in_place_restores() {
 
 #[test]
 fn the_cli_keeps_excluded_paths_in_place_unless_told_to_delete_them() {
-    let env = crate::cli_mount::Env::new();
+    let env = crate::support::cli_env::Env::new();
     let repo = env.path("repo");
     let repo = repo.to_str().unwrap();
     env.run(&["init", "--no-encryption", repo]).ok();

@@ -18,7 +18,7 @@ use cairn::repo::Repository;
 use cairn::service::Service;
 use cairn::store::{Location, Store};
 
-use crate::cli::Cli;
+use crate::support::cli_repo::Cli;
 use crate::support::fixture::{noise, SourceTree};
 use crate::support::forge::{flip_blob, locate_file};
 use crate::support::mount::{fuse_available, job_of, request, wait_job_file, MountGuard};

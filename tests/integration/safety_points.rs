@@ -15,7 +15,7 @@ use cairn::model::manifest::point_kind_of_name;
 use cairn::model::PointKind;
 use cairn::service::control::parse_snapshot;
 
-use crate::cli_mount::Env;
+use crate::support::cli_env::Env;
 use crate::support::mount::fuse_available;
 use crate::support::repos::TestRepo;
 

@@ -241,3 +241,13 @@ pub fn assert_same_tree(expected: &Path, actual: &Path) {
         assert_eq!(ea, eb, "difference at {}", String::from_utf8_lossy(k));
     }
 }
+
+/// Files `part-00.bin`.. of `count` × `each` bytes of incompressible data under `root`,
+/// the n-th from seed `seed + n`; returns their total size.
+pub fn noise_tree(root: &Path, count: usize, each: usize, seed: u64) -> u64 {
+    let t = SourceTree::new(root);
+    for i in 0..count {
+        t.file(&format!("part-{i:02}.bin"), &noise(seed + i as u64, each));
+    }
+    (count * each) as u64
+}

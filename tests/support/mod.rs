@@ -1,8 +1,11 @@
 //! Shared helpers for the integration tests (`mod support;` in each test crate).
 #![allow(dead_code)]
 
+pub mod cli_env;
+pub mod cli_repo;
 pub mod cli_run;
 pub mod cloud;
+pub mod daemon;
 pub mod fixture;
 pub mod forge;
 pub mod mount;

@@ -13,9 +13,12 @@
 //!
 //! Memory stays bounded: the marks and the per-pack sums live in SQLite; a repack holds
 //! one pack. A dry run takes no lease and writes nothing.
+//!
+//! Files: `request` (request, outcome, the context steps share), `mark`, `sweep`, `repack`.
 
 mod mark;
 mod repack;
+mod request;
 mod sweep;
 
 use std::collections::HashSet;
@@ -27,67 +30,9 @@ use crate::repo::{
     layout, Lease, LeaseHolder, PackId, PrunePlan, RepoError, Repository, TakenOver,
 };
 
-use super::{CancelToken, EngineError, Progress, Result, TreeReader};
-
-const HOUR_NS: i64 = 3_600 * 1_000_000_000;
-
-/// How to prune.
-#[derive(Debug, Clone)]
-pub struct PruneRequest {
-    /// Report what would be condemned and deleted; change nothing.
-    pub dry_run: bool,
-    /// Time between condemning packs and deleting them; must exceed the longest backup
-    /// that may run meanwhile on another machine. Default 24 h.
-    pub grace_ns: i64,
-    /// Packs with more than this fraction of dead bytes are repacked. Default 0.5.
-    pub repack_dead_ratio: f64,
-    /// How long the prune lease lasts if this prune dies. Default 6 h. A lease whose
-    /// holder is a process of this host that is gone is free at once.
-    pub lease_ttl_ns: i64,
-    /// Take over a live lease of another host (its prune is known to be dead).
-    pub break_lease: bool,
-    /// The clock (ns since the epoch); `None` for now. Injected by tests.
-    pub now_ns: Option<i64>,
-}
-
-impl Default for PruneRequest {
-    fn default() -> PruneRequest {
-        PruneRequest {
-            dry_run: false,
-            grace_ns: 24 * HOUR_NS,
-            repack_dead_ratio: 0.5,
-            lease_ttl_ns: 6 * HOUR_NS,
-            break_lease: false,
-            now_ns: None,
-        }
-    }
-}
-
-/// What a prune did (or, for a dry run, would do).
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct PruneOutcome {
-    pub dry_run: bool,
-    /// Blobs (trees and data) the points reference.
-    pub blobs_referenced: u64,
-    /// Packs condemned by the plan this run wrote.
-    pub packs_condemned: u64,
-    /// Of those, packs whose live blobs were copied into new packs.
-    pub packs_repacked: u64,
-    /// Plaintext bytes copied by repacking.
-    pub bytes_repacked: u64,
-    pub packs_deleted: u64,
-    /// Condemned packs kept because a point references a blob only they hold.
-    pub packs_kept: u64,
-    pub segments_rewritten: u64,
-    /// Bytes of the deleted packs.
-    pub bytes_freed: u64,
-    /// Plans still in their grace period, and when the first of them is due.
-    pub plans_pending: u64,
-    pub next_sweep_ns: Option<i64>,
-    /// The lease this run took over from another holder, and why (`null`: it was free).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub lease_taken_over: Option<TakenOver>,
-}
+use super::{CancelToken, EngineError, InvalidRequest, Progress, Result, TreeReader};
+use request::Ctx;
+pub use request::{PruneOutcome, PruneRequest};
 
 /// Prunes the repository; see the module documentation.
 pub fn prune(
@@ -98,14 +43,14 @@ pub fn prune(
     cancel: &CancelToken,
 ) -> Result<PruneOutcome> {
     if !(req.repack_dead_ratio > 0.0 && req.repack_dead_ratio <= 1.0) {
-        return Err(EngineError::Invalid(
-            "the repack threshold must be a dead fraction in (0, 1]".into(),
-        ));
+        return Err(EngineError::Invalid(InvalidRequest::BadSetting(
+            "the repack threshold must be a dead fraction in (0, 1]",
+        )));
     }
     if req.grace_ns < 0 || req.lease_ttl_ns <= 0 {
-        return Err(EngineError::Invalid(
-            "the grace period must not be negative, the lease must last".into(),
-        ));
+        return Err(EngineError::Invalid(InvalidRequest::BadSetting(
+            "the grace period must not be negative, the lease must last",
+        )));
     }
     let now = req.now_ns.unwrap_or_else(crate::model::now_ns);
     let lease = match req.dry_run {
@@ -154,18 +99,6 @@ fn takeover_note(t: &TakenOver) -> String {
         }
         _ => format!("took over the expired prune lease of another prune{holder}"),
     }
-}
-
-/// What every step of one run shares.
-#[derive(Clone, Copy)]
-struct Ctx<'a> {
-    repo: &'a Repository,
-    catalog: &'a Arc<Catalog>,
-    now: i64,
-    /// `None` for a dry run.
-    lease: Option<&'a Lease>,
-    progress: &'a dyn Progress,
-    cancel: &'a CancelToken,
 }
 
 fn run(ctx: &Ctx<'_>, req: &PruneRequest) -> Result<PruneOutcome> {
@@ -236,11 +169,7 @@ fn refresh(repo: &Repository, catalog: &Catalog, progress: &dyn Progress) -> Res
     progress.phase("refreshing catalog");
     let stats = catalog.refresh(repo)?;
     if stats.bad_points > 0 {
-        return Err(EngineError::Invalid(format!(
-            "{} point manifest(s) could not be read, so what they reference is unknown: \
-             prune does nothing until `verify` explains them",
-            stats.bad_points
-        )));
+        return Err(EngineError::UnreadablePoints(stats.bad_points));
     }
     Ok(())
 }

@@ -10,7 +10,7 @@ use crate::store::StoreError;
 use std::collections::BTreeSet;
 
 use super::super::Result;
-use super::{Ctx, PruneOutcome};
+use super::request::{Ctx, PruneOutcome};
 
 /// Sweeps the plans that are due at `ctx.now`; without a lease (a dry run) it only
 /// counts what it would delete.

@@ -12,76 +12,14 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use crate::engine::fsmeta::{node_from_metadata, read_xattrs};
-use crate::engine::{CancelToken, EngineError, Result, TreeReader};
+use crate::engine::{CancelToken, EngineError, InvalidRequest, Result, TreeReader};
 use crate::model::names::is_safe_component;
 use crate::model::{Manifest, ModelError, Node, NodeKind, Tree};
 
+use super::request::{Dest, Protected, RestoreMode, RestoreRequest, Scope, MAX_DEPTH};
 use super::stale::stage_path;
-use super::swap::Swap;
-use super::{Dest, Protected, RestoreMode, RestoreRequest, Scope, MAX_DEPTH};
+use super::unit::{join, DirMeta, Entry, Leaf, NodeRef, PlanDir, Swap, Unit};
 use crate::sync::LockExt;
-
-/// A node of a point: a tree and an index in it (trees stay shared, nodes are not copied).
-#[derive(Clone)]
-pub(super) struct NodeRef {
-    tree: Arc<Tree>,
-    idx: usize,
-}
-
-impl NodeRef {
-    pub(super) fn node(&self) -> &Node {
-        &self.tree.nodes[self.idx]
-    }
-}
-
-/// The metadata a staged directory ends with.
-pub(super) enum DirMeta {
-    Point(NodeRef),
-    /// Given whole: captured from the directory being replaced (kept as it was), or the
-    /// root metadata the point recorded.
-    Existing(Box<Node>),
-    /// A new target's root when the point recorded no root metadata (several sources, or
-    /// a point from before it was recorded).
-    Fresh,
-}
-
-pub(super) struct PlanDir {
-    /// Relative to the stage root; empty for the root itself.
-    pub(super) rel: PathBuf,
-    pub(super) meta: DirMeta,
-    pub(super) entries: Vec<Entry>,
-}
-
-pub(super) enum Entry {
-    Dir(PlanDir),
-    Leaf(Leaf),
-    /// An entry of the original outside the restore's scope: hard-linked into the stage.
-    Keep {
-        rel: PathBuf,
-        original: PathBuf,
-    },
-}
-
-/// A non-directory from the point.
-pub(super) struct Leaf {
-    pub(super) rel: PathBuf,
-    pub(super) node: NodeRef,
-    /// The regular file at the same place in the original: linked if it already matches.
-    pub(super) existing: Option<PathBuf>,
-    /// For later members of a hard-link group: the staged path of the first member.
-    pub(super) link_to: Option<PathBuf>,
-}
-
-/// A destination and the stage that replaces it.
-pub(super) struct Unit {
-    pub(super) dest: PathBuf,
-    /// How the stage takes the destination's place.
-    pub(super) swap: Swap,
-    /// Hidden sibling of `dest`: the new content, and after the swap the old one.
-    pub(super) stage: PathBuf,
-    /// `None`: the destination is removed (the point lacks it).
-    pub(super) entry: Option<Entry>,
-}
 
 /// An entry found in the original.
 #[derive(Clone)]
@@ -120,14 +58,6 @@ pub(super) struct Planner<'a> {
     pub(super) skip_damaged: bool,
     pub(super) skipped: std::sync::Mutex<Vec<(PathBuf, String)>>,
     pub(super) skipped_paths: std::sync::Mutex<Vec<PathBuf>>,
-}
-
-pub(super) fn join(base: &Path, rel: &Path) -> PathBuf {
-    if rel.as_os_str().is_empty() {
-        base.to_path_buf()
-    } else {
-        base.join(rel)
-    }
 }
 
 pub(super) fn plan_units(
@@ -217,14 +147,16 @@ pub(super) fn plan_units(
         });
     }
     if units.is_empty() || (!in_place && planner.scope.0.is_some() && !has_point_entries(&units)) {
-        return Err(EngineError::Invalid(if req.includes.is_empty() {
-            format!("point {} has nothing to restore at {:?}", m.name, m.paths)
-        } else {
-            format!(
-                "nothing in point {} matches the includes {:?}",
-                m.name, req.includes
-            )
-        }));
+        return Err(EngineError::Invalid(InvalidRequest::NothingSelected(
+            if req.includes.is_empty() {
+                format!("point {} has nothing to restore at {:?}", m.name, m.paths)
+            } else {
+                format!(
+                    "nothing in point {} matches the includes {:?}",
+                    m.name, req.includes
+                )
+            },
+        )));
     }
     Ok(units)
 }

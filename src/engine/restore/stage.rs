@@ -20,7 +20,7 @@ use crate::engine::{CancelToken, EngineError, Progress, Result, TreeReader};
 use crate::model::{Extent, ModelError, Node, NodeKind};
 use crate::repo::{BlobId, BlobKind, RepoError};
 
-use super::plan::{join, DirMeta, Entry, Leaf, PlanDir, Unit};
+use super::unit::{join, DirMeta, Entry, Leaf, PlanDir, Unit};
 use crate::sync::LockExt;
 
 mod skip;
@@ -199,10 +199,10 @@ impl<'a> Stager<'a> {
                     Extent::Hole { .. } => None,
                 })
                 .collect();
-            let locations = self.reader.catalog().lookup_blobs(&ids)?;
+            let locations = self.reader.blobs().catalog().lookup_blobs(&ids)?;
             // Blobs whose only copy is known to be damaged (say, past the end of a
             // truncated pack): a clear cause now instead of a failed read later.
-            let known_damaged = self.reader.catalog().only_damaged(&ids)?;
+            let known_damaged = self.reader.blobs().catalog().only_damaged(&ids)?;
             drop(ids);
             let damaged: Vec<AtomicBool> = batch.iter().map(|_| AtomicBool::new(false)).collect();
             let mut wanted = Vec::new();
@@ -245,7 +245,7 @@ impl<'a> Stager<'a> {
                 .zip(&damaged)
                 .filter(|((_, r), _)| r.load(Ordering::Relaxed) == 0)
                 .try_for_each(|((job, _), damaged)| self.complete(job, damaged, None))?;
-            let repo = self.reader.repo();
+            let repo = self.reader.blobs().repo();
             coalesce(wanted, MAX_GAP, MAX_RANGE)
                 .par_iter()
                 .try_for_each(|range| {
@@ -261,7 +261,11 @@ impl<'a> Stager<'a> {
                                 Ok(data) => Ok(data),
                                 Err(e) => {
                                     if let EngineError::Repo(r) = &e {
-                                        self.reader.note_damage(&item.id, &item.loc.pack, r);
+                                        self.reader.blobs().note_damage(
+                                            &item.id,
+                                            &item.loc.pack,
+                                            r,
+                                        );
                                     }
                                     if !self.skip_damaged || !e.is_damage() {
                                         return Err(e);
@@ -386,7 +390,7 @@ impl<'a> Stager<'a> {
             Ok(md) if (md.dev(), md.ino()) == key => {}
             _ => return Ok(false),
         }
-        let repo = self.reader.repo();
+        let repo = self.reader.blobs().repo();
         let mut buf = Vec::new();
         let mut offset = 0u64;
         for e in &node.content {
@@ -541,13 +545,4 @@ fn syncfs(path: &Path) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-pub(super) fn fsync_dir(path: &Path) -> Result<()> {
-    fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| EngineError::io("syncing", path, e))
 }

@@ -49,7 +49,7 @@ pub(super) fn stage_path(dest: &Path) -> Result<PathBuf> {
             return Ok(stage);
         }
     }
-    Err(EngineError::Invalid(format!(
+    Err(EngineError::NoFreeName(format!(
         "no free stage name next to {}",
         dest.display()
     )))

@@ -1,67 +1,15 @@
 //! Swapping stages into place, rolling back a failed swap, and removing what is left.
 
 use std::collections::HashSet;
-use std::ffi::CString;
 use std::fs;
 use std::io;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::engine::{EngineError, Result};
 
-use super::plan::Unit;
-use super::stage::fsync_dir;
-
-fn cpath(path: &Path) -> io::Result<CString> {
-    CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
-}
-
-fn rename2(from: &Path, to: &Path, flags: libc::c_uint) -> io::Result<()> {
-    let (f, t) = (cpath(from)?, cpath(to)?);
-    // SAFETY: valid NUL-terminated paths that outlive the call.
-    let rc = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            f.as_ptr(),
-            libc::AT_FDCWD,
-            t.as_ptr(),
-            flags,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-/// Renames `from` to `to` unless `to` exists.
-fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
-    match rename2(from, to, libc::RENAME_NOREPLACE) {
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-            // A filesystem without RENAME_NOREPLACE: check, then rename.
-            if fs::symlink_metadata(to).is_ok() {
-                return Err(io::Error::from_raw_os_error(libc::EEXIST));
-            }
-            fs::rename(from, to)
-        }
-        other => other,
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Swap {
-    /// Stage and destination trade places atomically (`RENAME_EXCHANGE`).
-    Exchange,
-    /// The destination does not exist: the stage is renamed to it.
-    Place,
-    /// A new target that is an empty directory: rename(2) replaces it.
-    ReplaceEmpty,
-    /// The point lacks the destination: it is renamed to the stage's name and deleted.
-    Remove,
-}
+use super::unit::{Swap, Unit};
+use crate::engine::fsmeta::{fsync_dir, rename2, rename_noreplace};
 
 /// Paths removed when the restore ends, however it ends: the stages before the swap,
 /// the old trees after it.
@@ -153,11 +101,12 @@ pub(super) fn swap_all(units: &[Unit], cleanup: &mut Cleanup) -> Result<()> {
         if let Err(e) = back {
             // Do not delete what may now be the only copy of the original.
             cleanup.0.clear();
-            return Err(EngineError::Invalid(format!(
-                "{err}; then swapping {} back failed ({e}): its previous content is in {}",
-                u.dest.display(),
-                u.stage.display()
-            )));
+            return Err(EngineError::SwapBack {
+                error: Box::new(err),
+                back: e,
+                dest: u.dest.clone(),
+                stage: u.stage.clone(),
+            });
         }
     }
     Err(err)

@@ -2,8 +2,9 @@
 //! blobs decoded and checked, a few packs at a time.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use rayon::prelude::*;
 
 use crate::repo::pack;
 use crate::repo::{BlobId, BlobLocation, PackId, RepoError, Repository};
@@ -11,7 +12,6 @@ use crate::store::StoreError;
 
 use super::super::{CancelToken, EngineError, Progress, Result};
 use super::{blame, Verifier};
-use crate::sync::LockExt;
 
 /// Packs downloaded at once (memory: this many packs).
 const WORKERS: usize = 4;
@@ -160,57 +160,33 @@ fn check_pack_data(
     })
 }
 
-/// Runs `f` on every item with a few worker threads, in order of the results; stops at
-/// the first error or on cancellation.
+/// Runs `f` on every item on [`WORKERS`] threads of its own, results in the order of the
+/// items; stops at the first error or on cancellation.
 pub(super) fn par_map<T: Sync, R: Send>(
     items: &[T],
     cancel: &CancelToken,
     f: impl Fn(&T) -> Result<R> + Sync,
 ) -> Result<Vec<R>> {
-    let next = AtomicUsize::new(0);
-    let stop = AtomicBool::new(false);
-    let results: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
-    let error: Mutex<Option<EngineError>> = Mutex::new(None);
-    let fail = |e: EngineError| {
-        stop.store(true, Ordering::SeqCst);
-        error.locked().get_or_insert(e);
-    };
-    std::thread::scope(|s| {
-        for _ in 0..WORKERS.min(items.len()) {
-            s.spawn(|| loop {
-                if stop.load(Ordering::SeqCst) {
-                    break;
-                }
-                if let Err(e) = cancel.check() {
-                    fail(e);
-                    break;
-                }
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some(item) = items.get(i) else { break };
-                match f(item) {
-                    Ok(r) => results.locked()[i] = Some(r),
-                    Err(e) => {
-                        fail(e);
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    if let Some(e) = error.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        return Err(e);
-    }
-    Ok(results
-        .into_inner()
-        .unwrap_or_else(|p| p.into_inner())
-        .into_iter()
-        .map(|r| r.expect("every item is done when no worker failed"))
-        .collect())
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(WORKERS)
+        .thread_name(|i| format!("cairn-verify-{i}"))
+        .build()
+        .map_err(EngineError::Threads)?;
+    pool.install(|| {
+        items
+            .par_iter()
+            .map(|item| {
+                cancel.check()?;
+                f(item)
+            })
+            .collect()
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::InvalidRequest;
 
     #[test]
     fn par_map_keeps_order_and_stops_on_error_or_cancel() {
@@ -220,7 +196,9 @@ mod tests {
         assert_eq!(out, items.iter().map(|i| i * 2).collect::<Vec<_>>());
         let err = par_map(&items, &cancel, |i| {
             if *i == 7 {
-                Err(EngineError::Invalid("seven".into()))
+                Err(EngineError::Invalid(InvalidRequest::Refused(
+                    "seven".into(),
+                )))
             } else {
                 Ok(*i)
             }

@@ -10,7 +10,6 @@ use crate::catalog::{Catalog, DamagedCopy};
 use crate::repo::{BlobId, BlobLocation, PackId};
 
 use super::super::Result;
-use super::Verifier;
 
 /// The damaged copies the catalog knew when the verify started.
 pub(super) struct Known {
@@ -33,48 +32,38 @@ impl Known {
             .get(blob)
             .is_some_and(|copies| copies.iter().any(|c| c.pack == *pack))
     }
-}
 
-impl Verifier<'_> {
-    /// Reports a referenced blob that readers find intact at `loc` although a copy of it
-    /// is known to be damaged.
-    pub(super) fn note_healed(&mut self, id: &BlobId, loc: &BlobLocation) {
-        let Some(copies) = self.known.by_blob.get(id) else {
-            return;
+    /// Notes for a referenced blob that readers find intact at `loc` although a copy of it
+    /// is known to be damaged: one per damaged copy.
+    pub(super) fn healed_notes(&self, id: &BlobId, loc: &BlobLocation) -> Vec<String> {
+        let Some(copies) = self.by_blob.get(id) else {
+            return Vec::new();
         };
         if copies.iter().any(|c| c.pack == loc.pack) {
-            return;
+            return Vec::new();
         }
-        for c in copies {
-            self.report.healed.push(format!(
-                "blob {id}: its copy in pack {} is damaged ({}); it was stored again, and points read the intact copy in pack {}",
-                c.pack.to_hex(),
-                c.cause,
-                loc.pack.to_hex()
-            ));
-        }
+        copies
+            .iter()
+            .map(|c| {
+                format!(
+                    "blob {id}: its copy in pack {} is damaged ({}); it was stored again, and points read the intact copy in pack {}",
+                    c.pack.to_hex(),
+                    c.cause,
+                    loc.pack.to_hex()
+                )
+            })
+            .collect()
     }
 
-    /// Reports a fault of one pack: healed if every blob known to be damaged in it is read
-    /// from an intact copy elsewhere, else a problem.
-    pub(super) fn pack_problem(&mut self, pack: &PackId, text: String) -> Result<()> {
-        if self.pack_healed(pack)? {
-            self.report.healed.push(format!(
-                "{text}; every damaged blob in it was stored again intact (a prune reclaims the pack)"
-            ));
-        } else {
-            self.problem(text);
-        }
-        Ok(())
-    }
-
-    fn pack_healed(&self, pack: &PackId) -> Result<bool> {
-        let Some(blobs) = self.known.by_pack.get(pack) else {
+    /// Whether every blob known to be damaged in `pack` is read from an intact copy
+    /// elsewhere.
+    pub(super) fn pack_healed(&self, catalog: &Catalog, pack: &PackId) -> Result<bool> {
+        let Some(blobs) = self.by_pack.get(pack) else {
             return Ok(false);
         };
         for blob in blobs {
-            match self.catalog.lookup_blob(blob)? {
-                Some(loc) if loc.pack != *pack && !self.known.is_damaged(blob, &loc.pack) => {}
+            match catalog.lookup_blob(blob)? {
+                Some(loc) if loc.pack != *pack && !self.is_damaged(blob, &loc.pack) => {}
                 _ => return Ok(false),
             }
         }

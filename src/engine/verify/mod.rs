@@ -23,6 +23,10 @@
 //! read the intact copy and the damage is reported as healed ([`VerifyReport::healed`]).
 //!
 //! Storage errors that may be transient fail the verify instead of blaming the data.
+//!
+//! Files: `objects` (manifests, index segments, pack headers), `data` (the data read),
+//! `healing` (known damage, and whether it still matters); this file holds the
+//! `Verifier` and its damage walk.
 
 mod data;
 mod healing;
@@ -38,7 +42,7 @@ use crate::repo::{layout, BlobId, BlobKind, BlobLocation, PackId, RepoError, Rep
 use crate::store::StoreError;
 
 use super::restore::MAX_DEPTH;
-use super::{CancelToken, EngineError, Progress, Result};
+use super::{CancelToken, EngineError, InvalidRequest, Progress, Result};
 use healing::Known;
 
 /// What to verify.
@@ -98,9 +102,9 @@ pub fn verify(
     cancel: &CancelToken,
 ) -> Result<VerifyReport> {
     if req.point.is_some() && req.instance.is_none() {
-        return Err(EngineError::Invalid(
-            "verifying one point needs its instance".into(),
-        ));
+        return Err(EngineError::Invalid(InvalidRequest::Incomplete(
+            "verifying one point needs its instance",
+        )));
     }
     progress.phase("refreshing catalog");
     catalog.refresh(repo)?;
@@ -198,8 +202,8 @@ fn select_points(catalog: &Catalog, req: &VerifyRequest) -> Result<Vec<PointReco
         (Some(instance), None) => {
             let points = catalog.points(Some(instance))?;
             if points.is_empty() {
-                return Err(EngineError::Invalid(format!(
-                    "instance `{instance}` has no points"
+                return Err(EngineError::Invalid(InvalidRequest::NothingSelected(
+                    format!("instance `{instance}` has no points"),
                 )));
             }
             Ok(points)
@@ -327,6 +331,26 @@ impl Verifier<'_> {
     fn problem(&mut self, text: String) {
         tracing::warn!("verify: {text}");
         self.report.problems.push(text);
+    }
+
+    /// Reports a referenced blob that readers find intact at `loc` although a copy of it
+    /// is known to be damaged.
+    fn note_healed(&mut self, id: &BlobId, loc: &BlobLocation) {
+        let notes = self.known.healed_notes(id, loc);
+        self.report.healed.extend(notes);
+    }
+
+    /// Reports a fault of one pack: healed if every blob known to be damaged in it is read
+    /// from an intact copy elsewhere, else a problem.
+    fn pack_problem(&mut self, pack: &PackId, text: String) -> Result<()> {
+        if self.known.pack_healed(self.catalog, pack)? {
+            self.report.healed.push(format!(
+                "{text}; every damaged blob in it was stored again intact (a prune reclaims the pack)"
+            ));
+        } else {
+            self.problem(text);
+        }
+        Ok(())
     }
 
     /// Checks a data blob's place in the index and the store; `Some(cause)` if damaged.

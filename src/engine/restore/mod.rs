@@ -18,64 +18,36 @@
 //! checked again here; every entry is made with an exclusive create (`O_EXCL`, `mkdir`,
 //! `symlink`, `mknod` and `link` all fail on an existing name) inside directories this
 //! restore created itself, and no symlink is ever followed.
+//!
+//! Files: `request` (the request and its checks), `unit` (the plan as data), `plan`,
+//! `stage`, `swap`, `stale` (stages left by restores that died); this file runs the phases.
 
 mod plan;
+mod request;
 mod stage;
 mod stale;
 mod swap;
+mod unit;
 
 use std::fs;
-use std::io;
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
-
 use crate::catalog::Catalog;
-use crate::model::names::is_valid_instance_name;
-use crate::model::{Layout, Manifest, ModelError, PointKind};
+use crate::model::PointKind;
 use crate::repo::Repository;
 
 use super::backup::{backup, BackupRequest};
 use super::{CancelToken, EngineError, Progress, Result, TreeReader};
-use plan::{assign_links, capture, plan_units, DirMeta, Entry, Planner};
+use plan::{assign_links, capture, plan_units, Planner};
+pub(crate) use request::MAX_DEPTH;
+use request::{check_new_target, check_request, destinations, Protected};
+pub use request::{RestoreMode, RestoreRequest};
 use stage::Stager;
 pub use stale::remove_stale_stages;
 use swap::{swap_all, Cleanup};
-
-/// Deeper trees are refused (no path that deep could be opened anyway: PATH_MAX).
-pub(crate) const MAX_DEPTH: usize = 2048;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RestoreMode {
-    /// Into `target`, which must not exist or be an empty directory.
-    New,
-    /// Over the point's source paths (or over `target` for a single-directory point).
-    InPlace,
-}
-
-/// What to restore, and where.
-#[derive(Debug, Clone)]
-pub struct RestoreRequest {
-    pub instance: String,
-    /// A point name or `latest`.
-    pub point: String,
-    /// `New`: required, absolute. `InPlace`: `None` restores over the point's source paths;
-    /// `Some(dir)` over that directory instead (single-directory points only).
-    pub target: Option<PathBuf>,
-    /// Globs on paths relative to the point root; empty restores everything. A directory
-    /// that matches brings everything under it. `*` does not cross `/`, `**` does.
-    pub includes: Vec<String>,
-    pub mode: RestoreMode,
-    /// In place: also delete the original's entries that the point's backup excluded
-    /// (rsync's `--delete-excluded`). By default they are left alone.
-    pub delete_excluded: bool,
-    /// Restore every intact file and skip the damaged ones (named in
-    /// [`RestoreOutcome::skipped`]) instead of failing the whole restore.
-    pub skip_damaged: bool,
-}
+use unit::{DirMeta, Entry};
 
 /// What a restore did.
 #[derive(Debug, Clone, Default)]
@@ -141,7 +113,7 @@ pub fn restore(
         .stack_size(64 << 20)
         .thread_name(|i| format!("cairn-restore-{i}"))
         .build()
-        .map_err(|e| EngineError::Invalid(format!("cannot start worker threads: {e}")))?;
+        .map_err(EngineError::Threads)?;
 
     progress.phase("reading trees");
     let reader = TreeReader::new(repo.clone(), catalog.clone());
@@ -281,188 +253,5 @@ struct SafetyProgress<'a>(&'a dyn Progress);
 impl Progress for SafetyProgress<'_> {
     fn warn(&self, message: &str) {
         self.0.warn(&format!("safety point: {message}"));
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// Request checks
-
-/// Which paths are restored: `None` = all of them.
-struct Scope(Option<GlobSet>);
-
-impl Scope {
-    fn matches(&self, rel: &Path) -> bool {
-        self.0.as_ref().is_none_or(|g| g.is_match(rel))
-    }
-}
-
-/// What the point's backup excluded, which an in-place restore leaves alone in the
-/// original unless asked to delete it too. Globs match as in the backup: against paths
-/// relative to each source, and an excluded directory keeps everything below it.
-struct Protected {
-    globs: Option<GlobSet>,
-    /// Point paths start with the source's name (several sources): it is not matched.
-    per_path: bool,
-}
-
-impl Protected {
-    fn of(req: &RestoreRequest, m: &Manifest) -> Result<Protected> {
-        let wanted =
-            req.mode == RestoreMode::InPlace && !req.delete_excluded && !m.excludes.is_empty();
-        Ok(Protected {
-            globs: wanted
-                .then(|| super::backup::build_excludes(&m.excludes))
-                .transpose()?,
-            per_path: m.layout == Layout::PerPath,
-        })
-    }
-
-    /// Whether the original's entry at `prel` (relative to the point root) is kept.
-    fn protects(&self, prel: &Path) -> bool {
-        let Some(globs) = &self.globs else {
-            return false;
-        };
-        let mut components = prel.components();
-        if self.per_path {
-            components.next();
-        }
-        components
-            .as_path()
-            .ancestors()
-            .filter(|a| !a.as_os_str().is_empty())
-            .any(|a| globs.is_match(a))
-    }
-}
-
-fn check_request(req: &RestoreRequest) -> Result<Scope> {
-    if !is_valid_instance_name(&req.instance) {
-        return Err(EngineError::Invalid(format!(
-            "instance name `{}` must be 1-255 of A-Z a-z 0-9 _ -",
-            req.instance
-        )));
-    }
-    match (&req.target, req.mode) {
-        (None, RestoreMode::New) => {
-            return Err(EngineError::Invalid(
-                "a restore into a new location needs a target directory".into(),
-            ))
-        }
-        (Some(t), _) => check_path(t, "target")?,
-        (None, RestoreMode::InPlace) => {}
-    }
-    if req.includes.is_empty() {
-        return Ok(Scope(None));
-    }
-    let mut set = GlobSetBuilder::new();
-    for g in &req.includes {
-        let pattern = g.trim_start_matches("./").trim_matches('/');
-        if pattern.is_empty() {
-            return Err(EngineError::Invalid(format!("include `{g}` is empty")));
-        }
-        let glob = GlobBuilder::new(pattern)
-            .literal_separator(true)
-            .backslash_escape(true)
-            .build()
-            .map_err(|e| EngineError::Invalid(format!("include glob `{g}`: {e}")))?;
-        set.add(glob);
-    }
-    let set = set
-        .build()
-        .map_err(|e| EngineError::Invalid(format!("include globs: {e}")))?;
-    Ok(Scope(Some(set)))
-}
-
-/// An absolute path with a last component and no `..`.
-fn check_path(path: &Path, what: &str) -> Result<()> {
-    if !path.is_absolute()
-        || path.file_name().is_none()
-        || path.components().any(|c| c == Component::ParentDir)
-    {
-        return Err(EngineError::Invalid(format!(
-            "{what} {} must be an absolute path to a directory entry, without `..`",
-            path.display()
-        )));
-    }
-    Ok(())
-}
-
-/// One place a restore swaps something into.
-struct Dest {
-    path: PathBuf,
-    /// `None`: the point's root tree is this directory. `Some(name)`: the root tree's
-    /// entry of that name is this path ([`Layout::PerPath`] in place).
-    root_entry: Option<Vec<u8>>,
-}
-
-fn destinations(req: &RestoreRequest, m: &Manifest) -> Result<Vec<Dest>> {
-    let dests = match (req.mode, m.layout, &req.target) {
-        (RestoreMode::New, _, Some(t)) | (RestoreMode::InPlace, Layout::Single, Some(t)) => {
-            vec![Dest {
-                path: t.clone(),
-                root_entry: None,
-            }]
-        }
-        (RestoreMode::InPlace, Layout::PerPath, Some(_)) => {
-            return Err(EngineError::Invalid(format!(
-                "point {} holds several sources: it can only be restored in place over them, \
-                 or into a new location",
-                m.name
-            )))
-        }
-        (RestoreMode::InPlace, layout, None) => {
-            let mut out = Vec::new();
-            for p in &m.paths {
-                let path = PathBuf::from(p);
-                check_path(&path, "source path")?;
-                let name = path.file_name().map(|n| n.as_bytes().to_vec());
-                out.push(Dest {
-                    path,
-                    root_entry: if layout == Layout::Single { None } else { name },
-                });
-            }
-            if out.is_empty() || (layout == Layout::Single && out.len() != 1) {
-                return Err(ModelError::Manifest(format!(
-                    "point {} lists {} source paths for its layout",
-                    m.name,
-                    out.len()
-                ))
-                .into());
-            }
-            out
-        }
-        (RestoreMode::New, _, None) => unreachable!("checked by check_request"),
-    };
-    for d in &dests {
-        let parent = d.path.parent().unwrap_or(Path::new("/"));
-        if !fs::symlink_metadata(parent).is_ok_and(|m| m.is_dir()) {
-            return Err(EngineError::Invalid(format!(
-                "{} is not an existing directory",
-                parent.display()
-            )));
-        }
-    }
-    Ok(dests)
-}
-
-/// A new target must not exist or be an empty directory; returns whether it exists.
-fn check_new_target(target: &Path) -> Result<bool> {
-    match fs::symlink_metadata(target) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(EngineError::io("inspecting", target, e)),
-        Ok(md) if md.is_dir() => {
-            let mut rd = fs::read_dir(target).map_err(|e| EngineError::io("listing", target, e))?;
-            if rd.next().is_none() {
-                Ok(true)
-            } else {
-                Err(EngineError::Invalid(format!(
-                    "target {} is not empty: restore into a new or empty directory, or in place",
-                    target.display()
-                )))
-            }
-        }
-        Ok(_) => Err(EngineError::Invalid(format!(
-            "target {} exists and is not a directory",
-            target.display()
-        ))),
     }
 }

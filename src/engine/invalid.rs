@@ -1,0 +1,54 @@
+//! Why a request is refused before anything is done: each kind of bad request its own
+//! variant, the text the user reads (after `invalid request: `) its message.
+
+use std::path::PathBuf;
+
+use crate::model::names::BadInstanceName;
+
+/// No variant has a `source()`: the text is the whole error, as the user reads it.
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidRequest {
+    /// A request the daemon refuses as a whole (an unreadable stored request, an unknown
+    /// job kind, a removed instance).
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    BadInstanceName(BadInstanceName),
+    #[error(
+        "point label `{0}` must be 1-64 of A-Z a-z 0-9 _ -, not `auto` or \
+         `before-restore` (reserved, also with a `-N` suffix)"
+    )]
+    BadLabel(String),
+    /// An include or exclude glob that does not parse (the text says which).
+    #[error("{0}")]
+    BadPattern(String),
+    /// A source path, target or destination parent that a backup or restore cannot use.
+    #[error("{0}")]
+    BadPath(String),
+    /// A request that lacks a part it needs (a target, an instance, a point).
+    #[error("{0}")]
+    Incomplete(&'static str),
+    /// A prune setting out of its range.
+    #[error("{0}")]
+    BadSetting(&'static str),
+    #[error(
+        "target {} is not empty: restore into a new or empty directory, or in place",
+        .0.display()
+    )]
+    TargetNotEmpty(PathBuf),
+    #[error("target {} exists and is not a directory", .0.display())]
+    TargetNotADirectory(PathBuf),
+    #[error(
+        "point {0} holds several sources: it can only be restored in place \
+         over them, or into a new location"
+    )]
+    SeveralSources(String),
+    #[error(
+        "point {instance}/{point} is a manual point: forgetting it needs \
+         manual=true (--manual)"
+    )]
+    ManualPoint { instance: String, point: String },
+    /// The request selects nothing (no point of an instance, nothing in a point).
+    #[error("{0}")]
+    NothingSelected(String),
+}
