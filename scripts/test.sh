@@ -162,6 +162,10 @@ cargo fmt --all -- --check
 STEP=clippy
 cargo clippy --workspace --all-targets -- -D warnings
 
+STEP=layers
+python3 scripts/check-layers.py --self-test
+python3 scripts/check-layers.py
+
 # ---------------------------------------------------------------- S3 server
 STEP=s3-server
 
