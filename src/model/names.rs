@@ -14,6 +14,12 @@ pub fn is_valid_instance_name(name: &str) -> bool {
 /// The rule of [`is_valid_instance_name`] as users are told it.
 pub const INSTANCE_NAME_RULE: &str = "1-255 of A-Z a-z 0-9 _ -";
 
+/// What a control request or a policy check says of a name that breaks
+/// [`INSTANCE_NAME_RULE`]: `invalid WHAT name `NAME`: use 1-255 of ...`.
+pub fn invalid_name(what: &str, name: &str) -> String {
+    format!("invalid {what} name `{name}`: use {INSTANCE_NAME_RULE}")
+}
+
 /// A requested instance name that breaks [`INSTANCE_NAME_RULE`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("instance name `{0}` must be {rule}", rule = INSTANCE_NAME_RULE)]

@@ -10,7 +10,7 @@ use chrono::{Datelike, NaiveDate, TimeZone};
 use chrono_tz::Tz;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::names::is_valid_instance_name;
+use super::names::{invalid_name, is_valid_instance_name};
 use crate::repo::layout;
 
 pub use super::policy_settings::{PolicySettings, SETTINGS_KEY};
@@ -280,10 +280,7 @@ impl Policy {
             return bad(format!("unknown policy version {}", self.version));
         }
         if !is_valid_instance_name(&self.name) {
-            return bad(format!(
-                "invalid policy name `{}`: use 1-255 of A-Z a-z 0-9 _ -",
-                self.name
-            ));
+            return bad(invalid_name("policy", &self.name));
         }
         check_times(&self.times)?;
         match &self.days {

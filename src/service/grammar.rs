@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 
 use crate::model::manifest::is_valid_point_name;
-use crate::model::names::is_valid_instance_name;
+use crate::model::names::{invalid_name, is_valid_instance_name};
 
 /// Why a request was refused, with the errno the write() fails with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -301,9 +301,7 @@ pub fn instance_name(value: String) -> Result<String> {
     if is_valid_instance_name(&value) {
         Ok(value)
     } else {
-        Err(ControlError::invalid(format!(
-            "invalid instance name `{value}`: use 1-255 of A-Z a-z 0-9 _ -"
-        )))
+        Err(ControlError::invalid(invalid_name("instance", &value)))
     }
 }
 

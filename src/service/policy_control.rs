@@ -1,7 +1,9 @@
 //! `ctl/policy`: the grammar of policy requests. Parsing checks every value (through the
 //! model's rules) before anything is looked up or changed.
 
-use crate::model::names::{is_valid_instance_name, is_valid_new_name, MAX_NEW_NAME_LEN};
+use crate::model::names::{
+    invalid_name, is_valid_instance_name, is_valid_new_name, MAX_NEW_NAME_LEN,
+};
 use crate::model::policy::{
     parse_count, parse_time_zone, parse_times, parse_weekdays, DaysSpec, Keep, PolicyChange,
     PolicyError, MAX_EVERY_DAYS, MAX_KEEP,
@@ -89,9 +91,7 @@ fn policy_name(value: String) -> Result<String> {
     if is_valid_instance_name(&value) {
         Ok(value)
     } else {
-        Err(ControlError::invalid(format!(
-            "invalid policy name `{value}`: use 1-255 of A-Z a-z 0-9 _ -"
-        )))
+        Err(ControlError::invalid(invalid_name("policy", &value)))
     }
 }
 
