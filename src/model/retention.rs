@@ -61,26 +61,17 @@ pub fn keeps_at_least(old: Keep, new: Keep) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::manifest::{point_name, MANIFEST_VERSION};
-    use crate::model::{Layout, PointStats};
+    use crate::model::manifest::point_name;
     use crate::repo::BlobId;
 
     fn point(day: i64, kind: PointKind) -> Manifest {
         let time_ns = day * DAY_NS;
         Manifest {
-            version: MANIFEST_VERSION,
-            instance: "db".into(),
             name: point_name(time_ns, kind, None),
             kind,
             time_ns,
-            parent: None,
             root: BlobId([0; 32]),
-            layout: Layout::Single,
-            paths: vec!["/srv".into()],
-            host: "h".into(),
-            stats: PointStats::default(),
-            excludes: Vec::new(),
-            root_meta: None,
+            ..crate::model::manifest::example(None)
         }
     }
 

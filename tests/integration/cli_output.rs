@@ -3,12 +3,11 @@
 //! Each command here runs with a stdout whose reader is gone before it starts, so every
 //! write fails with EPIPE; it must end quietly with its usual exit code.
 
-use std::io::Read;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
 
-use crate::support::cli_env::Env;
+use crate::support::cli_env::{drain, wait_status, Env, COMMAND_LIMIT};
+use crate::support::cli_run::exit_code;
 use crate::support::mount::fuse_available;
 
 /// A pipe's write end whose read end is already closed.
@@ -24,33 +23,14 @@ fn widowed_pipe() -> OwnedFd {
 
 /// Runs cairn with a widowed stdout; returns (exit code or 128+signal, stderr).
 fn run_closed(env: &Env, args: &[&str]) -> (i32, String) {
-    use std::os::unix::process::ExitStatusExt;
     let mut child = env
         .command(args)
         .stdout(Stdio::from(widowed_pipe()))
         .spawn()
         .expect("run cairn");
-    let mut err = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if start.elapsed() > Duration::from_secs(300) {
-            let _ = child.kill();
-            panic!("cairn {args:?} did not finish");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let code = status
-        .code()
-        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
-    (code, reader.join().unwrap())
+    let reader = drain(child.stderr.take().unwrap());
+    let status = wait_status(&format!("cairn {args:?}"), &mut child, COMMAND_LIMIT);
+    (exit_code(status), reader.join().unwrap())
 }
 
 fn assert_quiet(env: &Env, args: &[&str], code: i32) {

@@ -5,7 +5,8 @@
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -16,25 +17,22 @@ use super::daemon::{is_cairn_mount, Daemon};
 /// A CLI command (following a job included) must end within this.
 pub const COMMAND_LIMIT: Duration = Duration::from_secs(300);
 
+/// Reads a child's pipe to its end on a thread of its own, so that a chatty child cannot
+/// block on a full pipe while it is waited for.
+pub fn drain(mut pipe: impl Read + Send + 'static) -> JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = pipe.read_to_string(&mut s);
+        s
+    })
+}
+
 /// Waits for a child with a time limit; kills it (and fails) when the limit passes.
-pub fn wait_limited(what: &str, mut child: Child, limit: Duration) -> Run {
-    // Drain the pipes beside the wait, so a chatty child cannot block on a full pipe.
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
+pub fn wait_status(what: &str, child: &mut Child, limit: Duration) -> ExitStatus {
     let start = Instant::now();
-    let status = loop {
+    loop {
         if let Some(s) = child.try_wait().unwrap() {
-            break s;
+            return s;
         }
         if start.elapsed() > limit {
             let _ = child.kill();
@@ -42,7 +40,14 @@ pub fn wait_limited(what: &str, mut child: Child, limit: Duration) -> Run {
             panic!("`{what}` did not finish within {limit:?} and was killed");
         }
         std::thread::sleep(Duration::from_millis(20));
-    };
+    }
+}
+
+/// Waits for a child with a time limit (see [`wait_status`]), its output drained.
+pub fn wait_limited(what: &str, mut child: Child, limit: Duration) -> Run {
+    let out_reader = drain(child.stdout.take().unwrap());
+    let err_reader = drain(child.stderr.take().unwrap());
+    let status = wait_status(what, &mut child, limit);
     Run {
         code: exit_code(status),
         stdout: out_reader.join().unwrap(),
