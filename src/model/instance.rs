@@ -9,15 +9,81 @@ use super::names::is_valid_instance_name;
 use super::ModelError;
 use crate::repo::layout;
 
+/// The version of a definition with paths and excludes only.
 pub const INSTANCE_VERSION: u32 = 1;
+/// The version of a definition with hooks or command sources: a reader of version 1
+/// alone refuses it (and skips the instance) rather than back it up without its hooks.
+pub const INSTANCE_VERSION_HOOKS: u32 = 2;
+
+/// How long a hook may run when the instance does not say (`hook-timeout=`).
+pub const DEFAULT_HOOK_TIMEOUT_SECS: u64 = 600;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstanceConfig {
     pub version: u32,
     pub name: String,
+    /// Source paths; may be empty when `commands` is not.
     pub paths: Vec<String>,
     #[serde(default)]
     pub excludes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Hooks::is_empty")]
+    pub hooks: Hooks,
+    /// Command sources: each command's stdout is stored as the file `as` in the point.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commands: Vec<CommandSource>,
+}
+
+/// Commands the daemon runs with `/bin/sh -c` around the jobs of an instance.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hooks {
+    /// Before a snapshot: a failure fails the job, and no point is made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<String>,
+    /// After a snapshot whose `before` ran, whatever happened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    /// Before a restore: a failure leaves the target untouched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_before: Option<String>,
+    /// After a restore whose `restore_before` ran (or that had none), told the outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_after: Option<String>,
+    /// Seconds a hook may run before it is killed (default [`DEFAULT_HOOK_TIMEOUT_SECS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_secs: Option<u64>,
+}
+
+impl Hooks {
+    pub fn is_empty(&self) -> bool {
+        *self == Hooks::default()
+    }
+
+    pub fn timeout_secs(&self) -> u64 {
+        self.timeout_secs.unwrap_or(DEFAULT_HOOK_TIMEOUT_SECS)
+    }
+}
+
+/// A logical source: `command=CMD as=NAME`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandSource {
+    pub command: String,
+    /// The file name the output gets at the top of the point.
+    #[serde(rename = "as")]
+    pub name: String,
+}
+
+/// Checks the name a command source or a stream gets in a point: one path component,
+/// not `.` or `..`, no `/` or NUL, at most 255 bytes. Returns the message to refuse it with.
+pub fn check_stream_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name == "." || name == ".." || name.len() > 255 {
+        return Err(format!(
+            "stream name `{name}` must be one file name of 1-255 bytes, not `.` or `..`"
+        ));
+    }
+    if name.contains('/') || name.contains('\0') {
+        return Err(format!("stream name `{name}` must not contain `/` or NUL"));
+    }
+    Ok(())
 }
 
 /// A path's components without `.` (and so without trailing slashes).
@@ -70,6 +136,16 @@ pub fn check_source_paths(paths: &[PathBuf]) -> Result<(), String> {
 }
 
 impl InstanceConfig {
+    /// The version this definition is written with: 2 when it has hooks or command
+    /// sources, else 1 (so a definition without them stays readable by older readers).
+    pub fn version_needed(&self) -> u32 {
+        if self.hooks.is_empty() && self.commands.is_empty() {
+            INSTANCE_VERSION
+        } else {
+            INSTANCE_VERSION_HOOKS
+        }
+    }
+
     pub fn object_key(name: &str) -> String {
         layout::object_key(layout::INSTANCES, name)
     }
@@ -77,7 +153,7 @@ impl InstanceConfig {
     pub fn decode(key_name: &str, json: &[u8]) -> Result<InstanceConfig, ModelError> {
         let c: InstanceConfig = serde_json::from_slice(json)
             .map_err(|e| ModelError::Manifest(format!("instance definition: {e}")))?;
-        if c.version != INSTANCE_VERSION {
+        if c.version != INSTANCE_VERSION && c.version != INSTANCE_VERSION_HOOKS {
             return Err(ModelError::Manifest(format!(
                 "unknown instance version {}",
                 c.version
@@ -118,6 +194,76 @@ mod tests {
             &[],
         ] {
             assert!(check(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    fn config(hooks: Hooks, commands: Vec<CommandSource>) -> InstanceConfig {
+        let mut c = InstanceConfig {
+            version: 0,
+            name: "db".into(),
+            paths: vec!["/srv/db".into()],
+            excludes: Vec::new(),
+            hooks,
+            commands,
+        };
+        c.version = c.version_needed();
+        c
+    }
+
+    #[test]
+    fn a_definition_without_hooks_keeps_version_1_and_its_bytes() {
+        let c = config(Hooks::default(), Vec::new());
+        assert_eq!(c.version, 1);
+        assert_eq!(
+            serde_json::to_string(&c).unwrap(),
+            r#"{"version":1,"name":"db","paths":["/srv/db"],"excludes":[]}"#
+        );
+    }
+
+    #[test]
+    fn hooks_or_commands_need_version_2_and_read_back() {
+        let hooks = Hooks {
+            before: Some("redis-cli bgsave".into()),
+            timeout_secs: Some(30),
+            ..Hooks::default()
+        };
+        let with_hooks = config(hooks, Vec::new());
+        assert_eq!(with_hooks.version, 2);
+        assert_eq!(with_hooks.hooks.timeout_secs(), 30);
+        let dump = CommandSource {
+            command: "pg_dumpall".into(),
+            name: "all.sql".into(),
+        };
+        let with_command = config(Hooks::default(), vec![dump]);
+        assert_eq!(with_command.version, 2);
+        assert_eq!(with_command.hooks.timeout_secs(), DEFAULT_HOOK_TIMEOUT_SECS);
+        for c in [with_hooks, with_command] {
+            let json = serde_json::to_vec(&c).unwrap();
+            assert_eq!(InstanceConfig::decode("db", &json).unwrap(), c);
+        }
+        let json = serde_json::to_string(&config(
+            Hooks::default(),
+            vec![CommandSource {
+                command: "x".into(),
+                name: "y".into(),
+            }],
+        ))
+        .unwrap();
+        assert!(
+            json.contains(r#""commands":[{"command":"x","as":"y"}]"#),
+            "{json}"
+        );
+        assert!(InstanceConfig::decode("db", br#"{"version":3,"name":"db","paths":[]}"#).is_err());
+    }
+
+    #[test]
+    fn stream_names_are_one_component() {
+        for good in ["all.sql", "dump.rdb", "a b", ".hidden"] {
+            assert!(check_stream_name(good).is_ok(), "{good}");
+        }
+        let long = "x".repeat(256);
+        for bad in ["", ".", "..", "a/b", "/x", "a\0b", long.as_str()] {
+            assert!(check_stream_name(bad).is_err(), "{bad:?}");
         }
     }
 }

@@ -194,7 +194,7 @@ impl Service {
                         )));
                     }
                 }
-                let config = InstanceConfig {
+                let mut config = InstanceConfig {
                     version: crate::model::instance::INSTANCE_VERSION,
                     name: name.clone(),
                     paths: paths
@@ -202,7 +202,10 @@ impl Service {
                         .map(|p| p.to_string_lossy().into_owned())
                         .collect(),
                     excludes,
+                    hooks: Default::default(),
+                    commands: Vec::new(),
                 };
+                config.version = config.version_needed();
                 let json = serde_json::to_vec(&config).unwrap_or_default();
                 self.inner
                     .repo

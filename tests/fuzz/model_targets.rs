@@ -160,9 +160,27 @@ pub fn instance_seeds() -> Vec<Vec<u8>> {
         name: "db".into(),
         paths: vec!["/srv/db".into(), "/etc/db".into()],
         excludes: vec!["*.tmp".into(), "cache/**".into()],
+        hooks: Default::default(),
+        commands: Vec::new(),
+    };
+    let with_hooks = InstanceConfig {
+        version: 2,
+        hooks: cairn::model::instance::Hooks {
+            before: Some("redis-cli bgsave".into()),
+            after: Some("true".into()),
+            restore_before: None,
+            restore_after: Some("systemctl start redis".into()),
+            timeout_secs: Some(30),
+        },
+        commands: vec![cairn::model::instance::CommandSource {
+            command: "pg_dumpall".into(),
+            name: "all.sql".into(),
+        }],
+        ..c.clone()
     };
     vec![
         serde_json::to_vec(&c).unwrap(),
+        serde_json::to_vec(&with_hooks).unwrap(),
         br#"{"version":1,"name":"db","paths":["/"]}"#.to_vec(),
     ]
 }
