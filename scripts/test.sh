@@ -86,6 +86,7 @@ missing=()
 command -v fusermount3 >/dev/null || missing+=(fuse3)
 command -v rsync >/dev/null || missing+=(rsync)
 command -v setfattr >/dev/null || missing+=(attr)
+command -v redis-server >/dev/null || missing+=(redis-server) # tests/integration/db_redis.rs
 if [[ ${#missing[@]} -gt 0 ]]; then
     log "installing ${missing[*]}"
     apt_install "${missing[@]}"

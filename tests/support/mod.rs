@@ -6,6 +6,7 @@ pub mod cli_repo;
 pub mod cli_run;
 pub mod cloud;
 pub mod daemon;
+pub mod db_servers;
 pub mod fixture;
 pub mod forge;
 pub mod mount;
