@@ -87,6 +87,7 @@ command -v fusermount3 >/dev/null || missing+=(fuse3)
 command -v rsync >/dev/null || missing+=(rsync)
 command -v setfattr >/dev/null || missing+=(attr)
 command -v redis-server >/dev/null || missing+=(redis-server) # tests/integration/db_redis.rs
+[[ -x /usr/lib/postgresql/15/bin/postgres ]] || missing+=(postgresql-15) # db_postgres.rs
 if [[ ${#missing[@]} -gt 0 ]]; then
     log "installing ${missing[*]}"
     apt_install "${missing[@]}"

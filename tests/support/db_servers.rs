@@ -164,3 +164,165 @@ impl Redis {
             .unwrap_or_else(|_| panic!("DBSIZE: {out}"))
     }
 }
+
+/// PostgreSQL 15's server binaries.
+pub const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+/// Whether PostgreSQL 15 can run here (see [`available`] for CI).
+pub fn postgres_available() -> bool {
+    available(&format!("{PG_BIN}/postgres")) && available("runuser")
+}
+
+/// Runs `program args...` as the `postgres` user (the server refuses root).
+fn as_postgres(program: &str, args: &[&str]) -> std::process::Output {
+    Command::new("runuser")
+        .args(["-u", "postgres", "--", program])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("runuser {program}: {e}"))
+}
+
+/// A private PostgreSQL 15 cluster: `initdb` into DIR (owned by `postgres`, 0700), the
+/// server on 127.0.0.1:PORT with trust authentication and its socket in the cluster's
+/// directory. Drop, or the watchdog at [`SERVER_LIMIT`], stops it (`pg_ctl -m immediate`).
+pub struct Postgres {
+    pub port: u16,
+    pub data: PathBuf,
+    done: Arc<AtomicBool>,
+}
+
+impl Postgres {
+    /// Makes a new cluster in `data` (its parent must let `postgres` pass: this makes
+    /// every ancestor under the temporary root 0711) and starts it.
+    pub fn init(data: &Path) -> Postgres {
+        std::fs::create_dir_all(data).expect("pg data dir");
+        let mut up = data.parent();
+        while let Some(dir) = up {
+            if dir == Path::new("/") || dir == std::env::temp_dir() {
+                break;
+            }
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir)
+                .expect("ancestor")
+                .permissions()
+                .mode();
+            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o711));
+            up = dir.parent();
+        }
+        let ok = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(data)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "chown {}", data.display());
+        let d = data.to_str().expect("utf-8 path");
+        let out = as_postgres(
+            &format!("{PG_BIN}/initdb"),
+            &["-D", d, "-A", "trust", "-U", "postgres", "--no-sync"],
+        );
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Postgres::start(data)
+    }
+
+    /// Starts the cluster in `data` (made by [`Postgres::init`], or restored) on a new port.
+    pub fn start(data: &Path) -> Postgres {
+        let port = free_port();
+        let d = data.to_str().expect("utf-8 path");
+        let opts = format!("-p {port} -k {d} -c listen_addresses=127.0.0.1 -c fsync=off");
+        let log = format!("{d}/server.log");
+        let out = as_postgres(
+            &format!("{PG_BIN}/pg_ctl"),
+            &["-D", d, "-o", &opts, "-l", &log, "-w", "-t", "60", "start"],
+        );
+        let pg = Postgres::watched(port, data);
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {}{}",
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        pg
+    }
+
+    fn watched(port: u16, data: &Path) -> Postgres {
+        let done = Arc::new(AtomicBool::new(false));
+        let (d, dir) = (done.clone(), data.to_path_buf());
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            while start.elapsed() < SERVER_LIMIT {
+                if d.load(Ordering::SeqCst) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            eprintln!(
+                "WATCHDOG: postgres in {} outlived {SERVER_LIMIT:?}",
+                dir.display()
+            );
+            pg_stop(&dir);
+        });
+        Postgres {
+            port,
+            data: data.to_path_buf(),
+            done,
+        }
+    }
+
+    /// `psql` on database `db` running `sql`: its stdout, unaligned and without headers.
+    pub fn psql(&self, db: &str, sql: &str) -> String {
+        let out = Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+            ])
+            .args(["-d", db, "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .output()
+            .expect("run psql");
+        assert!(
+            out.status.success(),
+            "psql {sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// The arguments that reach this server (for pg_dump, pgbench, psql, pg_basebackup).
+    pub fn conn_args(&self) -> Vec<String> {
+        [
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            "postgres",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+}
+
+fn pg_stop(data: &Path) {
+    if let Some(d) = data.to_str() {
+        let _ = as_postgres(
+            &format!("{PG_BIN}/pg_ctl"),
+            &["-D", d, "-m", "immediate", "-w", "stop"],
+        );
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::SeqCst);
+        pg_stop(&self.data);
+    }
+}
