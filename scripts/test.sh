@@ -78,7 +78,18 @@ apt_install() {
         apt-get update -qq
         APT_UPDATED=1
     fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
+    # Packages with a service (redis-server, mariadb-server) must not start it: the tests
+    # run their own servers on private ports, and nothing may be left running.
+    local guard=""
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+        chmod +x /usr/sbin/policy-rc.d
+        guard=1
+    fi
+    local rc=0
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" || rc=$?
+    [[ -z "$guard" ]] || rm -f /usr/sbin/policy-rc.d
+    return "$rc"
 }
 
 STEP=install
@@ -88,6 +99,8 @@ command -v rsync >/dev/null || missing+=(rsync)
 command -v setfattr >/dev/null || missing+=(attr)
 command -v redis-server >/dev/null || missing+=(redis-server) # tests/integration/db_redis.rs
 [[ -x /usr/lib/postgresql/15/bin/postgres ]] || missing+=(postgresql-15) # db_postgres.rs
+command -v mariadbd >/dev/null || missing+=(mariadb-server)               # db_mariadb.rs
+command -v mariadb-backup >/dev/null || missing+=(mariadb-backup)
 if [[ ${#missing[@]} -gt 0 ]]; then
     log "installing ${missing[*]}"
     apt_install "${missing[@]}"

@@ -14,6 +14,7 @@ mod cli_prune;
 mod cloud_backends;
 mod crash_loop;
 mod damage_heal;
+mod db_mariadb;
 mod db_postgres;
 mod db_redis;
 mod disk_full;

@@ -326,3 +326,97 @@ impl Drop for Postgres {
         pg_stop(&self.data);
     }
 }
+
+/// A private MariaDB server (`mariadbd --no-defaults`, as root with `--user=root`): data in
+/// DIR/data, the socket DIR/mysqld.sock, TCP on 127.0.0.1:PORT.
+pub struct MariaDb {
+    pub port: u16,
+    pub dir: PathBuf,
+    _server: Watched,
+}
+
+impl MariaDb {
+    /// `mariadb-install-db` into DIR/data, then [`MariaDb::start`].
+    pub fn init(dir: &Path) -> MariaDb {
+        let data = dir.join("data");
+        std::fs::create_dir_all(&data).expect("mariadb data dir");
+        let out = Command::new("mariadb-install-db")
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .args([
+                "--user=root",
+                "--skip-test-db",
+                "--auth-root-authentication-method=normal",
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run mariadb-install-db");
+        assert!(
+            out.status.success(),
+            "mariadb-install-db: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        MariaDb::start(dir)
+    }
+
+    /// Starts mariadbd on DIR/data (made by [`MariaDb::init`], or restored) on a new port.
+    pub fn start(dir: &Path) -> MariaDb {
+        let port = free_port();
+        let child = Command::new("mariadbd")
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", dir.join("data").display()))
+            .arg(format!("--socket={}", dir.join("mysqld.sock").display()))
+            .arg(format!("--pid-file={}", dir.join("mysqld.pid").display()))
+            .arg(format!("--log-error={}", dir.join("error.log").display()))
+            .args([
+                &format!("--port={port}"),
+                "--bind-address=127.0.0.1",
+                "--user=root",
+            ])
+            .args(["--innodb-flush-log-at-trx-commit=2", "--skip-log-bin"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mariadbd");
+        let db = MariaDb {
+            port,
+            dir: dir.to_path_buf(),
+            _server: Watched::new(format!("mariadbd on port {port}"), child),
+        };
+        let start = Instant::now();
+        while !db.try_sql("SELECT 1").is_some_and(|o| o == "1") {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "mariadbd did not start: {}",
+                std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        db
+    }
+
+    /// The socket clients reach the server by (as root).
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("mysqld.sock")
+    }
+
+    fn try_sql(&self, sql: &str) -> Option<String> {
+        let out = Command::new("mariadb")
+            .arg("--no-defaults")
+            .arg(format!("--socket={}", self.socket().display()))
+            .args(["-uroot", "-N", "-B", "-e", sql])
+            .stderr(Stdio::null())
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    /// Runs `sql` as root; its output (tab-separated, no headers). A failure fails the test.
+    pub fn sql(&self, sql: &str) -> String {
+        self.try_sql(sql)
+            .unwrap_or_else(|| panic!("mariadb -e {sql:?} failed"))
+    }
+}
