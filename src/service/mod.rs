@@ -19,6 +19,7 @@ mod dispatch;
 mod error;
 pub mod events;
 pub mod grammar;
+pub mod hooks;
 pub mod job_history;
 pub mod job_progress;
 pub mod jobs;
