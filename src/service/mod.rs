@@ -21,6 +21,7 @@ pub mod events;
 pub mod grammar;
 pub mod hooks;
 pub mod job_history;
+mod job_hooks;
 pub mod job_progress;
 pub mod jobs;
 pub mod policies;
