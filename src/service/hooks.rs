@@ -23,6 +23,10 @@ const TAIL_LINES: usize = 20;
 const TAIL_BYTES: usize = 2048;
 /// A line longer than this goes to the log in pieces.
 const MAX_LINE: usize = 4096;
+/// Not passed on to hooks: a foreground daemon may have the repository password in it.
+const PASSWORD_VAR: &str = "CAIRN_PASSWORD";
+/// How long the output still in the pipes is read once the hook has exited.
+const DRAIN: Duration = Duration::from_secs(1);
 /// How long one wait for output lasts before the hook's state is looked at again.
 const POLL_MS: libc::c_int = 50;
 
@@ -112,6 +116,7 @@ pub fn run(
     let mut child = Command::new("/bin/sh")
         .arg("-c")
         .arg(hook.command)
+        .env_remove(PASSWORD_VAR)
         .envs(hook.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -166,8 +171,9 @@ pub fn run(
     }
     let status = child.wait().map_err(io_err)?;
     // What is still buffered in the pipes, without waiting for a process the hook left
-    // behind that holds them open.
-    while let Ok(true) = pump(&mut streams, 0, log) {}
+    // behind that holds them open (or writes on).
+    let drained = Instant::now() + DRAIN;
+    while Instant::now() < drained && matches!(pump(&mut streams, 0, log), Ok(true)) {}
     for s in &mut streams {
         s.finish(log);
     }
@@ -209,15 +215,21 @@ fn has_exited(pid: libc::pid_t) -> io::Result<bool> {
         )
     };
     if rc < 0 {
-        let e = io::Error::last_os_error();
-        return if e.kind() == io::ErrorKind::Interrupted {
-            Ok(false)
-        } else {
-            Err(e)
-        };
+        return nothing_if_interrupted();
     }
     // SAFETY: waitid filled `info` (or left it zeroed: no state change yet).
     Ok(unsafe { info.si_pid() } != 0)
+}
+
+/// After a failed system call: `Ok(false)` (nothing happened, look again) when a signal
+/// interrupted it, else its error.
+fn nothing_if_interrupted() -> io::Result<bool> {
+    let e = io::Error::last_os_error();
+    if e.kind() == io::ErrorKind::Interrupted {
+        Ok(false)
+    } else {
+        Err(e)
+    }
 }
 
 /// Sends `sig` to every process of the hook's group (gone ones are no error).
@@ -314,12 +326,7 @@ fn pump(streams: &mut [Stream], timeout_ms: libc::c_int, log: &dyn Fn(&str)) -> 
     // SAFETY: `fds` is a valid array of pollfd of the length given.
     let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
     if rc < 0 {
-        let e = io::Error::last_os_error();
-        return if e.kind() == io::ErrorKind::Interrupted {
-            Ok(false)
-        } else {
-            Err(e)
-        };
+        return nothing_if_interrupted();
     }
     let mut any = false;
     let mut buf = vec![0u8; 64 * 1024];

@@ -199,3 +199,36 @@ fn a_missing_shell_command_is_an_exit_status() {
     assert!(matches!(e, HookError::Exit { code: 127, .. }), "{e:?}");
     assert!(e.to_string().contains("not found"), "{e}");
 }
+
+#[test]
+fn a_process_left_behind_writing_on_does_not_hold_the_hook() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("pid");
+    let command = format!("yes & echo $! > {}", pidfile.display());
+    let hook = Hook {
+        name: "after",
+        command: &command,
+        env: &[],
+        timeout: LONG,
+        grace: KILL_GRACE,
+    };
+    let lines = std::sync::atomic::AtomicU64::new(0);
+    let start = Instant::now();
+    let out = run(
+        &hook,
+        &|l| {
+            assert_eq!(l, "y");
+            lines.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        },
+        None,
+    );
+    // SAFETY: kill(2) of the `yes` this test's hook started.
+    unsafe { libc::kill(pid_in(&pidfile), libc::SIGKILL) };
+    out.unwrap();
+    assert!(
+        start.elapsed() < DRAIN + Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(lines.into_inner() > 0);
+}
