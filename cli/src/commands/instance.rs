@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
+use cairn::service::control::MAX_HOOK_TIMEOUT_SECS;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
@@ -63,7 +64,7 @@ pub struct HookArgs {
     pub restore_after: Option<String>,
     /// Kill a hook's process group (SIGTERM, SIGKILL 5 s later) after SECS seconds,
     /// 1-86400, and fail it [default: 600].
-    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=MAX_HOOK_TIMEOUT_SECS))]
     pub hook_timeout: Option<u64>,
 }
 
