@@ -475,3 +475,19 @@ fn cli_instance_add_with_hooks_through_a_mount_logs_into_the_job() {
     let points = env.run(&["points", "redis"]).ok();
     assert_eq!(points.stdout.lines().count(), 1, "{}", points.describe());
 }
+
+#[test]
+fn after_runs_after_a_failed_backup_and_is_told_so() {
+    let rig = Rig::new("2026-11-22T00:00:00Z");
+    let (before, after) = (file(&rig, "before-ran"), file(&rig, "after-ran"));
+    let before_cmd = format!("touch {}", before.display());
+    let after_cmd = format!("echo \"$CAIRN_RESULT\" > {}", after.display());
+    add_db(&rig, &[("before", &before_cmd), ("after", &after_cmd)]).unwrap();
+    fs::remove_dir_all(&rig.src).unwrap();
+    let (_, status) = run_job(&rig, "snapshot", "instance=db");
+    assert_eq!(status["state"], "failed", "{status}");
+    assert!(!error_of(&status).contains("hook"), "{status}");
+    assert!(before.exists());
+    assert_eq!(read(&after), "failure\n");
+    assert!(rig.points("db").is_empty());
+}
