@@ -47,6 +47,8 @@ cairn control plane
 Write one request per line into a control file; read the reply (job=ID or the error)
 back from the same handle when you open it read-write.
   echo 'add name=NAME path=/abs/path [path=..] [exclude=GLOB]' > ctl/instance
+       [before=CMD] [after=CMD] [restore-before=CMD] [restore-after=CMD] [hook-timeout=S]
+       run CMD with /bin/sh -c around snapshots and restores (docs/CONTROL.md, Hooks)
   echo 'remove name=NAME'                                        > ctl/instance
   echo 'instance=NAME [name=LABEL]'                              > ctl/snapshot
   echo 'instance=NAME point=POINT|latest target=/abs [include=GLOB].. [mode=new|in-place]' > ctl/restore

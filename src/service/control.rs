@@ -2,7 +2,7 @@
 //! `ctl/verify`, `ctl/forget`, `ctl/prune`, `ctl/cancel`): one line into its typed
 //! request, each value checked (through the model's rules) before anything starts.
 
-use crate::model::instance::check_source_paths;
+use crate::model::instance::{check_source_paths, Hooks};
 use crate::model::names::{is_valid_label, is_valid_new_name, MAX_NEW_NAME_LEN};
 
 use super::grammar::{
@@ -39,11 +39,15 @@ pub fn parse_instance(text: &str) -> Result<InstanceRequest> {
             }
             check_source_paths(&paths).map_err(ControlError::invalid)?;
             let excludes = globs("exclude", f.all("exclude"))?;
-            f.finish("name, path, exclude")?;
+            let hooks = hooks(&mut f)?;
+            f.finish(
+                "name, path, exclude, before, after, restore-before, restore-after, hook-timeout",
+            )?;
             InstanceRequest::Add {
                 name,
                 paths,
                 excludes,
+                hooks,
             }
         }
         Some("remove") => {
@@ -63,6 +67,50 @@ pub fn parse_instance(text: &str) -> Result<InstanceRequest> {
         }
     };
     Ok(req)
+}
+
+/// The most a hook may be given to run: a day.
+pub const MAX_HOOK_TIMEOUT_SECS: u64 = 86_400;
+
+/// The hook keys of `add`: each a command for `/bin/sh -c`, and their timeout.
+fn hooks(f: &mut Fields) -> Result<Hooks> {
+    let mut command = |key: &str| -> Result<Option<String>> {
+        match f.optional(key)? {
+            Some(c) if c.trim().is_empty() => Err(ControlError::invalid(format!(
+                "`{key}=` needs a command (for /bin/sh -c)"
+            ))),
+            Some(c) if c.contains('\0') => Err(ControlError::invalid(format!(
+                "`{key}=` must not contain NUL"
+            ))),
+            other => Ok(other),
+        }
+    };
+    let mut hooks = Hooks {
+        before: command("before")?,
+        after: command("after")?,
+        restore_before: command("restore-before")?,
+        restore_after: command("restore-after")?,
+        timeout_secs: None,
+    };
+    if let Some(t) = f.optional("hook-timeout")? {
+        let secs = t
+            .parse::<u64>()
+            .ok()
+            .filter(|s| (1..=MAX_HOOK_TIMEOUT_SECS).contains(s))
+            .ok_or_else(|| {
+                ControlError::invalid(format!(
+                    "hook-timeout must be whole seconds from 1 to {MAX_HOOK_TIMEOUT_SECS}, got `{t}`"
+                ))
+            })?;
+        if hooks.is_empty() {
+            return Err(ControlError::invalid(
+                "hook-timeout= applies to hooks: give before=, after=, restore-before= or \
+                 restore-after= too",
+            ));
+        }
+        hooks.timeout_secs = Some(secs);
+    }
+    Ok(hooks)
 }
 
 pub fn parse_snapshot(text: &str) -> Result<SnapshotRequest> {

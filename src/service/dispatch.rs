@@ -185,6 +185,7 @@ impl Service {
                 name,
                 paths,
                 excludes,
+                hooks,
             } => {
                 for p in &paths {
                     if p.symlink_metadata().is_err() {
@@ -202,7 +203,7 @@ impl Service {
                         .map(|p| p.to_string_lossy().into_owned())
                         .collect(),
                     excludes,
-                    hooks: Default::default(),
+                    hooks,
                     commands: Vec::new(),
                 };
                 config.version = config.version_needed();

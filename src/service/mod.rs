@@ -7,7 +7,8 @@
 //!   [`requests`] (typed requests), [`control`] and [`policy_control`] (the parsers).
 //! - The service: `daemon` (state, start, refresh), `dispatch` (requests), `queue`
 //!   (the job queue and its views), `runner` (running jobs), `scheduler` and `tracks`,
-//!   `policies`, `retention`, `definitions` (what is read from the repository).
+//!   `policies`, `retention`, `definitions` (what is read from the repository), and
+//!   the hooks around jobs: `hooks` (one hook's process), `job_hooks` (their order).
 //! - What the service owns: [`events::EventLog`], [`job_history::JobHistory`] (with
 //!   `unsaved`), [`clock`]; the job types in [`jobs`] and [`job_progress`].
 
@@ -19,7 +20,9 @@ mod dispatch;
 mod error;
 pub mod events;
 pub mod grammar;
+mod hooks;
 pub mod job_history;
+mod job_hooks;
 pub mod job_progress;
 pub mod jobs;
 pub mod policies;

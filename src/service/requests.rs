@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::RestoreMode;
+use crate::model::instance::Hooks;
 
 /// `ctl/instance`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -16,6 +17,9 @@ pub enum InstanceRequest {
         name: String,
         paths: Vec<PathBuf>,
         excludes: Vec<String>,
+        /// `before=`, `after=`, `restore-before=`, `restore-after=`, `hook-timeout=`.
+        #[serde(default, skip_serializing_if = "Hooks::is_empty")]
+        hooks: Hooks,
     },
     Remove {
         name: String,

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::engine::{self, BackupRequest, CancelToken, RestoreRequest, VerifyRequest};
+use crate::model::manifest::point_name;
 use crate::model::PointKind;
 
 use crate::sync::LockExt;
@@ -16,6 +17,7 @@ use crate::sync::LockExt;
 use super::daemon::Service;
 use super::events::{lease_taken_over, JobEnd};
 use super::job_history::INTERRUPTED;
+use super::job_hooks::{JobError, JobHooks};
 use super::job_progress::JobProgress;
 use super::jobs::{JobKind, JobState, LiveJob};
 use super::requests;
@@ -102,7 +104,7 @@ impl Service {
                 })
             };
             let outcome = if cancel.is_cancelled() {
-                Err(engine::EngineError::Cancelled)
+                Err(engine::EngineError::Cancelled.into())
             } else {
                 self.run_job(id, kind, &request, instance.as_deref(), &cancel, &progress)
             };
@@ -117,10 +119,10 @@ impl Service {
             if let Some(mut job) = st.live.remove(&id) {
                 let (state, error, result) = match outcome {
                     Ok(result) => (JobState::Succeeded, None, Some(result)),
-                    Err(engine::EngineError::Cancelled) if st.shutdown => {
+                    Err(e) if e.is_cancelled() && st.shutdown => {
                         (JobState::Interrupted, Some(INTERRUPTED.to_string()), None)
                     }
-                    Err(engine::EngineError::Cancelled) => (
+                    Err(e) if e.is_cancelled() => (
                         JobState::Cancelled,
                         Some("cancelled on request".to_string()),
                         None,
@@ -158,7 +160,7 @@ impl Service {
         instance: Option<&str>,
         cancel: &CancelToken,
         progress: &Arc<JobProgress>,
-    ) -> engine::Result<Value> {
+    ) -> Result<Value, JobError> {
         let repo = &self.inner.repo;
         let catalog = &self.inner.catalog;
         let bad = |e: serde_json::Error| {
@@ -190,8 +192,16 @@ impl Service {
                     b.kind = PointKind::Scheduled;
                     b.time_ns = Some(run.time_ns);
                 }
-                let out = engine::backup(repo, catalog, &b, progress.as_ref(), cancel)?;
-                let mut result = json!({"point": out.manifest.name, "stats": out.manifest.stats, "warnings": out.warnings});
+                let mut hooks = JobHooks::snapshot(&config.hooks, &req.instance, id);
+                if hooks.any() {
+                    // The hooks are told the name the point is to get: its time is now.
+                    let time = *b.time_ns.get_or_insert_with(crate::model::now_ns);
+                    hooks = hooks.with("CAIRN_POINT", point_name(time, b.kind, b.label.as_deref()));
+                }
+                let mut result = hooks.around(progress, cancel, || {
+                    let out = engine::backup(repo, catalog, &b, progress.as_ref(), cancel)?;
+                    Ok(json!({"point": out.manifest.name, "stats": out.manifest.stats, "warnings": out.warnings}))
+                })?;
                 if req.schedule.is_some() {
                     // Retention follows every scheduled point; the point stays if it fails.
                     result["expired"] =
@@ -217,12 +227,15 @@ impl Service {
                     delete_excluded: req.delete_excluded,
                     skip_damaged: req.skip_damaged,
                 };
-                let out = engine::restore(repo, catalog, &r, progress.as_ref(), cancel)?;
-                Ok(json!({
-                    "point": out.point, "files": out.files, "bytes": out.bytes, "written": out.written,
-                    "removed": out.removed, "safety_point": out.safety_point, "warnings": out.warnings,
-                    "skipped": out.skipped,
-                }))
+                let hooks = self.restore_hooks(&req, id);
+                hooks.around(progress, cancel, || {
+                    let out = engine::restore(repo, catalog, &r, progress.as_ref(), cancel)?;
+                    Ok(json!({
+                        "point": out.point, "files": out.files, "bytes": out.bytes, "written": out.written,
+                        "removed": out.removed, "safety_point": out.safety_point, "warnings": out.warnings,
+                        "skipped": out.skipped,
+                    }))
+                })
             }
             JobKind::Verify => {
                 let req: requests::VerifyControl =
@@ -246,7 +259,7 @@ impl Service {
                         })
                         .chain(report.problems.iter().cloned())
                         .collect();
-                    Err(engine::EngineError::Damage(names.join(", ")))
+                    Err(engine::EngineError::Damage(names.join(", ")).into())
                 }
             }
             JobKind::Forget => {
@@ -279,5 +292,30 @@ impl Service {
                 Ok(serde_json::to_value(&out).unwrap_or_default())
             }
         }
+    }
+
+    /// The restore hooks of the instance of `req` (none once it is removed), told the
+    /// point restored and the target: `target=`, else the point's source paths.
+    fn restore_hooks(&self, req: &requests::RestoreControl, id: u64) -> JobHooks {
+        let Some(config) = self.instance(&req.instance) else {
+            return JobHooks::default();
+        };
+        let hooks = JobHooks::restore(&config.hooks, &req.instance, id);
+        if !hooks.any() {
+            return hooks;
+        }
+        let point = self
+            .inner
+            .catalog
+            .find_point(&req.instance, &req.point)
+            .ok()
+            .flatten();
+        let target = match (&req.target, &point) {
+            (Some(t), _) => t.to_string_lossy().into_owned(),
+            (None, Some(p)) => p.manifest.paths.join(":"),
+            (None, None) => String::new(),
+        };
+        let name = point.map_or_else(|| req.point.clone(), |p| p.manifest.name);
+        hooks.with("CAIRN_POINT", name).with("CAIRN_TARGET", target)
     }
 }

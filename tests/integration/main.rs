@@ -23,6 +23,7 @@ mod forget;
 mod forget_interrupted;
 mod format_golden;
 mod gcs_emulator;
+mod hooks;
 mod hostile_repo;
 mod instance_checks;
 mod mount;

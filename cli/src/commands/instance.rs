@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
+use cairn::service::control::MAX_HOOK_TIMEOUT_SECS;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
@@ -33,6 +34,55 @@ pub struct AddArgs {
     pub excludes: Vec<String>,
     #[command(flatten)]
     pub mount: MountPointArg,
+    #[command(flatten)]
+    pub hooks: HookArgs,
+}
+
+/// Commands the daemon runs with `/bin/sh -c` around the instance's jobs
+/// (docs/CONTROL.md, "Hooks").
+#[derive(Args, Debug)]
+#[command(next_help_heading = "Hooks (run by the daemon with /bin/sh -c; output in the job's log)")]
+pub struct HookArgs {
+    /// Run CMD before each snapshot (manual or scheduled), with CAIRN_INSTANCE,
+    /// CAIRN_JOB and CAIRN_POINT (the name the point is to get) in its environment: if
+    /// it fails (non-zero exit, a signal, the timeout), so does the job, with the tail
+    /// of its stderr, and no point is made.
+    #[arg(long, value_name = "CMD")]
+    pub before: Option<String>,
+    /// Run CMD after each snapshot whose --before ran (or that has none), also after a
+    /// failure or a cancel (CAIRN_RESULT=success|failure); if it fails, the point stays
+    /// and the job carries a warning.
+    #[arg(long, value_name = "CMD")]
+    pub after: Option<String>,
+    /// Run CMD before each restore (CAIRN_POINT is the point restored, CAIRN_TARGET
+    /// where to): if it fails, so does the job, and nothing is written.
+    #[arg(long, value_name = "CMD")]
+    pub restore_before: Option<String>,
+    /// Run CMD after each restore, whether it succeeded or failed (CAIRN_RESULT says
+    /// which); if it fails, that is a warning.
+    #[arg(long, value_name = "CMD")]
+    pub restore_after: Option<String>,
+    /// Kill a hook's process group (SIGTERM, SIGKILL 5 s later) after SECS seconds,
+    /// 1-86400, and fail it [default: 600].
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=MAX_HOOK_TIMEOUT_SECS))]
+    pub hook_timeout: Option<u64>,
+}
+
+impl HookArgs {
+    /// The hooks given, as `(key, value)` of the control grammar.
+    fn pairs(&self) -> Vec<(&'static str, String)> {
+        let commands = [
+            ("before", &self.before),
+            ("after", &self.after),
+            ("restore-before", &self.restore_before),
+            ("restore-after", &self.restore_after),
+        ];
+        commands
+            .into_iter()
+            .filter_map(|(k, v)| v.clone().map(|v| (k, v)))
+            .chain(self.hook_timeout.map(|t| ("hook-timeout", t.to_string())))
+            .collect()
+    }
 }
 
 #[derive(Args, Debug)]
@@ -66,6 +116,10 @@ pub fn run(_inv: &Invocation<'_>, cmd: &InstanceCommand) -> Result<Status> {
             for g in &args.excludes {
                 req = req.kv("exclude", g);
             }
+            let hooks = args.hooks.pairs();
+            for (k, v) in &hooks {
+                req = req.kv(k, v.as_str());
+            }
             client.request("instance", &req)?;
             println!("added instance {}", args.name);
             for p in &paths {
@@ -73,6 +127,9 @@ pub fn run(_inv: &Invocation<'_>, cmd: &InstanceCommand) -> Result<Status> {
             }
             for g in &args.excludes {
                 println!("  exclude  {g}");
+            }
+            for (k, v) in &hooks {
+                println!("  {k:<8} {v}");
             }
             println!("`cairn snapshot {}` takes a point of it", args.name);
             Ok(Status::Success)

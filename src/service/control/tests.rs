@@ -50,7 +50,8 @@ fn typed_requests() {
         InstanceRequest::Add {
             name: "db".into(),
             paths: vec!["/srv/db".into(), "/etc".into()],
-            excludes: vec!["*.log".into()]
+            excludes: vec!["*.log".into()],
+            hooks: Hooks::default(),
         }
     );
     assert!(parse_instance("add name=db path=relative").is_err());
@@ -139,4 +140,52 @@ fn typed_requests() {
     assert_eq!(parse_cancel("job=17").unwrap(), 17);
     assert!(parse_cancel("job=x").is_err());
     assert!(parse_snapshot("{\"instance\":\"db\"}").is_ok());
+}
+
+#[test]
+fn hook_keys_of_add() {
+    let req = parse_instance(
+        "add name=r path=/var/lib/redis before='redis-cli bgsave' after=true \
+         restore-before=\"systemctl stop redis\" restore-after='systemctl start redis' \
+         hook-timeout=30",
+    )
+    .unwrap();
+    let InstanceRequest::Add { hooks, .. } = req else {
+        panic!("not an add: {req:?}");
+    };
+    assert_eq!(
+        hooks,
+        Hooks {
+            before: Some("redis-cli bgsave".into()),
+            after: Some("true".into()),
+            restore_before: Some("systemctl stop redis".into()),
+            restore_after: Some("systemctl start redis".into()),
+            timeout_secs: Some(30),
+        }
+    );
+    let json =
+        parse_instance(r#"{"op":"add","name":"r","path":"/a","after":"x","hook-timeout":86400}"#)
+            .unwrap();
+    let InstanceRequest::Add { hooks, .. } = json else {
+        panic!("not an add");
+    };
+    assert_eq!(hooks.after.as_deref(), Some("x"));
+    assert_eq!(hooks.timeout_secs(), 86_400);
+    for (bad, says) in [
+        (
+            "before=x hook-timeout=0",
+            "hook-timeout must be whole seconds from 1 to 86400, got `0`",
+        ),
+        ("before=x hook-timeout=abc", "got `abc`"),
+        ("before=x hook-timeout=86401", "got `86401`"),
+        ("before=x hook-timeout=-1", "got `-1`"),
+        ("hook-timeout=5", "hook-timeout= applies to hooks"),
+        ("before=''", "`before=` needs a command"),
+        ("before=a before=b", "`before` given more than once"),
+        ("restore-after=' '", "`restore-after=` needs a command"),
+    ] {
+        let e = parse_instance(&format!("add name=r path=/a {bad}")).unwrap_err();
+        assert!(e.message.contains(says), "{bad}: {}", e.message);
+        assert_eq!(e.errno, libc::EINVAL);
+    }
 }
