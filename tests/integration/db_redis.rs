@@ -1,77 +1,81 @@
-//! Backups of a running Redis 7 (issue 12), against the real redis-server: 100k keys, a
-//! point of its data directory taken after a BGSAVE has finished, restored into a new
-//! directory and loaded by a fresh redis-server on another port.
+//! Backups of a running Redis 7 (issue 12), against the real redis-server with 100k
+//! keys, through a real mount: a point of its data directory taken by a before-hook that
+//! runs BGSAVE and waits for it (DCS's physical backup), restored into a new directory and
+//! loaded by a fresh redis-server on another port.
 
-use std::time::{Duration, Instant};
-
-use crate::support::cli_repo::Cli;
+use crate::support::cli_env::Env;
 use crate::support::db_servers::{available, Redis};
+use crate::support::mount::fuse_available;
 
 const KEYS: usize = 100_000;
 
-/// Asks for a BGSAVE and waits until it has finished (LASTSAVE moves past `before`).
-fn bgsave_and_wait(redis: &Redis) {
-    let before = redis.cli(&["LASTSAVE"]).trim().to_string();
-    assert!(redis.cli(&["BGSAVE"]).contains("Background saving started"));
-    let start = Instant::now();
-    while redis.cli(&["LASTSAVE"]).trim() == before
-        || redis
-            .cli(&["INFO", "persistence"])
-            .contains("rdb_bgsave_in_progress:1")
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "BGSAVE did not finish"
+/// The README's before-hook: BGSAVE, then wait while the save runs (the server reports
+/// it in progress from the fork, before BGSAVE returns), and fail unless it succeeded.
+fn bgsave_hook(port: u16) -> String {
+    format!(
+        "redis-cli -p {port} BGSAVE && \
+         while redis-cli -p {port} INFO persistence | grep -q 'rdb_bgsave_in_progress:1'; \
+         do sleep 0.1; done && \
+         redis-cli -p {port} INFO persistence | grep -q 'rdb_last_bgsave_status:ok'"
+    )
+}
+
+fn assert_same_keys(redis: &Redis, seed: u64) {
+    assert_eq!(redis.dbsize(), KEYS as u64);
+    for i in [0, 1, 4_242, 77_777, KEYS - 1] {
+        assert_eq!(
+            redis.cli(&["GET", &format!("key:{i}")]).trim(),
+            format!("value-{i}-{seed}"),
+            "key:{i}"
         );
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
 #[test]
-fn a_point_of_a_saved_data_directory_loads_in_a_fresh_server() {
-    if !available("redis-server") {
+fn a_point_taken_by_a_bgsave_hook_loads_in_a_fresh_server() {
+    if !fuse_available() || !available("redis-server") {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let cli = Cli::new(dir.path());
-    let repo = cli.repo();
-    cli.run(&["init", &repo]).ok();
-    let live = Redis::start(&dir.path().join("redis-data"), &[]);
+    let env = Env::new();
+    env.init();
+    let live = Redis::start(&env.path("redis-data"), &[]);
     live.fill(KEYS, 7);
     assert_eq!(live.dbsize(), KEYS as u64);
-    // LASTSAVE has a resolution of a second: let it move.
-    std::thread::sleep(Duration::from_millis(1100));
-    bgsave_and_wait(&live);
+    let _daemon = env.mount_background();
     let data = live.dir.to_str().unwrap().to_string();
-    cli.run(&["snapshot", "redis", "--repo", &repo, "--path", &data])
-        .ok();
+    env.run(&[
+        "instance",
+        "add",
+        "redis",
+        "--path",
+        &data,
+        "--before",
+        &bgsave_hook(live.port),
+        "--hook-timeout",
+        "120",
+    ])
+    .ok();
+    let snap = env.run(&["snapshot", "redis", "--json"]).ok().json();
+    assert_eq!(snap["state"], "succeeded", "{snap}");
     // Writes after the point are not in it.
     live.cli(&["SET", "key:after", "late"]);
 
-    let target = dir.path().join("restored");
-    let target_str = target.to_str().unwrap().to_string();
-    cli.run(&[
+    // The RDB reads back through the mount as it was saved.
+    let through_mount = env.mnt().join("redis/latest/dump.rdb");
+    let stored = std::fs::read(&through_mount).expect("dump.rdb through the mount");
+    assert!(stored.starts_with(b"REDIS"), "an RDB file");
+
+    let target = env.path("restored");
+    env.run(&[
         "restore",
         "redis",
         "latest",
-        "--repo",
-        &repo,
         "--target",
-        &target_str,
+        target.to_str().unwrap(),
     ])
     .ok();
-    assert!(
-        target.join("dump.rdb").is_file(),
-        "the RDB file is restored"
-    );
+    assert_eq!(std::fs::read(target.join("dump.rdb")).unwrap(), stored);
     let fresh = Redis::start(&target, &["--dbfilename", "dump.rdb"]);
-    assert_eq!(fresh.dbsize(), KEYS as u64);
-    for i in [0, 1, 4_242, 77_777, KEYS - 1] {
-        assert_eq!(
-            fresh.cli(&["GET", &format!("key:{i}")]).trim(),
-            format!("value-{i}-7"),
-            "key:{i}"
-        );
-    }
+    assert_same_keys(&fresh, 7);
     assert_eq!(fresh.cli(&["EXISTS", "key:after"]).trim(), "0");
 }
