@@ -20,7 +20,7 @@ pub mod restore;
 mod trees;
 pub mod verify;
 
-pub use backup::{backup, BackupOutcome, BackupRequest};
+pub use backup::{backup, BackupOutcome, BackupRequest, StreamFinish, StreamSource};
 pub use blobs::BlobReader;
 pub use content::{ContentReader, FileLayout};
 pub use forget::{forget, ForgetOutcome, ForgetRequest};
@@ -88,6 +88,9 @@ pub enum EngineError {
     Damage(String),
     #[error("no point `{point}` in instance `{instance}`")]
     NoSuchPoint { instance: String, point: String },
+    /// A stream of a backup failed (its reader, or its producer at the end): no point.
+    #[error("stream `{name}`: {message} (no point was made)")]
+    StreamFailed { name: String, message: String },
     #[error("cancelled")]
     Cancelled,
 }
