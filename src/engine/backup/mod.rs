@@ -36,8 +36,8 @@ use super::{CancelToken, EngineError, InvalidRequest, Progress, Result};
 use crate::sync::LockExt;
 use names::write_manifest;
 use run::Ctx;
-pub use stream::{StreamFinish, StreamSource};
 use stream::read_stream;
+pub use stream::{StreamFinish, StreamSource};
 use walk::{backup_dir, backup_entry, present_chunks, store_tree};
 
 /// What to back up.
@@ -233,7 +233,8 @@ pub fn backup(
         cancel.check()?;
         progress.phase("finishing uploads");
         let packer_stats = ctx.packer.flush().map(|_| ctx.packer.stats())?;
-        let time_ns = stream_time.unwrap_or_else(|| req.time_ns.unwrap_or_else(crate::model::now_ns));
+        let time_ns =
+            stream_time.unwrap_or_else(|| req.time_ns.unwrap_or_else(crate::model::now_ns));
         let stats = PointStats {
             files: ctx.files.load(Ordering::Relaxed),
             dirs: ctx.dirs.load(Ordering::Relaxed),

@@ -69,6 +69,13 @@ pub(super) fn read_stream(ctx: &Ctx<'_>, s: &StreamSource) -> Result<StreamConte
         failed(format!("reading it: {e}"))
     });
     let finished = finish();
+    if read.is_err() || finished.is_err() {
+        // What was uploaded gets its index segment, so that every prune (from any
+        // machine) sees these packs unreferenced and removes them.
+        if let Err(f) = ctx.packer.flush() {
+            tracing::warn!("after the failed stream {}: {f}", s.name);
+        }
+    }
     node.size = read?;
     finished.map_err(failed)?;
     ctx.files.fetch_add(1, Ordering::Relaxed);
