@@ -185,6 +185,7 @@ impl Service {
                 name,
                 paths,
                 excludes,
+                commands,
             } => {
                 for p in &paths {
                     if p.symlink_metadata().is_err() {
@@ -203,7 +204,7 @@ impl Service {
                         .collect(),
                     excludes,
                     hooks: Default::default(),
-                    commands: Vec::new(),
+                    commands,
                 };
                 config.version = config.version_needed();
                 let json = serde_json::to_vec(&config).unwrap_or_default();

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::RestoreMode;
+use crate::model::instance::CommandSource;
 
 /// `ctl/instance`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -16,6 +17,8 @@ pub enum InstanceRequest {
         name: String,
         paths: Vec<PathBuf>,
         excludes: Vec<String>,
+        /// `command=CMD as=NAME` pairs, in the order given.
+        commands: Vec<CommandSource>,
     },
     Remove {
         name: String,

@@ -25,7 +25,7 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
 
 use crate::catalog::Catalog;
-use crate::model::instance::{check_source_paths, check_stream_name};
+use crate::model::instance::{check_source_paths, check_stream_names};
 use crate::model::manifest::{point_name, RootMeta, MANIFEST_VERSION};
 use crate::model::names::{check_instance_name, is_valid_label};
 use crate::model::{Layout, Manifest, ManifestId, PointKind, PointStats};
@@ -122,27 +122,9 @@ fn check_request(req: &BackupRequest) -> Result<(Layout, Vec<Vec<u8>>)> {
             return Ok((Layout::Single, names));
         }
     }
-    check_stream_names(&req.streams, &names)?;
+    check_stream_names(req.streams.iter().map(|s| s.name.as_str()), &req.paths)
+        .map_err(|e| EngineError::Invalid(InvalidRequest::BadStreamName(e)))?;
     Ok((Layout::PerPath, names))
-}
-
-/// Each stream name is one file name, given once, and not the name of a source's entry.
-fn check_stream_names(streams: &[StreamSource], path_names: &[Vec<u8>]) -> Result<()> {
-    let bad = |m: String| EngineError::Invalid(InvalidRequest::BadStreamName(m));
-    for (i, s) in streams.iter().enumerate() {
-        check_stream_name(&s.name).map_err(bad)?;
-        if streams[..i].iter().any(|o| o.name == s.name) {
-            return Err(bad(format!("stream name `{}` is given twice", s.name)));
-        }
-        if path_names.iter().any(|n| n == s.name.as_bytes()) {
-            return Err(bad(format!(
-                "stream name `{}` is also the last component of a source path: a point \
-                 holds both at its top",
-                s.name
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// Backs up `req.paths` as a new point of `req.instance`.

@@ -76,6 +76,8 @@ pub(super) fn read_stream(ctx: &Ctx<'_>, s: &StreamSource) -> Result<StreamConte
             tracing::warn!("after the failed stream {}: {f}", s.name);
         }
     }
+    // A cancel may have ended the producer: that is the cancel, not its failure.
+    ctx.cancel.check()?;
     node.size = read?;
     finished.map_err(failed)?;
     ctx.files.fetch_add(1, Ordering::Relaxed);
