@@ -1,9 +1,14 @@
 //! Streams: named byte streams (command sources, `--stdin`) stored as files of a point,
 //! deduplicated like files; a failed stream leaves no point and prune reclaims its data;
-//! bad names and in-place restores of such points are refused.
+//! bad names and in-place restores of such points are refused. The engine is driven
+//! directly; the daemon's command sources and `--stdin`/`--stdout` through the real
+//! binary (mounts guarded by [`Daemon`](crate::support::daemon::Daemon), every wait
+//! limited).
 
+use std::fs::File;
 use std::io::{Cursor, Read};
 use std::path::Path;
+use std::process::Stdio;
 
 use cairn::engine::{
     backup, prune, restore, BackupOutcome, BackupRequest, CancelToken, EngineError, NoProgress,
@@ -11,7 +16,11 @@ use cairn::engine::{
 };
 use cairn::model::NodeKind;
 
+use crate::support::cli_env::{drain, wait_status, Env, COMMAND_LIMIT};
+use crate::support::cli_repo::pack_bytes;
+use crate::support::cli_run::{exit_code, Run};
 use crate::support::fixture::{noise, SourceTree};
+use crate::support::mount::fuse_available;
 use crate::support::repos::TestRepo;
 
 fn stream(name: &str, data: Vec<u8>) -> StreamSource {
@@ -214,4 +223,186 @@ fn a_failed_stream_makes_no_point_and_prune_reclaims_its_data() {
         std::fs::read(target.join("small")).unwrap(),
         noise(3, 100_000)
     );
+}
+
+// ------------------------------------------------------------------------------------
+// Through the binary.
+
+/// Runs cairn with stdin from `input` (or nothing) and stdout into the file `out`.
+fn run_with_files(env: &Env, args: &[&str], input: Option<&Path>, out: &Path) -> Run {
+    let mut cmd = env.command(args);
+    cmd.stdout(File::create(out).unwrap());
+    if let Some(i) = input {
+        cmd.stdin(File::open(i).unwrap());
+    }
+    let mut child = cmd.spawn().unwrap();
+    let err = drain(child.stderr.take().unwrap());
+    let what = format!("cairn {}", args.join(" "));
+    let status = wait_status(&what, &mut child, COMMAND_LIMIT);
+    Run {
+        code: exit_code(status),
+        stdout: String::new(),
+        stderr: err.join().unwrap(),
+        what,
+    }
+}
+
+#[test]
+fn stdin_with_repo_then_restore_stdout_round_trips_64_mib() {
+    let env = Env::new();
+    env.init();
+    let repo = env.repo();
+    let dump = env.path("dump.sql");
+    std::fs::write(&dump, noise(11, 64 << 20)).unwrap();
+    let out = env.path("out");
+    let snap = [
+        "snapshot", "app", "--repo", &repo, "--stdin", "app.sql", "--json",
+    ];
+    run_with_files(&env, &snap, Some(&dump), &out).ok();
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(v["bytes"], 64 << 20, "{v}");
+
+    let restored = env.path("restored.sql");
+    let args = [
+        "restore", "app", "latest", "--repo", &repo, "--stdout", "app.sql",
+    ];
+    run_with_files(&env, &args, None, &restored).ok();
+    assert!(std::fs::read(&restored).unwrap() == std::fs::read(&dump).unwrap());
+
+    // Not a file of the point; bad names; no path and no stream.
+    env.run(&[
+        "restore",
+        "app",
+        "latest",
+        "--repo",
+        &repo,
+        "--stdout",
+        "other.sql",
+    ])
+    .failed()
+    .stderr_has("no regular file `other.sql`")
+    .stderr_has("app.sql");
+    env.run(&["snapshot", "app", "--repo", &repo, "--stdin", "a/b"])
+        .failed()
+        .stderr_has("must not contain `/`");
+    env.run(&["snapshot", "app", "--repo", &repo])
+        .code(2)
+        .stderr_has("--stdin NAME");
+    // In place has no path to put the stream at.
+    env.run(&[
+        "restore", "app", "latest", "--repo", &repo, "--mode", "in-place",
+    ])
+    .failed()
+    .stderr_has("--target");
+}
+
+#[test]
+fn command_sources_through_the_mount() {
+    if !fuse_available() {
+        return;
+    }
+    let env = Env::new();
+    env.init();
+    let data = env.path("data.bin");
+    std::fs::write(&data, noise(21, 5 << 20)).unwrap();
+    let src = SourceTree::new(&env.path("conf"));
+    src.file("app.conf", b"port=5432\n");
+    let daemon = env.mount_background();
+    let mnt = env.mnt();
+
+    // Names are checked before anything is stored.
+    for (bad, needle) in [
+        (
+            &["--command", "true", "--as", "a/b"][..],
+            "must not contain",
+        ),
+        (
+            &[
+                "--command",
+                "true",
+                "--as",
+                "x",
+                "--command",
+                "true",
+                "--as",
+                "x",
+            ],
+            "twice",
+        ),
+        (&["--command", "true"], "--as"),
+    ] {
+        let mut args = vec!["instance", "add", "bad"];
+        args.extend_from_slice(bad);
+        env.run(&args).code(2).stderr_has(needle);
+    }
+
+    let cat = format!("cat '{}'", data.display());
+    let conf = src.root.to_str().unwrap();
+    env.run(&[
+        "instance",
+        "add",
+        "pg",
+        "--path",
+        conf,
+        "--command",
+        &cat,
+        "--as",
+        "all.sql",
+        "--command",
+        "printf %s \"$CAIRN_INSTANCE\"; echo progress >&2",
+        "--as",
+        "who",
+    ])
+    .ok()
+    .stdout_has("command");
+    env.run(&["snapshot", "pg"]).ok();
+    let point = mnt.join("pg/latest");
+    assert!(std::fs::read(point.join("all.sql")).unwrap() == std::fs::read(&data).unwrap());
+    assert_eq!(std::fs::read_to_string(point.join("who")).unwrap(), "pg");
+    assert_eq!(
+        std::fs::read_to_string(point.join("conf/app.conf")).unwrap(),
+        "port=5432\n"
+    );
+    let restored = env.path("restored.sql");
+    run_with_files(
+        &env,
+        &["restore", "pg", "--stdout", "all.sql"],
+        None,
+        &restored,
+    )
+    .ok();
+    assert!(std::fs::read(&restored).unwrap() == std::fs::read(&data).unwrap());
+    env.run(&["restore", "pg", "--stdout", "conf"])
+        .code(2)
+        .stderr_has("no regular file");
+    env.run(&["restore", "pg", "--mode", "in-place"])
+        .failed()
+        .stderr_has("--target");
+
+    // A command that dies halfway: no point, and prune takes its data back.
+    let points_before = std::fs::read_dir(mnt.join("pg")).unwrap().count();
+    let packs_before = pack_bytes(&env.path("repo"));
+    env.run(&[
+        "instance",
+        "add",
+        "broken",
+        "--command",
+        "head -c 52428800 /dev/urandom; echo 'dump broke halfway' >&2; exit 1",
+        "--as",
+        "x.sql",
+    ])
+    .ok();
+    env.run(&["snapshot", "broken"])
+        .failed()
+        .stderr_has("exited with status 1")
+        .stderr_has("dump broke halfway");
+    assert_eq!(std::fs::read_dir(mnt.join("broken")).unwrap().count(), 0);
+    assert!(pack_bytes(&env.path("repo")) > packs_before + (45 << 20));
+    env.run(&["prune", "--grace-hours", "0"]).ok();
+    assert!(pack_bytes(&env.path("repo")) < packs_before + (1 << 20));
+    assert_eq!(
+        std::fs::read_dir(mnt.join("pg")).unwrap().count(),
+        points_before
+    );
+    drop(daemon);
 }
