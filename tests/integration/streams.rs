@@ -16,7 +16,7 @@ use cairn::engine::{
 };
 use cairn::model::NodeKind;
 
-use crate::support::cli_env::{drain, wait_status, Env, COMMAND_LIMIT};
+use crate::support::cli_env::{drain, job_id, wait_status, Env, COMMAND_LIMIT};
 use crate::support::cli_repo::pack_bytes;
 use crate::support::cli_run::{exit_code, Run};
 use crate::support::fixture::{noise, SourceTree};
@@ -355,7 +355,13 @@ fn command_sources_through_the_mount() {
     ])
     .ok()
     .stdout_has("command");
-    env.run(&["snapshot", "pg"]).ok();
+    let job = job_id(&env.run(&["snapshot", "pg", "--no-wait"]).ok());
+    env.run(&["jobs", &job.to_string(), "--wait"]).ok();
+    let log = std::fs::read_to_string(mnt.join(format!(".cairn/jobs/{job}/log"))).unwrap();
+    assert!(
+        log.contains("who: progress"),
+        "stderr goes to the job log: {log}"
+    );
     let point = mnt.join("pg/latest");
     assert!(std::fs::read(point.join("all.sql")).unwrap() == std::fs::read(&data).unwrap());
     assert_eq!(std::fs::read_to_string(point.join("who")).unwrap(), "pg");
