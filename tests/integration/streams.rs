@@ -19,6 +19,7 @@ use cairn::model::NodeKind;
 use crate::support::cli_env::{drain, job_id, wait_status, Env, COMMAND_LIMIT};
 use crate::support::cli_repo::pack_bytes;
 use crate::support::cli_run::{exit_code, Run};
+use crate::support::daemon::wait_dead;
 use crate::support::fixture::{noise, SourceTree};
 use crate::support::mount::fuse_available;
 use crate::support::repos::TestRepo;
@@ -409,6 +410,52 @@ fn command_sources_through_the_mount() {
     assert_eq!(
         std::fs::read_dir(mnt.join("pg")).unwrap().count(),
         points_before
+    );
+    drop(daemon);
+}
+
+#[test]
+fn a_cancel_kills_the_command_and_makes_no_point() {
+    if !fuse_available() {
+        return;
+    }
+    let env = Env::new();
+    env.init();
+    let daemon = env.mount_background();
+    let pidfile = env.path("pid");
+    // The group's other member (the background sleep) must die too.
+    let cmd = format!(
+        "sleep 600 & echo $! > '{}.bg'; echo $$ > '{}'; wait",
+        pidfile.display(),
+        pidfile.display()
+    );
+    env.run(&["instance", "add", "slow", "--command", &cmd, "--as", "s"])
+        .ok();
+    let job = job_id(&env.run(&["snapshot", "slow", "--no-wait"]).ok());
+    let start = std::time::Instant::now();
+    let read_pid = |p: &Path| std::fs::read_to_string(p).ok()?.trim().parse::<i32>().ok();
+    let pids = loop {
+        let bg = pidfile.with_extension("bg");
+        if let (Some(a), Some(b)) = (read_pid(&pidfile), read_pid(&bg)) {
+            break [a, b];
+        }
+        assert!(start.elapsed() < COMMAND_LIMIT, "the command did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    env.run(&["cancel", &job.to_string()]).ok();
+    env.run(&["jobs", &job.to_string(), "--wait"])
+        .failed()
+        .stderr_has("cancel");
+    for pid in pids {
+        wait_dead(
+            pid,
+            std::time::Duration::from_secs(10),
+            "the cancelled command",
+        );
+    }
+    assert_eq!(
+        std::fs::read_dir(env.mnt().join("slow")).unwrap().count(),
+        0
     );
     drop(daemon);
 }
