@@ -8,7 +8,6 @@
 use std::fs::File;
 use std::io::{Cursor, Read};
 use std::path::Path;
-use std::process::Stdio;
 
 use cairn::engine::{
     backup, prune, restore, BackupOutcome, BackupRequest, CancelToken, EngineError, NoProgress,
@@ -16,6 +15,7 @@ use cairn::engine::{
 };
 use cairn::model::NodeKind;
 
+use crate::prune::repo_bytes;
 use crate::support::cli_env::{drain, job_id, wait_status, Env, COMMAND_LIMIT};
 use crate::support::cli_repo::pack_bytes;
 use crate::support::cli_run::{exit_code, Run};
@@ -36,16 +36,6 @@ fn snap(
     let mut req = BackupRequest::new("db", paths.iter().map(|p| p.to_path_buf()).collect());
     req.streams = streams;
     backup(&t.repo, &t.catalog, &req, &NoProgress, &CancelToken::new())
-}
-
-fn repo_bytes(t: &TestRepo) -> u64 {
-    t.repo
-        .store()
-        .list("")
-        .unwrap()
-        .iter()
-        .map(|o| o.size)
-        .sum()
 }
 
 fn restore_to(t: &TestRepo, target: &Path, mode: RestoreMode) -> Result<(), EngineError> {

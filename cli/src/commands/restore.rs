@@ -13,6 +13,7 @@ use serde_json::json;
 
 use cairn::engine::{self, RestoreMode, RestoreRequest};
 
+use super::restore_stdout::StdoutRequest;
 use super::{absolute, print_json, Invocation, Status};
 use crate::client::{self, JobArgs, Request, Target, TargetArgs};
 use crate::failure::usage;
@@ -84,7 +85,14 @@ pub fn run(inv: &Invocation<'_>, args: &RestoreArgs) -> Result<Status> {
         if args.mode == Mode::InPlace {
             return Err(usage("--stdout writes to stdout: drop --mode in-place"));
         }
-        return super::restore_stdout::run(inv, args, name);
+        let req = StdoutRequest {
+            instance: &args.instance,
+            point: &args.point,
+            name,
+            target: &args.target,
+            no_wait: args.job.no_wait,
+        };
+        return super::restore_stdout::run(inv, &req);
     }
     if args.delete_excluded && args.mode != Mode::InPlace {
         return Err(usage("--delete-excluded applies to --mode in-place only"));

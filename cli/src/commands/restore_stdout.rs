@@ -9,24 +9,33 @@ use anyhow::{Context, Result};
 use cairn::engine;
 use cairn::model::instance::check_stream_name;
 
-use super::restore::RestoreArgs;
 use super::{Invocation, Status};
-use crate::client::Target;
+use crate::client::{Target, TargetArgs};
 use crate::failure::usage;
 use crate::repo_args;
 
-pub fn run(inv: &Invocation<'_>, args: &RestoreArgs, name: &str) -> Result<Status> {
+/// Which file of which point, and where the repository is.
+pub struct StdoutRequest<'a> {
+    pub instance: &'a str,
+    pub point: &'a str,
+    pub name: &'a str,
+    pub target: &'a TargetArgs,
+    pub no_wait: bool,
+}
+
+pub fn run(inv: &Invocation<'_>, req: &StdoutRequest<'_>) -> Result<Status> {
+    let (instance, point, name) = (req.instance, req.point, req.name);
     check_stream_name(name).map_err(usage)?;
-    let what = format!("{}/{}/{name}", args.instance, args.point);
+    let what = format!("{instance}/{point}/{name}");
     let mut out = std::io::stdout().lock();
-    match args.target.resolve()? {
+    match req.target.resolve()? {
         Target::Repo(repo) => {
-            let (repo, catalog) = repo_args::open_direct(inv.global, &repo, args.job.no_wait)?;
-            engine::dump_file(&repo, &catalog, &args.instance, &args.point, name, &mut out)
+            let (repo, catalog) = repo_args::open_direct(inv.global, &repo, req.no_wait)?;
+            engine::dump_file(&repo, &catalog, instance, point, name, &mut out)
                 .with_context(|| format!("cannot write {what} to stdout"))?;
         }
         Target::Mount(client) => {
-            let path = client.dir.join(&args.instance).join(&args.point).join(name);
+            let path = client.dir.join(instance).join(point).join(name);
             let is_file = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file());
             if !is_file {
                 return Err(usage(format!(
