@@ -401,6 +401,28 @@ fn command_sources_through_the_mount() {
         std::fs::read_dir(mnt.join("pg")).unwrap().count(),
         points_before
     );
+
+    // Commands alone, without a path.
+    env.run(&[
+        "instance",
+        "add",
+        "only",
+        "--command",
+        "echo one",
+        "--as",
+        "one.txt",
+    ])
+    .ok();
+    env.run(&["snapshot", "only"]).ok();
+    let top: Vec<_> = std::fs::read_dir(mnt.join("only/latest"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(top, ["one.txt"]);
+    assert_eq!(
+        std::fs::read_to_string(mnt.join("only/latest/one.txt")).unwrap(),
+        "one\n"
+    );
     drop(daemon);
 }
 
