@@ -196,7 +196,7 @@ fn engine_kind(e: &EngineError) -> Kind {
         | EngineError::Damage(_) => Kind::InvalidRequest,
         EngineError::NoSuchPoint { .. } => Kind::NoSuchPoint,
         EngineError::Cancelled => Kind::Cancelled,
-        EngineError::Io { .. } => Kind::Other,
+        EngineError::Io { .. } | EngineError::StreamFailed { .. } => Kind::Other,
     }
 }
 

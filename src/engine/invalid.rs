@@ -19,6 +19,15 @@ pub enum InvalidRequest {
          `before-restore` (reserved, also with a `-N` suffix)"
     )]
     BadLabel(String),
+    /// A stream name that is not one file name, is given twice, or is a source's name.
+    #[error("{0}")]
+    BadStreamName(String),
+    /// An in-place restore of a point with streams, which have no original path.
+    #[error(
+        "point {point} holds streams ({streams}) that have no original path: restore it \
+         with --target DIR (or one stream with --stdout NAME), not in place"
+    )]
+    StreamsNeedTarget { point: String, streams: String },
     /// An include or exclude glob that does not parse (the text says which).
     #[error("{0}")]
     BadPattern(String),

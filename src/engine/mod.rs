@@ -1,5 +1,6 @@
-//! Whole operations on a repository: backup, restore, verify, forget, prune. A library: the daemon and
-//! the tests call it directly; progress goes through [`Progress`].
+//! Whole operations on a repository: backup, restore, verify, forget, prune, and one
+//! file of a point to a writer (`dump`). A library: the daemon and the tests call it
+//! directly; progress goes through [`Progress`].
 //!
 //! Blobs are read through a [`BlobReader`], trees through a [`TreeReader`] (decoded, cached,
 //! prefetched) on top of it, file content through a [`ContentReader`]. A request refused
@@ -9,6 +10,7 @@ pub mod backup;
 mod blobs;
 pub mod content;
 pub mod disk_cache;
+mod dump;
 pub mod forget;
 mod fsmeta;
 mod history;
@@ -20,9 +22,10 @@ pub mod restore;
 mod trees;
 pub mod verify;
 
-pub use backup::{backup, BackupOutcome, BackupRequest};
+pub use backup::{backup, BackupOutcome, BackupRequest, StreamFinish, StreamSource};
 pub use blobs::BlobReader;
 pub use content::{ContentReader, FileLayout};
+pub use dump::dump_file;
 pub use forget::{forget, ForgetOutcome, ForgetRequest};
 pub use invalid::InvalidRequest;
 pub use progress::{CancelToken, NoProgress, Progress};
@@ -88,6 +91,9 @@ pub enum EngineError {
     Damage(String),
     #[error("no point `{point}` in instance `{instance}`")]
     NoSuchPoint { instance: String, point: String },
+    /// A stream of a backup failed (its reader, or its producer at the end): no point.
+    #[error("stream `{name}`: {message} (no point was made)")]
+    StreamFailed { name: String, message: String },
     #[error("cancelled")]
     Cancelled,
 }

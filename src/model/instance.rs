@@ -86,6 +86,34 @@ pub fn check_stream_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks the stream names of one point (command sources, `--stdin`) beside its source
+/// paths: each one file name ([`check_stream_name`]), none given twice, none the last
+/// component of a source path (both are entries at the top of the point). Returns the
+/// message to refuse them with.
+pub fn check_stream_names<'a>(
+    names: impl IntoIterator<Item = &'a str>,
+    paths: &[PathBuf],
+) -> Result<(), String> {
+    let mut seen: Vec<&str> = Vec::new();
+    for name in names {
+        check_stream_name(name)?;
+        if seen.contains(&name) {
+            return Err(format!("stream name `{name}` is given twice"));
+        }
+        if paths
+            .iter()
+            .any(|p| p.file_name().map_or(name == "root", |n| n == name))
+        {
+            return Err(format!(
+                "stream name `{name}` is also the last component of a source path: a point \
+                 holds both at its top"
+            ));
+        }
+        seen.push(name);
+    }
+    Ok(())
+}
+
 /// A path's components without `.` (and so without trailing slashes).
 fn normal(p: &Path) -> Vec<Component<'_>> {
     p.components().filter(|c| *c != Component::CurDir).collect()
@@ -254,6 +282,18 @@ mod tests {
             "{json}"
         );
         assert!(InstanceConfig::decode("db", br#"{"version":3,"name":"db","paths":[]}"#).is_err());
+    }
+
+    #[test]
+    fn stream_names_are_unique_and_apart_from_the_paths() {
+        let paths = [PathBuf::from("/srv/data"), PathBuf::from("/")];
+        assert!(check_stream_names(["a.sql", "b.sql"], &paths).is_ok());
+        for bad in [&["a", "a"][..], &["data"], &["root"], &["x/y"]] {
+            assert!(
+                check_stream_names(bad.iter().copied(), &paths).is_err(),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

@@ -28,8 +28,8 @@ pub enum PointKind {
 pub enum Layout {
     /// One source directory: the root tree is that directory.
     Single,
-    /// Several sources (or one file): the root tree has one entry per source, named by
-    /// the source's last path component.
+    /// Several sources (or one file, or any streams): the root tree has one entry per
+    /// source, named by the source's last path component, and one file per stream.
     PerPath,
 }
 
@@ -70,6 +70,11 @@ pub struct Manifest {
     /// only its entries). Absent in older manifests and for `per-path`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root_meta: Option<RootMeta>,
+    /// The names of the byte streams (command outputs, `--stdin`) stored as files at the
+    /// top of a `per-path` root tree beside the path entries, in the order they were
+    /// taken. Absent in older manifests and in points without streams.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub streams: Vec<String>,
 }
 
 /// The metadata of a point's root directory when it is one source directory.
@@ -294,6 +299,7 @@ pub(crate) fn example(parent: Option<String>) -> Manifest {
         stats: PointStats::default(),
         excludes: Vec::new(),
         root_meta: None,
+        streams: Vec::new(),
     }
 }
 

@@ -2,7 +2,7 @@
 //! `ctl/verify`, `ctl/forget`, `ctl/prune`, `ctl/cancel`): one line into its typed
 //! request, each value checked (through the model's rules) before anything starts.
 
-use crate::model::instance::{check_source_paths, Hooks};
+use crate::model::instance::{check_source_paths, check_stream_names, CommandSource, Hooks};
 use crate::model::names::{is_valid_label, is_valid_new_name, MAX_NEW_NAME_LEN};
 
 use super::grammar::{
@@ -32,22 +32,28 @@ pub fn parse_instance(text: &str) -> Result<InstanceRequest> {
                 .into_iter()
                 .map(|p| absolute("path", p))
                 .collect::<Result<Vec<_>>>()?;
-            if paths.is_empty() {
+            let commands = command_sources(&mut f, &paths)?;
+            if paths.is_empty() && commands.is_empty() {
                 return Err(ControlError::invalid(
-                    "missing `path=` (an absolute path; repeat for several)",
+                    "missing `path=` (an absolute path; repeat for several) or \
+                     `command=CMD as=NAME`",
                 ));
             }
-            check_source_paths(&paths).map_err(ControlError::invalid)?;
+            if !paths.is_empty() {
+                check_source_paths(&paths).map_err(ControlError::invalid)?;
+            }
             let excludes = globs("exclude", f.all("exclude"))?;
             let hooks = hooks(&mut f)?;
             f.finish(
-                "name, path, exclude, before, after, restore-before, restore-after, hook-timeout",
+                "name, path, exclude, command, as, before, after, restore-before, \
+                 restore-after, hook-timeout",
             )?;
             InstanceRequest::Add {
                 name,
                 paths,
                 excludes,
                 hooks,
+                commands,
             }
         }
         Some("remove") => {
@@ -111,6 +117,29 @@ fn hooks(f: &mut Fields) -> Result<Hooks> {
         hooks.timeout_secs = Some(secs);
     }
     Ok(hooks)
+}
+
+/// `command=CMD as=NAME` pairs, in order: each command needs its own `as=`, and the
+/// names follow the stream-name rules beside the paths.
+fn command_sources(f: &mut Fields, paths: &[std::path::PathBuf]) -> Result<Vec<CommandSource>> {
+    let (commands, names) = (f.all("command"), f.all("as"));
+    if commands.len() != names.len() {
+        return Err(ControlError::invalid(format!(
+            "{} `command=` and {} `as=`: give each command the file name of its output \
+             (`command=CMD as=NAME`, repeat the pair for several)",
+            commands.len(),
+            names.len()
+        )));
+    }
+    if let Some(c) = commands.iter().find(|c| c.trim().is_empty()) {
+        return Err(ControlError::invalid(format!("empty command `{c}`")));
+    }
+    check_stream_names(names.iter().map(String::as_str), paths).map_err(ControlError::invalid)?;
+    Ok(commands
+        .into_iter()
+        .zip(names)
+        .map(|(command, name)| CommandSource { command, name })
+        .collect())
 }
 
 pub fn parse_snapshot(text: &str) -> Result<SnapshotRequest> {

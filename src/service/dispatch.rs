@@ -186,6 +186,7 @@ impl Service {
                 paths,
                 excludes,
                 hooks,
+                commands,
             } => {
                 for p in &paths {
                     if p.symlink_metadata().is_err() {
@@ -204,7 +205,7 @@ impl Service {
                         .collect(),
                     excludes,
                     hooks,
-                    commands: Vec::new(),
+                    commands,
                 };
                 config.version = config.version_needed();
                 let json = serde_json::to_vec(&config).unwrap_or_default();

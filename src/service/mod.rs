@@ -6,13 +6,15 @@
 //! - The grammar and its data: [`grammar`] (words both ways, [`ControlError`]),
 //!   [`requests`] (typed requests), [`control`] and [`policy_control`] (the parsers).
 //! - The service: `daemon` (state, start, refresh), `dispatch` (requests), `queue`
-//!   (the job queue and its views), `runner` (running jobs), `scheduler` and `tracks`,
-//!   `policies`, `retention`, `definitions` (what is read from the repository), and
-//!   the hooks around jobs: `hooks` (one hook's process), `job_hooks` (their order).
+//!   (the job queue and its views), `runner` (running jobs; `command_sources` runs the
+//!   commands of a snapshot), `scheduler` and `tracks`, `policies`, `retention`,
+//!   `definitions` (what is read from the repository), and the hooks around jobs:
+//!   `hooks` (one hook's process), `job_hooks` (their order).
 //! - What the service owns: [`events::EventLog`], [`job_history::JobHistory`] (with
 //!   `unsaved`), [`clock`]; the job types in [`jobs`] and [`job_progress`].
 
 pub mod clock;
+mod command_sources;
 pub mod control;
 mod daemon;
 mod definitions;

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::RestoreMode;
-use crate::model::instance::Hooks;
+use crate::model::instance::{CommandSource, Hooks};
 
 /// `ctl/instance`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,6 +20,8 @@ pub enum InstanceRequest {
         /// `before=`, `after=`, `restore-before=`, `restore-after=`, `hook-timeout=`.
         #[serde(default, skip_serializing_if = "Hooks::is_empty")]
         hooks: Hooks,
+        /// `command=CMD as=NAME` pairs, in the order given.
+        commands: Vec<CommandSource>,
     },
     Remove {
         name: String,

@@ -14,6 +14,7 @@ use crate::model::PointKind;
 
 use crate::sync::LockExt;
 
+use super::command_sources::command_streams;
 use super::daemon::Service;
 use super::events::{lease_taken_over, JobEnd};
 use super::job_history::INTERRUPTED;
@@ -183,6 +184,7 @@ impl Service {
                     config.paths.iter().map(PathBuf::from).collect(),
                 );
                 b.excludes = config.excludes.clone();
+                b.streams = command_streams(&config.commands, &req.instance, id, progress, cancel);
                 b.label = req.label.clone();
                 b.kind = PointKind::Manual;
                 if let Some(run) = &req.schedule {

@@ -98,6 +98,7 @@ fn manifest(parent: Option<String>) -> Manifest {
         },
         excludes: vec!["*.tmp".into()],
         root_meta: None,
+        streams: Vec::new(),
     }
 }
 

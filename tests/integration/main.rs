@@ -46,4 +46,5 @@ mod s3_faults;
 mod safety_points;
 mod store_conformance;
 mod store_retry;
+mod streams;
 mod verify;

@@ -63,6 +63,7 @@ impl Forger {
             stats: PointStats::default(),
             excludes: Vec::new(),
             root_meta: None,
+            streams: Vec::new(),
         };
         let (id, json) = m.encode(t.repo.key());
         t.repo

@@ -10,11 +10,13 @@ use serde_json::json;
 
 use super::{absolute, print_json, Invocation, Status};
 use crate::client::{MountPointArg, Request};
+use crate::failure::usage;
 
 #[derive(Subcommand, Debug)]
 pub enum InstanceCommand {
-    /// Define an instance: a name and the paths its snapshots back up.
-    Add(AddArgs),
+    /// Define an instance: a name, the paths its snapshots back up, and the commands
+    /// whose output they store.
+    Add(Box<AddArgs>),
     /// List the instances of the mount (what `ls` shows at its top).
     List(ListArgs),
     /// Remove an instance's definition (its points stay).
@@ -26,9 +28,22 @@ pub struct AddArgs {
     /// The instance's name (1-240 of A-Z a-z 0-9 _ -).
     pub name: String,
     /// A file or directory its snapshots back up (repeat for several; none inside
-    /// another, no two ending in the same name).
-    #[arg(long = "path", value_name = "PATH", required = true)]
+    /// another, no two ending in the same name). Optional with --command.
+    #[arg(
+        long = "path",
+        value_name = "PATH",
+        required_unless_present = "commands"
+    )]
     pub paths: Vec<PathBuf>,
+    /// A command (run with /bin/sh -c) whose stdout each snapshot stores as the file
+    /// named by the --as that goes with it, e.g. --command pg_dumpall --as all.sql;
+    /// repeat the pair for several. Taken after the paths, in order; a command that
+    /// exits non-zero fails the snapshot.
+    #[arg(long = "command", value_name = "CMD")]
+    pub commands: Vec<String>,
+    /// The file name of the output of the --command in the same position.
+    #[arg(long = "as", value_name = "NAME")]
+    pub names: Vec<String>,
     /// Skip entries whose path relative to their source matches GLOB (repeatable).
     #[arg(long = "exclude", value_name = "GLOB")]
     pub excludes: Vec<String>,
@@ -116,6 +131,17 @@ pub fn run(_inv: &Invocation<'_>, cmd: &InstanceCommand) -> Result<Status> {
             for g in &args.excludes {
                 req = req.kv("exclude", g);
             }
+            if args.commands.len() != args.names.len() {
+                return Err(usage(format!(
+                    "{} --command and {} --as: give each command the file name of its \
+                     output (--command CMD --as NAME)",
+                    args.commands.len(),
+                    args.names.len()
+                )));
+            }
+            for (c, n) in args.commands.iter().zip(&args.names) {
+                req = req.kv("command", c).kv("as", n);
+            }
             let hooks = args.hooks.pairs();
             for (k, v) in &hooks {
                 req = req.kv(k, v.as_str());
@@ -127,6 +153,9 @@ pub fn run(_inv: &Invocation<'_>, cmd: &InstanceCommand) -> Result<Status> {
             }
             for g in &args.excludes {
                 println!("  exclude  {g}");
+            }
+            for (c, n) in args.commands.iter().zip(&args.names) {
+                println!("  command  {c}  (as {n})");
             }
             for (k, v) in &hooks {
                 println!("  {k:<8} {v}");

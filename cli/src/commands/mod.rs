@@ -13,6 +13,7 @@ pub mod points;
 pub mod policy;
 pub mod prune;
 pub mod restore;
+pub mod restore_stdout;
 pub mod snapshot;
 pub mod verify;
 

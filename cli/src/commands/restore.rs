@@ -1,7 +1,8 @@
 //! `cairn restore INSTANCE [POINT]`: restores a point into a new directory or over the
 //! original paths (after taking a safety point of them), through a mount or directly
 //! with `--repo REPO`. Nothing is written at the destination until everything is staged,
-//! so a failed or cancelled restore leaves it as it was.
+//! so a failed or cancelled restore leaves it as it was. `--stdout NAME` writes one file
+//! to stdout instead (`restore_stdout`).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -12,6 +13,7 @@ use serde_json::json;
 
 use cairn::engine::{self, RestoreMode, RestoreRequest};
 
+use super::restore_stdout::StdoutRequest;
 use super::{absolute, print_json, Invocation, Status};
 use crate::client::{self, JobArgs, Request, Target, TargetArgs};
 use crate::failure::usage;
@@ -65,11 +67,33 @@ pub struct RestoreArgs {
     /// the restore and the destination stays as it was).
     #[arg(long)]
     pub skip_damaged: bool,
+    /// Write the regular file NAME at the top of the point (a --command's or --stdin's
+    /// stream, e.g. all.sql) to stdout instead of restoring into a directory:
+    /// `cairn restore pg latest --stdout all.sql | psql`.
+    #[arg(
+        long = "stdout",
+        value_name = "NAME",
+        conflicts_with_all = ["target_dir", "includes", "delete_excluded", "skip_damaged"]
+    )]
+    pub stdout: Option<String>,
     #[command(flatten)]
     pub job: JobArgs,
 }
 
 pub fn run(inv: &Invocation<'_>, args: &RestoreArgs) -> Result<Status> {
+    if let Some(name) = &args.stdout {
+        if args.mode == Mode::InPlace {
+            return Err(usage("--stdout writes to stdout: drop --mode in-place"));
+        }
+        let req = StdoutRequest {
+            instance: &args.instance,
+            point: &args.point,
+            name,
+            target: &args.target,
+            no_wait: args.job.no_wait,
+        };
+        return super::restore_stdout::run(inv, &req);
+    }
     if args.delete_excluded && args.mode != Mode::InPlace {
         return Err(usage("--delete-excluded applies to --mode in-place only"));
     }

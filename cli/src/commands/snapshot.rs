@@ -1,5 +1,6 @@
 //! `cairn snapshot INSTANCE`: takes a new point of an instance, through a mount (the
-//! instance's definition holds its paths) or directly with `--repo REPO --path P..`.
+//! instance's definition holds its paths) or directly with `--repo REPO --path P..`,
+//! optionally with stdin as a stream (`--stdin NAME`).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -8,7 +9,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::json;
 
-use cairn::engine::{self, BackupRequest};
+use cairn::engine::{self, BackupRequest, StreamSource};
 
 use super::{absolute, print_json, Invocation, Status};
 use crate::client::{self, JobArgs, Request, Target, TargetArgs};
@@ -31,6 +32,12 @@ pub struct SnapshotArgs {
     /// crosses `/`; repeatable).
     #[arg(long = "exclude", value_name = "GLOB")]
     pub excludes: Vec<String>,
+    /// With --repo: store stdin as the file NAME at the top of the point, after the
+    /// paths (then optional), e.g. `pg_dump app | cairn snapshot app --repo R --stdin
+    /// app.sql`. The stream is complete when stdin reaches its end: run the pipeline
+    /// with `set -o pipefail` to fail on a writer that dies early; a read error fails.
+    #[arg(long = "stdin", value_name = "NAME")]
+    pub stdin: Option<String>,
     /// A label appended to the point's name, e.g. `before-upgrade` (not `auto` or
     /// `before-restore`: reserved).
     #[arg(long, value_name = "LABEL")]
@@ -43,6 +50,11 @@ pub fn run(inv: &Invocation<'_>, args: &SnapshotArgs) -> Result<Status> {
     match args.target.resolve()? {
         Target::Repo(repo) => direct(inv, args, &repo),
         Target::Mount(client) => {
+            if args.stdin.is_some() {
+                return Err(usage(
+                    "--stdin works with --repo REPO (not yet through a mount)",
+                ));
+            }
             if !args.paths.is_empty() || !args.excludes.is_empty() {
                 return Err(usage(format!(
                     "through a mount the instance's definition holds its paths and excludes: \
@@ -61,9 +73,9 @@ pub fn run(inv: &Invocation<'_>, args: &SnapshotArgs) -> Result<Status> {
 }
 
 fn direct(inv: &Invocation<'_>, args: &SnapshotArgs, repo: &str) -> Result<Status> {
-    if args.paths.is_empty() {
+    if args.paths.is_empty() && args.stdin.is_none() {
         return Err(usage(
-            "--path PATH is needed with --repo (repeat it for several paths)",
+            "--path PATH (repeat it for several paths) or --stdin NAME is needed with --repo",
         ));
     }
     if args.job.no_wait {
@@ -81,6 +93,11 @@ fn direct(inv: &Invocation<'_>, args: &SnapshotArgs, repo: &str) -> Result<Statu
     let mut req = BackupRequest::new(&args.instance, paths);
     req.excludes = args.excludes.clone();
     req.label = args.label.clone();
+    if let Some(name) = &args.stdin {
+        // Stdin has no producer to ask: reaching its end is success.
+        let stdin = StreamSource::new(name, Box::new(std::io::stdin()), Box::new(|| Ok(())));
+        req.streams.push(stdin);
+    }
 
     let progress = TermProgress::new("starting", "files", true);
     let start = Instant::now();

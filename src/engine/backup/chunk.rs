@@ -82,7 +82,7 @@ fn chunk_small(
     })
 }
 
-fn chunk_stream(
+pub(super) fn chunk_stream(
     ctx: &Ctx<'_>,
     source: impl Read,
     extents: &mut Vec<Extent>,

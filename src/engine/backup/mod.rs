@@ -2,8 +2,8 @@
 //! and compress on every core, upload through the packer, then write the manifest.
 //!
 //! This file holds the request and the run's order; the parent-reuse walk is in `walk`,
-//! chunking with hard-link slots in `chunk`, the point's name in `names`, and the state
-//! every step shares in `run`.
+//! chunking with hard-link slots in `chunk`, named byte streams in `stream`, the point's
+//! name in `names`, and the state every step shares in `run`.
 //!
 //! Memory is bounded whatever the data size: each worker holds one chunk at a time, the
 //! packer holds a bounded number of packs, and the index lives in the catalog.
@@ -11,6 +11,7 @@
 mod chunk;
 mod names;
 mod run;
+mod stream;
 mod walk;
 
 use std::fs;
@@ -24,7 +25,7 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
 
 use crate::catalog::Catalog;
-use crate::model::instance::check_source_paths;
+use crate::model::instance::{check_source_paths, check_stream_names};
 use crate::model::manifest::{point_name, RootMeta, MANIFEST_VERSION};
 use crate::model::names::{check_instance_name, is_valid_label};
 use crate::model::{Layout, Manifest, ManifestId, PointKind, PointStats};
@@ -35,10 +36,12 @@ use super::{CancelToken, EngineError, InvalidRequest, Progress, Result};
 use crate::sync::LockExt;
 use names::write_manifest;
 use run::Ctx;
+use stream::read_stream;
+pub use stream::{StreamFinish, StreamSource};
 use walk::{backup_dir, backup_entry, present_chunks, store_tree};
 
 /// What to back up.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct BackupRequest {
     pub instance: String,
     /// Absolute source paths, captured together as one point.
@@ -50,6 +53,9 @@ pub struct BackupRequest {
     /// The point's time (ns since the epoch, UTC); `None` for now. Injected by schedulers
     /// and tests.
     pub time_ns: Option<i64>,
+    /// Named byte streams, taken after the paths in this order, each stored as a file at
+    /// the top of the point (which then has the per-path layout).
+    pub streams: Vec<StreamSource>,
 }
 
 impl BackupRequest {
@@ -61,6 +67,7 @@ impl BackupRequest {
             kind: PointKind::Manual,
             label: None,
             time_ns: None,
+            streams: Vec::new(),
         }
     }
 }
@@ -99,7 +106,10 @@ fn check_request(req: &BackupRequest) -> Result<(Layout, Vec<Vec<u8>>)> {
             return Err(EngineError::Invalid(InvalidRequest::BadLabel(l.clone())));
         }
     }
-    check_source_paths(&req.paths).map_err(|e| EngineError::Invalid(InvalidRequest::BadPath(e)))?;
+    if !req.paths.is_empty() || req.streams.is_empty() {
+        check_source_paths(&req.paths)
+            .map_err(|e| EngineError::Invalid(InvalidRequest::BadPath(e)))?;
+    }
     let mut names = Vec::new();
     for p in &req.paths {
         let md = fs::symlink_metadata(p).map_err(|e| EngineError::io("reading source", p, e))?;
@@ -108,10 +118,12 @@ fn check_request(req: &BackupRequest) -> Result<(Layout, Vec<Vec<u8>>)> {
             .map(|n| n.as_bytes().to_vec())
             .unwrap_or_else(|| b"root".to_vec());
         names.push(name);
-        if req.paths.len() == 1 && md.is_dir() {
+        if req.paths.len() == 1 && md.is_dir() && req.streams.is_empty() {
             return Ok((Layout::Single, names));
         }
     }
+    check_stream_names(req.streams.iter().map(|s| s.name.as_str()), &req.paths)
+        .map_err(|e| EngineError::Invalid(InvalidRequest::BadStreamName(e)))?;
     Ok((Layout::PerPath, names))
 }
 
@@ -158,16 +170,19 @@ pub fn backup(
             }
         }
         progress.phase("backing up");
-        let root = pool.install(|| -> Result<_> {
+        // A point with streams takes its time before its root tree, whose stream files
+        // are modified at that time.
+        let (root, stream_time) = pool.install(|| -> Result<_> {
             let parent_tree = parent_root
                 .map(|id| ctx.reader.tree(&id))
                 .transpose()
                 .ok()
                 .flatten();
             match layout {
-                Layout::Single => {
-                    backup_dir(&ctx, &req.paths[0], Path::new(""), parent_tree.as_deref())
-                }
+                Layout::Single => Ok((
+                    backup_dir(&ctx, &req.paths[0], Path::new(""), parent_tree.as_deref())?,
+                    None,
+                )),
                 Layout::PerPath => {
                     let nodes = req
                         .paths
@@ -183,14 +198,25 @@ pub fn backup(
                             backup_entry(&ctx, path, Path::new(""), node, parent_node, &present)
                         })
                         .collect::<Result<Vec<_>>>()?;
-                    store_tree(&ctx, nodes.into_iter().flatten().collect())
+                    let mut nodes: Vec<_> = nodes.into_iter().flatten().collect();
+                    let streams = req
+                        .streams
+                        .iter()
+                        .map(|s| read_stream(&ctx, s))
+                        .collect::<Result<Vec<_>>>()?;
+                    let stream_time = (!streams.is_empty())
+                        .then(|| req.time_ns.unwrap_or_else(crate::model::now_ns));
+                    let time_ns = stream_time.unwrap_or_default();
+                    nodes.extend(streams.into_iter().map(|s| s.into_node(time_ns)));
+                    Ok((store_tree(&ctx, nodes)?, stream_time))
                 }
             }
         })?;
         cancel.check()?;
         progress.phase("finishing uploads");
         let packer_stats = ctx.packer.flush().map(|_| ctx.packer.stats())?;
-        let time_ns = req.time_ns.unwrap_or_else(crate::model::now_ns);
+        let time_ns =
+            stream_time.unwrap_or_else(|| req.time_ns.unwrap_or_else(crate::model::now_ns));
         let stats = PointStats {
             files: ctx.files.load(Ordering::Relaxed),
             dirs: ctx.dirs.load(Ordering::Relaxed),
@@ -222,6 +248,7 @@ pub fn backup(
             stats,
             excludes: req.excludes.clone(),
             root_meta,
+            streams: req.streams.iter().map(|s| s.name.clone()).collect(),
         };
         let base = point_name(time_ns, req.kind, req.label.as_deref());
         let (id, manifest) = write_manifest(&ctx, manifest, &base)?;

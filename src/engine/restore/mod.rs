@@ -166,6 +166,7 @@ pub fn restore(
                 kind: PointKind::Safety,
                 label: None,
                 time_ns: None,
+                streams: Vec::new(),
             };
             let out = backup(repo, catalog, &safety, &SafetyProgress(progress), cancel)?;
             outcome.safety_point = Some(out.manifest.name);

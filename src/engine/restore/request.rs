@@ -154,6 +154,12 @@ pub(super) struct Dest {
 }
 
 pub(super) fn destinations(req: &RestoreRequest, m: &Manifest) -> Result<Vec<Dest>> {
+    if req.mode == RestoreMode::InPlace && !m.streams.is_empty() {
+        return Err(EngineError::Invalid(InvalidRequest::StreamsNeedTarget {
+            point: m.name.clone(),
+            streams: m.streams.join(", "),
+        }));
+    }
     let dests = match (req.mode, m.layout, &req.target) {
         (RestoreMode::New, _, Some(t)) | (RestoreMode::InPlace, Layout::Single, Some(t)) => {
             vec![Dest {

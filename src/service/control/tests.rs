@@ -52,6 +52,7 @@ fn typed_requests() {
             paths: vec!["/srv/db".into(), "/etc".into()],
             excludes: vec!["*.log".into()],
             hooks: Hooks::default(),
+            commands: Vec::new(),
         }
     );
     assert!(parse_instance("add name=db path=relative").is_err());
@@ -59,6 +60,35 @@ fn typed_requests() {
     assert!(parse_instance("add name=d:b path=/a").is_err());
     assert!(parse_instance("add name=db").is_err());
     assert!(parse_instance("add name=db path=/a colour=red").is_err());
+    let Ok(InstanceRequest::Add {
+        commands, paths, ..
+    }) = parse_instance(
+        "add name=pg command='pg_dumpall -c' as=all.sql command=\"redis-cli --rdb -\" as=dump.rdb",
+    )
+    else {
+        panic!("command sources without paths refused");
+    };
+    assert!(paths.is_empty());
+    let pairs: Vec<_> = commands.iter().map(|c| (&*c.command, &*c.name)).collect();
+    assert_eq!(
+        pairs,
+        [
+            ("pg_dumpall -c", "all.sql"),
+            ("redis-cli --rdb -", "dump.rdb")
+        ]
+    );
+    for bad in [
+        "add name=pg command=x",
+        "add name=pg as=x",
+        "add name=pg command=a as=x command=b",
+        "add name=pg command=a as=x command=b as=x",
+        "add name=pg command=a as=a/b",
+        "add name=pg command=a as=..",
+        "add name=pg command='' as=x",
+        "add name=pg path=/srv/data command=a as=data",
+    ] {
+        assert!(parse_instance(bad).is_err(), "{bad:?} accepted");
+    }
     assert_eq!(
         parse_instance("remove name=db").unwrap(),
         InstanceRequest::Remove { name: "db".into() }
