@@ -79,3 +79,111 @@ fn a_point_taken_by_a_bgsave_hook_loads_in_a_fresh_server() {
     assert_same_keys(&fresh, 7);
     assert_eq!(fresh.cli(&["EXISTS", "key:after"]).trim(), "0");
 }
+
+/// The README's logical recipe: the RDB that `redis-cli --rdb -` streams, stored as
+/// `dump.rdb` by a command source, restored with `--stdout` and loaded by a fresh server.
+#[test]
+fn a_point_of_redis_cli_rdb_loads_in_a_fresh_server() {
+    if !fuse_available() || !available("redis-server") {
+        return;
+    }
+    let env = Env::new();
+    env.init();
+    let live = Redis::start(&env.path("redis-data"), &[]);
+    live.fill(KEYS, 11);
+    let _daemon = env.mount_background();
+    let command = format!("redis-cli -p {} --rdb -", live.port);
+    env.run(&[
+        "instance",
+        "add",
+        "redis-rdb",
+        "--command",
+        &command,
+        "--as",
+        "dump.rdb",
+    ])
+    .ok();
+    let snap = env.run(&["snapshot", "redis-rdb", "--json"]).ok().json();
+    assert_eq!(snap["state"], "succeeded", "{snap}");
+    live.cli(&["SET", "key:after", "late"]);
+
+    let out = env.path("rdb-restored");
+    std::fs::create_dir_all(&out).unwrap();
+    let dumped = env
+        .command(&["restore", "redis-rdb", "latest", "--stdout", "dump.rdb"])
+        .output()
+        .expect("cairn restore --stdout");
+    assert!(
+        dumped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dumped.stderr)
+    );
+    assert!(dumped.stdout.starts_with(b"REDIS"), "an RDB on stdout");
+    let through_mount = std::fs::read(env.mnt().join("redis-rdb/latest/dump.rdb")).unwrap();
+    assert_eq!(through_mount, dumped.stdout, "the mount and --stdout agree");
+    std::fs::write(out.join("dump.rdb"), &dumped.stdout).unwrap();
+    let fresh = Redis::start(&out, &["--dbfilename", "dump.rdb"]);
+    assert_same_keys(&fresh, 11);
+    assert_eq!(fresh.cli(&["EXISTS", "key:after"]).trim(), "0");
+}
+
+/// The README's in-place restore: restore-before stops the server, the point's files are
+/// swapped in, restore-after starts it again on the restored data (DCS's suspend, replace
+/// the persistence file, reload).
+#[test]
+fn an_in_place_restore_stops_redis_swaps_its_files_and_starts_it() {
+    if !fuse_available() || !available("redis-server") {
+        return;
+    }
+    let env = Env::new();
+    env.init();
+    let data_dir = env.path("redis-data");
+    let live = Redis::start(&data_dir, &["--dbfilename", "dump.rdb"]);
+    let port = live.port;
+    live.fill(KEYS, 5);
+    let _daemon = env.mount_background();
+    let data = data_dir.to_str().unwrap().to_string();
+    let pidfile = env.path("redis.pid");
+    let restart = format!(
+        "redis-server --port {port} --bind 127.0.0.1 --dir {data} --dbfilename dump.rdb \
+         --save '' --appendonly no --daemonize yes --pidfile {}",
+        pidfile.display()
+    );
+    env.run(&[
+        "instance",
+        "add",
+        "redis",
+        "--path",
+        &data,
+        "--before",
+        &bgsave_hook(port),
+        "--restore-before",
+        &format!("redis-cli -p {port} SHUTDOWN NOSAVE || true"),
+        "--restore-after",
+        &restart,
+    ])
+    .ok();
+    env.run(&["snapshot", "redis"]).ok();
+    // The data changes after the point, on disk too.
+    live.cli(&["FLUSHALL"]);
+    live.fill(10, 9);
+    bgsave_and_wait(&live);
+    assert_eq!(live.dbsize(), 10);
+
+    env.run(&["restore", "redis", "latest", "--mode", "in-place"])
+        .ok();
+    drop(live); // restore-before shut it down; this reaps the process
+    let back = Redis::adopt(port, &data_dir, &pidfile);
+    assert_same_keys(&back, 5);
+}
+
+/// BGSAVE from the test itself, waited for as the hook does.
+fn bgsave_and_wait(redis: &Redis) {
+    let script = bgsave_hook(redis.port);
+    let ok = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "BGSAVE");
+}

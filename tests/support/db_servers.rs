@@ -38,16 +38,28 @@ pub fn free_port() -> u16 {
     l.local_addr().expect("local addr").port()
 }
 
-/// A server process the test owns: Drop, or the watchdog at [`SERVER_LIMIT`], kills it.
+/// A server process the test owns (a child, or a daemon known by its pid): Drop, or the
+/// watchdog at [`SERVER_LIMIT`], kills it.
 struct Watched {
     child: Option<Child>,
+    pid: i32,
     done: Arc<AtomicBool>,
 }
 
 impl Watched {
     fn new(what: String, child: Child) -> Watched {
+        let pid = child.id() as i32;
+        Watched::start(what, Some(child), pid)
+    }
+
+    /// A server that daemonized itself: known by its pid only.
+    fn pid(what: String, pid: i32) -> Watched {
+        Watched::start(what, None, pid)
+    }
+
+    fn start(what: String, child: Option<Child>, pid: i32) -> Watched {
         let done = Arc::new(AtomicBool::new(false));
-        let (d, pid) = (done.clone(), child.id() as i32);
+        let d = done.clone();
         std::thread::spawn(move || {
             let start = Instant::now();
             while start.elapsed() < SERVER_LIMIT {
@@ -60,18 +72,21 @@ impl Watched {
             // SAFETY: kill(2) of the server this test started; `done` says it still runs.
             unsafe { libc::kill(pid, libc::SIGKILL) };
         });
-        Watched {
-            child: Some(child),
-            done,
-        }
+        Watched { child, pid, done }
     }
 }
 
 impl Drop for Watched {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+        match self.child.take() {
+            Some(mut c) => {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            // SAFETY: kill(2) of the daemon this test adopted by its pid file.
+            None => unsafe {
+                libc::kill(self.pid, libc::SIGKILL);
+            },
         }
         self.done.store(true, Ordering::SeqCst);
     }
@@ -100,16 +115,48 @@ impl Redis {
             .stderr(Stdio::null())
             .spawn()
             .expect("start redis-server");
-        let redis = Redis {
+        Redis {
             port,
             dir: dir.to_path_buf(),
             _server: Watched::new(format!("redis-server on port {port}"), child),
+        }
+        .answering()
+    }
+
+    /// A redis-server that something else started with `--daemonize yes --pidfile
+    /// PIDFILE` on `port` (a hook, say): waits for its pid file and its PING, then owns it.
+    pub fn adopt(port: u16, dir: &Path, pidfile: &Path) -> Redis {
+        let start = Instant::now();
+        let pid = loop {
+            if let Some(pid) = std::fs::read_to_string(pidfile)
+                .ok()
+                .and_then(|p| p.trim().parse::<i32>().ok())
+            {
+                break pid;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "no pid file {}",
+                pidfile.display()
+            );
+            std::thread::sleep(Duration::from_millis(50));
         };
+        Redis {
+            port,
+            dir: dir.to_path_buf(),
+            _server: Watched::pid(format!("redis-server on port {port}"), pid),
+        }
+        .answering()
+    }
+
+    fn answering(self) -> Redis {
+        let redis = self;
         let start = Instant::now();
         while redis.cli(&["PING"]).trim() != "PONG" {
             assert!(
                 start.elapsed() < Duration::from_secs(30),
-                "redis-server on port {port} did not answer PING"
+                "redis-server on port {} did not answer PING",
+                redis.port
             );
             std::thread::sleep(Duration::from_millis(50));
         }
