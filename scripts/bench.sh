@@ -8,7 +8,7 @@
 #   --quick        smaller data and 1 round (under 5 minutes once the data is made)
 #   --rounds N     rounds of every set (default 3; medians over them)
 #   --work DIR     where data, repositories and results go (default /var/tmp/cairn-bench)
-#   --only SETS    comma list of linux,sqlite,small,s3 (default: all)
+#   --only SETS    comma list of linux,sqlite,small,s3,dump (default: all)
 #   --tools TOOLS  comma list of cairn,restic,borg (default: all; borg has no S3)
 #   --db-mib N     size of the SQLite database (default 1024, quick 128)
 #
@@ -25,7 +25,7 @@ START=$SECONDS
 QUICK=0
 ROUNDS=3
 WORK=${BENCH_WORK:-/var/tmp/cairn-bench}
-SETS=linux,sqlite,small,s3
+SETS=linux,sqlite,small,s3,dump
 TOOLS=cairn,restic,borg
 DB_MIB=""
 while [ $# -gt 0 ]; do
@@ -43,7 +43,7 @@ while [ $# -gt 0 ]; do
 done
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "bench.sh: --rounds needs a positive number" >&2; exit 2; }
 for s in ${SETS//,/ }; do
-  case $s in linux|sqlite|small|s3) ;; *) echo "bench.sh: unknown set $s" >&2; exit 2 ;; esac
+  case $s in linux|sqlite|small|s3|dump) ;; *) echo "bench.sh: unknown set $s" >&2; exit 2 ;; esac
 done
 for t in ${TOOLS//,/ }; do
   case $t in cairn|restic|borg) ;; *) echo "bench.sh: unknown tool $t" >&2; exit 2 ;; esac
@@ -75,6 +75,8 @@ trap 'log "command failed (line $LINENO, step $STEP): $BASH_COMMAND"' ERR
 # ---------------------------------------------------------------- cleanup (always)
 # shellcheck source=scripts/lib.sh
 . "$ROOT/scripts/lib.sh"
+# shellcheck source=scripts/bench/dump.sh
+. "$HERE/dump.sh"
 
 cleanup() {
   local rc=$?
@@ -118,6 +120,7 @@ command -v borg >/dev/null || need_apt+=(borgbackup)
 [ -x /usr/bin/time ] || need_apt+=(time)
 [ -f /usr/src/linux-source-6.1.tar.xz ] || need_apt+=(linux-source-6.1)
 command -v sqlite3 >/dev/null || need_apt+=(sqlite3)
+command -v zstd >/dev/null || need_apt+=(zstd)
 command -v fusermount3 >/dev/null || need_apt+=(fuse3)
 command -v mkfs.ext4 >/dev/null || need_apt+=(e2fsprogs)
 python3 -c 'import ensurepip, venv' 2>/dev/null || need_apt+=(python3-venv)
@@ -186,7 +189,7 @@ if [ $QUICK = 1 ]; then
   fi
 fi
 DB=$DATA/sqlite-$DB_MIB
-if has "$SETS" sqlite && [ ! -f "$DB/changed.db" ]; then
+if { has "$SETS" sqlite || has "$SETS" dump; } && [ ! -f "$DB/changed.db" ]; then
   log "building a ${DB_MIB} MiB SQLite database (fixed seed)"
   rm -rf "$DB"; mkdir -p "$DB"
   "$PY" "$HERE/gen.py" sqlite "$DB/orig.db" --mib "$DB_MIB" >&2
@@ -199,6 +202,8 @@ if has "$SETS" small && [ ! -d "$SMALL" ]; then
   log "generating $SMALL_FILES small files (fixed seed)"
   "$PY" "$HERE/gen.py" smallfiles "$SMALL" --files "$SMALL_FILES" --replicas 10 >&2
 fi
+
+! has "$SETS" dump || dump_data
 
 # The input of a set (a directory; the SQLite set is a directory holding one database).
 set_orig() {
@@ -570,6 +575,7 @@ for set in linux sqlite small; do
   "$PY" "$HERE/limits.py" stages --sample "$RUN/sample" --set "$set" --seconds "$LIMIT_SECS" >> "$RESULTS"
   rm -f "$RUN/sample"
 done
+! has "$SETS" dump || dump_limit
 
 for set in linux sqlite small s3; do
   has "$SETS" "$set" || continue
@@ -594,6 +600,9 @@ for ROUND in $(seq 1 "$ROUNDS"); do
   done
   if has "$SETS" s3; then
     for tool in ${TOOLS//,/ }; do [ "$tool" = borg ] || run_s3 "$tool"; done
+  fi
+  if has "$SETS" dump; then
+    for tool in ${TOOLS//,/ }; do run_dump "$tool"; done
   fi
 done
 

@@ -16,6 +16,10 @@ PEERS = ["restic", "borg"]
 BACKUPS = ["first-backup", "nochange-backup", "changed-backup"]
 MOUNT_OPS = ["mount-first-byte", "mount-find", "mount-read-cold", "mount-read-warm"]
 HIGHER_IS_BETTER = {"mb_s"}
+DUMP_FIGURES = ["stream-1x", "stream-again", "stream-4x"]
+DUMP_RSS_GROWTH_MAX = 64  # MiB the daemon may grow by while a dump streams in
+DUMP_PIPE_FRACTION = 0.8  # of `cat DUMP | zstd -3 -T0`
+DUMP_AGAIN_MAX_PCT = 1.0  # stored by a second, unchanged dump, in % of its size
 FLAT_MAX = 1.5  # "flat": 10x the data costs at most 1.5x the peak RSS
 
 # (figure, metric) -> (against, bound): cairn / peer must be <= bound ("best": the better
@@ -49,6 +53,8 @@ def load(path):
 def fmt(v, metric=""):
     if v is None:
         return "-"
+    if metric == "stored_pct":
+        return f"{v:.2f}"
     if metric.endswith("_mb") or metric.endswith("_per_GB"):
         return f"{v:.0f}"
     if abs(v) < 0.1 and v:
@@ -219,6 +225,54 @@ class Report:
         return out
 
 
+def dump_report(rep):
+    """The dump set: derived figures, the table, and issue 12's targets."""
+    s = "dump"
+    data = rep.get(s, "source", "data", "data_bytes")
+    if not data:
+        return []
+    for t in rep.tools:
+        secs = rep.get(s, t, "stream-1x", "time_s")
+        if secs:
+            rep.med[(s, t, "stream-1x", "mb_s")] = data / secs / 1e6
+        for fig in DUMP_FIGURES:
+            daemon = rep.get(s, t, fig, "daemon_rss_mb")
+            base = rep.get(s, t, fig, "daemon_base_mb")
+            peak = daemon if daemon is not None else rep.get(s, t, fig, "rss_mb")
+            if peak is not None:
+                rep.med[(s, t, fig, "peak_rss_mb")] = peak
+            if daemon is not None and base is not None:
+                rep.med[(s, t, fig, "rss_growth_mb")] = daemon - base
+        first = rep.get(s, t, "stream-1x", "size_mb")
+        again = rep.get(s, t, "stream-again", "size_mb")
+        if first is not None and again is not None:
+            rep.med[(s, t, "stream-again", "stored_pct")] = 100 * (again - first) * 1048576 / data
+    rows = [("stream-1x", m, None) for m in ("time_s", "mb_s", "peak_rss_mb", "rss_growth_mb")]
+    rows += [("stream-again", m, None) for m in ("time_s", "stored_pct")]
+    rows += [("stream-4x", m, None) for m in ("time_s", "peak_rss_mb", "rss_growth_mb")]
+    title, head, lines = rep.table(f"SQL dump from a command's stdout: {data / 1048576:.0f} MiB "
+                                   "(cairn: RSS of the mount daemon)", s, rows)
+    out = [""] + render(title, head, lines)
+    pipe_secs = rep.get(s, "machine", "zstd-pipe", "time_s")
+    cairn = rep.get(s, "cairn", "stream-1x", "mb_s")
+    if pipe_secs and cairn:
+        pipe = data / pipe_secs / 1e6
+        out.append(f"  stream {cairn:.0f} MB/s = {100 * cairn / pipe:.0f}% of `cat | zstd -3 -T0` "
+                   f"{pipe:.0f} MB/s; target >= {100 * DUMP_PIPE_FRACTION:.0f}%: "
+                   + rep.verdict("dump stream vs zstd pipe", cairn >= DUMP_PIPE_FRACTION * pipe))
+    for fig in ("stream-1x", "stream-4x"):
+        g = rep.get(s, "cairn", fig, "rss_growth_mb")
+        if g is not None:
+            out.append(f"  {fig}: the daemon grew by {g:.0f} MiB; target < {DUMP_RSS_GROWTH_MAX}: "
+                       + rep.verdict(f"dump {fig} RSS growth", g < DUMP_RSS_GROWTH_MAX))
+    pct = rep.get(s, "cairn", "stream-again", "stored_pct")
+    if pct is not None:
+        out.append(f"  an unchanged dump again stored {pct:.2f}% of its size; target < "
+                   f"{DUMP_AGAIN_MAX_PCT:.0f}%: "
+                   + rep.verdict("dump unchanged again", pct < DUMP_AGAIN_MAX_PCT))
+    return out
+
+
 def render(title, head, lines):
     widths = [max(len(str(x)) for x in col) for col in zip(head, *lines)] if lines else []
     out = [title]
@@ -273,6 +327,7 @@ def main():
         out += render(title, head, lines)
         if s != "s3":
             out += rep.throughput(s)
+    out += dump_report(rep)
     sizes = {}
     for (s, t, fig, metric), v in med.items():
         if fig == "mount-read-cold" and metric == "tar_bytes":
