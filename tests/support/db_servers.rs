@@ -1,8 +1,8 @@
 //! Real database servers for tests, each on a private port with its data under the test's
-//! temporary directory, each with a watchdog: [`Redis`] today. A server is stopped when
-//! its guard drops (a test that fails stops it too) or when the watchdog strikes at
-//! [`SERVER_LIMIT`]. In CI (`CI=true`) a missing server binary fails the test; elsewhere
-//! the test is skipped with a message.
+//! temporary directory, each with a watchdog: [`Redis`], [`Postgres`], [`MariaDb`]. A
+//! server is stopped when its guard drops (a test that fails stops it too) or when the
+//! watchdog strikes at [`SERVER_LIMIT`]. In CI (`CI=true`) a missing server binary fails
+//! the test; elsewhere the test is skipped with a message.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -401,11 +401,19 @@ impl MariaDb {
         self.dir.join("mysqld.sock")
     }
 
-    fn try_sql(&self, sql: &str) -> Option<String> {
-        let out = Command::new("mariadb")
-            .arg("--no-defaults")
+    /// The `mariadb` client as root on this server's socket; the caller adds the rest.
+    pub fn client(&self) -> Command {
+        let mut cmd = Command::new("mariadb");
+        cmd.arg("--no-defaults")
             .arg(format!("--socket={}", self.socket().display()))
-            .args(["-uroot", "-N", "-B", "-e", sql])
+            .arg("-uroot");
+        cmd
+    }
+
+    fn try_sql(&self, sql: &str) -> Option<String> {
+        let out = self
+            .client()
+            .args(["-N", "-B", "-e", sql])
             .stderr(Stdio::null())
             .output()
             .ok()?;
@@ -418,5 +426,24 @@ impl MariaDb {
     pub fn sql(&self, sql: &str) -> String {
         self.try_sql(sql)
             .unwrap_or_else(|| panic!("mariadb -e {sql:?} failed"))
+    }
+
+    /// Runs the SQL in `file` (a script, or a dump) as root; a failure fails the test.
+    pub fn load(&self, file: &Path) {
+        let input = std::fs::File::open(file).expect("open the SQL file");
+        let out = self.client().stdin(input).output().expect("run mariadb");
+        assert!(
+            out.status.success(),
+            "mariadb < {}: {}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Runs `script` (statements and `DELIMITER` lines, as the client reads them) as root.
+    pub fn source(&self, script: &str) {
+        let file = self.dir.join("script.sql");
+        std::fs::write(&file, script).expect("write the script");
+        self.load(&file);
     }
 }
