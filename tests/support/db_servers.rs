@@ -327,8 +327,16 @@ impl Drop for Postgres {
     }
 }
 
+/// DIR/tmp (created): the server's temporary files, so that two servers bootstrapping at
+/// once do not share (and clean up) each other's temporary tables in /tmp.
+fn private_tmp(dir: &Path) -> PathBuf {
+    let tmp = dir.join("tmp");
+    std::fs::create_dir_all(&tmp).expect("mariadb tmp dir");
+    tmp
+}
+
 /// A private MariaDB server (`mariadbd --no-defaults`, as root with `--user=root`): data in
-/// DIR/data, the socket DIR/mysqld.sock, TCP on 127.0.0.1:PORT.
+/// DIR/data, the socket DIR/mysqld.sock, temporary files in DIR/tmp, TCP on 127.0.0.1:PORT.
 pub struct MariaDb {
     pub port: u16,
     pub dir: PathBuf,
@@ -343,6 +351,7 @@ impl MariaDb {
         let out = Command::new("mariadb-install-db")
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--tmpdir={}", private_tmp(dir).display()))
             .args([
                 "--user=root",
                 "--skip-test-db",
@@ -368,6 +377,7 @@ impl MariaDb {
             .arg(format!("--socket={}", dir.join("mysqld.sock").display()))
             .arg(format!("--pid-file={}", dir.join("mysqld.pid").display()))
             .arg(format!("--log-error={}", dir.join("error.log").display()))
+            .arg(format!("--tmpdir={}", private_tmp(dir).display()))
             .args([
                 &format!("--port={port}"),
                 "--bind-address=127.0.0.1",
