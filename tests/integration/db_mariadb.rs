@@ -18,7 +18,7 @@ use std::fs::File;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use crate::support::cli_env::{wait_status, Env, COMMAND_LIMIT};
+use crate::support::cli_env::{drain, wait_status, Env, COMMAND_LIMIT};
 use crate::support::db_servers::{available, MariaDb};
 use crate::support::mount::fuse_available;
 
@@ -106,27 +106,45 @@ fn transfers(db: &MariaDb) -> u64 {
     n.parse().unwrap_or_else(|_| panic!("count: {n}"))
 }
 
-/// A live server with the schema loaded and the writer running.
-fn live_shop(env: &Env) -> (MariaDb, Writer) {
-    let db = MariaDb::init(&env.path("maria"));
-    db.source(SCHEMA);
-    assert_eq!(
-        db.sql("SELECT COUNT(*) FROM shop.frozen"),
-        FROZEN_ROWS.to_string()
-    );
-    let writer = Writer::start(&db);
-    (db, writer)
+/// What the backup saw: the live CHECKSUM TABLE of `shop.frozen`, and the transfers
+/// committed before the point began and when it ended.
+struct Seen {
+    frozen_sum: String,
+    before: u64,
+    after: u64,
 }
 
-/// Takes a point of `instance` through the mount; the transfers committed before it
-/// began and when it ended.
-fn snapshot_while_writing(env: &Env, db: &MariaDb, instance: &str) -> (u64, u64) {
-    let before = transfers(db);
+/// Starts a live server with the schema and the writer, adds `instance` storing the
+/// output of `command(socket)` as `name`, takes a point of it through the mount while the
+/// writer runs, then stops the writer and the server.
+fn point_while_writing(
+    env: &Env,
+    instance: &str,
+    command: impl Fn(&Path) -> String,
+    name: &str,
+) -> Seen {
+    let live = MariaDb::init(&env.path("maria"));
+    live.source(SCHEMA);
+    assert_eq!(
+        live.sql("SELECT COUNT(*) FROM shop.frozen"),
+        FROZEN_ROWS.to_string()
+    );
+    let frozen_sum = live.sql("CHECKSUM TABLE shop.frozen EXTENDED");
+    let cmd = command(&live.socket());
+    env.run(&["instance", "add", instance, "--command", &cmd, "--as", name])
+        .ok();
+    let writer = Writer::start(&live);
+    let before = transfers(&live);
     let snap = env.run(&["snapshot", instance, "--json"]).ok().json();
     assert_eq!(snap["state"], "succeeded", "{snap}");
-    let after = transfers(db);
+    let after = transfers(&live);
     assert!(after > before, "the writer wrote during the backup");
-    (before, after)
+    writer.stop(&live);
+    Seen {
+        frozen_sum,
+        before,
+        after,
+    }
 }
 
 /// `cairn restore INSTANCE latest --stdout NAME` through the mount, into the file `out`.
@@ -135,18 +153,23 @@ fn restore_stdout(env: &Env, instance: &str, name: &str, out: &Path) {
     let mut child = env
         .command(&args)
         .stdout(File::create(out).expect("the restored file"))
-        .stderr(Stdio::null())
         .spawn()
         .expect("run cairn restore");
+    let err = drain(child.stderr.take().expect("stderr"));
     let status = wait_status(&args.join(" "), &mut child, COMMAND_LIMIT);
-    assert!(status.success(), "cairn {}: {status}", args.join(" "));
+    let err = err.join().unwrap_or_default();
+    assert!(
+        status.success(),
+        "cairn {}: {status}\n{err}",
+        args.join(" ")
+    );
 }
 
 /// The restored server holds what the backup saw (see the module comment).
-fn assert_consistent(restored: &MariaDb, frozen_sum: &str, before: u64, after: u64) {
+fn assert_consistent(restored: &MariaDb, seen: &Seen) {
     assert_eq!(
         restored.sql("CHECKSUM TABLE shop.frozen EXTENDED"),
-        frozen_sum
+        seen.frozen_sum
     );
     assert_eq!(
         restored.sql("SELECT COUNT(*) FROM shop.frozen"),
@@ -159,8 +182,10 @@ fn assert_consistent(restored: &MariaDb, frozen_sum: &str, before: u64, after: u
     assert_eq!(restored.sql(TORN), "0", "balances agree with the log");
     let got = transfers(restored);
     assert!(
-        (before..=after).contains(&got),
-        "{got} transfers, not within the {before}..={after} of the backup"
+        (seen.before..=seen.after).contains(&got),
+        "{got} transfers, not within the {}..={} of the backup",
+        seen.before,
+        seen.after
     );
 }
 
@@ -171,31 +196,20 @@ fn a_logical_dump_taken_while_writing_loads_in_a_fresh_server() {
     }
     let env = Env::new();
     env.init();
-    let (live, writer) = live_shop(&env);
-    let frozen_sum = live.sql("CHECKSUM TABLE shop.frozen EXTENDED");
     let _daemon = env.mount_background();
-    let dump = format!(
-        "mariadb-dump --socket={} -uroot --all-databases --single-transaction",
-        live.socket().display()
-    );
-    env.run(&[
-        "instance",
-        "add",
-        "maria",
-        "--command",
-        &dump,
-        "--as",
-        "all.sql",
-    ])
-    .ok();
-    let (before, after) = snapshot_while_writing(&env, &live, "maria");
-    writer.stop(&live);
+    let dump = |socket: &Path| {
+        format!(
+            "mariadb-dump --socket={} -uroot --all-databases --single-transaction",
+            socket.display()
+        )
+    };
+    let seen = point_while_writing(&env, "maria", dump, "all.sql");
 
     let sql = env.path("all.sql");
     restore_stdout(&env, "maria", "all.sql", &sql);
     let fresh = MariaDb::init(&env.path("fresh"));
     fresh.load(&sql);
-    assert_consistent(&fresh, &frozen_sum, before, after);
+    assert_consistent(&fresh, &seen);
 }
 
 #[test]
@@ -205,27 +219,17 @@ fn a_physical_mbstream_taken_while_writing_prepares_and_starts() {
     }
     let env = Env::new();
     env.init();
-    let (live, writer) = live_shop(&env);
-    let frozen_sum = live.sql("CHECKSUM TABLE shop.frozen EXTENDED");
     let _daemon = env.mount_background();
-    let backup = format!(
-        "mariadb-backup --no-defaults --backup --stream=mbstream --socket={} -uroot \
-         --target-dir={}",
-        live.socket().display(),
-        env.path("backup-tmp").display()
-    );
-    env.run(&[
-        "instance",
-        "add",
-        "maria-physical",
-        "--command",
-        &backup,
-        "--as",
-        "backup.mbstream",
-    ])
-    .ok();
-    let (before, after) = snapshot_while_writing(&env, &live, "maria-physical");
-    writer.stop(&live);
+    let tmp = env.path("backup-tmp");
+    let backup = |socket: &Path| {
+        format!(
+            "mariadb-backup --no-defaults --backup --stream=mbstream --socket={} -uroot \
+             --target-dir={}",
+            socket.display(),
+            tmp.display()
+        )
+    };
+    let seen = point_while_writing(&env, "maria-physical", backup, "backup.mbstream");
 
     let stream = env.path("backup.mbstream");
     restore_stdout(&env, "maria-physical", "backup.mbstream", &stream);
@@ -250,5 +254,5 @@ fn a_physical_mbstream_taken_while_writing_prepares_and_starts() {
         String::from_utf8_lossy(&prepare.stderr)
     );
     let restored = MariaDb::start(&env.path("physical"));
-    assert_consistent(&restored, &frozen_sum, before, after);
+    assert_consistent(&restored, &seen);
 }
