@@ -1,8 +1,8 @@
 //! Real database servers for tests, each on a private port with its data under the test's
-//! temporary directory, each with a watchdog: [`Redis`] today. A server is stopped when
-//! its guard drops (a test that fails stops it too) or when the watchdog strikes at
-//! [`SERVER_LIMIT`]. In CI (`CI=true`) a missing server binary fails the test; elsewhere
-//! the test is skipped with a message.
+//! temporary directory, each with a watchdog: [`Redis`], [`Postgres`], [`MariaDb`]. A
+//! server is stopped when its guard drops (a test that fails stops it too) or when the
+//! watchdog strikes at [`SERVER_LIMIT`]. In CI (`CI=true`) a missing server binary fails
+//! the test; elsewhere the test is skipped with a message.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -374,8 +374,16 @@ impl Drop for Postgres {
     }
 }
 
+/// DIR/tmp (created): the server's temporary files, so that two servers bootstrapping at
+/// once do not share (and clean up) each other's temporary tables in /tmp.
+fn private_tmp(dir: &Path) -> PathBuf {
+    let tmp = dir.join("tmp");
+    std::fs::create_dir_all(&tmp).expect("mariadb tmp dir");
+    tmp
+}
+
 /// A private MariaDB server (`mariadbd --no-defaults`, as root with `--user=root`): data in
-/// DIR/data, the socket DIR/mysqld.sock, TCP on 127.0.0.1:PORT.
+/// DIR/data, the socket DIR/mysqld.sock, temporary files in DIR/tmp, TCP on 127.0.0.1:PORT.
 pub struct MariaDb {
     pub port: u16,
     pub dir: PathBuf,
@@ -390,6 +398,7 @@ impl MariaDb {
         let out = Command::new("mariadb-install-db")
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--tmpdir={}", private_tmp(dir).display()))
             .args([
                 "--user=root",
                 "--skip-test-db",
@@ -415,6 +424,7 @@ impl MariaDb {
             .arg(format!("--socket={}", dir.join("mysqld.sock").display()))
             .arg(format!("--pid-file={}", dir.join("mysqld.pid").display()))
             .arg(format!("--log-error={}", dir.join("error.log").display()))
+            .arg(format!("--tmpdir={}", private_tmp(dir).display()))
             .args([
                 &format!("--port={port}"),
                 "--bind-address=127.0.0.1",
@@ -448,11 +458,19 @@ impl MariaDb {
         self.dir.join("mysqld.sock")
     }
 
-    fn try_sql(&self, sql: &str) -> Option<String> {
-        let out = Command::new("mariadb")
-            .arg("--no-defaults")
+    /// The `mariadb` client as root on this server's socket; the caller adds the rest.
+    pub fn client(&self) -> Command {
+        let mut cmd = Command::new("mariadb");
+        cmd.arg("--no-defaults")
             .arg(format!("--socket={}", self.socket().display()))
-            .args(["-uroot", "-N", "-B", "-e", sql])
+            .arg("-uroot");
+        cmd
+    }
+
+    fn try_sql(&self, sql: &str) -> Option<String> {
+        let out = self
+            .client()
+            .args(["-N", "-B", "-e", sql])
             .stderr(Stdio::null())
             .output()
             .ok()?;
@@ -465,5 +483,24 @@ impl MariaDb {
     pub fn sql(&self, sql: &str) -> String {
         self.try_sql(sql)
             .unwrap_or_else(|| panic!("mariadb -e {sql:?} failed"))
+    }
+
+    /// Runs the SQL in `file` (a script, or a dump) as root; a failure fails the test.
+    pub fn load(&self, file: &Path) {
+        let input = std::fs::File::open(file).expect("open the SQL file");
+        let out = self.client().stdin(input).output().expect("run mariadb");
+        assert!(
+            out.status.success(),
+            "mariadb < {}: {}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Runs `script` (statements and `DELIMITER` lines, as the client reads them) as root.
+    pub fn source(&self, script: &str) {
+        let file = self.dir.join("script.sql");
+        std::fs::write(&file, script).expect("write the script");
+        self.load(&file);
     }
 }
