@@ -13,42 +13,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::cli_env::{job_id, wait_limited, Env, COMMAND_LIMIT};
+use crate::support::cli_env::{job_id, wait_job, wait_limited, Env, COMMAND_LIMIT};
 use crate::support::daemon::{
     children_named, is_cairn_mount, kill, wait_dead, wait_unmounted, Daemon, DEAD_MOUNT_LIMIT,
 };
 use crate::support::fixture::{assert_same_tree, noise_tree, SourceTree};
 use crate::support::mount::fuse_available;
-
-/// Reads `jobs/<id>/status` through the mount until `pred` holds; panics after `limit`.
-fn wait_status(
-    mnt: &Path,
-    id: u64,
-    limit: Duration,
-    what: &str,
-    pred: impl Fn(&Value) -> bool,
-) -> Value {
-    let path = mnt.join(format!(".cairn/jobs/{id}/status"));
-    let start = Instant::now();
-    loop {
-        if let Ok(text) = fs::read_to_string(&path) {
-            if let Ok(v) = serde_json::from_str::<Value>(&text) {
-                if pred(&v) {
-                    return v;
-                }
-                assert!(
-                    start.elapsed() < limit,
-                    "job {id}: not {what} within {limit:?}: {v}"
-                );
-            }
-        }
-        assert!(
-            start.elapsed() < limit,
-            "job {id}: no status within {limit:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 // ---------------------------------------------------------------------------------------
 
@@ -212,7 +182,7 @@ fn background_mount_instance_snapshot_points_restore_jobs_verify_and_umount() {
 
     // --no-wait prints the job id; the job runs on.
     let id = job_id(&env.run(&["snapshot", "web", "--no-wait"]).ok());
-    let status = wait_status(&mnt, id, COMMAND_LIMIT, "finished", |v| {
+    let status = wait_job(&mnt, id, COMMAND_LIMIT, "finished", |v| {
         v["state"] != "queued" && v["state"] != "running"
     });
     assert_eq!(status["state"], "succeeded", "{status}");
@@ -430,14 +400,14 @@ fn ctrl_c_cancels_a_followed_job_and_a_killed_daemons_job_shows_interrupted_afte
     let client = env.spawn(&["snapshot", "big"]);
     let client_pid = client.id() as i32;
     let first = 1;
-    wait_status(&mnt, first, COMMAND_LIMIT, "running with progress", |v| {
+    wait_job(&mnt, first, COMMAND_LIMIT, "running with progress", |v| {
         v["state"] == "running" && v["progress"]["bytes"].as_u64().unwrap_or(0) > 0
     });
     kill(client_pid, libc::SIGINT);
     wait_limited("cairn snapshot (interrupted)", client, COMMAND_LIMIT)
         .code(130)
         .stderr_has("cancel");
-    let status = wait_status(&mnt, first, COMMAND_LIMIT, "finished", |v| {
+    let status = wait_job(&mnt, first, COMMAND_LIMIT, "finished", |v| {
         v["state"] != "running" && v["state"] != "queued"
     });
     assert_eq!(status["state"], "cancelled", "{status}");
@@ -448,7 +418,7 @@ fn ctrl_c_cancels_a_followed_job_and_a_killed_daemons_job_shows_interrupted_afte
 
     // A job running when the daemon is killed: interrupted after the restart.
     let id = job_id(&env.run(&["snapshot", "big", "--no-wait"]).ok());
-    wait_status(&mnt, id, COMMAND_LIMIT, "running", |v| {
+    wait_job(&mnt, id, COMMAND_LIMIT, "running", |v| {
         v["state"] == "running"
     });
     kill(daemon.pid(), libc::SIGKILL);

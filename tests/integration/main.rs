@@ -12,6 +12,7 @@ mod cli_output;
 mod cli_policy;
 mod cli_prune;
 mod cloud_backends;
+mod command_crash;
 mod crash_loop;
 mod damage_heal;
 mod db_mariadb;

@@ -56,6 +56,36 @@ pub fn wait_limited(what: &str, mut child: Child, limit: Duration) -> Run {
     }
 }
 
+/// Reads `jobs/<id>/status` through the mount until `pred` holds; panics after `limit`.
+pub fn wait_job(
+    mnt: &Path,
+    id: u64,
+    limit: Duration,
+    what: &str,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
+    let path = mnt.join(format!(".cairn/jobs/{id}/status"));
+    let start = Instant::now();
+    loop {
+        if let Ok(text) = fs::read_to_string(&path) {
+            if let Ok(v) = serde_json::from_str::<Value>(&text) {
+                if pred(&v) {
+                    return v;
+                }
+                assert!(
+                    start.elapsed() < limit,
+                    "job {id}: not {what} within {limit:?}: {v}"
+                );
+            }
+        }
+        assert!(
+            start.elapsed() < limit,
+            "job {id}: no status within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A private work directory (repository, cache, mount point, sources) and how to run
 /// cairn in it.
 pub struct Env {
