@@ -2,7 +2,7 @@
 //! key files. Inputs are judged with the key of an unencrypted repository (whose
 //! objects an attacker can forge) and, where sealing is involved, an encrypted one too.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 use cairn::repo::index::{decode_segment, encode_segment, index_key};
@@ -241,6 +241,11 @@ pub fn check_key_file(bytes: &[u8]) -> bool {
     if serde_json::from_slice::<KeyFile>(bytes).is_ok_and(|f| costly(&f)) {
         return false;
     }
+    // One store holds the key file under test: the tests that check key files (the seeds
+    // test and this target's own run on other threads) take turns, or one would open the
+    // other's input.
+    static TURN: Mutex<()> = Mutex::new(());
+    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
     let store = &key_repo().0;
     store
         .put("keys/fuzz", Bytes::copy_from_slice(bytes))

@@ -8,8 +8,7 @@
 //! time limit, so a hang fails the test in bounded time and leaves nothing behind.
 
 use std::fs;
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
