@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use crate::support::cli_env::{drain, wait_status, Env, COMMAND_LIMIT};
 use crate::support::cli_repo::pack_bytes;
 use crate::support::cli_run::exit_code;
-use crate::support::db_servers::{postgres_available, Postgres, PG_BIN};
+use crate::support::db_servers::{postgres_available, Pgbench, Postgres, PG_BIN};
 use crate::support::mount::fuse_available;
 
 const SCALE: u32 = 10;
@@ -26,11 +26,23 @@ const ACCOUNTS: u64 = 100_000 * SCALE as u64;
 /// `count sum` of pgbench_accounts: what the restored database must repeat.
 const TOTALS: &str = "SELECT count(*) || ' ' || sum(abalance) FROM pgbench_accounts";
 
-/// A cluster with pgbench's tables in database `bench`, in a fresh environment.
-fn live_bench(env: &Env) -> Postgres {
+/// A fresh environment (repository initialised) and a cluster with pgbench's tables in
+/// database `bench`, pgbench writing into it and 50 transactions committed; None (the
+/// test skips) without FUSE or PostgreSQL. `-X fetch` copies the WAL at the end of a base
+/// backup: `wal_keep_size` keeps it until then.
+fn bench_with_writer() -> Option<(Env, Postgres, Pgbench)> {
+    if !fuse_available() || !postgres_available() {
+        return None;
+    }
+    let env = Env::new();
+    env.init();
     let live = Postgres::init(&env.path("live"));
     live.pgbench_init("bench", SCALE);
-    live
+    live.psql("postgres", "ALTER SYSTEM SET wal_keep_size = '1GB'");
+    live.psql("postgres", "SELECT pg_reload_conf()");
+    let writer = live.pgbench_writer("bench");
+    wait_for_writes(&live, 50);
+    Some((env, live, writer))
 }
 
 fn history_rows(pg: &Postgres) -> u64 {
@@ -150,14 +162,9 @@ impl Drop for Session {
 
 #[test]
 fn a_logical_dump_in_the_snapshot_the_test_read_restores_its_totals() {
-    if !fuse_available() || !postgres_available() {
+    let Some((env, live, writer)) = bench_with_writer() else {
         return;
-    }
-    let env = Env::new();
-    env.init();
-    let live = live_bench(&env);
-    let writer = live.pgbench_writer("bench");
-    wait_for_writes(&live, 50);
+    };
 
     // "The same snapshot", exactly: this session opens a REPEATABLE READ transaction,
     // exports its snapshot (the first statement fixes it) and reads the totals in it;
@@ -217,14 +224,9 @@ fn a_logical_dump_in_the_snapshot_the_test_read_restores_its_totals() {
 
 #[test]
 fn the_dumpall_recipe_restores_with_psql_and_an_unchanged_dump_stores_under_1_percent() {
-    if !fuse_available() || !postgres_available() {
+    let Some((env, live, writer)) = bench_with_writer() else {
         return;
-    }
-    let env = Env::new();
-    env.init();
-    let live = live_bench(&env);
-    let writer = live.pgbench_writer("bench");
-    wait_for_writes(&live, 50);
+    };
     // Stopped: the database does not change from here on.
     writer.stop();
     let totals = live.psql("bench", TOTALS);
@@ -270,17 +272,9 @@ fn the_dumpall_recipe_restores_with_psql_and_an_unchanged_dump_stores_under_1_pe
 
 #[test]
 fn a_physical_base_backup_restores_starts_and_passes_amcheck() {
-    if !fuse_available() || !postgres_available() {
+    let Some((env, live, writer)) = bench_with_writer() else {
         return;
-    }
-    let env = Env::new();
-    env.init();
-    let live = live_bench(&env);
-    // `-X fetch` copies the WAL at the end of the backup: keep it until then.
-    live.psql("postgres", "ALTER SYSTEM SET wal_keep_size = '1GB'");
-    live.psql("postgres", "SELECT pg_reload_conf()");
-    let writer = live.pgbench_writer("bench");
-    wait_for_writes(&live, 50);
+    };
     let before_backup = history_rows(&live);
 
     let _daemon = env.mount_background();
