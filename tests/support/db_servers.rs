@@ -342,6 +342,43 @@ impl Postgres {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
+    /// `CREATE DATABASE db`, then `pgbench -i -s SCALE -q db` (100 000 accounts a scale).
+    pub fn pgbench_init(&self, db: &str, scale: u32) {
+        self.psql("postgres", &format!("CREATE DATABASE {db}"));
+        let out = Command::new("pgbench")
+            .args(self.conn_args())
+            .args(["-i", "-s", &scale.to_string(), "-q", db])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run pgbench -i");
+        assert!(
+            out.status.success(),
+            "pgbench -i: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Starts `pgbench -c 2` writing into `db` (TPC-B transactions) until it is stopped.
+    pub fn pgbench_writer(&self, db: &str) -> Pgbench {
+        let child = Command::new("pgbench")
+            .args(self.conn_args())
+            .args(["-c", "2", "-T", "600", db])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start pgbench");
+        Pgbench {
+            port: self.port,
+            _client: Watched::new(format!("pgbench on port {}", self.port), child),
+        }
+    }
+
+    /// The connection options as one string, for a command an instance runs.
+    pub fn conn_string(&self) -> String {
+        self.conn_args().join(" ")
+    }
+
     /// The arguments that reach this server (for pg_dump, pgbench, psql, pg_basebackup).
     pub fn conn_args(&self) -> Vec<String> {
         [
@@ -355,6 +392,47 @@ impl Postgres {
         .iter()
         .map(|s| s.to_string())
         .collect()
+    }
+}
+
+/// A running `pgbench` client: Drop, or the watchdog at [`SERVER_LIMIT`], kills it.
+pub struct Pgbench {
+    port: u16,
+    _client: Watched,
+}
+
+impl Pgbench {
+    /// Kills the client, then waits until the server has no pgbench session left, so that
+    /// nothing commits after this returns.
+    pub fn stop(self) {
+        let port = self.port.to_string();
+        drop(self);
+        let start = Instant::now();
+        loop {
+            let out = Command::new("psql")
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &port,
+                    "-U",
+                    "postgres",
+                    "-d",
+                    "postgres",
+                ])
+                .args(["-XAtq", "-c"])
+                .arg("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgbench'")
+                .output()
+                .expect("run psql");
+            if String::from_utf8_lossy(&out.stdout).trim() == "0" {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "pgbench sessions outlived their client"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 
