@@ -52,6 +52,8 @@ pub(super) struct Inner {
     pub sched: Mutex<SchedState>,
     /// Serialises policy changes (each is a read-modify-write of repository objects).
     pub policy_writes: Mutex<()>,
+    /// The inputs of snapshots with `stdin=` (`job_input`).
+    pub inputs: super::job_input::JobInputs,
 }
 
 /// A running service; clones share it. Call [`shutdown`](Service::shutdown) to stop.
@@ -92,6 +94,7 @@ impl Service {
                 sched: Mutex::new(SchedState::new(clock.now_ns())),
                 clock,
                 policy_writes: Mutex::new(()),
+                inputs: Default::default(),
             }),
         };
         service.inner.jobs.recover(&service.inner.events)?;

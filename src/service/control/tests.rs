@@ -99,6 +99,7 @@ fn typed_requests() {
             instance: "db".into(),
             label: Some("before-upgrade".into()),
             schedule: None,
+            stdin: None,
         }
     );
     assert!(parse_snapshot("instance=db name=auto").is_err());
