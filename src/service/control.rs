@@ -307,7 +307,10 @@ pub fn parse_stdin_end(text: &str) -> Result<(u64, Option<u64>)> {
         v.parse::<u64>()
             .map_err(|_| ControlError::invalid(format!("{key}= must be a number, got `{v}`")))
     };
-    Ok((number("job", &job)?, bytes.map(|b| number("bytes", &b)).transpose()?))
+    Ok((
+        number("job", &job)?,
+        bytes.map(|b| number("bytes", &b)).transpose()?,
+    ))
 }
 
 pub fn parse_cancel(text: &str) -> Result<u64> {

@@ -110,7 +110,11 @@ impl JobInputs {
             read: 0,
             cancel: cancel.clone(),
         };
-        Ok(StreamSource::new(name, Box::new(reader), Box::new(|| Ok(()))))
+        Ok(StreamSource::new(
+            name,
+            Box::new(reader),
+            Box::new(|| Ok(())),
+        ))
     }
 }
 
