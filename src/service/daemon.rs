@@ -20,6 +20,7 @@ use super::definitions::{load_instances, load_policies};
 use super::error::ServiceError;
 use super::events::EventLog;
 use super::job_history::JobHistory;
+use super::job_input::JobInputs;
 use super::jobs::{JobState, LiveJob};
 use super::tracks::SchedState;
 
@@ -53,7 +54,7 @@ pub(super) struct Inner {
     /// Serialises policy changes (each is a read-modify-write of repository objects).
     pub policy_writes: Mutex<()>,
     /// The inputs of snapshots with `stdin=` (`job_input`).
-    pub inputs: super::job_input::JobInputs,
+    pub inputs: JobInputs,
 }
 
 /// A running service; clones share it. Call [`shutdown`](Service::shutdown) to stop.
@@ -130,6 +131,11 @@ impl Service {
 
     pub fn repo(&self) -> &Repository {
         &self.inner.repo
+    }
+
+    /// The inputs of snapshots with `stdin=` (the mount's `jobs/<id>/input`).
+    pub fn job_inputs(&self) -> &JobInputs {
+        &self.inner.inputs
     }
 
     /// The runtime the repository's I/O runs on (the mount serves reads on it).

@@ -157,7 +157,7 @@ impl Service {
                     job: Some(job),
                     ..Subject::default()
                 };
-                Ok((self.input_end(job, bytes)?, subject))
+                Ok((self.inner.inputs.end(job, bytes)?, subject))
             }
             "cancel" => {
                 let id = control::parse_cancel(text)?;

@@ -1,6 +1,6 @@
 //! A snapshot's stream from outside the daemon (`stdin=NAME` in `ctl/snapshot`): the
 //! job's input pipe. A writer streams bytes into `jobs/<id>/input` (the mount calls
-//! [`Service::input_write`]); they flow through a bounded channel of chunks into the
+//! [`JobInputs::write`], through [`Service::job_inputs`](super::Service::job_inputs)); they flow through a bounded channel of chunks into the
 //! backup's reader, so memory stays bounded and writes wait while the backup is behind.
 //! The stream is complete only when the input was closed (its last writing handle
 //! released) *and* the end marker `end job=ID [bytes=N]` came into `ctl/stdin` with the
@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 use crate::engine::{CancelToken, StreamSource};
 use crate::sync::LockExt;
 
-use super::daemon::Service;
 use super::grammar::ControlError;
 
 /// Chunks in flight (each one write, at most the mount's 1 MiB `max_write`).
@@ -52,7 +51,7 @@ struct Pipe {
 
 /// The inputs of the jobs that have one, by job id.
 #[derive(Default)]
-pub(super) struct JobInputs {
+pub struct JobInputs {
     pipes: Mutex<HashMap<u64, Arc<Pipe>>>,
     added: Condvar,
 }
@@ -115,6 +114,67 @@ impl JobInputs {
             Box::new(reader),
             Box::new(|| Ok(())),
         ))
+    }
+
+    /// Whether job `job` has an input that is still open for writers (`jobs/<id>/input`).
+    pub fn is_open(&self, job: u64) -> bool {
+        self.get(job).is_some_and(|p| !p.state.locked().closed)
+    }
+
+    /// A writer opens job `job`'s input; `ENOENT` when it has none or it was closed.
+    pub fn attach(&self, job: u64) -> Result<(), i32> {
+        let pipe = self.get(job).ok_or(libc::ENOENT)?;
+        let mut st = pipe.state.locked();
+        if st.closed {
+            return Err(libc::ENOENT);
+        }
+        st.writers += 1;
+        st.opened = true;
+        Ok(())
+    }
+
+    /// A writing handle is released; the last one closes the input (the stream's end,
+    /// complete once the end marker is there too).
+    pub fn detach(&self, job: u64) {
+        let Some(pipe) = self.get(job) else {
+            return;
+        };
+        let mut st = pipe.state.locked();
+        st.writers = st.writers.saturating_sub(1);
+        if st.writers == 0 {
+            st.closed = true;
+            pipe.tx.locked().take();
+        }
+    }
+
+    /// Writes `data` at `offset` into job `job`'s input; waits while the backup is
+    /// behind. `EINVAL` for a write not at the end of what was written, `EIO` when the
+    /// job no longer reads (it ended, failed or was cancelled).
+    pub fn write(&self, job: u64, offset: u64, data: &[u8]) -> Result<usize, i32> {
+        let pipe = self.get(job).ok_or(libc::EIO)?;
+        let _order = pipe.order.locked();
+        if pipe.state.locked().written != offset {
+            return Err(libc::EINVAL);
+        }
+        let tx = pipe.tx.locked().clone().ok_or(libc::EIO)?;
+        tx.send(data.to_vec()).map_err(|_| libc::EIO)?;
+        pipe.state.locked().written += data.len() as u64;
+        Ok(data.len())
+    }
+
+    /// `end job=ID [bytes=N]` in `ctl/stdin`: the writer finished its input.
+    pub(super) fn end(&self, job: u64, bytes: Option<u64>) -> Result<String, ControlError> {
+        let pipe = self.get(job).ok_or_else(|| {
+            ControlError::not_found(format!("job {job} has no input (or it has ended)"))
+        })?;
+        let mut st = pipe.state.locked();
+        if st.end.is_some() {
+            return Err(ControlError::invalid(format!(
+                "job {job}'s input was already ended"
+            )));
+        }
+        st.end = Some(bytes);
+        Ok(format!("ok end job={job} bytes={}\n", st.written))
     }
 }
 
@@ -189,71 +249,5 @@ impl Read for InputReader {
         self.pos += n;
         self.read += n as u64;
         Ok(n)
-    }
-}
-
-impl Service {
-    /// Whether job `job` has an input that is still open for writers (`jobs/<id>/input`).
-    pub fn input_open(&self, job: u64) -> bool {
-        self.inner
-            .inputs
-            .get(job)
-            .is_some_and(|p| !p.state.locked().closed)
-    }
-
-    /// A writer opens job `job`'s input; `ENOENT` when it has none or it was closed.
-    pub fn input_attach(&self, job: u64) -> Result<(), i32> {
-        let pipe = self.inner.inputs.get(job).ok_or(libc::ENOENT)?;
-        let mut st = pipe.state.locked();
-        if st.closed {
-            return Err(libc::ENOENT);
-        }
-        st.writers += 1;
-        st.opened = true;
-        Ok(())
-    }
-
-    /// A writing handle is released; the last one closes the input (the stream's end,
-    /// complete once the end marker is there too).
-    pub fn input_detach(&self, job: u64) {
-        let Some(pipe) = self.inner.inputs.get(job) else {
-            return;
-        };
-        let mut st = pipe.state.locked();
-        st.writers = st.writers.saturating_sub(1);
-        if st.writers == 0 {
-            st.closed = true;
-            pipe.tx.locked().take();
-        }
-    }
-
-    /// Writes `data` at `offset` into job `job`'s input; waits while the backup is
-    /// behind. `EINVAL` for a write not at the end of what was written, `EIO` when the
-    /// job no longer reads (it ended, failed or was cancelled).
-    pub fn input_write(&self, job: u64, offset: u64, data: &[u8]) -> Result<usize, i32> {
-        let pipe = self.inner.inputs.get(job).ok_or(libc::EIO)?;
-        let _order = pipe.order.locked();
-        if pipe.state.locked().written != offset {
-            return Err(libc::EINVAL);
-        }
-        let tx = pipe.tx.locked().clone().ok_or(libc::EIO)?;
-        tx.send(data.to_vec()).map_err(|_| libc::EIO)?;
-        pipe.state.locked().written += data.len() as u64;
-        Ok(data.len())
-    }
-
-    /// `end job=ID [bytes=N]` in `ctl/stdin`: the writer finished its input.
-    pub(super) fn input_end(&self, job: u64, bytes: Option<u64>) -> Result<String, ControlError> {
-        let pipe = self.inner.inputs.get(job).ok_or_else(|| {
-            ControlError::not_found(format!("job {job} has no input (or it has ended)"))
-        })?;
-        let mut st = pipe.state.locked();
-        if st.end.is_some() {
-            return Err(ControlError::invalid(format!(
-                "job {job}'s input was already ended"
-            )));
-        }
-        st.end = Some(bytes);
-        Ok(format!("ok end job={job} bytes={}\n", st.written))
     }
 }

@@ -25,7 +25,7 @@ pub mod grammar;
 mod hooks;
 pub mod job_history;
 mod job_hooks;
-mod job_input;
+pub mod job_input;
 pub mod job_progress;
 pub mod jobs;
 pub mod policies;

@@ -168,32 +168,29 @@ fn a_killed_cli_fails_the_job_and_makes_no_point() {
     drop(daemon);
 }
 
+/// Queues a snapshot with `stdin=NAME`, writes `data` into its input, sends `marker`
+/// (if any) and waits for the job: it fails with an error holding `error`, no point.
+fn fails_with(env: &Env, name: &str, data: &[u8], marker: Option<&str>, error: &str) {
+    request(env, "snapshot", &format!("instance=app stdin={name}\n")).unwrap();
+    let id = *job_ids(env).last().unwrap();
+    std::fs::write(env.mnt().join(format!(".cairn/jobs/{id}/input")), data).unwrap();
+    if let Some(m) = marker {
+        request(env, "stdin", &format!("end job={id} {m}\n")).unwrap();
+    }
+    let v = wait_job(env, id);
+    assert_eq!(v["state"], "failed", "{v}");
+    assert!(v["error"].as_str().unwrap().contains(error), "{v}");
+    assert_eq!(points(env), 0);
+}
+
 #[test]
 fn a_writer_that_closes_without_the_marker_fails_the_job() {
     let Some((env, daemon)) = mounted() else {
         return;
     };
-    request(&env, "snapshot", "instance=app stdin=x.sql\n").unwrap();
-    let id = job_ids(&env)[0];
-    let input = env.mnt().join(format!(".cairn/jobs/{id}/input"));
-    std::fs::write(&input, b"half a dump").unwrap();
-    let v = wait_job(&env, id);
-    assert_eq!(v["state"], "failed", "{v}");
-    assert!(
-        v["error"].as_str().unwrap().contains("without end marker"),
-        "{v}"
-    );
-    assert_eq!(points(&env), 0);
+    fails_with(&env, "x.sql", b"half a dump", None, "without end marker");
     // A marker that counts other bytes fails it too.
-    request(&env, "snapshot", "instance=app stdin=y.sql\n").unwrap();
-    let id = job_ids(&env)[1];
-    let input = env.mnt().join(format!(".cairn/jobs/{id}/input"));
-    std::fs::write(&input, b"abc").unwrap();
-    request(&env, "stdin", &format!("end job={id} bytes=4\n")).unwrap();
-    let v = wait_job(&env, id);
-    assert_eq!(v["state"], "failed", "{v}");
-    assert!(v["error"].as_str().unwrap().contains("bytes=4"), "{v}");
-    assert_eq!(points(&env), 0);
+    fails_with(&env, "y.sql", b"abc", Some("bytes=4"), "bytes=4");
     drop(daemon);
 }
 

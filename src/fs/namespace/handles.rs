@@ -126,7 +126,7 @@ impl Namespace {
     pub fn release(&self, fh: u64) {
         let handle = self.handles.write_locked().remove(&fh);
         if let Some(Handle::Input(id)) = handle.as_deref() {
-            self.service.input_detach(*id);
+            self.service.job_inputs().detach(*id);
         }
     }
 
@@ -192,7 +192,8 @@ impl Namespace {
         if let Handle::Input(id) = &*handle {
             return self
                 .service
-                .input_write(*id, offset, data)
+                .job_inputs()
+                .write(*id, offset, data)
                 .map_err(|errno| ControlError {
                     errno,
                     message: format!("write into the input of job {id} failed"),

@@ -22,7 +22,7 @@ impl Namespace {
             };
             out.push((file.as_bytes().to_vec(), ino));
         }
-        if self.service.input_open(id) {
+        if self.service.job_inputs().is_open(id) {
             let ino = self.intern(Key::JobInput(id), || Inode::JobInput(id));
             out.push((b"input".to_vec(), ino));
         }
@@ -34,7 +34,7 @@ impl Namespace {
         if !write || (uid != self.owner_uid && uid != 0) {
             return Err(libc::EACCES);
         }
-        self.service.input_attach(id)?;
+        self.service.job_inputs().attach(id)?;
         Ok(Handle::Input(id))
     }
 
