@@ -51,7 +51,9 @@ back from the same handle when you open it read-write.
        [before=CMD] [after=CMD] [restore-before=CMD] [restore-after=CMD] [hook-timeout=S]
        run CMD with /bin/sh -c around snapshots and restores (docs/CONTROL.md, Hooks)
   echo 'remove name=NAME'                                        > ctl/instance
-  echo 'instance=NAME [name=LABEL]'                              > ctl/snapshot
+  echo 'instance=NAME [name=LABEL] [stdin=FILE]'                 > ctl/snapshot
+       stdin=FILE: write the stream into jobs/ID/input, close it, then
+       echo 'end job=ID [bytes=N]' > ctl/stdin (no marker: the job fails)
   echo 'instance=NAME point=POINT|latest target=/abs [include=GLOB].. [mode=new|in-place]' > ctl/restore
        [skip-damaged=true] restores every intact file and names the damaged ones;
        [delete-excluded=true] (in-place) also deletes what the backup's excludes kept out
