@@ -342,6 +342,16 @@ impl Filesystem for Adapter {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        if self.ns.write_may_wait(fh.0) {
+            // A job's input waits while its backup is behind: not on a session thread.
+            let (ns, data, uid) = (self.ns.clone(), data.to_vec(), req.uid());
+            self.runtime
+                .spawn_blocking(move || match ns.write(fh.0, offset, &data, uid) {
+                    Ok(n) => reply.written(n as u32),
+                    Err(e) => reply.error(errno(e.errno)),
+                });
+            return;
+        }
         match self.ns.write(fh.0, offset, data, req.uid()) {
             Ok(n) => reply.written(n as u32),
             Err(e) => {

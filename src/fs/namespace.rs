@@ -17,6 +17,7 @@ use crate::sync::RwLockExt;
 
 mod control_reply;
 mod handles;
+mod job_input;
 mod removal;
 mod state;
 
@@ -50,7 +51,9 @@ back from the same handle when you open it read-write.
        [before=CMD] [after=CMD] [restore-before=CMD] [restore-after=CMD] [hook-timeout=S]
        run CMD with /bin/sh -c around snapshots and restores (docs/CONTROL.md, Hooks)
   echo 'remove name=NAME'                                        > ctl/instance
-  echo 'instance=NAME [name=LABEL]'                              > ctl/snapshot
+  echo 'instance=NAME [name=LABEL] [stdin=FILE]'                 > ctl/snapshot
+       stdin=FILE: write the stream into jobs/ID/input, close it, then
+       echo 'end job=ID [bytes=N]' > ctl/stdin (no marker: the job fails)
   echo 'instance=NAME point=POINT|latest target=/abs [include=GLOB].. [mode=new|in-place]' > ctl/restore
        [skip-damaged=true] restores every intact file and names the damaged ones;
        [delete-excluded=true] (in-place) also deletes what the backup's excludes kept out
@@ -127,6 +130,7 @@ enum Inode {
     JobDir(u64),
     JobStatus(u64),
     JobLog(u64),
+    JobInput(u64),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -139,6 +143,7 @@ enum Key {
     JobDir(u64),
     JobStatus(u64),
     JobLog(u64),
+    JobInput(u64),
     Policy(String),
 }
 
@@ -234,9 +239,9 @@ impl Namespace {
         }
     }
 
-    /// Whether `ino` is a control file (`.cairn/ctl/*`), the only writable files.
+    /// Whether `ino` is a control file (`.cairn/ctl/*`) or a job's input: the only writable files.
     pub fn is_control_file(&self, ino: u64) -> bool {
-        matches!(self.inode(ino), Ok(Inode::Ctl(_)))
+        matches!(self.inode(ino), Ok(Inode::Ctl(_) | Inode::JobInput(_)))
     }
 
     pub fn service(&self) -> &Service {
@@ -342,6 +347,7 @@ impl Namespace {
                 self.file_attr(ino, meta_file, len as u64)
             }
             Inode::Ctl(_) => self.file_attr(ino, 0o600, 0),
+            Inode::JobInput(_) => self.file_attr(ino, 0o200, 0),
             Inode::Instance(name) => self.dir_attr(ino, 0o755, self.point_time(&name), false),
             Inode::Latest(name) => {
                 let target = self.latest_name(&name).ok_or(libc::ENOENT)?;
@@ -443,18 +449,7 @@ impl Namespace {
                     out.push((name.into_bytes(), i));
                 }
             }
-            Inode::JobDir(id) => {
-                for file in state::JOB_FILES {
-                    if self.job_file_removed(id, file) {
-                        continue;
-                    }
-                    let ino = match file {
-                        "status" => self.intern(Key::JobStatus(id), || Inode::JobStatus(id)),
-                        _ => self.intern(Key::JobLog(id), || Inode::JobLog(id)),
-                    };
-                    out.push((file.as_bytes().to_vec(), ino));
-                }
-            }
+            Inode::JobDir(id) => return Ok(Arc::new(self.job_dir_listing(id))),
             Inode::Instance(name) => {
                 let points = self.service.points(&name);
                 if crate::catalog::latest_of(points.iter().cloned()).is_some() {

@@ -156,11 +156,16 @@ pub fn parse_snapshot(text: &str) -> Result<SnapshotRequest> {
             )));
         }
     }
-    f.finish("instance, name")?;
+    let stdin = f.optional("stdin")?;
+    if let Some(name) = &stdin {
+        check_stream_names([name.as_str()], &[]).map_err(ControlError::invalid)?;
+    }
+    f.finish("instance, name, stdin")?;
     Ok(SnapshotRequest {
         instance,
         label,
         schedule: None,
+        stdin,
     })
 }
 
@@ -286,6 +291,28 @@ pub fn parse_prune(text: &str) -> Result<PruneControl> {
 }
 
 /// `ctl/cancel`.
+/// `end job=ID [bytes=N]` in `ctl/stdin`.
+pub fn parse_stdin_end(text: &str) -> Result<(u64, Option<u64>)> {
+    let words = parse_words(text)?;
+    if words.verb.as_deref() != Some("end") {
+        return Err(ControlError::invalid(
+            "ctl/stdin takes `end job=ID [bytes=N]` after the job's input was written",
+        ));
+    }
+    let mut f = Fields::new(words);
+    let job = f.required("job")?;
+    let bytes = f.optional("bytes")?;
+    f.finish("job, bytes")?;
+    let number = |key: &str, v: &str| {
+        v.parse::<u64>()
+            .map_err(|_| ControlError::invalid(format!("{key}= must be a number, got `{v}`")))
+    };
+    Ok((
+        number("job", &job)?,
+        bytes.map(|b| number("bytes", &b)).transpose()?,
+    ))
+}
+
 pub fn parse_cancel(text: &str) -> Result<u64> {
     let words = parse_words(text)?;
     no_verb(&words, "cancel")?;

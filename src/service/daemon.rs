@@ -20,6 +20,7 @@ use super::definitions::{load_instances, load_policies};
 use super::error::ServiceError;
 use super::events::EventLog;
 use super::job_history::JobHistory;
+use super::job_input::JobInputs;
 use super::jobs::{JobState, LiveJob};
 use super::tracks::SchedState;
 
@@ -52,6 +53,8 @@ pub(super) struct Inner {
     pub sched: Mutex<SchedState>,
     /// Serialises policy changes (each is a read-modify-write of repository objects).
     pub policy_writes: Mutex<()>,
+    /// The inputs of snapshots with `stdin=` (`job_input`).
+    pub inputs: JobInputs,
 }
 
 /// A running service; clones share it. Call [`shutdown`](Service::shutdown) to stop.
@@ -92,6 +95,7 @@ impl Service {
                 sched: Mutex::new(SchedState::new(clock.now_ns())),
                 clock,
                 policy_writes: Mutex::new(()),
+                inputs: Default::default(),
             }),
         };
         service.inner.jobs.recover(&service.inner.events)?;
@@ -127,6 +131,11 @@ impl Service {
 
     pub fn repo(&self) -> &Repository {
         &self.inner.repo
+    }
+
+    /// The inputs of snapshots with `stdin=` (the mount's `jobs/<id>/input`).
+    pub fn job_inputs(&self) -> &JobInputs {
+        &self.inner.inputs
     }
 
     /// The runtime the repository's I/O runs on (the mount serves reads on it).

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use crate::catalog::PointRecord;
+use crate::model::instance::check_stream_names;
 use crate::model::InstanceConfig;
 
 use super::control;
@@ -18,7 +19,7 @@ use super::requests::{InstanceRequest, Subject};
 
 /// The control files of `.cairn/ctl/`.
 pub const CONTROL_FILES: &[&str] = &[
-    "instance", "snapshot", "restore", "verify", "cancel", "forget", "prune", "policy",
+    "instance", "snapshot", "restore", "verify", "cancel", "forget", "prune", "policy", "stdin",
 ];
 
 impl Service {
@@ -62,14 +63,24 @@ impl Service {
             }
             "snapshot" => {
                 let req = control::parse_snapshot(text)?;
-                if self.instance(&req.instance).is_none() {
+                let Some(config) = self.instance(&req.instance) else {
                     return Err(ControlError::not_found(format!(
                         "no instance `{}`: add it first with `add name={} path=/...` in ctl/instance",
                         req.instance, req.instance
                     )));
+                };
+                if let Some(name) = &req.stdin {
+                    let names = config.commands.iter().map(|c| c.name.as_str());
+                    let paths: Vec<_> = config.paths.iter().map(Into::into).collect();
+                    check_stream_names(names.chain([name.as_str()]), &paths)
+                        .map_err(ControlError::invalid)?;
                 }
                 let subject = Subject::of(Some(&req.instance), None);
-                self.enqueue_as(uid, JobKind::Snapshot, subject, &req)
+                let (reply, subject) = self.enqueue_as(uid, JobKind::Snapshot, subject, &req)?;
+                if let (Some(job), Some(_)) = (subject.job, &req.stdin) {
+                    self.inner.inputs.add(job);
+                }
+                Ok((reply, subject))
             }
             "restore" => {
                 let req = control::parse_restore(text)?;
@@ -138,6 +149,15 @@ impl Service {
             "prune" => {
                 let req = control::parse_prune(text)?;
                 self.enqueue_as(uid, JobKind::Prune, Subject::default(), &req)
+            }
+            "stdin" => {
+                let (job, bytes) = control::parse_stdin_end(text)?;
+                let subject = Subject {
+                    verb: Some("end"),
+                    job: Some(job),
+                    ..Subject::default()
+                };
+                Ok((self.inner.inputs.end(job, bytes)?, subject))
             }
             "cancel" => {
                 let id = control::parse_cancel(text)?;

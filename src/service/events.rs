@@ -44,6 +44,8 @@ pub const KINDS: &[&str] = &[
     "prune-requested",
     "policy-run-requested",
     "cancel-requested",
+    // The end marker of a job's input (`ctl/stdin`).
+    "stdin-ended",
     // What the scheduler decided on its own.
     "policy-catch-up",
     "policy-slot-skipped",
@@ -154,6 +156,7 @@ pub fn request_kind(file: &str, verb: Option<&str>) -> String {
         ("policy", Some("unbind")) => "instance-unbound",
         ("policy", Some("run-now")) => "policy-run-requested",
         ("cancel", _) => "cancel-requested",
+        ("stdin", Some("end")) => "stdin-ended",
         (file, Some(verb)) => return format!("{file}-{verb}"),
         (file, None) => return format!("{file}-requested"),
     };

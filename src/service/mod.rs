@@ -7,7 +7,7 @@
 //!   [`requests`] (typed requests), [`control`] and [`policy_control`] (the parsers).
 //! - The service: `daemon` (state, start, refresh), `dispatch` (requests), `queue`
 //!   (the job queue and its views), `runner` (running jobs; `command_sources` runs the
-//!   commands of a snapshot), `scheduler` and `tracks`, `policies`, `retention`,
+//!   commands of a snapshot, `job_input` carries a stream written into the mount), `scheduler` and `tracks`, `policies`, `retention`,
 //!   `definitions` (what is read from the repository), and the hooks around jobs:
 //!   `hooks` (one hook's process), `job_hooks` (their order).
 //! - What the service owns: [`events::EventLog`], [`job_history::JobHistory`] (with
@@ -25,6 +25,7 @@ pub mod grammar;
 mod hooks;
 pub mod job_history;
 mod job_hooks;
+pub mod job_input;
 pub mod job_progress;
 pub mod jobs;
 pub mod policies;

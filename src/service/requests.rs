@@ -39,6 +39,9 @@ pub struct SnapshotRequest {
     /// otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<ScheduledRun>,
+    /// `stdin=NAME`: the point also holds the stream written into `jobs/<id>/input`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdin: Option<String>,
 }
 
 /// `ctl/restore`.

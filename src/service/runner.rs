@@ -117,13 +117,15 @@ impl Service {
             let _ = ticker.join();
             let finished = self.now_ns();
             let mut st = self.lock();
+            self.inner.inputs.remove(id);
             if let Some(mut job) = st.live.remove(&id) {
                 let (state, error, result) = match outcome {
                     Ok(result) => (JobState::Succeeded, None, Some(result)),
                     Err(e) if e.is_cancelled() && st.shutdown => {
                         (JobState::Interrupted, Some(INTERRUPTED.to_string()), None)
                     }
-                    Err(e) if e.is_cancelled() => (
+                    // A stream that stopped on the cancel fails as the cancel.
+                    Err(e) if e.is_cancelled() || cancel.is_cancelled() => (
                         JobState::Cancelled,
                         Some("cancelled on request".to_string()),
                         None,
@@ -185,6 +187,12 @@ impl Service {
                 );
                 b.excludes = config.excludes.clone();
                 b.streams = command_streams(&config.commands, &req.instance, id, progress, cancel);
+                if let Some(name) = &req.stdin {
+                    let stream = self.inner.inputs.stream(id, name, cancel);
+                    b.streams.push(stream.map_err(|e| {
+                        engine::EngineError::Invalid(engine::InvalidRequest::Refused(e))
+                    })?);
+                }
                 b.label = req.label.clone();
                 b.kind = PointKind::Manual;
                 if let Some(run) = &req.schedule {

@@ -226,6 +226,7 @@ impl Service {
         let request = serde_json::to_value(SnapshotRequest {
             instance: instance.to_string(),
             label: None,
+            stdin: None,
             schedule: Some(ScheduledRun {
                 policy: p.name.clone(),
                 slot: schedule::utc(slot_ns),

@@ -48,4 +48,5 @@ mod safety_points;
 mod store_conformance;
 mod store_retry;
 mod streams;
+mod streams_mount;
 mod verify;

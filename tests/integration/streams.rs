@@ -220,7 +220,7 @@ fn a_failed_stream_makes_no_point_and_prune_reclaims_its_data() {
 // Through the binary.
 
 /// Runs cairn with stdin from `input` (or nothing) and stdout into the file `out`.
-fn run_with_files(env: &Env, args: &[&str], input: Option<&Path>, out: &Path) -> Run {
+pub(crate) fn run_with_files(env: &Env, args: &[&str], input: Option<&Path>, out: &Path) -> Run {
     let mut cmd = env.command(args);
     cmd.stdout(File::create(out).unwrap());
     if let Some(i) = input {

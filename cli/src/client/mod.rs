@@ -1,9 +1,11 @@
 //! Talking to a running mount: which mount ([`target`]), the control protocol
-//! ([`control`]) and the request lines it carries ([`request`]), following a job to its
-//! end ([`follow`]) and printing what it produced ([`report`]).
+//! ([`control`]) and the request lines it carries ([`request`]), streaming into a job's
+//! input ([`input`]), following a job to its end ([`follow`]) and printing what it
+//! produced ([`report`]).
 
 pub mod control;
 pub mod follow;
+pub mod input;
 pub mod report;
 pub mod request;
 pub mod target;

@@ -1,6 +1,7 @@
 //! `cairn snapshot INSTANCE`: takes a new point of an instance, through a mount (the
 //! instance's definition holds its paths) or directly with `--repo REPO --path P..`,
-//! optionally with stdin as a stream (`--stdin NAME`).
+//! optionally with stdin as a stream (`--stdin NAME`; through a mount it is written into
+//! the job's input, `client::input`).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -32,10 +33,11 @@ pub struct SnapshotArgs {
     /// crosses `/`; repeatable).
     #[arg(long = "exclude", value_name = "GLOB")]
     pub excludes: Vec<String>,
-    /// With --repo: store stdin as the file NAME at the top of the point, after the
-    /// paths (then optional), e.g. `pg_dump app | cairn snapshot app --repo R --stdin
-    /// app.sql`. The stream is complete when stdin reaches its end: run the pipeline
-    /// with `set -o pipefail` to fail on a writer that dies early; a read error fails.
+    /// Store stdin as the file NAME at the top of the point, after the paths (with
+    /// --repo, --path is then optional; through a mount, after the instance's paths and
+    /// commands), e.g. `pg_dump app | cairn snapshot app --stdin app.sql`. The stream is
+    /// complete when stdin reaches its end: run the pipeline with `set -o pipefail` to
+    /// fail on a writer that dies early; a read error (or a killed cairn) fails.
     #[arg(long = "stdin", value_name = "NAME")]
     pub stdin: Option<String>,
     /// A label appended to the point's name, e.g. `before-upgrade` (not `auto` or
@@ -50,11 +52,6 @@ pub fn run(inv: &Invocation<'_>, args: &SnapshotArgs) -> Result<Status> {
     match args.target.resolve()? {
         Target::Repo(repo) => direct(inv, args, &repo),
         Target::Mount(client) => {
-            if args.stdin.is_some() {
-                return Err(usage(
-                    "--stdin works with --repo REPO (not yet through a mount)",
-                ));
-            }
             if !args.paths.is_empty() || !args.excludes.is_empty() {
                 return Err(usage(format!(
                     "through a mount the instance's definition holds its paths and excludes: \
@@ -67,7 +64,18 @@ pub fn run(inv: &Invocation<'_>, args: &SnapshotArgs) -> Result<Status> {
             if let Some(l) = &args.label {
                 req = req.kv("name", l);
             }
-            client::run_job(inv, &client, "snapshot", &req, args.job)
+            let Some(name) = &args.stdin else {
+                return client::run_job(inv, &client, "snapshot", &req, args.job);
+            };
+            if args.job.no_wait {
+                return Err(usage(
+                    "--stdin streams stdin into the job until its end: drop --no-wait",
+                ));
+            }
+            let id = client.start_job("snapshot", &req.kv("stdin", name))?;
+            // Whether the stream was refused or not, the job's status tells the outcome.
+            client.stream_input(id, std::io::stdin().lock())?;
+            client::finish_job(inv, &client, id, args.job.json)
         }
     }
 }

@@ -40,6 +40,7 @@ impl Namespace {
                     true,
                 )
             }
+            Inode::JobInput(id) => (self.open_input(*id, write, uid)?, true),
             _ if write => return Err(libc::EROFS),
             Inode::Node {
                 layout: Some(layout),
@@ -123,7 +124,10 @@ impl Namespace {
     }
 
     pub fn release(&self, fh: u64) {
-        self.handles.write_locked().remove(&fh);
+        let handle = self.handles.write_locked().remove(&fh);
+        if let Some(Handle::Input(id)) = handle.as_deref() {
+            self.service.job_inputs().detach(*id);
+        }
     }
 
     /// Reads from an open handle if that needs no download (dynamic files, chunks in
@@ -153,6 +157,7 @@ impl Namespace {
         match &*self.handle(fh)? {
             Handle::Snapshot(data) => Ok(slice(data)),
             Handle::Control { reply, .. } => Ok(reply.locked().read(offset, size)),
+            Handle::Input(_) => Err(libc::EBADF),
             Handle::Content { layout, next } => {
                 let sequential = {
                     let mut n = next.locked();
@@ -172,6 +177,7 @@ impl Namespace {
 
     /// A write into a control file at `offset` (the handle's position): one request. On
     /// error the message is kept as the handle's reply and the write fails with the errno.
+    /// A write into a job's input goes into its pipe (and may wait).
     pub fn write(
         &self,
         fh: u64,
@@ -183,6 +189,16 @@ impl Namespace {
             errno: e,
             message: "bad handle".into(),
         })?;
+        if let Handle::Input(id) = &*handle {
+            return self
+                .service
+                .job_inputs()
+                .write(*id, offset, data)
+                .map_err(|errno| ControlError {
+                    errno,
+                    message: format!("write into the input of job {id} failed"),
+                });
+        }
         let Handle::Control { file, reply } = &*handle else {
             return Err(ControlError {
                 errno: libc::EROFS,

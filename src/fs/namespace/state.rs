@@ -22,6 +22,8 @@ pub(super) enum Handle {
         file: &'static str,
         reply: Mutex<Reply>,
     },
+    /// A job's input (`jobs/<id>/input`), open for writing.
+    Input(u64),
 }
 
 /// The files of a job directory.

@@ -99,9 +99,32 @@ fn typed_requests() {
             instance: "db".into(),
             label: Some("before-upgrade".into()),
             schedule: None,
+            stdin: None,
         }
     );
     assert!(parse_snapshot("instance=db name=auto").is_err());
+    let r = parse_snapshot("instance=db stdin=app.sql").unwrap();
+    assert_eq!(r.stdin.as_deref(), Some("app.sql"));
+    for bad in ["stdin=a/b", "stdin=..", "stdin=", "stdin=a stdin=b"] {
+        assert!(
+            parse_snapshot(&format!("instance=db {bad}")).is_err(),
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        parse_stdin_end("end job=7 bytes=12").unwrap(),
+        (7, Some(12))
+    );
+    assert_eq!(parse_stdin_end("end job=7").unwrap(), (7, None));
+    for bad in [
+        "job=7",
+        "end",
+        "end job=x",
+        "end job=7 bytes=-1",
+        "end job=7 other=1",
+    ] {
+        assert!(parse_stdin_end(bad).is_err(), "{bad}");
+    }
     assert!(parse_snapshot("instance=db instance=x").is_err());
     let r = parse_restore("instance=db point=latest target=/srv/r include=data/*.rdb include=x")
         .unwrap();
