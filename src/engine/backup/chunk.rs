@@ -7,8 +7,6 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
-use rayon::prelude::*;
-
 use crate::engine::fsmeta::data_ranges;
 use crate::engine::{EngineError, Result};
 use crate::model::{Extent, Node};
@@ -92,44 +90,21 @@ pub(super) fn chunk_stream(
 ) -> Result<u64> {
     let c = ctx.repo.config().chunker;
     let mut read = 0u64;
-    let mut batch = Vec::with_capacity(STREAM_BATCH);
-    let mut chunks = fastcdc::v2020::StreamCDC::new(source, c.min_size, c.avg_size, c.max_size);
-    loop {
+    for chunk in fastcdc::v2020::StreamCDC::new(source, c.min_size, c.avg_size, c.max_size) {
         ctx.cancel.check()?;
-        batch.clear();
-        for chunk in chunks.by_ref().take(STREAM_BATCH) {
-            batch.push(chunk.map_err(|e| match e {
-                fastcdc::v2020::Error::IoError(e) => io(e),
-                other => io(std::io::Error::other(other.to_string())),
-            })?);
-        }
-        if batch.is_empty() {
-            return Ok(read);
-        }
-        // Hashed, compressed and sealed side by side (one stream is one thread's reads
-        // otherwise), then kept in their order.
-        let ids = batch
-            .par_iter()
-            .map(|chunk| {
-                ctx.packer
-                    .add(BlobKind::Data, &chunk.data)
-                    .map(|(id, _)| id)
-            })
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        for (chunk, id) in batch.iter().zip(ids) {
-            read += chunk.length as u64;
-            extents.push(Extent::Data {
-                id,
-                len: chunk.length as u32,
-            });
-        }
+        let chunk = chunk.map_err(|e| match e {
+            fastcdc::v2020::Error::IoError(e) => io(e),
+            other => io(std::io::Error::other(other.to_string())),
+        })?;
+        let (id, _) = ctx.packer.add(BlobKind::Data, &chunk.data)?;
+        read += chunk.length as u64;
+        extents.push(Extent::Data {
+            id,
+            len: chunk.length as u32,
+        });
     }
+    Ok(read)
 }
-
-/// Chunks of one stream (a large file, a dump) handed to the packer at once: enough to
-/// keep every core busy, few enough to bound memory (at most this many maximum-size
-/// chunks in flight).
-const STREAM_BATCH: usize = 4;
 
 fn read_file(ctx: &Ctx<'_>, path: &Path, node: &Node) -> Result<Vec<Extent>> {
     let io = |e| EngineError::io("reading", path, e);
