@@ -18,6 +18,7 @@ use crate::sync::RwLockExt;
 mod control_reply;
 mod handles;
 mod job_input;
+mod readme;
 mod removal;
 mod state;
 
@@ -41,34 +42,6 @@ const FIRST_DYNAMIC: u64 = 100;
 const SIBLING_PREFETCH: usize = 64;
 
 pub const META_NAME: &str = ".cairn";
-
-const README_TEXT: &str = "\
-cairn control plane
-
-Write one request per line into a control file; read the reply (job=ID or the error)
-back from the same handle when you open it read-write.
-  echo 'add name=NAME path=/abs/path [path=..] [exclude=GLOB]' > ctl/instance
-       [before=CMD] [after=CMD] [restore-before=CMD] [restore-after=CMD] [hook-timeout=S]
-       run CMD with /bin/sh -c around snapshots and restores (docs/CONTROL.md, Hooks)
-  echo 'remove name=NAME'                                        > ctl/instance
-  echo 'instance=NAME [name=LABEL] [stdin=FILE]'                 > ctl/snapshot
-       stdin=FILE: write the stream into jobs/ID/input, close it, then
-       echo 'end job=ID [bytes=N]' > ctl/stdin (no marker: the job fails)
-  echo 'instance=NAME point=POINT|latest target=/abs [include=GLOB].. [mode=new|in-place]' > ctl/restore
-       [skip-damaged=true] restores every intact file and names the damaged ones;
-       [delete-excluded=true] (in-place) also deletes what the backup's excludes kept out
-  echo '[instance=NAME] [point=POINT] [read-data=true]'          > ctl/verify
-  echo 'job=ID'                                                  > ctl/cancel
-  echo 'instance=NAME point=POINT|latest [point=..] [manual=true]' > ctl/forget
-  echo '[dry-run=true] [grace-hours=N] [break-lease=true]'       > ctl/prune
-  echo 'create name=P times=03:00,15:00 weekdays=mon,fri keep-days=7' > ctl/policy
-  echo 'bind name=P instance=NAME'                               > ctl/policy
-  (also update, delete, enable, disable, unbind, run-now, settings; policies/P shows P)
-A request may also be one JSON object, e.g. {\"instance\":\"db\",\"name\":\"before-upgrade\"}.
-jobs/ID/status is JSON (state, progress, error); jobs/ID/log is text; `rm -r jobs/ID`
-deletes a finished job; events is the audit log (JSON lines: time, kind, uid, request,
-outcome); stats shows repository figures. docs/CONTROL.md has the rest.
-";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EntryKind {
@@ -337,7 +310,7 @@ impl Namespace {
                 self.dir_attr(ino, meta_dir, self.started_ns, false)
             }
             Inode::CtlDir => self.dir_attr(ino, 0o700, self.started_ns, false),
-            Inode::Readme => self.file_attr(ino, 0o444, README_TEXT.len() as u64),
+            Inode::Readme => self.file_attr(ino, 0o444, readme::README_TEXT.len() as u64),
             Inode::Events
             | Inode::Stats
             | Inode::JobStatus(_)

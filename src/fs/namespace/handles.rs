@@ -5,8 +5,9 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use super::control_reply::Reply;
+use super::readme::README_TEXT;
 use super::state::Handle;
-use super::{FsResult, Inode, Namespace, README_TEXT, SIBLING_PREFETCH};
+use super::{FsResult, Inode, Namespace, SIBLING_PREFETCH};
 use crate::repo::BlobId;
 use crate::service::ControlError;
 use crate::sync::{LockExt, RwLockExt};
