@@ -142,9 +142,13 @@ fn init_tracing() {
 fn main() -> ExitCode {
     // Two malloc arenas instead of one per thread: the engine's many readers would
     // otherwise each keep freed buffers, and peak RSS would grow with the thread count.
+    // Buffers of 1 MiB and more (chunks, sealed blobs, packs) are mapped on their own and
+    // unmapped when freed: glibc's sliding threshold would otherwise serve them from the
+    // arenas after the first pack, which keep the memory of the busiest moment for good.
     // SAFETY: mallopt before any other thread exists; it only tunes the allocator.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
     }
     if std::env::args_os()
         .nth(1)

@@ -196,6 +196,11 @@ impl Progress for TermProgress {
         self.bar.set_position(self.counts.position());
     }
 
+    fn bytes_read(&self, bytes: u64) {
+        self.counts.bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.bar.set_position(self.counts.position());
+    }
+
     fn warn(&self, message: &str) {
         if !self.print_warnings {
             return;

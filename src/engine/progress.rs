@@ -11,6 +11,9 @@ pub trait Progress: Send + Sync {
     fn set_total(&self, _files: u64, _bytes: u64) {}
     /// One file (or other entry) is done; `bytes` is its logical size.
     fn file_done(&self, _path: &Path, _bytes: u64) {}
+    /// Bytes of an entry still being read (a stream), counted as they arrive; its
+    /// `file_done` then gives only the bytes not counted here.
+    fn bytes_read(&self, _bytes: u64) {}
     /// A condition the operation survived, in words a person acts on.
     fn warn(&self, _message: &str) {}
     /// A named phase begins (e.g. "scanning", "uploading", "staging", "swapping").

@@ -92,6 +92,10 @@ impl Progress for JobProgress {
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
+    fn bytes_read(&self, bytes: u64) {
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
     fn warn(&self, message: &str) {
         self.log_line(format!("warning: {message}"));
     }

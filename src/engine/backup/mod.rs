@@ -10,6 +10,7 @@
 
 mod chunk;
 mod names;
+mod pipeline;
 mod run;
 mod stream;
 mod walk;

@@ -12,7 +12,7 @@ use crate::engine::{EngineError, Result};
 use crate::model::{Node, NodeKind};
 use crate::sync::LockExt;
 
-use super::chunk::chunk_stream;
+use super::pipeline::chunk_parallel;
 use super::run::Ctx;
 
 /// Says, once the stream has been read to its end (or abandoned), whether its producer
@@ -65,9 +65,13 @@ pub(super) fn read_stream(ctx: &Ctx<'_>, s: &StreamSource) -> Result<StreamConte
         .take()
         .ok_or_else(|| failed("already read by an earlier backup".into()))?;
     let mut node = Node::new(s.name.as_bytes().to_vec(), NodeKind::File);
-    let read = chunk_stream(ctx, reader, &mut node.content, |e| {
-        failed(format!("reading it: {e}"))
-    });
+    let read = chunk_parallel(
+        ctx,
+        reader,
+        &mut node.content,
+        |e| failed(format!("reading it: {e}")),
+        |n| ctx.progress.bytes_read(n),
+    );
     let finished = finish();
     if read.is_err() || finished.is_err() {
         // What was uploaded gets its index segment, so that every prune (from any
@@ -83,7 +87,8 @@ pub(super) fn read_stream(ctx: &Ctx<'_>, s: &StreamSource) -> Result<StreamConte
     ctx.files.fetch_add(1, Ordering::Relaxed);
     ctx.files_read.fetch_add(1, Ordering::Relaxed);
     ctx.bytes.fetch_add(node.size, Ordering::Relaxed);
-    ctx.progress.file_done(Path::new(&s.name), node.size);
+    // Its bytes were counted as they were read.
+    ctx.progress.file_done(Path::new(&s.name), 0);
     Ok(StreamContent { node })
 }
 
