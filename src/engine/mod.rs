@@ -22,7 +22,7 @@ pub mod restore;
 mod trees;
 pub mod verify;
 
-pub use backup::{backup, BackupOutcome, BackupRequest, StreamFinish, StreamSource};
+pub use backup::{backup, BackupOutcome, BackupRequest, BeforeCommit, StreamFinish, StreamSource};
 pub use blobs::BlobReader;
 pub use content::{ContentReader, FileLayout};
 pub use dump::dump_file;

@@ -11,6 +11,9 @@ use super::{ModelError, Node, NodeKind, Xattr};
 
 pub const MANIFEST_VERSION: u32 = 1;
 
+/// How many warnings a manifest keeps the text of (`stats.warnings` counts them all).
+pub const MANIFEST_WARNINGS: usize = 100;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PointKind {
@@ -75,6 +78,11 @@ pub struct Manifest {
     /// taken. Absent in older manifests and in points without streams.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub streams: Vec<String>,
+    /// The text of the warnings the backup survived (an unreadable file, a failed `after`
+    /// hook), the first [`MANIFEST_WARNINGS`] of `stats.warnings`. Absent in older
+    /// manifests and in points without warnings.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// The metadata of a point's root directory when it is one source directory.
@@ -300,6 +308,7 @@ pub(crate) fn example(parent: Option<String>) -> Manifest {
         excludes: Vec::new(),
         root_meta: None,
         streams: Vec::new(),
+        warnings: Vec::new(),
     }
 }
 

@@ -2,14 +2,17 @@
 //! `restore-before`) runs, and its failure is the job's, without the job's work; then
 //! the work; then the last hook (`after`, `restore-after`), whenever the first ran or
 //! there is none, told the outcome in `CAIRN_RESULT`. The last hook's failure is a
-//! warning, in the job's log and in `result.warnings`. Also [`JobError`], what a job
-//! fails with: the engine's error or a hook's.
+//! warning, in the job's log and in `result.warnings`; a backup's `after` runs before
+//! its point is written when the data is in, so that its failure is also a warning on
+//! the point. Also [`JobError`], what a job fails with: the engine's error or a hook's.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::engine::{CancelToken, EngineError, Progress};
+use crate::engine::{BeforeCommit, CancelToken, EngineError, Progress};
 use crate::model::instance::Hooks;
 
 use super::hooks::{self, Hook, HookError, KILL_GRACE};
@@ -104,30 +107,81 @@ impl JobHooks {
         cancel: &CancelToken,
         work: impl FnOnce() -> Result<Value, JobError>,
     ) -> Result<Value, JobError> {
-        let first = match &self.first {
-            Some(first) => self.run(first, &[], progress, Some(cancel)),
-            None => Ok(()),
-        };
-        let mut outcome = first.map_err(JobError::from).and_then(|()| work());
-        let Some(last) = &self.last else {
+        let outcome = self.run_first(progress, cancel).and_then(|()| work());
+        self.finish(outcome, progress, cancel)
+    }
+
+    /// [`around`](Self::around) for a backup: `work` gets the last hook as the
+    /// [`BeforeCommit`] of its request, so that once the data is uploaded it runs (told
+    /// `success`) before the point is written, and its failure is a warning on the point
+    /// (the engine logs it and returns it in its warnings). When the backup fails before
+    /// that, the last hook runs after it as in `around`. It runs once on every path.
+    pub fn around_backup(
+        &self,
+        progress: &Arc<JobProgress>,
+        cancel: &CancelToken,
+        work: impl FnOnce(Option<BeforeCommit>) -> Result<Value, JobError>,
+    ) -> Result<Value, JobError> {
+        let ran = Arc::new(AtomicBool::new(false));
+        let before_commit = self.last.is_some().then(|| {
+            let (hooks, progress, cancel) = (self.clone(), progress.clone(), cancel.clone());
+            let ran = ran.clone();
+            BeforeCommit::new(move || {
+                ran.store(true, Ordering::SeqCst);
+                hooks
+                    .run_last(true, &progress, &cancel)
+                    .into_iter()
+                    .collect()
+            })
+        });
+        let outcome = self
+            .run_first(progress, cancel)
+            .and_then(|()| work(before_commit));
+        if ran.load(Ordering::SeqCst) {
             return outcome;
-        };
-        let result = if outcome.is_ok() {
-            "success"
-        } else {
-            "failure"
-        };
-        // After a cancel the last hook still runs (to its timeout); a cancel while it
-        // runs kills it.
-        let watch = (!cancel.is_cancelled()).then_some(cancel);
-        if let Err(e) = self.run(last, &[("CAIRN_RESULT", result.into())], progress, watch) {
-            let warning = e.to_string();
+        }
+        self.finish(outcome, progress, cancel)
+    }
+
+    fn run_first(&self, progress: &JobProgress, cancel: &CancelToken) -> Result<(), JobError> {
+        match &self.first {
+            Some(first) => Ok(self.run(first, &[], progress, Some(cancel))?),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs the last hook after `outcome`; its failure goes to the log and
+    /// `result.warnings`.
+    fn finish(
+        &self,
+        mut outcome: Result<Value, JobError>,
+        progress: &JobProgress,
+        cancel: &CancelToken,
+    ) -> Result<Value, JobError> {
+        if let Some(warning) = self.run_last(outcome.is_ok(), progress, cancel) {
             progress.log_line(format!("warning: {warning}"));
             if let Ok(value) = &mut outcome {
                 add_warning(value, warning);
             }
         }
         outcome
+    }
+
+    /// Runs the last hook, if any, told `CAIRN_RESULT`; its failure, if it failed.
+    fn run_last(
+        &self,
+        success: bool,
+        progress: &JobProgress,
+        cancel: &CancelToken,
+    ) -> Option<String> {
+        let last = self.last.as_ref()?;
+        let result = if success { "success" } else { "failure" };
+        // After a cancel the last hook still runs (to its timeout); a cancel while it
+        // runs kills it.
+        let watch = (!cancel.is_cancelled()).then_some(cancel);
+        self.run(last, &[("CAIRN_RESULT", result.into())], progress, watch)
+            .err()
+            .map(|e| e.to_string())
     }
 
     fn run(

@@ -208,7 +208,8 @@ impl Service {
                     let time = *b.time_ns.get_or_insert_with(crate::model::now_ns);
                     hooks = hooks.with("CAIRN_POINT", point_name(time, b.kind, b.label.as_deref()));
                 }
-                let mut result = hooks.around(progress, cancel, || {
+                let mut result = hooks.around_backup(progress, cancel, |before_commit| {
+                    b.before_commit = before_commit;
                     let out = engine::backup(repo, catalog, &b, progress.as_ref(), cancel)?;
                     Ok(json!({"point": out.manifest.name, "stats": out.manifest.stats, "warnings": out.warnings}))
                 })?;

@@ -99,6 +99,7 @@ fn manifest(parent: Option<String>) -> Manifest {
         excludes: vec!["*.tmp".into()],
         root_meta: None,
         streams: Vec::new(),
+        warnings: Vec::new(),
     }
 }
 

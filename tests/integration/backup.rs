@@ -6,7 +6,7 @@ use cairn::engine::{backup, BackupRequest, CancelToken, NoProgress, TreeReader};
 use cairn::model::{Extent, NodeKind};
 
 use crate::support::fixture::{noise, SourceTree};
-use crate::support::repos::TestRepo;
+use crate::support::repos::{second_machine, TestRepo};
 
 fn run(t: &TestRepo, instance: &str, src: &std::path::Path) -> cairn::engine::BackupOutcome {
     let req = BackupRequest::new(instance, vec![src.to_path_buf()]);
@@ -97,7 +97,7 @@ fn second_point_of_identical_data_in_another_instance_stores_almost_nothing() {
         b.manifest.stats.new_bytes
     );
     // A fresh catalog rebuilt from the objects sees the same points.
-    let again = TestRepo::reopen_local(dir.path());
+    let again = second_machine(t.repo.store(), &dir.path().join("other"));
     again.catalog.rebuild(&again.repo).unwrap();
     let names: Vec<_> = again
         .catalog
@@ -127,4 +127,55 @@ fn invalid_requests_are_refused_before_anything_is_written() {
     }
     assert!(t.repo.store().list("points/").unwrap().is_empty());
     assert!(t.repo.store().list("packs/").unwrap().is_empty());
+}
+
+/// `before_commit` runs once, after the uploads and before the manifest; its warnings are
+/// the point's: all counted, the first 100 kept in the manifest, read back from the
+/// repository. A backup that fails before never runs it.
+#[test]
+fn before_commit_warnings_are_the_points() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use cairn::engine::BeforeCommit;
+
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    SourceTree::new(&src).file("f", b"data");
+    let t = TestRepo::local(dir.path());
+    let manifests = dir.path().join("repo/points/db");
+    let calls = Arc::new(AtomicUsize::new(0));
+    let mut req = BackupRequest::new("db", vec![src.clone()]);
+    let (seen, m) = (calls.clone(), manifests.clone());
+    req.before_commit = Some(BeforeCommit::new(move || {
+        seen.fetch_add(1, Ordering::SeqCst);
+        assert!(!m.exists(), "no manifest is written yet");
+        (0..150).map(|i| format!("w{i}")).collect()
+    }));
+    let out = backup(&t.repo, &t.catalog, &req, &NoProgress, &CancelToken::new()).unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(out.warnings.len(), 150);
+    assert_eq!(out.manifest.stats.warnings, 150);
+    let kept: Vec<String> = (0..100).map(|i| format!("w{i}")).collect();
+    assert_eq!(out.manifest.warnings, kept);
+    let again = second_machine(t.repo.store(), &dir.path().join("other"));
+    let stored = again.catalog.newest_point("db").unwrap().unwrap();
+    assert_eq!(
+        stored.manifest.warnings, kept,
+        "read back from the repository"
+    );
+
+    let calls = Arc::new(AtomicUsize::new(0));
+    let mut req = BackupRequest::new("db", vec![dir.path().join("missing")]);
+    let seen = calls.clone();
+    req.before_commit = Some(BeforeCommit::new(move || {
+        seen.fetch_add(1, Ordering::SeqCst);
+        Vec::new()
+    }));
+    assert!(backup(&t.repo, &t.catalog, &req, &NoProgress, &CancelToken::new()).is_err());
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        0,
+        "not run for a failed backup"
+    );
 }

@@ -549,6 +549,7 @@ fn golden_manifest() -> Manifest {
         excludes: Vec::new(),
         root_meta: None,
         streams: Vec::new(),
+        warnings: Vec::new(),
     }
 }
 

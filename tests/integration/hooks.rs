@@ -12,7 +12,7 @@ use cairn::service::grammar::Words;
 use serde_json::Value;
 
 use crate::support::cli_env::Env;
-use crate::support::daemon::alive;
+use crate::support::daemon::{alive, Daemon};
 use crate::support::mount::fuse_available;
 use crate::support::schedule::Rig;
 
@@ -413,18 +413,24 @@ fn hook_definitions_are_stored_and_bad_ones_refused_with_nothing_stored() {
     assert_eq!(db.hooks.timeout_secs(), 86_400);
 }
 
-#[test]
-fn cli_instance_add_with_hooks_through_a_mount_logs_into_the_job() {
-    if !fuse_available() {
-        return;
-    }
+/// A fresh repository mounted by a daemon, and a source directory holding `dump.rdb`.
+fn mounted_with_source() -> (Env, PathBuf, Daemon) {
     let env = Env::new();
     env.init();
     let src = env.path("src");
     fs::create_dir_all(&src).unwrap();
     fs::write(src.join("dump.rdb"), b"REDIS0011").unwrap();
+    let daemon = env.mount_background();
+    (env, src, daemon)
+}
+
+#[test]
+fn cli_instance_add_with_hooks_through_a_mount_logs_into_the_job() {
+    if !fuse_available() {
+        return;
+    }
+    let (env, src, _daemon) = mounted_with_source();
     let marker = env.path("after-ran");
-    let _daemon = env.mount_background();
     let after = format!("touch {}", marker.display());
     env.run(&[
         "instance",
@@ -493,4 +499,113 @@ fn after_runs_after_a_failed_backup_and_is_told_so() {
     assert!(before.exists());
     assert_eq!(read(&after), "failure\n");
     assert!(rig.points("db").is_empty());
+}
+
+/// An after-hook that appends `CAIRN_RESULT` to `ran` and then fails.
+fn failing_after(ran: &Path) -> String {
+    format!(
+        "echo \"$CAIRN_RESULT\" >> {}; echo 'unlock failed' >&2; exit 1",
+        ran.display()
+    )
+}
+
+#[test]
+fn a_failing_after_hook_is_a_warning_on_the_point_and_runs_once() {
+    let rig = Rig::new("2026-11-22T00:00:00Z");
+    let ran = file(&rig, "after-ran");
+    // It also notes how many manifests the instance has when it runs: none yet.
+    let manifests = file(&rig, "repo/points/db");
+    let after = format!(
+        "ls {} 2>/dev/null | wc -l >> {}; {}",
+        manifests.display(),
+        ran.display(),
+        failing_after(&ran)
+    );
+    add_db(&rig, &[("after", &after)]).unwrap();
+    let (id, status) = run_job(&rig, "snapshot", "instance=db");
+    assert_eq!(status["state"], "succeeded", "{status}");
+    assert_eq!(
+        read(&ran),
+        "0\nsuccess\n",
+        "the after-hook ran once, before the manifest was written"
+    );
+    assert_eq!(fs::read_dir(&manifests).unwrap().count(), 1);
+    let warning = "hook `after` exited with status 1: unlock failed";
+    assert_eq!(status["result"]["warnings"], serde_json::json!([warning]));
+    assert_eq!(status["result"]["stats"]["warnings"], 1, "{status}");
+    let points = rig.service.points("db");
+    assert_eq!(points.len(), 1);
+    let manifest = &points[0].manifest;
+    assert_eq!(manifest.warnings, [warning], "the point knows");
+    assert_eq!(manifest.stats.warnings, 1);
+    let log = rig.service.job_log(id).unwrap();
+    assert_eq!(
+        log.matches(&format!("warning: {warning}\n")).count(),
+        1,
+        "{log}"
+    );
+    assert!(log.contains("after: unlock failed\n"), "{log}");
+}
+
+#[test]
+fn after_a_failed_backup_a_failing_after_hook_runs_once_and_is_told_so() {
+    let rig = Rig::new("2026-11-22T00:00:00Z");
+    let ran = file(&rig, "after-ran");
+    add_db(&rig, &[("after", &failing_after(&ran))]).unwrap();
+    fs::remove_dir_all(&rig.src).unwrap();
+    let (id, status) = run_job(&rig, "snapshot", "instance=db");
+    assert_eq!(status["state"], "failed", "{status}");
+    assert!(!error_of(&status).contains("hook"), "{status}");
+    assert_eq!(read(&ran), "failure\n", "the after-hook ran once");
+    assert!(rig.points("db").is_empty());
+    let log = rig.service.job_log(id).unwrap();
+    assert!(
+        log.contains("warning: hook `after` exited with status 1: unlock failed\n"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_failing_after_hook_through_a_mount_is_a_warning_cairn_points_shows() {
+    if !fuse_available() {
+        return;
+    }
+    let (env, src, daemon) = mounted_with_source();
+    let ran = env.path("after-ran");
+    env.run(&[
+        "instance",
+        "add",
+        "redis",
+        "--path",
+        src.to_str().unwrap(),
+        "--after",
+        &failing_after(&ran),
+    ])
+    .ok();
+    let snap = env.run(&["snapshot", "redis", "--json"]).ok().json();
+    assert_eq!(
+        snap["state"], "succeeded",
+        "a warning, not a failure: {snap}"
+    );
+    let warning = "hook `after` exited with status 1: unlock failed";
+    assert_eq!(snap["result"]["warnings"], serde_json::json!([warning]));
+    let id = snap["id"].as_u64().unwrap();
+    let log = read(&env.mnt().join(format!(".cairn/jobs/{id}/log")));
+    assert!(log.contains(&format!("warning: {warning}\n")), "{log}");
+    assert_eq!(read(&ran), "success\n", "the after-hook ran once");
+    drop(daemon);
+
+    let repo = env.repo();
+    let listed = env
+        .run(&["points", "redis", "--repo", &repo, "--json"])
+        .ok()
+        .json();
+    let point = &listed["points"][0];
+    assert_eq!(point["name"], snap["result"]["point"], "{listed}");
+    assert_eq!(point["warnings"], serde_json::json!([warning]), "{listed}");
+    assert_eq!(point["warning_count"], 1, "{listed}");
+    let table = env.run(&["points", "redis", "--repo", &repo]).ok();
+    let lines: Vec<&str> = table.stdout.lines().collect();
+    assert!(lines[0].ends_with("WARNINGS"), "{}", table.describe());
+    assert!(lines[1].ends_with(" 1"), "{}", table.describe());
 }

@@ -64,6 +64,7 @@ impl Forger {
             excludes: Vec::new(),
             root_meta: None,
             streams: Vec::new(),
+            warnings: Vec::new(),
         };
         let (id, json) = m.encode(t.repo.key());
         t.repo

@@ -308,6 +308,8 @@ fn direct(inv: &Invocation<'_>, args: &PointsArgs, wanted: &Wanted, repo: &str) 
                     "host": m.host,
                     "paths": m.paths,
                     "parent": m.parent,
+                    "warning_count": m.stats.warnings,
+                    "warnings": m.warnings,
                 })
             })
             .collect();
@@ -339,19 +341,20 @@ fn direct(inv: &Invocation<'_>, args: &PointsArgs, wanted: &Wanted, repo: &str) 
             .unwrap_or(0)
             .max("POINT".len());
         println!(
-            "{:<width$}  {:<name_width$}  {:<9}  {:<23}  {:>9}  {:>10}",
-            "INSTANCE", "POINT", "KIND", "TIME", "FILES", "BYTES"
+            "{:<width$}  {:<name_width$}  {:<9}  {:<23}  {:>9}  {:>10}  {:>8}",
+            "INSTANCE", "POINT", "KIND", "TIME", "FILES", "BYTES", "WARNINGS"
         );
         for p in &points {
             let m = &p.manifest;
             println!(
-                "{:<width$}  {:<name_width$}  {:<9}  {:<23}  {:>9}  {:>10}",
+                "{:<width$}  {:<name_width$}  {:<9}  {:<23}  {:>9}  {:>10}  {:>8}",
                 m.instance,
                 m.name,
                 kind_name(m.point_kind()),
                 human_units::time(m.time_ns),
                 m.stats.files,
-                human_units::bytes(m.stats.bytes)
+                human_units::bytes(m.stats.bytes),
+                m.stats.warnings
             );
         }
     }

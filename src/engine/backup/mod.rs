@@ -3,11 +3,13 @@
 //!
 //! This file holds the request and the run's order; the parent-reuse walk is in `walk`,
 //! chunking with hard-link slots in `chunk`, named byte streams in `stream`, the point's
-//! name in `names`, and the state every step shares in `run`.
+//! name in `names`, the state every step shares in `run`, and the caller's last word
+//! before the manifest is written in `before_commit`.
 //!
 //! Memory is bounded whatever the data size: each worker holds one chunk at a time, the
 //! packer holds a bounded number of packs, and the index lives in the catalog.
 
+mod before_commit;
 mod chunk;
 mod names;
 mod pipeline;
@@ -27,7 +29,7 @@ use rayon::prelude::*;
 
 use crate::catalog::Catalog;
 use crate::model::instance::{check_source_paths, check_stream_names};
-use crate::model::manifest::{point_name, RootMeta, MANIFEST_VERSION};
+use crate::model::manifest::{point_name, RootMeta, MANIFEST_VERSION, MANIFEST_WARNINGS};
 use crate::model::names::{check_instance_name, is_valid_label};
 use crate::model::{Layout, Manifest, ManifestId, PointKind, PointStats};
 use crate::repo::Repository;
@@ -35,6 +37,7 @@ use crate::repo::Repository;
 use super::fsmeta::{node_from_metadata, read_xattrs};
 use super::{CancelToken, EngineError, InvalidRequest, Progress, Result};
 use crate::sync::LockExt;
+pub use before_commit::BeforeCommit;
 use names::write_manifest;
 use run::Ctx;
 use stream::read_stream;
@@ -57,6 +60,9 @@ pub struct BackupRequest {
     /// Named byte streams, taken after the paths in this order, each stored as a file at
     /// the top of the point (which then has the per-path layout).
     pub streams: Vec<StreamSource>,
+    /// Run once all data is uploaded, before the manifest is sealed; its warnings are the
+    /// point's.
+    pub before_commit: Option<BeforeCommit>,
 }
 
 impl BackupRequest {
@@ -69,6 +75,7 @@ impl BackupRequest {
             label: None,
             time_ns: None,
             streams: Vec::new(),
+            before_commit: None,
         }
     }
 }
@@ -216,6 +223,12 @@ pub fn backup(
         cancel.check()?;
         progress.phase("finishing uploads");
         let packer_stats = ctx.packer.flush().map(|_| ctx.packer.stats())?;
+        if let Some(before_commit) = &req.before_commit {
+            for warning in before_commit.run() {
+                ctx.warn(warning);
+            }
+        }
+        let warnings = std::mem::take(&mut *ctx.warnings.locked());
         let time_ns =
             stream_time.unwrap_or_else(|| req.time_ns.unwrap_or_else(crate::model::now_ns));
         let stats = PointStats {
@@ -225,7 +238,7 @@ pub fn backup(
             new_bytes: packer_stats.new_bytes,
             stored_bytes: packer_stats.stored_bytes,
             files_read: ctx.files_read.load(Ordering::Relaxed),
-            warnings: ctx.warnings.lock().map(|w| w.len() as u64).unwrap_or(0),
+            warnings: warnings.len() as u64,
         };
         let manifest = Manifest {
             version: MANIFEST_VERSION,
@@ -250,10 +263,10 @@ pub fn backup(
             excludes: req.excludes.clone(),
             root_meta,
             streams: req.streams.iter().map(|s| s.name.clone()).collect(),
+            warnings: warnings.iter().take(MANIFEST_WARNINGS).cloned().collect(),
         };
         let base = point_name(time_ns, req.kind, req.label.as_deref());
         let (id, manifest) = write_manifest(&ctx, manifest, &base)?;
-        let warnings = std::mem::take(&mut *ctx.warnings.locked());
         Ok(BackupOutcome {
             id,
             manifest,

@@ -167,6 +167,7 @@ pub fn restore(
                 label: None,
                 time_ns: None,
                 streams: Vec::new(),
+                before_commit: None,
             };
             let out = backup(repo, catalog, &safety, &SafetyProgress(progress), cancel)?;
             outcome.safety_point = Some(out.manifest.name);

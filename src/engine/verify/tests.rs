@@ -37,6 +37,7 @@ fn damage_is_sorted_deduplicated_and_names_the_root_as_dot() {
             excludes: Vec::new(),
             root_meta: None,
             streams: Vec::new(),
+            warnings: Vec::new(),
         },
     };
     assert_eq!(damage_of(&p, &[]), None);
