@@ -1,8 +1,10 @@
 //! A mount daemon killed while a command source streams into a snapshot (issue 12): the
 //! mount does not stay behind dead, the job shows interrupted after a restart, no point
-//! refers to the partial data, the command does not outlive the daemon for long (its
-//! stdout pipe is gone: its next write ends it), and the next snapshot works.
+//! refers to the partial data, neither a command nor a hook outlives the daemon (its
+//! process group is killed with the daemon, sleeping or writing), and the next snapshot
+//! works.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::support::cli_env::{job_id, wait_job, Env, COMMAND_LIMIT};
@@ -95,4 +97,137 @@ fn a_daemon_killed_mid_command_leaves_no_mount_no_point_and_the_next_snapshot_wo
         std::fs::read_to_string(mnt.join("dump/latest/dump.sql")).unwrap(),
         "hello\n"
     );
+}
+
+/// The process group of `pid` (field 5 of its `stat`).
+fn group_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, after_name) = stat.rsplit_once(')')?;
+    after_name.split_whitespace().nth(2)?.parse().ok()
+}
+
+/// The live (not zombie) processes of group `pgid`.
+fn in_group(pgid: i32) -> Vec<i32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let zombie = stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, s)| s.starts_with('Z'));
+        if !zombie && group_of(pid) == Some(pgid) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Starts a snapshot of `args` (an `instance add dump ...` whose command or hook writes
+/// its shell's pid to `pidfile` and sleeps), SIGKILLs the daemon while it sleeps, and
+/// checks that the shell and all of its group (the `sleep` it runs) are gone soon after,
+/// with nothing left mounted; then that a normal command that outlasts its first read
+/// still works after a restart.
+fn a_killed_daemon_takes_its_sleeping_child_along(env: &Env, add: &[&str], pidfile: &Path) {
+    let daemon = env.mount_background();
+    let mnt = env.mnt();
+    env.run(add).ok();
+    let id = job_id(&env.run(&["snapshot", "dump", "--no-wait"]).ok());
+    let start = Instant::now();
+    let shell = loop {
+        let text = std::fs::read_to_string(pidfile).unwrap_or_default();
+        if let Ok(pid) = text.trim().parse::<i32>() {
+            break pid;
+        }
+        assert!(
+            start.elapsed() < COMMAND_LIMIT,
+            "job {id}: it never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let group = group_of(shell).expect("the shell runs");
+    // The shell's `sleep` has started too.
+    while in_group(group).len() < 3 {
+        assert!(start.elapsed() < COMMAND_LIMIT, "no sleep in {group}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    kill(daemon.pid(), libc::SIGKILL);
+    wait_unmounted(&mnt, DEAD_MOUNT_LIMIT, "SIGKILL of the daemon mid-command");
+    wait_dead(daemon.pid(), Duration::from_secs(10), "the killed daemon");
+    drop(daemon);
+    let start = Instant::now();
+    while !in_group(group).is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the child outlived its daemon: group {group} has {:?}",
+            in_group(group)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let _again = env.mount_background();
+    let status = env.run(&["jobs", &id.to_string(), "--json"]).ok().json();
+    assert_eq!(status["state"], "interrupted", "{status}");
+    env.run(&[
+        "instance",
+        "add",
+        "dump",
+        "--command",
+        "echo hello; sleep 2; echo bye",
+        "--as",
+        "dump.sql",
+    ])
+    .ok();
+    let snap = env.run(&["snapshot", "dump", "--json"]).ok().json();
+    assert_eq!(snap["state"], "succeeded", "{snap}");
+    assert_eq!(
+        std::fs::read_to_string(mnt.join("dump/latest/dump.sql")).unwrap(),
+        "hello\nbye\n"
+    );
+}
+
+#[test]
+fn a_daemon_killed_while_its_command_sleeps_takes_the_command_along() {
+    if !fuse_available() {
+        return;
+    }
+    let env = Env::new();
+    env.init();
+    let pidfile = env.path("command.pid");
+    let command = format!("echo $$ > {}; sleep 300", pidfile.display());
+    let add = [
+        "instance",
+        "add",
+        "dump",
+        "--command",
+        &command,
+        "--as",
+        "dump.sql",
+    ];
+    a_killed_daemon_takes_its_sleeping_child_along(&env, &add, &pidfile);
+}
+
+#[test]
+fn a_daemon_killed_while_a_hook_sleeps_takes_the_hook_along() {
+    if !fuse_available() {
+        return;
+    }
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("a"), b"a").unwrap();
+    let pidfile = env.path("hook.pid");
+    let before = format!("echo $$ > {}; sleep 300", pidfile.display());
+    let add = [
+        "instance",
+        "add",
+        "dump",
+        "--path",
+        src.to_str().unwrap(),
+        "--before",
+        &before,
+    ];
+    a_killed_daemon_takes_its_sleeping_child_along(&env, &add, &pidfile);
 }
