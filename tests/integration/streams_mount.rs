@@ -252,3 +252,55 @@ fn bad_stdin_requests_queue_nothing() {
     assert!(job_ids(&env).is_empty());
     drop(daemon);
 }
+
+#[test]
+fn an_interrupted_cli_cancels_the_job_at_once_and_makes_no_point() {
+    let Some((env, daemon)) = mounted() else {
+        return;
+    };
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        let before = job_ids(&env).len();
+        let mut cli = env
+            .command(&["snapshot", "app", "--stdin", "app.sql"])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Some bytes, then the pipe stays open with nothing more: the CLI waits on it.
+        let mut stdin = cli.stdin.take().unwrap();
+        stdin.write_all(&noise(34, 1 << 20)).unwrap();
+        let start = Instant::now();
+        while job_ids(&env).len() == before {
+            assert!(start.elapsed() < COMMAND_LIMIT, "no job");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let id = *job_ids(&env).last().unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        kill(cli.id() as i32, signal);
+        // Well before the 10 s the daemon waits for an end marker after a close.
+        let bound = Duration::from_secs(5);
+        let path = env.mnt().join(format!(".cairn/jobs/{id}/status"));
+        let sent = Instant::now();
+        let v = loop {
+            let v: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            if !matches!(v["state"].as_str(), Some("queued" | "running")) {
+                break v;
+            }
+            assert!(
+                sent.elapsed() < bound,
+                "job {id} not ended {bound:?} after {signal}: {v}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert_eq!(v["state"], "cancelled", "{v}");
+        let status = wait_status("the interrupted cairn", &mut cli, COMMAND_LIMIT);
+        assert_eq!(status.code(), Some(130), "signal {signal}");
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut cli.stderr.take().unwrap(), &mut err).unwrap();
+        assert!(err.contains(&format!("job {id} was cancelled")), "{err}");
+        drop(stdin);
+        assert_eq!(points(&env), 0);
+    }
+    drop(daemon);
+}
