@@ -28,6 +28,8 @@ impl ProcessGroup {
         let mut guard = Command::new("/bin/sh")
             .arg("-c")
             .arg(GUARD)
+            // It needs nothing of the daemon's environment (nor its password).
+            .env_clear()
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
