@@ -22,7 +22,8 @@ pub const DEFAULT_HOOK_TIMEOUT_SECS: u64 = 600;
 pub struct InstanceConfig {
     pub version: u32,
     pub name: String,
-    /// Source paths; may be empty when `commands` is not.
+    /// Source paths; may be empty (with no `commands` either, the instance is fed by
+    /// stdin only: [`InstanceConfig::is_stdin_only`]).
     pub paths: Vec<String>,
     #[serde(default)]
     pub excludes: Vec<String>,
@@ -165,13 +166,33 @@ pub fn check_source_paths(paths: &[PathBuf]) -> Result<(), String> {
 
 impl InstanceConfig {
     /// The version this definition is written with: 2 when it has hooks or command
-    /// sources, else 1 (so a definition without them stays readable by older readers).
+    /// sources, or no paths (stdin only), else 1 (so a definition without them stays
+    /// readable by older readers, and one they would back up wrongly is skipped).
     pub fn version_needed(&self) -> u32 {
-        if self.hooks.is_empty() && self.commands.is_empty() {
+        if self.hooks.is_empty() && self.commands.is_empty() && !self.paths.is_empty() {
             INSTANCE_VERSION
         } else {
             INSTANCE_VERSION_HOOKS
         }
+    }
+
+    /// No paths and no commands: each snapshot stores only what it is given on stdin
+    /// (`stdin=NAME`), so a snapshot without it, or a schedule, has nothing to read.
+    pub fn is_stdin_only(&self) -> bool {
+        self.paths.is_empty() && self.commands.is_empty()
+    }
+
+    /// Why a snapshot of this instance without a stream is refused, when it is
+    /// [stdin only](InstanceConfig::is_stdin_only).
+    pub fn needs_stdin(&self) -> Option<String> {
+        let name = &self.name;
+        self.is_stdin_only().then(|| {
+            format!(
+                "instance `{name}` has no paths and no commands: it is fed by stdin only, so a \
+                 snapshot needs --stdin NAME (`pg_dump app | cairn snapshot {name} --stdin \
+                 app.sql`; `stdin=NAME` in ctl/snapshot)"
+            )
+        })
     }
 
     pub fn object_key(name: &str) -> String {
@@ -246,6 +267,16 @@ mod tests {
             serde_json::to_string(&c).unwrap(),
             r#"{"version":1,"name":"db","paths":["/srv/db"],"excludes":[]}"#
         );
+    }
+
+    #[test]
+    fn a_stdin_only_definition_needs_version_2_and_stdin() {
+        let mut c = config(Hooks::default(), Vec::new());
+        assert_eq!(c.needs_stdin(), None);
+        c.paths.clear();
+        assert_eq!(c.version_needed(), 2);
+        assert!(c.is_stdin_only());
+        assert!(c.needs_stdin().unwrap().contains("needs --stdin NAME"));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Command sources: each `command=CMD as=NAME` of an instance is a stream of its
-//! snapshots. The command runs with `/bin/sh -c` in a process group of its own, started
+//! snapshots. The command runs with `/bin/sh -c` in a process group of its own (killed
+//! if the daemon dies: `process_group`), started
 //! when the backup reaches it (after the paths and the commands before it), with
 //! `CAIRN_INSTANCE` and `CAIRN_JOB` set and stdin from `/dev/null`. Its stdout is the
 //! stream; its stderr goes to the job's log line by line. A non-zero exit or a signal
@@ -8,7 +9,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, BufRead, BufReader, Read};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,6 +21,7 @@ use crate::model::instance::CommandSource;
 use crate::sync::LockExt;
 
 use super::job_progress::JobProgress;
+use super::process_group::ProcessGroup;
 
 /// How many of its last stderr lines a failed command's error quotes.
 const TAIL_LINES: usize = 10;
@@ -67,6 +69,7 @@ struct Run {
 #[derive(Default)]
 struct State {
     child: Option<Child>,
+    group: Option<Arc<ProcessGroup>>,
     /// The stderr reader; it returns the last lines.
     stderr: Option<JoinHandle<String>>,
     /// Kills the group on a cancel until `done` is set.
@@ -96,49 +99,46 @@ impl Read for Output {
     }
 }
 
-/// Sends `sig` to the process group `pgid` (a group that is gone is no error).
-fn kill_group(pgid: u32, sig: libc::c_int) {
-    if let Ok(pgid) = libc::pid_t::try_from(pgid) {
-        // SAFETY: a plain syscall; a negative pid names the process group.
-        unsafe { libc::kill(-pgid, sig) };
-    }
-}
-
 impl Run {
     fn start(&self) -> io::Result<ChildStdout> {
         let (cmd, name) = (&self.source.command, &self.source.name);
-        let mut child = Command::new("/bin/sh")
-            .arg("-c")
-            .arg(cmd)
-            .env("CAIRN_INSTANCE", &self.instance)
-            .env("CAIRN_JOB", self.job.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .spawn()
-            .map_err(|e| io::Error::new(e.kind(), format!("starting command `{cmd}`: {e}")))?;
+        let failed =
+            |e: io::Error| io::Error::new(e.kind(), format!("starting command `{cmd}`: {e}"));
+        let group = Arc::new(ProcessGroup::new().map_err(failed)?);
+        let mut child = group
+            .spawn(
+                Command::new("/bin/sh")
+                    .arg("-c")
+                    .arg(cmd)
+                    .env("CAIRN_INSTANCE", &self.instance)
+                    .env("CAIRN_JOB", self.job.to_string())
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped()),
+            )
+            .map_err(failed)?;
         let pid = child.id();
         self.progress
             .log_line(format!("{name}: started command `{cmd}` (pid {pid})"));
         let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
-            kill_group(pid, libc::SIGKILL);
+            group.signal(libc::SIGKILL);
             let _ = child.wait();
             return Err(io::Error::other("the command's pipes are missing"));
         };
         let mut st = self.state.locked();
         st.stderr = Some(self.log_stderr(stderr));
-        let (done, cancel) = (st.done.clone(), self.cancel.clone());
+        let (done, cancel, watched) = (st.done.clone(), self.cancel.clone(), group.clone());
         st.watcher = Some(std::thread::spawn(move || {
             while !done.load(Ordering::Relaxed) {
                 if cancel.is_cancelled() {
-                    kill_group(pid, libc::SIGKILL);
+                    watched.signal(libc::SIGKILL);
                     return;
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
         }));
         st.child = Some(child);
+        st.group = Some(group);
         Ok(stdout)
     }
 
@@ -170,17 +170,19 @@ impl Run {
         let Some(mut child) = st.child.take() else {
             return Err(format!("command `{cmd}` did not start"));
         };
-        let pid = child.id();
+        let group = st.group.take();
+        let kill = || group.iter().for_each(|g| g.signal(libc::SIGKILL));
         if !st.eof {
-            kill_group(pid, libc::SIGKILL);
+            kill();
         }
         let status = child.wait();
         // What the command left running in its group would hold stderr open.
-        kill_group(pid, libc::SIGKILL);
+        kill();
         st.done.store(true, Ordering::Relaxed);
         if let Some(w) = st.watcher.take() {
             let _ = w.join();
         }
+        drop(group);
         let tail = st
             .stderr
             .take()

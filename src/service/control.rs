@@ -33,12 +33,6 @@ pub fn parse_instance(text: &str) -> Result<InstanceRequest> {
                 .map(|p| absolute("path", p))
                 .collect::<Result<Vec<_>>>()?;
             let commands = command_sources(&mut f, &paths)?;
-            if paths.is_empty() && commands.is_empty() {
-                return Err(ControlError::invalid(
-                    "missing `path=` (an absolute path; repeat for several) or \
-                     `command=CMD as=NAME`",
-                ));
-            }
             if !paths.is_empty() {
                 check_source_paths(&paths).map_err(ControlError::invalid)?;
             }

@@ -69,6 +69,9 @@ impl Service {
                         req.instance, req.instance
                     )));
                 };
+                if let (None, Some(why)) = (&req.stdin, config.needs_stdin()) {
+                    return Err(ControlError::invalid(why));
+                }
                 if let Some(name) = &req.stdin {
                     let names = config.commands.iter().map(|c| c.name.as_str());
                     let paths: Vec<_> = config.paths.iter().map(Into::into).collect();
@@ -228,6 +231,14 @@ impl Service {
                     commands,
                 };
                 config.version = config.version_needed();
+                if let (true, Some(p)) = (config.is_stdin_only(), self.bound_policy(&name)) {
+                    return Err(ControlError::invalid(format!(
+                        "instance `{name}` is bound to policy `{}`, and without a path or a \
+                         command its scheduled snapshots would have nothing to read (it would \
+                         be fed by --stdin only): unbind it first",
+                        p.name
+                    )));
+                }
                 let json = serde_json::to_vec(&config).unwrap_or_default();
                 self.inner
                     .repo

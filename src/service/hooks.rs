@@ -1,6 +1,6 @@
 //! One hook: a command the daemon runs with `/bin/sh -c` around a job (`before`,
 //! `after`, `restore-before`, `restore-after`; docs/CONTROL.md, "Hooks"), in a process
-//! group of its own, with the job's facts in its environment. Its stdout and stderr go
+//! group of its own (killed if the daemon dies: `process_group`), with the job's facts in its environment. Its stdout and stderr go
 //! to the job's log line by line as they come; a timeout or a cancel kills the whole
 //! group (SIGTERM, then SIGKILL after a grace); a failure names the hook and carries
 //! the tail of its stderr.
@@ -9,11 +9,13 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::engine::CancelToken;
+
+use super::process_group::ProcessGroup;
 
 /// How long a killed hook's process group has between SIGTERM and SIGKILL.
 pub const KILL_GRACE: Duration = Duration::from_secs(5);
@@ -113,18 +115,20 @@ pub fn run(
         hook: hook.name,
         source,
     };
-    let mut child = Command::new("/bin/sh")
-        .arg("-c")
-        .arg(hook.command)
-        .env_remove(PASSWORD_VAR)
-        .envs(hook.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
+    let group = ProcessGroup::new().map_err(io_err)?;
+    let mut child = group
+        .spawn(
+            Command::new("/bin/sh")
+                .arg("-c")
+                .arg(hook.command)
+                .env_remove(PASSWORD_VAR)
+                .envs(hook.env.iter().map(|(k, v)| (k, v)))
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped()),
+        )
         .map_err(io_err)?;
-    let group = child.id() as libc::pid_t;
+    let shell = child.id() as libc::pid_t;
     let mut streams = [
         Stream::new(child.stdout.take().map(OwnedFd::from), false),
         Stream::new(child.stderr.take().map(OwnedFd::from), true),
@@ -133,13 +137,11 @@ pub fn run(
     let mut stopped: Option<(Instant, Stop)> = None;
     let mut killed = false;
     let watched = loop {
-        // The shell stays a zombie until `wait` below: its pid, the group's id, cannot
-        // be taken by another process while the group is signalled.
-        match pump(&mut streams, POLL_MS, log).and_then(|_| has_exited(group)) {
+        match pump(&mut streams, POLL_MS, log).and_then(|_| has_exited(shell)) {
             Ok(true) => break stopped,
             Ok(false) => {}
             Err(e) => {
-                signal_group(group, libc::SIGKILL);
+                group.signal(libc::SIGKILL);
                 let _ = child.wait();
                 return Err(io_err(e));
             }
@@ -154,12 +156,12 @@ pub fn run(
                     None
                 };
                 if let Some(stop) = stop {
-                    signal_group(group, libc::SIGTERM);
+                    group.signal(libc::SIGTERM);
                     stopped = Some((Instant::now(), stop));
                 }
             }
             Some((at, _)) if !killed && at.elapsed() >= hook.grace => {
-                signal_group(group, libc::SIGKILL);
+                group.signal(libc::SIGKILL);
                 killed = true;
             }
             Some(_) => {}
@@ -167,9 +169,11 @@ pub fn run(
     };
     if watched.is_some() {
         // What the shell left running in its group goes with it.
-        signal_group(group, libc::SIGKILL);
+        group.signal(libc::SIGKILL);
     }
     let status = child.wait().map_err(io_err)?;
+    // What the hook started in the background on purpose goes on.
+    group.release();
     // What is still buffered in the pipes, without waiting for a process the hook left
     // behind that holds them open (or writes on).
     let drained = Instant::now() + DRAIN;
@@ -230,13 +234,6 @@ fn nothing_if_interrupted() -> io::Result<bool> {
     } else {
         Err(e)
     }
-}
-
-/// Sends `sig` to every process of the hook's group (gone ones are no error).
-fn signal_group(group: libc::pid_t, sig: libc::c_int) {
-    // SAFETY: kill(2) of the process group the hook's shell leads; its leader is not
-    // reaped yet, so the group id is still ours.
-    unsafe { libc::kill(-group, sig) };
 }
 
 /// One of the hook's output pipes, cut into lines.

@@ -9,7 +9,8 @@
 //!   (the job queue and its views), `runner` (running jobs; `command_sources` runs the
 //!   commands of a snapshot, `job_input` carries a stream written into the mount), `scheduler` and `tracks`, `policies`, `retention`,
 //!   `definitions` (what is read from the repository), and the hooks around jobs:
-//!   `hooks` (one hook's process), `job_hooks` (their order).
+//!   `hooks` (one hook's process), `job_hooks` (their order); `process_group` (the
+//!   group a hook or a command runs in, killed if the daemon dies).
 //! - What the service owns: [`events::EventLog`], [`job_history::JobHistory`] (with
 //!   `unsaved`), [`clock`]; the job types in [`jobs`] and [`job_progress`].
 
@@ -30,6 +31,7 @@ pub mod job_progress;
 pub mod jobs;
 pub mod policies;
 pub mod policy_control;
+mod process_group;
 mod queue;
 pub mod requests;
 mod retention;

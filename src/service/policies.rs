@@ -322,9 +322,16 @@ impl Service {
         write_once: bool,
     ) -> Result<String, ControlError> {
         let mut target = self.existing(name)?;
-        if self.instance(instance).is_none() {
+        let Some(config) = self.instance(instance) else {
             return Err(ControlError::not_found(format!(
                 "no instance `{instance}`: add it first with `add name={instance} path=/...` in ctl/instance"
+            )));
+        };
+        if config.is_stdin_only() {
+            return Err(ControlError::invalid(format!(
+                "instance `{instance}` has no paths and no commands (it is fed by --stdin \
+                 only): a scheduled snapshot would have nothing to read; give it a path or a \
+                 command (`instance add`) to schedule it"
             )));
         }
         let previous = self.bound_policy(instance);

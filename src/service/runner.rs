@@ -181,6 +181,11 @@ impl Service {
                         req.instance
                     )))
                 })?;
+                if let (None, Some(why)) = (&req.stdin, config.needs_stdin()) {
+                    return Err(
+                        engine::EngineError::Invalid(engine::InvalidRequest::Refused(why)).into(),
+                    );
+                }
                 let mut b = BackupRequest::new(
                     &req.instance,
                     config.paths.iter().map(PathBuf::from).collect(),

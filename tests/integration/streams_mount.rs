@@ -252,3 +252,119 @@ fn bad_stdin_requests_queue_nothing() {
     assert!(job_ids(&env).is_empty());
     drop(daemon);
 }
+
+#[test]
+fn an_interrupted_cli_cancels_the_job_at_once_and_makes_no_point() {
+    let Some((env, daemon)) = mounted() else {
+        return;
+    };
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        let before = job_ids(&env).len();
+        let mut cli = env
+            .command(&["snapshot", "app", "--stdin", "app.sql"])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Some bytes, then the pipe stays open with nothing more: the CLI waits on it.
+        let mut stdin = cli.stdin.take().unwrap();
+        stdin.write_all(&noise(34, 1 << 20)).unwrap();
+        let start = Instant::now();
+        while job_ids(&env).len() == before {
+            assert!(start.elapsed() < COMMAND_LIMIT, "no job");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let id = *job_ids(&env).last().unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        kill(cli.id() as i32, signal);
+        // Well before the 10 s the daemon waits for an end marker after a close.
+        let bound = Duration::from_secs(5);
+        let path = env.mnt().join(format!(".cairn/jobs/{id}/status"));
+        let sent = Instant::now();
+        let v = loop {
+            let v: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            if !matches!(v["state"].as_str(), Some("queued" | "running")) {
+                break v;
+            }
+            assert!(
+                sent.elapsed() < bound,
+                "job {id} not ended {bound:?} after {signal}: {v}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert_eq!(v["state"], "cancelled", "{v}");
+        let status = wait_status("the interrupted cairn", &mut cli, COMMAND_LIMIT);
+        assert_eq!(status.code(), Some(130), "signal {signal}");
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut cli.stderr.take().unwrap(), &mut err).unwrap();
+        assert!(err.contains(&format!("job {id} was cancelled")), "{err}");
+        drop(stdin);
+        assert_eq!(points(&env), 0);
+    }
+    drop(daemon);
+}
+
+#[test]
+fn an_instance_fed_by_stdin_only_is_defined_through_the_mount() {
+    let Some((env, daemon)) = mounted() else {
+        return;
+    };
+    env.run(&["instance", "add", "app-logical"])
+        .ok()
+        .stdout_has("fed by --stdin only");
+    let dump = env.path("dump.sql");
+    std::fs::write(&dump, noise(35, 3 << 20)).unwrap();
+    let out = env.path("out");
+    let snap = ["snapshot", "app-logical", "--stdin", "app.sql", "--json"];
+    run_with_files(&env, &snap, Some(&dump), &out).ok();
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(v["state"], "succeeded", "{v}");
+    let top: Vec<_> = std::fs::read_dir(env.mnt().join("app-logical/latest"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(top, ["app.sql"], "the point holds the stream alone");
+    assert!(
+        std::fs::read(env.mnt().join("app-logical/latest/app.sql")).unwrap()
+            == std::fs::read(&dump).unwrap(),
+        "the stream reads back through the mount"
+    );
+    let points = |env: &Env| {
+        std::fs::read_dir(env.mnt().join("app-logical"))
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name() != "latest")
+            .count()
+    };
+    assert_eq!(points(&env), 1);
+
+    // Without --stdin there is nothing to read: refused, no job, no point.
+    let jobs = job_ids(&env).len();
+    env.run(&["snapshot", "app-logical"])
+        .code(2)
+        .stderr_has("needs --stdin NAME");
+    assert_eq!(job_ids(&env).len(), jobs, "no job queued");
+    assert_eq!(points(&env), 1);
+    // Nor can a schedule feed it.
+    let create = [
+        "policy",
+        "create",
+        "nightly",
+        "--times",
+        "03:00",
+        "--weekdays",
+        "mon",
+        "--keep-days",
+        "7",
+    ];
+    env.run(&create).ok();
+    env.run(&["policy", "bind", "nightly", "app-logical"])
+        .code(2)
+        .stderr_has("a scheduled snapshot would have nothing to read");
+    // A bound instance does not become one fed by stdin only.
+    env.run(&["policy", "bind", "nightly", "app"]).ok();
+    env.run(&["instance", "add", "app"])
+        .code(2)
+        .stderr_has("bound to policy `nightly`");
+    drop(daemon);
+}

@@ -15,7 +15,8 @@ use crate::failure::usage;
 #[derive(Subcommand, Debug)]
 pub enum InstanceCommand {
     /// Define an instance: a name, the paths its snapshots back up, and the commands
-    /// whose output they store.
+    /// whose output they store (with neither, it is fed by `cairn snapshot NAME --stdin
+    /// FILE` only).
     Add(Box<AddArgs>),
     /// List the instances of the mount (what `ls` shows at its top).
     List(ListArgs),
@@ -28,12 +29,10 @@ pub struct AddArgs {
     /// The instance's name (1-240 of A-Z a-z 0-9 _ -).
     pub name: String,
     /// A file or directory its snapshots back up (repeat for several; none inside
-    /// another, no two ending in the same name). Optional with --command.
-    #[arg(
-        long = "path",
-        value_name = "PATH",
-        required_unless_present = "commands"
-    )]
+    /// another, no two ending in the same name). Without --path and --command the
+    /// instance is fed by stdin only: each snapshot needs --stdin NAME (`pg_dump app |
+    /// cairn snapshot NAME --stdin app.sql`), and it cannot be bound to a policy.
+    #[arg(long = "path", value_name = "PATH")]
     pub paths: Vec<PathBuf>,
     /// A command (run with /bin/sh -c) whose stdout each snapshot stores as the file
     /// named by the --as that goes with it, e.g. --command pg_dumpall --as all.sql;
@@ -160,7 +159,15 @@ pub fn run(_inv: &Invocation<'_>, cmd: &InstanceCommand) -> Result<Status> {
             for (k, v) in &hooks {
                 println!("  {k:<8} {v}");
             }
-            println!("`cairn snapshot {}` takes a point of it", args.name);
+            if paths.is_empty() && args.commands.is_empty() {
+                println!("  (no path, no command: fed by --stdin only)");
+                println!(
+                    "`... | cairn snapshot {} --stdin FILE` takes a point of it",
+                    args.name
+                );
+            } else {
+                println!("`cairn snapshot {}` takes a point of it", args.name);
+            }
             Ok(Status::Success)
         }
         InstanceCommand::Remove(args) => {

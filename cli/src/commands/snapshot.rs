@@ -37,7 +37,8 @@ pub struct SnapshotArgs {
     /// --repo, --path is then optional; through a mount, after the instance's paths and
     /// commands), e.g. `pg_dump app | cairn snapshot app --stdin app.sql`. The stream is
     /// complete when stdin reaches its end: run the pipeline with `set -o pipefail` to
-    /// fail on a writer that dies early; a read error (or a killed cairn) fails.
+    /// fail on a writer that dies early; a read error (or a killed cairn) fails, and
+    /// Ctrl-C cancels the job.
     #[arg(long = "stdin", value_name = "NAME")]
     pub stdin: Option<String>,
     /// A label appended to the point's name, e.g. `before-upgrade` (not `auto` or
@@ -73,8 +74,9 @@ pub fn run(inv: &Invocation<'_>, args: &SnapshotArgs) -> Result<Status> {
                 ));
             }
             let id = client.start_job("snapshot", &req.kv("stdin", name))?;
-            // Whether the stream was refused or not, the job's status tells the outcome.
-            client.stream_input(id, std::io::stdin().lock())?;
+            // Whether the stream was refused or not, the job's status tells the outcome;
+            // after an interrupt, the follow cancels the job.
+            client.stream_stdin(inv.interrupts, id)?;
             client::finish_job(inv, &client, id, args.job.json)
         }
     }

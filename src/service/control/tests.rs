@@ -58,7 +58,17 @@ fn typed_requests() {
     assert!(parse_instance("add name=db path=relative").is_err());
     assert!(parse_instance("add name=db path=/a/../etc").is_err());
     assert!(parse_instance("add name=d:b path=/a").is_err());
-    assert!(parse_instance("add name=db").is_err());
+    // No path and no command: an instance fed by stdin only.
+    assert_eq!(
+        parse_instance("add name=db").unwrap(),
+        InstanceRequest::Add {
+            name: "db".into(),
+            paths: Vec::new(),
+            excludes: Vec::new(),
+            hooks: Hooks::default(),
+            commands: Vec::new(),
+        }
+    );
     assert!(parse_instance("add name=db path=/a colour=red").is_err());
     let Ok(InstanceRequest::Add {
         commands, paths, ..
