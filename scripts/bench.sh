@@ -77,6 +77,8 @@ trap 'log "command failed (line $LINENO, step $STEP): $BASH_COMMAND"' ERR
 . "$ROOT/scripts/lib.sh"
 # shellcheck source=scripts/bench/dump.sh
 . "$HERE/dump.sh"
+# shellcheck source=scripts/bench/s3.sh
+. "$HERE/s3.sh"
 
 cleanup() {
   local rc=$?
@@ -451,112 +453,6 @@ bench_mount() {
   kill -0 "$pid" 2>/dev/null && die "the $tool mount daemon (pid $pid) is still running 30 s after unmounting"
   [ "$tool" = cairn ] || wait "$hint" 2>/dev/null || true
   DAEMON_PIDS=()
-}
-
-# ---------------------------------------------------------------- S3
-S3_KEY=${CAIRN_TEST_S3_KEY:-}
-S3_SECRET=${CAIRN_TEST_S3_SECRET:-}
-S3_ENDPOINT=${CAIRN_TEST_S3_ENDPOINT:-}
-S3_BUCKET=${CAIRN_TEST_S3_BUCKET:-cairn-bench}
-WEED_FIXED_PORTS=(9333 19333 9340 19340 8888 18888 8181 9101 23646 33646)
-
-s3_probe() {
-  AWS_ACCESS_KEY_ID=$S3_KEY AWS_SECRET_ACCESS_KEY=$S3_SECRET \
-    "$PY" "$HERE/s3.py" probe --endpoint "$1" --bucket "$S3_BUCKET"
-}
-
-# Uses the server CAIRN_TEST_S3_* names if it answers, else starts a private `weed mini`
-# (stopped at exit); then a counting proxy in front of it.
-s3_setup() {
-  STEP=s3-server
-  if [[ -n "$S3_ENDPOINT" && -n "$S3_KEY" ]] && s3_probe "$S3_ENDPOINT"; then
-    S3_SHARED=1
-    log "S3: using the server at $S3_ENDPOINT (bucket $S3_BUCKET)"
-  else
-    local busy=() p i
-    for p in "${WEED_FIXED_PORTS[@]}"; do
-      if port_busy "$p"; then busy+=("$p"); fi
-    done
-    ((${#busy[@]} == 0)) || die "no S3 server answers (CAIRN_TEST_S3_ENDPOINT unset or down) and the ports 'weed mini' needs are taken (${busy[*]}): name that server with CAIRN_TEST_S3_ENDPOINT/_BUCKET/_KEY/_SECRET, or leave s3 out (--only)"
-    WEED_PORT=""
-    for ((i = 0; i < 200; i++)); do
-      p=$((20000 + RANDOM % 10000))
-      for f in "${WEED_FIXED_PORTS[@]}"; do
-        if ((p == f || p + 10000 == f)); then continue 2; fi
-      done
-      if ! port_busy "$p" && ! port_busy $((p + 10000)); then WEED_PORT=$p; break; fi
-    done
-    [[ -n "$WEED_PORT" ]] || die "found no free port for S3"
-    S3_KEY=bench S3_SECRET=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
-    S3_BUCKET=cairn-bench S3_ENDPOINT=http://127.0.0.1:$WEED_PORT
-    mkdir -p "$RUN/weed/data"
-    printf '{"identities":[{"name":"bench","credentials":[{"accessKey":"%s","secretKey":"%s"}],"actions":["Admin","Read","Write","List","Tagging"]}]}\n' \
-      "$S3_KEY" "$S3_SECRET" > "$RUN/weed/s3.json"
-    log "S3: starting a private SeaweedFS on 127.0.0.1:$WEED_PORT"
-    "$WEED" -logdir="$RUN/weed" mini -dir="$RUN/weed/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
-      -s3.port="$WEED_PORT" -s3.config="$RUN/weed/s3.json" -bucket="$S3_BUCKET" \
-      -admin.ui=false -webdav=false > "$RUN/weed/weed.log" 2>&1 < /dev/null &
-    WEED_PID=$!
-    local deadline=$((SECONDS + 60))
-    until s3_probe "$S3_ENDPOINT"; do
-      kill -0 "$WEED_PID" 2>/dev/null || { tail -n 30 "$RUN/weed/weed.log" >&2; WEED_PID=""; die "SeaweedFS exited during startup"; }
-      ((SECONDS < deadline)) || { tail -n 30 "$RUN/weed/weed.log" >&2; die "SeaweedFS not ready within 60 s"; }
-      sleep 0.3
-    done
-  fi
-  S3_PREFIX=cairn-bench-$(date +%s)-$$
-  export AWS_ACCESS_KEY_ID=$S3_KEY AWS_SECRET_ACCESS_KEY=$S3_SECRET
-  export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
-  "$PY" "$HERE/s3.py" proxy --upstream "$S3_ENDPOINT" --port-file "$RUN/proxy.port" \
-    2> "$LOGS/s3-proxy.err" &
-  PROXY_PID=$!
-  local i
-  for ((i = 0; i < 100; i++)); do [ -s "$RUN/proxy.port" ] && break; sleep 0.1; done
-  [ -s "$RUN/proxy.port" ] || die "the S3 counting proxy did not start (see $LOGS/s3-proxy.err)"
-  PROXY=http://127.0.0.1:$(cat "$RUN/proxy.port")
-  export AWS_ENDPOINT_URL=$PROXY
-  s3_probe "$PROXY" || die "S3 through the counting proxy does not work (see $LOGS/s3-proxy.err)"
-}
-
-s3_counts() {  # s3_counts SET TOOL FIGURE: records the proxy's tally since the last call
-  local kind val
-  while read -r kind val; do
-    record "$1" "$2" "$3" "req_$kind" "$val"
-  done < <("$PY" "$HERE/s3.py" counts --proxy "$PROXY" --reset \
-    | "$PY" -c 'import json,sys; [print(k, v) for k, v in json.load(sys.stdin).items()]')
-}
-
-s3_size() {  # s3_size SET TOOL FIGURE PREFIX
-  local bytes
-  bytes=$("$PY" "$HERE/s3.py" size --endpoint "$S3_ENDPOINT" --bucket "$S3_BUCKET" --prefix "$4/")
-  record "$1" "$2" "$3" size_mb "$((bytes / 1048576))"
-}
-
-run_s3() {  # run_s3 TOOL: backups to and a restore from S3, requests counted
-  local tool=$1 set=s3 prefix=$S3_PREFIX/$1-r$ROUND restore=$RUN/restore-$1-s3 repo
-  STEP="s3/$tool"
-  case $tool in
-    cairn) repo=s3://$S3_BUCKET/$prefix ;;
-    restic) repo=s3:$PROXY/$S3_BUCKET/$prefix ;;
-  esac
-  rm -rf "$restore" "$RUN"/cache-*
-  reset_src "$set"
-  tool_cmds "$tool" "$set" "$repo" "$restore"
-  "${INIT[@]}" > "$LOGS/$set-$tool-init.out" 2>&1 || die "$tool init on S3 failed (see $LOGS/$set-$tool-init.out)"
-  "$PY" "$HERE/s3.py" counts --proxy "$PROXY" --reset > /dev/null
-  local fig
-  for fig in first-backup nochange-backup changed-backup; do
-    [ "$fig" != changed-backup ] || change_src "$set"
-    measure "$set" "$tool" "$fig" "${BACKUP[@]}"
-    s3_counts "$set" "$tool" "$fig"
-    s3_size "$set" "$tool" "$fig" "$prefix"
-  done
-  measure "$set" "$tool" restore "${RESTORE_CMD[@]}"
-  s3_counts "$set" "$tool" restore
-  check_restore "$set" "$tool" "$restore"
-  rm -rf "$restore" "$RUN/src/$set"
-  trim_run
-  "$PY" "$HERE/s3.py" delete --endpoint "$S3_ENDPOINT" --bucket "$S3_BUCKET" --prefix "$prefix/" > /dev/null
 }
 
 # ---------------------------------------------------------------- the run

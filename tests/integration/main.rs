@@ -38,6 +38,7 @@ mod policy_schedule;
 mod prune;
 mod prune_lease;
 mod prune_mount;
+mod readme_databases;
 mod repo_keys;
 mod restore;
 mod restore_excludes;
