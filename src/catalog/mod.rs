@@ -21,7 +21,9 @@ mod schema;
 #[cfg(test)]
 mod testing;
 
-pub use cache::{latest_of, Marks, PackUsage, PlanRecord, PointQuery, PointRecord, RefreshStats};
+pub use cache::{
+    latest_of, LogRecordEntry, Marks, PackUsage, PlanRecord, PointQuery, PointRecord, RefreshStats,
+};
 pub use database::{default_path, Catalog};
 pub use error::{CatalogError, Result};
 pub use history::{

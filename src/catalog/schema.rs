@@ -15,6 +15,7 @@ pub const CACHE_TABLES: &[&str] = &[
     "forgotten",      // forget records
     "condemned",      // packs pending prune plans condemn
     "prune_plans",    // pending prune plans
+    "log_records",    // log records (their JSON, not their bytes)
 ];
 
 /// History (kept; never rebuilt): what only this machine knows, which no object of the
@@ -128,6 +129,15 @@ const MIGRATIONS: &[&str] = &[
     // 5 -> 6: what this machine has seen of the repository (whether it was encrypted),
     // kept across a rebuild, so that a config replaced by an unencrypted one is refused.
     "CREATE TABLE repository (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;",
+    // 6 -> 7: log records (docs/FORMAT.md 9.3), without their bytes.
+    "CREATE TABLE log_records (
+         instance TEXT NOT NULL,
+         seq INTEGER NOT NULL,
+         key TEXT NOT NULL UNIQUE,
+         time_ns INTEGER NOT NULL,
+         record TEXT NOT NULL,
+         PRIMARY KEY (instance, seq)
+     ) WITHOUT ROWID;",
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -15,6 +15,7 @@ pub mod forget;
 mod fsmeta;
 mod history;
 mod invalid;
+pub mod logs;
 pub mod pack_reads;
 mod progress;
 pub mod prune;
@@ -94,6 +95,9 @@ pub enum EngineError {
     /// A stream of a backup failed (its reader, or its producer at the end): no point.
     #[error("stream `{name}`: {message} (no point was made)")]
     StreamFailed { name: String, message: String },
+    /// The log archive cannot give what was asked: a record is missing or unreadable.
+    #[error("the log archive of `{instance}` has a gap: {message}")]
+    LogGap { instance: String, message: String },
     #[error("cancelled")]
     Cancelled,
 }

@@ -4,6 +4,7 @@
 
 pub mod forgotten;
 pub mod instance;
+pub mod log_record;
 pub mod manifest;
 pub mod names;
 pub mod policy;
@@ -14,6 +15,7 @@ pub mod tree;
 
 pub use forgotten::{ForgetRecord, Forgotten};
 pub use instance::InstanceConfig;
+pub use log_record::{LogPiece, LogRecord, LogRecordId};
 pub use manifest::{Layout, Manifest, ManifestId, PointKind, PointStats};
 pub use policy::{Binding, Days, Keep, Policy, PolicySettings};
 pub use tree::{Extent, Node, NodeKind, Tree, Xattr};
@@ -26,6 +28,8 @@ pub enum ModelError {
     UnsafeName(Vec<u8>),
     #[error("malformed manifest: {0}")]
     Manifest(String),
+    #[error("malformed log record: {0}")]
+    LogRecord(String),
 }
 
 /// Now, in nanoseconds since the Unix epoch (UTC).

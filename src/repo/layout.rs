@@ -15,6 +15,8 @@ pub const PACKS: &str = "packs/";
 pub const INDEX: &str = "index/";
 /// Point manifests: `points/<instance>/<64 hex>`.
 pub const POINTS: &str = "points/";
+/// Log records: `logs/<instance>/<12 digits>-<64 hex>`.
+pub const LOGS: &str = "logs/";
 /// Forget records: `forgotten/<instance>/<64 hex>`.
 pub const FORGOTTEN: &str = "forgotten/";
 /// Name claims: `names/<instance>/<64 hex>`.

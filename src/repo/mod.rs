@@ -234,6 +234,22 @@ impl Repository {
         Ok(())
     }
 
+    /// Compresses, seals and writes an object under a fresh key (log records); fails if
+    /// it exists. The store says the object is durable when this returns.
+    pub fn put_sealed_zstd(&self, key: &str, plain: &[u8]) -> Result<()> {
+        let compressed = zstd::bulk::compress(plain, self.config.zstd_level)
+            .map_err(|e| RepoError::Format(format!("compressing {key}: {e}")))?;
+        self.put_sealed(key, compressed)
+    }
+
+    /// Reads an object written by [`put_sealed_zstd`](Self::put_sealed_zstd), at most
+    /// `max` bytes once decompressed.
+    pub fn get_sealed_zstd(&self, key: &str, max: usize) -> Result<Vec<u8>> {
+        let sealed = self.get_sealed(key)?;
+        zstd::bulk::decompress(&sealed, max)
+            .map_err(|e| RepoError::Format(format!("{key}: bad zstd frame: {e}")))
+    }
+
     pub fn get_sealed(&self, key: &str) -> Result<Vec<u8>> {
         let stored = self.store.get(key)?;
         self.key

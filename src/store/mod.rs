@@ -51,6 +51,12 @@ pub enum StoreError {
     Injected(String),
     #[error("cannot start the storage runtime: {0}")]
     Runtime(std::io::Error),
+    #[error("cannot make `{key}` durable: {source}")]
+    Sync {
+        key: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl StoreError {
@@ -117,6 +123,28 @@ impl Store {
             store.retry = RetryPolicy::NETWORK;
         }
         Ok(store)
+    }
+
+    /// Makes a written object durable: a local store flushes the file and its directory
+    /// to the disk (an object store's PUT is durable when it answers).
+    pub fn sync(&self, key: &str) -> Result<()> {
+        let Some(root) = &self.local_root else {
+            return Ok(());
+        };
+        let err = |source| StoreError::Sync {
+            key: key.to_string(),
+            source,
+        };
+        let path = root.join(key);
+        std::fs::File::open(&path)
+            .and_then(|f| f.sync_all())
+            .map_err(err)?;
+        if let Some(dir) = path.parent() {
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(err)?;
+        }
+        Ok(())
     }
 
     /// Wraps any `object_store` implementation (tests use `InMemory` and [`FaultStore`]),

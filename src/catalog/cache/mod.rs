@@ -3,10 +3,12 @@
 //! `rebuild` reload them.
 
 mod index;
+mod logs;
 mod points;
 mod prune;
 mod refresh;
 
+pub use logs::LogRecordEntry;
 pub use points::{latest_of, PointQuery, PointRecord};
 pub use prune::{Marks, PackUsage, PlanRecord};
 pub use refresh::RefreshStats;

@@ -55,6 +55,7 @@ impl Catalog {
         self.refresh_plans(repo, plans, &mut stats)?;
         self.refresh_forgotten(repo, &mut stats)?;
         self.refresh_points(repo, &mut stats)?;
+        self.refresh_logs(repo)?;
         if stats != RefreshStats::default() {
             tracing::debug!(?stats, "catalog refreshed");
         }

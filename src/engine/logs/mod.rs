@@ -1,0 +1,9 @@
+//! Log archiving and point-in-time restore: an instance's log files archived pass after
+//! pass (or pushed one by one) as log records (docs/FORMAT.md, 9.3), and the archive
+//! read back in time.
+
+mod archive;
+mod timeline;
+
+pub use archive::{LogArchiver, PassOutcome};
+pub use timeline::{record_id_hex, FileVersion, LogGap, PieceRef, Timeline};

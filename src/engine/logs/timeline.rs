@@ -1,0 +1,206 @@
+//! An instance's log archive in time: its records in seq order, the gaps in their chain,
+//! which version of each log file existed after a given record, and that version's bytes.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::ops::Range;
+
+use crate::catalog::{Catalog, LogRecordEntry};
+use crate::engine::{EngineError, Result};
+use crate::model::LogRecord;
+use crate::repo::Repository;
+
+const NS: i64 = 1_000_000_000;
+
+/// Records missing from an instance's chain: between the record `after_seq` (taken at
+/// `after_ns`) and the next one the catalog has (`before_ns`; `None` at the end).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogGap {
+    pub after_seq: u64,
+    pub after_ns: Option<i64>,
+    pub before_ns: Option<i64>,
+    pub missing: Range<u64>,
+}
+
+/// Where a run of a file version's bytes is: a record's data range, at an offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PieceRef {
+    pub key: String,
+    pub data: Range<usize>,
+    pub offset: u64,
+}
+
+/// One version of a log file as it stood after some record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileVersion {
+    pub name: String,
+    pub generation: u32,
+    /// Bytes archived of it (what the pieces cover, from 0).
+    pub size: u64,
+    pub mtime_ns: i64,
+    /// When the newest of its pieces was archived.
+    pub time_ns: i64,
+    pub pieces: Vec<PieceRef>,
+}
+
+/// An instance's log records, oldest first.
+#[derive(Debug, Clone)]
+pub struct Timeline {
+    instance: String,
+    records: Vec<LogRecordEntry>,
+}
+
+impl Timeline {
+    pub fn load(catalog: &Catalog, instance: &str) -> Result<Timeline> {
+        Ok(Timeline {
+            instance: instance.to_string(),
+            records: catalog.log_records(instance)?,
+        })
+    }
+
+    pub fn records(&self) -> &[LogRecordEntry] {
+        &self.records
+    }
+
+    /// The newest second whose every write is archived, when the last pass looked at
+    /// `last_pass_ns`: the second that ended at or before it.
+    pub fn latest_second(last_pass_ns: i64) -> i64 {
+        last_pass_ns.div_euclid(NS) - 1
+    }
+
+    /// Records missing from the chain (a deleted or unreadable record): every seq from 1
+    /// to the newest must be there, each naming its predecessor.
+    pub fn gaps(&self) -> Vec<LogGap> {
+        let mut gaps = Vec::new();
+        let mut prev: Option<&LogRecordEntry> = None;
+        for e in &self.records {
+            let expected = prev.map_or(1, |p| p.record.seq + 1);
+            let linked = match prev {
+                None => e.record.seq == 1,
+                Some(p) => {
+                    e.record.seq == expected
+                        && e.record.parent.as_deref() == Some(record_id_hex(&p.key))
+                }
+            };
+            if !linked {
+                gaps.push(LogGap {
+                    after_seq: prev.map_or(0, |p| p.record.seq),
+                    after_ns: prev.map(|p| p.record.time_ns),
+                    before_ns: Some(e.record.time_ns),
+                    missing: expected..e.record.seq.max(expected + 1),
+                });
+            }
+            prev = Some(e);
+        }
+        gaps
+    }
+
+    /// The index of the newest record taken before `cutoff_ns`, if any.
+    pub fn last_before(&self, cutoff_ns: i64) -> Option<usize> {
+        self.records
+            .iter()
+            .rposition(|e| e.record.time_ns < cutoff_ns)
+    }
+
+    /// The index of the first record taken at or after `cutoff_ns`, if any.
+    pub fn first_from(&self, cutoff_ns: i64) -> Option<usize> {
+        self.records
+            .iter()
+            .position(|e| e.record.time_ns >= cutoff_ns)
+    }
+
+    /// Every log file's newest version among the records `..=upto` (an index), with its
+    /// pieces; a version whose pieces do not cover it from byte 0 is an error (a gap).
+    pub fn files_after(&self, upto: usize) -> Result<Vec<FileVersion>> {
+        let mut files: BTreeMap<String, FileVersion> = BTreeMap::new();
+        for e in self.records.iter().take(upto + 1) {
+            for (i, p) in e.record.pieces.iter().enumerate() {
+                let v = files.entry(p.file.clone()).or_insert_with(|| FileVersion {
+                    name: p.file.clone(),
+                    generation: p.generation,
+                    size: 0,
+                    mtime_ns: p.mtime_ns,
+                    time_ns: e.record.time_ns,
+                    pieces: Vec::new(),
+                });
+                if p.generation > v.generation {
+                    (v.generation, v.size) = (p.generation, 0);
+                    v.pieces.clear();
+                } else if p.generation < v.generation {
+                    continue;
+                }
+                if p.offset != v.size {
+                    return Err(self.gap(format!(
+                        "log file {} (version {}) has bytes from {} archived but not {}..{}",
+                        p.file, p.generation, p.offset, v.size, p.offset
+                    )));
+                }
+                v.size = p.end();
+                v.mtime_ns = p.mtime_ns;
+                v.time_ns = e.record.time_ns;
+                v.pieces.push(PieceRef {
+                    key: e.key.clone(),
+                    data: e.record.piece_range(i),
+                    offset: p.offset,
+                });
+            }
+        }
+        Ok(files.into_values().collect())
+    }
+
+    /// Writes the first `limit` bytes (all when `None`) of a file version to `out`.
+    pub fn write_version(
+        &self,
+        repo: &Repository,
+        version: &FileVersion,
+        limit: Option<u64>,
+        out: &mut impl Write,
+    ) -> Result<u64> {
+        let limit = limit.unwrap_or(version.size).min(version.size);
+        let mut written = 0u64;
+        let mut cached: Option<(String, Vec<u8>)> = None;
+        for piece in &version.pieces {
+            if written >= limit {
+                break;
+            }
+            if cached.as_ref().is_none_or(|(k, _)| *k != piece.key) {
+                let (_, data) =
+                    LogRecord::read(repo, &piece.key).map_err(|e| self.gap(e.to_string()))?;
+                cached = Some((piece.key.clone(), data));
+            }
+            let data = &cached.as_ref().expect("just read").1;
+            let bytes = data
+                .get(piece.data.clone())
+                .ok_or_else(|| self.gap(format!("{} is shorter than its pieces", piece.key)))?;
+            let take = ((limit - written) as usize).min(bytes.len());
+            out.write_all(&bytes[..take])
+                .map_err(|e| EngineError::io("writing", std::path::Path::new(&version.name), e))?;
+            written += take as u64;
+        }
+        Ok(written)
+    }
+
+    /// The whole newest version of `name` (after record `upto`, or the newest record).
+    pub fn read_file(&self, repo: &Repository, name: &str, upto: Option<usize>) -> Result<Vec<u8>> {
+        let Some(upto) = upto.or_else(|| self.records.len().checked_sub(1)) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        if let Some(v) = self.files_after(upto)?.into_iter().find(|v| v.name == name) {
+            self.write_version(repo, &v, None, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    fn gap(&self, message: String) -> EngineError {
+        EngineError::LogGap {
+            instance: self.instance.clone(),
+            message,
+        }
+    }
+}
+
+/// The hex id at the end of a record's object key.
+pub fn record_id_hex(key: &str) -> &str {
+    key.rsplit('-').next().unwrap_or_default()
+}
