@@ -32,6 +32,37 @@ pub struct InstanceConfig {
     /// Command sources: each command's stdout is stored as the file `as` in the point.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub commands: Vec<CommandSource>,
+    /// Log files archived between points (`log=GLOB`, `log-every=`, `log-pushers=`).
+    #[serde(default, skip_serializing_if = "LogSources::is_empty")]
+    pub logs: LogSources,
+}
+
+/// Seconds between two archive passes of an instance's log globs, by default.
+pub const DEFAULT_LOG_EVERY_SECS: u64 = 60;
+
+/// An instance's log files (docs/FORMAT.md 9.3): globs archived every `every_secs`, and
+/// the users allowed to push its logs through a mount.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogSources {
+    /// Absolute glob patterns (`*`, `?`, `[...]` within one path component).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub globs: Vec<String>,
+    /// Seconds between passes (1..=86400; default [`DEFAULT_LOG_EVERY_SECS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every_secs: Option<u64>,
+    /// User names (or numeric uids) that may push this instance's logs (and only that).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pushers: Vec<String>,
+}
+
+impl LogSources {
+    pub fn is_empty(&self) -> bool {
+        *self == LogSources::default()
+    }
+
+    pub fn every_secs(&self) -> u64 {
+        self.every_secs.unwrap_or(DEFAULT_LOG_EVERY_SECS)
+    }
 }
 
 /// Commands the daemon runs with `/bin/sh -c` around the jobs of an instance.
@@ -165,11 +196,15 @@ pub fn check_source_paths(paths: &[PathBuf]) -> Result<(), String> {
 }
 
 impl InstanceConfig {
-    /// The version this definition is written with: 2 when it has hooks or command
-    /// sources, or no paths (stdin only), else 1 (so a definition without them stays
+    /// The version this definition is written with: 2 when it has hooks, command
+    /// sources or log sources, or no paths (stdin only), else 1 (so a definition without them stays
     /// readable by older readers, and one they would back up wrongly is skipped).
     pub fn version_needed(&self) -> u32 {
-        if self.hooks.is_empty() && self.commands.is_empty() && !self.paths.is_empty() {
+        if self.hooks.is_empty()
+            && self.commands.is_empty()
+            && self.logs.is_empty()
+            && !self.paths.is_empty()
+        {
             INSTANCE_VERSION
         } else {
             INSTANCE_VERSION_HOOKS
@@ -254,6 +289,7 @@ mod tests {
             excludes: Vec::new(),
             hooks,
             commands,
+            logs: LogSources::default(),
         };
         c.version = c.version_needed();
         c

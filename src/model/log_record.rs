@@ -225,7 +225,7 @@ mod tests {
         let object = LogRecord::object_key("pg", 1, &id);
         assert!(object.starts_with("logs/pg/000000000001-"));
         let (back, data) = LogRecord::decode(&key, &object, &plain).unwrap();
-        assert_eq!((back, data.as_slice()), (r, &b"hello"[..]));
+        assert_eq!((&back, data.as_slice()), (&r, &b"hello"[..]));
         // Another seq, another instance, altered bytes, a short data part: refused.
         assert!(LogRecord::decode(&key, &LogRecord::object_key("pg", 2, &id), &plain).is_err());
         assert!(LogRecord::decode(&key, &LogRecord::object_key("ph", 1, &id), &plain).is_err());

@@ -164,6 +164,7 @@ pub fn instance_seeds() -> Vec<Vec<u8>> {
         excludes: vec!["*.tmp".into(), "cache/**".into()],
         hooks: Default::default(),
         commands: Vec::new(),
+        logs: Default::default(),
     };
     let with_hooks = InstanceConfig {
         version: 2,

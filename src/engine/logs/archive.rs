@@ -254,7 +254,9 @@ impl LogArchiver {
         )?;
         self.flush(repo, catalog, &mut batch, &mut out, time_ns)?;
         for key in &out.records {
-            repo.store().sync(key).map_err(crate::repo::RepoError::from)?;
+            repo.store()
+                .sync(key)
+                .map_err(crate::repo::RepoError::from)?;
         }
         self.files.insert(
             name.to_string(),
