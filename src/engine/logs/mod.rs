@@ -3,7 +3,9 @@
 //! read back in time.
 
 mod archive;
+mod plan;
 mod timeline;
 
 pub use archive::{LogArchiver, PassOutcome};
+pub use plan::{PitrPlan, PlannedExtra, PlannedLog};
 pub use timeline::{record_id_hex, FileVersion, LogGap, PieceRef, Timeline};
