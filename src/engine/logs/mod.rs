@@ -5,7 +5,9 @@
 mod archive;
 mod plan;
 mod timeline;
+mod version_reader;
 
 pub use archive::{LogArchiver, PassOutcome};
 pub use plan::{PitrPlan, PlannedExtra, PlannedLog};
 pub use timeline::{record_id_hex, FileVersion, LogGap, PieceRef, Timeline};
+pub use version_reader::VersionReader;
