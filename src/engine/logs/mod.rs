@@ -3,11 +3,13 @@
 //! read back in time.
 
 mod archive;
+mod pitr_pending;
 mod plan;
 mod timeline;
 mod version_reader;
 
 pub use archive::{LogArchiver, PassOutcome};
+pub use pitr_pending::{parse_pitr_time, plan_at};
 pub use plan::{PitrPlan, PlannedExtra, PlannedLog};
 pub use timeline::{record_id_hex, FileVersion, LogGap, PieceRef, Timeline};
 pub use version_reader::VersionReader;
