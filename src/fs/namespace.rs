@@ -20,10 +20,15 @@ mod attrs;
 mod control_reply;
 mod handles;
 mod job_input;
+mod log_files;
 mod points;
 mod readme;
 mod removal;
 mod state;
+mod time_travel;
+mod time_view;
+
+pub use time_view::Planner;
 
 pub type Errno = i32;
 pub type FsResult<T> = std::result::Result<T, Errno>;
@@ -96,6 +101,17 @@ enum Inode {
     Instance(String),
     Latest(String),
     Point(Arc<PointRecord>),
+    /// `<instance>/logs/`: the instance's archived log files.
+    LogsDir(String),
+    /// `<instance>/logs/<name>`: a log file's newest version.
+    LogFile {
+        instance: String,
+        name: String,
+    },
+    /// A directory of a time-travel view (`<instance>/@TIME/`).
+    View(Arc<time_view::ViewDir>),
+    /// A file of a view from the logs or the extras.
+    ViewFile(Arc<time_view::ViewFile>),
     Node {
         point: u64,
         /// The directory it was first seen in (prefetching reads its siblings).
@@ -114,6 +130,10 @@ enum Key {
     Instance(String),
     Latest(String),
     Point(String),
+    LogsDir(String),
+    LogFile(String, String),
+    /// A view's root: its instance and the name it was looked up by.
+    View(String, Vec<u8>),
     Child(u64, Vec<u8>),
     Link(u64, u64, u64),
     JobDir(u64),
@@ -153,6 +173,10 @@ pub struct Namespace {
     share_control: bool,
     /// Job files unlinked (`rm -r jobs/<id>` in progress).
     removed: Mutex<state::RemovedJobFiles>,
+    /// Per instance, its archived log files' newest versions and when they were read.
+    log_files: Mutex<HashMap<String, state::LogFiles>>,
+    /// Makes the plan of a time-travel view.
+    planner: Planner,
 }
 
 impl Namespace {
@@ -191,7 +215,14 @@ impl Namespace {
             started_ns: crate::service::now_ns(),
             share_control: false,
             removed: Mutex::default(),
+            log_files: Mutex::default(),
+            planner: Arc::new(time_view::plan_from_logs),
         }
+    }
+
+    /// Makes time-travel views with `planner` instead of the plans of the logs.
+    pub fn with_planner(self, planner: Planner) -> Namespace {
+        Namespace { planner, ..self }
     }
 
     /// Lets other users (of an `allow_other` mount) read `.cairn`: its directories
@@ -233,6 +264,11 @@ impl Namespace {
                 .cloned()
                 .ok_or(libc::ENOENT),
         }
+    }
+
+    /// The inode for `key`, if it has one.
+    fn table_lookup(&self, key: &Key) -> Option<u64> {
+        self.table.read_locked().by_key.get(key).copied()
     }
 
     /// The inode for `key`, allocating it (with `make`) on first sight.
@@ -293,6 +329,8 @@ impl Namespace {
             }
             Inode::JobDir(id) => return Ok(Arc::new(self.job_dir_listing(id))),
             Inode::Instance(name) => return Ok(Arc::new(self.instance_listing(&name))),
+            Inode::LogsDir(name) => return Ok(Arc::new(self.logs_listing(&name))),
+            Inode::View(view) => return self.view_listing(ino, &view),
             Inode::Point(_) | Inode::Node { .. } => return self.point_listing(ino, inode),
             _ => return Err(libc::ENOTDIR),
         }
@@ -304,6 +342,11 @@ impl Namespace {
             // New points and instances from other machines appear without remounting.
             self.service
                 .refresh_if_older(std::time::Duration::from_secs(2));
+        }
+        if name.starts_with(b"@") {
+            if let Inode::Instance(instance) = self.inode(parent)? {
+                return self.getattr(self.time_view(&instance, name)?);
+            }
         }
         let children = self.children(parent)?;
         let ino = children

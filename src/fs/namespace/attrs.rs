@@ -2,7 +2,7 @@
 //! and their extended attributes.
 
 use super::{readme, Attr, EntryKind, FsResult, Inode, Namespace};
-use crate::model::{Node, NodeKind};
+use crate::model::{Manifest, Node, NodeKind};
 
 fn node_kind(k: NodeKind) -> EntryKind {
     match k {
@@ -89,17 +89,27 @@ impl Namespace {
                     ..self.dir_attr(ino, 0o777, self.point_time(&name), false)
                 }
             }
-            // A single-directory point's root is that directory as it was, but for its
-            // ctime (which no copy keeps): the point's time, as on every point directory.
-            Inode::Point(p) => match &p.manifest.root_meta {
-                Some(meta) => Attr {
-                    ctime_ns: p.manifest.time_ns,
-                    ..self.node_attr(ino, &meta.to_node())
-                },
-                None => self.dir_attr(ino, 0o755, p.manifest.time_ns, true),
-            },
+            Inode::Point(p) => self.point_root_attr(ino, &p.manifest),
             Inode::Node { node, .. } => self.node_attr(ino, &node),
+            Inode::LogsDir(name) => self.logs_dir_attr(ino, &name),
+            Inode::LogFile { instance, name } => {
+                self.log_file_attr(ino, &*self.log_version(&instance, &name)?)
+            }
+            Inode::View(view) => self.view_dir_attr(ino, &view),
+            Inode::ViewFile(file) => self.view_file_attr(ino, &file),
         })
+    }
+
+    /// A single-directory point's root is that directory as it was, but for its ctime
+    /// (which no copy keeps): the point's time, as on every point directory.
+    pub(super) fn point_root_attr(&self, ino: u64, manifest: &Manifest) -> Attr {
+        match &manifest.root_meta {
+            Some(meta) => Attr {
+                ctime_ns: manifest.time_ns,
+                ..self.node_attr(ino, &meta.to_node())
+            },
+            None => self.dir_attr(ino, 0o755, manifest.time_ns, true),
+        }
     }
 
     pub(super) fn node_attr(&self, ino: u64, n: &Node) -> Attr {
@@ -138,11 +148,16 @@ impl Namespace {
     pub(super) fn xattrs_of(&self, ino: u64) -> FsResult<Vec<crate::model::Xattr>> {
         Ok(match self.inode(ino)? {
             Inode::Node { node, .. } => node.xattrs.clone(),
-            Inode::Point(p) => p
-                .manifest
-                .root_meta
+            Inode::Point(p) => root_xattrs(&p.manifest),
+            Inode::View(v) => match &v.node {
+                Some(node) => node.xattrs.clone(),
+                None if v.root.is_none() => root_xattrs(&v.plan.base.manifest),
+                None => Vec::new(),
+            },
+            Inode::ViewFile(f) => f
+                .replaced
                 .as_ref()
-                .map(|m| m.xattrs.clone())
+                .map(|n| n.xattrs.clone())
                 .unwrap_or_default(),
             _ => Vec::new(),
         })
@@ -163,4 +178,12 @@ impl Namespace {
             .map(|x| x.value)
             .ok_or(libc::ENODATA)
     }
+}
+
+fn root_xattrs(manifest: &Manifest) -> Vec<crate::model::Xattr> {
+    manifest
+        .root_meta
+        .as_ref()
+        .map(|m| m.xattrs.clone())
+        .unwrap_or_default()
 }

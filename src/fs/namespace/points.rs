@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::{FsResult, Inode, Key, Listing, Namespace};
 use crate::engine::FileLayout;
-use crate::model::{NodeKind, Tree};
+use crate::model::{Node, NodeKind, Tree};
 use crate::repo::BlobId;
 use crate::sync::RwLockExt;
 
@@ -15,7 +15,8 @@ impl Namespace {
         crate::catalog::latest_of(self.service.points(instance)).map(|p| p.manifest.name)
     }
 
-    /// An instance's directory: `latest`, then its points.
+    /// An instance's directory: `latest`, `logs` (when it has archived logs), then its
+    /// points.
     pub(super) fn instance_listing(&self, name: &str) -> Listing {
         let mut out = Vec::new();
         let points = self.service.points(name);
@@ -26,6 +27,7 @@ impl Namespace {
                 self.intern(Key::Latest(name.to_string()), || Inode::Latest(n)),
             ));
         }
+        out.extend(self.logs_entry(name));
         for p in points {
             let point_name = p.manifest.name.clone();
             let p = Arc::new(p);
@@ -90,26 +92,28 @@ impl Namespace {
     ) -> Vec<(Vec<u8>, u64)> {
         tree.nodes
             .iter()
-            .map(|n| {
-                // Hard-linked files of one point share an inode, so `cp -a` and
-                // `rsync -H` see the links.
-                let key = if n.is_hardlinked() {
-                    Key::Link(point, n.dev, n.inode)
-                } else {
-                    Key::Child(parent, n.name.clone())
-                };
-                let ino = self.intern(key, || {
-                    let layout = (n.kind == NodeKind::File)
-                        .then(|| Arc::new(FileLayout::new(n.content.clone())));
-                    Inode::Node {
-                        point,
-                        parent,
-                        node: Arc::new(n.clone()),
-                        layout,
-                    }
-                });
-                (n.name.clone(), ino)
-            })
+            .map(|n| (n.name.clone(), self.tree_child(point, parent, n)))
             .collect()
+    }
+
+    /// The inode of a node of the point (or view) whose root is `point`, in `parent`.
+    pub(super) fn tree_child(&self, point: u64, parent: u64, n: &Node) -> u64 {
+        // Hard-linked files of one point share an inode, so `cp -a` and `rsync -H` see
+        // the links.
+        let key = if n.is_hardlinked() {
+            Key::Link(point, n.dev, n.inode)
+        } else {
+            Key::Child(parent, n.name.clone())
+        };
+        self.intern(key, || {
+            let layout =
+                (n.kind == NodeKind::File).then(|| Arc::new(FileLayout::new(n.content.clone())));
+            Inode::Node {
+                point,
+                parent,
+                node: Arc::new(n.clone()),
+                layout,
+            }
+        })
     }
 }

@@ -1,0 +1,115 @@
+//! `<instance>/logs/`: each archived log file of an instance, as its newest version in
+//! the catalog's log records, so that PostgreSQL's `restore_command = 'cp
+//! <mnt>/pg/logs/%f %p'` needs no cairn command. Listing it reads the records again
+//! (a pass or a push shows up at once); a file's attributes are at most
+//! [`FRESH`] old. Reads fetch only the records that hold the range asked for.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{Attr, EntryKind, FsResult, Inode, Key, Listing, Namespace};
+use crate::engine::logs::{FileVersion, Timeline};
+use crate::sync::LockExt;
+
+/// The name of the log directory in an instance's directory (no point name starts with
+/// anything but a digit, so it never clashes with one).
+pub(super) const LOGS_NAME: &str = "logs";
+
+/// How old the log files a `getattr` or an `open` sees may be.
+const FRESH: Duration = Duration::from_secs(1);
+
+type Versions = Arc<BTreeMap<String, Arc<FileVersion>>>;
+
+impl Namespace {
+    /// An instance's archived log files, read from the catalog when older than `max_age`.
+    /// An unreadable archive (a gap) shows what it had before, and is logged.
+    pub(super) fn log_versions(&self, instance: &str, max_age: Duration) -> Versions {
+        if let Some((at, v)) = self.log_files.locked().get(instance) {
+            if at.elapsed() <= max_age {
+                return v.clone();
+            }
+        }
+        let read = Timeline::load(self.service.catalog(), instance).and_then(|t| {
+            match t.records().len().checked_sub(1) {
+                Some(last) => t.files_after(last),
+                None => Ok(Vec::new()),
+            }
+        });
+        let mut cache = self.log_files.locked();
+        let versions = match read {
+            Ok(files) => Arc::new(
+                files
+                    .into_iter()
+                    .map(|v| (v.name.clone(), Arc::new(v)))
+                    .collect(),
+            ),
+            Err(e) => {
+                tracing::warn!("reading the log archive of instance `{instance}`: {e}");
+                cache
+                    .get(instance)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default()
+            }
+        };
+        cache.insert(instance.to_string(), (Instant::now(), versions.clone()));
+        versions
+    }
+
+    /// `logs` in an instance's listing when it has archived log files.
+    pub(super) fn logs_entry(&self, instance: &str) -> Option<(Vec<u8>, u64)> {
+        if self.log_versions(instance, Duration::ZERO).is_empty() {
+            return None;
+        }
+        let n = instance.to_string();
+        let ino = self.intern(Key::LogsDir(n.clone()), || Inode::LogsDir(n));
+        Some((LOGS_NAME.as_bytes().to_vec(), ino))
+    }
+
+    /// The files of `<instance>/logs/`, by name.
+    pub(super) fn logs_listing(&self, instance: &str) -> Listing {
+        self.log_versions(instance, Duration::ZERO)
+            .keys()
+            .map(|name| {
+                let key = Key::LogFile(instance.to_string(), name.clone());
+                let ino = self.intern(key, || Inode::LogFile {
+                    instance: instance.to_string(),
+                    name: name.clone(),
+                });
+                (name.as_bytes().to_vec(), ino)
+            })
+            .collect()
+    }
+
+    /// A log file's newest version (at most [`FRESH`] old).
+    pub(super) fn log_version(&self, instance: &str, name: &str) -> FsResult<Arc<FileVersion>> {
+        self.log_versions(instance, FRESH)
+            .get(name)
+            .cloned()
+            .ok_or(libc::ENOENT)
+    }
+
+    /// `logs/` changes with every pass: its time is its newest file's.
+    pub(super) fn logs_dir_attr(&self, ino: u64, instance: &str) -> Attr {
+        let newest = self
+            .log_versions(instance, FRESH)
+            .values()
+            .map(|v| v.time_ns)
+            .max();
+        self.dir_attr(ino, 0o555, newest.unwrap_or(self.started_ns), false)
+    }
+
+    /// A log file: read-only, sized and timed as archived; its ctime is when its newest
+    /// bytes were archived.
+    pub(super) fn log_file_attr(&self, ino: u64, v: &FileVersion) -> Attr {
+        Attr {
+            kind: EntryKind::File,
+            size: v.size,
+            blocks: v.size.div_ceil(512),
+            nlink: 1,
+            mtime_ns: v.mtime_ns,
+            ctime_ns: v.time_ns,
+            ..self.dir_attr(ino, 0o444, v.mtime_ns, false)
+        }
+    }
+}
