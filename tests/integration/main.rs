@@ -28,6 +28,7 @@ mod hooks;
 mod hostile_repo;
 mod instance_checks;
 mod mount;
+mod mount_logs;
 mod mount_users;
 pub(crate) mod mount_writes;
 mod namespace;
