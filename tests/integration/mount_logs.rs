@@ -42,8 +42,7 @@ fn hand_made_planner() -> Planner {
         let base = service
             .points(instance)
             .into_iter()
-            .filter(|p| p.manifest.time_ns < at_ns + NS)
-            .next_back()
+            .rfind(|p| p.manifest.time_ns < at_ns + NS)
             .ok_or("before the first point")?;
         let timeline = Timeline::load(service.catalog(), instance).map_err(|e| e.to_string())?;
         let last = timeline.records().len().checked_sub(1).ok_or("no logs")?;
