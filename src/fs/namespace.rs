@@ -177,6 +177,8 @@ pub struct Namespace {
     log_files: Mutex<HashMap<String, state::LogFiles>>,
     /// Makes the plan of a time-travel view.
     planner: Planner,
+    /// The plans of the views made last.
+    plans: Mutex<time_view::PlanCache>,
 }
 
 impl Namespace {
@@ -217,6 +219,7 @@ impl Namespace {
             removed: Mutex::default(),
             log_files: Mutex::default(),
             planner: Arc::new(time_view::plan_from_logs),
+            plans: Mutex::default(),
         }
     }
 
@@ -343,10 +346,12 @@ impl Namespace {
             self.service
                 .refresh_if_older(std::time::Duration::from_secs(2));
         }
-        if name.starts_with(b"@") {
-            if let Inode::Instance(instance) = self.inode(parent)? {
+        match self.inode(parent)? {
+            Inode::Instance(instance) if name.starts_with(b"@") => {
                 return self.getattr(self.time_view(&instance, name)?);
             }
+            Inode::LogsDir(instance) => return self.getattr(self.log_file(&instance, name)?),
+            _ => {}
         }
         let children = self.children(parent)?;
         let ino = children

@@ -70,15 +70,27 @@ impl Namespace {
     pub(super) fn logs_listing(&self, instance: &str) -> Listing {
         self.log_versions(instance, Duration::ZERO)
             .keys()
-            .map(|name| {
-                let key = Key::LogFile(instance.to_string(), name.clone());
-                let ino = self.intern(key, || Inode::LogFile {
-                    instance: instance.to_string(),
-                    name: name.clone(),
-                });
-                (name.as_bytes().to_vec(), ino)
-            })
+            .map(|name| (name.as_bytes().to_vec(), self.log_file_ino(instance, name)))
             .collect()
+    }
+
+    /// The inode of `logs/<name>`: from what was read less than [`FRESH`] ago, else
+    /// from the catalog (`restore_command` looks up one segment after another).
+    pub(super) fn log_file(&self, instance: &str, name: &[u8]) -> FsResult<u64> {
+        let name = std::str::from_utf8(name).map_err(|_| libc::ENOENT)?;
+        let known = |max_age| self.log_versions(instance, max_age).contains_key(name);
+        if !known(FRESH) && !known(Duration::ZERO) {
+            return Err(libc::ENOENT);
+        }
+        Ok(self.log_file_ino(instance, name))
+    }
+
+    fn log_file_ino(&self, instance: &str, name: &str) -> u64 {
+        let key = Key::LogFile(instance.to_string(), name.to_string());
+        self.intern(key, || Inode::LogFile {
+            instance: instance.to_string(),
+            name: name.to_string(),
+        })
     }
 
     /// A log file's newest version (at most [`FRESH`] old).

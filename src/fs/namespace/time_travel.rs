@@ -11,6 +11,7 @@ use std::sync::Arc;
 use super::time_view::{Overlay, OverlayFile, ViewDir, ViewFile};
 use super::{Attr, EntryKind, FsResult, Inode, Key, Listing, Namespace};
 use crate::engine::logs::parse_pitr_time;
+use crate::sync::LockExt;
 
 impl Namespace {
     /// The root of the view `name` (`@TIME`) of an instance, made on first lookup.
@@ -26,10 +27,17 @@ impl Namespace {
         };
         let text = std::str::from_utf8(&name[1..]).map_err(|_| refuse("not UTF-8".into()))?;
         let at_ns = parse_pitr_time(text).map_err(refuse)?;
-        let plan = (self.planner)(&self.service, instance, at_ns).map_err(refuse)?;
-        let overlay = Arc::new(Overlay::of(&plan));
+        // The planner runs under the cache's lock: a burst of lookups of one new second
+        // makes one plan.
+        let (plan, overlay) = self
+            .plans
+            .locked()
+            .get_or_make(instance, at_ns, || {
+                (self.planner)(&self.service, instance, at_ns)
+            })
+            .map_err(refuse)?;
         let view = ViewDir {
-            plan: Arc::new(plan),
+            plan,
             root: None,
             node: None,
             overlay,

@@ -130,3 +130,40 @@ pub(super) fn plan_from_logs(
         .ok_or_else(|| format!("no instance `{instance}`"))?;
     plan_at(service.repo(), service.catalog(), &config, at_ns, None).map_err(|e| e.to_string())
 }
+
+/// How many plans [`PlanCache`] keeps.
+const PLANS_KEPT: usize = 8;
+
+/// The plans of the views looked up last, newest first, by instance and second: names
+/// of one second (`@…Z`, RFC 3339 with an offset) share one plan, made once.
+#[derive(Default)]
+pub(super) struct PlanCache {
+    plans: Vec<KeptPlan>,
+}
+
+/// A plan kept: its instance and second, the plan and its overlay.
+type KeptPlan = ((String, i64), Arc<PitrPlan>, Arc<Overlay>);
+
+impl PlanCache {
+    /// The plan and overlay of `instance` at `at_ns`, made by `make` when not kept.
+    pub fn get_or_make(
+        &mut self,
+        instance: &str,
+        at_ns: i64,
+        make: impl FnOnce() -> std::result::Result<PitrPlan, String>,
+    ) -> std::result::Result<(Arc<PitrPlan>, Arc<Overlay>), String> {
+        let key = (instance.to_string(), at_ns);
+        let entry = match self.plans.iter().position(|(k, ..)| *k == key) {
+            Some(i) => self.plans.remove(i),
+            None => {
+                let plan = make()?;
+                let overlay = Arc::new(Overlay::of(&plan));
+                (key, Arc::new(plan), overlay)
+            }
+        };
+        let found = (entry.1.clone(), entry.2.clone());
+        self.plans.insert(0, entry);
+        self.plans.truncate(PLANS_KEPT);
+        Ok(found)
+    }
+}
