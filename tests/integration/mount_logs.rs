@@ -261,3 +261,67 @@ fn mount_time_view_is_the_point_with_its_logs_replaced_and_copies_whole() {
     }
     drop(guard);
 }
+
+/// A planner whose plan puts extras at odd paths: under a point's file, in new nested
+/// directories, and outside the view (absolute, `..`).
+fn odd_paths_planner() -> Planner {
+    Arc::new(|service: &Service, instance: &str, at_ns: i64| {
+        let base = service.points(instance).pop().ok_or("no point")?;
+        let extra = |path: &str, bytes: &[u8]| PlannedExtra {
+            path: path.into(),
+            bytes: bytes.to_vec(),
+            mode: 0o644,
+        };
+        Ok(PitrPlan {
+            instance: instance.to_string(),
+            at_ns,
+            base,
+            logs: Vec::new(),
+            extras: vec![
+                extra("data/a.txt/inner", b"in"),
+                extra("deep/er/x", b"x"),
+                extra("/etc/evil", b"no"),
+                extra("../up", b"no"),
+            ],
+        })
+    })
+}
+
+#[test]
+fn time_view_paths_nest_turn_a_file_into_a_directory_and_stay_inside_the_view() {
+    use cairn::fs::namespace::EntryKind;
+
+    use crate::namespace::{job_id, read_all, resolve, wait_job};
+
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    source(&src);
+    let t = TestRepo::local(work.path());
+    let service = Service::start(t.repo, t.catalog, 2).unwrap();
+    let ns = Namespace::new(service.clone(), 16 << 20).with_planner(odd_paths_planner());
+    let add = format!("add name=db path={}", src.display());
+    service.submit("instance", &add, 0).unwrap();
+    let job = job_id(&service.submit("snapshot", "instance=db", 0).unwrap());
+    assert_eq!(wait_job(&service, job)["state"], "succeeded");
+
+    let view = format!("db/@{}", chrono::Utc::now().format("%Y-%m-%dT%H%M%SZ"));
+    let listed = |path: &str| -> Vec<String> {
+        let ino = resolve(&ns, path.as_bytes());
+        let entries = ns.readdir(ino).unwrap().into_iter();
+        entries
+            .map(|e| String::from_utf8(e.name).unwrap())
+            .collect()
+    };
+    assert_eq!(listed(&view), ["binlog.000001", "data", "deep", "link"]);
+    assert_eq!(listed(&format!("{view}/data")), ["a.txt", "sub"]);
+    let a = resolve(&ns, format!("{view}/data/a.txt").as_bytes());
+    assert_eq!(ns.getattr(a).unwrap().kind, EntryKind::Dir);
+    let inner = resolve(&ns, format!("{view}/data/a.txt/inner").as_bytes());
+    assert_eq!(read_all(&ns, inner), b"in");
+    let x = resolve(&ns, format!("{view}/deep/er/x").as_bytes());
+    assert_eq!(read_all(&ns, x), b"x");
+    // The point's own files read as in the point.
+    let b = resolve(&ns, format!("{view}/data/sub/b.bin").as_bytes());
+    assert_eq!(read_all(&ns, b), noise(7, 300 << 10));
+    service.shutdown();
+}
