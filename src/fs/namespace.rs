@@ -3,7 +3,8 @@
 //! `adapter.rs` translates kernel requests into calls on [`Namespace`], and tests drive
 //! it directly without a kernel. This file holds the inode model and the top of the tree
 //! (root, `.cairn`); `attrs.rs` gives attributes, `points.rs` the instances' and points'
-//! directories.
+//! directories, `log_files.rs` an instance's `logs/`, `time_travel.rs` (with the types of
+//! `time_view.rs`) its `@TIME/` views.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicU64;

@@ -32,16 +32,7 @@ impl VersionReader {
         }
     }
 
-    /// The bytes it reads.
-    pub fn len(&self) -> u64 {
-        self.limit
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.limit == 0
-    }
-
-    /// Bytes `[offset, offset + size)`, cut at [`len`](Self::len).
+    /// Bytes `[offset, offset + size)`, cut at the limit.
     pub fn read(&self, repo: &Repository, offset: u64, size: usize) -> Result<Vec<u8>> {
         let end = offset.saturating_add(size as u64).min(self.limit);
         let mut out = Vec::with_capacity(end.saturating_sub(offset) as usize);
@@ -120,7 +111,6 @@ mod tests {
         let version = timeline.files_after(1).unwrap().remove(0);
         assert_eq!(version.pieces.len(), 2);
         let reader = VersionReader::new("db", Arc::new(version.clone()), 15);
-        assert_eq!(reader.len(), 15);
         assert_eq!(reader.read(&repo, 0, 4).unwrap(), b"0123");
         assert_eq!(reader.read(&repo, 8, 4).unwrap(), b"89ab");
         assert_eq!(reader.read(&repo, 12, 100).unwrap(), b"cde");
