@@ -55,6 +55,11 @@ impl Catalog {
         Ok(out)
     }
 
+    /// The instances that have log records, sorted.
+    pub fn log_instances(&self) -> Result<Vec<String>> {
+        self.strings("SELECT DISTINCT instance FROM log_records ORDER BY instance")
+    }
+
     /// Forgets a log record (after its object was deleted).
     pub fn remove_log_record(&self, key: &str) -> Result<()> {
         let conn = self.conn();
