@@ -8,12 +8,13 @@ use std::path::{Path, PathBuf};
 
 use cairn::engine::logs::{LogArchiver, Timeline};
 use cairn::engine::{
-    backup, forget, prune, verify, BackupRequest, CancelToken, ForgetRequest, NoProgress,
-    PruneOutcome, PruneRequest, VerifyReport, VerifyRequest,
+    backup, prune, verify, BackupRequest, CancelToken, NoProgress, PruneOutcome, PruneRequest,
+    VerifyReport, VerifyRequest,
 };
 use cairn::model::PointKind;
 
 use crate::logs_archive::{append, objects, records};
+use crate::prune::forget_point;
 use crate::support::cli_repo::Cli;
 use crate::support::fixture::noise;
 use crate::support::repos::TestRepo;
@@ -76,19 +77,7 @@ impl Db {
     }
 
     fn forget(&self, name: &str) {
-        let req = ForgetRequest {
-            instance: "db".into(),
-            points: vec![name.into()],
-            allow_manual: false,
-        };
-        forget(
-            &self.t.repo,
-            &self.t.catalog,
-            &req,
-            &NoProgress,
-            &CancelToken::new(),
-        )
-        .unwrap();
+        forget_point(&self.t, name);
     }
 
     fn prune(&self, dry_run: bool) -> PruneOutcome {
@@ -97,26 +86,14 @@ impl Db {
             grace_ns: 0,
             ..Default::default()
         };
-        prune(
-            &self.t.repo,
-            &self.t.catalog,
-            &req,
-            &NoProgress,
-            &CancelToken::new(),
-        )
-        .unwrap()
+        let (repo, catalog) = (&self.t.repo, &self.t.catalog);
+        prune(repo, catalog, &req, &NoProgress, &CancelToken::new()).unwrap()
     }
 
     fn verify(&self) -> VerifyReport {
         let req = VerifyRequest::default();
-        verify(
-            &self.t.repo,
-            &self.t.catalog,
-            &req,
-            &NoProgress,
-            &CancelToken::new(),
-        )
-        .unwrap()
+        let (repo, catalog) = (&self.t.repo, &self.t.catalog);
+        verify(repo, catalog, &req, &NoProgress, &CancelToken::new()).unwrap()
     }
 
     fn seqs(&self) -> Vec<u64> {
