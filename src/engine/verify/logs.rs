@@ -128,3 +128,65 @@ fn chain_damage(instance: &str, records: &BTreeMap<u64, Vec<Read>>) -> Vec<LogDa
     }
     damage
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::log_record::LOG_RECORD_VERSION;
+
+    fn id(n: u8) -> LogRecordId {
+        LogRecordId([n; 32])
+    }
+
+    /// Record `seq` naming record `parent` (by its id), at second `seq`.
+    fn good(seq: u64, parent: u8) -> Read {
+        let record = LogRecord {
+            version: LOG_RECORD_VERSION,
+            instance: "pg".into(),
+            seq,
+            time_ns: seq as i64 * 1_000_000_000,
+            parent: (seq > 1).then(|| id(parent).to_hex()),
+            pieces: Vec::new(),
+        };
+        (id(seq as u8), Ok(record))
+    }
+
+    fn chain(reads: Vec<(u64, Vec<Read>)>) -> Vec<LogDamage> {
+        chain_damage("pg", &reads.into_iter().collect())
+    }
+
+    #[test]
+    fn a_chain_that_starts_late_is_whole_and_a_broken_link_or_fork_is_damage() {
+        assert_eq!(
+            chain(vec![(4, vec![good(4, 3)]), (5, vec![good(5, 4)])]),
+            vec![]
+        );
+        // Record 5 names another record than 4.
+        let d = chain(vec![(4, vec![good(4, 3)]), (5, vec![good(5, 9)])]);
+        assert_eq!(d.len(), 1);
+        assert_eq!((d[0].first_seq, d[0].last_seq), (5, 5));
+        assert!(
+            d[0].message.contains("does not name record 4"),
+            "{}",
+            d[0].message
+        );
+        assert_eq!(d[0].after_ns, Some(4_000_000_000));
+        // Two records of seq 2, then an intact 3: one range, between 1 and 3.
+        let d = chain(vec![
+            (1, vec![good(1, 0)]),
+            (2, vec![good(2, 1), (id(7), Err("x".into()))]),
+            (3, vec![good(3, 2)]),
+        ]);
+        assert_eq!(d.len(), 1);
+        assert!(
+            d[0].message.contains("2 records of seq 2"),
+            "{}",
+            d[0].message
+        );
+        let range = (d[0].after_ns, d[0].before_ns);
+        assert_eq!(range, (Some(1_000_000_000), Some(3_000_000_000)));
+        assert!(d[0]
+            .message
+            .contains("between 1970-01-01T00:00:01Z and 1970-01-01T00:00:03Z"));
+    }
+}
