@@ -27,6 +27,8 @@ mod gcs_emulator;
 mod hooks;
 mod hostile_repo;
 mod instance_checks;
+mod logs_archive;
+mod logs_retention;
 mod mount;
 mod mount_logs;
 mod mount_users;
