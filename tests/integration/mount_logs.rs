@@ -175,6 +175,13 @@ fn mount_logs_dir_lists_and_reads_archived_files_and_shows_new_passes() {
     );
     assert!(ok, "cp: {err}");
     assert_eq!(std::fs::read(&restored).unwrap(), b"second");
+
+    // A version whose first record expired cannot be read whole: it is left out.
+    let catalog = guard.service.catalog();
+    let first = catalog.log_records("db").unwrap().remove(0);
+    catalog.remove_log_record(&first.key).unwrap();
+    assert_eq!(names(&logs), vec!["binlog.000002"]);
+    assert!(std::fs::metadata(logs.join("binlog.000001")).is_err());
     drop(guard);
 }
 

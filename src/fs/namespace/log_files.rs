@@ -30,11 +30,17 @@ impl Namespace {
                 return v.clone();
             }
         }
-        let read = Timeline::load(self.service.catalog(), instance).and_then(|t| {
-            match t.records().len().checked_sub(1) {
-                Some(last) => t.files_after(last),
-                None => Ok(Vec::new()),
+        // A version whose first records expired (or were lost) cannot be read whole: it
+        // is left out, and logged.
+        let read = Timeline::load(self.service.catalog(), instance).map(|t| {
+            let (files, holes) = match t.records().len().checked_sub(1) {
+                Some(last) => t.whole_files_after(last),
+                None => (Vec::new(), Vec::new()),
+            };
+            for hole in holes {
+                tracing::warn!("logs/ of instance `{instance}` leaves out a file: {hole}");
             }
+            files
         });
         let mut cache = self.log_files.locked();
         let versions = match read {
