@@ -60,14 +60,14 @@ impl BaseView {
             return Ok(None);
         };
         if node.size > SMALL_FILE_MAX {
-            return Err(EngineError::Invalid(crate::engine::InvalidRequest::Refused(
-                format!(
+            return Err(EngineError::Invalid(
+                crate::engine::InvalidRequest::Refused(format!(
                     "{} in point {} is {} bytes: too large to be a settings file",
                     rel.display(),
                     self.record.manifest.name,
                     node.size
-                ),
-            )));
+                )),
+            ));
         }
         let layout = FileLayout::new(node.content.clone());
         let reader = ContentReader::new(self.trees.clone(), SMALL_FILE_MAX as usize * 2);

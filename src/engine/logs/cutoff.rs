@@ -24,8 +24,6 @@ pub(super) struct Cutoff<'t> {
     /// The files after the first record taken at or after `end_ns` (the newest record
     /// when there is none: the last pass saw nothing newer).
     pub after: Versions,
-    /// The files after the newest record.
-    pub newest: Versions,
 }
 
 impl<'t> Cutoff<'t> {
@@ -33,24 +31,21 @@ impl<'t> Cutoff<'t> {
         let end_ns = at_ns + NS;
         let last = timeline.records().len().checked_sub(1);
         let after_index = timeline.first_from(end_ns).or(last);
-        let versions = |index: Option<usize>| -> Result<Versions> {
-            Ok(match index {
-                Some(i) => timeline
-                    .files_after(i)?
-                    .into_iter()
-                    .map(|v| (v.name.clone(), v))
-                    .collect(),
-                None => Versions::new(),
-            })
-        };
+        let versions = |index| versions(timeline, index);
         Ok(Cutoff {
             timeline,
             at_ns,
             end_ns,
             before: versions(timeline.last_before(end_ns))?,
             after: versions(after_index)?,
-            newest: versions(last)?,
         })
+    }
+
+    /// The files after the newest record, if they can be told (a gap after the second
+    /// may hide a version: then only the files after the second's record).
+    pub fn newest(&self) -> Versions {
+        versions(self.timeline, self.timeline.records().len().checked_sub(1))
+            .unwrap_or_else(|_| self.after.clone())
     }
 
     /// The first `n` bytes of a version (fewer when it is shorter).
@@ -60,4 +55,15 @@ impl<'t> Cutoff<'t> {
             .write_version(repo, version, Some(n), &mut out)?;
         Ok(out)
     }
+}
+
+fn versions(timeline: &Timeline, index: Option<usize>) -> Result<Versions> {
+    Ok(match index {
+        Some(i) => timeline
+            .files_after(i)?
+            .into_iter()
+            .map(|v| (v.name.clone(), v))
+            .collect(),
+        None => Versions::new(),
+    })
 }

@@ -32,10 +32,7 @@ pub(super) fn is_wal_name(name: &str) -> bool {
         Some((tli, "history")) => hex(tli, 8),
         Some((seg, "partial")) => hex(seg, 24),
         Some((seg, rest)) => {
-            hex(seg, 24)
-                && rest
-                    .strip_suffix(".backup")
-                    .is_some_and(|off| hex(off, 8))
+            hex(seg, 24) && rest.strip_suffix(".backup").is_some_and(|off| hex(off, 8))
         }
     }
 }
@@ -72,11 +69,8 @@ pub(super) fn plan_wal(
              holds no data directory (no PG_VERSION at its root or in a top directory)"
         )))
     })?;
-    let wal: Vec<&FileVersion> = cut
-        .newest
-        .values()
-        .filter(|v| is_wal_name(&v.name))
-        .collect();
+    let newest = cut.newest();
+    let wal: Vec<&FileVersion> = newest.values().filter(|v| is_wal_name(&v.name)).collect();
     let size = wal
         .iter()
         .find(|v| v.name.len() == 24)
@@ -85,7 +79,11 @@ pub(super) fn plan_wal(
     let label = base.read_small(&datadir.join("backup_label"))?;
     let start = label
         .and_then(|(text, _)| start_segment(&String::from_utf8_lossy(&text)))
-        .or_else(|| wal.iter().find(|v| v.name.len() == 24).map(|v| v.name.clone()));
+        .or_else(|| {
+            wal.iter()
+                .find(|v| v.name.len() == 24)
+                .map(|v| v.name.clone())
+        });
     let Some((tli, first)) = start.as_deref().and_then(|s| segment(s, size)) else {
         return Ok((Vec::new(), Vec::new()));
     };
@@ -100,8 +98,7 @@ pub(super) fn plan_wal(
         .filter(|(t, _)| *t == tli)
         .map(|(_, n)| n)
         .collect();
-    let present =
-        |n: u64| archived.contains(&n) || in_point.contains(&segment_name(tli, n, size));
+    let present = |n: u64| archived.contains(&n) || in_point.contains(&segment_name(tli, n, size));
     // Recovery needs every segment up to those archived by the first record at or after
     // the second's end; a segment the point holds in its pg_wal fills a hole.
     let needed_upto = wal

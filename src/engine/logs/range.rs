@@ -28,7 +28,11 @@ pub fn restorable_range(
     last_pass_ns: Option<i64>,
 ) -> Result<Option<RestorableRange>> {
     let timeline = Timeline::load(catalog, instance)?;
-    Ok(range_of(&base_points(catalog, instance)?, &timeline, last_pass_ns))
+    Ok(range_of(
+        &base_points(catalog, instance)?,
+        &timeline,
+        last_pass_ns,
+    ))
 }
 
 /// The points a restore may start from, oldest first.

@@ -137,8 +137,7 @@ impl AofCut {
                 }
                 None => State::Invalid,
             },
-            LineKind::BulkHeader { args } => match self.line.strip_prefix(b"$").and_then(number)
-            {
+            LineKind::BulkHeader { args } => match self.line.strip_prefix(b"$").and_then(number) {
                 Some(len) => State::Bulk {
                     left: len + 2,
                     args,
@@ -191,7 +190,10 @@ mod tests {
         // An argument that looks like an annotation is an argument.
         assert_eq!(cut(&aof, 101), (aof.len() as u64, true));
         // An incomplete last command is cut off; no annotation: no timestamps.
-        assert_eq!(cut(&aof[..aof.len() - 3], 101), (one.len() as u64 + 9, true));
+        assert_eq!(
+            cut(&aof[..aof.len() - 3], 101),
+            (one.len() as u64 + 9, true)
+        );
         assert_eq!(cut(b"*1\r\n$4\r\nPING\r\n*1\r\n$4\r\nPI", 5), (14, false));
         // Not RESP: nothing past the last boundary.
         assert_eq!(cut(b"*1\r\n$4\r\nPING\r\nREDIS0011", 5), (14, false));

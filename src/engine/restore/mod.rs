@@ -45,8 +45,8 @@ pub(crate) use request::{check_new_target, check_path, MAX_DEPTH};
 use request::{check_request, destinations, Protected};
 pub use request::{RestoreMode, RestoreRequest};
 use stage::Stager;
-pub(crate) use stale::stage_path;
 pub use stale::remove_stale_stages;
+pub(crate) use stale::stage_path;
 use swap::{swap_all, Cleanup};
 use unit::{DirMeta, Entry};
 
