@@ -159,27 +159,19 @@ fn pitr_redis_aof_is_cut_at_the_first_later_timestamp() {
     let s3 = format!("{}{}", ts(3), set("k3"));
     let s4 = format!("{}{}", ts(4), set("k4"));
     let mut size = 0u64;
-    let mut parts: Vec<(i64, Vec<(&str, u64, Vec<u8>)>)> = Vec::new();
     for (time, text) in [
         (at(1, 200), format!("{s0}{s1}")),
         (at(2, 300), s2a.clone()),
         (at(3, 100), format!("{s2b}{s3}")),
         (at(4, 500), s4.clone()),
     ] {
-        let mut files = vec![(incr, size, text.clone().into_bytes())];
+        let mut files: Vec<(&str, u64, &[u8])> = vec![(incr, size, text.as_bytes())];
         if size == 0 {
-            files.push(("appendonly.aof.manifest", 0, manifest.as_bytes().to_vec()));
-            files.push(("appendonly.aof.1.base.rdb", 0, b"REDIS0011-base".to_vec()));
+            files.push(("appendonly.aof.manifest", 0, manifest.as_bytes()));
+            files.push(("appendonly.aof.1.base.rdb", 0, b"REDIS0011-base"));
         }
+        record(&t, "r", time, &files);
         size += text.len() as u64;
-        parts.push((time, files));
-    }
-    for (time, files) in &parts {
-        let files: Vec<(&str, u64, &[u8])> = files
-            .iter()
-            .map(|(n, o, b)| (*n, *o, b.as_slice()))
-            .collect();
-        record(&t, "r", *time, &files);
     }
     let range = restorable_range(&t.catalog, "r", None).unwrap().unwrap();
     assert_eq!(

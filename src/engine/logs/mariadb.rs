@@ -69,8 +69,7 @@ pub(super) fn plan_binlogs(
         })
         .collect();
     chosen.sort_by_key(|(n, _)| *n);
-    let mut expected = first;
-    for (n, v) in &chosen {
+    for (expected, (n, v)) in (first..).zip(chosen.iter()) {
         if *n != expected {
             return Err(gap(format!(
                 "binlog {stem}.{expected:0width$} is not archived, and the replay to {} needs it",
@@ -78,7 +77,6 @@ pub(super) fn plan_binlogs(
                 width = v.name.len() - stem.len() - 1
             )));
         }
-        expected += 1;
     }
     if chosen.is_empty() {
         return Err(gap(format!(
