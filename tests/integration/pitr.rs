@@ -313,7 +313,9 @@ fn pitr_postgres_stages_wal_and_recovery_settings() {
          restore_command = 'cp \"pg_wal_archive/%f\" \"%p\"'\n\
          recovery_target_time = '2027-01-15 08:00:02+00'\n\
          recovery_target_inclusive = off\n\
-         recovery_target_action = 'promote'\n"
+         recovery_target_action = 'promote'\n\
+         # The restored server must not archive into the instance's archive.\n\
+         archive_mode = off\n"
     );
     assert_eq!(fs::read(target.join("recovery.signal")).unwrap(), b"");
     assert_eq!(

@@ -7,7 +7,9 @@
 //! PostgreSQL stops before the first commit whose time reaches `recovery_target_time`
 //! when `recovery_target_inclusive` is off: the target is the second's end, so every
 //! commit made during the second is in and none after. The restore command is relative:
-//! PostgreSQL runs it in the data directory, so a copy of the view works anywhere.
+//! PostgreSQL runs it in the data directory, so a copy of the view works anywhere. The
+//! restored server archives nothing (`archive_mode = off`): its new timeline must not
+//! mix into the instance's archive.
 
 use std::path::Path;
 
@@ -164,7 +166,9 @@ pub fn recovery_settings(at_ns: i64, end_ns: i64) -> String {
          restore_command = 'cp \"{WAL_ARCHIVE_DIR}/%f\" \"%p\"'\n\
          recovery_target_time = '{end}'\n\
          recovery_target_inclusive = off\n\
-         recovery_target_action = 'promote'\n",
+         recovery_target_action = 'promote'\n\
+         # The restored server must not archive into the instance's archive.\n\
+         archive_mode = off\n",
         at = format_pitr_time(at_ns),
     )
 }
