@@ -494,3 +494,102 @@ fn pitr_refusals_write_nothing() {
     restore(&t, &c, 10, &target).unwrap();
     assert_eq!(fs::read(target.join("state")).unwrap(), b"state");
 }
+
+#[test]
+fn pitr_redis_aof_archived_by_real_passes_restores_each_second() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().unwrap();
+    let t = TestRepo::local(tmp.path());
+    let data = tmp.path().join("redis");
+    let aofdir = data.join("appendonlydir");
+    fs::create_dir_all(&aofdir).unwrap();
+    let incr = aofdir.join("appendonly.aof.1.incr.aof");
+    fs::write(&incr, b"").unwrap();
+    let globs = vec![format!("{}/*", aofdir.display())];
+    let c = config("r", &[&data], &globs);
+    let req = BackupRequest::new("r", vec![data.clone()]);
+    backup(&t.repo, &t.catalog, &req, &NoProgress, &CancelToken::new()).unwrap();
+    let mut archiver = cairn::engine::logs::LogArchiver::load(&t.catalog, "r").unwrap();
+    // Writes as Redis makes them: an annotation when the second changed, then the SET.
+    let mut written: Vec<(i64, String)> = Vec::new();
+    let mut write = |key: &str| {
+        let now = cairn::model::now_ns().div_euclid(NS);
+        let mut text = String::new();
+        if written.last().is_none_or(|(s, _)| *s != now) {
+            text.push_str(&format!("#TS:{now}\r\n"));
+        }
+        text.push_str(&set(key));
+        let mut f = fs::OpenOptions::new().append(true).open(&incr).unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        written.push((now, text));
+    };
+    let mut pass = || archiver.pass(&t.repo, &t.catalog, &globs).unwrap();
+    write("k1");
+    pass();
+    write("k2");
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    pass();
+    write("k3");
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    write("k4");
+    pass();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let last = pass();
+    assert!(last.records.is_empty(), "nothing new: no record");
+    let range = restorable_range(&t.catalog, "r", Some(last.time_ns))
+        .unwrap()
+        .unwrap();
+    let first = written[0].0;
+    let newest = written.last().unwrap().0;
+    assert!(range.latest_second_ns >= newest * NS, "{range:?}");
+    for second in first..=newest {
+        let want: String = written
+            .iter()
+            .filter(|(s, _)| *s <= second)
+            .map(|(_, t)| t.as_str())
+            .collect();
+        let target = tmp.path().join(format!("at{second}"));
+        let req = PitrRequest {
+            config: c.clone(),
+            at_ns: second * NS,
+            target: target.clone(),
+            last_pass_ns: Some(last.time_ns),
+        };
+        restore_at(&t.repo, &t.catalog, &req, &NoProgress, &CancelToken::new()).unwrap();
+        let got =
+            fs::read_to_string(target.join("appendonlydir/appendonly.aof.1.incr.aof")).unwrap();
+        assert_eq!(got, want, "second {second}");
+    }
+}
+
+#[test]
+fn pitr_log_files_go_to_their_place_in_a_per_path_point() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = TestRepo::local(tmp.path());
+    let etc = tmp.path().join("etc");
+    let var = tmp.path().join("var");
+    fs::create_dir_all(&etc).unwrap();
+    fs::create_dir_all(var.join("spool")).unwrap();
+    fs::write(var.join("spool/queue.log"), b"old").unwrap();
+    let c = config(
+        "p",
+        &[&etc, &var],
+        &[format!("{}/spool/*.log", var.display())],
+    );
+    let mut req = BackupRequest::new("p", vec![etc.clone(), var.clone()]);
+    req.time_ns = Some(at(0, 0));
+    backup(&t.repo, &t.catalog, &req, &NoProgress, &CancelToken::new()).unwrap();
+    record(&t, "p", at(1, 0), &[("queue.log", 0, b"old and new")]);
+    record(&t, "p", at(3, 0), &[("pushed.wal", 0, b"x")]);
+    let p = plan(&t, &c, 2).unwrap();
+    assert_eq!(paths(&p), ["var/spool/queue.log"]);
+    let target = tmp.path().join("restored");
+    restore(&t, &c, 2, &target).unwrap();
+    assert_eq!(
+        fs::read(target.join("var/spool/queue.log")).unwrap(),
+        b"old and new"
+    );
+    assert!(target.join("etc").is_dir());
+    let p = plan_at(&t.repo, &t.catalog, &c, at(3, 0), Some(at(4, 0))).unwrap();
+    assert_eq!(paths(&p), ["logs/pushed.wal", "var/spool/queue.log"]);
+}
