@@ -242,7 +242,9 @@ fn pitr_other_files_are_cut_at_the_last_pass_before_the_end() {
     let p = plan(&t, &c, 1).unwrap();
     assert_eq!(paths(&p), ["logs/app.log"]);
     assert_eq!(p.logs[0].cut, 10);
+    // Into an empty directory.
     let target = tmp.path().join("t2");
+    fs::create_dir(&target).unwrap();
     restore(&t, &c, 2, &target).unwrap();
     assert_eq!(
         fs::read(target.join("logs/app.log")).unwrap(),

@@ -26,7 +26,8 @@ use super::timeline::Timeline;
 
 /// The view of `config`'s instance at the second starting at `at_ns` (a time within a
 /// second names that second). `last_pass_ns`: when this process's last archive pass
-/// looked, if it knows (the newest record's time is used too).
+/// looked, if it knows (the newest record's time is used too). Reads the catalog as it
+/// is: refresh it first to see other writers' points and records.
 pub fn plan_at(
     repo: &Repository,
     catalog: &Arc<Catalog>,
