@@ -595,3 +595,42 @@ fn pitr_log_files_go_to_their_place_in_a_per_path_point() {
     let p = plan_at(&t.repo, &t.catalog, &c, at(3, 0), Some(at(4, 0))).unwrap();
     assert_eq!(paths(&p), ["logs/pushed.wal", "var/spool/queue.log"]);
 }
+
+#[test]
+fn pitr_a_failure_after_the_base_is_restored_leaves_no_target() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = TestRepo::local(tmp.path());
+    let out = tmp.path().join("out");
+    fs::create_dir_all(&out).unwrap();
+    let target = out.join("t");
+    // A WAL segment's object damaged: the plan (which reads no byte of a segment)
+    // passes, the restore of the base too, then reading the segment fails.
+    let pg = tmp.path().join("pgdata");
+    pg_data(&pg);
+    let c = config("pg", &[&pg], &[]);
+    point(&t, "pg", &pg, at(0, 0));
+    let key = record(&t, "pg", at(1, 0), &[(&seg(2), 0, b"wal")]);
+    record(&t, "pg", at(3, 0), &[(&seg(3), 0, b"wal")]);
+    let object = tmp.path().join("repo").join(&key);
+    assert!(object.is_file(), "{}", object.display());
+    fs::write(&object, b"damaged").unwrap();
+    assert_eq!(plan(&t, &c, 2).unwrap().logs.len(), 2);
+    let e = restore(&t, &c, 2, &target).unwrap_err().to_string();
+    assert!(e.contains(&key), "{e}");
+    assert!(tree(&out).is_empty(), "{:?}", tree(&out));
+
+    let data = tmp.path().join("app");
+    fs::create_dir_all(&data).unwrap();
+    fs::write(data.join("state"), b"state").unwrap();
+    let c = config("a", &[&data], &[format!("{}/spool/*", data.display())]);
+    // A point whose log directory is a symlink: nothing is written through it.
+    let elsewhere = tmp.path().join("elsewhere");
+    fs::create_dir_all(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, data.join("spool")).unwrap();
+    point(&t, "a", &data, at(1, 500));
+    record(&t, "a", at(2, 0), &[("q.log", 0, b"queued")]);
+    record(&t, "a", at(4, 0), &[("q.log", 6, b" more")]);
+    let e = restore(&t, &c, 2, &target).unwrap_err().to_string();
+    assert!(e.contains("no place in the restored point"), "{e}");
+    assert!(tree(&out).is_empty() && tree(&elsewhere).is_empty());
+}
