@@ -252,6 +252,19 @@ fn pitr_other_files_are_cut_at_the_last_pass_before_the_end() {
     );
     assert_eq!(fs::read(target.join("state")).unwrap(), b"state");
     assert!(!target.join("logs/other.log").exists());
+
+    // A file in the point, archived before the point was taken: the point's copy is
+    // newer, and stays; archived after it, the archived version replaces it.
+    fs::write(data.join("app.journal"), b"journal at the point").unwrap();
+    let c = config("j", &[&data], &[format!("{}/*.journal", data.display())]);
+    record(&t, "j", at(5, 100), &[("app.journal", 0, b"journal")]);
+    point(&t, "j", &data, at(5, 600));
+    record(&t, "j", at(7, 0), &[("app.journal", 7, b" later")]);
+    assert!(plan(&t, &c, 5).unwrap().logs.is_empty());
+    assert!(plan(&t, &c, 6).unwrap().logs.is_empty());
+    let p = plan_at(&t.repo, &t.catalog, &c, at(7, 0), Some(at(8, 0))).unwrap();
+    assert_eq!(paths(&p), ["app.journal"]);
+    assert_eq!(p.logs[0].cut, 13);
 }
 
 /// A data directory as pg_basebackup -Fp leaves it, started in segment 2.

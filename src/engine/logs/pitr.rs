@@ -11,7 +11,7 @@ use std::sync::Arc;
 use crate::catalog::Catalog;
 use crate::engine::Result;
 use crate::model::names::check_instance_name;
-use crate::model::InstanceConfig;
+use crate::model::{InstanceConfig, NodeKind};
 use crate::repo::Repository;
 
 use super::base::BaseView;
@@ -87,13 +87,19 @@ pub fn plan_at(
                 }
             }
         }
-        // Any other file: as the last pass before the end saw it.
+        // Any other file: as the last pass before the end saw it, unless the point was
+        // taken later and holds it (its copy is newer, and still before the end).
         if let Some(v) = cut.before.get(name) {
-            logs.push(PlannedLog {
-                path: view.place(globs, name),
-                version: v.clone(),
-                cut: v.size,
-            });
+            let path = view.place(globs, name);
+            let newer_in_point = v.time_ns < base.manifest.time_ns
+                && view.node(&path)?.is_some_and(|n| n.kind == NodeKind::File);
+            if !newer_in_point {
+                logs.push(PlannedLog {
+                    path,
+                    version: v.clone(),
+                    cut: v.size,
+                });
+            }
         }
     }
     if wal {
