@@ -143,7 +143,7 @@ fn recovery_files(base: &BaseView, datadir: &Path, cut: &Cutoff) -> Result<Vec<P
     if !bytes.is_empty() && !bytes.ends_with(b"\n") {
         bytes.push(b'\n');
     }
-    bytes.extend_from_slice(recovery_settings(cut.at_ns, cut.end_ns).as_bytes());
+    bytes.extend_from_slice(recovery_settings(cut.at_ns).as_bytes());
     Ok(vec![
         PlannedExtra {
             path: conf,
@@ -159,8 +159,9 @@ fn recovery_files(base: &BaseView, datadir: &Path, cut: &Cutoff) -> Result<Vec<P
 }
 
 /// The lines appended to `postgresql.auto.conf` (the last setting of a name wins).
-pub fn recovery_settings(at_ns: i64, end_ns: i64) -> String {
-    let end = super::time::second(end_ns).format("%Y-%m-%d %H:%M:%S+00");
+/// `at_ns`: the second's start.
+pub fn recovery_settings(at_ns: i64) -> String {
+    let end = super::time::second(at_ns + super::time::NS).format("%Y-%m-%d %H:%M:%S+00");
     format!(
         "# Added by cairn: point-in-time recovery to {at}, every commit made before {end}.\n\
          restore_command = 'cp \"{WAL_ARCHIVE_DIR}/%f\" \"%p\"'\n\
