@@ -1,7 +1,7 @@
 //! The mount's log archive and time travel, for real: `<instance>/logs/` lists and reads
-//! what passes of the archiver stored, and `<instance>/@TIME/` (here from a plan made
-//! by hand from the point and the archive) is browsable and copies with `cp -a` and
-//! `rsync -a` as the base point with its log files replaced.
+//! what passes of the archiver stored, and `<instance>/@TIME/` (from a plan made by hand
+//! from the point and the archive, and from the planner of the logs) is browsable and
+//! copies with `cp -a` and `rsync -a` as the base point with its log files replaced.
 
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -93,12 +93,13 @@ fn mounted(work: &Path) -> (MountGuard, String) {
 }
 
 /// One archiver pass over `work/src/binlog.*`.
-fn pass(guard: &MountGuard, work: &Path) {
+fn pass(guard: &MountGuard, work: &Path) -> i64 {
     let s = &guard.service;
     let globs = [format!("{}/binlog.*", work.join("src").display())];
     let mut archiver = LogArchiver::load(s.catalog(), "db").unwrap();
     let out = archiver.pass(s.repo(), s.catalog(), &globs).unwrap();
     assert!(out.warnings.is_empty(), "{:?}", out.warnings);
+    out.time_ns
 }
 
 fn names(dir: &Path) -> Vec<String> {
@@ -331,4 +332,56 @@ fn time_view_paths_nest_turn_a_file_into_a_directory_and_stay_inside_the_view() 
     let b = resolve(&ns, format!("{view}/data/sub/b.bin").as_bytes());
     assert_eq!(read_all(&ns, b), noise(7, 300 << 10));
     service.shutdown();
+}
+
+/// The planner of the logs through the mount: a view at the second of a pass holds what
+/// that pass archived and nothing of the next one (an instance without `log=` globs
+/// gets its log files under `logs/` in the view); a second after the last archived one is
+/// ENOENT.
+#[test]
+fn mount_time_view_from_the_planner_of_the_logs() {
+    if !fuse_available() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    source(&src);
+    let t = TestRepo::local(work.path());
+    let service = Service::start(t.repo, t.catalog, 2).unwrap();
+    let guard = MountGuard::new(service, &work.path().join("mnt"), LIMIT);
+    let point = snapshot_through_mount(&guard.dir, &src);
+    // Passes in later seconds than the point's, and than each other's.
+    std::thread::sleep(Duration::from_millis(1100));
+    append(&src.join("binlog.000001"), b"abcdef");
+    let first = pass(&guard, work.path());
+    std::thread::sleep(Duration::from_millis(1100));
+    append(&src.join("binlog.000001"), b"ghij");
+    pass(&guard, work.path());
+
+    let db = guard.dir.join("db");
+    let stamp = |ns: i64| {
+        let t = chrono::DateTime::from_timestamp(ns.div_euclid(NS), 0).unwrap();
+        format!("@{}", t.format("%Y-%m-%dT%H%M%SZ"))
+    };
+    let view = db.join(stamp(first));
+    assert_eq!(names(&view), ["binlog.000001", "data", "link", "logs"]);
+    assert_eq!(
+        std::fs::read(view.join("binlog.000001")).unwrap(),
+        std::fs::read(db.join(&point).join("binlog.000001")).unwrap()
+    );
+    assert_eq!(
+        std::fs::read(view.join("logs/binlog.000001")).unwrap(),
+        b"0123456789abcdef"
+    );
+    let late = stamp(first + 60 * NS);
+    for bad in [
+        late.as_str(),
+        "@2001-01-01T000000Z",
+        "@yesterday",
+        "@2026-12-01T10:30:15.5Z",
+    ] {
+        let err = std::fs::metadata(db.join(bad)).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ENOENT), "{bad}");
+    }
+    drop(guard);
 }
