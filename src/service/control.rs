@@ -9,6 +9,7 @@ use super::grammar::{
     absolute, boolean, globs, instance_name, no_verb, parse_words, point_ref, ControlError, Fields,
     Result, Words,
 };
+use super::log_control::log_sources;
 use super::requests::{
     ForgetControl, InstanceRequest, PruneControl, RestoreControl, SnapshotRequest, VerifyControl,
 };
@@ -38,9 +39,10 @@ pub fn parse_instance(text: &str) -> Result<InstanceRequest> {
             }
             let excludes = globs("exclude", f.all("exclude"))?;
             let hooks = hooks(&mut f)?;
+            let logs = log_sources(&mut f)?;
             f.finish(
                 "name, path, exclude, command, as, before, after, restore-before, \
-                 restore-after, hook-timeout",
+                 restore-after, hook-timeout, log, log-every, log-pushers",
             )?;
             InstanceRequest::Add {
                 name,
@@ -48,6 +50,7 @@ pub fn parse_instance(text: &str) -> Result<InstanceRequest> {
                 excludes,
                 hooks,
                 commands,
+                logs,
             }
         }
         Some("remove") => {

@@ -14,12 +14,14 @@ use super::daemon::Service;
 use super::events::request_event;
 use super::grammar::ControlError;
 use super::jobs::JobKind;
+use super::log_control::{self, LogRequest};
 use super::policy_control;
 use super::requests::{InstanceRequest, Subject};
 
 /// The control files of `.cairn/ctl/`.
 pub const CONTROL_FILES: &[&str] = &[
     "instance", "snapshot", "restore", "verify", "cancel", "forget", "prune", "policy", "stdin",
+    "log",
 ];
 
 impl Service {
@@ -153,6 +155,21 @@ impl Service {
                 let req = control::parse_prune(text)?;
                 self.enqueue_as(uid, JobKind::Prune, Subject::default(), &req)
             }
+            "log" => match log_control::parse_log(text)? {
+                LogRequest::Archive { instance } => {
+                    let reply = self.archive_logs_now(&instance)?;
+                    let subject = Subject {
+                        verb: Some("archive"),
+                        instance: Some(instance),
+                        ..Subject::default()
+                    };
+                    Ok((reply, subject))
+                }
+                LogRequest::Push { .. } => Err(ControlError::invalid(
+                    "a push carries the file's bytes after the request: write both through \
+                     one handle of the mount's ctl/log (`cairn log push INSTANCE FILE`)",
+                )),
+            },
             "stdin" => {
                 let (job, bytes) = control::parse_stdin_end(text)?;
                 let subject = Subject {
@@ -210,6 +227,7 @@ impl Service {
                 excludes,
                 hooks,
                 commands,
+                logs,
             } => {
                 for p in &paths {
                     if p.symlink_metadata().is_err() {
@@ -229,7 +247,7 @@ impl Service {
                     excludes,
                     hooks,
                     commands,
-                    logs: Default::default(),
+                    logs,
                 };
                 config.version = config.version_needed();
                 if let (true, Some(p)) = (config.is_stdin_only(), self.bound_policy(&name)) {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::RestoreMode;
-use crate::model::instance::{CommandSource, Hooks};
+use crate::model::instance::{CommandSource, Hooks, LogSources};
 
 /// `ctl/instance`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,6 +22,9 @@ pub enum InstanceRequest {
         hooks: Hooks,
         /// `command=CMD as=NAME` pairs, in the order given.
         commands: Vec<CommandSource>,
+        /// `log=GLOB`.., `log-every=`, `log-pushers=`.
+        #[serde(default, skip_serializing_if = "LogSources::is_empty")]
+        logs: LogSources,
     },
     Remove {
         name: String,
