@@ -7,6 +7,7 @@ pub mod forget;
 pub mod init;
 pub mod instance;
 pub mod jobs;
+pub mod log;
 pub mod man;
 pub mod mount;
 pub mod points;
