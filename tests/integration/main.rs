@@ -27,6 +27,7 @@ mod gcs_emulator;
 mod hooks;
 mod hostile_repo;
 mod instance_checks;
+mod logs_daemon;
 mod mount;
 mod mount_users;
 pub(crate) mod mount_writes;
