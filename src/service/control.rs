@@ -50,7 +50,7 @@ pub fn parse_instance(text: &str) -> Result<InstanceRequest> {
                 excludes,
                 hooks,
                 commands,
-                logs,
+                logs: Box::new(logs),
             }
         }
         Some("remove") => {

@@ -22,7 +22,7 @@ use super::events::EventLog;
 use super::job_history::JobHistory;
 use super::job_input::JobInputs;
 use super::jobs::{JobState, LiveJob};
-use super::log_archiver::LogArchives;
+use super::log_slots::LogArchives;
 use super::tracks::SchedState;
 
 /// How often the catalog is refreshed from the objects (points from other machines).

@@ -247,7 +247,7 @@ impl Service {
                     excludes,
                     hooks,
                     commands,
-                    logs,
+                    logs: *logs,
                 };
                 config.version = config.version_needed();
                 if let (true, Some(p)) = (config.is_stdin_only(), self.bound_policy(&name)) {

@@ -9,8 +9,7 @@
 //! pass records nothing. The time of each instance's last pass stays in memory
 //! ([`Service::log_last_pass_ns`]), for restores at a time.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::MutexGuard;
 use std::time::Duration;
 
 use serde_json::json;
@@ -22,36 +21,10 @@ use super::daemon::Service;
 use super::events::Event;
 use super::grammar::ControlError;
 use super::jobs::rfc3339;
+use super::log_slots::LogSlot;
 
 /// The longest the archiver thread sleeps between looks at the clock.
 const LOG_TICK: Duration = Duration::from_secs(1);
-
-/// One instance's archive as the daemon keeps it.
-#[derive(Default)]
-pub(super) struct LogSlot {
-    /// Loaded at the first pass or push.
-    archiver: Option<LogArchiver>,
-    /// When the next periodic pass is due (clock ns).
-    next_due_ns: i64,
-    /// The last periodic failure recorded, so a failing pass is not an event every time.
-    last_error: Option<String>,
-}
-
-/// The archives of the instances, each behind its own lock.
-#[derive(Default)]
-pub(super) struct LogArchives {
-    slots: Mutex<BTreeMap<String, Arc<Mutex<LogSlot>>>>,
-}
-
-impl LogArchives {
-    fn slot(&self, instance: &str) -> Arc<Mutex<LogSlot>> {
-        self.slots
-            .locked()
-            .entry(instance.to_string())
-            .or_default()
-            .clone()
-    }
-}
 
 /// Why a pass or a push failed, as a control reply.
 pub(super) fn engine_refusal(e: crate::engine::EngineError) -> ControlError {

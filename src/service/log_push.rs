@@ -84,7 +84,8 @@ impl Service {
         let config = self
             .instance(&instance)
             .ok_or_else(|| ControlError::not_found(format!("no instance `{instance}`")))?;
-        if !owner && !(matches!(req, LogRequest::Push { .. }) && lets_push(&config, uid)) {
+        let allowed = owner || (matches!(req, LogRequest::Push { .. }) && lets_push(&config, uid));
+        if !allowed {
             return Err(denied(format!(
                 "uid {uid} may not {} the logs of instance `{instance}` (only the mount's owner, \
                  and for pushes the users in its log-pushers=)",

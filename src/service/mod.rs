@@ -32,6 +32,7 @@ pub mod jobs;
 mod log_archiver;
 pub mod log_control;
 mod log_push;
+mod log_slots;
 pub mod policies;
 pub mod policy_control;
 mod process_group;

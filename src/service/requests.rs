@@ -24,7 +24,7 @@ pub enum InstanceRequest {
         commands: Vec<CommandSource>,
         /// `log=GLOB`.., `log-every=`, `log-pushers=`.
         #[serde(default, skip_serializing_if = "LogSources::is_empty")]
-        logs: LogSources,
+        logs: Box<LogSources>,
     },
     Remove {
         name: String,

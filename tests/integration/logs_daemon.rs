@@ -367,36 +367,11 @@ fn log_push_through_the_mount_as_owner_and_pusher_and_with_repo() {
     env.run(&["umount", &mnt]).ok();
     fs::write(wal.join("000000010000000000000003"), b"third").unwrap();
     let before = log_objects(&env, "pg");
-    push(&[
-        "log",
-        "push",
-        "pg",
-        "pg_wal/000000010000000000000003",
-        "--repo",
-        &repo,
-    ])
-    .ok()
-    .stdout_has("stored, durable");
+    let seg3 = "pg_wal/000000010000000000000003";
+    let with_repo = || push(&["log", "push", "pg", seg3, "--repo", &repo]);
+    with_repo().ok().stdout_has("stored, durable");
     assert_eq!(log_objects(&env, "pg"), before + 1);
-    push(&[
-        "log",
-        "push",
-        "pg",
-        "pg_wal/000000010000000000000003",
-        "--repo",
-        &repo,
-    ])
-    .ok()
-    .stdout_has("already archived");
+    with_repo().ok().stdout_has("already archived");
     fs::write(wal.join("000000010000000000000003"), b"3rd").unwrap();
-    push(&[
-        "log",
-        "push",
-        "pg",
-        "pg_wal/000000010000000000000003",
-        "--repo",
-        &repo,
-    ])
-    .code(1)
-    .stderr_has("other content");
+    with_repo().code(1).stderr_has("other content");
 }

@@ -220,15 +220,6 @@ impl Namespace {
             Err(_) => Err(ControlError::invalid("a request must be UTF-8 text")),
         };
         let mut r = reply.locked();
-        match result {
-            Ok(text) => {
-                r.set(text.into_bytes(), offset, data.len());
-                Ok(data.len())
-            }
-            Err(e) => {
-                r.set(format!("error: {}\n", e.message).into_bytes(), offset, 0);
-                Err(e)
-            }
-        }
+        r.answer(result, offset, data.len())
     }
 }

@@ -72,15 +72,6 @@ impl Namespace {
             },
         };
         let mut r = reply.locked();
-        match result {
-            Ok(text) => {
-                r.set(text.into_bytes(), offset, data.len());
-                Ok(data.len())
-            }
-            Err(e) => {
-                r.set(format!("error: {}\n", e.message).into_bytes(), offset, 0);
-                Err(e)
-            }
-        }
+        r.answer(result, offset, data.len())
     }
 }
