@@ -35,7 +35,7 @@ pub use restore::{
     remove_stale_stages, restore, stage_dirs, RestoreMode, RestoreOutcome, RestoreRequest,
 };
 pub use trees::TreeReader;
-pub use verify::{verify, Damage, VerifyReport, VerifyRequest};
+pub use verify::{verify, Damage, LogDamage, VerifyReport, VerifyRequest};
 
 use std::path::PathBuf;
 

@@ -17,6 +17,8 @@ use super::ModelError;
 pub const LOG_RECORD_VERSION: u32 = 1;
 /// A pass splits what it found new into records of at most this many data bytes.
 pub const LOG_RECORD_DATA_MAX: u64 = 16 << 20;
+/// A record's plaintext is at most this long: its data and its JSON.
+pub const LOG_RECORD_PLAIN_MAX: usize = LOG_RECORD_DATA_MAX as usize + (16 << 20);
 
 /// One log file's new bytes as one pass saw them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,9 +142,8 @@ impl LogRecord {
 
     /// Reads and checks the record at `object_key`; returns it and its data.
     pub fn read(repo: &Repository, object_key: &str) -> Result<(LogRecord, Vec<u8>), ModelError> {
-        // A record holds at most LOG_RECORD_DATA_MAX bytes of data and its JSON.
         let plain = repo
-            .get_sealed_zstd(object_key, LOG_RECORD_DATA_MAX as usize + (16 << 20))
+            .get_sealed_zstd(object_key, LOG_RECORD_PLAIN_MAX)
             .map_err(|e| bad(format!("{object_key}: {e}")))?;
         Self::decode(repo.key(), object_key, &plain)
     }

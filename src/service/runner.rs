@@ -273,6 +273,7 @@ impl Service {
                                 .iter()
                                 .map(move |p| format!("{}/{}/{}", d.instance, d.point, p))
                         })
+                        .chain(report.log_damage.iter().map(|d| d.message.clone()))
                         .chain(report.problems.iter().cloned())
                         .collect();
                     Err(engine::EngineError::Damage(names.join(", ")).into())

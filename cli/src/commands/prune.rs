@@ -99,6 +99,13 @@ fn print_outcome(o: &PruneOutcome) {
         o.packs_repacked,
         human_units::bytes(o.bytes_repacked)
     );
+    if o.log_records_deleted > 0 {
+        println!(
+            "logs       {} log records {would}deleted ({} of logs)",
+            o.log_records_deleted,
+            human_units::bytes(o.log_bytes_deleted)
+        );
+    }
     match o.next_sweep_ns {
         Some(t) => println!(
             "pending    {} plan(s); the next deletion is due at {} (run prune again then)",

@@ -1,5 +1,5 @@
 //! `cairn verify`: exit 0 when clean, 1 when damage was found (each damaged point is
-//! named with its paths). Directly (`--repo REPO`) any error is exit 2; through a mount
+//! named with its paths, each broken log archive with its instance and time range). Directly (`--repo REPO`) any error is exit 2; through a mount
 //! the verify is a job, and a job that failed or found damage is exit 1, a refused
 //! request 2.
 
@@ -102,6 +102,9 @@ fn print_report(r: &VerifyReport, read_data: bool) {
             println!("  cause    {c}");
         }
     }
+    for d in &r.log_damage {
+        println!("DAMAGED    {}", d.message);
+    }
     for p in &r.problems {
         println!("PROBLEM    {p}");
     }
@@ -111,8 +114,12 @@ fn print_report(r: &VerifyReport, read_data: bool) {
     if r.is_ok() {
         println!("ok: no damage found");
     } else {
+        let logs = match r.log_damage.len() {
+            0 => String::new(),
+            n => format!(", {n} damaged log range(s)"),
+        };
         println!(
-            "damage found: {} damaged point(s), {} repository problem(s)",
+            "damage found: {} damaged point(s), {} repository problem(s){logs}",
             r.damaged.len(),
             r.problems.len()
         );

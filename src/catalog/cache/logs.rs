@@ -55,6 +55,25 @@ impl Catalog {
         Ok(out)
     }
 
+    /// The instances that have log records, sorted.
+    pub fn log_instances(&self) -> Result<Vec<String>> {
+        self.strings("SELECT DISTINCT instance FROM log_records ORDER BY instance")
+    }
+
+    /// The seq of an instance's oldest log record (`None`: it has none). Retention
+    /// deletes the oldest records, so a record of a lower seq expired.
+    pub fn oldest_log_seq(&self, instance: &str) -> Result<Option<u64>> {
+        let conn = self.conn();
+        let seq: Option<i64> = conn
+            .query_row(
+                "SELECT MIN(seq) FROM log_records WHERE instance = ?1",
+                [instance],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.sql_err(e))?;
+        Ok(seq.map(|s| s as u64))
+    }
+
     /// Forgets a log record (after its object was deleted).
     pub fn remove_log_record(&self, key: &str) -> Result<()> {
         let conn = self.conn();

@@ -3,6 +3,9 @@
 //! place: all of it, as a new generation) as log records, and a push stores one named
 //! file whole (PostgreSQL's `archive_command`).
 //!
+//! A file version whose records retention deleted (docs/FORMAT.md 9.3) is not appended
+//! to: the file is archived again, whole, as a new generation.
+//!
 //! A pass that finds nothing new reads no file and writes no object: it only lists the
 //! globs' directories and stats the files. What the last pass saw is kept in memory
 //! ([`LogArchiver`]), loaded once from the catalog's log records.
@@ -36,6 +39,10 @@ struct FileState {
     identity: Option<(u64, u64)>,
     /// BLAKE3 of the last [`TAIL`] archived bytes, when this process read them.
     tail: Option<[u8; 32]>,
+    /// The seq of the record holding this generation's first piece: once retention
+    /// deleted it (the oldest record has a higher seq), the version expired and what the
+    /// file holds is archived again, whole, as a new generation.
+    first_seq: u64,
 }
 
 /// What one pass or push stored.
@@ -84,8 +91,12 @@ impl LogArchiver {
                     mtime_ns: p.mtime_ns,
                     identity: None,
                     tail: None,
+                    first_seq: entry.record.seq,
                 });
                 if p.generation >= state.generation {
+                    if p.offset == 0 {
+                        state.first_seq = entry.record.seq;
+                    }
                     state.generation = p.generation;
                     state.size = p.end();
                     state.mtime_ns = p.mtime_ns;
@@ -144,6 +155,7 @@ impl LogArchiver {
                 }
                 Some(s) if size == s.size && mtime_ns == s.mtime_ns => continue,
                 Some(s) => match tail_matches(&path, s) {
+                    Ok(true) if self.expired(catalog, s)? => (s.generation + 1, 0),
                     Ok(true) => (s.generation, s.size),
                     Ok(false) => (s.generation + 1, 0),
                     Err(e) => {
@@ -159,6 +171,10 @@ impl LogArchiver {
                 }
                 continue;
             }
+            let first_seq = match (from, self.files.get(&name)) {
+                (0, _) | (_, None) => self.next_seq(),
+                (_, Some(s)) => s.first_seq,
+            };
             let mut file = match File::open(&path) {
                 Ok(f) => f,
                 Err(e) => {
@@ -181,6 +197,7 @@ impl LogArchiver {
                             mtime_ns,
                             identity: Some(identity),
                             tail,
+                            first_seq,
                         },
                     );
                     out.files += 1;
@@ -217,27 +234,16 @@ impl LogArchiver {
         let mut bytes = Vec::new();
         data.read_to_end(&mut bytes)
             .map_err(|e| EngineError::io("reading", Path::new(name), e))?;
-        if self.files.contains_key(name) {
-            let timeline = Timeline::load(catalog, &self.instance)?;
-            let archived = timeline.read_file(repo, name, None)?;
-            if archived == bytes {
-                return Ok(PassOutcome {
-                    time_ns: crate::model::now_ns(),
-                    ..PassOutcome::default()
-                });
-            }
-            return Err(EngineError::Invalid(InvalidRequest::Refused(format!(
-                "log file {name} of instance `{}` is already archived with other content \
-                 ({} bytes archived, {} pushed): refusing to replace it",
-                self.instance,
-                archived.len(),
-                bytes.len()
-            ))));
-        }
+        let generation = match self.files.get(name) {
+            None => 1,
+            Some(s) if self.expired(catalog, s)? => s.generation + 1,
+            Some(_) => return self.pushed_again(repo, catalog, name, &bytes),
+        };
         let time_ns = crate::model::now_ns();
         let mut out = PassOutcome::default();
         let mut batch = Batch::default();
         let size = bytes.len() as u64;
+        let first_seq = self.next_seq();
         let mut cursor = std::io::Cursor::new(bytes);
         self.read_into(
             repo,
@@ -246,7 +252,7 @@ impl LogArchiver {
             &mut out,
             &mut cursor,
             name,
-            1,
+            generation,
             0,
             size,
             time_ns,
@@ -261,17 +267,49 @@ impl LogArchiver {
         self.files.insert(
             name.to_string(),
             FileState {
-                generation: 1,
+                generation,
                 size,
                 mtime_ns: time_ns,
                 identity: None,
                 tail: None,
+                first_seq,
             },
         );
         out.files = 1;
         out.time_ns = time_ns;
         self.last_pass_ns = Some(time_ns);
         Ok(out)
+    }
+
+    /// A push of a file already archived: done when the bytes are the same, else refused.
+    fn pushed_again(
+        &self,
+        repo: &Repository,
+        catalog: &Catalog,
+        name: &str,
+        bytes: &[u8],
+    ) -> Result<PassOutcome> {
+        let timeline = Timeline::load(catalog, &self.instance)?;
+        let archived = timeline.read_file(repo, name, None)?;
+        if archived == bytes {
+            return Ok(PassOutcome {
+                time_ns: crate::model::now_ns(),
+                ..PassOutcome::default()
+            });
+        }
+        Err(EngineError::Invalid(InvalidRequest::Refused(format!(
+            "log file {name} of instance `{}` is already archived with other content \
+             ({} bytes archived, {} pushed): refusing to replace it",
+            self.instance,
+            archived.len(),
+            bytes.len()
+        ))))
+    }
+
+    /// Whether retention deleted the records of the file's current version.
+    fn expired(&self, catalog: &Catalog, s: &FileState) -> Result<bool> {
+        let oldest = catalog.oldest_log_seq(&self.instance)?;
+        Ok(oldest.is_none_or(|seq| seq > s.first_seq))
     }
 
     /// Reads `[from, size)` of a file into the batch, writing full records on the way.
@@ -333,6 +371,11 @@ impl LogArchiver {
         Ok(offset)
     }
 
+    /// The seq the next record gets (the one the batch being filled becomes).
+    fn next_seq(&self) -> u64 {
+        self.last.as_ref().map_or(1, |(s, _)| s + 1)
+    }
+
     /// Writes the batch as the instance's next record (nothing when it is empty).
     fn flush(
         &mut self,
@@ -345,7 +388,7 @@ impl LogArchiver {
         if batch.pieces.is_empty() {
             return Ok(());
         }
-        let seq = self.last.as_ref().map_or(1, |(s, _)| s + 1);
+        let seq = self.next_seq();
         let record = LogRecord {
             version: LOG_RECORD_VERSION,
             instance: self.instance.clone(),

@@ -68,15 +68,17 @@ impl Timeline {
         last_pass_ns.div_euclid(NS) - 1
     }
 
-    /// Records missing from the chain (a deleted or unreadable record): every seq from 1
-    /// to the newest must be there, each naming its predecessor.
+    /// Records missing from the chain (a deleted or unreadable record): every seq from
+    /// the oldest record to the newest must be there, each naming its predecessor. The
+    /// chain may start after seq 1: the records before it expired (retention deletes the
+    /// oldest records, FORMAT.md 9.3), which is no gap.
     pub fn gaps(&self) -> Vec<LogGap> {
         let mut gaps = Vec::new();
         let mut prev: Option<&LogRecordEntry> = None;
         for e in &self.records {
-            let expected = prev.map_or(1, |p| p.record.seq + 1);
+            let expected = prev.map_or(e.record.seq, |p| p.record.seq + 1);
             let linked = match prev {
-                None => e.record.seq == 1,
+                None => true,
                 Some(p) => {
                     e.record.seq == expected
                         && e.record.parent.as_deref() == Some(record_id_hex(&p.key))
@@ -203,4 +205,37 @@ impl Timeline {
 /// The hex id at the end of a record's object key.
 pub fn record_id_hex(key: &str) -> &str {
     key.rsplit('-').next().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::expiry::tests::entry;
+    use super::*;
+
+    fn timeline(seqs: &[u64]) -> Timeline {
+        let mut records: Vec<LogRecordEntry> =
+            seqs.iter().map(|&s| entry(s, &[("f", 1, 0, 1)])).collect();
+        // Each names the one before it by the id at the end of its key.
+        for (i, s) in seqs.iter().enumerate() {
+            records[i].key = format!("logs/pg/{s:012}-{s:064x}");
+            records[i].record.parent = (*s > 1).then(|| format!("{:064x}", s - 1));
+        }
+        Timeline {
+            instance: "pg".into(),
+            records,
+        }
+    }
+
+    #[test]
+    fn a_chain_may_start_after_expired_records_but_not_skip_one() {
+        assert_eq!(timeline(&[1, 2, 3]).gaps(), vec![]);
+        assert_eq!(timeline(&[4, 5, 6]).gaps(), vec![]);
+        let gaps = timeline(&[4, 5, 8]).gaps();
+        assert_eq!(gaps.len(), 1);
+        assert_eq!((gaps[0].after_seq, gaps[0].missing.clone()), (5, 6..8));
+        assert_eq!(
+            (gaps[0].after_ns, gaps[0].before_ns),
+            (Some(5 * NS), Some(8 * NS))
+        );
+    }
 }

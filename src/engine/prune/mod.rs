@@ -11,11 +11,15 @@
 //!    copied into new packs right away ([`repack`]). With a zero grace period the new
 //!    plan is swept in the same run, after marking again.
 //!
+//! Besides, the log records no kept point needs any more are deleted ([`logs`]).
+//!
 //! Memory stays bounded: the marks and the per-pack sums live in SQLite; a repack holds
 //! one pack. A dry run takes no lease and writes nothing.
 //!
-//! Files: `request` (request, outcome, the context steps share), `mark`, `sweep`, `repack`.
+//! Files: `request` (request, outcome, the context steps share), `mark`, `sweep`, `repack`,
+//! `logs`.
 
+mod logs;
 mod mark;
 mod repack;
 mod request;
@@ -119,6 +123,7 @@ fn run(ctx: &Ctx<'_>, req: &PruneRequest) -> Result<PruneOutcome> {
     if lease.is_some() {
         delete_forgotten_manifests(repo, catalog)?;
     }
+    logs::expire_logs(ctx, &mut out)?;
     let mut planned = None;
     {
         progress.phase("marking");

@@ -59,6 +59,10 @@ pub struct PruneOutcome {
     pub segments_rewritten: u64,
     /// Bytes of the deleted packs.
     pub bytes_freed: u64,
+    /// Log records deleted because no kept point needs them (FORMAT.md 12.4), and the
+    /// log bytes they held (before compression).
+    pub log_records_deleted: u64,
+    pub log_bytes_deleted: u64,
     /// Plans still in their grace period, and when the first of them is due.
     pub plans_pending: u64,
     pub next_sweep_ns: Option<i64>,

@@ -11,6 +11,8 @@
 //! - **Data** (`read_data`): every pack holding referenced data blobs is downloaded, pack by
 //!   pack, and each referenced blob is decoded and checked against its id, so a damaged
 //!   pack blames only the blobs that are actually corrupt.
+//! - **Logs**: every log record of the selected instances is read and checked, and its
+//!   chain followed; a gap or an unreadable record is [`LogDamage`] (see `logs`).
 //!
 //! Each tree and blob is checked once, however many points share it; damage is still
 //! attributed to every point and every path that references it. A file is damaged iff one
@@ -25,11 +27,13 @@
 //! Storage errors that may be transient fail the verify instead of blaming the data.
 //!
 //! Files: `objects` (manifests, index segments, pack headers), `data` (the data read),
-//! `healing` (known damage, and whether it still matters); this file holds the
-//! `Verifier` and its damage walk.
+//! `healing` (known damage, and whether it still matters), `logs` (the log archives) and
+//! `log_damage` (what it reports); this file holds the `Verifier` and its damage walk.
 
 mod data;
 mod healing;
+mod log_damage;
+mod logs;
 mod objects;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -44,6 +48,7 @@ use crate::store::StoreError;
 use super::restore::MAX_DEPTH;
 use super::{CancelToken, EngineError, InvalidRequest, Progress, Result};
 use healing::Known;
+pub use log_damage::LogDamage;
 
 /// What to verify.
 #[derive(Debug, Clone, Default)]
@@ -77,6 +82,9 @@ pub struct VerifyReport {
     pub packs_checked: u64,
     pub bytes_read: u64,
     pub damaged: Vec<Damage>,
+    /// Log records read, and the damage in their chains (a gap, an unreadable record).
+    pub log_records_checked: u64,
+    pub log_damage: Vec<LogDamage>,
     /// Repository-level faults: broken manifest chain, unreadable manifests or index
     /// segments, packs whose header is unreadable or whose bytes do not match their id.
     pub problems: Vec<String>,
@@ -89,7 +97,7 @@ pub struct VerifyReport {
 impl VerifyReport {
     /// Whether nothing at all is wrong.
     pub fn is_ok(&self) -> bool {
-        self.damaged.is_empty() && self.problems.is_empty()
+        self.damaged.is_empty() && self.problems.is_empty() && self.log_damage.is_empty()
     }
 }
 
@@ -166,7 +174,12 @@ pub fn verify(
         }
     }
 
+    progress.phase("logs");
+    v.check_logs(req.instance.as_deref())?;
     let mut report = v.report;
+    for d in &report.log_damage {
+        progress.warn(&d.message);
+    }
     report.healed.sort();
     report.healed.dedup();
     for (p, hits) in points.iter().zip(hits) {
