@@ -72,14 +72,26 @@ pub fn resolve_user(user: &str) -> std::result::Result<u32, String> {
     }
     let unknown = || format!("log-pushers: no user `{user}` on this machine");
     let name = CString::new(user).map_err(|_| unknown())?;
-    // SAFETY: `name` is a valid NUL-terminated string; the returned entry (static storage,
-    // or NULL) is read at once and not kept.
-    let entry = unsafe { libc::getpwnam(name.as_ptr()) };
-    if entry.is_null() {
+    // getpwnam_r, not getpwnam: the mount's threads may look users up at once.
+    // SAFETY: passwd is plain data (integers and pointers); all zeroes is a valid value.
+    let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call: `name` NUL-terminated, `entry` and
+    // `found` writable, `buf` of the length given; nothing is kept after it.
+    let rc = unsafe {
+        libc::getpwnam_r(
+            name.as_ptr(),
+            &mut entry,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut found,
+        )
+    };
+    if rc != 0 || found.is_null() {
         return Err(unknown());
     }
-    // SAFETY: not NULL, so it points to a passwd entry.
-    Ok(unsafe { (*entry).pw_uid })
+    Ok(entry.pw_uid)
 }
 
 /// A request into `ctl/log`.
