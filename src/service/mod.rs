@@ -8,7 +8,9 @@
 //! - The service: `daemon` (state, start, refresh), `dispatch` (requests), `queue`
 //!   (the job queue and its views), `runner` (running jobs; `command_sources` runs the
 //!   commands of a snapshot, `job_input` carries a stream written into the mount), `scheduler` and `tracks`, `policies`, `retention`,
-//!   `definitions` (what is read from the repository), and the hooks around jobs:
+//!   `definitions` (what is read from the repository), logs (`log_control`: the log keys
+//!   and `ctl/log`; `log_archiver` and `log_slots`: the daemon's passes; `log_push`:
+//!   pushes and pushers), and the hooks around jobs:
 //!   `hooks` (one hook's process), `job_hooks` (their order); `process_group` (the
 //!   group a hook or a command runs in, killed if the daemon dies).
 //! - What the service owns: [`events::EventLog`], [`job_history::JobHistory`] (with
