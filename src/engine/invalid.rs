@@ -60,4 +60,33 @@ pub enum InvalidRequest {
     /// The request selects nothing (no point of an instance, nothing in a point).
     #[error("{0}")]
     NothingSelected(String),
+    /// A point-in-time that does not parse (the text says what is accepted).
+    #[error("{0}")]
+    BadTime(String),
+    /// A point-in-time before the instance's first point (or an instance with none).
+    #[error("instance `{instance}` has no point before {at}{}", match .earliest {
+        Some(e) => format!(": the earliest restorable second is {e}"),
+        None => String::new(),
+    })]
+    PitrBeforeFirstPoint {
+        instance: String,
+        at: String,
+        earliest: Option<String>,
+    },
+    /// A point-in-time after the last second the log archive holds whole.
+    #[error(
+        "{at} is after the latest restorable second of instance `{instance}`, {latest} \
+         (the archive holds every write up to its end)"
+    )]
+    PitrAfterLatest {
+        instance: String,
+        at: String,
+        latest: String,
+    },
+    /// A point-in-time of an instance that has archived no logs.
+    #[error(
+        "instance `{0}` has no archived logs (no log record, no pass): restore one of its \
+         points instead"
+    )]
+    PitrNoLogs(String),
 }

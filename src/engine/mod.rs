@@ -173,6 +173,22 @@ mod tests {
                 "invalid request: point i/p is a manual point: forgetting it needs manual=true (--manual)",
             ),
             (
+                EngineError::Invalid(InvalidRequest::PitrAfterLatest {
+                    instance: "pg".into(),
+                    at: "2026-12-01T10:30:15Z".into(),
+                    latest: "2026-12-01T10:30:09Z".into(),
+                }),
+                "invalid request: 2026-12-01T10:30:15Z is after the latest restorable second of instance `pg`, 2026-12-01T10:30:09Z (the archive holds every write up to its end)",
+            ),
+            (
+                EngineError::Invalid(InvalidRequest::PitrBeforeFirstPoint {
+                    instance: "pg".into(),
+                    at: "2026-12-01T10:30:15Z".into(),
+                    earliest: Some("2026-12-02T00:00:00Z".into()),
+                }),
+                "invalid request: instance `pg` has no point before 2026-12-01T10:30:15Z: the earliest restorable second is 2026-12-02T00:00:00Z",
+            ),
+            (
                 EngineError::UnreadablePoints(2),
                 "invalid request: 2 point manifest(s) could not be read, so what they reference is unknown: prune does nothing until `verify` explains them",
             ),

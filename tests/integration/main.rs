@@ -34,6 +34,7 @@ mod mount;
 mod mount_users;
 pub(crate) mod mount_writes;
 mod namespace;
+mod pitr;
 mod point_names;
 mod point_root;
 mod policy;

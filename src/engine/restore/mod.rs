@@ -41,11 +41,12 @@ use crate::repo::Repository;
 use super::backup::{backup, BackupRequest};
 use super::{CancelToken, EngineError, Progress, Result, TreeReader};
 use plan::{assign_links, capture, plan_units, Planner};
-pub(crate) use request::MAX_DEPTH;
-use request::{check_new_target, check_request, destinations, Protected};
+pub(crate) use request::{check_new_target, check_path, MAX_DEPTH};
+use request::{check_request, destinations, Protected};
 pub use request::{RestoreMode, RestoreRequest};
 use stage::Stager;
 pub use stale::remove_stale_stages;
+pub(crate) use stale::stage_path;
 use swap::{swap_all, Cleanup};
 use unit::{DirMeta, Entry};
 

@@ -132,7 +132,7 @@ pub(super) fn check_request(req: &RestoreRequest) -> Result<Scope> {
 }
 
 /// An absolute path with a last component and no `..`.
-pub(super) fn check_path(path: &Path, what: &str) -> Result<()> {
+pub(crate) fn check_path(path: &Path, what: &str) -> Result<()> {
     if !path.is_absolute()
         || path.file_name().is_none()
         || path.components().any(|c| c == Component::ParentDir)
@@ -208,7 +208,7 @@ pub(super) fn destinations(req: &RestoreRequest, m: &Manifest) -> Result<Vec<Des
 }
 
 /// A new target must not exist or be an empty directory; returns whether it exists.
-pub(super) fn check_new_target(target: &Path) -> Result<bool> {
+pub(crate) fn check_new_target(target: &Path) -> Result<bool> {
     match fs::symlink_metadata(target) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(EngineError::io("inspecting", target, e)),

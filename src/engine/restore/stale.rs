@@ -36,7 +36,7 @@ fn owner_tag() -> String {
 
 /// A free hidden sibling name for the stage of `dest`, owned by this process. Only paths
 /// chosen here are ever deleted by the restore, so it must not name anything that exists.
-pub(super) fn stage_path(dest: &Path) -> Result<PathBuf> {
+pub(crate) fn stage_path(dest: &Path) -> Result<PathBuf> {
     let name = dest.file_name().unwrap_or_default().as_bytes();
     let short = &name[..name.len().min(NAME_BYTES)];
     let owner = owner_tag();
