@@ -31,7 +31,10 @@ impl Service {
         let events = &self.inner.events;
         let _order = events.ordered();
         let (reply, subject) = self.dispatch(file, text, uid)?;
-        events.record(request_event(file, subject, text, uid, &reply));
+        // A query changes nothing: no event.
+        if subject.verb != Some("range") {
+            events.record(request_event(file, subject, text, uid, &reply));
+        }
         Ok(reply)
     }
 
@@ -90,7 +93,13 @@ impl Service {
             "restore" => {
                 let req = control::parse_restore(text)?;
                 self.refresh_if_older(Duration::from_secs(1));
-                if self.find_point(&req.instance, &req.point).is_none() {
+                if req.at_ns.is_some() && self.instance(&req.instance).is_none() {
+                    return Err(ControlError::not_found(format!(
+                        "no instance `{}`: a restore at a time needs its definition (its log files)",
+                        req.instance
+                    )));
+                }
+                if req.at_ns.is_none() && self.find_point(&req.instance, &req.point).is_none() {
                     return Err(ControlError::not_found(format!(
                         "instance `{}` has no point `{}`",
                         req.instance, req.point
@@ -104,7 +113,8 @@ impl Service {
                         )));
                     }
                 }
-                let subject = Subject::of(Some(&req.instance), Some(&req.point));
+                let point = Some(req.point.as_str()).filter(|p| !p.is_empty());
+                let subject = Subject::of(Some(&req.instance), point);
                 self.enqueue_as(uid, JobKind::Restore, subject, &req)
             }
             "verify" => {
@@ -160,6 +170,15 @@ impl Service {
                     let reply = self.archive_logs_now(&instance)?;
                     let subject = Subject {
                         verb: Some("archive"),
+                        instance: Some(instance),
+                        ..Subject::default()
+                    };
+                    Ok((reply, subject))
+                }
+                LogRequest::Range { instance } => {
+                    let reply = self.restorable_json(&instance)?;
+                    let subject = Subject {
+                        verb: Some("range"),
                         instance: Some(instance),
                         ..Subject::default()
                     };

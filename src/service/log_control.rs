@@ -99,6 +99,8 @@ pub fn resolve_user(user: &str) -> std::result::Result<u32, String> {
 pub enum LogRequest {
     /// `archive instance=NAME`: a pass now; the reply says what it stored.
     Archive { instance: String },
+    /// `range instance=NAME`: the restorable range, as one JSON object (a query: no event).
+    Range { instance: String },
     /// `push instance=NAME name=FILE bytes=N`: the next N bytes written through the same
     /// handle are the file FILE, stored whole when the last of them arrives.
     Push {
@@ -112,13 +114,16 @@ impl LogRequest {
     pub fn verb(&self) -> &'static str {
         match self {
             LogRequest::Archive { .. } => "archive",
+            LogRequest::Range { .. } => "range",
             LogRequest::Push { .. } => "push",
         }
     }
 
     pub fn instance(&self) -> &str {
         match self {
-            LogRequest::Archive { instance } | LogRequest::Push { instance, .. } => instance,
+            LogRequest::Archive { instance }
+            | LogRequest::Range { instance }
+            | LogRequest::Push { instance, .. } => instance,
         }
     }
 }
@@ -128,10 +133,13 @@ pub fn parse_log(text: &str) -> Result<LogRequest> {
     let verb = words.verb.clone();
     let mut f = Fields::new(words);
     match verb.as_deref() {
-        Some("archive") => {
+        Some(verb @ ("archive" | "range")) => {
             let instance = instance_name(f.required("instance")?)?;
             f.finish("instance")?;
-            Ok(LogRequest::Archive { instance })
+            Ok(match verb {
+                "archive" => LogRequest::Archive { instance },
+                _ => LogRequest::Range { instance },
+            })
         }
         Some("push") => {
             let instance = instance_name(f.required("instance")?)?;
@@ -160,7 +168,7 @@ pub fn parse_log(text: &str) -> Result<LogRequest> {
             })
         }
         Some(other) => Err(ControlError::invalid(format!(
-            "unknown verb `{other}` in ctl/log (archive, push)"
+            "unknown verb `{other}` in ctl/log (archive, range, push)"
         ))),
         None => Err(ControlError::invalid(
             "start with a verb: `archive instance=..` or `push instance=.. name=.. bytes=N`",

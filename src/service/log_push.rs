@@ -93,7 +93,9 @@ impl Service {
             )));
         }
         match req {
-            LogRequest::Archive { .. } => self.submit("log", text, uid).map(LogStep::Reply),
+            LogRequest::Archive { .. } | LogRequest::Range { .. } => {
+                self.submit("log", text, uid).map(LogStep::Reply)
+            }
             LogRequest::Push { name, bytes, .. } => {
                 let mut upload = LogUpload {
                     instance,

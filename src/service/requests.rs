@@ -51,7 +51,13 @@ pub struct SnapshotRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RestoreControl {
     pub instance: String,
+    /// The point; empty with `at_ns`.
+    #[serde(default)]
     pub point: String,
+    /// `at=TIME`: the start (ns) of the second to restore the instance to, from its
+    /// newest point at or before it and its logs (`point` is then empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_ns: Option<i64>,
     pub target: Option<PathBuf>,
     pub includes: Vec<String>,
     pub in_place: bool,

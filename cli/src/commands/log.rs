@@ -106,7 +106,7 @@ fn archive(inv: &Invocation<'_>, args: &ArchiveArgs) -> Result<Status> {
 }
 
 /// The instance's definition in the repository.
-fn definition(repo: &cairn::repo::Repository, instance: &str) -> Result<InstanceConfig> {
+pub fn definition(repo: &cairn::repo::Repository, instance: &str) -> Result<InstanceConfig> {
     let json = repo
         .get_sealed(&InstanceConfig::object_key(instance))
         .map_err(|e| {
