@@ -14,6 +14,7 @@ use serde_json::json;
 
 use cairn::engine::{self, RestoreMode, RestoreRequest};
 
+use super::restore_at::AtRequest;
 use super::restore_stdout::StdoutRequest;
 use super::{absolute, print_json, Invocation, Status};
 use crate::client::{self, JobArgs, Request, Target, TargetArgs};
@@ -98,7 +99,15 @@ impl RestoreArgs {
 
 pub fn run(inv: &Invocation<'_>, args: &RestoreArgs) -> Result<Status> {
     if let Some(at) = &args.at {
-        return super::restore_at::run(inv, args, at);
+        let req = AtRequest {
+            instance: &args.instance,
+            at,
+            target_dir: args.target_dir.as_deref(),
+            in_place: args.mode == Mode::InPlace,
+            target: &args.target,
+            job: args.job,
+        };
+        return super::restore_at::run(inv, &req);
     }
     if let Some(name) = &args.stdout {
         if args.mode == Mode::InPlace {

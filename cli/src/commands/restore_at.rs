@@ -11,21 +11,33 @@ use serde_json::json;
 
 use cairn::engine::logs::{format_pitr_time, parse_pitr_time, restore_at, PitrRequest};
 
-use super::restore::{Mode, RestoreArgs};
+use std::path::Path;
+
 use super::{absolute, print_json, Invocation, Status};
-use crate::client::{self, Request, Target};
+use crate::client::{self, JobArgs, Request, Target, TargetArgs};
 use crate::failure::usage;
 use crate::human_units;
 use crate::progress::TermProgress;
 use crate::repo_args;
 
-pub fn run(inv: &Invocation<'_>, args: &RestoreArgs, at: &str) -> Result<Status> {
-    let Some(target) = &args.target_dir else {
+/// What `cairn restore --at` was given.
+pub struct AtRequest<'a> {
+    pub instance: &'a str,
+    pub at: &'a str,
+    pub target_dir: Option<&'a Path>,
+    pub in_place: bool,
+    pub target: &'a TargetArgs,
+    pub job: JobArgs,
+}
+
+pub fn run(inv: &Invocation<'_>, args: &AtRequest<'_>) -> Result<Status> {
+    let at = args.at;
+    let Some(target) = args.target_dir else {
         return Err(usage(
             "--at restores into a new directory: give --target DIR",
         ));
     };
-    if args.mode == Mode::InPlace {
+    if args.in_place {
         return Err(usage(
             "--at restores into a new directory (--target DIR): drop --mode in-place",
         ));
@@ -34,7 +46,7 @@ pub fn run(inv: &Invocation<'_>, args: &RestoreArgs, at: &str) -> Result<Status>
     match args.target.resolve()? {
         Target::Mount(client) => {
             let req = Request::new()
-                .kv("instance", &args.instance)
+                .kv("instance", args.instance)
                 .kv("at", at)
                 .path("target", &target)?;
             client::run_job(inv, &client, "restore", &req, args.job)
@@ -42,7 +54,7 @@ pub fn run(inv: &Invocation<'_>, args: &RestoreArgs, at: &str) -> Result<Status>
         Target::Repo(repo) => {
             let at_ns = parse_pitr_time(at).map_err(usage)?;
             let (repo, catalog) = repo_args::open_direct(inv.global, &repo, args.job.no_wait)?;
-            let config = super::log::definition(&repo, &args.instance)?;
+            let config = super::log::definition(&repo, args.instance)?;
             let req = PitrRequest {
                 config,
                 at_ns,
