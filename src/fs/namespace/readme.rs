@@ -16,7 +16,8 @@ back from the same handle when you open it read-write.
   echo 'instance=NAME point=POINT|latest target=/abs [include=GLOB].. [mode=new|in-place]' > ctl/restore
        [skip-damaged=true] restores every intact file and names the damaged ones;
        [delete-excluded=true] (in-place) also deletes what the backup's excludes kept out
-  echo 'archive instance=NAME'                                   > ctl/log
+       at=TIME instead of point=: the instance as it was at that second (into target=)
+  echo 'archive instance=NAME' (or range instance=NAME)         > ctl/log
        (`cairn log push NAME FILE` sends push instance=NAME name=F bytes=N, then the bytes)
   echo '[instance=NAME] [point=POINT] [read-data=true]'          > ctl/verify
   echo 'job=ID'                                                  > ctl/cancel
