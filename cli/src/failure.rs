@@ -145,9 +145,10 @@ impl Kind {
 fn store_kind(e: &StoreError) -> Kind {
     match e {
         StoreError::Location { .. } => Kind::BadLocation,
-        StoreError::Backend { .. } | StoreError::Runtime(_) | StoreError::Injected(_) => {
-            Kind::Storage
-        }
+        StoreError::Backend { .. }
+        | StoreError::Runtime(_)
+        | StoreError::Injected(_)
+        | StoreError::Sync { .. } => Kind::Storage,
         StoreError::NotFound(_) | StoreError::AlreadyExists(_) => Kind::Other,
     }
 }
@@ -193,7 +194,8 @@ fn engine_kind(e: &EngineError) -> Kind {
         | EngineError::UnreadablePoints(_)
         | EngineError::Threads(_)
         | EngineError::SwapBack { .. }
-        | EngineError::Damage(_) => Kind::InvalidRequest,
+        | EngineError::Damage(_)
+        | EngineError::LogGap { .. } => Kind::InvalidRequest,
         EngineError::NoSuchPoint { .. } => Kind::NoSuchPoint,
         EngineError::Cancelled => Kind::Cancelled,
         EngineError::Io { .. } | EngineError::StreamFailed { .. } => Kind::Other,

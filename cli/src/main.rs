@@ -83,6 +83,9 @@ enum Command {
     /// Remove data no point references (two phases: plan now, delete after a grace
     /// period in a later prune).
     Prune(commands::prune::PruneArgs),
+    /// Archive an instance's log files now, or push one (PostgreSQL's archive_command).
+    #[command(subcommand)]
+    Log(commands::log::LogCommand),
     /// List backup points.
     Points(commands::points::PointsArgs),
     /// List a mount's jobs, show one, or delete finished ones (`jobs delete ID`).
@@ -185,6 +188,7 @@ fn main() -> ExitCode {
         Command::Restore(args) => commands::restore::run(&inv, args),
         Command::Verify(args) => commands::verify::run(&inv, args),
         Command::Points(args) => commands::points::run(&inv, args),
+        Command::Log(cmd) => commands::log::run(&inv, cmd),
         Command::Forget(args) => commands::forget::run(&inv, args),
         Command::Prune(args) => commands::prune::run(&inv, args),
         Command::Catalog(cmd) => commands::catalog::run(&inv, cmd),

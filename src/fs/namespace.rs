@@ -22,6 +22,7 @@ mod control_reply;
 mod handles;
 mod job_input;
 mod log_files;
+mod log_push;
 mod points;
 mod readme;
 mod removal;

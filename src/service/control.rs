@@ -2,6 +2,7 @@
 //! `ctl/verify`, `ctl/forget`, `ctl/prune`, `ctl/cancel`): one line into its typed
 //! request, each value checked (through the model's rules) before anything starts.
 
+use crate::engine::logs::parse_pitr_time;
 use crate::model::instance::{check_source_paths, check_stream_names, CommandSource, Hooks};
 use crate::model::names::{is_valid_label, is_valid_new_name, MAX_NEW_NAME_LEN};
 
@@ -9,6 +10,7 @@ use super::grammar::{
     absolute, boolean, globs, instance_name, no_verb, parse_words, point_ref, ControlError, Fields,
     Result, Words,
 };
+use super::log_control::log_sources;
 use super::requests::{
     ForgetControl, InstanceRequest, PruneControl, RestoreControl, SnapshotRequest, VerifyControl,
 };
@@ -38,9 +40,10 @@ pub fn parse_instance(text: &str) -> Result<InstanceRequest> {
             }
             let excludes = globs("exclude", f.all("exclude"))?;
             let hooks = hooks(&mut f)?;
+            let logs = log_sources(&mut f)?;
             f.finish(
                 "name, path, exclude, command, as, before, after, restore-before, \
-                 restore-after, hook-timeout",
+                 restore-after, hook-timeout, log, log-every, log-pushers",
             )?;
             InstanceRequest::Add {
                 name,
@@ -48,6 +51,7 @@ pub fn parse_instance(text: &str) -> Result<InstanceRequest> {
                 excludes,
                 hooks,
                 commands,
+                logs: Box::new(logs),
             }
         }
         Some("remove") => {
@@ -168,7 +172,20 @@ pub fn parse_restore(text: &str) -> Result<RestoreControl> {
     no_verb(&words, "restore")?;
     let mut f = Fields::new(words);
     let instance = instance_name(f.required("instance")?)?;
-    let point = point_ref(f.required("point")?)?;
+    let at = f.optional("at")?;
+    let point = match (f.optional("point")?, &at) {
+        (Some(_), Some(_)) => {
+            return Err(ControlError::invalid(
+                "`at=` restores the state at a time and `point=` a point: give one of them",
+            ))
+        }
+        (Some(p), None) => point_ref(p)?,
+        (None, Some(_)) => String::new(),
+        (None, None) => return Err(ControlError::invalid("missing `point=` (or `at=TIME`)")),
+    };
+    let at_ns = at
+        .map(|t| parse_pitr_time(&t).map_err(ControlError::invalid))
+        .transpose()?;
     let target = f
         .optional("target")?
         .map(|t| absolute("target", t))
@@ -195,10 +212,17 @@ pub fn parse_restore(text: &str) -> Result<RestoreControl> {
         ));
     }
     let skip_damaged = boolean("skip-damaged", f.optional("skip-damaged")?)?;
-    f.finish("instance, point, target, include, mode, delete-excluded, skip-damaged")?;
+    f.finish("instance, point, at, target, include, mode, delete-excluded, skip-damaged")?;
+    if at_ns.is_some() && (in_place || !includes.is_empty() || skip_damaged) {
+        return Err(ControlError::invalid(
+            "`at=` restores the whole instance into a new `target=`: no mode=in-place, \
+             include= or skip-damaged=",
+        ));
+    }
     Ok(RestoreControl {
         instance,
         point,
+        at_ns,
         target,
         includes,
         in_place,

@@ -22,6 +22,7 @@ use super::events::EventLog;
 use super::job_history::JobHistory;
 use super::job_input::JobInputs;
 use super::jobs::{JobState, LiveJob};
+use super::log_slots::LogArchives;
 use super::tracks::SchedState;
 
 /// How often the catalog is refreshed from the objects (points from other machines).
@@ -55,6 +56,8 @@ pub(super) struct Inner {
     pub policy_writes: Mutex<()>,
     /// The inputs of snapshots with `stdin=` (`job_input`).
     pub inputs: JobInputs,
+    /// The instances' log archives (`log_archiver`).
+    pub logs: LogArchives,
 }
 
 /// A running service; clones share it. Call [`shutdown`](Service::shutdown) to stop.
@@ -96,6 +99,7 @@ impl Service {
                 clock,
                 policy_writes: Mutex::new(()),
                 inputs: Default::default(),
+                logs: Default::default(),
             }),
         };
         service.inner.jobs.recover(&service.inner.events)?;
@@ -116,6 +120,11 @@ impl Service {
         std::thread::Builder::new()
             .name("cairn-scheduler".into())
             .spawn(move || s.run_scheduler())
+            .map_err(|e| ServiceError::Store(StoreError::Runtime(e)))?;
+        let s = service.clone();
+        std::thread::Builder::new()
+            .name("cairn-logs".into())
+            .spawn(move || s.run_log_archiver())
             .map_err(|e| ServiceError::Store(StoreError::Runtime(e)))?;
         Ok(service)
     }

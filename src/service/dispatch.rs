@@ -14,12 +14,14 @@ use super::daemon::Service;
 use super::events::request_event;
 use super::grammar::ControlError;
 use super::jobs::JobKind;
+use super::log_control::{self, LogRequest};
 use super::policy_control;
 use super::requests::{InstanceRequest, Subject};
 
 /// The control files of `.cairn/ctl/`.
 pub const CONTROL_FILES: &[&str] = &[
     "instance", "snapshot", "restore", "verify", "cancel", "forget", "prune", "policy", "stdin",
+    "log",
 ];
 
 impl Service {
@@ -29,7 +31,10 @@ impl Service {
         let events = &self.inner.events;
         let _order = events.ordered();
         let (reply, subject) = self.dispatch(file, text, uid)?;
-        events.record(request_event(file, subject, text, uid, &reply));
+        // A query changes nothing: no event.
+        if subject.verb != Some("range") {
+            events.record(request_event(file, subject, text, uid, &reply));
+        }
         Ok(reply)
     }
 
@@ -88,7 +93,13 @@ impl Service {
             "restore" => {
                 let req = control::parse_restore(text)?;
                 self.refresh_if_older(Duration::from_secs(1));
-                if self.find_point(&req.instance, &req.point).is_none() {
+                if req.at_ns.is_some() && self.instance(&req.instance).is_none() {
+                    return Err(ControlError::not_found(format!(
+                        "no instance `{}`: a restore at a time needs its definition (its log files)",
+                        req.instance
+                    )));
+                }
+                if req.at_ns.is_none() && self.find_point(&req.instance, &req.point).is_none() {
                     return Err(ControlError::not_found(format!(
                         "instance `{}` has no point `{}`",
                         req.instance, req.point
@@ -102,7 +113,8 @@ impl Service {
                         )));
                     }
                 }
-                let subject = Subject::of(Some(&req.instance), Some(&req.point));
+                let point = Some(req.point.as_str()).filter(|p| !p.is_empty());
+                let subject = Subject::of(Some(&req.instance), point);
                 self.enqueue_as(uid, JobKind::Restore, subject, &req)
             }
             "verify" => {
@@ -153,6 +165,30 @@ impl Service {
                 let req = control::parse_prune(text)?;
                 self.enqueue_as(uid, JobKind::Prune, Subject::default(), &req)
             }
+            "log" => match log_control::parse_log(text)? {
+                LogRequest::Archive { instance } => {
+                    let reply = self.archive_logs_now(&instance)?;
+                    let subject = Subject {
+                        verb: Some("archive"),
+                        instance: Some(instance),
+                        ..Subject::default()
+                    };
+                    Ok((reply, subject))
+                }
+                LogRequest::Range { instance } => {
+                    let reply = self.restorable_json(&instance)?;
+                    let subject = Subject {
+                        verb: Some("range"),
+                        instance: Some(instance),
+                        ..Subject::default()
+                    };
+                    Ok((reply, subject))
+                }
+                LogRequest::Push { .. } => Err(ControlError::invalid(
+                    "a push carries the file's bytes after the request: write both through \
+                     one handle of the mount's ctl/log (`cairn log push INSTANCE FILE`)",
+                )),
+            },
             "stdin" => {
                 let (job, bytes) = control::parse_stdin_end(text)?;
                 let subject = Subject {
@@ -210,6 +246,7 @@ impl Service {
                 excludes,
                 hooks,
                 commands,
+                logs,
             } => {
                 for p in &paths {
                     if p.symlink_metadata().is_err() {
@@ -229,7 +266,7 @@ impl Service {
                     excludes,
                     hooks,
                     commands,
-                    logs: Default::default(),
+                    logs: *logs,
                 };
                 config.version = config.version_needed();
                 if let (true, Some(p)) = (config.is_stdin_only(), self.bound_policy(&name)) {

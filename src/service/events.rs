@@ -46,6 +46,12 @@ pub const KINDS: &[&str] = &[
     "cancel-requested",
     // The end marker of a job's input (`ctl/stdin`).
     "stdin-ended",
+    // Logs (`ctl/log`): a pass on request; a push (with the pusher's uid); a periodic
+    // pass that stored something, or failed.
+    "log-archive",
+    "log-pushed",
+    "log-archived",
+    "log-archive-failed",
     // What the scheduler decided on its own.
     "policy-catch-up",
     "policy-slot-skipped",

@@ -8,7 +8,9 @@
 //! - The service: `daemon` (state, start, refresh), `dispatch` (requests), `queue`
 //!   (the job queue and its views), `runner` (running jobs; `command_sources` runs the
 //!   commands of a snapshot, `job_input` carries a stream written into the mount), `scheduler` and `tracks`, `policies`, `retention`,
-//!   `definitions` (what is read from the repository), and the hooks around jobs:
+//!   `definitions` (what is read from the repository), logs (`log_control`: the log keys
+//!   and `ctl/log`; `log_archiver` and `log_slots`: the daemon's passes; `log_push`:
+//!   pushes and pushers), and the hooks around jobs:
 //!   `hooks` (one hook's process), `job_hooks` (their order); `process_group` (the
 //!   group a hook or a command runs in, killed if the daemon dies).
 //! - What the service owns: [`events::EventLog`], [`job_history::JobHistory`] (with
@@ -29,11 +31,17 @@ mod job_hooks;
 pub mod job_input;
 pub mod job_progress;
 pub mod jobs;
+mod log_archiver;
+pub mod log_control;
+mod log_push;
+pub mod log_range;
+mod log_slots;
 pub mod policies;
 pub mod policy_control;
 mod process_group;
 mod queue;
 pub mod requests;
+mod restore_at_job;
 mod retention;
 mod runner;
 pub mod scheduler;
@@ -49,3 +57,4 @@ pub use events::{Event, KINDS as EVENT_KINDS};
 pub use grammar::ControlError;
 pub use job_progress::{JobProgress, ProgressStatus};
 pub use jobs::{JobKind, JobState, JobStatus, LiveJob};
+pub use log_push::{LogStep, LogUpload};

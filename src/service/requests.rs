@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::RestoreMode;
-use crate::model::instance::{CommandSource, Hooks};
+use crate::model::instance::{CommandSource, Hooks, LogSources};
 
 /// `ctl/instance`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,6 +22,9 @@ pub enum InstanceRequest {
         hooks: Hooks,
         /// `command=CMD as=NAME` pairs, in the order given.
         commands: Vec<CommandSource>,
+        /// `log=GLOB`.., `log-every=`, `log-pushers=`.
+        #[serde(default, skip_serializing_if = "LogSources::is_empty")]
+        logs: Box<LogSources>,
     },
     Remove {
         name: String,
@@ -48,7 +51,13 @@ pub struct SnapshotRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RestoreControl {
     pub instance: String,
+    /// The point; empty with `at_ns`.
+    #[serde(default)]
     pub point: String,
+    /// `at=TIME`: the start (ns) of the second to restore the instance to, from its
+    /// newest point at or before it and its logs (`point` is then empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_ns: Option<i64>,
     pub target: Option<PathBuf>,
     pub includes: Vec<String>,
     pub in_place: bool,

@@ -234,6 +234,9 @@ impl Service {
             JobKind::Restore => {
                 let req: requests::RestoreControl =
                     serde_json::from_value(request.clone()).map_err(bad)?;
+                if let Some(at_ns) = req.at_ns {
+                    return self.run_restore_at(id, &req, at_ns, progress, cancel);
+                }
                 let r = RestoreRequest {
                     instance: req.instance.clone(),
                     point: req.point.clone(),
@@ -313,7 +316,7 @@ impl Service {
 
     /// The restore hooks of the instance of `req` (none once it is removed), told the
     /// point restored and the target: `target=`, else the point's source paths.
-    fn restore_hooks(&self, req: &requests::RestoreControl, id: u64) -> JobHooks {
+    pub(super) fn restore_hooks(&self, req: &requests::RestoreControl, id: u64) -> JobHooks {
         let Some(config) = self.instance(&req.instance) else {
             return JobHooks::default();
         };

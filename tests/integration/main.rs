@@ -28,6 +28,8 @@ mod hooks;
 mod hostile_repo;
 mod instance_checks;
 mod logs_archive;
+mod logs_daemon;
+mod logs_restore_at;
 mod logs_retention;
 mod mount;
 mod mount_logs;

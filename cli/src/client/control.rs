@@ -36,9 +36,29 @@ fn read_all_at(f: &File) -> std::io::Result<Vec<u8>> {
     }
 }
 
+/// The reply readable from a control file's handle, trimmed.
+pub(super) fn reply_of(f: &File) -> String {
+    read_all_at(f)
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default()
+}
+
+/// The daemon's message in a reply to a write that failed with `e` (else `e`).
+pub(super) fn refusal(reply: &str, e: &std::io::Error) -> String {
+    reply
+        .strip_prefix("error: ")
+        .map(str::to_string)
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| e.to_string())
+}
+
 /// What to try when the daemon refuses a request with `errno`.
 fn refusal_hint(file: &str, errno: i32) -> Option<String> {
     let text = match (file, errno) {
+        ("log", libc::EACCES) => {
+            "only the mount's owner, and the users an instance names in --log-pushers (for \
+             pushes of its logs), may write ctl/log; other users need a mount with --allow-other"
+        }
         ("jobs", libc::EACCES | libc::EPERM) => {
             "only the mount's owner can delete jobs: run cairn as that user"
         }
@@ -117,6 +137,12 @@ impl Client {
     /// reply read back from it. A refused request is an error with exit code 2 carrying
     /// the daemon's message.
     pub fn request(&self, file: &str, req: &Request) -> Result<String> {
+        self.request_keeping(file, req).map(|(_, reply)| reply)
+    }
+
+    /// Like [`request`](Client::request), and returns the handle too (a push writes its
+    /// bytes through it).
+    pub fn request_keeping(&self, file: &str, req: &Request) -> Result<(File, String)> {
         let path = self.meta().join("ctl").join(file);
         let mut f = OpenOptions::new()
             .read(true)
@@ -128,28 +154,19 @@ impl Client {
             })?;
         let line = req.line();
         let written = f.write(line.as_bytes());
-        let reply = read_all_at(&f)
-            .map(|b| String::from_utf8_lossy(&b).trim().to_string())
-            .unwrap_or_default();
+        let reply = reply_of(&f);
         match written {
-            Ok(n) if n == line.len() => Ok(reply),
+            Ok(n) if n == line.len() => Ok((f, reply)),
             Ok(n) => Err(anyhow::anyhow!(
                 "only {n} of {} bytes of the request reached {}",
                 line.len(),
                 path.display()
             )),
-            Err(e) => {
-                let message = reply
-                    .strip_prefix("error: ")
-                    .map(str::to_string)
-                    .filter(|m| !m.is_empty())
-                    .unwrap_or_else(|| e.to_string());
-                Err(coded(
-                    2,
-                    format!("ctl/{file} refused the request: {message}"),
-                    refusal_hint(file, e.raw_os_error().unwrap_or(0)),
-                ))
-            }
+            Err(e) => Err(coded(
+                2,
+                format!("ctl/{file} refused the request: {}", refusal(&reply, &e)),
+                refusal_hint(file, e.raw_os_error().unwrap_or(0)),
+            )),
         }
     }
 

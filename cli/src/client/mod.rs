@@ -6,6 +6,7 @@
 pub mod control;
 pub mod follow;
 pub mod input;
+pub mod log_push;
 pub mod report;
 pub mod request;
 pub mod target;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use cairn::service::control::MAX_HOOK_TIMEOUT_SECS;
+use cairn::service::log_control::MAX_LOG_EVERY_SECS;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
@@ -50,6 +51,39 @@ pub struct AddArgs {
     pub mount: MountPointArg,
     #[command(flatten)]
     pub hooks: HookArgs,
+    #[command(flatten)]
+    pub logs: LogArgs,
+}
+
+/// The instance's log files, archived between points for restores at a time
+/// (docs/CONTROL.md, "Logs").
+#[derive(Args, Debug)]
+#[command(next_help_heading = "Logs (archived between points, for restore --at)")]
+pub struct LogArgs {
+    /// Archive the files an absolute GLOB matches (repeatable), e.g. --log
+    /// '/var/lib/redis/appendonlydir/*': every --log-every seconds, what is new.
+    #[arg(long = "log", value_name = "GLOB")]
+    pub globs: Vec<String>,
+    /// Seconds between two archive passes, 1-86400 [default: 60].
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=MAX_LOG_EVERY_SECS))]
+    pub log_every: Option<u64>,
+    /// Users (names or uids, comma-separated) who may push this instance's logs through
+    /// the mount (`cairn log push`, e.g. PostgreSQL's archive_command as postgres), and
+    /// do nothing else. They reach the mount only if it has --allow-other.
+    #[arg(long, value_name = "USERS")]
+    pub log_pushers: Option<String>,
+}
+
+impl LogArgs {
+    /// The log keys given, as `(key, value)` of the control grammar.
+    fn pairs(&self) -> Vec<(&'static str, String)> {
+        self.globs
+            .iter()
+            .map(|g| ("log", g.clone()))
+            .chain(self.log_every.map(|s| ("log-every", s.to_string())))
+            .chain(self.log_pushers.clone().map(|u| ("log-pushers", u)))
+            .collect()
+    }
 }
 
 /// Commands the daemon runs with `/bin/sh -c` around the instance's jobs
@@ -141,7 +175,8 @@ pub fn run(_inv: &Invocation<'_>, cmd: &InstanceCommand) -> Result<Status> {
             for (c, n) in args.commands.iter().zip(&args.names) {
                 req = req.kv("command", c).kv("as", n);
             }
-            let hooks = args.hooks.pairs();
+            let mut hooks = args.hooks.pairs();
+            hooks.extend(args.logs.pairs());
             for (k, v) in &hooks {
                 req = req.kv(k, v.as_str());
             }

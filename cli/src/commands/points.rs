@@ -2,7 +2,8 @@
 //! lists backup points, oldest first (newest last): the point directories of a mount, or
 //! the catalog of a repository opened with `--repo`. `--kind safety` lists the safety
 //! points in-place restores took; `--kind failed` lists the failed scheduled runs (failed
-//! scheduled snapshot jobs) instead of, or beside, points.
+//! scheduled snapshot jobs) instead of, or beside, points. Of one instance it also shows
+//! the restorable range (`restorable`).
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
@@ -13,7 +14,7 @@ use cairn::model::manifest::point_kind_of_name;
 use cairn::model::PointKind;
 use cairn::service::{JobKind, JobState};
 
-use super::{print_json, Invocation, Status};
+use super::{print_json, restorable, Invocation, Status};
 use crate::client::{Client, Target, TargetArgs};
 use crate::human_units;
 use crate::repo_args;
@@ -247,8 +248,14 @@ fn through_mount(client: &Client, args: &PointsArgs, wanted: &Wanted) -> Result<
         if wanted.failed {
             out["failed"] = failed.iter().map(FailedRun::json).collect();
         }
+        if let Some(i) = &args.instance {
+            out["restorable"] = restorable::through_mount(client, i);
+        }
         print_json(&out)?;
         return Ok(Status::Success);
+    }
+    if let Some(i) = &args.instance {
+        restorable::print(&restorable::through_mount(client, i));
     }
     if rows.is_empty() && failed.is_empty() {
         match &args.instance {
@@ -317,8 +324,14 @@ fn direct(inv: &Invocation<'_>, args: &PointsArgs, wanted: &Wanted, repo: &str) 
         if wanted.failed {
             out["failed"] = failed.iter().map(FailedRun::json).collect();
         }
+        if let Some(i) = &args.instance {
+            out["restorable"] = restorable::direct(&catalog, i)?;
+        }
         print_json(&out)?;
         return Ok(Status::Success);
+    }
+    if let Some(i) = &args.instance {
+        restorable::print(&restorable::direct(&catalog, i)?);
     }
     if points.is_empty() && failed.is_empty() {
         say_none(

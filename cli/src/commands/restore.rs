@@ -2,7 +2,8 @@
 //! original paths (after taking a safety point of them), through a mount or directly
 //! with `--repo REPO`. Nothing is written at the destination until everything is staged,
 //! so a failed or cancelled restore leaves it as it was. `--stdout NAME` writes one file
-//! to stdout instead (`restore_stdout`).
+//! to stdout instead (`restore_stdout`); `--at TIME` restores the state at a second
+//! (`restore_at`).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -13,6 +14,7 @@ use serde_json::json;
 
 use cairn::engine::{self, RestoreMode, RestoreRequest};
 
+use super::restore_at::AtRequest;
 use super::restore_stdout::StdoutRequest;
 use super::{absolute, print_json, Invocation, Status};
 use crate::client::{self, JobArgs, Request, Target, TargetArgs};
@@ -43,9 +45,18 @@ impl Mode {
 pub struct RestoreArgs {
     /// The instance to restore from.
     pub instance: String,
-    /// The point: its name, or `latest`.
-    #[arg(default_value = "latest")]
-    pub point: String,
+    /// The point: its name, or `latest` [default: latest].
+    pub point: Option<String>,
+    /// Restore the instance as it was at TIME instead of a point (RFC 3339 to the
+    /// second with an offset or Z, e.g. 2026-12-01T10:30:15Z; the whole second is in):
+    /// the newest point at or before it, then its archived logs up to then. Needs
+    /// --target; `cairn points INSTANCE` shows the restorable range.
+    #[arg(
+        long,
+        value_name = "TIME",
+        conflicts_with_all = ["point", "includes", "delete_excluded", "skip_damaged", "stdout"]
+    )]
+    pub at: Option<String>,
     #[command(flatten)]
     pub target: TargetArgs,
     /// The directory to restore into (required with --mode new).
@@ -80,14 +91,31 @@ pub struct RestoreArgs {
     pub job: JobArgs,
 }
 
+impl RestoreArgs {
+    pub fn point(&self) -> &str {
+        self.point.as_deref().unwrap_or("latest")
+    }
+}
+
 pub fn run(inv: &Invocation<'_>, args: &RestoreArgs) -> Result<Status> {
+    if let Some(at) = &args.at {
+        let req = AtRequest {
+            instance: &args.instance,
+            at,
+            target_dir: args.target_dir.as_deref(),
+            in_place: args.mode == Mode::InPlace,
+            target: &args.target,
+            job: args.job,
+        };
+        return super::restore_at::run(inv, &req);
+    }
     if let Some(name) = &args.stdout {
         if args.mode == Mode::InPlace {
             return Err(usage("--stdout writes to stdout: drop --mode in-place"));
         }
         let req = StdoutRequest {
             instance: &args.instance,
-            point: &args.point,
+            point: args.point(),
             name,
             target: &args.target,
             no_wait: args.job.no_wait,
@@ -108,7 +136,7 @@ pub fn run(inv: &Invocation<'_>, args: &RestoreArgs) -> Result<Status> {
         Target::Mount(client) => {
             let mut req = Request::new()
                 .kv("instance", &args.instance)
-                .kv("point", &args.point);
+                .kv("point", args.point());
             if let Some(t) = &args.target_dir {
                 req = req.path("target", &absolute(t)?)?;
             }
@@ -131,7 +159,7 @@ fn direct(inv: &Invocation<'_>, args: &RestoreArgs, repo: &str) -> Result<Status
     let (repo, catalog) = repo_args::open_direct(inv.global, repo, args.job.no_wait)?;
     let req = RestoreRequest {
         instance: args.instance.clone(),
-        point: args.point.clone(),
+        point: args.point().to_string(),
         target: args.target_dir.as_deref().map(absolute).transpose()?,
         includes: args.includes.clone(),
         mode: match args.mode {
@@ -151,7 +179,8 @@ fn direct(inv: &Invocation<'_>, args: &RestoreArgs, repo: &str) -> Result<Status
     let outcome = outcome.with_context(|| {
         format!(
             "restore of {}/{} failed; the destination was left as it was",
-            args.instance, args.point
+            args.instance,
+            args.point()
         )
     })?;
     let elapsed = start.elapsed();

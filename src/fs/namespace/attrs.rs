@@ -63,10 +63,19 @@ impl Namespace {
         };
         Ok(match inode {
             Inode::Root => self.dir_attr(ino, 0o755, self.started_ns, false),
-            Inode::Meta | Inode::JobsDir | Inode::JobDir(_) | Inode::PoliciesDir => {
+            Inode::Meta => {
+                let perm = self
+                    .pusher_modes()
+                    .map_or(meta_dir, |(dir, _)| meta_dir | dir);
+                self.dir_attr(ino, perm, self.started_ns, false)
+            }
+            Inode::JobsDir | Inode::JobDir(_) | Inode::PoliciesDir => {
                 self.dir_attr(ino, meta_dir, self.started_ns, false)
             }
-            Inode::CtlDir => self.dir_attr(ino, 0o700, self.started_ns, false),
+            Inode::CtlDir => {
+                let perm = self.pusher_modes().map_or(0o700, |(dir, _)| dir);
+                self.dir_attr(ino, perm, self.started_ns, false)
+            }
             Inode::Readme => self.file_attr(ino, 0o444, readme::README_TEXT.len() as u64),
             Inode::Events
             | Inode::Stats
@@ -75,6 +84,10 @@ impl Namespace {
             | Inode::Policy(_) => {
                 let len = self.dynamic_content(&inode).map(|c| c.len()).unwrap_or(0);
                 self.file_attr(ino, meta_file, len as u64)
+            }
+            Inode::Ctl("log") => {
+                let perm = self.pusher_modes().map_or(0o600, |(_, log)| log);
+                self.file_attr(ino, perm, 0)
             }
             Inode::Ctl(_) => self.file_attr(ino, 0o600, 0),
             Inode::JobInput(_) => self.file_attr(ino, 0o200, 0),

@@ -5,6 +5,8 @@
 //! again from the end of the request that produced it (a refused write does not move
 //! the position, so its reply starts where the request was written).
 
+use crate::service::ControlError;
+
 /// The reply to the last request written through one handle.
 #[derive(Debug, Default)]
 pub(super) struct Reply {
@@ -25,6 +27,27 @@ impl Reply {
             after_request: offset.saturating_add(len as u64),
             from_start_next: None,
         };
+    }
+
+    /// Keeps the outcome of a request of `len` bytes written at `offset` as the reply
+    /// (`error: <message>` for a refusal, which accepts no byte) and returns it as the
+    /// write's result.
+    pub(super) fn answer(
+        &mut self,
+        result: Result<String, ControlError>,
+        offset: u64,
+        len: usize,
+    ) -> Result<usize, ControlError> {
+        match result {
+            Ok(text) => {
+                self.set(text.into_bytes(), offset, len);
+                Ok(len)
+            }
+            Err(e) => {
+                self.set(format!("error: {}\n", e.message).into_bytes(), offset, 0);
+                Err(e)
+            }
+        }
     }
 
     /// Up to `size` bytes of the reply for a read at `offset`.

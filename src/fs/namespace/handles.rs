@@ -32,13 +32,14 @@ impl Namespace {
         let inode = self.inode(ino)?;
         let (handle, dynamic) = match &inode {
             Inode::Ctl(file) => {
-                if write && uid != self.owner_uid && uid != 0 {
+                if write && !self.is_owner(uid) && !self.may_open_log(file, uid) {
                     return Err(libc::EACCES);
                 }
                 (
                     Handle::Control {
                         file,
                         reply: Mutex::new(Reply::default()),
+                        upload: Mutex::new(None),
                     },
                     true,
                 )
@@ -225,26 +226,25 @@ impl Namespace {
                     message: format!("write into the input of job {id} failed"),
                 });
         }
-        let Handle::Control { file, reply } = &*handle else {
+        let Handle::Control {
+            file,
+            reply,
+            upload,
+        } = &*handle
+        else {
             return Err(ControlError {
                 errno: libc::EROFS,
                 message: "read-only file".into(),
             });
         };
+        if *file == "log" {
+            return self.log_write(reply, upload, offset, data, uid);
+        }
         let result = match std::str::from_utf8(data) {
             Ok(text) => self.service.submit(file, text, uid),
             Err(_) => Err(ControlError::invalid("a request must be UTF-8 text")),
         };
         let mut r = reply.locked();
-        match result {
-            Ok(text) => {
-                r.set(text.into_bytes(), offset, data.len());
-                Ok(data.len())
-            }
-            Err(e) => {
-                r.set(format!("error: {}\n", e.message).into_bytes(), offset, 0);
-                Err(e)
-            }
-        }
+        r.answer(result, offset, data.len())
     }
 }

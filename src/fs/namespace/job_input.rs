@@ -38,9 +38,12 @@ impl Namespace {
         Ok(Handle::Input(id))
     }
 
-    /// Whether a write through `fh` may wait (a job's input): the adapter then runs it on
-    /// a worker, not on a session thread.
+    /// Whether a write through `fh` may wait (a job's input, `ctl/log`: a pass or a
+    /// push): the adapter then runs it on a worker, not on a session thread.
     pub fn write_may_wait(&self, fh: u64) -> bool {
-        matches!(self.handle(fh).as_deref(), Ok(Handle::Input(_)))
+        matches!(
+            self.handle(fh).as_deref(),
+            Ok(Handle::Input(_) | Handle::Control { file: "log", .. })
+        )
     }
 }

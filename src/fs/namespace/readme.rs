@@ -8,6 +8,7 @@ back from the same handle when you open it read-write.
   echo 'add name=NAME path=/abs/path [path=..] [exclude=GLOB]' > ctl/instance
        [before=CMD] [after=CMD] [restore-before=CMD] [restore-after=CMD] [hook-timeout=S]
        run CMD with /bin/sh -c around snapshots and restores (docs/CONTROL.md, Hooks)
+       [log=GLOB].. [log-every=S] [log-pushers=USER,..] archive log files (Logs)
   echo 'remove name=NAME'                                        > ctl/instance
   echo 'instance=NAME [name=LABEL] [stdin=FILE]'                 > ctl/snapshot
        stdin=FILE: write the stream into jobs/ID/input, close it, then
@@ -15,6 +16,9 @@ back from the same handle when you open it read-write.
   echo 'instance=NAME point=POINT|latest target=/abs [include=GLOB].. [mode=new|in-place]' > ctl/restore
        [skip-damaged=true] restores every intact file and names the damaged ones;
        [delete-excluded=true] (in-place) also deletes what the backup's excludes kept out
+       at=TIME instead of point=: the instance as it was at that second (into target=)
+  echo 'archive instance=NAME' (or range instance=NAME)         > ctl/log
+       (`cairn log push NAME FILE` sends push instance=NAME name=F bytes=N, then the bytes)
   echo '[instance=NAME] [point=POINT] [read-data=true]'          > ctl/verify
   echo 'job=ID'                                                  > ctl/cancel
   echo 'instance=NAME point=POINT|latest [point=..] [manual=true]' > ctl/forget

@@ -10,6 +10,7 @@ use std::time::Instant;
 use super::control_reply::Reply;
 use crate::engine::logs::{FileVersion, VersionReader};
 use crate::engine::FileLayout;
+use crate::service::LogUpload;
 
 /// What an open handle holds.
 pub(super) enum Handle {
@@ -20,10 +21,12 @@ pub(super) enum Handle {
     },
     /// A dynamic file's content, captured at open so reads never tear.
     Snapshot(Vec<u8>),
-    /// A control file: the reply to the last request written through this handle.
+    /// A control file: the reply to the last request written through this handle, and
+    /// (`ctl/log`) the push whose bytes are coming through it.
     Control {
         file: &'static str,
         reply: Mutex<Reply>,
+        upload: Mutex<Option<LogUpload>>,
     },
     /// A job's input (`jobs/<id>/input`), open for writing.
     Input(u64),

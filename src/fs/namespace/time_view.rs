@@ -128,7 +128,14 @@ pub(super) fn plan_from_logs(
     let config = service
         .instance(instance)
         .ok_or_else(|| format!("no instance `{instance}`"))?;
-    plan_at(service.repo(), service.catalog(), &config, at_ns, None).map_err(|e| e.to_string())
+    plan_at(
+        service.repo(),
+        service.catalog(),
+        &config,
+        at_ns,
+        service.log_last_pass_ns(instance),
+    )
+    .map_err(|e| e.to_string())
 }
 
 /// How many plans [`PlanCache`] keeps.

@@ -53,6 +53,7 @@ fn typed_requests() {
             excludes: vec!["*.log".into()],
             hooks: Hooks::default(),
             commands: Vec::new(),
+            logs: Default::default(),
         }
     );
     assert!(parse_instance("add name=db path=relative").is_err());
@@ -67,6 +68,7 @@ fn typed_requests() {
             excludes: Vec::new(),
             hooks: Hooks::default(),
             commands: Vec::new(),
+            logs: Default::default(),
         }
     );
     assert!(parse_instance("add name=db path=/a colour=red").is_err());
@@ -251,4 +253,18 @@ fn hook_keys_of_add() {
         assert!(e.message.contains(says), "{bad}: {}", e.message);
         assert_eq!(e.errno, libc::EINVAL);
     }
+}
+
+#[test]
+fn log_keys_of_add() {
+    let Ok(InstanceRequest::Add { logs, paths, .. }) = parse_instance(
+        "add name=pg log-pushers=root log=/var/lib/pg/wal/* log-every=5 command=true as=x",
+    ) else {
+        panic!("log keys refused");
+    };
+    assert!(paths.is_empty());
+    assert_eq!(logs.globs, vec!["/var/lib/pg/wal/*".to_string()]);
+    assert_eq!((logs.every_secs, logs.pushers.len()), (Some(5), 1));
+    assert!(parse_instance("add name=pg log=wal/*").is_err());
+    assert!(parse_instance("add name=pg log=/w/* log-every=0").is_err());
 }
