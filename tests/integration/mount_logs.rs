@@ -385,3 +385,113 @@ fn mount_time_view_from_the_planner_of_the_logs() {
     }
     drop(guard);
 }
+
+/// A SET as Redis appends it to its AOF.
+fn redis_set(key: &str) -> String {
+    format!("*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n$1\r\n1\r\n", key.len())
+}
+
+/// A Redis-like AOF (`#TS:` annotations, `log=` on its directory) archived by the
+/// daemon's passes: every second's view copied out of the mount holds the same files as
+/// a restore at that second, and its AOF holds exactly the writes up to it.
+#[test]
+fn mount_time_views_of_an_aof_match_restores_at_each_second() {
+    use cairn::engine::logs::{restore_at, PitrRequest};
+    use cairn::engine::{CancelToken, NoProgress};
+
+    use crate::support::mount::request;
+
+    if !fuse_available() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("redis");
+    let aof = data.join("appendonlydir/appendonly.aof.1.incr.aof");
+    SourceTree::new(&data).file("appendonlydir/appendonly.aof.1.incr.aof", b"");
+    SourceTree::new(&data).file("dump.rdb", b"REDIS0011");
+    let t = TestRepo::local(work.path());
+    let service = Service::start(t.repo, t.catalog, 2).unwrap();
+    let guard = MountGuard::new(service, &work.path().join("mnt"), LIMIT);
+    let ctl = guard.dir.join(".cairn/ctl");
+    let add = format!(
+        "add name=r path={} log={}/appendonlydir/*\n",
+        data.display(),
+        data.display()
+    );
+    assert!(request(&ctl.join("instance"), &add)
+        .unwrap()
+        .starts_with("ok"));
+    let job =
+        crate::support::mount::job_of(&request(&ctl.join("snapshot"), "instance=r\n").unwrap());
+    let status = crate::support::mount::wait_job_file(&guard.dir, job, LIMIT);
+    assert_eq!(status["state"], "succeeded", "{status}");
+
+    // Writes over three seconds, each second's first one annotated; a pass after each.
+    let mut written: Vec<(i64, String)> = Vec::new();
+    for i in 0..6 {
+        let now = cairn::model::now_ns().div_euclid(NS);
+        let mut text = String::new();
+        if written.last().is_none_or(|(s, _)| *s != now) {
+            text.push_str(&format!("#TS:{now}\r\n"));
+        }
+        text.push_str(&redis_set(&format!("k{i}")));
+        append(&aof, text.as_bytes());
+        written.push((now, text));
+        let reply = request(&ctl.join("log"), "archive instance=r\n").unwrap();
+        assert!(reply.starts_with("ok"), "{reply}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    std::thread::sleep(Duration::from_millis(1100));
+    request(&ctl.join("log"), "archive instance=r\n").unwrap();
+
+    let s = &guard.service;
+    let config = s.instance("r").unwrap();
+    let (first, newest) = (written[0].0, written.last().unwrap().0);
+    for second in first..=newest {
+        let want: String = written
+            .iter()
+            .filter(|(at, _)| *at <= second)
+            .map(|(_, text)| text.as_str())
+            .collect();
+        let at = chrono::DateTime::from_timestamp(second, 0).unwrap();
+        let view = guard
+            .dir
+            .join(format!("r/@{}", at.format("%Y-%m-%dT%H%M%SZ")));
+        let copy = work.path().join(format!("copy-{second}"));
+        let (ok, _, err) = run(
+            30,
+            "cp",
+            &["-a", view.to_str().unwrap(), copy.to_str().unwrap()],
+        );
+        assert!(ok, "cp -a: {err}");
+        let got = std::fs::read_to_string(copy.join("appendonlydir/appendonly.aof.1.incr.aof"));
+        assert_eq!(got.unwrap(), want, "second {second}");
+
+        let target = work.path().join(format!("restored-{second}"));
+        let req = PitrRequest {
+            config: config.clone(),
+            at_ns: second * NS,
+            target: target.clone(),
+            last_pass_ns: s.log_last_pass_ns("r"),
+        };
+        restore_at(
+            s.repo(),
+            s.catalog(),
+            &req,
+            &NoProgress,
+            &CancelToken::new(),
+        )
+        .unwrap();
+        let (a, b) = (describe(&copy), describe(&target));
+        assert_eq!(
+            a.keys().collect::<Vec<_>>(),
+            b.keys().collect::<Vec<_>>(),
+            "second {second}"
+        );
+        for (path, entry) in &a {
+            assert_eq!(entry.content, b[path].content, "second {second}");
+            assert_eq!(entry.mode, b[path].mode, "second {second}");
+        }
+    }
+    drop(guard);
+}
