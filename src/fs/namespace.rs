@@ -105,6 +105,8 @@ enum Inode {
     Point(Arc<PointRecord>),
     /// `<instance>/logs/`: the instance's archived log files.
     LogsDir(String),
+    /// `<instance>/restorable`: the instance's restorable range, as JSON.
+    Restorable(String),
     /// `<instance>/logs/<name>`: a log file's newest version.
     LogFile {
         instance: String,
@@ -133,6 +135,7 @@ enum Key {
     Latest(String),
     Point(String),
     LogsDir(String),
+    Restorable(String),
     LogFile(String, String),
     /// A view's root: its instance and the name it was looked up by.
     View(String, Vec<u8>),

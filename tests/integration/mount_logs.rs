@@ -130,10 +130,18 @@ fn mount_logs_dir_lists_and_reads_archived_files_and_shows_new_passes() {
 
     pass(&guard, work.path());
     let logs = db.join("logs");
-    assert_eq!(
-        names(&db),
-        vec![point.clone(), "latest".into(), "logs".into()]
+    let listed = [point.as_str(), "latest", "logs", "restorable"];
+    assert_eq!(names(&db), listed);
+    // The restorable range, as `range` in ctl/log tells it.
+    let range: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(db.join("restorable")).unwrap()).unwrap();
+    assert!(
+        range["earliest"].is_string() && range["latest"].is_string(),
+        "{range}"
     );
+    assert_eq!(range["gaps"], serde_json::json!([]));
+    let md = std::fs::metadata(db.join("restorable")).unwrap();
+    assert_eq!(md.mode() & 0o7777, 0o444);
     assert_eq!(names(&logs), vec!["binlog.000001"]);
     let src_log = work.path().join("src/binlog.000001");
     let md = std::fs::metadata(logs.join("binlog.000001")).unwrap();

@@ -105,6 +105,10 @@ impl Namespace {
             Inode::Point(p) => self.point_root_attr(ino, &p.manifest),
             Inode::Node { node, .. } => self.node_attr(ino, &node),
             Inode::LogsDir(name) => self.logs_dir_attr(ino, &name),
+            Inode::Restorable(_) => {
+                let len = self.dynamic_content(&inode).map_or(0, |c| c.len());
+                self.file_attr(ino, 0o444, len as u64)
+            }
             Inode::LogFile { instance, name } => {
                 self.log_file_attr(ino, &*self.log_version(&instance, &name)?)
             }

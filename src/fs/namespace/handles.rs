@@ -23,6 +23,7 @@ impl Namespace {
             Inode::JobStatus(id) => self.service.job_status(*id)?.into_bytes(),
             Inode::JobLog(id) => self.service.job_log(*id)?.into_bytes(),
             Inode::Policy(name) => self.service.policy_json(name)?.into_bytes(),
+            Inode::Restorable(instance) => self.restorable_text(instance).into_bytes(),
             _ => return None,
         })
     }

@@ -1,5 +1,6 @@
 //! `<instance>/logs/`: each archived log file of an instance, as its newest version in
-//! the catalog's log records, so that PostgreSQL's `restore_command = 'cp
+//! the catalog's log records (and `<instance>/restorable`, the range of seconds its
+//! `@TIME/` views and restores reach), so that PostgreSQL's `restore_command = 'cp
 //! <mnt>/pg/logs/%f %p'` needs no cairn command. Listing it reads the records again
 //! (a pass or a push shows up at once); a file's attributes are at most
 //! [`FRESH`] old. Reads fetch only the records that hold the range asked for.
@@ -10,11 +11,15 @@ use std::time::{Duration, Instant};
 
 use super::{Attr, EntryKind, FsResult, Inode, Key, Listing, Namespace};
 use crate::engine::logs::{FileVersion, Timeline};
+use crate::service::log_range::restorable;
 use crate::sync::LockExt;
 
 /// The name of the log directory in an instance's directory (no point name starts with
 /// anything but a digit, so it never clashes with one).
 pub(super) const LOGS_NAME: &str = "logs";
+
+/// The name of the restorable range's file in an instance's directory.
+const RESTORABLE_NAME: &str = "restorable";
 
 /// How old the log files a `getattr` or an `open` sees may be.
 const FRESH: Duration = Duration::from_secs(1);
@@ -62,14 +67,31 @@ impl Namespace {
         versions
     }
 
-    /// `logs` in an instance's listing when it has archived log files.
-    pub(super) fn logs_entry(&self, instance: &str) -> Option<(Vec<u8>, u64)> {
+    /// `logs` and `restorable` in an instance's listing when it has archived log files.
+    pub(super) fn logs_entries(&self, instance: &str) -> Listing {
         if self.log_versions(instance, Duration::ZERO).is_empty() {
-            return None;
+            return Vec::new();
         }
         let n = instance.to_string();
-        let ino = self.intern(Key::LogsDir(n.clone()), || Inode::LogsDir(n));
-        Some((LOGS_NAME.as_bytes().to_vec(), ino))
+        let logs = self.intern(Key::LogsDir(n.clone()), || Inode::LogsDir(n.clone()));
+        let range = self.intern(Key::Restorable(n.clone()), || Inode::Restorable(n));
+        vec![
+            (LOGS_NAME.as_bytes().to_vec(), logs),
+            (RESTORABLE_NAME.as_bytes().to_vec(), range),
+        ]
+    }
+
+    /// The restorable range as `range instance=NAME` in `ctl/log` gives it (earliest and
+    /// latest second, gaps), one JSON line; `null` when there is none.
+    pub(super) fn restorable_text(&self, instance: &str) -> String {
+        let last_pass_ns = self.service.log_last_pass_ns(instance);
+        match restorable(self.service.catalog(), instance, last_pass_ns) {
+            Ok(range) => format!("{range}\n"),
+            Err(e) => {
+                tracing::warn!("the restorable range of instance `{instance}`: {e}");
+                format!("{}\n", serde_json::json!({ "error": e.to_string() }))
+            }
+        }
     }
 
     /// The files of `<instance>/logs/`, by name.

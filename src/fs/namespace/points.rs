@@ -15,8 +15,8 @@ impl Namespace {
         crate::catalog::latest_of(self.service.points(instance)).map(|p| p.manifest.name)
     }
 
-    /// An instance's directory: `latest`, `logs` (when it has archived logs), then its
-    /// points.
+    /// An instance's directory: `latest`, `logs` and `restorable` (when it has archived
+    /// logs), then its points.
     pub(super) fn instance_listing(&self, name: &str) -> Listing {
         let mut out = Vec::new();
         let points = self.service.points(name);
@@ -27,7 +27,7 @@ impl Namespace {
                 self.intern(Key::Latest(name.to_string()), || Inode::Latest(n)),
             ));
         }
-        out.extend(self.logs_entry(name));
+        out.extend(self.logs_entries(name));
         for p in points {
             let point_name = p.manifest.name.clone();
             let p = Arc::new(p);
