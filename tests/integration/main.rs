@@ -16,6 +16,8 @@ mod command_crash;
 mod crash_loop;
 mod damage_heal;
 mod db_mariadb;
+mod db_pitr_mariadb;
+mod db_pitr_postgres;
 mod db_postgres;
 mod db_redis;
 mod disk_full;
