@@ -50,7 +50,10 @@ fn commit_second(pg: &Postgres, i: u32) -> String {
 
 /// `postgres`'s uid.
 fn postgres_uid() -> u32 {
-    let out = Command::new("id").args(["-u", "postgres"]).output().unwrap();
+    let out = Command::new("id")
+        .args(["-u", "postgres"])
+        .output()
+        .unwrap();
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
 
@@ -156,7 +159,9 @@ fn postgres_restored_at_three_seconds_holds_exactly_the_commits_before_each_end(
         assert_eq!(got, expected, "at {at}");
         let late = restored.psql(
             "app",
-            &format!("SELECT count(*) FROM t WHERE ts >= '{at}'::timestamptz + interval '1 second'"),
+            &format!(
+                "SELECT count(*) FROM t WHERE ts >= '{at}'::timestamptz + interval '1 second'"
+            ),
         );
         assert_eq!(late, "0", "at {at}: no row written after the second");
         assert!(got.starts_with("-4,-3,-2,-1,0,1,"), "at {at}: {got}");
@@ -326,5 +331,9 @@ fn refused_times_exit_non_zero_name_why_and_write_nothing() {
     refuse(&latest, &env.path("gap"), 1, &["are missing", &latest]);
     refuse(&latest, &empty, 1, &["are missing"]);
     let points = env.run(&["points", "app"]).ok();
-    assert!(!points.stdout.contains("(gaps: none)"), "{}", points.describe());
+    assert!(
+        !points.stdout.contains("(gaps: none)"),
+        "{}",
+        points.describe()
+    );
 }
