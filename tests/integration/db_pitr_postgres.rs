@@ -13,10 +13,11 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::logs_restore_at::{app_with_a_log, append, next_second};
 use crate::support::cli_env::Env;
 use crate::support::cli_run::cairn_bin;
 use crate::support::db_servers::{postgres_available, Postgres};
@@ -212,23 +213,6 @@ fn restorable(env: &Env) -> Value {
     env.run(&["points", "pg", "--json"]).ok().json()["restorable"].clone()
 }
 
-fn append(path: &Path, text: &str) {
-    use std::io::Write;
-    let mut f = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
-    f.write_all(text.as_bytes()).unwrap();
-}
-
-/// Sleeps into the next second (100 ms past it).
-fn next_second() {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-    let into = Duration::from_nanos(u64::from(now.subsec_nanos()));
-    std::thread::sleep(Duration::from_millis(1100) - into);
-}
-
 /// `2026-12-01T10:30:15Z` shifted by `secs`.
 fn shifted(at: &str, secs: i64) -> String {
     let t = chrono::DateTime::parse_from_rfc3339(at).unwrap() + chrono::Duration::seconds(secs);
@@ -243,28 +227,7 @@ fn refused_times_exit_non_zero_name_why_and_write_nothing() {
         return;
     }
     let env = Env::new();
-    env.init();
-    let (src, logs) = (env.path("src"), env.path("applogs"));
-    fs::create_dir_all(&src).unwrap();
-    fs::create_dir_all(&logs).unwrap();
-    fs::write(src.join("conf"), b"base\n").unwrap();
-    let log = logs.join("app.log");
-    append(&log, "line0\n");
-    let _daemon = env.mount_background();
-    let (s, glob) = (src.display().to_string(), format!("{}/*", logs.display()));
-    env.run(&[
-        "instance",
-        "add",
-        "app",
-        "--path",
-        &s,
-        "--log",
-        &glob,
-        "--log-every",
-        "86400",
-    ])
-    .ok();
-    env.run(&["snapshot", "app"]).ok();
+    let (_daemon, log) = app_with_a_log(&env);
     // Four passes, a second apart, each storing one record.
     for n in 1..=4 {
         next_second();

@@ -31,7 +31,7 @@ mod hostile_repo;
 mod instance_checks;
 mod logs_archive;
 mod logs_daemon;
-mod logs_restore_at;
+pub(crate) mod logs_restore_at;
 mod logs_retention;
 mod mount;
 mod mount_users;
