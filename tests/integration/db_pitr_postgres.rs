@@ -23,9 +23,30 @@ use crate::support::cli_run::cairn_bin;
 use crate::support::db_servers::{postgres_available, Postgres};
 use crate::support::mount::fuse_available;
 
-/// Rows inserted after the base point, one every [`EVERY`].
+/// Rows inserted after the base point, one every [`SLEEP`] seconds.
 const ROWS: u32 = 50;
-const EVERY: Duration = Duration::from_millis(200);
+const SLEEP: &str = "0.2";
+
+/// Rows 1..=ROWS into `t`, one every [`SLEEP`] seconds, from one psql reading the script
+/// `file` (each statement its own transaction).
+fn insert_slowly(pg: &Postgres, file: &Path) {
+    let script: String = (1..=ROWS)
+        .map(|i| format!("INSERT INTO t (i) VALUES ({i});\nSELECT pg_sleep({SLEEP});\n"))
+        .collect();
+    fs::write(file, script).unwrap();
+    let out = Command::new("psql")
+        .args(pg.conn_args())
+        .args(["-d", "app", "-Xq", "-v", "ON_ERROR_STOP=1", "-f"])
+        .arg(file)
+        .stdout(std::process::Stdio::null())
+        .output()
+        .expect("run psql");
+    assert!(
+        out.status.success(),
+        "psql -f: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
 
 /// The rows of `t` committed before the end of the second `at`, as `1,2,3`.
 fn committed_before_end_of(pg: &Postgres, at: &str) -> String {
@@ -120,10 +141,7 @@ fn postgres_restored_at_three_seconds_holds_exactly_the_commits_before_each_end(
     let snap = env.run(&["snapshot", "pg", "--json"]).ok().json();
     assert_eq!(snap["state"], "succeeded", "{snap}");
 
-    for i in 1..=ROWS {
-        live.psql("app", &format!("INSERT INTO t (i) VALUES ({i})"));
-        std::thread::sleep(EVERY);
-    }
+    insert_slowly(&live, &env.path("inserts.sql"));
     let last = live.psql("app", "SELECT pg_walfile_name(pg_switch_wal())");
     wait_archived(&live, &last);
 
