@@ -7,13 +7,14 @@
 //! so that the times are known.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::support::cli_env::Env;
+use crate::support::daemon::Daemon;
 use crate::support::mount::fuse_available;
 
-fn append(path: &Path, text: &str) {
+pub(crate) fn append(path: &Path, text: &str) {
     use std::io::Write;
     let mut f = fs::OpenOptions::new()
         .create(true)
@@ -24,7 +25,7 @@ fn append(path: &Path, text: &str) {
 }
 
 /// Sleeps into the next second (100 ms past it).
-fn next_second() {
+pub(crate) fn next_second() {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
     let into = Duration::from_nanos(u64::from(now.subsec_nanos()));
     std::thread::sleep(Duration::from_millis(1100) - into);
@@ -39,12 +40,10 @@ fn pass_second(reply: &str) -> String {
     format!("{}Z", &t[..19])
 }
 
-#[test]
-fn points_show_the_range_and_restore_at_restores_through_the_mount_and_with_repo() {
-    if !fuse_available() {
-        return;
-    }
-    let env = Env::new();
+/// A repository and mount in `env`, and instance `app`: `src/conf` (`base`) and the log
+/// `applogs/app.log` (`line0`), passed by the daemon once a day, with one point.
+/// Returns the mount's guard and the log's path.
+pub(crate) fn app_with_a_log(env: &Env) -> (Daemon, PathBuf) {
     env.init();
     let (src, logs) = (env.path("src"), env.path("applogs"));
     fs::create_dir_all(&src).unwrap();
@@ -52,7 +51,7 @@ fn points_show_the_range_and_restore_at_restores_through_the_mount_and_with_repo
     fs::write(src.join("conf"), b"base\n").unwrap();
     let log = logs.join("app.log");
     append(&log, "line0\n");
-    let _daemon = env.mount_background();
+    let daemon = env.mount_background();
     let (s, glob) = (src.display().to_string(), format!("{}/*", logs.display()));
     env.run(&[
         "instance",
@@ -67,6 +66,16 @@ fn points_show_the_range_and_restore_at_restores_through_the_mount_and_with_repo
     ])
     .ok();
     env.run(&["snapshot", "app"]).ok();
+    (daemon, log)
+}
+
+#[test]
+fn points_show_the_range_and_restore_at_restores_through_the_mount_and_with_repo() {
+    if !fuse_available() {
+        return;
+    }
+    let env = Env::new();
+    let (_daemon, log) = app_with_a_log(&env);
     next_second();
     append(&log, "line1\n");
     let first = env.run(&["log", "archive", "app"]).ok().stdout;

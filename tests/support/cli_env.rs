@@ -185,8 +185,16 @@ impl Env {
 
     /// `cairn mount --background`: returns the guard of the daemon it started.
     pub fn mount_background(&self) -> Daemon {
+        self.mount_background_with(&[])
+    }
+
+    /// [`Env::mount_background`] with `extra` options (`--allow-other`, say).
+    pub fn mount_background_with(&self, extra: &[&str]) -> Daemon {
         let (repo, mnt) = (self.repo(), self.mnt_str());
-        let run = self.run(&["mount", "--background", "--json", &repo, &mnt]);
+        let mut args = vec!["mount", "--background", "--json"];
+        args.extend_from_slice(extra);
+        args.extend([repo.as_str(), mnt.as_str()]);
+        let run = self.run(&args);
         // Whatever happened, a daemon that did start is guarded from here on.
         let pid = serde_json::from_str::<Value>(run.stdout.trim())
             .ok()

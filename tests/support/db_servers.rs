@@ -222,9 +222,15 @@ pub fn postgres_available() -> bool {
 
 /// Runs `program args...` as the `postgres` user (the server refuses root).
 fn as_postgres(program: &str, args: &[&str]) -> std::process::Output {
+    as_postgres_with(program, args, &[])
+}
+
+/// [`as_postgres`] with `vars` set (runuser keeps the environment).
+fn as_postgres_with(program: &str, args: &[&str], vars: &[(&str, &str)]) -> std::process::Output {
     Command::new("runuser")
         .args(["-u", "postgres", "--", program])
         .args(args)
+        .envs(vars.iter().copied())
         .stdin(Stdio::null())
         .output()
         .unwrap_or_else(|e| panic!("runuser {program}: {e}"))
@@ -243,6 +249,12 @@ impl Postgres {
     /// Makes a new cluster in `data` (its parent must let `postgres` pass: this makes
     /// every ancestor under the temporary root 0711) and starts it.
     pub fn init(data: &Path) -> Postgres {
+        Postgres::create(data);
+        Postgres::start(data)
+    }
+
+    /// Makes a new cluster in `data`, as [`Postgres::init`], without starting it.
+    pub fn create(data: &Path) {
         std::fs::create_dir_all(data).expect("pg data dir");
         let mut up = data.parent();
         while let Some(dir) = up {
@@ -273,18 +285,24 @@ impl Postgres {
             "initdb: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        Postgres::start(data)
     }
 
     /// Starts the cluster in `data` (made by [`Postgres::init`], or restored) on a new port.
     pub fn start(data: &Path) -> Postgres {
+        Postgres::start_with(data, &[])
+    }
+
+    /// [`Postgres::start`] with `vars` in the server's environment (what its
+    /// `archive_command` sees).
+    pub fn start_with(data: &Path, vars: &[(&str, &str)]) -> Postgres {
         let port = free_port();
         let d = data.to_str().expect("utf-8 path");
         let opts = format!("-p {port} -k {d} -c listen_addresses=127.0.0.1 -c fsync=off");
         let log = format!("{d}/server.log");
-        let out = as_postgres(
+        let out = as_postgres_with(
             &format!("{PG_BIN}/pg_ctl"),
             &["-D", d, "-o", &opts, "-l", &log, "-w", "-t", "60", "start"],
+            vars,
         );
         let pg = Postgres::watched(port, data);
         assert!(
@@ -471,6 +489,11 @@ pub struct MariaDb {
 impl MariaDb {
     /// `mariadb-install-db` into DIR/data, then [`MariaDb::start`].
     pub fn init(dir: &Path) -> MariaDb {
+        MariaDb::init_with(dir, false)
+    }
+
+    /// `mariadb-install-db` into DIR/data, then [`MariaDb::start_with`] `binlog`.
+    pub fn init_with(dir: &Path, binlog: bool) -> MariaDb {
         let data = dir.join("data");
         std::fs::create_dir_all(&data).expect("mariadb data dir");
         let out = Command::new("mariadb-install-db")
@@ -490,11 +513,22 @@ impl MariaDb {
             "mariadb-install-db: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        MariaDb::start(dir)
+        MariaDb::start_with(dir, binlog)
     }
 
     /// Starts mariadbd on DIR/data (made by [`MariaDb::init`], or restored) on a new port.
     pub fn start(dir: &Path) -> MariaDb {
+        MariaDb::start_with(dir, false)
+    }
+
+    /// [`MariaDb::start`], with binary logs in row format (DIR/data/binlog.NNNNNN and
+    /// binlog.index) when `binlog`.
+    pub fn start_with(dir: &Path, binlog: bool) -> MariaDb {
+        let logs: &[&str] = if binlog {
+            &["--log-bin=binlog", "--binlog-format=ROW", "--server-id=1"]
+        } else {
+            &["--skip-log-bin"]
+        };
         let port = free_port();
         let child = Command::new("mariadbd")
             .arg("--no-defaults")
@@ -508,7 +542,8 @@ impl MariaDb {
                 "--bind-address=127.0.0.1",
                 "--user=root",
             ])
-            .args(["--innodb-flush-log-at-trx-commit=2", "--skip-log-bin"])
+            .arg("--innodb-flush-log-at-trx-commit=2")
+            .args(logs)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
