@@ -79,21 +79,33 @@ pitr_rpo() {
 
 # Idle passes over 4 unchanging files, then a pass with 1 MiB new.
 pitr_idle() {
-  local repo=$1 mnt=$2 src=$RUN/src/pitr-idle secs=$3 f marker=$RUN/pitr-marker c0 c1 n0 waited
+  local repo=$1 mnt=$2 src=$RUN/src/pitr-idle secs=$3 f marker=$RUN/pitr-marker c0 c1 l0 l1 n0 waited passes
   mkdir -p "$src"
   for f in a b c d; do head -c 65536 /dev/urandom > "$src/$f.log"; done
   "$CAIRN" instance add idle --mount "$mnt" --path "$src" --log "$src/*.log" --log-every 1 > /dev/null \
     || die "cairn instance add idle failed"
   "$CAIRN" log archive idle --mount "$mnt" > "$LOGS/pitr-idle-first.out" || die "cairn log archive idle failed"
+  # A point, so that the restorable range's latest second tells that the passes ran.
+  "$CAIRN" snapshot idle --mount "$mnt" > "$LOGS/pitr-idle-snapshot.out" || die "cairn snapshot idle failed"
   sleep 2
   touch "$marker"
+  l0=$(pitr_latest idle "$mnt")
   c0=$(daemon_ticks "$PITR_PID")
   sleep "$secs"
   c1=$(daemon_ticks "$PITR_PID")
+  l1=$(pitr_latest idle "$mnt")
+  # One pass a second: the seconds the latest restorable second moved by.
+  passes=$((l1 - l0))
+  ((passes > 0)) || die "no archive pass of the idle instance ran in $secs s"
   record pitr cairn idle-passes seconds "$secs"
+  record pitr cairn idle-passes passes "$passes"
+  record pitr cairn idle-passes cpu_ticks "$((c1 - c0))"
   record pitr cairn idle-passes cpu_s "$(awk -v a="$c0" -v b="$c1" -v h="$CLK_TCK" 'BEGIN { print (b - a) / h }')"
+  # utime+stime count whole ticks: the figure and one tick's worth, per 1,000 passes.
   record pitr cairn idle-passes cpu_per_1000_s \
-    "$(awk -v a="$c0" -v b="$c1" -v h="$CLK_TCK" -v n="$secs" 'BEGIN { printf "%.3f", (b - a) / h / n * 1000 }')"
+    "$(awk -v a="$c0" -v b="$c1" -v h="$CLK_TCK" -v n="$passes" 'BEGIN { printf "%.3f", (b - a) / h / n * 1000 }')"
+  record pitr cairn idle-passes tick_per_1000_s \
+    "$(awk -v h="$CLK_TCK" -v n="$passes" 'BEGIN { printf "%.3f", 1 / h / n * 1000 }')"
   record pitr cairn idle-passes log_objects "$(objects_since "$repo/logs" "$marker")"
   record pitr cairn idle-passes repo_objects "$(objects_since "$repo" "$marker")"
   find "$repo" -type f -newer "$marker" > "$LOGS/pitr-idle-written.txt"
@@ -169,8 +181,8 @@ pitr_cat() {
 }
 
 run_pitr() {
-  local repo=$RUN/repo-cairn-pitr mnt=$RUN/mnt-cairn-pitr idle=30
-  [ $QUICK = 0 ] || idle=10
+  local repo=$RUN/repo-cairn-pitr mnt=$RUN/mnt-cairn-pitr idle=60
+  [ $QUICK = 0 ] || idle=20
   rm -rf "$repo" "$RUN"/cache-*
   tool_cmds cairn pitr "$repo" "$RUN/restore-pitr"
   STEP=pitr/logs

@@ -299,7 +299,8 @@ def pitr_report(rep):
             rep.med[(s, "cairn", fig, "mb_s")] = base / secs / 1e6
     rows = [("rpo", m, None) for m in ("delay_median_s", "delay_max_s", "samples")]
     rows += [("idle-passes", m, None) for m in
-             ("seconds", "cpu_s", "cpu_per_1000_s", "log_objects", "repo_objects")]
+             ("seconds", "passes", "cpu_ticks", "cpu_s", "cpu_per_1000_s", "tick_per_1000_s",
+              "log_objects", "repo_objects")]
     rows += [("mib-pass", m, None) for m in ("log_objects", "repo_objects")]
     rows += [("base-backup", "time_s", None), ("log-pass", "time_s", None),
              ("log-pass", "mb_s", None), ("whole-backup", "time_s", None)]
@@ -328,12 +329,13 @@ def pitr_report(rep):
         others = g("idle-passes", "repo_objects")
         out.append(f"  idle passes: {objs:.0f} objects under logs/ ({others:.0f} in the whole "
                    "repository); target 0: " + rep.verdict("pitr idle pass writes", objs == 0))
-        out.append(f"  idle passes: the daemon's CPU {cpu:.3f} s per 1,000 passes; target < "
-                   f"{PITR_IDLE_CPU_MAX_S:.0f} s: "
-                   + rep.verdict("pitr idle pass CPU", cpu < PITR_IDLE_CPU_MAX_S))
+        tick = g("idle-passes", "tick_per_1000_s") or 0.0
+        out.append(f"  idle passes: the daemon's CPU {cpu:.3f} s per 1,000 passes (counted in whole "
+                   f"clock ticks: up to {tick:.3f} s more); target < {PITR_IDLE_CPU_MAX_S:.0f} s: "
+                   + rep.verdict("pitr idle pass CPU", cpu + tick < PITR_IDLE_CPU_MAX_S))
     n = g("mib-pass", "repo_objects")
     if n is not None:
-        out.append(f"  a pass with 1 MiB new wrote {n:.0f} objects; target <= "
+        out.append(f"  a pass with 1 MiB new wrote {n:.0f} object(s); target <= "
                    f"{PITR_MIB_PASS_MAX_OBJECTS}: "
                    + rep.verdict("pitr 1 MiB pass objects", n <= PITR_MIB_PASS_MAX_OBJECTS))
     at, plain = g("restore-at", "time_s"), g("restore-plain", "time_s")
