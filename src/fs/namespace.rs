@@ -1,7 +1,10 @@
 //! The mount's namespace as a plain model: instances, points, trees, the `.cairn` control
 //! plane, jobs; stable inode numbers; open handles. No FUSE types here: the adapter in
 //! `adapter.rs` translates kernel requests into calls on [`Namespace`], and tests drive
-//! it directly without a kernel.
+//! it directly without a kernel. This file holds the inode model and the top of the tree
+//! (root, `.cairn`); `attrs.rs` gives attributes, `points.rs` the instances' and points'
+//! directories, `log_files.rs` an instance's `logs/`, `time_travel.rs` (with the types of
+//! `time_view.rs`) its `@TIME/` views.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicU64;
@@ -10,18 +13,24 @@ use std::sync::{Arc, Mutex, RwLock};
 use crate::catalog::PointRecord;
 use crate::engine::disk_cache::DiskCache;
 use crate::engine::{ContentReader, FileLayout};
-use crate::model::{Node, NodeKind, Tree};
-use crate::repo::BlobId;
+use crate::model::{Node, NodeKind};
 use crate::service::{Service, CONTROL_FILES};
 use crate::sync::RwLockExt;
 
+mod attrs;
 mod control_reply;
 mod handles;
 mod job_input;
+mod log_files;
 mod log_push;
+mod points;
 mod readme;
 mod removal;
 mod state;
+mod time_travel;
+mod time_view;
+
+pub use time_view::Planner;
 
 pub type Errno = i32;
 pub type FsResult<T> = std::result::Result<T, Errno>;
@@ -94,6 +103,19 @@ enum Inode {
     Instance(String),
     Latest(String),
     Point(Arc<PointRecord>),
+    /// `<instance>/logs/`: the instance's archived log files.
+    LogsDir(String),
+    /// `<instance>/restorable`: the instance's restorable range, as JSON.
+    Restorable(String),
+    /// `<instance>/logs/<name>`: a log file's newest version.
+    LogFile {
+        instance: String,
+        name: String,
+    },
+    /// A directory of a time-travel view (`<instance>/@TIME/`).
+    View(Arc<time_view::ViewDir>),
+    /// A file of a view from the logs or the extras.
+    ViewFile(Arc<time_view::ViewFile>),
     Node {
         point: u64,
         /// The directory it was first seen in (prefetching reads its siblings).
@@ -112,6 +134,11 @@ enum Key {
     Instance(String),
     Latest(String),
     Point(String),
+    LogsDir(String),
+    Restorable(String),
+    LogFile(String, String),
+    /// A view's root: its instance and the name it was looked up by.
+    View(String, Vec<u8>),
     Child(u64, Vec<u8>),
     Link(u64, u64, u64),
     JobDir(u64),
@@ -151,18 +178,12 @@ pub struct Namespace {
     share_control: bool,
     /// Job files unlinked (`rm -r jobs/<id>` in progress).
     removed: Mutex<state::RemovedJobFiles>,
-}
-
-fn node_kind(k: NodeKind) -> EntryKind {
-    match k {
-        NodeKind::File => EntryKind::File,
-        NodeKind::Dir => EntryKind::Dir,
-        NodeKind::Symlink => EntryKind::Symlink,
-        NodeKind::Fifo => EntryKind::Fifo,
-        NodeKind::Socket => EntryKind::Socket,
-        NodeKind::CharDevice => EntryKind::CharDevice,
-        NodeKind::BlockDevice => EntryKind::BlockDevice,
-    }
+    /// Per instance, its archived log files' newest versions and when they were read.
+    log_files: Mutex<HashMap<String, state::LogFiles>>,
+    /// Makes the plan of a time-travel view.
+    planner: Planner,
+    /// The plans of the views made last.
+    plans: Mutex<time_view::PlanCache>,
 }
 
 impl Namespace {
@@ -201,7 +222,15 @@ impl Namespace {
             started_ns: crate::service::now_ns(),
             share_control: false,
             removed: Mutex::default(),
+            log_files: Mutex::default(),
+            planner: Arc::new(time_view::plan_from_logs),
+            plans: Mutex::default(),
         }
+    }
+
+    /// Makes time-travel views with `planner` instead of the plans of the logs.
+    pub fn with_planner(self, planner: Planner) -> Namespace {
+        Namespace { planner, ..self }
     }
 
     /// Lets other users (of an `allow_other` mount) read `.cairn`: its directories
@@ -245,6 +274,11 @@ impl Namespace {
         }
     }
 
+    /// The inode for `key`, if it has one.
+    fn table_lookup(&self, key: &Key) -> Option<u64> {
+        self.table.read_locked().by_key.get(key).copied()
+    }
+
     /// The inode for `key`, allocating it (with `make`) on first sight.
     fn intern(&self, key: Key, make: impl FnOnce() -> Inode) -> u64 {
         if let Some(ino) = self.table.read_locked().by_key.get(&key) {
@@ -259,141 +293,6 @@ impl Namespace {
         t.entries.insert(ino, make());
         t.by_key.insert(key, ino);
         ino
-    }
-
-    fn dir_attr(&self, ino: u64, perm: u16, mtime_ns: i64, immutable: bool) -> Attr {
-        Attr {
-            ino,
-            kind: EntryKind::Dir,
-            size: 0,
-            blocks: 0,
-            perm,
-            nlink: 2,
-            uid: self.owner_uid,
-            gid: self.owner_gid,
-            rdev: 0,
-            mtime_ns,
-            ctime_ns: mtime_ns,
-            immutable,
-        }
-    }
-
-    fn file_attr(&self, ino: u64, perm: u16, size: u64) -> Attr {
-        Attr {
-            kind: EntryKind::File,
-            size,
-            blocks: size.div_ceil(512),
-            nlink: 1,
-            ..self.dir_attr(ino, perm, self.started_ns, false)
-        }
-    }
-
-    fn point_time(&self, instance: &str) -> i64 {
-        self.service
-            .points(instance)
-            .last()
-            .map(|p| p.manifest.time_ns)
-            .unwrap_or(self.started_ns)
-    }
-
-    pub fn getattr(&self, ino: u64) -> FsResult<Attr> {
-        let inode = self.inode(ino)?;
-        // The control plane holds the owner's requests (targets, paths, patterns): the
-        // owner's only unless shared.
-        let (meta_dir, meta_file) = if self.share_control {
-            (0o755, 0o444)
-        } else {
-            (0o700, 0o600)
-        };
-        Ok(match inode {
-            Inode::Root => self.dir_attr(ino, 0o755, self.started_ns, false),
-            Inode::Meta => {
-                let perm = self
-                    .pusher_modes()
-                    .map_or(meta_dir, |(dir, _)| meta_dir | dir);
-                self.dir_attr(ino, perm, self.started_ns, false)
-            }
-            Inode::JobsDir | Inode::JobDir(_) | Inode::PoliciesDir => {
-                self.dir_attr(ino, meta_dir, self.started_ns, false)
-            }
-            Inode::CtlDir => {
-                let perm = self.pusher_modes().map_or(0o700, |(dir, _)| dir);
-                self.dir_attr(ino, perm, self.started_ns, false)
-            }
-            Inode::Readme => self.file_attr(ino, 0o444, readme::README_TEXT.len() as u64),
-            Inode::Events
-            | Inode::Stats
-            | Inode::JobStatus(_)
-            | Inode::JobLog(_)
-            | Inode::Policy(_) => {
-                let len = self.dynamic_content(&inode).map(|c| c.len()).unwrap_or(0);
-                self.file_attr(ino, meta_file, len as u64)
-            }
-            Inode::Ctl("log") => {
-                let perm = self.pusher_modes().map_or(0o600, |(_, log)| log);
-                self.file_attr(ino, perm, 0)
-            }
-            Inode::Ctl(_) => self.file_attr(ino, 0o600, 0),
-            Inode::JobInput(_) => self.file_attr(ino, 0o200, 0),
-            Inode::Instance(name) => self.dir_attr(ino, 0o755, self.point_time(&name), false),
-            Inode::Latest(name) => {
-                let target = self.latest_name(&name).ok_or(libc::ENOENT)?;
-                Attr {
-                    kind: EntryKind::Symlink,
-                    size: target.len() as u64,
-                    perm: 0o777,
-                    nlink: 1,
-                    ..self.dir_attr(ino, 0o777, self.point_time(&name), false)
-                }
-            }
-            // A single-directory point's root is that directory as it was, but for its
-            // ctime (which no copy keeps): the point's time, as on every point directory.
-            Inode::Point(p) => match &p.manifest.root_meta {
-                Some(meta) => Attr {
-                    ctime_ns: p.manifest.time_ns,
-                    ..self.node_attr(ino, &meta.to_node())
-                },
-                None => self.dir_attr(ino, 0o755, p.manifest.time_ns, true),
-            },
-            Inode::Node { node, .. } => self.node_attr(ino, &node),
-        })
-    }
-
-    fn node_attr(&self, ino: u64, n: &Node) -> Attr {
-        let kind = node_kind(n.kind);
-        let allocated: u64 = n
-            .content
-            .iter()
-            .filter(|e| matches!(e, crate::model::Extent::Data { .. }))
-            .map(|e| e.len())
-            .sum();
-        Attr {
-            ino,
-            kind,
-            size: match kind {
-                EntryKind::File => n.size,
-                EntryKind::Symlink => n.target.len() as u64,
-                _ => 0,
-            },
-            blocks: allocated.div_ceil(512),
-            perm: (n.mode & 0o7777) as u16,
-            nlink: if kind == EntryKind::Dir {
-                2
-            } else {
-                n.nlink.clamp(1, u32::MAX as u64) as u32
-            },
-            uid: n.uid,
-            gid: n.gid,
-            rdev: n.rdev as u32,
-            mtime_ns: n.mtime_ns,
-            ctime_ns: n.ctime_ns,
-            immutable: true,
-        }
-    }
-
-    /// The newest point that is not a safety point.
-    fn latest_name(&self, instance: &str) -> Option<String> {
-        crate::catalog::latest_of(self.service.points(instance)).map(|p| p.manifest.name)
     }
 
     /// Children of a directory as (name, inode). Point directories' listings are shared,
@@ -437,93 +336,13 @@ impl Namespace {
                 }
             }
             Inode::JobDir(id) => return Ok(Arc::new(self.job_dir_listing(id))),
-            Inode::Instance(name) => {
-                let points = self.service.points(&name);
-                if crate::catalog::latest_of(points.iter().cloned()).is_some() {
-                    let n = name.clone();
-                    out.push((
-                        b"latest".to_vec(),
-                        self.intern(Key::Latest(name.clone()), || Inode::Latest(n)),
-                    ));
-                }
-                for p in points {
-                    let point_name = p.manifest.name.clone();
-                    let p = Arc::new(p);
-                    let i = self.intern(Key::Point(p.id.to_hex()), || Inode::Point(p));
-                    out.push((point_name.into_bytes(), i));
-                }
-            }
-            Inode::Point(p) => {
-                return self.point_dir(ino, || {
-                    let tree = self.tree(&p.manifest.root)?;
-                    Ok(self.tree_children(ino, ino, &tree))
-                })
-            }
-            Inode::Node { point, node, .. } => {
-                let id = node.subtree.ok_or(libc::ENOTDIR)?;
-                return self.point_dir(ino, || {
-                    let tree = self.tree(&id)?;
-                    Ok(self.tree_children(point, ino, &tree))
-                });
-            }
+            Inode::Instance(name) => return Ok(Arc::new(self.instance_listing(&name))),
+            Inode::LogsDir(name) => return Ok(Arc::new(self.logs_listing(&name))),
+            Inode::View(view) => return self.view_listing(ino, &view),
+            Inode::Point(_) | Inode::Node { .. } => return self.point_listing(ino, inode),
             _ => return Err(libc::ENOTDIR),
         }
         Ok(Arc::new(out))
-    }
-
-    /// A directory of a point: immutable, so its listing is computed once.
-    fn point_dir(
-        &self,
-        ino: u64,
-        list: impl FnOnce() -> FsResult<Listing>,
-    ) -> FsResult<Arc<Listing>> {
-        if let Some(d) = self.dirs.read_locked().get(&ino) {
-            return Ok(d.clone());
-        }
-        let listing = Arc::new(list()?);
-        self.dirs.write_locked().insert(ino, listing.clone());
-        Ok(listing)
-    }
-
-    /// A directory's tree; its subdirectories' trees are then read in the background
-    /// (`find`, `ls -R` and `tar` go there next).
-    fn tree(&self, id: &BlobId) -> FsResult<Arc<Tree>> {
-        let trees = self.content.trees();
-        let tree = trees.tree(id).map_err(|e| {
-            tracing::error!("reading tree {id}: {e}");
-            libc::EIO
-        })?;
-        let (reader, t) = (trees.clone(), tree.clone());
-        self.service
-            .runtime()
-            .spawn_blocking(move || reader.prefetch_subtrees(&t));
-        Ok(tree)
-    }
-
-    fn tree_children(&self, point: u64, parent: u64, tree: &Tree) -> Vec<(Vec<u8>, u64)> {
-        tree.nodes
-            .iter()
-            .map(|n| {
-                // Hard-linked files of one point share an inode, so `cp -a` and
-                // `rsync -H` see the links.
-                let key = if n.is_hardlinked() {
-                    Key::Link(point, n.dev, n.inode)
-                } else {
-                    Key::Child(parent, n.name.clone())
-                };
-                let ino = self.intern(key, || {
-                    let layout = (n.kind == NodeKind::File)
-                        .then(|| Arc::new(FileLayout::new(n.content.clone())));
-                    Inode::Node {
-                        point,
-                        parent,
-                        node: Arc::new(n.clone()),
-                        layout,
-                    }
-                });
-                (n.name.clone(), ino)
-            })
-            .collect()
     }
 
     pub fn lookup(&self, parent: u64, name: &[u8]) -> FsResult<Attr> {
@@ -531,6 +350,13 @@ impl Namespace {
             // New points and instances from other machines appear without remounting.
             self.service
                 .refresh_if_older(std::time::Duration::from_secs(2));
+        }
+        match self.inode(parent)? {
+            Inode::Instance(instance) if name.starts_with(b"@") => {
+                return self.getattr(self.time_view(&instance, name)?);
+            }
+            Inode::LogsDir(instance) => return self.getattr(self.log_file(&instance, name)?),
+            _ => {}
         }
         let children = self.children(parent)?;
         let ino = children
@@ -576,35 +402,5 @@ impl Namespace {
             Inode::Node { node, .. } if node.kind == NodeKind::Symlink => Ok(node.target.clone()),
             _ => Err(libc::EINVAL),
         }
-    }
-
-    /// The extended attributes of an inode: a node's, or a single-directory point root's.
-    fn xattrs_of(&self, ino: u64) -> FsResult<Vec<crate::model::Xattr>> {
-        Ok(match self.inode(ino)? {
-            Inode::Node { node, .. } => node.xattrs.clone(),
-            Inode::Point(p) => p
-                .manifest
-                .root_meta
-                .as_ref()
-                .map(|m| m.xattrs.clone())
-                .unwrap_or_default(),
-            _ => Vec::new(),
-        })
-    }
-
-    pub fn listxattr(&self, ino: u64) -> FsResult<Vec<u8>> {
-        Ok(self
-            .xattrs_of(ino)?
-            .iter()
-            .flat_map(|x| x.name.iter().copied().chain([0]))
-            .collect())
-    }
-
-    pub fn getxattr(&self, ino: u64, name: &[u8]) -> FsResult<Vec<u8>> {
-        self.xattrs_of(ino)?
-            .into_iter()
-            .find(|x| x.name == name)
-            .map(|x| x.value)
-            .ok_or(libc::ENODATA)
     }
 }

@@ -14,7 +14,7 @@ use crate::support::repos::TestRepo;
 const LIMIT: Duration = Duration::from_secs(300);
 
 /// Adds `src` as instance `db` and takes a point through the control files.
-fn snapshot_through_mount(mnt: &Path, src: &Path) -> String {
+pub(crate) fn snapshot_through_mount(mnt: &Path, src: &Path) -> String {
     let ctl = mnt.join(".cairn/ctl");
     let reply = request(
         &ctl.join("instance"),

@@ -28,7 +28,7 @@ pub fn wait_job(service: &Service, id: u64) -> serde_json::Value {
     }
 }
 
-fn job_id(reply: &str) -> u64 {
+pub(crate) fn job_id(reply: &str) -> u64 {
     reply
         .trim()
         .strip_prefix("job=")
@@ -38,7 +38,7 @@ fn job_id(reply: &str) -> u64 {
 }
 
 /// Resolves a slash-separated path from the root of the namespace.
-fn resolve(ns: &Namespace, path: &[u8]) -> u64 {
+pub(crate) fn resolve(ns: &Namespace, path: &[u8]) -> u64 {
     path.split(|b| *b == b'/')
         .filter(|c| !c.is_empty())
         .fold(ROOT, |ino, name| {
@@ -48,7 +48,7 @@ fn resolve(ns: &Namespace, path: &[u8]) -> u64 {
         })
 }
 
-fn read_all(ns: &Namespace, ino: u64) -> Vec<u8> {
+pub(crate) fn read_all(ns: &Namespace, ino: u64) -> Vec<u8> {
     let (fh, _) = ns.open(ino, false, 0).unwrap();
     let mut out = Vec::new();
     loop {

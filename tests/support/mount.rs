@@ -74,8 +74,20 @@ impl MountGuard {
         opts: &MountOptions,
         share_control: bool,
     ) -> MountGuard {
+        let ns = Namespace::new(service, 64 << 20).sharing_control(share_control);
+        MountGuard::with_namespace(ns, dir, limit, opts)
+    }
+
+    /// Mounts `ns` (made by the test) on `dir` with a watchdog of `limit`.
+    pub fn with_namespace(
+        ns: Namespace,
+        dir: &Path,
+        limit: Duration,
+        opts: &MountOptions,
+    ) -> MountGuard {
         std::fs::create_dir_all(dir).unwrap();
-        let ns = Arc::new(Namespace::new(service.clone(), 64 << 20).sharing_control(share_control));
+        let service = ns.service().clone();
+        let ns = Arc::new(ns);
         let watcher = spawn_watcher(dir);
         let session = mount(ns, dir, opts).expect("mount");
         let done = Arc::new(AtomicBool::new(false));

@@ -114,7 +114,25 @@ impl Timeline {
     /// Every log file's newest version among the records `..=upto` (an index), with its
     /// pieces; a version whose pieces do not cover it from byte 0 is an error (a gap).
     pub fn files_after(&self, upto: usize) -> Result<Vec<FileVersion>> {
+        let (files, holes) = self.versions_after(upto);
+        match holes.into_iter().next() {
+            Some(hole) => Err(self.gap(hole)),
+            None => Ok(files),
+        }
+    }
+
+    /// Like [`files_after`](Self::files_after), but a version whose pieces do not cover
+    /// it from byte 0 (its first records expired or lost) is left out, and named in the
+    /// second list: what can still be read whole.
+    pub fn whole_files_after(&self, upto: usize) -> (Vec<FileVersion>, Vec<String>) {
+        self.versions_after(upto)
+    }
+
+    fn versions_after(&self, upto: usize) -> (Vec<FileVersion>, Vec<String>) {
         let mut files: BTreeMap<String, FileVersion> = BTreeMap::new();
+        // Versions with a hole, by file: their generation.
+        let mut holed: BTreeMap<String, u32> = BTreeMap::new();
+        let mut holes = Vec::new();
         for e in self.records.iter().take(upto + 1) {
             for (i, p) in e.record.pieces.iter().enumerate() {
                 let v = files.entry(p.file.clone()).or_insert_with(|| FileVersion {
@@ -128,14 +146,17 @@ impl Timeline {
                 if p.generation > v.generation {
                     (v.generation, v.size) = (p.generation, 0);
                     v.pieces.clear();
-                } else if p.generation < v.generation {
+                    holed.remove(&p.file);
+                } else if p.generation < v.generation || holed.get(&p.file) == Some(&p.generation) {
                     continue;
                 }
                 if p.offset != v.size {
-                    return Err(self.gap(format!(
+                    holes.push(format!(
                         "log file {} (version {}) has bytes from {} archived but not {}..{}",
                         p.file, p.generation, p.offset, v.size, p.offset
-                    )));
+                    ));
+                    holed.insert(p.file.clone(), p.generation);
+                    continue;
                 }
                 v.size = p.end();
                 v.mtime_ns = p.mtime_ns;
@@ -147,7 +168,11 @@ impl Timeline {
                 });
             }
         }
-        Ok(files.into_values().collect())
+        let whole = files
+            .into_values()
+            .filter(|v| holed.get(&v.name) != Some(&v.generation))
+            .collect();
+        (whole, holes)
     }
 
     /// Writes the first `limit` bytes (all when `None`) of a file version to `out`.

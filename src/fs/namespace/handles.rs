@@ -1,5 +1,5 @@
-//! Open handles: what `open` captures (a point file's layout, a dynamic file's content,
-//! a control file's reply) and the reads and writes served from it.
+//! Open handles: what `open` captures (a point file's layout, a log file version, a
+//! dynamic file's content, a control file's reply) and the reads and writes served from it.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 use super::control_reply::Reply;
 use super::readme::README_TEXT;
 use super::state::Handle;
+use super::time_view::OverlayFile;
 use super::{FsResult, Inode, Namespace, SIBLING_PREFETCH};
+use crate::engine::logs::VersionReader;
 use crate::repo::BlobId;
 use crate::service::ControlError;
 use crate::sync::{LockExt, RwLockExt};
@@ -21,6 +23,7 @@ impl Namespace {
             Inode::JobStatus(id) => self.service.job_status(*id)?.into_bytes(),
             Inode::JobLog(id) => self.service.job_log(*id)?.into_bytes(),
             Inode::Policy(name) => self.service.policy_json(name)?.into_bytes(),
+            Inode::Restorable(instance) => self.restorable_text(instance).into_bytes(),
             _ => return None,
         })
     }
@@ -61,6 +64,24 @@ impl Namespace {
                 )
             }
             Inode::Node { .. } => return Err(libc::EINVAL),
+            // `logs/` files grow between opens: no page of an older version is kept.
+            Inode::LogFile { instance, name } => {
+                let version = self.log_version(instance, name)?;
+                let size = version.size;
+                (
+                    Handle::Log(VersionReader::new(instance, version, size)),
+                    true,
+                )
+            }
+            Inode::ViewFile(f) => (
+                match &*f.file {
+                    OverlayFile::Log { version, cut } => {
+                        Handle::Log(VersionReader::new(&f.plan.instance, version.clone(), *cut))
+                    }
+                    OverlayFile::Extra { bytes, .. } => Handle::Snapshot(bytes.to_vec()),
+                },
+                false,
+            ),
             other => (
                 Handle::Snapshot(self.dynamic_content(other).ok_or(libc::EISDIR)?),
                 true,
@@ -145,6 +166,7 @@ impl Namespace {
                 *n = offset + size as u64;
                 Some(Ok(data))
             }
+            Handle::Log(_) => None,
             _ => Some(self.read(fh, offset, size)),
         }
     }
@@ -160,6 +182,10 @@ impl Namespace {
             Handle::Snapshot(data) => Ok(slice(data)),
             Handle::Control { reply, .. } => Ok(reply.locked().read(offset, size)),
             Handle::Input(_) => Err(libc::EBADF),
+            Handle::Log(reader) => reader.read(self.service.repo(), offset, size).map_err(|e| {
+                tracing::error!("reading a log file failed: {e}");
+                libc::EIO
+            }),
             Handle::Content { layout, next } => {
                 let sequential = {
                     let mut n = next.locked();

@@ -29,5 +29,12 @@ back from the same handle when you open it read-write.
 A request may also be one JSON object, e.g. {\"instance\":\"db\",\"name\":\"before-upgrade\"}.
 jobs/ID/status is JSON (state, progress, error); jobs/ID/log is text; `rm -r jobs/ID`
 deletes a finished job; events is the audit log (JSON lines: time, kind, uid, request,
-outcome); stats shows repository figures. docs/CONTROL.md has the rest.
+outcome); stats shows repository figures.
+Beside its points, an instance's directory has `latest` (a symlink) and, when it archives
+logs, `logs/` (each log file as archived: restore_command = 'cp MNT/pg/logs/%f %p') and
+`restorable` (the range of seconds, as `range` in ctl/log); the names `latest`, `logs`,
+`restorable` and `@...` are reserved (point names start with a digit).
+`INSTANCE/@2026-12-01T103015Z/` (or @RFC3339) is the state at that second, looked up by
+name only (not listed); a time that cannot be restored is ENOENT, the reason in the log.
+docs/CONTROL.md has the rest.
 ";

@@ -1,11 +1,14 @@
 //! The types of what a namespace keeps between calls besides its inodes: open handles,
-//! and the job files unlinked in this mount. A leaf, so that the namespace and the files
+//! the job files unlinked in this mount, and the instances' archived log files. A leaf, so that the namespace and the files
 //! that implement handles and removal share them without a cycle.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
+use std::time::Instant;
+
 use super::control_reply::Reply;
+use crate::engine::logs::{FileVersion, VersionReader};
 use crate::engine::FileLayout;
 use crate::service::LogUpload;
 
@@ -27,7 +30,13 @@ pub(super) enum Handle {
     },
     /// A job's input (`jobs/<id>/input`), open for writing.
     Input(u64),
+    /// A log file version (`logs/<name>`, or a view's log file cut at its second).
+    Log(VersionReader),
 }
+
+/// An instance's archived log files (newest versions by name), and when they were read
+/// from the catalog.
+pub(super) type LogFiles = (Instant, Arc<BTreeMap<String, Arc<FileVersion>>>);
 
 /// The files of a job directory.
 pub(super) const JOB_FILES: [&str; 2] = ["status", "log"];
