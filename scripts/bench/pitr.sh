@@ -42,6 +42,12 @@ pitr_latest() {
   if [ -n "$t" ]; then date -ud "$t" +%s; else echo -1; fi
 }
 
+# CPU ns of PID's threads (their schedstat: exact, but a thread that exited is not counted;
+# utime+stime of /proc/PID/stat count it, in whole clock ticks).
+daemon_task_ns() {
+  cat "/proc/$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%d", s }'
+}
+
 objects_since() {  # objects_since DIR MARKER: files under DIR written after MARKER
   find "$1" -type f -newer "$2" 2>/dev/null | wc -l
 }
@@ -79,7 +85,7 @@ pitr_rpo() {
 
 # Idle passes over 4 unchanging files, then a pass with 1 MiB new.
 pitr_idle() {
-  local repo=$1 mnt=$2 src=$RUN/src/pitr-idle secs=$3 f marker=$RUN/pitr-marker c0 c1 l0 l1 n0 waited passes
+  local repo=$1 mnt=$2 src=$RUN/src/pitr-idle secs=$3 f marker=$RUN/pitr-marker c0 c1 ns0 ns1 l0 l1 n0 waited passes
   mkdir -p "$src"
   for f in a b c d; do head -c 65536 /dev/urandom > "$src/$f.log"; done
   "$CAIRN" instance add idle --mount "$mnt" --path "$src" --log "$src/*.log" --log-every 1 > /dev/null \
@@ -90,9 +96,9 @@ pitr_idle() {
   sleep 2
   touch "$marker"
   l0=$(pitr_latest idle "$mnt")
-  c0=$(daemon_ticks "$PITR_PID")
+  c0=$(daemon_ticks "$PITR_PID"); ns0=$(daemon_task_ns "$PITR_PID")
   sleep "$secs"
-  c1=$(daemon_ticks "$PITR_PID")
+  c1=$(daemon_ticks "$PITR_PID"); ns1=$(daemon_task_ns "$PITR_PID")
   l1=$(pitr_latest idle "$mnt")
   # One pass a second: the seconds the latest restorable second moved by.
   passes=$((l1 - l0))
@@ -104,6 +110,8 @@ pitr_idle() {
   # utime+stime count whole ticks: the figure and one tick's worth, per 1,000 passes.
   record pitr cairn idle-passes cpu_per_1000_s \
     "$(awk -v a="$c0" -v b="$c1" -v h="$CLK_TCK" -v n="$passes" 'BEGIN { printf "%.3f", (b - a) / h / n * 1000 }')"
+  record pitr cairn idle-passes threads_cpu_per_1000_s \
+    "$(awk -v a="$ns0" -v b="$ns1" -v n="$passes" 'BEGIN { printf "%.3f", (b - a) / 1e9 / n * 1000 }')"
   record pitr cairn idle-passes tick_per_1000_s \
     "$(awk -v h="$CLK_TCK" -v n="$passes" 'BEGIN { printf "%.3f", 1 / h / n * 1000 }')"
   record pitr cairn idle-passes log_objects "$(objects_since "$repo/logs" "$marker")"
