@@ -48,6 +48,13 @@ daemon_task_ns() {
   cat "/proc/$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%d", s }'
 }
 
+thread_ns() {  # thread_ns PID NAME: CPU ns of PID's threads named NAME (their comm)
+  local t
+  for t in "/proc/$1"/task/*; do
+    [ "$(cat "$t/comm" 2>/dev/null)" != "$2" ] || cat "$t/schedstat" 2>/dev/null
+  done | awk '{ s += $1 } END { printf "%d", s }'
+}
+
 objects_since() {  # objects_since DIR MARKER: files under DIR written after MARKER
   find "$1" -type f -newer "$2" 2>/dev/null | wc -l
 }
@@ -85,7 +92,7 @@ pitr_rpo() {
 
 # Idle passes over 4 unchanging files, then a pass with 1 MiB new.
 pitr_idle() {
-  local repo=$1 mnt=$2 src=$RUN/src/pitr-idle secs=$3 f marker=$RUN/pitr-marker c0 c1 ns0 ns1 l0 l1 n0 waited passes
+  local repo=$1 mnt=$2 src=$RUN/src/pitr-idle secs=$3 f marker=$RUN/pitr-marker c0 c1 ns0 ns1 a0 a1 l0 l1 n0 waited passes
   mkdir -p "$src"
   for f in a b c d; do head -c 65536 /dev/urandom > "$src/$f.log"; done
   "$CAIRN" instance add idle --mount "$mnt" --path "$src" --log "$src/*.log" --log-every 1 > /dev/null \
@@ -96,9 +103,9 @@ pitr_idle() {
   sleep 2
   touch "$marker"
   l0=$(pitr_latest idle "$mnt")
-  c0=$(daemon_ticks "$PITR_PID"); ns0=$(daemon_task_ns "$PITR_PID")
+  c0=$(daemon_ticks "$PITR_PID"); ns0=$(daemon_task_ns "$PITR_PID"); a0=$(thread_ns "$PITR_PID" cairn-logs)
   sleep "$secs"
-  c1=$(daemon_ticks "$PITR_PID"); ns1=$(daemon_task_ns "$PITR_PID")
+  c1=$(daemon_ticks "$PITR_PID"); ns1=$(daemon_task_ns "$PITR_PID"); a1=$(thread_ns "$PITR_PID" cairn-logs)
   l1=$(pitr_latest idle "$mnt")
   # One pass a second: the seconds the latest restorable second moved by.
   passes=$((l1 - l0))
@@ -112,6 +119,8 @@ pitr_idle() {
     "$(awk -v a="$c0" -v b="$c1" -v h="$CLK_TCK" -v n="$passes" 'BEGIN { printf "%.3f", (b - a) / h / n * 1000 }')"
   record pitr cairn idle-passes threads_cpu_per_1000_s \
     "$(awk -v a="$ns0" -v b="$ns1" -v n="$passes" 'BEGIN { printf "%.3f", (b - a) / 1e9 / n * 1000 }')"
+  record pitr cairn idle-passes archiver_cpu_per_1000_s \
+    "$(awk -v a="$a0" -v b="$a1" -v n="$passes" 'BEGIN { printf "%.3f", (b - a) / 1e9 / n * 1000 }')"
   record pitr cairn idle-passes tick_per_1000_s \
     "$(awk -v h="$CLK_TCK" -v n="$passes" 'BEGIN { printf "%.3f", 1 / h / n * 1000 }')"
   record pitr cairn idle-passes log_objects "$(objects_since "$repo/logs" "$marker")"
