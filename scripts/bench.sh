@@ -8,7 +8,7 @@
 #   --quick        smaller data and 1 round (under 5 minutes once the data is made)
 #   --rounds N     rounds of every set (default 3; medians over them)
 #   --work DIR     where data, repositories and results go (default /var/tmp/cairn-bench)
-#   --only SETS    comma list of linux,sqlite,small,s3,dump (default: all)
+#   --only SETS    comma list of linux,sqlite,small,s3,dump,pitr (default: all; pitr: cairn only)
 #   --tools TOOLS  comma list of cairn,restic,borg (default: all; borg has no S3)
 #   --db-mib N     size of the SQLite database (default 1024, quick 128)
 #
@@ -25,7 +25,7 @@ START=$SECONDS
 QUICK=0
 ROUNDS=3
 WORK=${BENCH_WORK:-/var/tmp/cairn-bench}
-SETS=linux,sqlite,small,s3,dump
+SETS=linux,sqlite,small,s3,dump,pitr
 TOOLS=cairn,restic,borg
 DB_MIB=""
 while [ $# -gt 0 ]; do
@@ -43,7 +43,7 @@ while [ $# -gt 0 ]; do
 done
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "bench.sh: --rounds needs a positive number" >&2; exit 2; }
 for s in ${SETS//,/ }; do
-  case $s in linux|sqlite|small|s3|dump) ;; *) echo "bench.sh: unknown set $s" >&2; exit 2 ;; esac
+  case $s in linux|sqlite|small|s3|dump|pitr) ;; *) echo "bench.sh: unknown set $s" >&2; exit 2 ;; esac
 done
 for t in ${TOOLS//,/ }; do
   case $t in cairn|restic|borg) ;; *) echo "bench.sh: unknown tool $t" >&2; exit 2 ;; esac
@@ -77,6 +77,8 @@ trap 'log "command failed (line $LINENO, step $STEP): $BASH_COMMAND"' ERR
 . "$ROOT/scripts/lib.sh"
 # shellcheck source=scripts/bench/dump.sh
 . "$HERE/dump.sh"
+# shellcheck source=scripts/bench/pitr.sh
+. "$HERE/pitr.sh"
 # shellcheck source=scripts/bench/s3.sh
 . "$HERE/s3.sh"
 
@@ -191,7 +193,7 @@ if [ $QUICK = 1 ]; then
   fi
 fi
 DB=$DATA/sqlite-$DB_MIB
-if { has "$SETS" sqlite || has "$SETS" dump; } && [ ! -f "$DB/changed.db" ]; then
+if { has "$SETS" sqlite || has "$SETS" dump || has "$SETS" pitr; } && [ ! -f "$DB/changed.db" ]; then
   log "building a ${DB_MIB} MiB SQLite database (fixed seed)"
   rm -rf "$DB"; mkdir -p "$DB"
   "$PY" "$HERE/gen.py" sqlite "$DB/orig.db" --mib "$DB_MIB" >&2
@@ -205,7 +207,7 @@ if has "$SETS" small && [ ! -d "$SMALL" ]; then
   "$PY" "$HERE/gen.py" smallfiles "$SMALL" --files "$SMALL_FILES" --replicas 10 >&2
 fi
 
-! has "$SETS" dump || dump_data
+{ ! has "$SETS" dump && ! has "$SETS" pitr; } || dump_data
 
 # The input of a set (a directory; the SQLite set is a directory holding one database).
 set_orig() {
@@ -500,6 +502,7 @@ for ROUND in $(seq 1 "$ROUNDS"); do
   if has "$SETS" dump; then
     for tool in ${TOOLS//,/ }; do run_dump "$tool"; done
   fi
+  ! has "$SETS" pitr || ! has "$TOOLS" cairn || run_pitr
 done
 
 STEP=report

@@ -21,6 +21,11 @@ DUMP_RSS_GROWTH_MAX = 64  # MiB the daemon may grow by while a dump streams in
 DUMP_PIPE_FRACTION = 0.8  # of `cat DUMP | zstd -3 -T0`
 DUMP_AGAIN_MAX_PCT = 1.0  # stored by a second, unchanged dump, in % of its size
 FLAT_MAX = 1.5  # "flat": 10x the data costs at most 1.5x the peak RSS
+PITR_RPO_MAX_S = 2.0  # a write is restorable within 2 s
+PITR_IDLE_CPU_MAX_S = 1.0  # daemon CPU for 1,000 idle archive passes
+PITR_MIB_PASS_MAX_OBJECTS = 2  # objects a pass with 1 MiB new may write
+PITR_RESTORE_MAX_RATIO = 1.5  # restore at a time / plain restore of the same bytes
+PITR_CAT_MAX_RATIO = 1.1  # cat under @TIME/ / the same file under latest/
 
 # (figure, metric) -> (against, bound): cairn / peer must be <= bound ("best": the better
 # peer on that figure; "restic": restic alone).
@@ -273,6 +278,95 @@ def dump_report(rep):
     return out
 
 
+def pitr_report(rep):
+    """The pitr set (cairn only): the table, and issue 13's targets."""
+    s = "pitr"
+    if not any(k[0] == s and k[1] == "cairn" for k in rep.med):
+        return []
+    g = lambda fig, metric: rep.get(s, "cairn", fig, metric)  # noqa: E731
+    base = rep.get(s, "source", "data", "base_bytes")
+    logs = rep.get(s, "source", "data", "log_bytes")
+    pass_bytes, pass_secs = g("log-pass", "pass_bytes"), g("log-pass", "time_s")
+    if pass_bytes and pass_secs:
+        rep.med[(s, "cairn", "log-pass", "mb_s")] = pass_bytes / pass_secs / 1e6
+    for fig in ("restore-at", "restore-plain"):
+        secs = g(fig, "time_s")
+        if base and logs and secs:
+            rep.med[(s, "cairn", fig, "mb_s")] = (base + logs) / secs / 1e6
+    for fig in ("cat-at", "cat-latest"):
+        secs = g(fig, "time_s")
+        if base and secs:
+            rep.med[(s, "cairn", fig, "mb_s")] = base / secs / 1e6
+    rows = [("rpo", m, None) for m in ("delay_median_s", "delay_max_s", "samples")]
+    rows += [("idle-passes", m, None) for m in
+             ("seconds", "passes", "cpu_ticks", "cpu_s", "cpu_per_1000_s", "tick_per_1000_s",
+              "threads_cpu_per_1000_s", "archiver_cpu_per_1000_s",
+              "log_objects", "repo_objects")]
+    rows += [("mib-pass", m, None) for m in ("log_objects", "repo_objects")]
+    rows += [("base-backup", "time_s", None), ("log-pass", "time_s", None),
+             ("log-pass", "mb_s", None), ("whole-backup", "time_s", None)]
+    for fig in ("restore-at", "restore-plain"):
+        rows += [(fig, "time_s", None), (fig, "mb_s", None)]  # rss_mb: the CLI following the job
+    rows.append(("at-lookup", "time_s", None))
+    for fig in ("cat-at", "cat-latest"):
+        rows += [(fig, "time_s", None), (fig, "mb_s", None), (fig, "daemon_rss_mb", None),
+                 (fig, "daemon_cpu_s", None)]
+    sizes = (f": base {base / 1048576:.0f} MiB + logs {logs / 1048576:.0f} MiB"
+             if base and logs else "")
+    tools, rep.tools = rep.tools, ["cairn"]
+    title, head, lines = rep.table(f"point-in-time restore{sizes} (cairn only: restic and borg "
+                                   "archive no logs and cannot restore to a second)", s, rows)
+    rep.tools = tools
+    for line in lines:  # no peer: no ratio, no per-figure target
+        del line[-2:]
+    out = [""] + render(title, head[:-2], lines)
+    med, mx = g("rpo", "delay_median_s"), g("rpo", "delay_max_s")
+    if mx is not None:
+        out.append(f"  RPO: a write restorable {med:.2f} s after it (median), {mx:.2f} s at most; "
+                   f"target <= {PITR_RPO_MAX_S:.0f} s: "
+                   + rep.verdict("pitr RPO", mx <= PITR_RPO_MAX_S))
+    cpu, objs = g("idle-passes", "cpu_per_1000_s"), g("idle-passes", "log_objects")
+    if cpu is not None and objs is not None:
+        others = g("idle-passes", "repo_objects")
+        out.append(f"  idle passes: {objs:.0f} objects under logs/ ({others:.0f} in the whole "
+                   "repository); target 0: " + rep.verdict("pitr idle pass writes", objs == 0))
+        tick = g("idle-passes", "tick_per_1000_s") or 0.0
+        exact = g("idle-passes", "threads_cpu_per_1000_s")
+        # The ticks' difference is off by up to one tick either way; schedstat misses
+        # threads that exited: the estimate is the larger of schedstat and ticks - 1.
+        worst = max(cpu - tick, exact) if exact is not None else cpu + tick
+        out.append(f"  idle passes: the daemon's CPU per 1,000 passes {cpu:.3f} s (utime+stime, whole "
+                   f"ticks of {tick:.3f} s), {fmt(exact)} s (its threads' schedstat; the archiver thread "
+                   f"{fmt(g('idle-passes', 'archiver_cpu_per_1000_s'))} s); target < "
+                   f"{PITR_IDLE_CPU_MAX_S:.0f} s: "
+                   + rep.verdict("pitr idle pass CPU", worst < PITR_IDLE_CPU_MAX_S))
+    n = g("mib-pass", "repo_objects")
+    if n is not None:
+        out.append(f"  a pass with 1 MiB new wrote {n:.0f} object(s); target <= "
+                   f"{PITR_MIB_PASS_MAX_OBJECTS}: "
+                   + rep.verdict("pitr 1 MiB pass objects", n <= PITR_MIB_PASS_MAX_OBJECTS))
+    at, plain = g("restore-at", "time_s"), g("restore-plain", "time_s")
+    if at and plain:
+        r = at / plain
+        out.append(f"  restore at a time {at:.2f} s vs plain restore of the same bytes as one "
+                   f"point {plain:.2f} s = {r:.2f}x; target <= {PITR_RESTORE_MAX_RATIO}x: "
+                   + rep.verdict("pitr restore vs plain", r <= PITR_RESTORE_MAX_RATIO))
+    disk_w = rep.get("machine", "machine", "disk-write-fdatasync", "mb_s")
+    x = g("restore-at", "mb_s")
+    if x and disk_w:
+        out.append(f"  restore at a time {x:.0f} MB/s = {100 * x / disk_w:.0f}% of disk write "
+                   f"{disk_w:.0f} MB/s (no target)")
+    cat_at, cat_latest = g("cat-at", "time_s"), g("cat-latest", "time_s")
+    if g("cat-at", "unavailable"):
+        out.append("  cat under @TIME/: not measured: @TIME not available in this build")
+    elif cat_at and cat_latest:
+        r = cat_at / cat_latest
+        out.append(f"  cat under @TIME/ {cat_at:.2f} s vs latest/ {cat_latest:.2f} s = {r:.2f}x; "
+                   f"target <= {PITR_CAT_MAX_RATIO}x: "
+                   + rep.verdict("pitr cat under @TIME", r <= PITR_CAT_MAX_RATIO))
+    return out
+
+
 def render(title, head, lines):
     widths = [max(len(str(x)) for x in col) for col in zip(head, *lines)] if lines else []
     out = [title]
@@ -328,6 +422,7 @@ def main():
         if s != "s3":
             out += rep.throughput(s)
     out += dump_report(rep)
+    out += pitr_report(rep)
     sizes = {}
     for (s, t, fig, metric), v in med.items():
         if fig == "mount-read-cold" and metric == "tar_bytes":
