@@ -15,6 +15,7 @@ mod pitr;
 mod plan;
 mod postgres;
 mod range;
+mod read_ahead;
 mod redis_aof;
 mod restore_at;
 mod time;

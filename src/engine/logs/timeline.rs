@@ -7,8 +7,9 @@ use std::ops::Range;
 
 use crate::catalog::{Catalog, LogRecordEntry};
 use crate::engine::{EngineError, Result};
-use crate::model::LogRecord;
 use crate::repo::Repository;
+
+use super::read_ahead::for_each_record;
 
 const NS: i64 = 1_000_000_000;
 
@@ -184,26 +185,35 @@ impl Timeline {
         out: &mut impl Write,
     ) -> Result<u64> {
         let limit = limit.unwrap_or(version.size).min(version.size);
-        let mut written = 0u64;
-        let mut cached: Option<(String, Vec<u8>)> = None;
-        for piece in &version.pieces {
-            if written >= limit {
-                break;
+        // The records that hold the first `limit` bytes, each once, in order, with the
+        // pieces it holds.
+        let mut groups: Vec<(String, Vec<&PieceRef>)> = Vec::new();
+        for piece in version.pieces.iter().take_while(|p| p.offset < limit) {
+            match groups.last_mut() {
+                Some((key, pieces)) if *key == piece.key => pieces.push(piece),
+                _ => groups.push((piece.key.clone(), vec![piece])),
             }
-            if cached.as_ref().is_none_or(|(k, _)| *k != piece.key) {
-                let (_, data) =
-                    LogRecord::read(repo, &piece.key).map_err(|e| self.gap(e.to_string()))?;
-                cached = Some((piece.key.clone(), data));
-            }
-            let data = &cached.as_ref().expect("just read").1;
-            let bytes = data
-                .get(piece.data.clone())
-                .ok_or_else(|| self.gap(format!("{} is shorter than its pieces", piece.key)))?;
-            let take = ((limit - written) as usize).min(bytes.len());
-            out.write_all(&bytes[..take])
-                .map_err(|e| EngineError::io("writing", std::path::Path::new(&version.name), e))?;
-            written += take as u64;
         }
+        let keys: Vec<String> = groups.iter().map(|(k, _)| k.clone()).collect();
+        let mut written = 0u64;
+        for_each_record(
+            repo,
+            &keys,
+            |i, data| {
+                for piece in &groups[i].1 {
+                    let bytes = data.get(piece.data.clone()).ok_or_else(|| {
+                        self.gap(format!("{} is shorter than its pieces", piece.key))
+                    })?;
+                    let take = ((limit - written) as usize).min(bytes.len());
+                    out.write_all(&bytes[..take]).map_err(|e| {
+                        EngineError::io("writing", std::path::Path::new(&version.name), e)
+                    })?;
+                    written += take as u64;
+                }
+                Ok(written < limit)
+            },
+            |e| self.gap(e.to_string()),
+        )?;
         Ok(written)
     }
 
