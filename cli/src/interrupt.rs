@@ -7,7 +7,8 @@
 //! code runs in a signal handler.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use cairn::engine::CancelToken;
 use cairn::sync::LockExt;
@@ -51,6 +52,8 @@ pub struct Interrupts {
     armed: Arc<AtomicBool>,
     /// Printed after `cairn: interrupted: ` when an interrupt cancels.
     message: Arc<Mutex<&'static str>>,
+    /// Told when an interrupt cancels, so that a waiter need not poll the token.
+    fired: Arc<Condvar>,
 }
 
 /// While alive, an interrupt cancels the operation instead of ending the process.
@@ -105,9 +108,11 @@ impl Interrupts {
                 token,
                 armed,
                 message,
+                fired: Arc::default(),
             };
         }
-        let (t, a, m) = (token.clone(), armed.clone(), message.clone());
+        let fired: Arc<Condvar> = Arc::default();
+        let (t, a, m, f) = (token.clone(), armed.clone(), message.clone(), fired.clone());
         let count = AtomicU32::new(0);
         let spawned = std::thread::Builder::new()
             .name("cairn-signals".into())
@@ -121,6 +126,9 @@ impl Interrupts {
                     let text = *m.locked();
                     note!("\ncairn: interrupted: {text}");
                     t.cancel();
+                    // Under the message's lock: a waiter checks the token under it too.
+                    let _held = m.locked();
+                    f.notify_all();
                 } else {
                     die_by(signal);
                 }
@@ -134,7 +142,18 @@ impl Interrupts {
             token,
             armed,
             message,
+            fired,
         }
+    }
+
+    /// Waits until an interrupt cancels (true) or `limit` passes (false).
+    pub fn wait_timeout(&self, limit: Duration) -> bool {
+        let held = self.message.locked();
+        if self.token.is_cancelled() {
+            return true;
+        }
+        let _ = self.fired.wait_timeout(held, limit);
+        self.token.is_cancelled()
     }
 
     pub fn token(&self) -> &CancelToken {

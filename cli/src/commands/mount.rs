@@ -35,6 +35,8 @@ use crate::{password, repo_args};
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a stopping daemon waits for the kernel to release the detached mount.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a foreground mount looks whether its session ended from outside.
+const SESSION_POLL: Duration = Duration::from_millis(250);
 
 #[derive(Args, Debug)]
 pub struct MountArgs {
@@ -228,14 +230,15 @@ fn serve(
         let _armed = inv
             .interrupts
             .arm_saying("unmounting (interrupt again to stop at once)");
+        // An interrupt wakes this at once; a session ended from outside (`umount`) is
+        // seen within SESSION_POLL (an idle daemon wakes up as little as it can).
         loop {
-            if inv.interrupts.token().is_cancelled() {
+            if inv.interrupts.wait_timeout(SESSION_POLL) {
                 break true;
             }
             if session.guard.is_finished() {
                 break false;
             }
-            std::thread::sleep(Duration::from_millis(100));
         }
     };
     service.shutdown();

@@ -22,6 +22,7 @@ use crate::model::log_record::{is_log_file_name, LOG_RECORD_DATA_MAX, LOG_RECORD
 use crate::model::{LogPiece, LogRecord};
 use crate::repo::Repository;
 
+use super::listing::GlobListings;
 use super::timeline::{record_id_hex, Timeline};
 
 /// Bytes at the end of what was archived of a file that a pass compares, to tell a file
@@ -68,6 +69,7 @@ pub struct LogArchiver {
     /// Seq and hex id of the newest record.
     last: Option<(u64, String)>,
     last_pass_ns: Option<i64>,
+    listings: GlobListings,
 }
 
 /// A record being filled: its pieces and their bytes.
@@ -112,6 +114,7 @@ impl LogArchiver {
             files,
             last,
             last_pass_ns: timeline.records().last().map(|e| e.record.time_ns),
+            listings: GlobListings::default(),
         })
     }
 
@@ -132,7 +135,7 @@ impl LogArchiver {
         globs: &[String],
     ) -> Result<PassOutcome> {
         let mut out = PassOutcome::default();
-        let paths = expand(globs, &mut out.warnings)?;
+        let paths = expand(&mut self.listings, globs, &mut out.warnings)?;
         // Every size is taken before the pass's time: what it reads existed by then.
         let mut found = Vec::new();
         for (name, path) in paths {
@@ -407,10 +410,14 @@ impl LogArchiver {
 }
 
 /// The files the globs match, by name; a second file of one name is skipped (warned).
-fn expand(globs: &[String], warnings: &mut Vec<String>) -> Result<Vec<(String, PathBuf)>> {
+fn expand(
+    listings: &mut GlobListings,
+    globs: &[String],
+    warnings: &mut Vec<String>,
+) -> Result<Vec<(String, PathBuf)>> {
     let mut by_name: HashMap<String, PathBuf> = HashMap::new();
     for pattern in globs {
-        let paths = glob::glob(pattern).map_err(|e| {
+        let paths = listings.matches(pattern).map_err(|e| {
             EngineError::Invalid(InvalidRequest::BadPattern(format!(
                 "log glob {pattern:?}: {e}"
             )))
@@ -419,7 +426,7 @@ fn expand(globs: &[String], warnings: &mut Vec<String>) -> Result<Vec<(String, P
             let path = match path {
                 Ok(p) => p,
                 Err(e) => {
-                    warnings.push(e.to_string());
+                    warnings.push(e);
                     continue;
                 }
             };

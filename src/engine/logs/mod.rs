@@ -10,6 +10,7 @@ mod archive;
 mod base;
 mod cutoff;
 mod expiry;
+mod listing;
 mod mariadb;
 mod pitr;
 mod plan;
