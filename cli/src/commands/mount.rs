@@ -36,7 +36,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a stopping daemon waits for the kernel to release the detached mount.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often a foreground mount looks whether its session ended from outside.
-const SESSION_POLL: Duration = Duration::from_millis(250);
+const SESSION_POLL: Duration = Duration::from_secs(1);
 
 #[derive(Args, Debug)]
 pub struct MountArgs {
