@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use crate::support::cli_env::{drain, wait_status, Env, COMMAND_LIMIT};
 use crate::support::cli_repo::pack_bytes;
 use crate::support::cli_run::exit_code;
-use crate::support::db_servers::{postgres_available, Pgbench, Postgres, PG_BIN};
+use crate::support::db_servers::{postgres_available, Pgbench, Postgres};
 use crate::support::mount::fuse_available;
 
 const SCALE: u32 = 10;
@@ -310,17 +310,7 @@ fn a_physical_base_backup_restores_starts_and_passes_amcheck() {
     own_by_postgres(&data);
     let restored = Postgres::start(&data);
 
-    let out = Command::new(format!("{PG_BIN}/pg_amcheck"))
-        .args(restored.conn_args())
-        .args(["--install-missing", "--heapallindexed", "bench"])
-        .output()
-        .expect("run pg_amcheck");
-    assert!(
-        out.status.success(),
-        "pg_amcheck: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    restored.amcheck(&["--heapallindexed", "bench"]);
     assert_eq!(assert_pgbench_invariant(&restored), ACCOUNTS);
     let history = history_rows(&restored);
     assert!(

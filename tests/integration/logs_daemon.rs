@@ -16,6 +16,7 @@ use cairn::model::InstanceConfig;
 use cairn::repo::Repository;
 use cairn::store::{Location, Store};
 
+use crate::logs_restore_at::append;
 use crate::support::cli_env::{wait_limited, Env, COMMAND_LIMIT};
 use crate::support::cli_run::{cairn_bin, Run};
 use crate::support::daemon::Daemon;
@@ -52,16 +53,6 @@ fn definition(env: &Env, name: &str) -> InstanceConfig {
     let repo = Repository::open(store, None).unwrap();
     let json = repo.get_sealed(&InstanceConfig::object_key(name)).unwrap();
     InstanceConfig::decode(name, &json).unwrap()
-}
-
-fn append(path: &Path, text: &str) {
-    use std::io::Write;
-    let mut f = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
-    f.write_all(text.as_bytes()).unwrap();
 }
 
 #[test]

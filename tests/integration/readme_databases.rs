@@ -14,7 +14,6 @@ use std::process::{Command, Stdio};
 
 use crate::support::cli_env::{wait_limited, Env, COMMAND_LIMIT};
 use crate::support::cli_run::cairn_bin;
-use crate::support::db_servers::PG_BIN;
 use crate::support::db_servers::{available, postgres_available, MariaDb, Postgres, Redis};
 use crate::support::mount::fuse_available;
 
@@ -268,17 +267,7 @@ fn the_pg_basebackup_recipe_restores_a_cluster_that_starts_and_passes_amcheck() 
         ],
     );
     let restored = Postgres::start(&newdata);
-    let out = Command::new(format!("{PG_BIN}/pg_amcheck"))
-        .args(restored.conn_args())
-        .args(["--install-missing", "--all"])
-        .output()
-        .expect("run pg_amcheck");
-    assert!(
-        out.status.success(),
-        "pg_amcheck: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    restored.amcheck(&["--all"]);
     assert_eq!(restored.psql("app", PG_TOTALS), live.psql("app", PG_TOTALS));
 }
 

@@ -58,22 +58,31 @@ impl Watched {
     }
 
     fn start(what: String, child: Option<Child>, pid: i32) -> Watched {
-        let done = Arc::new(AtomicBool::new(false));
-        let d = done.clone();
-        std::thread::spawn(move || {
-            let start = Instant::now();
-            while start.elapsed() < SERVER_LIMIT {
-                if d.load(Ordering::SeqCst) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
+        let done = watchdog(move || {
             eprintln!("WATCHDOG: {what} outlived {SERVER_LIMIT:?}: killing it");
             // SAFETY: kill(2) of the server this test started; `done` says it still runs.
             unsafe { libc::kill(pid, libc::SIGKILL) };
         });
         Watched { child, pid, done }
     }
+}
+
+/// Runs `expire` on a thread after [`SERVER_LIMIT`] unless the flag returned is set
+/// first (by the owner's Drop, once the server is stopped).
+fn watchdog(expire: impl FnOnce() + Send + 'static) -> Arc<AtomicBool> {
+    let done = Arc::new(AtomicBool::new(false));
+    let d = done.clone();
+    std::thread::spawn(move || {
+        let start = Instant::now();
+        while start.elapsed() < SERVER_LIMIT {
+            if d.load(Ordering::SeqCst) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        expire();
+    });
+    done
 }
 
 impl Drop for Watched {
@@ -315,16 +324,8 @@ impl Postgres {
     }
 
     fn watched(port: u16, data: &Path) -> Postgres {
-        let done = Arc::new(AtomicBool::new(false));
-        let (d, dir) = (done.clone(), data.to_path_buf());
-        std::thread::spawn(move || {
-            let start = Instant::now();
-            while start.elapsed() < SERVER_LIMIT {
-                if d.load(Ordering::SeqCst) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
+        let dir = data.to_path_buf();
+        let done = watchdog(move || {
             eprintln!(
                 "WATCHDOG: postgres in {} outlived {SERVER_LIMIT:?}",
                 dir.display()
@@ -336,6 +337,23 @@ impl Postgres {
             data: data.to_path_buf(),
             done,
         }
+    }
+
+    /// Runs `pg_amcheck` with `args` against this server; fails the test with its output
+    /// unless it finds the cluster consistent.
+    pub fn amcheck(&self, args: &[&str]) {
+        let out = Command::new(format!("{PG_BIN}/pg_amcheck"))
+            .args(self.conn_args())
+            .arg("--install-missing")
+            .args(args)
+            .output()
+            .expect("run pg_amcheck");
+        assert!(
+            out.status.success(),
+            "pg_amcheck: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// `psql` on database `db` running `sql`: its stdout, unaligned and without headers.
