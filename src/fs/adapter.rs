@@ -15,7 +15,7 @@ use fuser::{
     ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
-use super::namespace::{Attr, EntryKind, Namespace};
+use super::namespace::{Attr, EntryKind, FsResult, Namespace, Op};
 
 mod mounting;
 pub use mounting::{mount, unmount};
@@ -107,23 +107,30 @@ impl Filesystem for Adapter {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        match self.ns.lookup(parent.0, name.as_bytes()) {
-            Ok(a) => {
-                let (ttl, attr) = to_fuse(&a);
-                reply.entry(&ttl, &attr, Generation(0));
-            }
-            Err(e) => reply.error(errno(e)),
+        self.ns.count(Op::Lookup);
+        let name = name.as_bytes();
+        if !self.ns.lookup_may_wait(parent.0, name) {
+            return entry_reply(self.ns.lookup(parent.0, name), reply);
         }
+        let (ns, name) = (self.ns.clone(), name.to_vec());
+        self.runtime
+            .spawn_blocking(move || entry_reply(ns.lookup(parent.0, &name), reply));
+    }
+
+    // fuser's `batch_forget` (its `ForgetOne` is private) calls this once per inode.
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.ns.count(Op::Forget);
+        self.ns.forget(ino.0, nlookup);
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.ns.getattr(ino.0) {
-            Ok(a) => {
-                let (ttl, attr) = to_fuse(&a);
-                reply.attr(&ttl, &attr);
-            }
-            Err(e) => reply.error(errno(e)),
+        self.ns.count(Op::Getattr);
+        if !self.ns.attr_may_wait(ino.0) {
+            return attr_reply(self.ns.getattr(ino.0), reply);
         }
+        let ns = self.ns.clone();
+        self.runtime
+            .spawn_blocking(move || attr_reply(ns.getattr(ino.0), reply));
     }
 
     fn setattr(
@@ -144,6 +151,7 @@ impl Filesystem for Adapter {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        self.ns.count(Op::Other);
         // Only truncating a control file (what `echo > ctl/x` does) is allowed.
         match self.ns.getattr(ino.0) {
             Ok(a)
@@ -284,6 +292,7 @@ impl Filesystem for Adapter {
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        self.ns.count(Op::Readlink);
         match self.ns.readlink(ino.0) {
             Ok(t) => reply.data(&t),
             Err(e) => reply.error(errno(e)),
@@ -291,8 +300,9 @@ impl Filesystem for Adapter {
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        let write = (flags.0 & libc::O_ACCMODE) != libc::O_RDONLY;
-        match self.ns.open(ino.0, write, req.uid()) {
+        self.ns.count(Op::Open);
+        let (write, uid) = ((flags.0 & libc::O_ACCMODE) != libc::O_RDONLY, req.uid());
+        let open = move |ns: &Namespace| match ns.open(ino.0, write, uid) {
             Ok((fh, dynamic)) => {
                 let f = if dynamic {
                     FopenFlags::FOPEN_DIRECT_IO
@@ -302,7 +312,12 @@ impl Filesystem for Adapter {
                 reply.opened(FileHandle(fh), f);
             }
             Err(e) => reply.error(errno(e)),
+        };
+        if !self.ns.attr_may_wait(ino.0) {
+            return open(&self.ns);
         }
+        let ns = self.ns.clone();
+        self.runtime.spawn_blocking(move || open(&ns));
     }
 
     fn read(
@@ -316,6 +331,7 @@ impl Filesystem for Adapter {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        self.ns.count(Op::Read);
         if let Some(now) = self.ns.read_now(fh.0, offset, size as usize) {
             return match now {
                 Ok(data) => reply.data(&data),
@@ -342,6 +358,7 @@ impl Filesystem for Adapter {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        self.ns.count(Op::Other);
         if self.ns.write_may_wait(fh.0) {
             // A job's input waits while its backup is behind: not on a session thread.
             let (ns, data, uid) = (self.ns.clone(), data.to_vec(), req.uid());
@@ -374,107 +391,132 @@ impl Filesystem for Adapter {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        self.ns.count(Op::Release);
         self.ns.release(fh.0);
         reply.ok();
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.ns.getattr(ino.0) {
-            Ok(a) if a.kind == EntryKind::Dir => {
-                let f = if a.immutable {
-                    FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE
-                } else {
-                    FopenFlags::empty()
-                };
-                reply.opened(FileHandle(0), f)
+        self.ns.count(Op::Opendir);
+        let open = move |ns: &Namespace| {
+            let immutable = match ns.getattr(ino.0) {
+                Ok(a) if a.kind == EntryKind::Dir => a.immutable,
+                Ok(_) => return reply.error(errno(libc::ENOTDIR)),
+                Err(e) => return reply.error(errno(e)),
+            };
+            match ns.opendir(ino.0) {
+                Ok(fh) => {
+                    let f = if immutable {
+                        FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE
+                    } else {
+                        FopenFlags::empty()
+                    };
+                    reply.opened(FileHandle(fh), f)
+                }
+                Err(e) => reply.error(errno(e)),
             }
-            Ok(_) => reply.error(errno(libc::ENOTDIR)),
-            Err(e) => reply.error(errno(e)),
+        };
+        if !self.ns.list_may_wait(ino.0) {
+            return open(&self.ns);
         }
+        let ns = self.ns.clone();
+        self.runtime.spawn_blocking(move || open(&ns));
     }
 
     fn readdir(
         &self,
         _req: &Request,
-        ino: INodeNo,
-        _fh: FileHandle,
+        _ino: INodeNo,
+        fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let entries = match self.ns.readdir(ino.0) {
-            Ok(e) => e,
-            Err(e) => return reply.error(errno(e)),
-        };
-        let dots = [
-            (ino.0, FileType::Directory, b".".as_slice()),
-            (self.ns.parent_of(ino.0), FileType::Directory, b".."),
-        ];
-        let all = dots.into_iter().chain(
-            entries
-                .iter()
-                .map(|e| (e.attr.ino, file_type(e.attr.kind), e.name.as_slice())),
-        );
-        for (i, (child, kind, name)) in all.enumerate().skip(offset as usize) {
-            if reply.add(INodeNo(child), i as u64 + 1, kind, OsStr::from_bytes(name)) {
-                break;
-            }
+        self.ns.count(Op::Readdir);
+        let listed = self.ns.readdir_at(fh.0, offset, |ino, next, kind, name| {
+            reply.add(INodeNo(ino), next, file_type(kind), OsStr::from_bytes(name))
+        });
+        match listed {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(e)),
         }
-        reply.ok();
     }
 
     fn readdirplus(
         &self,
         _req: &Request,
-        ino: INodeNo,
-        _fh: FileHandle,
+        _ino: INodeNo,
+        fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
-        let entries = match self.ns.readdir(ino.0) {
-            Ok(e) => e,
-            Err(e) => return reply.error(errno(e)),
-        };
-        let here = match self.ns.getattr(ino.0) {
-            Ok(a) => a,
-            Err(e) => return reply.error(errno(e)),
-        };
-        let parent = self
-            .ns
-            .getattr(self.ns.parent_of(ino.0))
-            .unwrap_or_else(|_| here.clone());
-        let all = [(b".".as_slice(), &here), (b"..".as_slice(), &parent)]
-            .into_iter()
-            .chain(entries.iter().map(|e| (e.name.as_slice(), &e.attr)));
-        for (i, (name, a)) in all.enumerate().skip(offset as usize) {
-            let (ttl, attr) = to_fuse(a);
-            if reply.add(
-                INodeNo(a.ino),
-                i as u64 + 1,
-                OsStr::from_bytes(name),
+        self.ns.count(Op::Readdirplus);
+        let listed = self.ns.readdirplus_at(fh.0, offset, |e, next| {
+            let (ttl, attr) = to_fuse(&e.attr);
+            reply.add(
+                INodeNo(e.attr.ino),
+                next,
+                OsStr::from_bytes(&e.name),
                 &ttl,
                 &attr,
-                Generation(0),
-            ) {
-                break;
-            }
+                Generation(e.attr.generation),
+            )
+        });
+        match listed {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(e)),
         }
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        self.ns.count(Op::Releasedir);
+        self.ns.releasedir(fh.0);
         reply.ok();
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        self.ns.count(Op::Statfs);
         reply.statfs(0, 0, 0, 0, 0, 4096, 255, 4096);
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        self.ns.count(Op::Getxattr);
         xattr_reply(self.ns.getxattr(ino.0, name.as_bytes()), size, reply);
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        self.ns.count(Op::Listxattr);
         xattr_reply(self.ns.listxattr(ino.0), size, reply);
     }
 
     fn access(&self, _req: &Request, _ino: INodeNo, _mask: fuser::AccessFlags, reply: ReplyEmpty) {
         reply.ok(); // default_permissions: the kernel checks
+    }
+}
+
+fn entry_reply(result: FsResult<Attr>, reply: ReplyEntry) {
+    match result {
+        Ok(a) => {
+            let (ttl, attr) = to_fuse(&a);
+            reply.entry(&ttl, &attr, Generation(a.generation));
+        }
+        Err(e) => reply.error(errno(e)),
+    }
+}
+
+fn attr_reply(result: FsResult<Attr>, reply: ReplyAttr) {
+    match result {
+        Ok(a) => {
+            let (ttl, attr) = to_fuse(&a);
+            reply.attr(&ttl, &attr);
+        }
+        Err(e) => reply.error(errno(e)),
     }
 }
 

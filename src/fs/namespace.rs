@@ -10,33 +10,42 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
 
-use crate::catalog::PointRecord;
 use crate::engine::disk_cache::DiskCache;
-use crate::engine::{ContentReader, FileLayout};
-use crate::model::{Node, NodeKind};
+use crate::engine::ContentReader;
 use crate::service::{Service, CONTROL_FILES};
-use crate::sync::RwLockExt;
+use crate::sync::{LockExt, RwLockExt};
 
 mod attrs;
 mod control_reply;
+mod counters;
+mod dir_handles;
 mod handles;
+mod inode;
+mod inode_table;
 mod job_input;
+mod listing;
 mod log_files;
 mod log_push;
+mod lookup;
 mod points;
 mod readme;
 mod removal;
 mod state;
 mod time_travel;
 mod time_view;
+mod tree_cache;
 
+pub use counters::Op;
+pub use inode::{Attr, DirEntry, EntryKind};
 pub use time_view::Planner;
+
+use inode::{Inode, Key};
+use inode_table::InodeTable;
+use listing::{Child, Listing};
+use tree_cache::TreeCache;
 
 pub type Errno = i32;
 pub type FsResult<T> = std::result::Result<T, Errno>;
-
-/// A directory's entries as (name, inode), in listing order.
-type Listing = Vec<(Vec<u8>, u64)>;
 
 pub const ROOT: u64 = 1;
 const META: u64 = 2;
@@ -50,121 +59,22 @@ const CTL_BASE: u64 = 10;
 const FIRST_DYNAMIC: u64 = 100;
 /// How many following files' first chunks an open prefetches.
 const SIBLING_PREFETCH: usize = 64;
+/// The nodes of the directory trees kept in memory (about 20 MiB of them).
+const TREE_CACHE_NODES: usize = 64 * 1024;
 
 pub const META_NAME: &str = ".cairn";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EntryKind {
-    Dir,
-    File,
-    Symlink,
-    Fifo,
-    Socket,
-    CharDevice,
-    BlockDevice,
-}
-
-/// Attributes of an inode, in kernel terms.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Attr {
-    pub ino: u64,
-    pub kind: EntryKind,
-    pub size: u64,
-    pub blocks: u64,
-    pub perm: u16,
-    pub nlink: u32,
-    pub uid: u32,
-    pub gid: u32,
-    pub rdev: u32,
-    pub mtime_ns: i64,
-    pub ctime_ns: i64,
-    /// Part of a point: may be cached by the kernel for a long time.
-    pub immutable: bool,
-}
-
-#[derive(Debug, Clone)]
-pub struct DirEntry {
-    pub name: Vec<u8>,
-    pub attr: Attr,
-}
-
-#[derive(Debug, Clone)]
-enum Inode {
-    Root,
-    Meta,
-    CtlDir,
-    JobsDir,
-    Readme,
-    Events,
-    Stats,
-    PoliciesDir,
-    Policy(String),
-    Ctl(&'static str),
-    Instance(String),
-    Latest(String),
-    Point(Arc<PointRecord>),
-    /// `<instance>/logs/`: the instance's archived log files.
-    LogsDir(String),
-    /// `<instance>/restorable`: the instance's restorable range, as JSON.
-    Restorable(String),
-    /// `<instance>/logs/<name>`: a log file's newest version.
-    LogFile {
-        instance: String,
-        name: String,
-    },
-    /// A directory of a time-travel view (`<instance>/@TIME/`).
-    View(Arc<time_view::ViewDir>),
-    /// A file of a view from the logs or the extras.
-    ViewFile(Arc<time_view::ViewFile>),
-    Node {
-        point: u64,
-        /// The directory it was first seen in (prefetching reads its siblings).
-        parent: u64,
-        node: Arc<Node>,
-        layout: Option<Arc<FileLayout>>,
-    },
-    JobDir(u64),
-    JobStatus(u64),
-    JobLog(u64),
-    JobInput(u64),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Key {
-    Instance(String),
-    Latest(String),
-    Point(String),
-    LogsDir(String),
-    Restorable(String),
-    LogFile(String, String),
-    /// A view's root: its instance and the name it was looked up by.
-    View(String, Vec<u8>),
-    Child(u64, Vec<u8>),
-    Link(u64, u64, u64),
-    JobDir(u64),
-    JobStatus(u64),
-    JobLog(u64),
-    JobInput(u64),
-    Policy(String),
-}
-
-#[derive(Default)]
-struct Table {
-    entries: HashMap<u64, Inode>,
-    by_key: HashMap<Key, u64>,
-    next: u64,
-}
 
 /// The mounted view of one repository.
 pub struct Namespace {
     service: Service,
     content: ContentReader,
-    table: RwLock<Table>,
-    /// Listings of point directories already read (they never change).
-    dirs: RwLock<HashMap<u64, Arc<Listing>>>,
+    /// The inodes the kernel holds (and those tests looked up).
+    table: RwLock<InodeTable<Inode>>,
+    /// The trees of point directories read last (bounded).
+    trees: Mutex<TreeCache>,
     handles: RwLock<HashMap<u64, Arc<state::Handle>>>,
-    /// Files opened before: the kernel keeps their pages (keep-cache), so re-opening one
-    /// prefetches nothing, and prefetching skips them.
+    /// Files opened before: the kernel keeps their pages (keep-cache) while it holds the
+    /// inode, so re-opening one prefetches nothing, and prefetching skips them.
     opened: Mutex<HashSet<u64>>,
     /// Per directory, how far into its listing sibling prefetch has gone: each file's
     /// first chunk is prefetched once, not once per open of each of its predecessors.
@@ -184,6 +94,8 @@ pub struct Namespace {
     planner: Planner,
     /// The plans of the views made last.
     plans: Mutex<time_view::PlanCache>,
+    /// Kernel requests by kind.
+    counters: counters::Counters,
 }
 
 impl Namespace {
@@ -207,11 +119,8 @@ impl Namespace {
         Namespace {
             content,
             service,
-            table: RwLock::new(Table {
-                next: FIRST_DYNAMIC,
-                ..Table::default()
-            }),
-            dirs: RwLock::new(HashMap::new()),
+            table: RwLock::new(InodeTable::new(FIRST_DYNAMIC)),
+            trees: Mutex::new(TreeCache::new(TREE_CACHE_NODES)),
             handles: RwLock::new(HashMap::new()),
             opened: Mutex::new(HashSet::new()),
             prefetched: Mutex::new(HashMap::new()),
@@ -225,6 +134,7 @@ impl Namespace {
             log_files: Mutex::default(),
             planner: Arc::new(time_view::plan_from_logs),
             plans: Mutex::default(),
+            counters: counters::Counters::default(),
         }
     }
 
@@ -251,6 +161,11 @@ impl Namespace {
         &self.service
     }
 
+    /// Counts a kernel request (`.cairn/stats` shows them).
+    pub fn count(&self, op: Op) {
+        self.counters.count(op);
+    }
+
     fn inode(&self, ino: u64) -> FsResult<Inode> {
         match ino {
             ROOT => Ok(Inode::Root),
@@ -267,121 +182,148 @@ impl Namespace {
             _ => self
                 .table
                 .read_locked()
-                .entries
-                .get(&ino)
+                .get(ino)
                 .cloned()
                 .ok_or(libc::ENOENT),
         }
     }
 
-    /// The inode for `key`, if it has one.
-    fn table_lookup(&self, key: &Key) -> Option<u64> {
-        self.table.read_locked().by_key.get(key).copied()
+    /// The generation of `ino` (0 for the fixed inodes).
+    fn generation(&self, ino: u64) -> u64 {
+        if ino < FIRST_DYNAMIC {
+            return 0;
+        }
+        self.table.read_locked().generation(ino)
     }
 
-    /// The inode for `key`, allocating it (with `make`) on first sight.
-    fn intern(&self, key: Key, make: impl FnOnce() -> Inode) -> u64 {
-        if let Some(ino) = self.table.read_locked().by_key.get(&key) {
-            return *ino;
-        }
-        let mut t = self.table.write_locked();
-        if let Some(ino) = t.by_key.get(&key) {
-            return *ino;
-        }
-        let ino = t.next;
-        t.next += 1;
-        t.entries.insert(ino, make());
-        t.by_key.insert(key, ino);
-        ino
+    /// Counts one kernel reference to the entry `key`, making it `inode` if new: its
+    /// number and generation.
+    fn intern(&self, key: &Key, inode: Inode) -> (u64, u64) {
+        self.table.write_locked().intern(key, || inode)
     }
 
-    /// Children of a directory as (name, inode). Point directories' listings are shared,
-    /// not copied: lookups and opens on a large directory stay cheap.
-    fn children(&self, ino: u64) -> FsResult<Arc<Listing>> {
+    /// The kernel forgot `n` lookups of `ino`; at none, what the mount kept for it goes.
+    pub fn forget(&self, ino: u64, n: u64) {
+        self.batch_forget(&[(ino, n)]);
+    }
+
+    /// [`forget`](Self::forget) of many at once.
+    pub fn batch_forget(&self, list: &[(u64, u64)]) {
+        let gone: Vec<u64> = {
+            let mut t = self.table.write_locked();
+            list.iter()
+                .filter(|(ino, n)| *ino >= FIRST_DYNAMIC && t.forget(*ino, *n))
+                .map(|(ino, _)| *ino)
+                .collect()
+        };
+        if gone.is_empty() {
+            return;
+        }
+        let mut opened = self.opened.locked();
+        let mut prefetched = self.prefetched.locked();
+        for ino in &gone {
+            opened.remove(ino);
+            prefetched.remove(ino);
+        }
+        if opened.capacity() > 1024 && opened.len() < opened.capacity() / 4 {
+            opened.shrink_to_fit();
+        }
+        if prefetched.capacity() > 1024 && prefetched.len() < prefetched.capacity() / 4 {
+            prefetched.shrink_to_fit();
+        }
+    }
+
+    /// What the mount holds, for `.cairn/stats`.
+    fn mount_stats(&self) -> serde_json::Value {
+        let (requests, total) = self.counters.json();
+        let (trees, tree_nodes) = self.trees.locked().size();
+        serde_json::json!({
+            "inodes": self.table.read_locked().len(),
+            "listings": trees,
+            "listing_nodes": tree_nodes,
+            "open_handles": self.handles.read_locked().len(),
+            "requests": requests,
+            "requests_total": total,
+        })
+    }
+
+    /// The entries of a directory, as one snapshot.
+    fn listing(&self, ino: u64) -> FsResult<Listing> {
         let inode = self.inode(ino)?;
         let mut out = Vec::new();
         match inode {
             Inode::Root => {
-                out.push((META_NAME.as_bytes().to_vec(), META));
+                out.push(Child::new(
+                    META_NAME,
+                    Key::Named(ROOT, Vec::new()),
+                    Inode::Meta,
+                ));
                 for name in self.service.instance_names() {
-                    let n = name.clone();
-                    let i = self.intern(Key::Instance(name.clone()), || Inode::Instance(n));
-                    out.push((name.into_bytes(), i));
+                    let (key, inode) = (Key::Instance(name.clone()), Inode::Instance(name.clone()));
+                    out.push(Child::new(name, key, inode));
                 }
             }
             Inode::Meta => {
-                out.push((b"README".to_vec(), README));
-                out.push((b"ctl".to_vec(), CTL_DIR));
-                out.push((b"jobs".to_vec(), JOBS_DIR));
-                out.push((b"policies".to_vec(), POLICIES_DIR));
-                out.push((b"events".to_vec(), EVENTS));
-                out.push((b"stats".to_vec(), STATS));
+                let fixed = [
+                    ("README", Inode::Readme),
+                    ("ctl", Inode::CtlDir),
+                    ("jobs", Inode::JobsDir),
+                    ("policies", Inode::PoliciesDir),
+                    ("events", Inode::Events),
+                    ("stats", Inode::Stats),
+                ];
+                for (name, inode) in fixed {
+                    out.push(Child::new(name, Key::Named(META, Vec::new()), inode));
+                }
             }
             Inode::CtlDir => {
-                for (i, f) in CONTROL_FILES.iter().enumerate() {
-                    out.push((f.as_bytes().to_vec(), CTL_BASE + i as u64));
+                for f in CONTROL_FILES {
+                    out.push(Child::new(
+                        *f,
+                        Key::Named(CTL_DIR, Vec::new()),
+                        Inode::Ctl(f),
+                    ));
                 }
             }
             Inode::JobsDir => {
                 for id in self.service.job_ids() {
-                    let i = self.intern(Key::JobDir(id), || Inode::JobDir(id));
-                    out.push((id.to_string().into_bytes(), i));
+                    out.push(Child::new(
+                        id.to_string(),
+                        Key::JobDir(id),
+                        Inode::JobDir(id),
+                    ));
                 }
             }
             Inode::PoliciesDir => {
                 for name in self.service.policy_names() {
-                    let n = name.clone();
-                    let i = self.intern(Key::Policy(name.clone()), || Inode::Policy(n));
-                    out.push((name.into_bytes(), i));
+                    let (key, inode) = (Key::Policy(name.clone()), Inode::Policy(name.clone()));
+                    out.push(Child::new(name, key, inode));
                 }
             }
-            Inode::JobDir(id) => return Ok(Arc::new(self.job_dir_listing(id))),
-            Inode::Instance(name) => return Ok(Arc::new(self.instance_listing(&name))),
-            Inode::LogsDir(name) => return Ok(Arc::new(self.logs_listing(&name))),
-            Inode::View(view) => return self.view_listing(ino, &view),
-            Inode::Point(_) | Inode::Node { .. } => return self.point_listing(ino, inode),
+            Inode::JobDir(id) => out = self.job_dir_listing(id),
+            Inode::Instance(name) => out = self.instance_listing(&name),
+            Inode::LogsDir(name) => out = self.logs_listing(&name),
+            Inode::View(view, _) => return self.view_listing(ino, &view),
+            Inode::Point(_) | Inode::Dir(..) => return self.point_listing(ino, &inode),
             _ => return Err(libc::ENOTDIR),
         }
-        Ok(Arc::new(out))
+        Ok(Listing::Entries(out))
     }
 
-    pub fn lookup(&self, parent: u64, name: &[u8]) -> FsResult<Attr> {
-        if parent == ROOT {
-            // New points and instances from other machines appear without remounting.
-            self.service
-                .refresh_if_older(std::time::Duration::from_secs(2));
-        }
-        match self.inode(parent)? {
-            Inode::Instance(instance) if name.starts_with(b"@") => {
-                return self.getattr(self.time_view(&instance, name)?);
-            }
-            Inode::LogsDir(instance) => return self.getattr(self.log_file(&instance, name)?),
-            _ => {}
-        }
-        let children = self.children(parent)?;
-        let ino = children
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, i)| *i)
-            .ok_or(libc::ENOENT)?;
-        self.getattr(ino)
+    /// The number of a fixed inode, or of the entry `key` (what a plain listing shows).
+    fn number_of(&self, key: &Key, inode: &Inode) -> u64 {
+        fixed_number(inode).unwrap_or_else(|| self.table.read_locked().number(key))
     }
 
-    /// Entries of a directory with their attributes (readdirplus), without `.`/`..`.
-    pub fn readdir(&self, ino: u64) -> FsResult<Vec<DirEntry>> {
-        if ino == ROOT {
-            self.service
-                .refresh_if_older(std::time::Duration::from_secs(2));
+    /// The entry `i` of `listing` as an inode the kernel holds one more reference to:
+    /// its number and generation (fixed inodes are not counted).
+    fn hold(&self, listing: &Listing, i: usize) -> (u64, u64, Inode) {
+        let (key, inode) = listing.entry(i);
+        if let Some(ino) = fixed_number(&inode) {
+            return (ino, 0, inode);
         }
-        self.children(ino)?
-            .iter()
-            .map(|(name, i)| {
-                Ok(DirEntry {
-                    name: name.clone(),
-                    attr: self.getattr(*i)?,
-                })
-            })
-            .collect()
+        let (ino, generation) = self.intern(&key, inode.clone());
+        (ino, generation, inode)
     }
 
     /// The parent of a directory, for `..`.
@@ -389,6 +331,7 @@ impl Namespace {
         match self.inode(ino) {
             Ok(Inode::CtlDir | Inode::JobsDir | Inode::PoliciesDir) => META,
             Ok(Inode::JobDir(_)) => JOBS_DIR,
+            Ok(Inode::Dir(r, _)) => r.parent,
             _ => ROOT,
         }
     }
@@ -399,8 +342,30 @@ impl Namespace {
                 .latest_name(&name)
                 .map(String::into_bytes)
                 .ok_or(libc::ENOENT),
-            Inode::Node { node, .. } if node.kind == NodeKind::Symlink => Ok(node.target.clone()),
+            inode @ (Inode::Node(_) | Inode::Linked(..)) => {
+                let node = self.node_of(&inode)?;
+                if node.kind != crate::model::NodeKind::Symlink {
+                    return Err(libc::EINVAL);
+                }
+                Ok(node.target.clone())
+            }
             _ => Err(libc::EINVAL),
         }
     }
+}
+
+/// The number of an inode that has a fixed one.
+fn fixed_number(inode: &Inode) -> Option<u64> {
+    Some(match inode {
+        Inode::Root => ROOT,
+        Inode::Meta => META,
+        Inode::CtlDir => CTL_DIR,
+        Inode::JobsDir => JOBS_DIR,
+        Inode::Readme => README,
+        Inode::Events => EVENTS,
+        Inode::Stats => STATS,
+        Inode::PoliciesDir => POLICIES_DIR,
+        Inode::Ctl(f) => CTL_BASE + CONTROL_FILES.iter().position(|c| c == f)? as u64,
+        _ => return None,
+    })
 }

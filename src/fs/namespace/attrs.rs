@@ -4,7 +4,7 @@
 use super::{readme, Attr, EntryKind, FsResult, Inode, Namespace};
 use crate::model::{Manifest, Node, NodeKind};
 
-fn node_kind(k: NodeKind) -> EntryKind {
+pub(super) fn node_kind(k: NodeKind) -> EntryKind {
     match k {
         NodeKind::File => EntryKind::File,
         NodeKind::Dir => EntryKind::Dir,
@@ -20,6 +20,7 @@ impl Namespace {
     pub(super) fn dir_attr(&self, ino: u64, perm: u16, mtime_ns: i64, immutable: bool) -> Attr {
         Attr {
             ino,
+            generation: 0,
             kind: EntryKind::Dir,
             size: 0,
             blocks: 0,
@@ -53,7 +54,15 @@ impl Namespace {
     }
 
     pub fn getattr(&self, ino: u64) -> FsResult<Attr> {
-        let inode = self.inode(ino)?;
+        let attr = self.attr_of(ino, &self.inode(ino)?)?;
+        Ok(Attr {
+            generation: self.generation(ino),
+            ..attr
+        })
+    }
+
+    /// The attributes of `inode` as number `ino` (generation 0).
+    pub(super) fn attr_of(&self, ino: u64, inode: &Inode) -> FsResult<Attr> {
         // The control plane holds the owner's requests (targets, paths, patterns): the
         // owner's only unless shared.
         let (meta_dir, meta_file) = if self.share_control {
@@ -61,7 +70,7 @@ impl Namespace {
         } else {
             (0o700, 0o600)
         };
-        Ok(match inode {
+        Ok(match inode.clone() {
             Inode::Root => self.dir_attr(ino, 0o755, self.started_ns, false),
             Inode::Meta => {
                 let perm = self
@@ -82,7 +91,7 @@ impl Namespace {
             | Inode::JobStatus(_)
             | Inode::JobLog(_)
             | Inode::Policy(_) => {
-                let len = self.dynamic_content(&inode).map(|c| c.len()).unwrap_or(0);
+                let len = self.dynamic_content(inode).map(|c| c.len()).unwrap_or(0);
                 self.file_attr(ino, meta_file, len as u64)
             }
             Inode::Ctl("log") => {
@@ -103,17 +112,17 @@ impl Namespace {
                 }
             }
             Inode::Point(p) => self.point_root_attr(ino, &p.manifest),
-            Inode::Node { node, .. } => self.node_attr(ino, &node),
+            Inode::Node(_) | Inode::Dir(..) | Inode::Linked(..) => {
+                self.node_attr(ino, &*self.node_of(inode)?)
+            }
             Inode::LogsDir(name) => self.logs_dir_attr(ino, &name),
             Inode::Restorable(_) => {
-                let len = self.dynamic_content(&inode).map_or(0, |c| c.len());
+                let len = self.dynamic_content(inode).map_or(0, |c| c.len());
                 self.file_attr(ino, 0o444, len as u64)
             }
-            Inode::LogFile { instance, name } => {
-                self.log_file_attr(ino, &*self.log_version(&instance, &name)?)
-            }
-            Inode::View(view) => self.view_dir_attr(ino, &view),
-            Inode::ViewFile(file) => self.view_file_attr(ino, &file),
+            Inode::LogFile(f) => self.log_file_attr(ino, &*self.log_version(&f.0, &f.1)?),
+            Inode::View(view, _) => self.view_dir_attr(ino, &view),
+            Inode::ViewFile(file, _) => self.view_file_attr(ino, &file),
         })
     }
 
@@ -139,6 +148,7 @@ impl Namespace {
             .sum();
         Attr {
             ino,
+            generation: 0,
             kind,
             size: match kind {
                 EntryKind::File => n.size,
@@ -164,14 +174,16 @@ impl Namespace {
     /// The extended attributes of an inode: a node's, or a single-directory point root's.
     pub(super) fn xattrs_of(&self, ino: u64) -> FsResult<Vec<crate::model::Xattr>> {
         Ok(match self.inode(ino)? {
-            Inode::Node { node, .. } => node.xattrs.clone(),
+            inode @ (Inode::Node(_) | Inode::Dir(..) | Inode::Linked(..)) => {
+                self.node_of(&inode)?.xattrs.clone()
+            }
             Inode::Point(p) => root_xattrs(&p.manifest),
-            Inode::View(v) => match &v.node {
+            Inode::View(v, _) => match &v.node {
                 Some(node) => node.xattrs.clone(),
                 None if v.root.is_none() => root_xattrs(&v.plan.base.manifest),
                 None => Vec::new(),
             },
-            Inode::ViewFile(f) => f
+            Inode::ViewFile(f, _) => f
                 .replaced
                 .as_ref()
                 .map(|n| n.xattrs.clone())

@@ -5,11 +5,15 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use super::control_reply::Reply;
+use super::inode::NodeRef;
+use super::listing::tree_entry;
 use super::readme::README_TEXT;
 use super::state::Handle;
 use super::time_view::OverlayFile;
 use super::{FsResult, Inode, Namespace, SIBLING_PREFETCH};
 use crate::engine::logs::VersionReader;
+use crate::engine::FileLayout;
+use crate::model::NodeKind;
 use crate::repo::BlobId;
 use crate::service::ControlError;
 use crate::sync::{LockExt, RwLockExt};
@@ -19,13 +23,23 @@ impl Namespace {
         Some(match inode {
             Inode::Readme => README_TEXT.as_bytes().to_vec(),
             Inode::Events => self.service.events_text().into_bytes(),
-            Inode::Stats => self.service.stats_text().into_bytes(),
+            Inode::Stats => self.stats_text().into_bytes(),
             Inode::JobStatus(id) => self.service.job_status(*id)?.into_bytes(),
             Inode::JobLog(id) => self.service.job_log(*id)?.into_bytes(),
             Inode::Policy(name) => self.service.policy_json(name)?.into_bytes(),
             Inode::Restorable(instance) => self.restorable_text(instance).into_bytes(),
             _ => return None,
         })
+    }
+
+    /// `.cairn/stats`: the repository's figures and, under `fuse`, the mount's.
+    fn stats_text(&self) -> String {
+        let mut v: serde_json::Value =
+            serde_json::from_str(&self.service.stats_text()).unwrap_or_default();
+        if let Some(map) = v.as_object_mut() {
+            map.insert("fuse".into(), self.mount_stats());
+        }
+        format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default())
     }
 
     /// Opens an inode. Returns the handle and whether it is dynamic (direct I/O, no cache).
@@ -47,33 +61,32 @@ impl Namespace {
             }
             Inode::JobInput(id) => (self.open_input(*id, write, uid)?, true),
             _ if write => return Err(libc::EROFS),
-            Inode::Node {
-                layout: Some(layout),
-                parent,
-                ..
-            } => {
-                if self.opened.locked().insert(ino) {
-                    self.prefetch_siblings(*parent, ino);
+            Inode::Node(_) | Inode::Linked(..) => {
+                let node = self.node_of(&inode)?;
+                if node.kind != NodeKind::File {
+                    return Err(libc::EINVAL);
+                }
+                let layout = FileLayout::new(node.content.clone());
+                let first_open = self.opened.locked().insert(ino);
+                if let (true, Some(r)) = (first_open, inode.node_ref()) {
+                    self.prefetch_siblings(r);
                 }
                 (
                     Handle::Content {
-                        layout: layout.clone(),
+                        layout: Arc::new(layout),
                         next: Mutex::new(0),
                     },
                     false,
                 )
             }
-            Inode::Node { .. } => return Err(libc::EINVAL),
+            Inode::Dir(..) => return Err(libc::EISDIR),
             // `logs/` files grow between opens: no page of an older version is kept.
-            Inode::LogFile { instance, name } => {
-                let version = self.log_version(instance, name)?;
+            Inode::LogFile(f) => {
+                let version = self.log_version(&f.0, &f.1)?;
                 let size = version.size;
-                (
-                    Handle::Log(VersionReader::new(instance, version, size)),
-                    true,
-                )
+                (Handle::Log(VersionReader::new(&f.0, version, size)), true)
             }
-            Inode::ViewFile(f) => (
+            Inode::ViewFile(f, _) => (
                 match &*f.file {
                     OverlayFile::Log { version, cut } => {
                         Handle::Log(VersionReader::new(&f.plan.instance, version.clone(), *cut))
@@ -92,16 +105,14 @@ impl Namespace {
         Ok((fh, dynamic))
     }
 
-    /// Starts downloading the first chunks of the files that follow `ino` in its
+    /// Starts downloading the first chunks of the files that follow `at` in its
     /// directory: readers like `tar`, `cp -a` and `rsync` open files in listing order, and
     /// small files are latency-bound, so the next ones are fetched while this one is read.
-    fn prefetch_siblings(&self, parent: u64, ino: u64) {
-        let Ok(children) = self.children(parent) else {
+    fn prefetch_siblings(&self, at: NodeRef) {
+        let Ok(tree) = self.tree_id(at.parent).and_then(|id| self.tree(&id)) else {
             return;
         };
-        let Some(pos) = children.iter().position(|(_, i)| *i == ino) else {
-            return;
-        };
+        let (parent, pos) = (at.parent, at.index as usize);
         let (from, to) = {
             let mut done = self.prefetched.locked();
             let upto = done.entry(parent).or_insert(0);
@@ -110,7 +121,7 @@ impl Namespace {
             if *upto > pos + 1 + SIBLING_PREFETCH / 2 {
                 return;
             }
-            let to = (pos + 1 + SIBLING_PREFETCH).min(children.len());
+            let to = (pos + 1 + SIBLING_PREFETCH).min(tree.nodes.len());
             let from = (pos + 1).max(*upto);
             if from >= to {
                 return;
@@ -120,17 +131,17 @@ impl Namespace {
         };
         let opened = self.opened.locked();
         let table = self.table.read_locked();
-        let ids: Vec<BlobId> = children[from..to]
-            .iter()
-            .filter(|(_, i)| !opened.contains(i))
-            .filter_map(|(_, i)| match table.entries.get(i) {
-                Some(Inode::Node {
-                    layout: Some(l), ..
-                }) => l.extents.iter().find_map(|e| match e {
+        let ids: Vec<BlobId> = (from..to)
+            .filter(|i| {
+                let (key, _) = tree_entry(at.point, parent, &tree.nodes, *i);
+                table.find(&key).is_none_or(|ino| !opened.contains(&ino))
+            })
+            .filter(|i| tree.nodes[*i].kind == NodeKind::File)
+            .filter_map(|i| {
+                tree.nodes[i].content.iter().find_map(|e| match e {
                     crate::model::Extent::Data { id, .. } => Some(*id),
                     crate::model::Extent::Hole { .. } => None,
-                }),
-                _ => None,
+                })
             })
             .collect();
         drop(table);
@@ -182,6 +193,7 @@ impl Namespace {
             Handle::Snapshot(data) => Ok(slice(data)),
             Handle::Control { reply, .. } => Ok(reply.locked().read(offset, size)),
             Handle::Input(_) => Err(libc::EBADF),
+            Handle::Dir { .. } => Err(libc::EISDIR),
             Handle::Log(reader) => reader.read(self.service.repo(), offset, size).map_err(|e| {
                 tracing::error!("reading a log file failed: {e}");
                 libc::EIO

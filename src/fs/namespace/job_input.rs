@@ -6,25 +6,23 @@
 //! (`service::job_input`); this file only maps the files onto it.
 
 use super::state::{Handle, JOB_FILES};
-use super::{FsResult, Inode, Key, Listing, Namespace};
+use super::{Child, FsResult, Inode, Key, Namespace};
 
 impl Namespace {
     /// `jobs/<id>/`: `status` and `log` unless unlinked, and `input` while it is open.
-    pub(super) fn job_dir_listing(&self, id: u64) -> Listing {
+    pub(super) fn job_dir_listing(&self, id: u64) -> Vec<Child> {
         let mut out = Vec::new();
         for file in JOB_FILES {
             if self.job_file_removed(id, file) {
                 continue;
             }
-            let ino = match file {
-                "status" => self.intern(Key::JobStatus(id), || Inode::JobStatus(id)),
-                _ => self.intern(Key::JobLog(id), || Inode::JobLog(id)),
-            };
-            out.push((file.as_bytes().to_vec(), ino));
+            out.push(match file {
+                "status" => Child::new(file, Key::JobStatus(id), Inode::JobStatus(id)),
+                _ => Child::new(file, Key::JobLog(id), Inode::JobLog(id)),
+            });
         }
         if self.service.job_inputs().is_open(id) {
-            let ino = self.intern(Key::JobInput(id), || Inode::JobInput(id));
-            out.push((b"input".to_vec(), ino));
+            out.push(Child::new("input", Key::JobInput(id), Inode::JobInput(id)));
         }
         out
     }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{Attr, EntryKind, FsResult, Inode, Key, Listing, Namespace};
+use super::{Attr, Child, EntryKind, FsResult, Inode, Key, Namespace};
 use crate::engine::logs::{FileVersion, Timeline};
 use crate::service::log_range::restorable;
 use crate::sync::LockExt;
@@ -68,16 +68,22 @@ impl Namespace {
     }
 
     /// `logs` and `restorable` in an instance's listing when it has archived log files.
-    pub(super) fn logs_entries(&self, instance: &str) -> Listing {
+    pub(super) fn logs_entries(&self, instance: &str) -> Vec<Child> {
         if self.log_versions(instance, Duration::ZERO).is_empty() {
             return Vec::new();
         }
         let n = instance.to_string();
-        let logs = self.intern(Key::LogsDir(n.clone()), || Inode::LogsDir(n.clone()));
-        let range = self.intern(Key::Restorable(n.clone()), || Inode::Restorable(n));
         vec![
-            (LOGS_NAME.as_bytes().to_vec(), logs),
-            (RESTORABLE_NAME.as_bytes().to_vec(), range),
+            Child::new(
+                LOGS_NAME,
+                Key::LogsDir(n.clone()),
+                Inode::LogsDir(n.clone()),
+            ),
+            Child::new(
+                RESTORABLE_NAME,
+                Key::Restorable(n.clone()),
+                Inode::Restorable(n),
+            ),
         ]
     }
 
@@ -95,30 +101,25 @@ impl Namespace {
     }
 
     /// The files of `<instance>/logs/`, by name.
-    pub(super) fn logs_listing(&self, instance: &str) -> Listing {
+    pub(super) fn logs_listing(&self, instance: &str) -> Vec<Child> {
         self.log_versions(instance, Duration::ZERO)
             .keys()
-            .map(|name| (name.as_bytes().to_vec(), self.log_file_ino(instance, name)))
+            .map(|name| {
+                let (key, inode) = log_file_entry(instance, name);
+                Child::new(name.as_bytes(), key, inode)
+            })
             .collect()
     }
 
-    /// The inode of `logs/<name>`: from what was read less than [`FRESH`] ago, else
-    /// from the catalog (`restore_command` looks up one segment after another).
-    pub(super) fn log_file(&self, instance: &str, name: &[u8]) -> FsResult<u64> {
+    /// The entry `logs/<name>`: from what was read less than [`FRESH`] ago, else from
+    /// the catalog (`restore_command` looks up one segment after another).
+    pub(super) fn log_file(&self, instance: &str, name: &[u8]) -> FsResult<(Key, Inode)> {
         let name = std::str::from_utf8(name).map_err(|_| libc::ENOENT)?;
         let known = |max_age| self.log_versions(instance, max_age).contains_key(name);
         if !known(FRESH) && !known(Duration::ZERO) {
             return Err(libc::ENOENT);
         }
-        Ok(self.log_file_ino(instance, name))
-    }
-
-    fn log_file_ino(&self, instance: &str, name: &str) -> u64 {
-        let key = Key::LogFile(instance.to_string(), name.to_string());
-        self.intern(key, || Inode::LogFile {
-            instance: instance.to_string(),
-            name: name.to_string(),
-        })
+        Ok(log_file_entry(instance, name))
     }
 
     /// A log file's newest version (at most [`FRESH`] old).
@@ -152,4 +153,11 @@ impl Namespace {
             ..self.dir_attr(ino, 0o444, v.mtime_ns, false)
         }
     }
+}
+
+fn log_file_entry(instance: &str, name: &str) -> (Key, Inode) {
+    (
+        Key::LogFile(instance.to_string(), name.to_string()),
+        Inode::LogFile(Box::new((instance.to_string(), name.to_string()))),
+    )
 }

@@ -1,14 +1,15 @@
 //! The instances' directories and the points' trees: an instance lists its points (and
-//! `latest`), a point or a directory of one lists its tree's nodes, each listing read once
-//! (points never change) and shared.
+//! `latest`), a point or a directory of one lists its tree's nodes. Trees come from the
+//! namespace's bounded cache, else from the repository (and then the subdirectories'
+//! trees are read ahead).
 
 use std::sync::Arc;
 
-use super::{FsResult, Inode, Key, Listing, Namespace};
-use crate::engine::FileLayout;
-use crate::model::{Node, NodeKind, Tree};
+use super::inode::Inode;
+use super::{Child, FsResult, Key, Listing, Namespace};
+use crate::model::Tree;
 use crate::repo::BlobId;
-use crate::sync::RwLockExt;
+use crate::sync::LockExt;
 
 impl Namespace {
     pub(super) fn latest_name(&self, instance: &str) -> Option<String> {
@@ -17,103 +18,52 @@ impl Namespace {
 
     /// An instance's directory: `latest`, `logs` and `restorable` (when it has archived
     /// logs), then its points.
-    pub(super) fn instance_listing(&self, name: &str) -> Listing {
+    pub(super) fn instance_listing(&self, name: &str) -> Vec<Child> {
         let mut out = Vec::new();
         let points = self.service.points(name);
         if crate::catalog::latest_of(points.iter().cloned()).is_some() {
-            let n = name.to_string();
-            out.push((
-                b"latest".to_vec(),
-                self.intern(Key::Latest(name.to_string()), || Inode::Latest(n)),
-            ));
+            let (key, inode) = (Key::Latest(name.to_string()), Inode::Latest(name.into()));
+            out.push(Child::new("latest", key, inode));
         }
         out.extend(self.logs_entries(name));
         for p in points {
             let point_name = p.manifest.name.clone();
-            let p = Arc::new(p);
-            let i = self.intern(Key::Point(p.id.to_hex()), || Inode::Point(p));
-            out.push((point_name.into_bytes(), i));
+            let key = Key::Point(p.id);
+            out.push(Child::new(point_name, key, Inode::Point(Arc::new(p))));
         }
         out
     }
 
-    /// A point's directory, or one of its directories.
-    pub(super) fn point_listing(&self, ino: u64, inode: Inode) -> FsResult<Arc<Listing>> {
-        match inode {
-            Inode::Point(p) => self.point_dir(ino, || {
-                let tree = self.tree(&p.manifest.root)?;
-                Ok(self.tree_children(ino, ino, &tree))
-            }),
-            Inode::Node { point, node, .. } => {
-                let id = node.subtree.ok_or(libc::ENOTDIR)?;
-                self.point_dir(ino, || {
-                    let tree = self.tree(&id)?;
-                    Ok(self.tree_children(point, ino, &tree))
-                })
-            }
-            _ => Err(libc::ENOTDIR),
-        }
+    /// A point's directory, or one of its directories: its tree.
+    pub(super) fn point_listing(&self, ino: u64, inode: &Inode) -> FsResult<Listing> {
+        let point = match inode {
+            Inode::Point(_) => ino,
+            Inode::Dir(r, _) => r.point,
+            _ => return Err(libc::ENOTDIR),
+        };
+        Ok(Listing::Tree {
+            dir: ino,
+            point,
+            tree: self.tree(&self.tree_id(ino)?)?,
+        })
     }
 
-    /// A directory of a point: immutable, so its listing is computed once.
-    pub(super) fn point_dir(
-        &self,
-        ino: u64,
-        list: impl FnOnce() -> FsResult<Listing>,
-    ) -> FsResult<Arc<Listing>> {
-        if let Some(d) = self.dirs.read_locked().get(&ino) {
-            return Ok(d.clone());
-        }
-        let listing = Arc::new(list()?);
-        self.dirs.write_locked().insert(ino, listing.clone());
-        Ok(listing)
-    }
-
-    /// A directory's tree; its subdirectories' trees are then read in the background
-    /// (`find`, `ls -R` and `tar` go there next).
+    /// A directory's tree: from memory, else read (and then its subdirectories' trees are
+    /// read in the background: `find`, `ls -R` and `tar` go there next).
     pub(super) fn tree(&self, id: &BlobId) -> FsResult<Arc<Tree>> {
+        if let Some(tree) = self.trees.locked().get(id) {
+            return Ok(tree);
+        }
         let trees = self.content.trees();
         let tree = trees.tree(id).map_err(|e| {
             tracing::error!("reading tree {id}: {e}");
             libc::EIO
         })?;
+        self.trees.locked().put(*id, tree.clone());
         let (reader, t) = (trees.clone(), tree.clone());
         self.service
             .runtime()
             .spawn_blocking(move || reader.prefetch_subtrees(&t));
         Ok(tree)
-    }
-
-    pub(super) fn tree_children(
-        &self,
-        point: u64,
-        parent: u64,
-        tree: &Tree,
-    ) -> Vec<(Vec<u8>, u64)> {
-        tree.nodes
-            .iter()
-            .map(|n| (n.name.clone(), self.tree_child(point, parent, n)))
-            .collect()
-    }
-
-    /// The inode of a node of the point (or view) whose root is `point`, in `parent`.
-    pub(super) fn tree_child(&self, point: u64, parent: u64, n: &Node) -> u64 {
-        // Hard-linked files of one point share an inode, so `cp -a` and `rsync -H` see
-        // the links.
-        let key = if n.is_hardlinked() {
-            Key::Link(point, n.dev, n.inode)
-        } else {
-            Key::Child(parent, n.name.clone())
-        };
-        self.intern(key, || {
-            let layout =
-                (n.kind == NodeKind::File).then(|| Arc::new(FileLayout::new(n.content.clone())));
-            Inode::Node {
-                point,
-                parent,
-                node: Arc::new(n.clone()),
-                layout,
-            }
-        })
     }
 }

@@ -29,10 +29,7 @@ impl Namespace {
     pub fn unlink(&self, parent: u64, name: &[u8], uid: u32) -> FsResult<()> {
         let Inode::JobDir(id) = self.inode(parent)? else {
             // Exists or not, nothing else can be removed.
-            self.children(parent)?
-                .iter()
-                .find(|(n, _)| n == name)
-                .ok_or(libc::ENOENT)?;
+            self.child_of(parent, name)?;
             return Err(libc::EROFS);
         };
         let file = JOB_FILES
@@ -51,13 +48,8 @@ impl Namespace {
     /// `rmdir(parent/name)` by `uid`: a job directory whose files were unlinked deletes
     /// the job (an event); one that still shows files is `ENOTEMPTY`.
     pub fn rmdir(&self, parent: u64, name: &[u8], uid: u32) -> FsResult<()> {
-        let ino = self
-            .children(parent)?
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, i)| *i)
-            .ok_or(libc::ENOENT)?;
-        let (JOBS_DIR, Inode::JobDir(id)) = (parent, self.inode(ino)?) else {
+        let (_, child) = self.child_of(parent, name)?;
+        let (JOBS_DIR, Inode::JobDir(id)) = (parent, child) else {
             return Err(libc::EROFS);
         };
         self.owner_or_root(uid)?;

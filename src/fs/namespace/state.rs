@@ -1,6 +1,7 @@
 //! The types of what a namespace keeps between calls besides its inodes: open handles,
-//! the job files unlinked in this mount, and the instances' archived log files. A leaf, so that the namespace and the files
-//! that implement handles and removal share them without a cycle.
+//! the job files unlinked in this mount, and the instances' archived log files. A leaf,
+//! so that the namespace and the files that implement handles and removal share them
+//! without a cycle.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -8,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::control_reply::Reply;
+use super::listing::Listing;
 use crate::engine::logs::{FileVersion, VersionReader};
 use crate::engine::FileLayout;
 use crate::service::LogUpload;
@@ -32,6 +34,8 @@ pub(super) enum Handle {
     Input(u64),
     /// A log file version (`logs/<name>`, or a view's log file cut at its second).
     Log(VersionReader),
+    /// An open directory: its inode and the snapshot of its entries.
+    Dir { dir: u64, listing: Listing },
 }
 
 /// An instance's archived log files (newest versions by name), and when they were read

@@ -8,17 +8,20 @@
 
 use std::sync::Arc;
 
+use super::listing::tree_entry;
 use super::time_view::{Overlay, OverlayFile, ViewDir, ViewFile};
-use super::{Attr, EntryKind, FsResult, Inode, Key, Listing, Namespace};
+use super::{Attr, Child, EntryKind, FsResult, Inode, Key, Listing, Namespace};
 use crate::engine::logs::parse_pitr_time;
-use crate::sync::LockExt;
+use crate::sync::{LockExt, RwLockExt};
 
 impl Namespace {
-    /// The root of the view `name` (`@TIME`) of an instance, made on first lookup.
-    pub(super) fn time_view(&self, instance: &str, name: &[u8]) -> FsResult<u64> {
+    /// The root of the view `name` (`@TIME`) of an instance, its plan made on first
+    /// lookup (and kept while the view is held).
+    pub(super) fn time_view(&self, instance: &str, name: &[u8]) -> FsResult<(Key, Inode)> {
         let key = Key::View(instance.to_string(), name.to_vec());
-        if let Some(ino) = self.table_lookup(&key) {
-            return Ok(ino);
+        let held = self.table.read_locked().find(&key);
+        if let Some(ino) = held {
+            return Ok((key, self.inode(ino)?));
         }
         let shown = String::from_utf8_lossy(name);
         let refuse = |why: String| {
@@ -42,85 +45,42 @@ impl Namespace {
             node: None,
             overlay,
         };
-        Ok(self.intern(key, || Inode::View(Arc::new(view))))
+        let inode = Inode::View(Arc::new(view), Arc::new(key.clone()));
+        Ok((key, inode))
     }
 
     /// A view directory's entries: its base tree's nodes (as the point's), with the
-    /// overlay's files replacing or joining them, in name order. Computed once.
-    pub(super) fn view_listing(&self, ino: u64, view: &ViewDir) -> FsResult<Arc<Listing>> {
-        self.point_dir(ino, || {
-            let root = view.root.unwrap_or(ino);
-            let subtree = match (&view.node, view.root) {
-                (Some(node), _) => node.subtree,
-                (None, None) => Some(view.plan.base.manifest.root),
-                (None, Some(_)) => None,
-            };
-            let tree = subtree.map(|id| self.tree(&id)).transpose()?;
-            let overlay = &view.overlay;
-            let mut out = Vec::new();
-            for n in tree.iter().flat_map(|t| t.nodes.iter()) {
-                let node = Arc::new(n.clone());
-                let ino = if let Some(file) = overlay.files.get(&n.name) {
-                    self.view_file(ino, &n.name, view, file, Some(node))
-                } else if let Some(sub) = overlay.dirs.get(&n.name) {
-                    let node = (n.kind == crate::model::NodeKind::Dir).then_some(node);
-                    self.view_dir(ino, root, &n.name, view, sub, node)
-                } else {
-                    self.tree_child(root, ino, n)
-                };
-                out.push((n.name.clone(), ino));
-            }
-            let known = |name: &Vec<u8>| out.iter().any(|(n, _)| n == name);
-            let mut added = Vec::new();
-            for (name, file) in overlay.files.iter().filter(|(n, _)| !known(n)) {
-                added.push((name.clone(), self.view_file(ino, name, view, file, None)));
-            }
-            for (name, sub) in overlay.dirs.iter().filter(|(n, _)| !known(n)) {
-                added.push((
-                    name.clone(),
-                    self.view_dir(ino, root, name, view, sub, None),
-                ));
-            }
-            out.extend(added);
-            out.sort_by(|a, b| a.0.cmp(&b.0));
-            Ok(out)
-        })
-    }
-
-    fn view_file(
-        &self,
-        parent: u64,
-        name: &[u8],
-        view: &ViewDir,
-        file: &Arc<OverlayFile>,
-        replaced: Option<Arc<crate::model::Node>>,
-    ) -> u64 {
-        self.intern(Key::Child(parent, name.to_vec()), || {
-            Inode::ViewFile(Arc::new(ViewFile {
-                plan: view.plan.clone(),
-                file: file.clone(),
-                replaced,
-            }))
-        })
-    }
-
-    fn view_dir(
-        &self,
-        parent: u64,
-        root: u64,
-        name: &[u8],
-        view: &ViewDir,
-        overlay: &Arc<Overlay>,
-        node: Option<Arc<crate::model::Node>>,
-    ) -> u64 {
-        self.intern(Key::Child(parent, name.to_vec()), || {
-            Inode::View(Arc::new(ViewDir {
-                plan: view.plan.clone(),
-                root: Some(root),
-                node,
-                overlay: overlay.clone(),
-            }))
-        })
+    /// overlay's files replacing or joining them, in name order.
+    pub(super) fn view_listing(&self, ino: u64, view: &ViewDir) -> FsResult<Listing> {
+        let root = view.root.unwrap_or(ino);
+        let tree = match self.tree_id(ino) {
+            Ok(id) => Some(self.tree(&id)?),
+            Err(libc::ENOENT) => None,
+            Err(e) => return Err(e),
+        };
+        let overlay = &view.overlay;
+        let nodes = tree.as_ref().map_or(&[][..], |t| &t.nodes[..]);
+        let mut out = Vec::new();
+        for (i, n) in nodes.iter().enumerate() {
+            out.push(if let Some(file) = overlay.files.get(&n.name) {
+                view_file(ino, &n.name, view, file, Some(Arc::new(n.clone())))
+            } else if let Some(sub) = overlay.dirs.get(&n.name) {
+                let node = (n.kind == crate::model::NodeKind::Dir).then(|| Arc::new(n.clone()));
+                view_dir(ino, root, &n.name, view, sub, node)
+            } else {
+                let (key, inode) = tree_entry(root, ino, nodes, i);
+                Child::new(n.name.clone(), key, inode)
+            });
+        }
+        let known = |name: &Vec<u8>| nodes.binary_search_by(|n| n.name.cmp(name)).is_ok();
+        for (name, file) in overlay.files.iter().filter(|(n, _)| !known(n)) {
+            out.push(view_file(ino, name, view, file, None));
+        }
+        for (name, sub) in overlay.dirs.iter().filter(|(n, _)| !known(n)) {
+            out.push(view_dir(ino, root, name, view, sub, None));
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Listing::Entries(out))
     }
 
     /// A view directory: the point's root or directory as it was; a directory only the
@@ -161,4 +121,40 @@ impl Namespace {
             ..base
         }
     }
+}
+
+fn view_file(
+    parent: u64,
+    name: &[u8],
+    view: &ViewDir,
+    file: &Arc<OverlayFile>,
+    replaced: Option<Arc<crate::model::Node>>,
+) -> Child {
+    let key = Key::Named(parent, name.to_vec());
+    let file = ViewFile {
+        plan: view.plan.clone(),
+        file: file.clone(),
+        replaced,
+    };
+    let inode = Inode::ViewFile(Arc::new(file), Arc::new(key.clone()));
+    Child::new(name, key, inode)
+}
+
+fn view_dir(
+    parent: u64,
+    root: u64,
+    name: &[u8],
+    view: &ViewDir,
+    overlay: &Arc<Overlay>,
+    node: Option<Arc<crate::model::Node>>,
+) -> Child {
+    let key = Key::Named(parent, name.to_vec());
+    let dir = ViewDir {
+        plan: view.plan.clone(),
+        root: Some(root),
+        node,
+        overlay: overlay.clone(),
+    };
+    let inode = Inode::View(Arc::new(dir), Arc::new(key.clone()));
+    Child::new(name, key, inode)
 }
