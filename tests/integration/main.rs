@@ -36,6 +36,7 @@ pub(crate) mod logs_restore_at;
 mod logs_retention;
 mod mount;
 mod mount_logs;
+mod mount_scale;
 mod mount_users;
 pub(crate) mod mount_writes;
 mod namespace;
