@@ -100,7 +100,11 @@ fn to_fuse(a: &Attr) -> (Duration, FileAttr) {
 impl Filesystem for Adapter {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         let _ = config
-            .add_capabilities(InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_PARALLEL_DIROPS);
+            .add_capabilities(
+                InitFlags::FUSE_DO_READDIRPLUS
+                    | InitFlags::FUSE_READDIRPLUS_AUTO
+                    | InitFlags::FUSE_PARALLEL_DIROPS,
+            );
         let _ = config.set_max_readahead(4 << 20);
         let _ = config.set_max_write(1 << 20);
         Ok(())
