@@ -18,7 +18,7 @@ use fuser::{
 use super::namespace::{Attr, EntryKind, FsResult, Namespace, Op};
 
 mod mounting;
-pub use mounting::{mount, unmount};
+pub use mounting::{mount, unmount, Mount};
 
 /// Immutable point content may be cached by the kernel this long.
 const IMMUTABLE_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -40,9 +40,28 @@ impl Default for MountOptions {
     }
 }
 
+/// Serves the namespace from inode `root` (ROOT, or META for the control plane's own
+/// connection), which the kernel knows as 1.
 struct Adapter {
     ns: Arc<Namespace>,
     runtime: tokio::runtime::Handle,
+    root: u64,
+}
+
+impl Adapter {
+    /// The namespace's inode for the kernel's `ino`.
+    fn ino(&self, ino: INodeNo) -> u64 {
+        if ino.0 == 1 {
+            self.root
+        } else {
+            ino.0
+        }
+    }
+}
+
+/// The kernel's number for the namespace's inode `ino` on a connection rooted at `root`.
+fn kernel_ino(ino: u64, root: u64) -> INodeNo {
+    INodeNo(if ino == root { 1 } else { ino })
 }
 
 fn errno(e: i32) -> Errno {
@@ -69,7 +88,7 @@ fn file_type(k: EntryKind) -> FileType {
     }
 }
 
-fn to_fuse(a: &Attr) -> (Duration, FileAttr) {
+fn to_fuse(a: &Attr, root: u64) -> (Duration, FileAttr) {
     let ttl = if a.immutable {
         IMMUTABLE_TTL
     } else {
@@ -78,7 +97,7 @@ fn to_fuse(a: &Attr) -> (Duration, FileAttr) {
     (
         ttl,
         FileAttr {
-            ino: INodeNo(a.ino),
+            ino: kernel_ino(a.ino, root),
             size: a.size,
             blocks: a.blocks,
             atime: time(a.mtime_ns),
@@ -99,42 +118,44 @@ fn to_fuse(a: &Attr) -> (Duration, FileAttr) {
 
 impl Filesystem for Adapter {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
-        let _ = config
-            .add_capabilities(
-                InitFlags::FUSE_DO_READDIRPLUS
-                    | InitFlags::FUSE_READDIRPLUS_AUTO
-                    | InitFlags::FUSE_PARALLEL_DIROPS,
-            );
+        let _ = config.add_capabilities(
+            InitFlags::FUSE_DO_READDIRPLUS
+                | InitFlags::FUSE_READDIRPLUS_AUTO
+                | InitFlags::FUSE_PARALLEL_DIROPS,
+        );
         let _ = config.set_max_readahead(4 << 20);
         let _ = config.set_max_write(1 << 20);
         Ok(())
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let parent = INodeNo(self.ino(parent));
         self.ns.count(Op::Lookup);
         let name = name.as_bytes();
         if !self.ns.lookup_may_wait(parent.0, name) {
-            return entry_reply(self.ns.lookup(parent.0, name), reply);
+            return entry_reply(self.ns.lookup(parent.0, name), self.root, reply);
         }
-        let (ns, name) = (self.ns.clone(), name.to_vec());
+        let (ns, name, root) = (self.ns.clone(), name.to_vec(), self.root);
         self.runtime
-            .spawn_blocking(move || entry_reply(ns.lookup(parent.0, &name), reply));
+            .spawn_blocking(move || entry_reply(ns.lookup(parent.0, &name), root, reply));
     }
 
     // fuser's `batch_forget` (its `ForgetOne` is private) calls this once per inode.
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        let ino = INodeNo(self.ino(ino));
         self.ns.count(Op::Forget);
         self.ns.forget(ino.0, nlookup);
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        let ino = INodeNo(self.ino(ino));
         self.ns.count(Op::Getattr);
         if !self.ns.attr_may_wait(ino.0) {
-            return attr_reply(self.ns.getattr(ino.0), reply);
+            return attr_reply(self.ns.getattr(ino.0), self.root, reply);
         }
-        let ns = self.ns.clone();
+        let (ns, root) = (self.ns.clone(), self.root);
         self.runtime
-            .spawn_blocking(move || attr_reply(ns.getattr(ino.0), reply));
+            .spawn_blocking(move || attr_reply(ns.getattr(ino.0), root, reply));
     }
 
     fn setattr(
@@ -155,6 +176,7 @@ impl Filesystem for Adapter {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        let ino = INodeNo(self.ino(ino));
         self.ns.count(Op::Other);
         // Only truncating a control file (what `echo > ctl/x` does) is allowed.
         match self.ns.getattr(ino.0) {
@@ -165,7 +187,7 @@ impl Filesystem for Adapter {
                     && uid.is_none()
                     && gid.is_none() =>
             {
-                let (ttl, attr) = to_fuse(&a);
+                let (ttl, attr) = to_fuse(&a, self.root);
                 reply.attr(&ttl, &attr);
             }
             Ok(_) => reply.error(errno(libc::EROFS)),
@@ -174,6 +196,7 @@ impl Filesystem for Adapter {
     }
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let parent = INodeNo(self.ino(parent));
         match self.ns.unlink(parent.0, name.as_bytes(), req.uid()) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno(e)),
@@ -181,6 +204,7 @@ impl Filesystem for Adapter {
     }
 
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let parent = INodeNo(self.ino(parent));
         match self.ns.rmdir(parent.0, name.as_bytes(), req.uid()) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno(e)),
@@ -296,6 +320,7 @@ impl Filesystem for Adapter {
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        let ino = INodeNo(self.ino(ino));
         self.ns.count(Op::Readlink);
         match self.ns.readlink(ino.0) {
             Ok(t) => reply.data(&t),
@@ -304,6 +329,7 @@ impl Filesystem for Adapter {
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let ino = INodeNo(self.ino(ino));
         self.ns.count(Op::Open);
         let (write, uid) = ((flags.0 & libc::O_ACCMODE) != libc::O_RDONLY, req.uid());
         let open = move |ns: &Namespace| match ns.open(ino.0, write, uid) {
@@ -401,6 +427,7 @@ impl Filesystem for Adapter {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let ino = INodeNo(self.ino(ino));
         self.ns.count(Op::Opendir);
         let open = move |ns: &Namespace| {
             let immutable = match ns.getattr(ino.0) {
@@ -437,7 +464,8 @@ impl Filesystem for Adapter {
     ) {
         self.ns.count(Op::Readdir);
         let listed = self.ns.readdir_at(fh.0, offset, |ino, next, kind, name| {
-            reply.add(INodeNo(ino), next, file_type(kind), OsStr::from_bytes(name))
+            let ino = kernel_ino(ino, self.root);
+            reply.add(ino, next, file_type(kind), OsStr::from_bytes(name))
         });
         match listed {
             Ok(()) => reply.ok(),
@@ -455,9 +483,9 @@ impl Filesystem for Adapter {
     ) {
         self.ns.count(Op::Readdirplus);
         let listed = self.ns.readdirplus_at(fh.0, offset, |e, next| {
-            let (ttl, attr) = to_fuse(&e.attr);
+            let (ttl, attr) = to_fuse(&e.attr, self.root);
             reply.add(
-                INodeNo(e.attr.ino),
+                attr.ino,
                 next,
                 OsStr::from_bytes(&e.name),
                 &ttl,
@@ -490,11 +518,13 @@ impl Filesystem for Adapter {
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let ino = INodeNo(self.ino(ino));
         self.ns.count(Op::Getxattr);
         xattr_reply(self.ns.getxattr(ino.0, name.as_bytes()), size, reply);
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        let ino = INodeNo(self.ino(ino));
         self.ns.count(Op::Listxattr);
         xattr_reply(self.ns.listxattr(ino.0), size, reply);
     }
@@ -504,20 +534,20 @@ impl Filesystem for Adapter {
     }
 }
 
-fn entry_reply(result: FsResult<Attr>, reply: ReplyEntry) {
+fn entry_reply(result: FsResult<Attr>, root: u64, reply: ReplyEntry) {
     match result {
         Ok(a) => {
-            let (ttl, attr) = to_fuse(&a);
+            let (ttl, attr) = to_fuse(&a, root);
             reply.entry(&ttl, &attr, Generation(a.generation));
         }
         Err(e) => reply.error(errno(e)),
     }
 }
 
-fn attr_reply(result: FsResult<Attr>, reply: ReplyAttr) {
+fn attr_reply(result: FsResult<Attr>, root: u64, reply: ReplyAttr) {
     match result {
         Ok(a) => {
-            let (ttl, attr) = to_fuse(&a);
+            let (ttl, attr) = to_fuse(&a, root);
             reply.attr(&ttl, &attr);
         }
         Err(e) => reply.error(errno(e)),

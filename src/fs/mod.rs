@@ -3,5 +3,5 @@
 mod adapter;
 pub mod namespace;
 
-pub use adapter::{mount, unmount, MountOptions};
+pub use adapter::{mount, unmount, Mount, MountOptions};
 pub use namespace::Namespace;

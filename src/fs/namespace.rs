@@ -48,7 +48,7 @@ pub type Errno = i32;
 pub type FsResult<T> = std::result::Result<T, Errno>;
 
 pub const ROOT: u64 = 1;
-const META: u64 = 2;
+pub(crate) const META: u64 = 2;
 const CTL_DIR: u64 = 3;
 const JOBS_DIR: u64 = 4;
 const README: u64 = 5;

@@ -107,8 +107,13 @@ fn a_directory_of_100k_entries_lists_in_order_and_drop_caches_shrinks_the_inode_
         "seekdir to a saved offset"
     );
 
-    // A find makes the kernel hold every inode; the table holds them too.
-    let (ok, out, err) = run(300, "find", &[point_dir.to_str().unwrap()]);
+    // A find that stats every entry makes the kernel hold every inode; the table holds
+    // them too.
+    let (ok, out, err) = run(
+        300,
+        "find",
+        &[point_dir.to_str().unwrap(), "-printf", "%s %m\n"],
+    );
     assert!(ok, "find: {err}");
     assert_eq!(
         out.lines().count(),

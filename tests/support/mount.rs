@@ -33,7 +33,7 @@ pub fn fuse_available() -> bool {
 pub struct MountGuard {
     pub dir: PathBuf,
     pub service: Service,
-    session: Option<fuser::BackgroundSession>,
+    session: Option<cairn::fs::Mount>,
     done: Arc<AtomicBool>,
     watcher: Option<(Child, ChildStdin)>,
 }

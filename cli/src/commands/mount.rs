@@ -236,7 +236,7 @@ fn serve(
             if inv.interrupts.wait_timeout(SESSION_POLL) {
                 break true;
             }
-            if session.guard.is_finished() {
+            if session.is_finished() {
                 break false;
             }
         }
