@@ -1,13 +1,42 @@
 //! A bounded on-disk cache of blobs in their stored form (compressed and, in encrypted
 //! repositories, still sealed: nothing readable lands on local disk). Every hit is checked
 //! against its id when decoded, so a damaged cache file is a miss, never wrong data.
+//! It lives in `blob-cache/` beside the catalog (one file per blob, named by its id) and
+//! holds the trees this machine wrote or read, and what a mount read; deleting it only
+//! costs speed. Its bound is `CAIRN_BLOB_CACHE_MB` (MiB, default 1024; 0 turns it off).
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use crate::repo::BlobId;
+use crate::catalog::Catalog;
+use crate::repo::{BlobId, Repository};
+
+/// The variable that bounds the cache, in MiB (`0`: no cache).
+pub const SIZE_VAR: &str = "CAIRN_BLOB_CACHE_MB";
+const DEFAULT_MIB: u64 = 1024;
+
+/// The bound `CAIRN_BLOB_CACHE_MB` sets, in bytes; `None` when it is not set (or unreadable).
+pub fn configured_capacity() -> Option<u64> {
+    let text = std::env::var(SIZE_VAR).ok()?;
+    match text.trim().parse::<u64>() {
+        Ok(mib) => Some(mib.saturating_mul(1 << 20)),
+        Err(_) => {
+            tracing::warn!("{SIZE_VAR}={text:?} is not a number of MiB: using the default");
+            None
+        }
+    }
+}
+
+/// Where the cache of `catalog`'s repository lives: `blob-cache/` beside the catalog.
+pub fn dir_of(catalog: &Catalog) -> PathBuf {
+    catalog
+        .path()
+        .parent()
+        .map(|d| d.join("blob-cache"))
+        .unwrap_or_else(|| std::env::temp_dir().join("cairn-blob-cache"))
+}
 
 pub struct DiskCache {
     dir: PathBuf,
@@ -33,12 +62,31 @@ impl DiskCache {
         })
     }
 
+    /// The cache of a remote repository, for backups and restores: bounded by
+    /// `CAIRN_BLOB_CACHE_MB` (default 1 GiB). `None` for a local store (reading it is as
+    /// fast as reading a cache), when the bound is 0, or when the directory cannot be made.
+    pub fn for_repo(repo: &Repository, catalog: &Catalog) -> Option<DiskCache> {
+        let capacity = configured_capacity().unwrap_or(DEFAULT_MIB << 20);
+        if repo.store().is_local() || capacity == 0 {
+            return None;
+        }
+        let dir = dir_of(catalog);
+        DiskCache::open(&dir, capacity)
+            .inspect_err(|e| tracing::warn!("no on-disk blob cache at {}: {e}", dir.display()))
+            .ok()
+    }
+
     fn path(&self, id: &BlobId) -> PathBuf {
         self.dir.join(id.to_hex())
     }
 
     pub fn get(&self, id: &BlobId) -> Option<Vec<u8>> {
         fs::read(self.path(id)).ok()
+    }
+
+    /// Whether the cache has a copy of `id` (unchecked: reading it checks it).
+    pub fn contains(&self, id: &BlobId) -> bool {
+        self.path(id).exists()
     }
 
     /// Forgets a blob whose cached copy turned out to be damaged.

@@ -20,6 +20,7 @@ pub mod pack_reads;
 mod progress;
 pub mod prune;
 pub mod restore;
+mod tree_packs;
 mod trees;
 pub mod verify;
 

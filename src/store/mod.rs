@@ -24,6 +24,7 @@ pub use fault::FaultStore;
 pub use location::{Location, S3Options};
 pub use retry::RetryPolicy;
 
+use std::collections::HashSet;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -334,6 +335,23 @@ impl Store {
                     .map_err(|e| StoreError::from_backend(prefix, e))
             })
             .await
+    }
+
+    /// The top-level directories (`packs/`, `points/`, ...) that hold at least one object,
+    /// by one delimited listing: a caller can skip listing the empty ones.
+    pub fn top_level(&self) -> Result<HashSet<String>> {
+        self.block_on(self.retry.run("/", || async {
+            let listed = self
+                .inner
+                .list_with_delimiter(None)
+                .await
+                .map_err(|e| StoreError::from_backend("/", e))?;
+            Ok(listed
+                .common_prefixes
+                .iter()
+                .map(|p| format!("{p}/"))
+                .collect())
+        }))
     }
 
     pub fn delete(&self, key: &str) -> Result<()> {
