@@ -54,6 +54,7 @@ mod restore_excludes;
 mod restore_skip_damaged;
 mod restore_stages;
 mod s3_faults;
+mod s3_requests;
 mod safety_points;
 mod store_conformance;
 mod store_retry;
