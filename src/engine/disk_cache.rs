@@ -161,6 +161,14 @@ impl DiskCache {
 mod tests {
     use super::*;
 
+    fn bytes_in(dir: &Path) -> u64 {
+        fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.metadata().unwrap().len())
+            .sum()
+    }
+
     #[test]
     fn stays_within_capacity() {
         let dir = tempfile::tempdir().unwrap();
@@ -168,14 +176,42 @@ mod tests {
         for i in 0..40u8 {
             cache.put(&BlobId([i; 32]), &[i; 1000]);
         }
-        let total: u64 = fs::read_dir(dir.path())
-            .unwrap()
-            .flatten()
-            .map(|e| e.metadata().unwrap().len())
-            .sum();
+        let total = bytes_in(dir.path());
         assert!(total <= 10_000, "{total}");
         assert_eq!(cache.get(&BlobId([39; 32])), Some(vec![39; 1000]));
         cache.remove(&BlobId([39; 32]));
         assert_eq!(cache.get(&BlobId([39; 32])), None);
+    }
+
+    #[test]
+    fn entries_persist_across_opens_and_the_bound_counts_what_was_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = DiskCache::open(dir.path(), 10_000).unwrap();
+        cache.put(&BlobId([1; 32]), &[1; 2000]);
+        assert!(cache.contains(&BlobId([1; 32])));
+        assert!(!cache.contains(&BlobId([2; 32])));
+        drop(cache);
+        let cache = DiskCache::open(dir.path(), 10_000).unwrap();
+        assert_eq!(cache.get(&BlobId([1; 32])), Some(vec![1; 2000]));
+        // The 2000 bytes already there count: five more entries overflow the bound.
+        for i in 2..7u8 {
+            cache.put(&BlobId([i; 32]), &[i; 2000]);
+        }
+        let total = bytes_in(dir.path());
+        assert!(total <= 10_000, "{total}");
+    }
+
+    #[test]
+    fn a_blob_over_a_quarter_of_the_bound_is_not_kept_and_a_missing_one_is_a_miss() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = DiskCache::open(&dir.path().join("new"), 4_000).unwrap();
+        cache.put(&BlobId([7; 32]), &[7; 1001]);
+        assert!(!cache.contains(&BlobId([7; 32])));
+        assert_eq!(cache.get(&BlobId([7; 32])), None);
+        cache.remove(&BlobId([7; 32])); // nothing to remove: no effect
+        cache.put(&BlobId([8; 32]), &[8; 1000]);
+        assert_eq!(cache.get(&BlobId([8; 32])), Some(vec![8; 1000]));
+        // No temporary file is left behind.
+        assert_eq!(fs::read_dir(dir.path().join("new")).unwrap().count(), 1);
     }
 }

@@ -4,6 +4,7 @@
 mod support;
 
 mod backup;
+mod blob_cache;
 mod cli;
 mod cli_completions;
 mod cli_locations;

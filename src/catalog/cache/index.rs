@@ -288,3 +288,36 @@ impl BlobIndex for Catalog {
             .map_err(|e| repo::RepoError::Index(e.to_string()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::testing::test_pack;
+
+    #[test]
+    fn blobs_in_pack_are_the_blobs_located_there_in_offset_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Catalog::open(&dir.path().join("c.sqlite")).unwrap();
+        let mut pack = test_pack(1, BlobId([1; 32]));
+        pack.entries.push(repo::PackEntry {
+            kind: BlobKind::Tree,
+            id: BlobId([2; 32]),
+            offset: 2,
+            length: 6,
+            raw_len: 6,
+        });
+        c.insert_pack(&pack).unwrap();
+        // A second copy of blob 1 elsewhere: not located in pack 2.
+        c.insert_pack(&test_pack(2, BlobId([1; 32]))).unwrap();
+        let ids = |p: u8| -> Vec<BlobId> {
+            c.blobs_in_pack(&PackId([p; 32]))
+                .unwrap()
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect()
+        };
+        assert_eq!(ids(1), vec![BlobId([2; 32]), BlobId([1; 32])]);
+        assert_eq!(ids(2), Vec::<BlobId>::new());
+        assert_eq!(ids(3), Vec::<BlobId>::new());
+    }
+}
