@@ -21,7 +21,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::json;
 
-use cairn::catalog::{self, Catalog};
+use cairn::catalog;
 use cairn::engine::disk_cache;
 use cairn::fs::{MountOptions, Namespace};
 use cairn::service::Service;
@@ -157,10 +157,8 @@ fn serve(
 ) -> Result<Status> {
     let (repo, _) = repo_args::open_repository_with(inv.global, &args.repo, password, may_ask)?;
     let location = repo.store().description().to_string();
-    let catalog = Arc::new(
-        Catalog::open_default(&repo)
-            .context("cannot open the local catalog or bring it up to date")?,
-    );
+    // Service::start refreshes it before anything reads it: one refresh, not two.
+    let catalog = repo_args::open_catalog_unrefreshed(&repo)?;
     // Blobs of a remote repository are cached on disk next to the catalog (bounded by
     // CAIRN_BLOB_CACHE_MB, else 4x the memory cache and at least 1 GiB); a cache that
     // cannot be opened only costs speed.
