@@ -101,10 +101,16 @@ impl DiskCache {
         }
     }
 
+    /// Whether [`put`](Self::put) keeps a blob of `len` bytes: one larger than a quarter
+    /// of the bound is not kept (it would push out too much).
+    pub fn keeps(&self, len: u64) -> bool {
+        len <= self.capacity / 4
+    }
+
     /// Stores a blob (write to a temporary name, then rename) and evicts the oldest
     /// entries when over capacity. Failures only cost a future miss.
     pub fn put(&self, id: &BlobId, stored: &[u8]) {
-        if stored.len() as u64 > self.capacity / 4 {
+        if !self.keeps(stored.len() as u64) {
             return;
         }
         let tmp = self

@@ -11,7 +11,8 @@ use crate::catalog::Catalog;
 use crate::repo::{BlobKind, PackId, RepoError, Repository};
 use crate::sync::LockExt;
 
-/// Tree packs larger than this are read blob by blob instead (a pack is 16 MiB by default).
+/// Tree packs larger than this, or than a quarter of the cache, are read blob by blob
+/// instead (a pack is 16 MiB by default).
 const MAX_WHOLE: u64 = 64 << 20;
 
 /// The packs being downloaded whole, each behind its own lock.
@@ -23,7 +24,8 @@ pub(super) struct PackFills {
 impl PackFills {
     /// Puts every tree the index locates in `pack` into `disk`, with one range request
     /// from its first missing tree to its last. Nothing happens for a pack that holds data
-    /// blobs or is larger than `MAX_WHOLE`, or when another reader just filled it;
+    /// blobs or whose range is larger than `MAX_WHOLE` or a quarter of the cache, or when
+    /// another reader just filled it;
     /// failures are logged (the caller then reads its blob alone).
     pub(super) fn fill(
         &self,
@@ -51,13 +53,17 @@ fn fill_locked(
     if blobs.iter().any(|(_, loc)| loc.kind != BlobKind::Tree) {
         return Ok(());
     }
-    let missing: Vec<_> = blobs.iter().filter(|(id, _)| !disk.contains(id)).collect();
+    let missing: Vec<_> = blobs
+        .iter()
+        .filter(|(id, loc)| disk.keeps(loc.length as u64) && !disk.contains(id))
+        .collect();
     let (Some((_, first)), Some((_, last))) = (missing.first(), missing.last()) else {
         return Ok(()); // another reader filled it meanwhile
     };
     let start = first.offset as u64;
     let end = last.offset as u64 + last.length as u64;
-    if end - start > MAX_WHOLE {
+    // More than the cache keeps would only push out what it brought.
+    if end - start > MAX_WHOLE || !disk.keeps(end - start) {
         return Ok(());
     }
     let bytes = repo

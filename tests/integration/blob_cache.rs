@@ -9,11 +9,12 @@ use std::path::{Path, PathBuf};
 
 use cairn::engine::disk_cache::DiskCache;
 use cairn::engine::{backup, BackupRequest, CancelToken, NoProgress, TreeReader};
-use cairn::repo::BlobId;
+use cairn::repo::{BlobId, Repository};
+use cairn::store::{Location, Store};
 
 use crate::support::fixture::{noise, SourceTree};
 use crate::support::mount::fuse_available;
-use crate::support::repos::TestRepo;
+use crate::support::repos::{fast_init, TestRepo};
 use crate::support::s3_cli::{blob_cache_files, counted};
 
 /// Flips one byte in the middle of every file; returns their bytes before.
@@ -130,20 +131,29 @@ fn trees_read_through_a_full_cache_are_right_and_the_cache_stays_bounded() {
             tree.file(&format!("d{d:02}/s{}/f{f}", d % 3), &noise(d * 8 + f, 300));
         }
     }
-    let t = TestRepo::local(dir.path());
+    // Small packs: the trees fill several tree packs, each read whole into the cache.
+    let store = Store::open(&Location::Local(dir.path().join("repo"))).unwrap();
+    let mut opts = fast_init(true);
+    opts.pack_size = 4 << 10;
+    let t = TestRepo::open_catalog(Repository::init(store, &opts).unwrap(), dir.path());
     let req = BackupRequest::new("full", vec![src.clone()]);
     let out = backup(&t.repo, &t.catalog, &req, &NoProgress, &CancelToken::new()).unwrap();
     let root = out.manifest.root;
     let plain = all_trees(&TreeReader::new(t.repo.clone(), t.catalog.clone()), &root);
     assert!(plain.len() > 100, "{}", plain.len());
+    let stored: u64 = plain
+        .iter()
+        .map(|(id, _)| t.catalog.lookup_blob(id).unwrap().unwrap().length as u64)
+        .sum();
 
+    // A bound under what the trees take: whole packs come in, older entries go.
     let cache_dir = dir.path().join("blob-cache");
-    let bound = 16 << 10;
+    let bound = 24 << 10;
+    assert!(stored > bound, "{stored}");
     let cached_reader = || {
         TreeReader::new(t.repo.clone(), t.catalog.clone())
             .with_disk_cache(DiskCache::open(&cache_dir, bound).unwrap())
     };
-    // Twice: once filling (whole tree packs, evicting), once reading what stayed.
     for _ in 0..2 {
         assert!(all_trees(&cached_reader(), &root) == plain);
         let used: u64 = fs::read_dir(&cache_dir)
@@ -153,10 +163,13 @@ fn trees_read_through_a_full_cache_are_right_and_the_cache_stays_bounded() {
             .sum();
         assert!(used <= bound, "{used} > {bound}");
     }
-    // With a roomy bound, one miss brings every tree of the pack.
+    // With a roomy bound, one miss brings every tree of its pack.
     let roomy = dir.path().join("roomy");
     let reader = TreeReader::new(t.repo.clone(), t.catalog.clone())
         .with_disk_cache(DiskCache::open(&roomy, 64 << 20).unwrap());
     reader.tree(&root).unwrap();
-    assert_eq!(fs::read_dir(&roomy).unwrap().count(), plain.len());
+    let pack = t.catalog.lookup_blob(&root).unwrap().unwrap().pack;
+    let in_pack = t.catalog.blobs_in_pack(&pack).unwrap().len();
+    assert!(in_pack > 1, "{in_pack}");
+    assert_eq!(fs::read_dir(&roomy).unwrap().count(), in_pack);
 }
