@@ -12,6 +12,9 @@ use super::Result;
 pub const MAX_GAP: u64 = 256 * 1024;
 /// A range request reads at most this much (one blob larger than it is read alone).
 pub const MAX_RANGE: u64 = 4 << 20;
+/// The same for ranges read with [`RangeRead::fetch_each`], whose bytes never sit whole
+/// in memory: a whole pack (16 MiB by default, plus the chunk that crossed the limit).
+pub const MAX_STREAMED_RANGE: u64 = 64 << 20;
 
 /// A blob someone wants, with what the caller needs to deliver it.
 #[derive(Debug, Clone)]
@@ -37,6 +40,56 @@ impl<T> RangeRead<T> {
             .store()
             .get_range(&self.pack.key(), self.start..self.end);
         Ok(bytes.map_err(crate::repo::RepoError::from)?)
+    }
+
+    /// Downloads the range piece by piece and hands each of its blobs' stored bytes to
+    /// `each` (in pack order) as soon as they are in: about one blob is held at a time,
+    /// however long the range. The first error `each` returns ends the read.
+    pub fn fetch_each(
+        &self,
+        repo: &Repository,
+        mut each: impl FnMut(&Wanted<T>, &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let (mut buf, mut buf_start, mut next) = (Vec::new(), self.start, 0);
+        let mut failed = None;
+        let mut sink = |piece: &[u8]| {
+            buf.extend_from_slice(piece);
+            while let Some(item) = self.items.get(next) {
+                let from = (item.loc.offset as u64 - buf_start) as usize;
+                let Some(stored) = buf.get(from..from + item.loc.length as usize) else {
+                    break; // not all in yet
+                };
+                if let Err(e) = each(item, stored) {
+                    failed = Some(e);
+                    return false;
+                }
+                next += 1;
+            }
+            // Drop what no later blob needs (once a piece: pieces are small).
+            let keep = self
+                .items
+                .get(next)
+                .map_or(u64::MAX, |i| i.loc.offset as u64);
+            let done = (keep.saturating_sub(buf_start) as usize).min(buf.len());
+            buf.drain(..done);
+            buf_start += done as u64;
+            true
+        };
+        let read = repo
+            .store()
+            .get_range_pieces(&self.pack.key(), self.start..self.end, &mut sink);
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        read.map_err(crate::repo::RepoError::from)?;
+        match self.items.get(next) {
+            None => Ok(()),
+            Some(item) => Err(crate::repo::RepoError::CorruptBlob {
+                id: item.id,
+                detail: format!("pack {} ended before the blob", self.pack.to_hex()),
+            }
+            .into()),
+        }
     }
 
     /// Decodes and checks one of this range's blobs out of the fetched bytes.

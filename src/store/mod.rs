@@ -18,6 +18,7 @@
 
 mod fault;
 mod location;
+mod pieces;
 mod retry;
 
 pub use fault::FaultStore;
