@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 
-use crate::repo::{BlobId, BlobLocation, PackId, Repository};
+use crate::repo::{BlobId, BlobLocation, PackId, RepoError, Repository};
 
 use super::Result;
 
@@ -39,7 +39,7 @@ impl<T> RangeRead<T> {
         let bytes = repo
             .store()
             .get_range(&self.pack.key(), self.start..self.end);
-        Ok(bytes.map_err(crate::repo::RepoError::from)?)
+        Ok(bytes.map_err(RepoError::from)?)
     }
 
     /// Downloads the range piece by piece and hands each of its blobs' stored bytes to
@@ -81,10 +81,10 @@ impl<T> RangeRead<T> {
         if let Some(e) = failed {
             return Err(e);
         }
-        read.map_err(crate::repo::RepoError::from)?;
+        read.map_err(RepoError::from)?;
         match self.items.get(next) {
             None => Ok(()),
-            Some(item) => Err(crate::repo::RepoError::CorruptBlob {
+            Some(item) => Err(RepoError::CorruptBlob {
                 id: item.id,
                 detail: format!("pack {} ended before the blob", self.pack.to_hex()),
             }
@@ -187,5 +187,49 @@ mod tests {
         let ranges = coalesce(wanted, 0, 10_000);
         assert_eq!(ranges.len(), 10);
         assert!(ranges.iter().all(|r| r.end - r.start <= 10_000));
+    }
+
+    #[test]
+    fn fetch_each_hands_over_every_blob_of_a_long_range_once_and_stops_at_an_error() {
+        // A local store reads 1 MiB pieces: blobs span pieces, pieces hold several blobs.
+        let dir = tempfile::tempdir().unwrap();
+        let local = crate::store::Location::Local(dir.path().to_path_buf());
+        let store = crate::store::Store::open(&local).unwrap();
+        let repo = Repository::init(store, &crate::repo::InitOptions::unencrypted()).unwrap();
+        let pack = PackId([1; 32]);
+        let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+        repo.store()
+            .put(&pack.key(), Bytes::from(bytes.clone()))
+            .unwrap();
+        let wanted = vec![
+            want(1, 10, 1_500_000, 1),
+            want(1, 10, 1_500_000, 2), // the same blob twice
+            want(1, 1_600_000, 5, 3),
+            want(1, 1_700_000, 1_000_000, 4),
+        ];
+        let ranges = coalesce(wanted, MAX_GAP, MAX_STREAMED_RANGE);
+        assert_eq!(ranges.len(), 1);
+        let mut got = Vec::new();
+        ranges[0]
+            .fetch_each(&repo, |item, stored| {
+                let from = item.loc.offset as usize;
+                assert!(stored == &bytes[from..from + item.loc.length as usize]);
+                got.push(item.tag);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(got, vec![1, 2, 3, 4]);
+        let mut seen = 0;
+        let err = ranges[0].fetch_each(&repo, |item, _| {
+            seen += 1;
+            match item.tag {
+                2 => Err(crate::engine::EngineError::Repo(RepoError::MissingBlob(
+                    item.id,
+                ))),
+                _ => Ok(()),
+            }
+        });
+        assert!(err.is_err());
+        assert_eq!(seen, 2, "nothing after the error");
     }
 }
