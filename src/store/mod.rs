@@ -6,12 +6,14 @@
 //!   key exists with other bytes, and of several racing creators exactly one wins; finding
 //!   exactly its own bytes there is success (a create whose reply was lost, then retried);
 //! - `get`/`get_range` return exactly the bytes written, or [`StoreError::NotFound`];
-//! - `list` returns every key under a prefix with its size, in no particular order;
+//! - `list` returns every key under a prefix with its size, in no particular order, and
+//!   `top_level` the top-level directories that hold any key;
 //! - data objects are never modified in place (`put` replaces only small settings);
 //!   `delete` is idempotent.
 //!
 //! Stores on the network retry every idempotent request whole, body included
-//! ([`RetryPolicy`]); a conditional create is retried too, since it names its bytes.
+//! ([`RetryPolicy`]); a conditional create is retried too, since it names its bytes. A
+//! range read piece by piece (`pieces.rs`) goes on from where a broken body stopped.
 //!
 //! The facade is synchronous (it drives its own small tokio runtime) so that the engine can
 //! call it from worker threads; `*_async` variants serve callers already on a runtime.

@@ -1,6 +1,7 @@
 //! Bringing the catalog up to date with the objects: new index segments, packs no segment
 //! covers yet (a crashed or still-running writer's; their headers are read), packs that
-//! disappeared (their blobs are forgotten so they are uploaded again), and points.
+//! disappeared (their blobs are forgotten so they are uploaded again), and points; the
+//! often-empty directories (plans, forget and log records) only when they hold objects.
 
 use std::collections::{HashMap, HashSet};
 
