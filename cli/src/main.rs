@@ -47,7 +47,10 @@ use commands::{Invocation, Status};
     after_help = "Passwords come from --password-file, CAIRN_PASSWORD, or a prompt when stdin is \
                   a terminal.\nThe local catalog (a cache rebuilt from the repository, and the job \
                   history and events, which are kept) lives under CAIRN_CACHE_DIR, else \
-                  $XDG_CACHE_HOME/cairn, else ~/.cache/cairn.\n\
+                  $XDG_CACHE_HOME/cairn, else ~/.cache/cairn. Beside it, blob-cache/ keeps the \
+                  trees (and what a mount read) of a remote repository, at most \
+                  CAIRN_BLOB_CACHE_MB MiB (default 1024, a mount's at least 4x its --cache-size; \
+                  0: none).\n\
                   Logging: RUST_LOG (default: warn)."
 )]
 struct Cli {

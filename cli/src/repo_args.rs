@@ -109,10 +109,22 @@ pub fn open_repository_with(
     Ok((repo, used))
 }
 
-/// Opens the repository's local catalog at its default place and brings it up to date.
-/// Opens a repository and its catalog for a command that runs the engine in this process
-/// (`--repo`); `--no-wait` makes no sense there.
+/// Opens a repository and its catalog, brought up to date, for a command that runs the
+/// engine in this process (`--repo`); `--no-wait` makes no sense there.
 pub fn open_direct(
+    global: &GlobalArgs,
+    text: &str,
+    no_wait: bool,
+) -> Result<(Repository, Arc<Catalog>)> {
+    let (repo, catalog) = open_for_engine(global, text, no_wait)?;
+    refresh(&repo, &catalog)?;
+    Ok((repo, catalog))
+}
+
+/// [`open_direct`] without the refresh, for a command whose engine call refreshes the
+/// catalog before it reads it (backup, restore, verify, prune, dumps): one refresh, not
+/// two, so one set of listings of the store.
+pub fn open_for_engine(
     global: &GlobalArgs,
     text: &str,
     no_wait: bool,
@@ -123,16 +135,28 @@ pub fn open_direct(
         ));
     }
     let repo = open_repository(global, text)?;
-    let catalog = open_catalog(&repo)?;
+    let catalog = open_catalog_unrefreshed(&repo)?;
     Ok((repo, catalog))
 }
 
+/// Opens the repository's local catalog at its default place and brings it up to date.
 pub fn open_catalog(repo: &Repository) -> Result<Arc<Catalog>> {
+    let catalog = open_catalog_unrefreshed(repo)?;
+    refresh(repo, &catalog)?;
+    Ok(catalog)
+}
+
+/// Opens the repository's local catalog at its default place as it is.
+pub fn open_catalog_unrefreshed(repo: &Repository) -> Result<Arc<Catalog>> {
     let path = catalog::default_path(&repo.config().id);
     let catalog = Catalog::open(&path)
         .with_context(|| format!("cannot open the local catalog {}", path.display()))?;
+    Ok(Arc::new(catalog))
+}
+
+fn refresh(repo: &Repository, catalog: &Catalog) -> Result<()> {
     catalog
         .refresh(repo)
         .context("cannot bring the local catalog up to date with the repository")?;
-    Ok(Arc::new(catalog))
+    Ok(())
 }

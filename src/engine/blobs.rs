@@ -2,13 +2,15 @@
 //! range requests, optionally through a bounded on-disk cache. Copies that fail their
 //! check are recorded as damaged.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use crate::catalog::Catalog;
-use crate::repo::{BlobId, BlobKind, PackId, RepoError, Repository};
+use crate::repo::{BlobId, BlobKind, BlobLocation, PackId, RepoError, Repository};
 
 use super::disk_cache::DiskCache;
 use super::pack_reads::{coalesce, Wanted, MAX_GAP, MAX_RANGE};
+use super::tree_packs::PackFills;
 use super::Result;
 
 /// Reads blobs of one repository; cheap to clone.
@@ -17,6 +19,7 @@ pub struct BlobReader {
     repo: Repository,
     catalog: Arc<Catalog>,
     disk: Option<Arc<DiskCache>>,
+    fills: Arc<PackFills>,
 }
 
 impl BlobReader {
@@ -25,6 +28,7 @@ impl BlobReader {
             repo,
             catalog,
             disk: None,
+            fills: Arc::default(),
         }
     }
 
@@ -32,6 +36,11 @@ impl BlobReader {
     pub fn with_disk_cache(mut self, disk: DiskCache) -> BlobReader {
         self.disk = Some(Arc::new(disk));
         self
+    }
+
+    /// The on-disk cache this reader keeps blobs in, if any.
+    pub fn disk_cache(&self) -> Option<&Arc<DiskCache>> {
+        self.disk.as_ref()
     }
 
     pub fn repo(&self) -> &Repository {
@@ -57,13 +66,13 @@ impl BlobReader {
                 .read_blob(id, &loc)
                 .inspect_err(|e| self.note_damage(id, &loc.pack, e))?);
         };
-        if let Some(stored) = disk.get(id) {
-            match self.repo.decode_blob(id, &loc, &stored) {
-                Ok(plain) => return Ok(plain),
-                Err(e) => {
-                    tracing::warn!("dropping damaged cache entry for {id}: {e}");
-                    disk.remove(id);
-                }
+        if let Some(plain) = self.cached_copy(disk, id, &loc) {
+            return Ok(plain);
+        }
+        if kind == BlobKind::Tree {
+            self.fills.fill(&self.repo, &self.catalog, disk, &loc.pack);
+            if let Some(plain) = self.cached_copy(disk, id, &loc) {
+                return Ok(plain);
             }
         }
         let start = loc.offset as u64;
@@ -78,6 +87,19 @@ impl BlobReader {
             .inspect_err(|e| self.note_damage(id, &loc.pack, e))?;
         disk.put(id, &stored);
         Ok(plain)
+    }
+
+    /// The cached copy of a blob, checked; a damaged one is dropped (and read again).
+    fn cached_copy(&self, disk: &DiskCache, id: &BlobId, loc: &BlobLocation) -> Option<Vec<u8>> {
+        let stored = disk.get(id)?;
+        match self.repo.decode_blob(id, loc, &stored) {
+            Ok(plain) => Some(plain),
+            Err(e) => {
+                tracing::warn!("dropping damaged cache entry for {id}: {e}");
+                disk.remove(id);
+                None
+            }
+        }
     }
 
     /// Remembers a copy that failed its check, so that no backup deduplicates against it
@@ -101,7 +123,6 @@ impl BlobReader {
         kind: BlobKind,
         mut deliver: impl FnMut(BlobId, Vec<u8>),
     ) {
-        let mut wanted = Vec::with_capacity(ids.len());
         let locations = match self.catalog.lookup_blobs(ids) {
             Ok(l) => l,
             Err(e) => {
@@ -109,26 +130,35 @@ impl BlobReader {
                 return;
             }
         };
+        let mut missed = Vec::new();
         for id in ids {
             let loc = match locations.get(id) {
                 Some(loc) if loc.kind == kind => *loc,
                 _ => continue,
             };
-            if let Some(disk) = &self.disk {
-                if let Some(stored) = disk.get(id) {
-                    if let Ok(plain) = self.repo.decode_blob(id, &loc, &stored) {
-                        deliver(*id, plain);
-                        continue;
-                    }
-                    disk.remove(id);
-                }
+            match self.disk.as_deref().map(|d| self.cached_copy(d, id, &loc)) {
+                Some(Some(plain)) => deliver(*id, plain),
+                _ => missed.push((*id, loc)),
             }
-            wanted.push(Wanted {
-                id: *id,
-                loc,
-                tag: (),
+        }
+        if let (Some(disk), BlobKind::Tree) = (self.disk.as_deref(), kind) {
+            // Trees come in whole tree packs: fill the cache, then serve from it.
+            let packs: HashSet<PackId> = missed.iter().map(|(_, loc)| loc.pack).collect();
+            for pack in &packs {
+                self.fills.fill(&self.repo, &self.catalog, disk, pack);
+            }
+            missed.retain(|(id, loc)| match self.cached_copy(disk, id, loc) {
+                Some(plain) => {
+                    deliver(*id, plain);
+                    false
+                }
+                None => true,
             });
         }
+        let wanted = missed
+            .into_iter()
+            .map(|(id, loc)| Wanted { id, loc, tag: () })
+            .collect();
         for range in coalesce(wanted, MAX_GAP, MAX_RANGE) {
             let bytes = match range.fetch(&self.repo) {
                 Ok(b) => b,

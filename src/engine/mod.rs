@@ -3,8 +3,10 @@
 //! directly; progress goes through [`Progress`].
 //!
 //! Blobs are read through a [`BlobReader`], trees through a [`TreeReader`] (decoded, cached,
-//! prefetched) on top of it, file content through a [`ContentReader`]. A request refused
-//! before anything is done is an [`InvalidRequest`].
+//! prefetched) on top of it, file content through a [`ContentReader`]; a remote
+//! repository's trees also through the on-disk blob cache (`disk_cache`, filled a whole
+//! tree pack at a time by `tree_packs`). A request refused before anything is done is an
+//! [`InvalidRequest`].
 
 pub mod backup;
 mod blobs;
@@ -20,6 +22,7 @@ pub mod pack_reads;
 mod progress;
 pub mod prune;
 pub mod restore;
+mod tree_packs;
 mod trees;
 pub mod verify;
 

@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 
-use crate::repo::{BlobId, BlobLocation, PackId, Repository};
+use crate::repo::{BlobId, BlobLocation, PackId, RepoError, Repository};
 
 use super::Result;
 
@@ -12,6 +12,9 @@ use super::Result;
 pub const MAX_GAP: u64 = 256 * 1024;
 /// A range request reads at most this much (one blob larger than it is read alone).
 pub const MAX_RANGE: u64 = 4 << 20;
+/// The same for ranges read with [`RangeRead::fetch_each`], whose bytes never sit whole
+/// in memory: a whole pack (16 MiB by default, plus the chunk that crossed the limit).
+pub const MAX_STREAMED_RANGE: u64 = 64 << 20;
 
 /// A blob someone wants, with what the caller needs to deliver it.
 #[derive(Debug, Clone)]
@@ -36,7 +39,57 @@ impl<T> RangeRead<T> {
         let bytes = repo
             .store()
             .get_range(&self.pack.key(), self.start..self.end);
-        Ok(bytes.map_err(crate::repo::RepoError::from)?)
+        Ok(bytes.map_err(RepoError::from)?)
+    }
+
+    /// Downloads the range piece by piece and hands each of its blobs' stored bytes to
+    /// `each` (in pack order) as soon as they are in: about one blob is held at a time,
+    /// however long the range. The first error `each` returns ends the read.
+    pub fn fetch_each(
+        &self,
+        repo: &Repository,
+        mut each: impl FnMut(&Wanted<T>, &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let (mut buf, mut buf_start, mut next) = (Vec::new(), self.start, 0);
+        let mut failed = None;
+        let mut sink = |piece: &[u8]| {
+            buf.extend_from_slice(piece);
+            while let Some(item) = self.items.get(next) {
+                let from = (item.loc.offset as u64 - buf_start) as usize;
+                let Some(stored) = buf.get(from..from + item.loc.length as usize) else {
+                    break; // not all in yet
+                };
+                if let Err(e) = each(item, stored) {
+                    failed = Some(e);
+                    return false;
+                }
+                next += 1;
+            }
+            // Drop what no later blob needs (once a piece: pieces are small).
+            let keep = self
+                .items
+                .get(next)
+                .map_or(u64::MAX, |i| i.loc.offset as u64);
+            let done = (keep.saturating_sub(buf_start) as usize).min(buf.len());
+            buf.drain(..done);
+            buf_start += done as u64;
+            true
+        };
+        let read = repo
+            .store()
+            .get_range_pieces(&self.pack.key(), self.start..self.end, &mut sink);
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        read.map_err(RepoError::from)?;
+        match self.items.get(next) {
+            None => Ok(()),
+            Some(item) => Err(RepoError::CorruptBlob {
+                id: item.id,
+                detail: format!("pack {} ended before the blob", self.pack.to_hex()),
+            }
+            .into()),
+        }
     }
 
     /// Decodes and checks one of this range's blobs out of the fetched bytes.
@@ -134,5 +187,49 @@ mod tests {
         let ranges = coalesce(wanted, 0, 10_000);
         assert_eq!(ranges.len(), 10);
         assert!(ranges.iter().all(|r| r.end - r.start <= 10_000));
+    }
+
+    #[test]
+    fn fetch_each_hands_over_every_blob_of_a_long_range_once_and_stops_at_an_error() {
+        // A local store reads 1 MiB pieces: blobs span pieces, pieces hold several blobs.
+        let dir = tempfile::tempdir().unwrap();
+        let local = crate::store::Location::Local(dir.path().to_path_buf());
+        let store = crate::store::Store::open(&local).unwrap();
+        let repo = Repository::init(store, &crate::repo::InitOptions::unencrypted()).unwrap();
+        let pack = PackId([1; 32]);
+        let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+        repo.store()
+            .put(&pack.key(), Bytes::from(bytes.clone()))
+            .unwrap();
+        let wanted = vec![
+            want(1, 10, 1_500_000, 1),
+            want(1, 10, 1_500_000, 2), // the same blob twice
+            want(1, 1_600_000, 5, 3),
+            want(1, 1_700_000, 1_000_000, 4),
+        ];
+        let ranges = coalesce(wanted, MAX_GAP, MAX_STREAMED_RANGE);
+        assert_eq!(ranges.len(), 1);
+        let mut got = Vec::new();
+        ranges[0]
+            .fetch_each(&repo, |item, stored| {
+                let from = item.loc.offset as usize;
+                assert!(stored == &bytes[from..from + item.loc.length as usize]);
+                got.push(item.tag);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(got, vec![1, 2, 3, 4]);
+        let mut seen = 0;
+        let err = ranges[0].fetch_each(&repo, |item, _| {
+            seen += 1;
+            match item.tag {
+                2 => Err(crate::engine::EngineError::Repo(RepoError::MissingBlob(
+                    item.id,
+                ))),
+                _ => Ok(()),
+            }
+        });
+        assert!(err.is_err());
+        assert_eq!(seen, 2, "nothing after the error");
     }
 }

@@ -39,6 +39,16 @@ impl TreeReader {
         self
     }
 
+    /// Keeps trees in the repository's on-disk cache ([`DiskCache::for_repo`]): what a
+    /// backup or a restore reads is found there the next time, and a tree missing from
+    /// it brings its whole tree pack.
+    pub fn with_repo_cache(self) -> TreeReader {
+        match DiskCache::for_repo(self.repo(), self.blobs.catalog()) {
+            Some(disk) => self.with_disk_cache(disk),
+            None => self,
+        }
+    }
+
     /// The reader of the blobs under the trees (file data too).
     pub fn blobs(&self) -> &BlobReader {
         &self.blobs

@@ -25,7 +25,7 @@ pub use index::IndexedPack;
 pub use layout::FORMAT_VERSION;
 pub use lease::{Lease, LeaseHolder, TakenOver, Takeover};
 pub use pack::{PackEntry, PackId};
-pub use packer::{Packer, PackerStats};
+pub use packer::{Packer, PackerStats, TreeSink};
 pub use prune_plan::PrunePlan;
 
 use bytes::Bytes;
@@ -47,6 +47,8 @@ pub trait BlobIndex: Send + Sync {
     fn lookup(&self, id: &BlobId) -> Result<Option<BlobLocation>>;
     /// Records an uploaded pack's blobs (and that the pack exists).
     fn record_pack(&self, pack: &IndexedPack) -> Result<()>;
+    /// Records an index segment this writer wrote, listing `packs`.
+    fn record_segment(&self, name: &str, packs: &[IndexedPack]) -> Result<()>;
 }
 
 /// How `init` sets up a repository.

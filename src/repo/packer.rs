@@ -38,9 +38,13 @@ struct State {
     stats: PackerStats,
 }
 
+/// What a packer hands each new tree blob's stored form to (a local cache of trees).
+pub type TreeSink = Arc<dyn Fn(&BlobId, &[u8]) + Send + Sync>;
+
 struct Shared {
     repo: Repository,
     index: Arc<dyn BlobIndex>,
+    tree_sink: Option<TreeSink>,
     state: Mutex<State>,
     changed: Condvar,
 }
@@ -52,10 +56,20 @@ pub struct Packer {
 
 impl Packer {
     pub fn new(repo: Repository, index: Arc<dyn BlobIndex>) -> Packer {
+        Packer::with_tree_sink(repo, index, None)
+    }
+
+    /// A packer that also hands the stored form of every new tree blob to `tree_sink`.
+    pub fn with_tree_sink(
+        repo: Repository,
+        index: Arc<dyn BlobIndex>,
+        tree_sink: Option<TreeSink>,
+    ) -> Packer {
         Packer {
             shared: Arc::new(Shared {
                 repo,
                 index,
+                tree_sink,
                 state: Mutex::new(State::default()),
                 changed: Condvar::new(),
             }),
@@ -85,6 +99,9 @@ impl Packer {
         }
         // Compress and seal outside the lock: this is where the CPU goes.
         let stored = super::blob::encode(repo.key(), plaintext, repo.config().zstd_level);
+        if let (BlobKind::Tree, Some(sink)) = (kind, &self.shared.tree_sink) {
+            sink(&id, &stored);
+        }
         let full = {
             let mut st = self.lock();
             st.stats.new_blobs += 1;
@@ -176,7 +193,8 @@ impl Packer {
             }
             std::mem::take(&mut st.unindexed)
         };
-        self.shared.repo.write_index(&batch)?;
+        let name = self.shared.repo.write_index(&batch)?;
+        self.shared.index.record_segment(&name, &batch)?;
         self.lock().stats.index_segments += 1;
         Ok(())
     }

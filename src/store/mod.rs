@@ -6,24 +6,28 @@
 //!   key exists with other bytes, and of several racing creators exactly one wins; finding
 //!   exactly its own bytes there is success (a create whose reply was lost, then retried);
 //! - `get`/`get_range` return exactly the bytes written, or [`StoreError::NotFound`];
-//! - `list` returns every key under a prefix with its size, in no particular order;
+//! - `list` returns every key under a prefix with its size, in no particular order, and
+//!   `top_level` the top-level directories that hold any key;
 //! - data objects are never modified in place (`put` replaces only small settings);
 //!   `delete` is idempotent.
 //!
 //! Stores on the network retry every idempotent request whole, body included
-//! ([`RetryPolicy`]); a conditional create is retried too, since it names its bytes.
+//! ([`RetryPolicy`]); a conditional create is retried too, since it names its bytes. A
+//! range read piece by piece (`pieces.rs`) goes on from where a broken body stopped.
 //!
 //! The facade is synchronous (it drives its own small tokio runtime) so that the engine can
 //! call it from worker threads; `*_async` variants serve callers already on a runtime.
 
 mod fault;
 mod location;
+mod pieces;
 mod retry;
 
 pub use fault::FaultStore;
 pub use location::{Location, S3Options};
 pub use retry::RetryPolicy;
 
+use std::collections::HashSet;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -334,6 +338,23 @@ impl Store {
                     .map_err(|e| StoreError::from_backend(prefix, e))
             })
             .await
+    }
+
+    /// The top-level directories (`packs/`, `points/`, ...) that hold at least one object,
+    /// by one delimited listing: a caller can skip listing the empty ones.
+    pub fn top_level(&self) -> Result<HashSet<String>> {
+        self.block_on(self.retry.run("/", || async {
+            let listed = self
+                .inner
+                .list_with_delimiter(None)
+                .await
+                .map_err(|e| StoreError::from_backend("/", e))?;
+            Ok(listed
+                .common_prefixes
+                .iter()
+                .map(|p| format!("{p}/"))
+                .collect())
+        }))
     }
 
     pub fn delete(&self, key: &str) -> Result<()> {

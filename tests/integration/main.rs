@@ -4,6 +4,7 @@
 mod support;
 
 mod backup;
+mod blob_cache;
 mod cli;
 mod cli_completions;
 mod cli_locations;
@@ -55,6 +56,7 @@ mod restore_excludes;
 mod restore_skip_damaged;
 mod restore_stages;
 mod s3_faults;
+mod s3_requests;
 mod safety_points;
 mod store_conformance;
 mod store_retry;

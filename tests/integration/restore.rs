@@ -505,14 +505,16 @@ impl Progress for FailReadsAtStart {
     }
 }
 
-/// A repository on a fault-injecting in-memory store, with 40 files (12 MB) backed up: a
-/// restore reads them in several coalesced range requests.
+/// A repository on a fault-injecting in-memory store, with 40 files (12 MB) backed up in
+/// 4 MiB packs: a restore reads them in several range requests (one a pack).
 fn faulty_repo(work: &Path) -> (TestRepo, Arc<FaultStore>, PathBuf) {
     let fault = Arc::new(FaultStore::new(Arc::new(
         object_store::memory::InMemory::new(),
     )));
     let store = Store::from_object_store(fault.clone(), "fault".into()).unwrap();
-    let repo = Repository::init(store, &fast_init(false)).unwrap();
+    let mut opts = fast_init(false);
+    opts.pack_size = 4 << 20;
+    let repo = Repository::init(store, &opts).unwrap();
     let t = TestRepo::open_catalog(repo, work);
     let src = SourceTree::new(&work.join("src"));
     for i in 0..40 {

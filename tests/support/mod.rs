@@ -12,5 +12,6 @@ pub mod forge;
 pub mod mount;
 pub mod repos;
 pub mod s3;
+pub mod s3_cli;
 pub mod s3_fault_proxy;
 pub mod schedule;

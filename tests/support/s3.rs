@@ -67,6 +67,20 @@ pub fn unique_prefix(tag: &str) -> String {
     format!("{tag}-{}-{n}-{nanos}", std::process::id())
 }
 
+/// The variables that point the CLI at this server through `endpoint` (the server's
+/// own, or a proxy in front of it).
+pub fn cli_vars(env: &S3Env, endpoint: &str) -> Vec<(String, String)> {
+    [
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_ACCESS_KEY_ID", env.key.as_str()),
+        ("AWS_SECRET_ACCESS_KEY", env.secret.as_str()),
+        ("AWS_REGION", "us-east-1"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
 fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
 }

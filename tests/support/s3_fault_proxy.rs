@@ -7,7 +7,8 @@
 //! connection before (or in the middle of) the body, or waits before passing it on.
 //! Connections are kept alive as the client asks; bodies are framed by Content-Length or
 //! chunked encoding, enough for object_store and SeaweedFS. [`FaultProxy::injected`]
-//! counts the faults it injected.
+//! counts the faults it injected; [`FaultProxy::take_seen`] tells the requests it saw, by
+//! kind (GET, LIST, PUT, HEAD, ...), for tests that count requests.
 
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -100,12 +101,49 @@ struct Shared {
     stop: AtomicBool,
     requests: AtomicU64,
     injected: AtomicU64,
+    seen: Mutex<Vec<Seen>>,
+}
+
+/// One request the proxy saw.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// GET, LIST (a GET of the bucket), PUT, HEAD, DELETE, POST or the method.
+    pub kind: String,
+    /// The request target (path and query) and its Range header, if any.
+    pub target: String,
+}
+
+impl std::fmt::Display for Seen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.kind, self.target)
+    }
+}
+
+/// A request's kind as S3 bills it: a GET of the bucket itself is a listing.
+fn kind_of(method: &str, target: &str) -> String {
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let listing = query.split('&').any(|p| p.starts_with("list-type="))
+        || path.trim_matches('/').split('/').count() <= 1;
+    match method {
+        "GET" if listing => "LIST".into(),
+        other => other.into(),
+    }
 }
 
 impl Shared {
     /// The fault for a request, if a rule picks it (the first rule that does).
-    fn pick(&self, method: &str, target: &str) -> Option<Fault> {
+    fn pick(&self, method: &str, target: &str, range: Option<&str>) -> Option<Fault> {
         self.requests.fetch_add(1, Ordering::SeqCst);
+        self.seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Seen {
+                kind: kind_of(method, target),
+                target: match range {
+                    Some(r) => format!("{target} [{r}]"),
+                    None => target.to_string(),
+                },
+            });
         let mut rules = self.rules.lock().unwrap_or_else(|p| p.into_inner());
         for r in rules.iter_mut() {
             let hit = r.rule.method.is_none_or(|m| m == method)
@@ -198,6 +236,11 @@ impl FaultProxy {
     /// Requests seen so far.
     pub fn requests(&self) -> u64 {
         self.shared.requests.load(Ordering::SeqCst)
+    }
+
+    /// The requests seen since the last call, in order.
+    pub fn take_seen(&self) -> Vec<Seen> {
+        std::mem::take(&mut *self.shared.seen.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }
 
@@ -349,7 +392,7 @@ fn serve(shared: &Shared, client: TcpStream, upstream: &str) -> io::Result<()> {
         let mut words = line.split_whitespace();
         let method = words.next().unwrap_or("").to_string();
         let target = words.next().unwrap_or("").to_string();
-        let fault = shared.pick(&method, &target);
+        let fault = shared.pick(&method, &target, header(&line, "range"));
         if fault == Some(Fault::Unavailable) {
             let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code>\
                         <Message>injected 503</Message></Error>";

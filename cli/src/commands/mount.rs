@@ -21,7 +21,8 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::json;
 
-use cairn::catalog::{self, Catalog};
+use cairn::catalog;
+use cairn::engine::disk_cache;
 use cairn::fs::{MountOptions, Namespace};
 use cairn::service::Service;
 
@@ -59,7 +60,8 @@ pub struct MountArgs {
     /// (directories 0700, files 0600); control files are always the owner's.
     #[arg(long, requires = "allow_other")]
     pub share_control: bool,
-    /// MiB of repository data kept in memory for reads.
+    /// MiB of repository data kept in memory for reads (the on-disk cache beside the
+    /// catalog holds 4x that, at least 1 GiB, unless CAIRN_BLOB_CACHE_MB sets its size).
     #[arg(long, value_name = "MiB", default_value_t = 32)]
     pub cache_size: u64,
     /// Jobs that may run at once (on different instances).
@@ -155,20 +157,16 @@ fn serve(
 ) -> Result<Status> {
     let (repo, _) = repo_args::open_repository_with(inv.global, &args.repo, password, may_ask)?;
     let location = repo.store().description().to_string();
-    let catalog = Arc::new(
-        Catalog::open_default(&repo)
-            .context("cannot open the local catalog or bring it up to date")?,
-    );
-    // Blobs of a remote repository are cached on disk next to the catalog (bounded: 4x
-    // the memory cache, at least 1 GiB); a cache that cannot be opened only costs speed.
-    let blob_cache_dir = catalog
-        .path()
-        .parent()
-        .map(|d| d.join("blob-cache"))
-        .unwrap_or_else(|| std::env::temp_dir().join("cairn-blob-cache"));
-    let disk_bytes = (args.cache_size.saturating_mul(4) << 20).max(1 << 30);
-    let disk = match cairn::engine::disk_cache::DiskCache::open(&blob_cache_dir, disk_bytes) {
-        _ if repo.store().is_local() => None,
+    // Service::start refreshes it before anything reads it: one refresh, not two.
+    let catalog = repo_args::open_catalog_unrefreshed(&repo)?;
+    // Blobs of a remote repository are cached on disk next to the catalog (bounded by
+    // CAIRN_BLOB_CACHE_MB, else 4x the memory cache and at least 1 GiB); a cache that
+    // cannot be opened only costs speed.
+    let blob_cache_dir = disk_cache::dir_of(&catalog);
+    let disk_bytes = disk_cache::configured_capacity()
+        .unwrap_or_else(|| (args.cache_size.saturating_mul(4) << 20).max(1 << 30));
+    let disk = match disk_cache::DiskCache::open(&blob_cache_dir, disk_bytes) {
+        _ if repo.store().is_local() || disk_bytes == 0 => None,
         Ok(d) => Some(d),
         Err(e) => {
             tracing::warn!("no on-disk blob cache at {}: {e}", blob_cache_dir.display());

@@ -50,7 +50,7 @@ pub fn run(inv: &Invocation<'_>, args: &PruneArgs) -> Result<Status> {
 }
 
 fn direct(inv: &Invocation<'_>, args: &PruneArgs, repo: &str) -> Result<Status> {
-    let (repo, catalog) = repo_args::open_direct(inv.global, repo, args.job.no_wait)?;
+    let (repo, catalog) = repo_args::open_for_engine(inv.global, repo, args.job.no_wait)?;
     let mut req = PruneRequest {
         dry_run: args.dry_run,
         break_lease: args.break_lease,

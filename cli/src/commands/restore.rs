@@ -156,7 +156,7 @@ pub fn run(inv: &Invocation<'_>, args: &RestoreArgs) -> Result<Status> {
 }
 
 fn direct(inv: &Invocation<'_>, args: &RestoreArgs, repo: &str) -> Result<Status> {
-    let (repo, catalog) = repo_args::open_direct(inv.global, repo, args.job.no_wait)?;
+    let (repo, catalog) = repo_args::open_for_engine(inv.global, repo, args.job.no_wait)?;
     let req = RestoreRequest {
         instance: args.instance.clone(),
         point: args.point().to_string(),

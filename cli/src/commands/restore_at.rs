@@ -53,7 +53,7 @@ pub fn run(inv: &Invocation<'_>, args: &AtRequest<'_>) -> Result<Status> {
         }
         Target::Repo(repo) => {
             let at_ns = parse_pitr_time(at).map_err(usage)?;
-            let (repo, catalog) = repo_args::open_direct(inv.global, &repo, args.job.no_wait)?;
+            let (repo, catalog) = repo_args::open_for_engine(inv.global, &repo, args.job.no_wait)?;
             let config = super::log::definition(&repo, args.instance)?;
             let req = PitrRequest {
                 config,

@@ -30,7 +30,7 @@ pub fn run(inv: &Invocation<'_>, req: &StdoutRequest<'_>) -> Result<Status> {
     let mut out = std::io::stdout().lock();
     match req.target.resolve()? {
         Target::Repo(repo) => {
-            let (repo, catalog) = repo_args::open_direct(inv.global, &repo, req.no_wait)?;
+            let (repo, catalog) = repo_args::open_for_engine(inv.global, &repo, req.no_wait)?;
             engine::dump_file(&repo, &catalog, instance, point, name, &mut out)
                 .with_context(|| format!("cannot write {what} to stdout"))?;
         }

@@ -94,7 +94,7 @@ fn direct(inv: &Invocation<'_>, args: &SnapshotArgs, repo: &str) -> Result<Statu
         ));
     }
     let repo = repo_args::open_repository(inv.global, repo)?;
-    let catalog = repo_args::open_catalog(&repo)?;
+    let catalog = repo_args::open_catalog_unrefreshed(&repo)?;
     let paths = args
         .paths
         .iter()

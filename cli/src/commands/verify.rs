@@ -52,7 +52,7 @@ pub fn run(inv: &Invocation<'_>, args: &VerifyArgs) -> Result<Status> {
 }
 
 fn direct(inv: &Invocation<'_>, args: &VerifyArgs, repo: &str) -> Result<Status> {
-    let (repo, catalog) = repo_args::open_direct(inv.global, repo, args.job.no_wait)?;
+    let (repo, catalog) = repo_args::open_for_engine(inv.global, repo, args.job.no_wait)?;
     let req = VerifyRequest {
         instance: args.instance.clone(),
         point: args.point.clone(),

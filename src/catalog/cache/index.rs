@@ -52,11 +52,64 @@ impl Catalog {
         out.into_iter().map(|(id, loc)| Ok((id, loc?))).collect()
     }
 
+    /// The blobs the index locates in `pack` (not the other copies it holds), in pack
+    /// order.
+    pub fn blobs_in_pack(&self, pack: &PackId) -> Result<Vec<(BlobId, BlobLocation)>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT b.id, b.kind, p.id, b.offset, b.length, b.raw_len
+                 FROM blobs b JOIN packs p ON p.rowid = b.pack WHERE p.id = ?1
+                 ORDER BY b.offset",
+            )
+            .map_err(|e| self.sql_err(e))?;
+        let rows = stmt
+            .query_map([&pack.0[..]], |r| {
+                let id: Vec<u8> = r.get(0)?;
+                let loc = location(r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?);
+                Ok((id, loc))
+            })
+            .map_err(|e| self.sql_err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, loc) = row.map_err(|e| self.sql_err(e))?;
+            if let Ok(id) = <[u8; 32]>::try_from(id) {
+                out.push((BlobId(id), loc?));
+            }
+        }
+        Ok(out)
+    }
+
     /// Records a pack and its blobs (first location of a blob wins).
     pub fn insert_pack(&self, pack: &IndexedPack) -> Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(|e| self.sql_err(e))?;
         insert_pack_tx(&tx, pack).map_err(|e| self.sql_err(e))?;
+        promote_intact_copies(&tx).map_err(|e| self.sql_err(e))?;
+        tx.commit().map_err(|e| self.sql_err(e))
+    }
+
+    /// Records packs and their blobs, and the index segment that lists them if any.
+    pub(super) fn store_packs(&self, packs: &[IndexedPack], segment: Option<&str>) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| self.sql_err(e))?;
+        for p in packs {
+            let rowid = insert_pack_tx(&tx, p).map_err(|e| self.sql_err(e))?;
+            if let Some(name) = segment {
+                tx.execute(
+                    "INSERT OR IGNORE INTO segment_packs (segment, pack) VALUES (?1, ?2)",
+                    params![name, rowid],
+                )
+                .map_err(|e| self.sql_err(e))?;
+            }
+        }
+        if let Some(name) = segment {
+            tx.execute(
+                "INSERT OR IGNORE INTO index_segments (name) VALUES (?1)",
+                [name],
+            )
+            .map_err(|e| self.sql_err(e))?;
+        }
         promote_intact_copies(&tx).map_err(|e| self.sql_err(e))?;
         tx.commit().map_err(|e| self.sql_err(e))
     }
@@ -227,5 +280,44 @@ impl BlobIndex for Catalog {
     fn record_pack(&self, pack: &IndexedPack) -> repo::Result<()> {
         self.insert_pack(pack)
             .map_err(|e| repo::RepoError::Index(e.to_string()))
+    }
+
+    /// The segment is known from now on: the next refresh does not download it again.
+    fn record_segment(&self, name: &str, packs: &[IndexedPack]) -> repo::Result<()> {
+        self.store_packs(packs, Some(name))
+            .map_err(|e| repo::RepoError::Index(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::testing::test_pack;
+
+    #[test]
+    fn blobs_in_pack_are_the_blobs_located_there_in_offset_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Catalog::open(&dir.path().join("c.sqlite")).unwrap();
+        let mut pack = test_pack(1, BlobId([1; 32]));
+        pack.entries.push(repo::PackEntry {
+            kind: BlobKind::Tree,
+            id: BlobId([2; 32]),
+            offset: 2,
+            length: 6,
+            raw_len: 6,
+        });
+        c.insert_pack(&pack).unwrap();
+        // A second copy of blob 1 elsewhere: not located in pack 2.
+        c.insert_pack(&test_pack(2, BlobId([1; 32]))).unwrap();
+        let ids = |p: u8| -> Vec<BlobId> {
+            c.blobs_in_pack(&PackId([p; 32]))
+                .unwrap()
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect()
+        };
+        assert_eq!(ids(1), vec![BlobId([2; 32]), BlobId([1; 32])]);
+        assert_eq!(ids(2), Vec::<BlobId>::new());
+        assert_eq!(ids(3), Vec::<BlobId>::new());
     }
 }

@@ -9,6 +9,8 @@ use crate::catalog::{Catalog, Result};
 use crate::model::{LogRecord, ModelError};
 use crate::repo::{layout, Repository};
 
+use super::top_level::TopLevel;
+
 /// A log record as the catalog knows it: its object key and its pieces.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogRecordEntry {
@@ -82,10 +84,10 @@ impl Catalog {
         Ok(())
     }
 
-    pub(super) fn refresh_logs(&self, repo: &Repository) -> Result<()> {
+    pub(super) fn refresh_logs(&self, repo: &Repository, top: &TopLevel) -> Result<()> {
         let known = self.strings::<HashSet<String>>("SELECT key FROM log_records")?;
         let mut listed = HashSet::new();
-        for obj in repo.store().list(layout::LOGS)? {
+        for obj in top.list(repo, layout::LOGS)? {
             if LogRecord::parse_key(&obj.key).is_none() {
                 tracing::warn!(key = %obj.key, "ignoring object with a malformed log record key");
                 continue;

@@ -7,6 +7,7 @@ mod logs;
 mod points;
 mod prune;
 mod refresh;
+mod top_level;
 
 pub use logs::LogRecordEntry;
 pub use points::{latest_of, PointQuery, PointRecord};

@@ -1,14 +1,14 @@
 //! Bringing the catalog up to date with the objects: new index segments, packs no segment
 //! covers yet (a crashed or still-running writer's; their headers are read), packs that
-//! disappeared (their blobs are forgotten so they are uploaded again), and points.
+//! disappeared (their blobs are forgotten so they are uploaded again), and points; the
+//! often-empty directories (plans, forget and log records) only when they hold objects.
 
 use std::collections::{HashMap, HashSet};
 
 use rusqlite::params;
 
-use super::index::insert_pack_tx;
 use super::points::insert_point_conn;
-use crate::catalog::history::promote_intact_copies;
+use super::top_level::TopLevel;
 use crate::catalog::{schema, Catalog, CatalogError, Result};
 use crate::model::{ForgetRecord, Manifest};
 use crate::repo::{layout, IndexedPack, PackId, Repository};
@@ -46,44 +46,22 @@ impl Catalog {
     pub fn refresh(&self, repo: &Repository) -> Result<RefreshStats> {
         self.check_encryption(repo)?;
         let mut stats = RefreshStats::default();
+        let top = TopLevel::of(repo)?;
         // Plans are listed before packs: a prune deletes a plan only after its packs, so
         // a plan missing from this listing has no packs left in the packs listing below,
-        // and its packs are never taken for present and uncondemned.
-        let plans = repo.store().list(layout::PRUNE_PLANS)?;
+        // and its packs are never taken for present and uncondemned. (When the top-level
+        // listing, made before, showed no plans, there were none then: the same holds.)
+        let plans = top.list(repo, layout::PRUNE_PLANS)?;
         self.refresh_segments(repo, &mut stats)?;
         self.refresh_packs(repo, &mut stats)?;
         self.refresh_plans(repo, plans, &mut stats)?;
-        self.refresh_forgotten(repo, &mut stats)?;
+        self.refresh_forgotten(repo, &top, &mut stats)?;
         self.refresh_points(repo, &mut stats)?;
-        self.refresh_logs(repo)?;
+        self.refresh_logs(repo, &top)?;
         if stats != RefreshStats::default() {
             tracing::debug!(?stats, "catalog refreshed");
         }
         Ok(stats)
-    }
-
-    fn store_packs(&self, packs: &[IndexedPack], segment: Option<&str>) -> Result<()> {
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(|e| self.sql_err(e))?;
-        for p in packs {
-            let rowid = insert_pack_tx(&tx, p).map_err(|e| self.sql_err(e))?;
-            if let Some(name) = segment {
-                tx.execute(
-                    "INSERT OR IGNORE INTO segment_packs (segment, pack) VALUES (?1, ?2)",
-                    params![name, rowid],
-                )
-                .map_err(|e| self.sql_err(e))?;
-            }
-        }
-        if let Some(name) = segment {
-            tx.execute(
-                "INSERT OR IGNORE INTO index_segments (name) VALUES (?1)",
-                [name],
-            )
-            .map_err(|e| self.sql_err(e))?;
-        }
-        promote_intact_copies(&tx).map_err(|e| self.sql_err(e))?;
-        tx.commit().map_err(|e| self.sql_err(e))
     }
 
     fn refresh_segments(&self, repo: &Repository, stats: &mut RefreshStats) -> Result<()> {
@@ -167,9 +145,14 @@ impl Catalog {
     }
 
     /// Learns forget records: their points are dropped below, wherever the manifest is.
-    fn refresh_forgotten(&self, repo: &Repository, stats: &mut RefreshStats) -> Result<()> {
+    fn refresh_forgotten(
+        &self,
+        repo: &Repository,
+        top: &TopLevel,
+        stats: &mut RefreshStats,
+    ) -> Result<()> {
         let known = self.strings::<HashSet<String>>("SELECT id FROM forgotten")?;
-        for obj in repo.store().list(layout::FORGOTTEN)? {
+        for obj in top.list(repo, layout::FORGOTTEN)? {
             let Some((instance, id)) = ForgetRecord::parse_key(&obj.key) else {
                 tracing::warn!(key = %obj.key, "ignoring object with a malformed forget key");
                 continue;

@@ -1,5 +1,6 @@
-//! What every step of one backup shares: the packer, the tree reader of the parent point,
-//! the excludes, the counters and warnings, and the hard-link groups already read.
+//! What every step of one backup shares: the packer and the tree reader of the parent
+//! point (both through the local tree cache of a remote repository), the excludes, the
+//! counters and warnings, and the hard-link groups already read.
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
@@ -10,7 +11,7 @@ use globset::GlobSet;
 use crate::catalog::Catalog;
 use crate::engine::{CancelToken, Progress, TreeReader};
 use crate::model::Extent;
-use crate::repo::{BlobIndex, Packer, Repository};
+use crate::repo::{BlobIndex, Packer, Repository, TreeSink};
 use crate::sync::LockExt;
 
 /// The content of a hard-link group, filled by the first member read.
@@ -43,11 +44,18 @@ impl<'a> Ctx<'a> {
         cancel: &'a CancelToken,
     ) -> Ctx<'a> {
         let index: Arc<dyn BlobIndex> = catalog.clone();
+        // The parent's trees are read through the local cache, and the new ones go into it.
+        let reader = TreeReader::new(repo.clone(), catalog.clone()).with_repo_cache();
+        let sink = reader
+            .blobs()
+            .disk_cache()
+            .cloned()
+            .map(|disk| -> TreeSink { Arc::new(move |id, stored| disk.put(id, stored)) });
         Ctx {
             repo,
             catalog,
-            packer: Packer::new(repo.clone(), index),
-            reader: TreeReader::new(repo.clone(), catalog.clone()),
+            packer: Packer::with_tree_sink(repo.clone(), index, sink),
+            reader,
             excludes,
             progress,
             cancel,

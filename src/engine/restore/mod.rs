@@ -117,7 +117,7 @@ pub fn restore(
         .map_err(EngineError::Threads)?;
 
     progress.phase("reading trees");
-    let reader = TreeReader::new(repo.clone(), catalog.clone());
+    let reader = TreeReader::new(repo.clone(), catalog.clone()).with_repo_cache();
     let planner = Planner {
         reader: &reader,
         scope: &scope,

@@ -15,7 +15,7 @@ use rayon::prelude::*;
 
 use crate::engine::content::extent_mismatch;
 use crate::engine::fsmeta::{apply_file_metadata, apply_metadata, make_special, read_xattrs};
-use crate::engine::pack_reads::{coalesce, Wanted, MAX_GAP, MAX_RANGE};
+use crate::engine::pack_reads::{coalesce, Wanted, MAX_GAP, MAX_STREAMED_RANGE};
 use crate::engine::{CancelToken, EngineError, Progress, Result, TreeReader};
 use crate::model::{Extent, ModelError, Node, NodeKind};
 use crate::repo::{BlobId, BlobKind, RepoError};
@@ -246,18 +246,20 @@ impl<'a> Stager<'a> {
                 .filter(|((_, r), _)| r.load(Ordering::Relaxed) == 0)
                 .try_for_each(|((job, _), damaged)| self.complete(job, damaged, None))?;
             let repo = self.reader.blobs().repo();
-            coalesce(wanted, MAX_GAP, MAX_RANGE)
+            // Whole packs in one request each, streamed (bounded memory).
+            coalesce(wanted, MAX_GAP, MAX_STREAMED_RANGE)
                 .par_iter()
                 .try_for_each(|range| {
                     self.cancel.check()?;
-                    let bytes = range.fetch(repo)?;
                     // The last blob decoded, or why it could not be (skip_damaged only).
                     let mut last: Option<(BlobId, std::result::Result<Vec<u8>, String>)> = None;
-                    for item in &range.items {
+                    range.fetch_each(repo, |item, stored| {
+                        self.cancel.check()?;
                         let (j, offset, len) = item.tag;
                         let job = &batch[j];
                         if last.as_ref().is_none_or(|(id, _)| *id != item.id) {
-                            let data = match range.decode(repo, &bytes, item) {
+                            let decoded = repo.decode_blob(&item.id, &item.loc, stored);
+                            let data = match decoded.map_err(EngineError::from) {
                                 Ok(data) => Ok(data),
                                 Err(e) => {
                                     if let EngineError::Repo(r) = &e {
@@ -305,8 +307,8 @@ impl<'a> Stager<'a> {
                         if remaining[j].fetch_sub(1, Ordering::AcqRel) == 1 {
                             self.complete(job, &damaged[j], file)?;
                         }
-                    }
-                    Ok(())
+                        Ok(())
+                    })
                 })?;
         }
         Ok(())
