@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::catalog::{Catalog, PointRecord};
+use crate::catalog::{Catalog, PointRecord, RefreshStats};
 use crate::model::{InstanceConfig, Policy, PolicySettings};
 use crate::repo::Repository;
 use crate::store::StoreError;
@@ -18,6 +18,7 @@ use crate::sync::LockExt;
 use super::clock::{Clock, SystemClock};
 use super::definitions::{load_instances, load_policies};
 use super::error::ServiceError;
+use super::event_pages::EventsSnapshot;
 use super::events::EventLog;
 use super::job_history::JobHistory;
 use super::job_input::JobInputs;
@@ -38,6 +39,10 @@ pub(super) struct State {
     pub shutdown: bool,
     /// Bumped whenever points or instances change, so views can invalidate caches.
     pub generation: u64,
+    /// A view asked the refresher for a refresh ([`Service::refresh_if_older`]).
+    pub refresh_wanted: bool,
+    /// Bumped by every refresh that found something new (segments, packs, plans...).
+    pub refreshed_changes: u64,
 }
 
 pub(super) struct Inner {
@@ -45,8 +50,9 @@ pub(super) struct Inner {
     pub catalog: Arc<Catalog>,
     pub state: Mutex<State>,
     /// Wakes the job runners, the refresher and the scheduler (a job queued or ended, a
-    /// cancel, the shutdown).
+    /// cancel, a refresh asked for, the shutdown).
     pub wake: Condvar,
+    /// When the last refresh ended (the refresher's failed ones too).
     pub last_refresh: Mutex<Instant>,
     pub clock: Arc<dyn Clock>,
     pub events: EventLog,
@@ -186,6 +192,9 @@ impl Service {
         {
             st.generation += 1;
         }
+        if stats != RefreshStats::default() {
+            st.refreshed_changes += 1;
+        }
         st.instances = instances;
         st.policies = policies;
         st.settings = settings;
@@ -193,36 +202,71 @@ impl Service {
         Ok(())
     }
 
-    /// Refreshes if the last refresh is older than `max_age`.
-    pub fn refresh_if_older(&self, max_age: Duration) {
-        let due = self
-            .inner
+    /// Whether the last refresh ended `max_age` ago or more.
+    fn refresh_due(&self, max_age: Duration) -> bool {
+        self.inner
             .last_refresh
             .lock()
             .map(|t| t.elapsed() >= max_age)
-            .unwrap_or(true);
-        if due {
+            .unwrap_or(true)
+    }
+
+    /// Asks the refresher thread for a refresh if the last one is older than `max_age`,
+    /// and returns at once: a view (the mount's session threads) never waits on the
+    /// repository. What the refresh finds shows on a later call.
+    pub fn refresh_if_older(&self, max_age: Duration) {
+        if !self.refresh_due(max_age) {
+            return;
+        }
+        let mut st = self.lock();
+        if !st.refresh_wanted {
+            st.refresh_wanted = true;
+            self.inner.wake.notify_all();
+        }
+    }
+
+    /// Refreshes now, on this thread, if the last refresh is older than `max_age`: for
+    /// a request whose answer depends on what other machines wrote.
+    pub(super) fn refresh_now_if_older(&self, max_age: Duration) {
+        if self.refresh_due(max_age) {
             if let Err(e) = self.refresh() {
                 tracing::warn!("catalog refresh failed: {e}");
             }
         }
     }
 
+    /// The refresher thread: refreshes every [`REFRESH_INTERVAL`], and at once when a
+    /// view asks ([`Service::refresh_if_older`]). A failed refresh counts as one for the
+    /// next interval, so a broken store is not asked again on every view's call.
+    /// It first counts the length of the events file.
     fn run_refresher(&self) {
+        // The events file's length, counted here once rather than on a first `stat`.
+        if let Err(e) = self.inner.events.snapshot() {
+            tracing::warn!("cannot read the events: {e}");
+        }
         loop {
-            {
-                let st = self.lock();
-                let (st, _) = self
-                    .inner
-                    .wake
-                    .wait_timeout(st, REFRESH_INTERVAL)
-                    .unwrap_or_else(|p| p.into_inner());
+            let wanted = {
+                let mut st = self.lock();
+                if !st.refresh_wanted && !st.shutdown {
+                    st = self
+                        .inner
+                        .wake
+                        .wait_timeout(st, REFRESH_INTERVAL)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
+                }
                 if st.shutdown {
                     return;
                 }
-            }
+                std::mem::take(&mut st.refresh_wanted)
+            };
             self.inner.jobs.flush();
-            self.refresh_if_older(REFRESH_INTERVAL);
+            if wanted || self.refresh_due(REFRESH_INTERVAL) {
+                if let Err(e) = self.refresh() {
+                    tracing::warn!("catalog refresh failed: {e}");
+                    *self.inner.last_refresh.locked() = Instant::now();
+                }
+            }
         }
     }
 
@@ -258,6 +302,28 @@ impl Service {
     /// The audit log (`.cairn/events`) as JSON lines, in the order recorded.
     pub fn events_text(&self) -> String {
         self.inner.events.text()
+    }
+
+    /// `.cairn/events` as it is now, to read in pages with
+    /// [`events_read`](Self::events_read): open takes one, and its length is the size.
+    pub fn events_snapshot(&self) -> Result<EventsSnapshot, ServiceError> {
+        Ok(self.inner.events.snapshot()?)
+    }
+
+    /// The size of `.cairn/events` now (what [`events_text`](Self::events_text) would
+    /// build), without building it: O(events recorded since the last call).
+    pub fn events_len(&self) -> u64 {
+        self.events_snapshot().map_or(0, |s| s.len())
+    }
+
+    /// Up to `size` bytes of the events file of `snapshot` from `offset`.
+    pub fn events_read(
+        &self,
+        snapshot: &EventsSnapshot,
+        offset: u64,
+        size: usize,
+    ) -> Result<Vec<u8>, ServiceError> {
+        Ok(self.inner.events.read(snapshot, offset, size)?)
     }
 
     /// Repository figures for `.cairn/stats`.
