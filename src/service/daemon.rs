@@ -24,6 +24,7 @@ use super::job_history::JobHistory;
 use super::job_input::JobInputs;
 use super::jobs::{JobState, LiveJob};
 use super::log_slots::LogArchives;
+use super::stats::StatsCache;
 use super::tracks::SchedState;
 
 /// How often the catalog is refreshed from the objects (points from other machines).
@@ -64,6 +65,8 @@ pub(super) struct Inner {
     pub inputs: JobInputs,
     /// The instances' log archives (`log_archiver`).
     pub logs: LogArchives,
+    /// The catalog's figures for `.cairn/stats`.
+    pub stats: StatsCache,
 }
 
 /// A running service; clones share it. Call [`shutdown`](Service::shutdown) to stop.
@@ -106,6 +109,7 @@ impl Service {
                 policy_writes: Mutex::new(()),
                 inputs: Default::default(),
                 logs: Default::default(),
+                stats: Default::default(),
             }),
         };
         service.inner.jobs.recover(&service.inner.events)?;
@@ -276,10 +280,6 @@ impl Service {
         self.with_points(defined)
     }
 
-    fn instance_names_locked(&self, st: &State) -> Vec<String> {
-        self.with_points(st.instances.keys().cloned().collect())
-    }
-
     /// `names` and the instances that have points.
     fn with_points(&self, mut names: BTreeSet<String>) -> Vec<String> {
         if let Ok(with_points) = self.inner.catalog.instances() {
@@ -326,26 +326,31 @@ impl Service {
         Ok(self.inner.events.read(snapshot, offset, size)?)
     }
 
-    /// Repository figures for `.cairn/stats`.
+    /// Repository figures for `.cairn/stats`: the catalog's counts as of the last change
+    /// the service saw (counted once per change), the jobs as they are.
     pub fn stats_text(&self) -> String {
-        let catalog = &self.inner.catalog;
-        let packs = catalog.packs().unwrap_or_default();
-        let (data_blobs, tree_blobs) = catalog.blob_counts().unwrap_or_default();
-        let points = catalog.points(None).unwrap_or_default();
+        let key = {
+            let st = self.lock();
+            (st.generation, st.refreshed_changes)
+        };
+        let figures = self.inner.stats.figures(&self.inner.catalog, key);
+        let c = &figures.counts;
         let st = self.lock();
+        let mut instances: BTreeSet<String> = st.instances.keys().cloned().collect();
+        instances.extend(figures.with_points.iter().cloned());
         let v = json!({
             "repository": self.inner.repo.store().description(),
             "repository_id": self.inner.repo.config().id,
             "format_version": self.inner.repo.config().version,
             "encrypted": self.inner.repo.config().encrypted(),
-            "instances": self.instance_names_locked(&st),
-            "points": points.len(),
-            "packs": packs.iter().filter(|p| p.2).count(),
-            "stored_bytes": packs.iter().filter(|p| p.2).map(|p| p.1).sum::<u64>(),
-            "data_blobs": data_blobs,
-            "tree_blobs": tree_blobs,
-            "forgotten_points": catalog.forgotten(None).map(|f| f.len()).unwrap_or(0),
-            "prune_plans_pending": catalog.plans().map(|p| p.len()).unwrap_or(0),
+            "instances": instances,
+            "points": c.points,
+            "packs": c.packs,
+            "stored_bytes": c.stored_bytes,
+            "data_blobs": c.data_blobs,
+            "tree_blobs": c.tree_blobs,
+            "forgotten_points": c.forgotten_points,
+            "prune_plans_pending": c.prune_plans,
             "jobs_queued": st.live.values().filter(|j| j.state == JobState::Queued).count(),
             "jobs_running": st.live.values().filter(|j| j.state == JobState::Running).count(),
         });

@@ -14,8 +14,9 @@
 //!   `hooks` (one hook's process), `job_hooks` (their order); `process_group` (the
 //!   group a hook or a command runs in, killed if the daemon dies).
 //! - What the service owns: [`events::EventLog`] (its file's length and pages in
-//!   `event_pages`), [`job_history::JobHistory`] (with
-//!   `unsaved`), [`clock`]; the job types in [`jobs`] and [`job_progress`].
+//!   `event_pages`), [`job_history::JobHistory`] (with `unsaved`), [`clock`], the
+//!   figures of `.cairn/stats` (`stats`); the job types in [`jobs`] and
+//!   [`job_progress`].
 
 pub mod clock;
 mod command_sources;
@@ -47,6 +48,7 @@ mod restore_at_job;
 mod retention;
 mod runner;
 pub mod scheduler;
+mod stats;
 mod tracks;
 mod unsaved;
 

@@ -2,12 +2,14 @@
 //! `schema::CACHE_TABLES`). Losing them loses nothing: `refresh` and
 //! `rebuild` reload them.
 
+mod counts;
 mod index;
 mod logs;
 mod points;
 mod prune;
 mod refresh;
 
+pub use counts::CatalogCounts;
 pub use logs::LogRecordEntry;
 pub use points::{latest_of, PointQuery, PointRecord};
 pub use prune::{Marks, PackUsage, PlanRecord};
