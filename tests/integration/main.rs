@@ -37,6 +37,7 @@ mod logs_retention;
 mod mount;
 mod mount_logs;
 mod mount_users;
+mod mount_views;
 pub(crate) mod mount_writes;
 mod namespace;
 mod pitr;
