@@ -15,15 +15,18 @@ pub(super) struct RepoFigures {
     pub with_points: Vec<String>,
 }
 
+/// What tells one change from the next: the service's generation, and its count of
+/// refreshes that found something.
+type ChangeKey = (u64, u64);
+
 /// The figures of the last change asked for, by its key.
 #[derive(Debug, Default)]
-pub(super) struct StatsCache(Mutex<Option<((u64, u64), Arc<RepoFigures>)>>);
+pub(super) struct StatsCache(Mutex<Option<(ChangeKey, Arc<RepoFigures>)>>);
 
 impl StatsCache {
-    /// The figures as of `key` (the service's generation and count of refreshes that
-    /// found something): counted again only when the key moved. A catalog that cannot
+    /// The figures as of `key`: counted again only when the key moved. A catalog that cannot
     /// count gives zeros, and is asked again next time.
-    pub fn figures(&self, catalog: &Catalog, key: (u64, u64)) -> Arc<RepoFigures> {
+    pub fn figures(&self, catalog: &Catalog, key: ChangeKey) -> Arc<RepoFigures> {
         let mut cached = self.0.locked();
         if let Some((k, figures)) = &*cached {
             if *k == key {
