@@ -17,6 +17,12 @@ use crate::sync::LockExt;
 /// How far apart the marks of the text are: a read skips at most this much.
 const MARK_EVERY: u64 = 64 * 1024;
 
+/// How many rows' lengths one query reads.
+#[cfg(not(test))]
+const BATCH: usize = 10_000;
+#[cfg(test)]
+const BATCH: usize = 100;
+
 /// One version of the file: the events up to an id, and the length of their text.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EventsSnapshot {
@@ -76,12 +82,19 @@ impl EventPages {
         }
     }
 
-    /// The file as it is now. The first call reads the length of every row (once);
-    /// later ones only the rows added since.
+    /// The file as it is now. The first call reads the length of every row (once, in
+    /// batches that leave the catalog to others between them); later ones only the rows
+    /// added since.
     pub fn snapshot(&self) -> Result<EventsSnapshot, CatalogError> {
         let mut extent = self.extent.locked();
-        for (id, len) in self.catalog.event_lengths_after(extent.last_id)? {
-            extent.add(id, len);
+        loop {
+            let rows = self.catalog.event_lengths_after(extent.last_id, BATCH)?;
+            for &(id, len) in &rows {
+                extent.add(id, len);
+            }
+            if rows.len() < BATCH {
+                break;
+            }
         }
         Ok(EventsSnapshot {
             last_id: extent.last_id,

@@ -40,17 +40,19 @@ impl Catalog {
         self.strings("SELECT line FROM events ORDER BY id")
     }
 
-    /// The id and byte length (UTF-8) of every event line recorded after event
-    /// `after_id`, in the order recorded. Ids only grow, and no event is ever removed.
-    pub fn event_lengths_after(&self, after_id: i64) -> Result<Vec<(i64, u64)>> {
+    /// The id and byte length (UTF-8) of the first `limit` event lines recorded after
+    /// event `after_id`, in the order recorded. Ids only grow, and no event is ever
+    /// removed.
+    pub fn event_lengths_after(&self, after_id: i64, limit: usize) -> Result<Vec<(i64, u64)>> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached(
-                "SELECT id, LENGTH(CAST(line AS BLOB)) FROM events WHERE id > ?1 ORDER BY id",
+                "SELECT id, LENGTH(CAST(line AS BLOB)) FROM events WHERE id > ?1
+                 ORDER BY id LIMIT ?2",
             )
             .map_err(|e| self.sql_err(e))?;
         let rows = stmt
-            .query_map([after_id], |r| {
+            .query_map([after_id, limit as i64], |r| {
                 Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
             })
             .map_err(|e| self.sql_err(e))?;
