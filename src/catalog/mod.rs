@@ -22,7 +22,8 @@ mod schema;
 mod testing;
 
 pub use cache::{
-    latest_of, LogRecordEntry, Marks, PackUsage, PlanRecord, PointQuery, PointRecord, RefreshStats,
+    latest_of, CatalogCounts, LogRecordEntry, Marks, PackUsage, PlanRecord, PointQuery,
+    PointRecord, RefreshStats,
 };
 pub use database::{default_path, Catalog};
 pub use error::{CatalogError, Result};

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::catalog::{Catalog, PointRecord};
+use crate::catalog::{Catalog, PointRecord, RefreshStats};
 use crate::model::{InstanceConfig, Policy, PolicySettings};
 use crate::repo::Repository;
 use crate::store::StoreError;
@@ -18,11 +18,13 @@ use crate::sync::LockExt;
 use super::clock::{Clock, SystemClock};
 use super::definitions::{load_instances, load_policies};
 use super::error::ServiceError;
+use super::event_pages::EventsSnapshot;
 use super::events::EventLog;
 use super::job_history::JobHistory;
 use super::job_input::JobInputs;
 use super::jobs::{JobState, LiveJob};
 use super::log_slots::LogArchives;
+use super::stats::StatsCache;
 use super::tracks::SchedState;
 
 /// How often the catalog is refreshed from the objects (points from other machines).
@@ -38,6 +40,10 @@ pub(super) struct State {
     pub shutdown: bool,
     /// Bumped whenever points or instances change, so views can invalidate caches.
     pub generation: u64,
+    /// A view asked the refresher for a refresh ([`Service::refresh_if_older`]).
+    pub refresh_wanted: bool,
+    /// Bumped by every refresh that found something new (segments, packs, plans...).
+    pub refreshed_changes: u64,
 }
 
 pub(super) struct Inner {
@@ -45,8 +51,9 @@ pub(super) struct Inner {
     pub catalog: Arc<Catalog>,
     pub state: Mutex<State>,
     /// Wakes the job runners, the refresher and the scheduler (a job queued or ended, a
-    /// cancel, the shutdown).
+    /// cancel, a refresh asked for, the shutdown).
     pub wake: Condvar,
+    /// When the last refresh ended (the refresher's failed ones too).
     pub last_refresh: Mutex<Instant>,
     pub clock: Arc<dyn Clock>,
     pub events: EventLog,
@@ -58,6 +65,8 @@ pub(super) struct Inner {
     pub inputs: JobInputs,
     /// The instances' log archives (`log_archiver`).
     pub logs: LogArchives,
+    /// The catalog's figures for `.cairn/stats`.
+    pub stats: StatsCache,
 }
 
 /// A running service; clones share it. Call [`shutdown`](Service::shutdown) to stop.
@@ -100,6 +109,7 @@ impl Service {
                 policy_writes: Mutex::new(()),
                 inputs: Default::default(),
                 logs: Default::default(),
+                stats: Default::default(),
             }),
         };
         service.inner.jobs.recover(&service.inner.events)?;
@@ -186,6 +196,9 @@ impl Service {
         {
             st.generation += 1;
         }
+        if stats != RefreshStats::default() {
+            st.refreshed_changes += 1;
+        }
         st.instances = instances;
         st.policies = policies;
         st.settings = settings;
@@ -193,36 +206,71 @@ impl Service {
         Ok(())
     }
 
-    /// Refreshes if the last refresh is older than `max_age`.
-    pub fn refresh_if_older(&self, max_age: Duration) {
-        let due = self
-            .inner
+    /// Whether the last refresh ended `max_age` ago or more.
+    fn refresh_due(&self, max_age: Duration) -> bool {
+        self.inner
             .last_refresh
             .lock()
             .map(|t| t.elapsed() >= max_age)
-            .unwrap_or(true);
-        if due {
+            .unwrap_or(true)
+    }
+
+    /// Asks the refresher thread for a refresh if the last one is older than `max_age`,
+    /// and returns at once: a view (the mount's session threads) never waits on the
+    /// repository. What the refresh finds shows on a later call.
+    pub fn refresh_if_older(&self, max_age: Duration) {
+        if !self.refresh_due(max_age) {
+            return;
+        }
+        let mut st = self.lock();
+        if !st.refresh_wanted {
+            st.refresh_wanted = true;
+            self.inner.wake.notify_all();
+        }
+    }
+
+    /// Refreshes now, on this thread, if the last refresh is older than `max_age`: for
+    /// a request whose answer depends on what other machines wrote.
+    pub(super) fn refresh_now_if_older(&self, max_age: Duration) {
+        if self.refresh_due(max_age) {
             if let Err(e) = self.refresh() {
                 tracing::warn!("catalog refresh failed: {e}");
             }
         }
     }
 
+    /// The refresher thread: refreshes every [`REFRESH_INTERVAL`], and at once when a
+    /// view asks ([`Service::refresh_if_older`]). A failed refresh counts as one for the
+    /// next interval, so a broken store is not asked again on every view's call.
+    /// It first counts the length of the events file.
     fn run_refresher(&self) {
+        // The events file's length, counted here once rather than on a first `stat`.
+        if let Err(e) = self.inner.events.snapshot() {
+            tracing::warn!("cannot read the events: {e}");
+        }
         loop {
-            {
-                let st = self.lock();
-                let (st, _) = self
-                    .inner
-                    .wake
-                    .wait_timeout(st, REFRESH_INTERVAL)
-                    .unwrap_or_else(|p| p.into_inner());
+            let wanted = {
+                let mut st = self.lock();
+                if !st.refresh_wanted && !st.shutdown {
+                    st = self
+                        .inner
+                        .wake
+                        .wait_timeout(st, REFRESH_INTERVAL)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
+                }
                 if st.shutdown {
                     return;
                 }
-            }
+                std::mem::take(&mut st.refresh_wanted)
+            };
             self.inner.jobs.flush();
-            self.refresh_if_older(REFRESH_INTERVAL);
+            if wanted || self.refresh_due(REFRESH_INTERVAL) {
+                if let Err(e) = self.refresh() {
+                    tracing::warn!("catalog refresh failed: {e}");
+                    *self.inner.last_refresh.locked() = Instant::now();
+                }
+            }
         }
     }
 
@@ -230,10 +278,6 @@ impl Service {
     pub fn instance_names(&self) -> Vec<String> {
         let defined: BTreeSet<String> = self.lock().instances.keys().cloned().collect();
         self.with_points(defined)
-    }
-
-    fn instance_names_locked(&self, st: &State) -> Vec<String> {
-        self.with_points(st.instances.keys().cloned().collect())
     }
 
     /// `names` and the instances that have points.
@@ -260,26 +304,53 @@ impl Service {
         self.inner.events.text()
     }
 
-    /// Repository figures for `.cairn/stats`.
+    /// `.cairn/events` as it is now, to read in pages with
+    /// [`events_read`](Self::events_read): open takes one, and its length is the size.
+    pub fn events_snapshot(&self) -> Result<EventsSnapshot, ServiceError> {
+        Ok(self.inner.events.snapshot()?)
+    }
+
+    /// The size of `.cairn/events` now (what [`events_text`](Self::events_text) would
+    /// build), without building it: O(events recorded since the last call).
+    pub fn events_len(&self) -> u64 {
+        self.events_snapshot().map_or(0, |s| s.len())
+    }
+
+    /// Up to `size` bytes of the events file of `snapshot` from `offset`.
+    pub fn events_read(
+        &self,
+        snapshot: &EventsSnapshot,
+        offset: u64,
+        size: usize,
+    ) -> Result<Vec<u8>, ServiceError> {
+        Ok(self.inner.events.read(snapshot, offset, size)?)
+    }
+
+    /// Repository figures for `.cairn/stats`: the catalog's counts as of the last change
+    /// the service saw (counted once per change), the jobs as they are.
     pub fn stats_text(&self) -> String {
-        let catalog = &self.inner.catalog;
-        let packs = catalog.packs().unwrap_or_default();
-        let (data_blobs, tree_blobs) = catalog.blob_counts().unwrap_or_default();
-        let points = catalog.points(None).unwrap_or_default();
+        let key = {
+            let st = self.lock();
+            (st.generation, st.refreshed_changes)
+        };
+        let figures = self.inner.stats.figures(&self.inner.catalog, key);
+        let c = &figures.counts;
         let st = self.lock();
+        let mut instances: BTreeSet<String> = st.instances.keys().cloned().collect();
+        instances.extend(figures.with_points.iter().cloned());
         let v = json!({
             "repository": self.inner.repo.store().description(),
             "repository_id": self.inner.repo.config().id,
             "format_version": self.inner.repo.config().version,
             "encrypted": self.inner.repo.config().encrypted(),
-            "instances": self.instance_names_locked(&st),
-            "points": points.len(),
-            "packs": packs.iter().filter(|p| p.2).count(),
-            "stored_bytes": packs.iter().filter(|p| p.2).map(|p| p.1).sum::<u64>(),
-            "data_blobs": data_blobs,
-            "tree_blobs": tree_blobs,
-            "forgotten_points": catalog.forgotten(None).map(|f| f.len()).unwrap_or(0),
-            "prune_plans_pending": catalog.plans().map(|p| p.len()).unwrap_or(0),
+            "instances": instances,
+            "points": c.points,
+            "packs": c.packs,
+            "stored_bytes": c.stored_bytes,
+            "data_blobs": c.data_blobs,
+            "tree_blobs": c.tree_blobs,
+            "forgotten_points": c.forgotten_points,
+            "prune_plans_pending": c.prune_plans,
             "jobs_queued": st.live.values().filter(|j| j.state == JobState::Queued).count(),
             "jobs_running": st.live.values().filter(|j| j.state == JobState::Running).count(),
         });

@@ -92,7 +92,7 @@ impl Service {
             }
             "restore" => {
                 let req = control::parse_restore(text)?;
-                self.refresh_if_older(Duration::from_secs(1));
+                self.refresh_now_if_older(Duration::from_secs(1));
                 if req.at_ns.is_some() && self.instance(&req.instance).is_none() {
                     return Err(ControlError::not_found(format!(
                         "no instance `{}`: a restore at a time needs its definition (its log files)",
@@ -136,7 +136,7 @@ impl Service {
             }
             "forget" => {
                 let req = control::parse_forget(text)?;
-                self.refresh_if_older(Duration::from_secs(1));
+                self.refresh_now_if_older(Duration::from_secs(1));
                 let mut names = Vec::new();
                 for p in &req.points {
                     let Some(found) = self.find_point(&req.instance, p) else {

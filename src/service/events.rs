@@ -9,16 +9,18 @@
 //! reply, or the job's `state`, `error` and `result`). Refused requests record nothing.
 //!
 //! [`EventLog`] records them (the service owns one); it also keeps their order: a
-//! request's event always comes before the end of the job it started.
+//! request's event always comes before the end of the job it started. The file's length
+//! and pages come from `event_pages`, without building the whole text.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::{json, Value};
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, CatalogError};
 use crate::sync::LockExt;
 
 use super::clock::Clock;
+use super::event_pages::{EventPages, EventsSnapshot};
 use super::jobs::{JobKind, JobState};
 use super::requests::Subject;
 
@@ -214,11 +216,13 @@ pub struct EventLog {
     /// Held while a request is handled and its event recorded, and while a job's end is
     /// recorded: a request's event always comes before the end of the job it started.
     order: Mutex<()>,
+    pages: EventPages,
 }
 
 impl EventLog {
     pub fn new(catalog: Arc<Catalog>, clock: Arc<dyn Clock>) -> EventLog {
         EventLog {
+            pages: EventPages::new(catalog.clone()),
             catalog,
             clock,
             order: Mutex::new(()),
@@ -249,6 +253,23 @@ impl EventLog {
             s.push('\n');
         }
         s
+    }
+
+    /// The text as it is now, to read in pages: its length costs only the events
+    /// recorded since the last snapshot.
+    pub fn snapshot(&self) -> Result<EventsSnapshot, CatalogError> {
+        self.pages.snapshot()
+    }
+
+    /// Up to `size` bytes of `snapshot`'s text from `offset` (the bytes of
+    /// [`text`](Self::text) then).
+    pub fn read(
+        &self,
+        snapshot: &EventsSnapshot,
+        offset: u64,
+        size: usize,
+    ) -> Result<Vec<u8>, CatalogError> {
+        self.pages.read(snapshot, offset, size)
     }
 
     /// Records the event of a job's end: `point-created` / `point-restored` /

@@ -92,20 +92,17 @@ impl JobHistory {
         self.unsaved.flush(&self.catalog);
     }
 
-    /// Job ids, oldest first.
+    /// Job ids, oldest first (only the ids are read).
     pub fn ids(&self) -> Vec<u64> {
-        self.catalog
-            .jobs()
-            .map(|rows| rows.into_iter().map(|r| r.id).collect())
-            .unwrap_or_default()
+        self.catalog.job_ids().unwrap_or_default()
     }
 
     /// The stored status of a job (as stored: a status of an older daemon reads as it
-    /// was written).
+    /// was written). Reads that job's status only.
     pub fn status(&self, id: u64) -> Option<Value> {
         match self.unsaved.status(id) {
             Some(status) => serde_json::from_str(&status).ok(),
-            None => serde_json::from_str(&self.catalog.job(id).ok()??.status).ok(),
+            None => serde_json::from_str(&self.catalog.job_status(id).ok()??).ok(),
         }
     }
 
@@ -113,7 +110,15 @@ impl JobHistory {
         if let Some(log) = self.unsaved.log(id) {
             return Some(log);
         }
-        self.catalog.job(id).ok()?.map(|r| r.log)
+        self.catalog.job_log(id).ok()?
+    }
+
+    /// The byte length of [`log`](Self::log), without reading the log.
+    pub fn log_len(&self, id: u64) -> Option<u64> {
+        if let Some(log) = self.unsaved.log(id) {
+            return Some(log.len() as u64);
+        }
+        self.catalog.job_log_len(id).ok()?
     }
 
     /// Marks the jobs a previous daemon left queued or running as interrupted (each one an

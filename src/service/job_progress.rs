@@ -44,6 +44,12 @@ impl JobProgress {
         }
     }
 
+    /// The byte length of [`log_text`](Self::log_text), without building it.
+    pub fn log_len(&self) -> u64 {
+        let log = self.log.locked();
+        log.iter().map(|l| l.len() as u64 + 1).sum()
+    }
+
     pub fn log_text(&self) -> String {
         let log = self.log.locked();
         let mut s = log.join("\n");
@@ -105,5 +111,21 @@ impl Progress for JobProgress {
             *p = name.to_string();
         }
         self.log_line(format!("phase: {name}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_length_is_the_length_of_its_text() {
+        let progress = JobProgress::default();
+        assert_eq!(progress.log_len(), 0);
+        assert_eq!(progress.log_text(), "");
+        for line in ["phase: scanning", "", "fichier é 日本 🦀", "done"] {
+            progress.log_line(line.to_string());
+            assert_eq!(progress.log_len(), progress.log_text().len() as u64);
+        }
     }
 }

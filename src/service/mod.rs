@@ -13,8 +13,10 @@
 //!   pushes and pushers), and the hooks around jobs:
 //!   `hooks` (one hook's process), `job_hooks` (their order); `process_group` (the
 //!   group a hook or a command runs in, killed if the daemon dies).
-//! - What the service owns: [`events::EventLog`], [`job_history::JobHistory`] (with
-//!   `unsaved`), [`clock`]; the job types in [`jobs`] and [`job_progress`].
+//! - What the service owns: [`events::EventLog`] (its file's length and pages in
+//!   `event_pages`), [`job_history::JobHistory`] (with `unsaved`), [`clock`], the
+//!   figures of `.cairn/stats` (`stats`); the job types in [`jobs`] and
+//!   [`job_progress`].
 
 pub mod clock;
 mod command_sources;
@@ -23,6 +25,7 @@ mod daemon;
 mod definitions;
 mod dispatch;
 mod error;
+mod event_pages;
 pub mod events;
 pub mod grammar;
 mod hooks;
@@ -45,6 +48,7 @@ mod restore_at_job;
 mod retention;
 mod runner;
 pub mod scheduler;
+mod stats;
 mod tracks;
 mod unsaved;
 
@@ -53,6 +57,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use daemon::{Service, REFRESH_INTERVAL};
 pub use dispatch::CONTROL_FILES;
 pub use error::ServiceError;
+pub use event_pages::EventsSnapshot;
 pub use events::{Event, KINDS as EVENT_KINDS};
 pub use grammar::ControlError;
 pub use job_progress::{JobProgress, ProgressStatus};

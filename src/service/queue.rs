@@ -1,6 +1,6 @@
 //! The job queue and its views: queuing a job (its row first, then the live job the
 //! runners pick), storing a live job's status, and what `jobs/` shows of live and
-//! finished jobs.
+//! finished jobs (each view, and its size, reads one job: listing `jobs/` reads ids).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -115,11 +115,27 @@ impl Service {
         ))
     }
 
+    /// `jobs/<id>/log`: a live job's lines, or the stored log.
     pub fn job_log(&self, id: u64) -> Option<String> {
         if let Some(j) = self.lock().live.get(&id) {
             return Some(j.progress.log_text());
         }
         self.inner.jobs.log(id)
+    }
+
+    /// The size of `jobs/<id>/log` ([`job_log`](Self::job_log)'s length), without
+    /// building or reading the log.
+    pub fn job_log_len(&self, id: u64) -> Option<u64> {
+        if let Some(j) = self.lock().live.get(&id) {
+            return Some(j.progress.log_len());
+        }
+        self.inner.jobs.log_len(id)
+    }
+
+    /// The size of `jobs/<id>/status`. The document is small (a job's own fields), so
+    /// it is built: O(1) in the number of jobs.
+    pub fn job_status_len(&self, id: u64) -> Option<u64> {
+        self.job_status(id).map(|s| s.len() as u64)
     }
 
     /// Deletes a finished job from the history (`rm -r jobs/<id>`, `cairn jobs delete`),

@@ -39,6 +39,7 @@ mod mount;
 mod mount_logs;
 mod mount_scale;
 mod mount_users;
+mod mount_views;
 pub(crate) mod mount_writes;
 mod namespace;
 mod pitr;

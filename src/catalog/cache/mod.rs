@@ -2,6 +2,7 @@
 //! `schema::CACHE_TABLES`). Losing them loses nothing: `refresh` and
 //! `rebuild` reload them.
 
+mod counts;
 mod index;
 mod logs;
 mod points;
@@ -9,6 +10,7 @@ mod prune;
 mod refresh;
 mod top_level;
 
+pub use counts::CatalogCounts;
 pub use logs::LogRecordEntry;
 pub use points::{latest_of, PointQuery, PointRecord};
 pub use prune::{Marks, PackUsage, PlanRecord};

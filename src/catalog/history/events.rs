@@ -40,6 +40,50 @@ impl Catalog {
         self.strings("SELECT line FROM events ORDER BY id")
     }
 
+    /// The id and byte length (UTF-8) of the first `limit` event lines recorded after
+    /// event `after_id`, in the order recorded. Ids only grow, and no event is ever
+    /// removed.
+    pub fn event_lengths_after(&self, after_id: i64, limit: usize) -> Result<Vec<(i64, u64)>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT id, LENGTH(CAST(line AS BLOB)) FROM events WHERE id > ?1
+                 ORDER BY id LIMIT ?2",
+            )
+            .map_err(|e| self.sql_err(e))?;
+        let rows = stmt
+            .query_map([after_id, limit as i64], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+            })
+            .map_err(|e| self.sql_err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.sql_err(e))
+    }
+
+    /// Hands the lines of the events after `after_id` up to `upto_id` (ids), in the
+    /// order recorded, to `line` until it returns `false`.
+    pub fn event_lines_between(
+        &self,
+        after_id: i64,
+        upto_id: i64,
+        mut line: impl FnMut(&str) -> bool,
+    ) -> Result<()> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached("SELECT line FROM events WHERE id > ?1 AND id <= ?2 ORDER BY id")
+            .map_err(|e| self.sql_err(e))?;
+        let mut rows = stmt
+            .query([after_id, upto_id])
+            .map_err(|e| self.sql_err(e))?;
+        while let Some(row) = rows.next().map_err(|e| self.sql_err(e))? {
+            let text: String = row.get(0).map_err(|e| self.sql_err(e))?;
+            if !line(&text) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// The event lines `q` wants, oldest first.
     pub fn query_events(&self, q: &EventQuery) -> Result<Vec<String>> {
         // Open ends as the extreme times, not `COALESCE(?, time_ns)`: a range the index

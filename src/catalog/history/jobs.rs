@@ -92,6 +92,47 @@ impl Catalog {
         self.job_rows(&format!("SELECT {COLUMNS} FROM jobs ORDER BY id"), [])
     }
 
+    /// Every job's id, oldest first (no other column read).
+    pub fn job_ids(&self) -> Result<Vec<u64>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached("SELECT id FROM jobs ORDER BY id")
+            .map_err(|e| self.sql_err(e))?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, i64>(0).map(|id| id as u64))
+            .map_err(|e| self.sql_err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.sql_err(e))
+    }
+
+    /// A job's stored status document, if there is such a job.
+    pub fn job_status(&self, id: u64) -> Result<Option<String>> {
+        self.job_column(id, "status")
+    }
+
+    /// A job's stored log, if there is such a job.
+    pub fn job_log(&self, id: u64) -> Result<Option<String>> {
+        self.job_column(id, "log")
+    }
+
+    /// The byte length of a job's stored log, without reading it.
+    pub fn job_log_len(&self, id: u64) -> Result<Option<u64>> {
+        let len: Option<i64> = self.job_column(id, "LENGTH(CAST(log AS BLOB))")?;
+        Ok(len.map(|n| n.max(0) as u64))
+    }
+
+    /// One value (`expr` of its columns) of job `id`'s row.
+    fn job_column<T: rusqlite::types::FromSql>(&self, id: u64, expr: &str) -> Result<Option<T>> {
+        self.conn()
+            .query_row(
+                &format!("SELECT {expr} FROM jobs WHERE id = ?1"),
+                [id as i64],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.sql_err(e))
+    }
+
     /// Removes a job row; whether there was one.
     pub fn delete_job(&self, id: u64) -> Result<bool> {
         let n = self
@@ -380,5 +421,34 @@ mod tests {
             .insert_job("verify", None, "queued", "{}", 2, None)
             .unwrap();
         assert!(next > id, "ids are never reused");
+    }
+
+    #[test]
+    fn one_column_of_a_job_reads_as_its_row_says() {
+        let (_d, c) = catalog();
+        assert_eq!(c.job_ids().unwrap(), Vec::<u64>::new());
+        let a = c
+            .insert_job("verify", None, "queued", "{}", 1, None)
+            .unwrap();
+        let b = c
+            .insert_job("prune", None, "queued", "{}", 2, None)
+            .unwrap();
+        c.update_job(
+            b,
+            "running",
+            r#"{"id":2,"état":"✓"}"#,
+            "phase: ß\nzwei 日本\n",
+        )
+        .unwrap();
+        assert_eq!(c.job_ids().unwrap(), vec![a, b]);
+        for id in [a, b] {
+            let row = c.job(id).unwrap().unwrap();
+            assert_eq!(c.job_status(id).unwrap(), Some(row.status));
+            assert_eq!(c.job_log_len(id).unwrap(), Some(row.log.len() as u64));
+            assert_eq!(c.job_log(id).unwrap(), Some(row.log));
+        }
+        assert_eq!(c.job_log_len(b).unwrap(), Some(22));
+        assert_eq!(c.job_status(b + 1).unwrap(), None);
+        assert_eq!(c.job_log_len(b + 1).unwrap(), None);
     }
 }

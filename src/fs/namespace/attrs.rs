@@ -90,10 +90,7 @@ impl Namespace {
             | Inode::Stats
             | Inode::JobStatus(_)
             | Inode::JobLog(_)
-            | Inode::Policy(_) => {
-                let len = self.dynamic_content(inode).map(|c| c.len()).unwrap_or(0);
-                self.file_attr(ino, meta_file, len as u64)
-            }
+            | Inode::Policy(_) => self.file_attr(ino, meta_file, self.dynamic_len(inode)),
             Inode::Ctl("log") => {
                 let perm = self.pusher_modes().map_or(0o600, |(_, log)| log);
                 self.file_attr(ino, perm, 0)
@@ -116,10 +113,7 @@ impl Namespace {
                 self.node_attr(ino, &*self.node_of(inode)?)
             }
             Inode::LogsDir(name) => self.logs_dir_attr(ino, &name),
-            Inode::Restorable(_) => {
-                let len = self.dynamic_content(inode).map_or(0, |c| c.len());
-                self.file_attr(ino, 0o444, len as u64)
-            }
+            Inode::Restorable(_) => self.file_attr(ino, 0o444, self.dynamic_len(inode)),
             Inode::LogFile(f) => self.log_file_attr(ino, &*self.log_version(&f.0, &f.1)?),
             Inode::View(view, _) => self.view_dir_attr(ino, &view),
             Inode::ViewFile(file, _) => self.view_file_attr(ino, &file),

@@ -22,7 +22,6 @@ impl Namespace {
     pub(super) fn dynamic_content(&self, inode: &Inode) -> Option<Vec<u8>> {
         Some(match inode {
             Inode::Readme => README_TEXT.as_bytes().to_vec(),
-            Inode::Events => self.service.events_text().into_bytes(),
             Inode::Stats => self.stats_text().into_bytes(),
             Inode::JobStatus(id) => self.service.job_status(*id)?.into_bytes(),
             Inode::JobLog(id) => self.service.job_log(*id)?.into_bytes(),
@@ -40,6 +39,15 @@ impl Namespace {
             map.insert("fuse".into(), self.mount_stats());
         }
         format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default())
+    }
+
+    /// A dynamic file's size, without building its content where the service can tell it.
+    pub(super) fn dynamic_len(&self, inode: &Inode) -> u64 {
+        match inode {
+            Inode::Events => self.service.events_len(),
+            Inode::JobLog(id) => self.service.job_log_len(*id).unwrap_or(0),
+            other => self.dynamic_content(other).map_or(0, |c| c.len() as u64),
+        }
     }
 
     /// Opens an inode. Returns the handle and whether it is dynamic (direct I/O, no cache).
@@ -94,6 +102,10 @@ impl Namespace {
                     OverlayFile::Extra { bytes, .. } => Handle::Snapshot(bytes.to_vec()),
                 },
                 false,
+            ),
+            Inode::Events => (
+                Handle::Events(self.service.events_snapshot().map_err(|_| libc::EIO)?),
+                true,
             ),
             other => (
                 Handle::Snapshot(self.dynamic_content(other).ok_or(libc::EISDIR)?),
@@ -191,6 +203,10 @@ impl Namespace {
         };
         match &*self.handle(fh)? {
             Handle::Snapshot(data) => Ok(slice(data)),
+            Handle::Events(snapshot) => self
+                .service
+                .events_read(snapshot, offset, size)
+                .map_err(|_| libc::EIO),
             Handle::Control { reply, .. } => Ok(reply.locked().read(offset, size)),
             Handle::Input(_) => Err(libc::EBADF),
             Handle::Dir { .. } => Err(libc::EISDIR),

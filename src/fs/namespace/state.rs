@@ -23,6 +23,8 @@ pub(super) enum Handle {
     },
     /// A dynamic file's content, captured at open so reads never tear.
     Snapshot(Vec<u8>),
+    /// `.cairn/events` as it was at open, read in pages.
+    Events(crate::service::EventsSnapshot),
     /// A control file: the reply to the last request written through this handle, and
     /// (`ctl/log`) the push whose bytes are coming through it.
     Control {
