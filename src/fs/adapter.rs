@@ -390,22 +390,14 @@ impl Filesystem for Adapter {
     ) {
         self.ns.count(Op::Other);
         if self.ns.write_may_wait(fh.0) {
-            // A job's input waits while its backup is behind: not on a session thread.
+            // A job's input waits while its backup is behind, a request may write to the
+            // repository: not on a session thread.
             let (ns, data, uid) = (self.ns.clone(), data.to_vec(), req.uid());
             self.runtime
-                .spawn_blocking(move || match ns.write(fh.0, offset, &data, uid) {
-                    Ok(n) => reply.written(n as u32),
-                    Err(e) => reply.error(errno(e.errno)),
-                });
+                .spawn_blocking(move || written(ns.write(fh.0, offset, &data, uid), reply));
             return;
         }
-        match self.ns.write(fh.0, offset, data, req.uid()) {
-            Ok(n) => reply.written(n as u32),
-            Err(e) => {
-                tracing::info!("control request refused: {}", e.message);
-                reply.error(errno(e.errno))
-            }
-        }
+        written(self.ns.write(fh.0, offset, data, req.uid()), reply);
     }
 
     // No `flush`: fuser answers ENOSYS, after which the kernel stops sending it, which
@@ -531,6 +523,16 @@ impl Filesystem for Adapter {
 
     fn access(&self, _req: &Request, _ino: INodeNo, _mask: fuser::AccessFlags, reply: ReplyEmpty) {
         reply.ok(); // default_permissions: the kernel checks
+    }
+}
+
+fn written(result: Result<usize, crate::service::ControlError>, reply: ReplyWrite) {
+    match result {
+        Ok(n) => reply.written(n as u32),
+        Err(e) => {
+            tracing::info!("control request refused: {}", e.message);
+            reply.error(errno(e.errno))
+        }
     }
 }
 

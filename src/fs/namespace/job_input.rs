@@ -36,12 +36,13 @@ impl Namespace {
         Ok(Handle::Input(id))
     }
 
-    /// Whether a write through `fh` may wait (a job's input, `ctl/log`: a pass or a
-    /// push): the adapter then runs it on a worker, not on a session thread.
+    /// Whether a write through `fh` may wait (a job's input; any control request, which
+    /// may write to the repository or refresh from it): the adapter then runs it on a
+    /// worker, not on a session thread.
     pub fn write_may_wait(&self, fh: u64) -> bool {
         matches!(
             self.handle(fh).as_deref(),
-            Ok(Handle::Input(_) | Handle::Control { file: "log", .. })
+            Ok(Handle::Input(_) | Handle::Control { .. })
         )
     }
 }
