@@ -14,6 +14,8 @@ pub struct MountEntry {
     pub id: u64,
     pub point: PathBuf,
     pub fstype: String,
+    /// Mounted read-only (a cairn mount's points when its control plane is its own).
+    pub read_only: bool,
 }
 
 /// Undoes mountinfo's octal escapes (`\040` for a blank, ...).
@@ -45,7 +47,13 @@ fn parse_line(line: &str) -> Option<MountEntry> {
     let point = PathBuf::from(OsString::from_vec(unescape(fields.get(4)?)));
     let dash = fields.iter().position(|f| *f == "-")?;
     let fstype = fields.get(dash + 1)?.to_string();
-    Some(MountEntry { id, point, fstype })
+    let read_only = fields.get(5)?.split(',').any(|o| o == "ro");
+    Some(MountEntry {
+        id,
+        point,
+        fstype,
+        read_only,
+    })
 }
 
 /// Every mount of this process's mount namespace, in mount order.
@@ -87,6 +95,13 @@ pub fn cairn_mount_at(dir: &Path) -> Option<MountEntry> {
     mount_at(dir).filter(|e| e.fstype == FSTYPE)
 }
 
+/// Whether the cairn mount at `dir` is whole: writable, or read-only with its control
+/// plane's own connection mounted over `.cairn`.
+pub fn cairn_mount_ready(dir: &Path) -> bool {
+    cairn_mount_at(dir)
+        .is_some_and(|m| !m.read_only || cairn_mount_at(&m.point.join(".cairn")).is_some())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,6 +115,7 @@ mod tests {
         assert_eq!(e.id, 612);
         assert_eq!(e.point, PathBuf::from("/tmp/a b"));
         assert_eq!(e.fstype, "fuse.cairn");
+        assert!(!e.read_only);
         let e =
             parse_line("36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw").unwrap();
         assert_eq!(e.point, PathBuf::from("/mnt2"));

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::cli_run::{cairn_bin, exit_code, Run};
-use super::daemon::{is_cairn_mount, Daemon};
+use super::daemon::{is_whole_cairn_mount, Daemon};
 
 /// A CLI command (following a job included) must end within this.
 pub const COMMAND_LIMIT: Duration = Duration::from_secs(300);
@@ -206,7 +206,7 @@ impl Env {
             v["log"].as_str().is_some_and(|l| Path::new(l).is_file()),
             "{v}"
         );
-        assert!(is_cairn_mount(&self.mnt()), "mounted when it returns");
+        assert!(is_whole_cairn_mount(&self.mnt()), "mounted when it returns");
         assert!(self.mnt().join(".cairn/README").is_file());
         daemon
     }
@@ -218,7 +218,7 @@ impl Env {
         let pid = child.id() as i32;
         let mut daemon = Daemon::new(self.mnt(), Some(pid), Some(child));
         let start = Instant::now();
-        while !(is_cairn_mount(&self.mnt()) && self.mnt().join(".cairn/README").is_file()) {
+        while !(is_whole_cairn_mount(&self.mnt()) && self.mnt().join(".cairn/README").is_file()) {
             if let Some(status) = daemon.child.as_mut().unwrap().try_wait().unwrap() {
                 let mut err = String::new();
                 let _ = daemon

@@ -15,6 +15,32 @@ pub const TEST_LIMIT: Duration = Duration::from_secs(900);
 pub const DEAD_MOUNT_LIMIT: Duration = Duration::from_secs(5);
 
 /// Lines of mountinfo for `dir` whose type is `fuse.cairn`.
+/// Whether the cairn mount at `dir` is whole: writable, or read-only with its control
+/// plane's connection over `.cairn` (what `cairn mount` waits for).
+pub fn is_whole_cairn_mount(dir: &Path) -> bool {
+    let text = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let entry = |d: &Path| {
+        let d = d.to_str().unwrap().to_string();
+        text.lines()
+            .find(|l| {
+                let f: Vec<&str> = l.split(' ').collect();
+                f.get(4) == Some(&d.as_str()) && l.contains(" - fuse.cairn ")
+            })
+            .map(|l| {
+                l.split(' ')
+                    .nth(5)
+                    .unwrap_or("")
+                    .split(',')
+                    .any(|o| o == "ro")
+            })
+    };
+    match entry(dir) {
+        Some(true) => entry(&dir.join(".cairn")).is_some(),
+        Some(false) => true,
+        None => false,
+    }
+}
+
 pub fn is_cairn_mount(dir: &Path) -> bool {
     let dir = dir.to_str().unwrap();
     fs::read_to_string("/proc/self/mountinfo")

@@ -196,6 +196,11 @@ fn serve(
         allow_other: args.allow_other,
         ..MountOptions::default()
     };
+    // Armed before mounting: an interrupt while the connections are made (the mount is
+    // visible after the first) unmounts cleanly once they are.
+    let armed = inv
+        .interrupts
+        .arm_saying("unmounting (interrupt again to stop at once)");
     let session = match cairn::fs::mount(ns, dir, &opts) {
         Ok(s) => s,
         Err(e) => {
@@ -224,21 +229,17 @@ fn serve(
         if args.daemon_child { "" } else { " or Ctrl-C" }
     );
 
-    let signalled = {
-        let _armed = inv
-            .interrupts
-            .arm_saying("unmounting (interrupt again to stop at once)");
-        // An interrupt wakes this at once; a session ended from outside (`umount`) is
-        // seen within SESSION_POLL (an idle daemon wakes up as little as it can).
-        loop {
-            if inv.interrupts.wait_timeout(SESSION_POLL) {
-                break true;
-            }
-            if session.is_finished() {
-                break false;
-            }
+    // An interrupt wakes this at once; a session ended from outside (`umount`) is seen
+    // within SESSION_POLL (an idle daemon wakes up as little as it can).
+    let signalled = loop {
+        if inv.interrupts.wait_timeout(SESSION_POLL) {
+            break true;
+        }
+        if session.is_finished() {
+            break false;
         }
     };
+    drop(armed);
     service.shutdown();
     if signalled {
         if let Err(e) = cairn::fs::unmount(dir) {
@@ -407,7 +408,7 @@ fn background(
         if let Some(status) = child.try_wait()? {
             return Err(failed(format!("exited ({status})")));
         }
-        if mounts::cairn_mount_at(dir).is_some() && answers(dir, Duration::from_secs(5)) {
+        if mounts::cairn_mount_ready(dir) && answers(dir, Duration::from_secs(5)) {
             break;
         }
         if start.elapsed() > READY_TIMEOUT {
