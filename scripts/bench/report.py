@@ -62,7 +62,8 @@ def fmt(v, metric=""):
         return "-"
     if metric == "stored_pct":
         return f"{v:.2f}"
-    if metric.endswith("_mb") or metric.endswith("_per_GB"):
+    if metric.endswith("_mb") or metric.endswith("_per_GB") or metric == "entries" \
+            or metric.startswith("req_") or metric.startswith("fuse_"):
         return f"{v:.0f}"
     if abs(v) < 0.1 and v:
         return f"{v:.3f}"

@@ -11,6 +11,7 @@ FUSE_KINDS = ["lookup", "getattr", "open", "opendir", "read", "readdir", "readdi
               "release", "releasedir", "forget", "readlink", "getxattr", "listxattr",
               "statfs", "other"]
 
+ALL = ["cairn", "restic", "borg", "ext4"]
 LS_VS_DISK = 3.0  # ls -f of 100k entries through the mount / on ext4, both cold
 LS_VS_RESTIC = 0.3
 FIND_VS_DISK = 3.0  # find of the 300k-entry point / of the source on ext4
@@ -58,8 +59,9 @@ def s3lat_table(rep, render):
     rtt = rep.get(s, "source", "proxy", "rtt_ms")
     rtt = f"{rtt:.0f} ms" if rtt is not None else "a"
     title, head, lines = rep.table(
-        f"S3 behind {rtt} round trip per request (Linux drivers/{extra}); the mount as on "
-        "another machine: fresh empty cache, mount = until the point shows", s, rows)
+        f"S3 behind {rtt} round trip per request (the Linux tree's drivers/, --quick: the "
+        f"linux set's slice{extra}); the mount as on another machine: fresh empty cache, "
+        "mount = until the point shows", s, rows)
     return [""] + render(title, head, lines)
 
 
@@ -70,56 +72,67 @@ def ratio_line(rep, label, c, other, bound, what):
     return f"    {label}: {r:.2f}x {what}; target <= {bound}x: " + rep.verdict(label, r <= bound)
 
 
+def side(rep, fmt, s, fig):
+    """ "cairn X s, restic Y s, ..." for one figure, the tools that have it."""
+    return ", ".join(f"{t} {fmt(rep.get(s, t, fig, 'time_s'))} s" for t in ALL
+                     if rep.get(s, t, fig, "time_s") is not None)
+
+
 def issue14(rep, fmt, render):
     """The issue-14 lines: figures side by side, then each target with met / NOT met."""
     g = rep.get
     out = ["", "issue 14 (the mount and S3 at scale), same run:"]
+    first = len(rep.met)
 
     def line(x):
         if x:
             out.append(x)
 
-    # Big directory.
-    ls = {t: g("bigdir", t, "mount-ls", "time_s") for t in ("cairn", "restic", "borg", "ext4")}
-    if ls["cairn"] is not None:
+    c = g("bigdir", "cairn", "mount-ls", "time_s")
+    if c is not None:
         n = g("bigdir", "ext4", "mount-ls", "entries") or g("bigdir", "cairn", "mount-ls", "entries")
-        out.append(f"  ls -f of one directory of {fmt(n)} entries, cold, fresh mount: "
-                   + ", ".join(f"{t} {fmt(v)} s" for t, v in ls.items() if v is not None))
-        line(ratio_line(rep, "bigdir ls -f vs ext4", ls["cairn"], ls["ext4"], LS_VS_DISK,
-                        "of ext4"))
-        line(ratio_line(rep, "bigdir ls -f vs restic", ls["cairn"], ls["restic"], LS_VS_RESTIC,
-                        "of restic"))
-    # find of the small set, cold tar of the Linux tree.
-    for s, what in (("small", "find"), ("linux", "find")):
+        out.append(f"  bigdir: ls -f of one directory ({fmt(n, 'entries')} lines with . and ..), "
+                   "cold, fresh mount: " + side(rep, fmt, "bigdir", "mount-ls"))
+        line(ratio_line(rep, "bigdir ls -f vs ext4", c, g("bigdir", "ext4", "mount-ls", "time_s"),
+                        LS_VS_DISK, "of ext4"))
+        line(ratio_line(rep, "bigdir ls -f vs restic", c,
+                        g("bigdir", "restic", "mount-ls", "time_s"), LS_VS_RESTIC, "of restic"))
+    for s in ("small", "linux"):
         c = g(s, "cairn", "mount-find", "time_s")
         if c is None:
             continue
         n = g(s, "ext4", "mount-find", "entries") or g(s, "cairn", "mount-find", "entries")
-        out.append(f"  {s}: {what} of a point of {fmt(n)} entries, cold: " + ", ".join(
-            f"{t} {fmt(g(s, t, 'mount-find', 'time_s'))} s"
-            for t in ("cairn", "restic", "borg", "ext4") if g(s, t, "mount-find", "time_s")))
+        out.append(f"  {s}: find of a point of {fmt(n, 'entries')} entries, cold: "
+                   + side(rep, fmt, s, "mount-find"))
         if s == "small":
             line(ratio_line(rep, "small find vs ext4", c, g(s, "ext4", "mount-find", "time_s"),
                             FIND_VS_DISK, "of ext4"))
     c = g("linux", "cairn", "mount-read-cold", "time_s")
     if c is not None:
-        out.append("  linux: cold tar of the mounted point: " + ", ".join(
-            f"{t} {fmt(g('linux', t, 'mount-read-cold', 'time_s'))} s"
-            for t in ("cairn", "restic", "borg", "ext4") if g("linux", t, "mount-read-cold", "time_s")))
-        line(ratio_line(rep, "linux cold tar vs borg", c, g("linux", "borg", "mount-read-cold", "time_s"),
-                        TAR_VS_BORG, "of borg"))
-        total = g("linux", "cairn", "mount-read-cold", "fuse_requests_total")
-        files = g("linux", "source", "data", "files")
-        if total is not None and files:
-            kinds = ", ".join(f"{k} {g('linux', 'cairn', 'mount-read-cold', 'fuse_req_' + k) / files:.2f}"
-                              for k in FUSE_KINDS
-                              if g("linux", "cairn", "mount-read-cold", "fuse_req_" + k))
-            out.append(f"    cairn's FUSE requests per file during it: {total / files:.2f} ({kinds})")
-        else:
-            out.append("    cairn's FUSE requests per file: not reported by this build (.cairn/stats has no \"fuse\")")
+        out.append("  linux: cold tar of the mounted point: "
+                   + side(rep, fmt, "linux", "mount-read-cold"))
+        line(ratio_line(rep, "linux cold tar vs borg", c,
+                        g("linux", "borg", "mount-read-cold", "time_s"), TAR_VS_BORG, "of borg"))
+        out.append("    " + requests_per_file(rep))
     memory(rep, fmt, out)
     s3lat_targets(rep, fmt, out)
+    mine = rep.met[first:]
+    if mine:
+        out.append(f"  issue 14 targets met: {sum(ok for _, ok in mine)} of {len(mine)}")
     return out
+
+
+def requests_per_file(rep):
+    """cairn's FUSE requests per file during the Linux tree's cold tar (.cairn/stats)."""
+    def per(metric):
+        return rep.get("linux", "cairn", "mount-read-cold", metric)
+    total, files = per("fuse_requests_total"), rep.get("linux", "source", "data", "files")
+    if total is None or not files:
+        return ("cairn's FUSE requests per file: not reported by this build "
+                "(no \"fuse\" in .cairn/stats)")
+    kinds = ", ".join(f"{k} {per('fuse_req_' + k) / files:.2f}" for k in FUSE_KINDS
+                      if per("fuse_req_" + k))
+    return f"cairn's FUSE requests per file during it: {total / files:.2f} ({kinds})"
 
 
 def memory(rep, fmt, out):
@@ -134,23 +147,25 @@ def memory(rep, fmt, out):
         p = g(s, t, "mount-find", "daemon_rss_mb")
         if p is None:
             continue
-        idle, now = g(s, t, "mount-idle", "daemon_vmrss_mb"), g(s, t, "mount-find", "daemon_vmrss_mb")
-        drop = g(s, t, "drop-caches", "daemon_vmrss_mb")
-        one = g("small1x", t, "mount-find", "daemon_rss_mb")
+        mb = [fmt(x, "_mb") for x in (g(s, t, "mount-idle", "daemon_vmrss_mb"), p,
+                                      g(s, t, "mount-find", "daemon_vmrss_mb"),
+                                      g(s, t, "drop-caches", "daemon_vmrss_mb"),
+                                      g("small1x", t, "mount-find", "daemon_rss_mb"))]
         extra = ""
         if t == "cairn":
             a, b = g(s, t, "mount-find", "fuse_inodes"), g(s, t, "drop-caches", "fuse_inodes")
-            extra = (f"; inodes {fmt(a)} -> {fmt(b)} after drop_caches" if a is not None
-                     else "; inodes: not reported by this build")
-        out.append(f"  mount daemon, small ({fmt(n)} entries), {t}: idle {fmt(idle, '_mb')}, peak during "
-                   f"find {fmt(p, '_mb')}, after it {fmt(now, '_mb')}, 2 s after drop_caches "
-                   f"{fmt(drop, '_mb')} MiB; find peak at 1x {fmt(one, '_mb')} MiB{extra}")
+            extra = (f"; inodes {fmt(a, 'entries')} -> {fmt(b, 'entries')} after drop_caches"
+                     if a is not None else "; inodes: not reported by this build")
+        out.append(f"  mount daemon, small ({fmt(n, 'entries')} entries), {t}: idle {mb[0]}, "
+                   f"peak during find {mb[1]}, after it {mb[2]}, 2 s after drop_caches {mb[3]} "
+                   f"MiB; find peak at 1x {mb[4]} MiB{extra}")
     out.append(f"    daemon peak for the find: {peak:.0f} MiB; target <= {PEAK_MAX_MB} MiB: "
                + rep.verdict("daemon peak find", peak <= PEAK_MAX_MB))
-    idle, drop = g(s, "cairn", "mount-idle", "daemon_vmrss_mb"), g(s, "cairn", "drop-caches", "daemon_vmrss_mb")
+    idle = g(s, "cairn", "mount-idle", "daemon_vmrss_mb")
+    drop = g(s, "cairn", "drop-caches", "daemon_vmrss_mb")
     if idle is not None and drop is not None:
-        out.append(f"    after drop_caches - idle: {drop - idle:.0f} MiB; target <= {DROP_OVER_IDLE_MB} MiB: "
-                   + rep.verdict("daemon after drop_caches", drop - idle <= DROP_OVER_IDLE_MB))
+        out.append(f"    after drop_caches - idle: {drop - idle:.0f} MiB; target <= "
+                   f"{DROP_OVER_IDLE_MB} MiB: " + rep.verdict("daemon after drop_caches", drop - idle <= DROP_OVER_IDLE_MB))
     one = g("small1x", "cairn", "mount-find", "daemon_rss_mb")
     if one:
         out.append(f"    find peak 10x / 1x files: {peak / one:.2f}; target <= {PEAK_10X}: "
@@ -168,12 +183,13 @@ def s3lat_targets(rep, fmt, out):
         if c is None or not r:
             continue
         label = f"s3lat {fig} {metric}"
-        out.append(f"    {fig} {metric}: cairn {fmt(c)}, restic {fmt(r)} = {c / r:.2f}x; target "
-                   f"<= {bound}x: " + rep.verdict(label, c / r <= bound))
+        out.append(f"    {fig} {metric}: cairn {fmt(c, metric)}, restic {fmt(r, metric)} = "
+                   f"{c / r:.2f}x; target <= {bound}x: " + rep.verdict(label, c / r <= bound))
     parts = []
     for t in ("cairn", "restic"):
         m, f = g(s, t, "mount", "time_s"), g(s, t, "mount-find", "time_s")
         if m is not None and f is not None:
-            parts.append(f"{t} {m + f:.2f} s, {fmt((g(s, t, 'mount', 'req_total') or 0) + (g(s, t, 'mount-find', 'req_total') or 0))} requests")
+            n = (g(s, t, "mount", "req_total") or 0) + (g(s, t, "mount-find", "req_total") or 0)
+            parts.append(f"{t} {m + f:.2f} s, {n:.0f} requests")
     if parts:
         out.append("    mount + find on a fresh machine (no target): " + ", ".join(parts))
