@@ -42,7 +42,7 @@ while [ $# -gt 0 ]; do
     --tools) TOOLS=${2:?--tools needs TOOLS}; shift ;;
     --db-mib) DB_MIB=${2:?--db-mib needs N}; shift ;;
     --s3-rtt-ms) S3_RTT_MS=${2:?--s3-rtt-ms needs N}; shift ;;
-    -h|--help) sed -n 2,23p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,22p "$0"; exit 0 ;;
     *) echo "bench.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift

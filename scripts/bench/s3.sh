@@ -98,30 +98,42 @@ s3_size() {  # s3_size SET TOOL FIGURE PREFIX
   record "$1" "$2" "$3" size_mb "$((bytes / 1048576))"
 }
 
-run_s3() {  # run_s3 TOOL: backups to and a restore from S3, requests counted
-  local tool=$1 set=s3 prefix=$S3_PREFIX/$1-r$ROUND restore=$RUN/restore-$1-s3 repo
-  STEP="s3/$tool"
-  s3_use "$PROXY"
+# s3_start SET TOOL PREFIX PROXY: a fresh repository of TOOL under PREFIX, reached through
+# PROXY (counts zeroed), and the set's source; sets S3_REPO, INIT, BACKUP, RESTORE_CMD.
+s3_start() {
+  local set=$1 tool=$2 prefix=$3
+  STEP="$set/$tool"
+  s3_use "$4"
   case $tool in
-    cairn) repo=s3://$S3_BUCKET/$prefix ;;
-    restic) repo=s3:$PROXY/$S3_BUCKET/$prefix ;;
+    cairn) S3_REPO=s3://$S3_BUCKET/$prefix ;;
+    restic) S3_REPO=s3:$4/$S3_BUCKET/$prefix ;;
   esac
-  rm -rf "$restore" "$RUN"/cache-*
+  rm -rf "$RUN/restore-$tool-$set" "$RUN"/cache-*
   reset_src "$set"
-  tool_cmds "$tool" "$set" "$repo" "$restore"
+  tool_cmds "$tool" "$set" "$S3_REPO" "$RUN/restore-$tool-$set"
   "${INIT[@]}" > "$LOGS/$set-$tool-init.out" 2>&1 || die "$tool init on S3 failed (see $LOGS/$set-$tool-init.out)"
   s3_reset
-  local fig
+}
+
+# s3_step SET TOOL FIGURE PREFIX CMD...: measure CMD, its requests, and with a PREFIX the
+# size stored under it after.
+s3_step() {
+  local set=$1 tool=$2 fig=$3 prefix=$4; shift 4
+  measure "$set" "$tool" "$fig" "$@"
+  s3_counts "$set" "$tool" "$fig"
+  [ -z "$prefix" ] || s3_size "$set" "$tool" "$fig" "$prefix"
+}
+
+run_s3() {  # run_s3 TOOL: backups to and a restore from S3, requests counted
+  local tool=$1 set=s3 prefix=$S3_PREFIX/$1-r$ROUND fig
+  s3_start "$set" "$tool" "$prefix" "$PROXY"
   for fig in first-backup nochange-backup changed-backup; do
     [ "$fig" != changed-backup ] || change_src "$set"
-    measure "$set" "$tool" "$fig" "${BACKUP[@]}"
-    s3_counts "$set" "$tool" "$fig"
-    s3_size "$set" "$tool" "$fig" "$prefix"
+    s3_step "$set" "$tool" "$fig" "$prefix" "${BACKUP[@]}"
   done
-  measure "$set" "$tool" restore "${RESTORE_CMD[@]}"
-  s3_counts "$set" "$tool" restore
-  check_restore "$set" "$tool" "$restore"
-  rm -rf "$restore" "$RUN/src/$set"
+  s3_step "$set" "$tool" restore "" "${RESTORE_CMD[@]}"
+  check_restore "$set" "$tool" "$RUN/restore-$tool-$set"
+  rm -rf "$RUN/restore-$tool-$set" "$RUN/src/$set"
   trim_run
   "$PY" "$HERE/s3.py" delete --endpoint "$S3_ENDPOINT" --bucket "$S3_BUCKET" --prefix "$prefix/" > /dev/null
 }

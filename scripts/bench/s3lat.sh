@@ -6,28 +6,14 @@
 # the stored size after each backup.
 
 run_s3lat() {  # run_s3lat TOOL
-  local tool=$1 set=s3lat prefix=$S3_PREFIX/lat-$1-r$ROUND restore=$RUN/restore-$1-s3lat repo
-  STEP="s3lat/$tool"
-  s3_use "$PROXY_LAT"
-  case $tool in
-    cairn) repo=s3://$S3_BUCKET/$prefix ;;
-    restic) repo=s3:$PROXY_LAT/$S3_BUCKET/$prefix ;;
-  esac
-  rm -rf "$restore" "$RUN"/cache-*
-  reset_src "$set"
-  tool_cmds "$tool" "$set" "$repo" "$restore"
-  "${INIT[@]}" > "$LOGS/$set-$tool-init.out" 2>&1 || die "$tool init on S3 failed (see $LOGS/$set-$tool-init.out)"
-  s3_reset
-  local fig
+  local tool=$1 set=s3lat prefix=$S3_PREFIX/lat-$1-r$ROUND fig
+  s3_start "$set" "$tool" "$prefix" "$PROXY_LAT"
   for fig in first-backup nochange-backup; do
-    measure "$set" "$tool" "$fig" "${BACKUP[@]}"
-    s3_counts "$set" "$tool" "$fig"
-    s3_size "$set" "$tool" "$fig" "$prefix"
+    s3_step "$set" "$tool" "$fig" "$prefix" "${BACKUP[@]}"
   done
-  measure "$set" "$tool" restore "${RESTORE_CMD[@]}"
-  s3_counts "$set" "$tool" restore
-  check_restore "$set" "$tool" "$restore"
-  rm -rf "$restore"
+  s3_step "$set" "$tool" restore "" "${RESTORE_CMD[@]}"
+  check_restore "$set" "$tool" "$RUN/restore-$tool-$set"
+  rm -rf "$RUN/restore-$tool-$set"
 
   # Another machine: nothing of this machine's cache.
   STEP="s3lat/$tool/mount"
@@ -37,7 +23,7 @@ run_s3lat() {  # run_s3lat TOOL
   drop_caches
   s3_reset
   local t0=$EPOCHREALTIME secs
-  mount_up "$set" "$tool" "$repo"
+  mount_up "$set" "$tool" "$S3_REPO"
   secs=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }')
   record "$set" "$tool" mount time_s "$secs"
   s3_counts "$set" "$tool" mount
