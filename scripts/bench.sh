@@ -400,7 +400,7 @@ for set in linux sqlite small bigdir s3 s3lat; do
   read -r files bytes < <(if [ $set = sqlite ]; then tree_stats "$DB/orig.db"; else tree_stats "$(set_orig $set)"; fi)
   record "$set" source data data_bytes "$bytes"
   record "$set" source data files "$files"
-  [ $set != s3lat ] || record s3lat source proxy rtt_ms "$S3_RTT_MS"
+  [ $set != s3lat ] || { record s3lat source proxy rtt_ms "$S3_RTT_MS"; record s3lat source data quick "$QUICK"; }
   log "$set: $files files, $((bytes >> 20)) MiB"
 done
 [ ! -f "$DB/pages-changed" ] || ! has "$SETS" sqlite || record sqlite source data pages_changed_pct "$(cat "$DB/pages-changed")"
