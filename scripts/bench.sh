@@ -437,7 +437,7 @@ done
 STEP=report
 {
   echo "cairn $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), $(restic version | cut -d' ' -f1-2), $(borg --version), weed $("$WEED" version 2>/dev/null | awk '{ print $3; exit }'); $(nproc) cores; $([ $QUICK = 1 ] && echo quick || echo full) data"
-  echo "caches: page cache dropped before every timed step but the warm read; each tool keeps its own metadata cache within a set (but for s3lat's mount, as on another machine); fresh repositories and caches for every set and round; s3lat: ${S3_RTT_MS} ms added to every S3 request"
+  echo "caches: page cache dropped before every timed step but the warm read; each tool keeps its own metadata cache within a set; fresh repositories and caches for every set and round$(! has "$SETS" s3lat || echo "; s3lat: ${S3_RTT_MS} ms added to every S3 request, its mount with fresh empty caches (another machine)")"
   "$PY" "$HERE/report.py" "$RESULTS" --rounds "$ROUNDS"
 } | tee "$WORK/report.txt"
 log "results: $RESULTS, report: $WORK/report.txt"
