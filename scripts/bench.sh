@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark: cairn, restic and borg on the same data, the same machine, the
-# same run; medians per figure, the ratio cairn / faster peer, and issue 4's targets.
+# same run; medians per figure, the ratio cairn / faster peer, and issues 4 and 14's
+# targets.
 #
 #   scripts/bench.sh [--quick] [--rounds N] [--work DIR] [--only SETS] [--tools TOOLS]
-#                    [--db-mib N]
+#                    [--db-mib N] [--s3-rtt-ms N]
 #
 #   --quick        smaller data and 1 round (under 5 minutes once the data is made)
 #   --rounds N     rounds of every set (default 3; medians over them)
 #   --work DIR     where data, repositories and results go (default /var/tmp/cairn-bench)
-#   --only SETS    comma list of linux,sqlite,small,s3,dump,pitr (default: all; pitr: cairn only)
+#   --only SETS    comma list of linux,sqlite,small,bigdir,s3,s3lat,dump,pitr (default: all;
+#                  pitr: cairn only; s3lat: S3 behind an added round trip, linux/drivers)
 #   --tools TOOLS  comma list of cairn,restic,borg (default: all; borg has no S3)
 #   --db-mib N     size of the SQLite database (default 1024, quick 128)
+#   --s3-rtt-ms N  round trip the s3lat set's proxy adds to every S3 request (default 20)
 #
+# BENCH_CAIRN=PATH measures that cairn binary without building; BENCH_TRACE=FILE traces.
 # Results: WORK/results.tsv (set, round, tool, figure, metric, value) and WORK/report.txt.
 # Generated inputs are kept in WORK/data for the next run; everything else the run makes
 # (sources, repositories, restores, caches, mounts, an S3 server) is removed at exit,
@@ -25,9 +29,10 @@ START=$SECONDS
 QUICK=0
 ROUNDS=3
 WORK=${BENCH_WORK:-/var/tmp/cairn-bench}
-SETS=linux,sqlite,small,s3,dump,pitr
+SETS=linux,sqlite,small,bigdir,s3,s3lat,dump,pitr
 TOOLS=cairn,restic,borg
 DB_MIB=""
+S3_RTT_MS=20
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1; ROUNDS=1 ;;
@@ -36,14 +41,16 @@ while [ $# -gt 0 ]; do
     --only) SETS=${2:?--only needs SETS}; shift ;;
     --tools) TOOLS=${2:?--tools needs TOOLS}; shift ;;
     --db-mib) DB_MIB=${2:?--db-mib needs N}; shift ;;
-    -h|--help) sed -n 2,19p "$0"; exit 0 ;;
+    --s3-rtt-ms) S3_RTT_MS=${2:?--s3-rtt-ms needs N}; shift ;;
+    -h|--help) sed -n 2,22p "$0"; exit 0 ;;
     *) echo "bench.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
 done
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "bench.sh: --rounds needs a positive number" >&2; exit 2; }
+[[ $S3_RTT_MS =~ ^[0-9]+$ ]] || { echo "bench.sh: --s3-rtt-ms needs a number of milliseconds" >&2; exit 2; }
 for s in ${SETS//,/ }; do
-  case $s in linux|sqlite|small|s3|dump|pitr) ;; *) echo "bench.sh: unknown set $s" >&2; exit 2 ;; esac
+  case $s in linux|sqlite|small|bigdir|s3|s3lat|dump|pitr) ;; *) echo "bench.sh: unknown set $s" >&2; exit 2 ;; esac
 done
 for t in ${TOOLS//,/ }; do
   case $t in cairn|restic|borg) ;; *) echo "bench.sh: unknown tool $t" >&2; exit 2 ;; esac
@@ -55,6 +62,7 @@ if [ $QUICK = 1 ]; then
 else
   DB_MIB=${DB_MIB:-1024}; SMALL_FILES=200000; DISK_MIB=1024; LIMIT_SECS=1.5; SAMPLE_MIB=128
 fi
+BIGDIR_ENTRIES=100000  # issue 14's target is stated for 100k entries: --quick too
 
 STEP=setup
 if [[ -n "${BENCH_TRACE:-}" ]]; then  # BENCH_TRACE=FILE: every command, timed, into FILE
@@ -64,7 +72,7 @@ RUN=""
 S3_PREFIX=""
 S3_SHARED=0
 WEED_PID=""
-PROXY_PID=""
+PROXY_PIDS=()
 LOOPDEV=""
 DAEMON_PIDS=()
 
@@ -81,6 +89,12 @@ trap 'log "command failed (line $LINENO, step $STEP): $BASH_COMMAND"' ERR
 . "$HERE/pitr.sh"
 # shellcheck source=scripts/bench/s3.sh
 . "$HERE/s3.sh"
+# shellcheck source=scripts/bench/s3lat.sh
+. "$HERE/s3lat.sh"
+# shellcheck source=scripts/bench/mount.sh
+. "$HERE/mount.sh"
+# shellcheck source=scripts/bench/bigdir.sh
+. "$HERE/bigdir.sh"
 
 cleanup() {
   local rc=$?
@@ -93,7 +107,7 @@ cleanup() {
     "$PY" "$HERE/s3.py" delete --endpoint "$S3_ENDPOINT" --bucket "$S3_BUCKET" \
       --prefix "$S3_PREFIX/" >/dev/null 2>&1 || log "could not delete s3://$S3_BUCKET/$S3_PREFIX/"
   fi
-  [[ -z "$PROXY_PID" ]] || stop_pid "$PROXY_PID" "S3 counting proxy"
+  for p in "${PROXY_PIDS[@]}"; do stop_pid "$p" "S3 counting proxy"; done
   stop_weed_at "${WEED_PID:-}" "${WEED_PORT:-}"
   if [[ -n "$RUN" ]]; then
     unmount_under "$RUN"
@@ -142,8 +156,9 @@ if ! "$PY" -c 'import blake3, zstandard, pyfastcdc.cy' 2>/dev/null || ! [ -x "$V
 fi
 WEED=$VENV/bin/weed
 
-CAIRN=${CARGO_TARGET_DIR:-$ROOT/target}/release/cairn
-if has "$TOOLS" cairn; then
+# BENCH_CAIRN=PATH: measure that binary as it is, without building.
+CAIRN=${BENCH_CAIRN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/cairn}
+if has "$TOOLS" cairn && [ -z "${BENCH_CAIRN:-}" ]; then
   log "building cairn (release)"
   (cd "$ROOT" && cargo build --release -q -p cairn-cli)
 fi
@@ -206,6 +221,14 @@ if has "$SETS" small && [ ! -d "$SMALL" ]; then
   log "generating $SMALL_FILES small files (fixed seed)"
   "$PY" "$HERE/gen.py" smallfiles "$SMALL" --files "$SMALL_FILES" --replicas 10 >&2
 fi
+BIGDIR=$DATA/bigdir-$BIGDIR_ENTRIES
+if has "$SETS" bigdir && [ ! -d "$BIGDIR" ]; then
+  log "generating one directory of $BIGDIR_ENTRIES entries (fixed seed)"
+  "$PY" "$HERE/gen.py" bigdir "$BIGDIR" --entries "$BIGDIR_ENTRIES" >&2
+fi
+# The S3-latency set: the Linux tree's drivers/ (--quick: the slice the linux set uses).
+DRIVERS=$DATA/linux-source-6.1/drivers
+[ $QUICK = 0 ] || DRIVERS=$LINUX
 
 { ! has "$SETS" dump && ! has "$SETS" pitr; } || dump_data
 
@@ -216,6 +239,8 @@ set_orig() {
     sqlite) echo "$DB/orig.db" ;;
     small) echo "$SMALL" ;;
     small1x) echo "$SMALL/r0" ;;
+    bigdir) echo "$BIGDIR" ;;
+    s3lat) echo "$DRIVERS" ;;
   esac
 }
 
@@ -352,111 +377,6 @@ run_set() {  # run_set SET TOOL: every local figure of one tool on one set
   trim_run
 }
 
-# ---------------------------------------------------------------- mounts
-# The process serving the FUSE mount at $1: it holds /dev/fuse open and names $1 on its
-# command line. $2 is the PID the tool gave (or the one we started); it must be it.
-fuse_daemon() {
-  local mnt=$1 hint=$2 p pid cands=()
-  for p in /proc/[0-9]*; do
-    pid=${p#/proc/}
-    { tr '\0' '\n' < "$p/cmdline"; } 2>/dev/null | grep -qxF -- "$mnt" || continue
-    [ "$(readlink "$p/exe" 2>/dev/null)" != /usr/bin/fusermount3 ] || continue
-    if find "$p/fd" -maxdepth 1 -lname /dev/fuse 2>/dev/null | grep -q .; then
-      cands+=("$pid")
-    fi
-  done
-  for p in "${cands[@]}"; do
-    if [ "$p" = "$hint" ]; then echo "$p"; return 0; fi
-  done
-  if [ ${#cands[@]} = 1 ]; then echo "${cands[0]}"; return 0; fi
-  die "cannot tell which process serves $mnt (tool said $hint; /dev/fuse holders: ${cands[*]:-none})"
-}
-
-daemon_hwm_kb() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
-daemon_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
-daemon_wchar() { awk '/^wchar:/ { print $2 }' "/proc/$1/io"; }
-
-# mount_op SET TOOL FIGURE PID CMD...: measure, plus the daemon's peak RSS (VmHWM, reset
-# before the operation through clear_refs), CPU seconds and MB written (its replies to the
-# kernel: file data it served, not the page cache) during it.
-DAEMON_PEAK=0
-mount_op() {
-  local set=$1 tool=$2 figure=$3 pid=$4; shift 4
-  echo 5 > "/proc/$pid/clear_refs"
-  local t0 t1 w0 w1 hwm
-  t0=$(daemon_ticks "$pid"); w0=$(daemon_wchar "$pid")
-  measure "$set" "$tool" "$figure" "$@"
-  kill -0 "$pid" 2>/dev/null || die "the $tool mount daemon (pid $pid) died during $figure"
-  t1=$(daemon_ticks "$pid"); w1=$(daemon_wchar "$pid"); hwm=$(daemon_hwm_kb "$pid")
-  record "$set" "$tool" "$figure" daemon_out_mb "$(awk -v a="$w0" -v b="$w1" 'BEGIN { printf "%.1f", (b - a) / 1048576 }')"
-  record "$set" "$tool" "$figure" daemon_rss_mb "$((hwm / 1024))"
-  record "$set" "$tool" "$figure" daemon_cpu_s "$(awk -v a="$t0" -v b="$t1" -v h="$CLK_TCK" 'BEGIN { print (b - a) / h }')"
-  ((hwm > DAEMON_PEAK)) && DAEMON_PEAK=$hwm
-  return 0
-}
-
-# What is run over the mounted point (any error of find or tar fails the figure).
-# shellcheck disable=SC2016 # expanded by the inner shell
-FIND_ALL='set -o pipefail; find "$1/" | wc -l'
-# shellcheck disable=SC2016
-TAR_ALL='set -o pipefail; cd "$1" && tar cf - . | wc -c'
-declare -A SRC_TAR=() BIGGEST=()
-
-bench_mount() {
-  local set=$1 tool=$2 repo=$3 mnt=$RUN/mnt-$2-$1 src=$RUN/src/$1 hint="" dir pid
-  mkdir -p "$mnt"
-  case $tool in
-    cairn)
-      "$CAIRN" mount "$repo" "$mnt" --background --json > "$LOGS/$set-$tool-mount.json" \
-        || die "cairn mount failed"
-      hint=$("$PY" -c 'import json,sys; print(json.load(sys.stdin)["pid"])' < "$LOGS/$set-$tool-mount.json")
-      dir=$mnt/$set/latest ;;
-    restic)
-      restic mount -r "$repo" "$mnt" > "$LOGS/$set-$tool-mount.log" 2>&1 &
-      hint=$!
-      dir=$mnt/snapshots/latest$src ;;
-    borg)
-      borg mount -f "$(borg_latest "$repo")" "$mnt" > "$LOGS/$set-$tool-mount.log" 2>&1 &
-      hint=$!
-      dir=$mnt$src ;;
-  esac
-  DAEMON_PIDS+=("$hint")
-  local waited=0
-  until [ -d "$dir" ]; do
-    kill -0 "$hint" 2>/dev/null || die "the $tool mount exited (see $LOGS/$set-$tool-mount.*)"
-    sleep 0.2; waited=$((waited + 1))
-    [ $waited -lt 300 ] || die "$tool's mount never showed $dir"
-  done
-  pid=$(fuse_daemon "$mnt" "$hint")
-  DAEMON_PEAK=$(daemon_hwm_kb "$pid")
-  [ -n "${BIGGEST[$set]:-}" ] \
-    || BIGGEST[$set]=$(cd "$src" && find . -type f -printf '%s %P\n' | sort -n | tail -n 1 | cut -d' ' -f2-)
-  mount_op "$set" "$tool" mount-first-byte "$pid" head -c 1 "$dir/${BIGGEST[$set]}"
-  mount_op "$set" "$tool" mount-find "$pid" bash -c "$FIND_ALL" bash "$dir"
-  mount_op "$set" "$tool" mount-read-cold "$pid" bash -c "$TAR_ALL" bash "$dir"
-  local bytes; bytes=$(tail -n 1 "$LOGS/$set-$tool-mount-read-cold.out")
-  record "$set" "$tool" mount-read-cold tar_bytes "$bytes"
-  # The size of the same tar of the source (the same for every tool: once per set; GNU tar
-  # writing to /dev/null counts the bytes without reading the files).
-  [ -n "${SRC_TAR[$set]:-}" ] || SRC_TAR[$set]=$(cd "$src" && tar --totals -cf /dev/null . 2>&1 \
-    | awk '/^Total bytes written:/ { print $4 }')
-  [ "$bytes" = "${SRC_TAR[$set]}" ] \
-    || log "WARNING: $tool's mount gave a $bytes-byte tar of $set, the source ${SRC_TAR[$set]}"
-  if [ "$set" != small1x ]; then
-    mount_op "$set" "$tool" mount-read-warm "$pid" --warm bash -c "$TAR_ALL" bash "$dir"
-  fi
-  record "$set" "$tool" mount-daemon daemon_rss_mb "$((DAEMON_PEAK / 1024))"
-  case $tool in
-    cairn) "$CAIRN" umount "$mnt" > /dev/null || die "cairn umount failed" ;;
-    *) fusermount3 -u "$mnt" 2>/dev/null || { sleep 1; fusermount3 -u "$mnt"; } || die "cannot unmount $mnt" ;;
-  esac
-  local i
-  for ((i = 0; i < 150; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-  kill -0 "$pid" 2>/dev/null && die "the $tool mount daemon (pid $pid) is still running 30 s after unmounting"
-  [ "$tool" = cairn ] || wait "$hint" 2>/dev/null || true
-  DAEMON_PIDS=()
-}
-
 # ---------------------------------------------------------------- the run
 SETUP_SECS=$((SECONDS - START))
 STEP=limits
@@ -475,15 +395,18 @@ for set in linux sqlite small; do
 done
 ! has "$SETS" dump || dump_limit
 
-for set in linux sqlite small s3; do
+for set in linux sqlite small bigdir s3 s3lat; do
   has "$SETS" "$set" || continue
   read -r files bytes < <(if [ $set = sqlite ]; then tree_stats "$DB/orig.db"; else tree_stats "$(set_orig $set)"; fi)
   record "$set" source data data_bytes "$bytes"
   record "$set" source data files "$files"
+  [ $set != s3lat ] || { record s3lat source proxy rtt_ms "$S3_RTT_MS"; record s3lat source data quick "$QUICK"; }
   log "$set: $files files, $((bytes >> 20)) MiB"
 done
 [ ! -f "$DB/pages-changed" ] || ! has "$SETS" sqlite || record sqlite source data pages_changed_pct "$(cat "$DB/pages-changed")"
-if has "$SETS" s3 && { has "$TOOLS" cairn || has "$TOOLS" restic; }; then s3_setup; fi
+if { has "$SETS" s3 || has "$SETS" s3lat; } && { has "$TOOLS" cairn || has "$TOOLS" restic; }; then
+  s3_setup
+fi
 
 log "tools: $TOOLS; rounds: $ROUNDS; work: $WORK"
 for ROUND in $(seq 1 "$ROUNDS"); do
@@ -496,8 +419,14 @@ for ROUND in $(seq 1 "$ROUNDS"); do
       for tool in ${TOOLS//,/ }; do run_set small1x "$tool"; done
     fi
   done
+  if has "$SETS" bigdir; then
+    for tool in ${TOOLS//,/ }; do run_bigdir "$tool"; done
+  fi
   if has "$SETS" s3; then
     for tool in ${TOOLS//,/ }; do [ "$tool" = borg ] || run_s3 "$tool"; done
+  fi
+  if has "$SETS" s3lat; then
+    for tool in ${TOOLS//,/ }; do [ "$tool" = borg ] || run_s3lat "$tool"; done
   fi
   if has "$SETS" dump; then
     for tool in ${TOOLS//,/ }; do run_dump "$tool"; done
@@ -508,7 +437,7 @@ done
 STEP=report
 {
   echo "cairn $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), $(restic version | cut -d' ' -f1-2), $(borg --version), weed $("$WEED" version 2>/dev/null | awk '{ print $3; exit }'); $(nproc) cores; $([ $QUICK = 1 ] && echo quick || echo full) data"
-  echo "caches: page cache dropped before every timed step but the warm read; each tool keeps its own metadata cache within a set; fresh repositories and caches for every set and round"
+  echo "caches: page cache dropped before every timed step but the warm read; each tool keeps its own metadata cache within a set; fresh repositories and caches for every set and round$(! has "$SETS" s3lat || echo "; s3lat: ${S3_RTT_MS} ms added to every S3 request, its mount with fresh empty caches (another machine)")"
   "$PY" "$HERE/report.py" "$RESULTS" --rounds "$ROUNDS"
 } | tee "$WORK/report.txt"
 log "results: $RESULTS, report: $WORK/report.txt"

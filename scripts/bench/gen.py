@@ -8,6 +8,7 @@
   gen.py smallfiles OUT --files N [--replicas R] [--seed S]
                                                    N small files in R replicas r0..r(R-1),
                                                    each its own deep directory tree
+  gen.py bigdir OUT --entries N [--seed S]        one directory OUT/big of N small files
   gen.py change-files DIR [--every K]              appends a line to every K-th file (sorted)
   gen.py pages-changed A B                         prints the % of 4 KiB pages that differ
 
@@ -153,6 +154,25 @@ def cmd_smallfiles(args):
     print(f"{args.out}: {per * args.replicas} files in {args.replicas} replicas")
 
 
+def cmd_bigdir(args):
+    tmp = args.out + ".tmp"
+    if os.path.exists(tmp):
+        shutil.rmtree(tmp)
+    rng = random.Random(args.seed)
+    pool = text_pool(rng, 1 << 20)
+    big = os.path.join(tmp, "big")
+    os.makedirs(big)
+    for i in range(args.entries):
+        size = rng.randrange(0, 2048)
+        off = rng.randrange(len(pool) - size - 1)
+        path = os.path.join(big, f"entry-{i:07d}-{rng.randrange(1 << 32):08x}.txt")
+        with open(path, "wb") as f:
+            f.write(pool[off : off + size])
+        os.utime(path, (1_600_000_000 + i, 1_600_000_000 + i))
+    os.replace(tmp, args.out)
+    print(f"{args.out}: {args.entries} files in one directory")
+
+
 def cmd_change_files(args):
     files = []
     for dirpath, _, names in os.walk(args.dir):
@@ -188,6 +208,10 @@ def main():
     s.add_argument("--files", type=int, required=True)
     s.add_argument("--replicas", type=int, default=10)
     s.add_argument("--seed", type=int, default=3)
+    s = sub.add_parser("bigdir")
+    s.add_argument("out")
+    s.add_argument("--entries", type=int, required=True)
+    s.add_argument("--seed", type=int, default=4)
     s = sub.add_parser("change-files")
     s.add_argument("dir")
     s.add_argument("--every", type=int, default=50)
@@ -197,6 +221,7 @@ def main():
         "sqlite-change": cmd_sqlite_change,
         "pages-changed": cmd_pages_changed,
         "smallfiles": cmd_smallfiles,
+        "bigdir": cmd_bigdir,
         "change-files": cmd_change_files,
     }[args.cmd](args)
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Tables from scripts/bench.sh's results.tsv: medians over rounds, cairn / faster peer,
-and issue 4's targets with met / NOT met.
+and issue 4's targets with met / NOT met (issue 14's: report14.py).
 
   report.py RESULTS.tsv [--rounds N]
 
@@ -11,6 +11,8 @@ import argparse
 import collections
 import statistics
 import sys
+
+import report14
 
 PEERS = ["restic", "borg"]
 BACKUPS = ["first-backup", "nochange-backup", "changed-backup"]
@@ -60,7 +62,8 @@ def fmt(v, metric=""):
         return "-"
     if metric == "stored_pct":
         return f"{v:.2f}"
-    if metric.endswith("_mb") or metric.endswith("_per_GB"):
+    if metric.endswith("_mb") or metric.endswith("_per_GB") or metric == "entries" \
+            or metric.startswith("req_") or metric.startswith("fuse_"):
         return f"{v:.0f}"
     if abs(v) < 0.1 and v:
         return f"{v:.3f}"
@@ -74,7 +77,8 @@ def fmt(v, metric=""):
 class Report:
     def __init__(self, med):
         self.med = med
-        self.tools = [t for t in ["cairn"] + PEERS
+        # "ext4": the same operation on the source, the disk's baseline (never a peer).
+        self.tools = [t for t in ["cairn"] + PEERS + ["ext4"]
                       if any(k[1] == t for k in med)]
         self.met = []
 
@@ -96,8 +100,8 @@ class Report:
         return "met" if ok else "NOT met"
 
     def target(self, s, fig, metric):
-        if s == "s3":
-            return ""  # issue 4 sets no targets on S3 beyond counting its requests
+        if s in ("s3", "s3lat", "bigdir"):
+            return ""  # issue 4's targets are for the local sets (issue 14's: report14.py)
         if (fig, metric) in TARGETS:
             against, bound = TARGETS[(fig, metric)]
             r = self.ratio(s, fig, metric, against)
@@ -121,10 +125,11 @@ class Report:
         return ""
 
     def table(self, title, s, rows):
-        head = ["figure", "metric"] + self.tools + ["cairn/best", "target"]
+        tools = [t for t in self.tools if any(k[0] == s and k[1] == t for k in self.med)]
+        head = ["figure", "metric"] + tools + ["cairn/best", "target"]
         lines = []
         for fig, metric, label in rows:
-            vals = [self.get(s, t, fig, metric) for t in self.tools]
+            vals = [self.get(s, t, fig, metric) for t in tools]
             if all(v is None for v in vals):
                 continue
             r = self.ratio(s, fig, metric)
@@ -136,11 +141,19 @@ class Report:
         rows = []
         for f in BACKUPS:
             rows += [(f, "time_s", None), (f, "rss_mb", None), (f, "size_mb", None)]
-        rows += [("restore", "time_s", None), ("restore", "rss_mb", None)]
-        for f in MOUNT_OPS:
+        rows += [("restore", "time_s", None), ("restore", "rss_mb", None),
+                 ("mount-idle", "daemon_vmrss_mb", None)]
+        for f in MOUNT_OPS + ["mount-ls"]:
             rows += [(f, "time_s", None), (f, "daemon_rss_mb", None), (f, "daemon_cpu_s", None)]
             if f.startswith("mount-read"):
                 rows.append((f, "daemon_out_mb", None))
+            if f in ("mount-find", "mount-ls"):
+                rows.append((f, "entries", None))
+            if f == "mount-find":
+                rows += [(f, "daemon_vmrss_mb", None), (f, "fuse_inodes", None),
+                         ("drop-caches", "daemon_vmrss_mb", None), ("drop-caches", "fuse_inodes", None)]
+            if f == "mount-read-cold":
+                rows.append((f, "fuse_requests_total", None))
         at = rows.index(("mount-read-cold", "daemon_out_mb", None)) + 1
         rows.insert(at, ("mount-read-cold", "mb_s", None))
         rows.append(("mount-daemon", "daemon_rss_mb", None))
@@ -402,8 +415,9 @@ def main():
                     for name in ("blake3", "cdc-blake3", "zstd3")) + "  (1 core / all cores)")
     titles = {"linux": "Linux source tree", "sqlite": "SQLite database (1% of pages changed)",
               "small": "small files (deep directories)", "s3": "S3 (SeaweedFS on loopback, "
-              "Linux tree; requests per GB of repository after the changed backup)"}
-    for s in ("linux", "sqlite", "small", "s3"):
+              "Linux tree; requests per GB of repository after the changed backup)",
+              "bigdir": "one big directory (ls -f through a fresh mount, cold)"}
+    for s in ("linux", "sqlite", "small", "bigdir", "s3"):
         if not any(k[0] == s and k[1] != "source" for k in med):
             continue
         rep.derive(s)
@@ -419,10 +433,13 @@ def main():
             rep.flat_target(lines)
         out.append("")
         out += render(title, head, lines)
-        if s != "s3":
+        if s not in ("s3", "bigdir"):
             out += rep.throughput(s)
+    if any(k[0] == "s3lat" and k[1] == "cairn" or k[0] == "s3lat" and k[1] == "restic" for k in med):
+        out += report14.s3lat_table(rep, render)
     out += dump_report(rep)
     out += pitr_report(rep)
+    out += report14.issue14(rep, fmt, render)
     sizes = {}
     for (s, t, fig, metric), v in med.items():
         if fig == "mount-read-cold" and metric == "tar_bytes":

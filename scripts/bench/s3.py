@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """S3 helpers for scripts/bench.sh: a counting proxy and a few signed requests.
 
-  s3.py proxy --upstream http://127.0.0.1:PORT --port-file F
+  s3.py proxy --upstream http://127.0.0.1:PORT --port-file F [--delay-ms N]
         An HTTP/1.1 proxy on a free loopback port (written to F once listening) that
         forwards every request unchanged (keep-alive both ways, bodies streamed) and
         tallies requests by kind: GET, PUT, LIST, HEAD, DELETE, POST, OTHER, plus bytes
         in and out. `GET /__bench_counts` answers the tally as JSON (`?reset=1` zeroes it);
-        that path is never forwarded (no bucket name has an underscore).
+        that path is never forwarded (no bucket name has an underscore). --delay-ms N
+        (default 0) adds one round trip of N ms to every forwarded request: it waits N ms
+        before answering, as a store that far away would (requests in flight at once
+        wait side by side, as on a real network).
   s3.py counts --proxy URL [--reset]     prints the proxy's tally as one JSON line
   s3.py probe --endpoint URL --bucket B  exit 0 when a signed PUT+GET+DELETE of a probe works
   s3.py size --endpoint URL --bucket B --prefix P      bytes stored under P
@@ -75,7 +78,7 @@ class Tally:
             return out
 
 
-def make_handler(upstream, tally):
+def make_handler(upstream, tally, delay):
     up = urllib.parse.urlsplit(upstream)
 
     class Handler(BaseHTTPRequestHandler):
@@ -140,6 +143,8 @@ def make_handler(upstream, tally):
         def forward(self):
             if self.path.startswith("/__bench_counts"):
                 return self.counts()
+            if delay:
+                time.sleep(delay)
             try:
                 self.relay()
             except (ConnectionError, http.client.HTTPException, OSError) as e:
@@ -223,7 +228,8 @@ def make_handler(upstream, tally):
 
 def cmd_proxy(args):
     tally = Tally()
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(args.upstream, tally))
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(args.upstream, tally,
+                                                             args.delay_ms / 1000))
     srv.daemon_threads = True
     srv.request_queue_size = 128
     tmp = args.port_file + ".tmp"
@@ -341,6 +347,7 @@ def main():
     s = sub.add_parser("proxy")
     s.add_argument("--upstream", required=True)
     s.add_argument("--port-file", required=True)
+    s.add_argument("--delay-ms", type=float, default=0.0)
     s = sub.add_parser("counts")
     s.add_argument("--proxy", required=True)
     s.add_argument("--reset", action="store_true")

@@ -1,7 +1,8 @@
 # The S3 set of scripts/bench.sh, sourced by it: a SeaweedFS to back up to (the one the
 # CAIRN_TEST_S3_* variables name if it answers, else a private `weed mini` stopped at exit),
-# a counting proxy in front of it, and each tool's backups to and restore from it, with the
-# requests and the stored size per figure.
+# counting proxies in front of it (one as is, one adding a round trip, for s3lat.sh), and
+# each tool's backups to and restore from it, with the requests and the stored size per
+# figure.
 
 S3_KEY=${CAIRN_TEST_S3_KEY:-}
 S3_SECRET=${CAIRN_TEST_S3_SECRET:-}
@@ -14,8 +15,21 @@ s3_probe() {
     "$PY" "$HERE/s3.py" probe --endpoint "$1" --bucket "$S3_BUCKET"
 }
 
+# s3_proxy VAR DELAY_MS: starts a counting proxy in front of the server that adds DELAY_MS
+# to every request (stopped at exit) and sets VAR to its URL.
+s3_proxy() {
+  local var=$1 delay=$2 port=$RUN/proxy-$1.port i
+  "$PY" "$HERE/s3.py" proxy --upstream "$S3_ENDPOINT" --port-file "$port" --delay-ms "$delay" \
+    2> "$LOGS/s3-proxy-$1.err" &
+  PROXY_PIDS+=("$!")
+  for ((i = 0; i < 100; i++)); do [ -s "$port" ] && break; sleep 0.1; done
+  [ -s "$port" ] || die "the S3 counting proxy did not start (see $LOGS/s3-proxy-$1.err)"
+  printf -v "$var" 'http://127.0.0.1:%s' "$(cat "$port")"
+  s3_probe "${!var}" || die "S3 through the counting proxy does not work (see $LOGS/s3-proxy-$1.err)"
+}
+
 # Uses the server CAIRN_TEST_S3_* names if it answers, else starts a private `weed mini`
-# (stopped at exit); then a counting proxy in front of it.
+# (stopped at exit); then a counting proxy in front of it for each S3 set.
 s3_setup() {
   STEP=s3-server
   if [[ -n "$S3_ENDPOINT" && -n "$S3_KEY" ]] && s3_probe "$S3_ENDPOINT"; then
@@ -56,22 +70,25 @@ s3_setup() {
   S3_PREFIX=cairn-bench-$(date +%s)-$$
   export AWS_ACCESS_KEY_ID=$S3_KEY AWS_SECRET_ACCESS_KEY=$S3_SECRET
   export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
-  "$PY" "$HERE/s3.py" proxy --upstream "$S3_ENDPOINT" --port-file "$RUN/proxy.port" \
-    2> "$LOGS/s3-proxy.err" &
-  PROXY_PID=$!
-  local i
-  for ((i = 0; i < 100; i++)); do [ -s "$RUN/proxy.port" ] && break; sleep 0.1; done
-  [ -s "$RUN/proxy.port" ] || die "the S3 counting proxy did not start (see $LOGS/s3-proxy.err)"
-  PROXY=http://127.0.0.1:$(cat "$RUN/proxy.port")
-  export AWS_ENDPOINT_URL=$PROXY
-  s3_probe "$PROXY" || die "S3 through the counting proxy does not work (see $LOGS/s3-proxy.err)"
+  PROXY="" PROXY_LAT=""
+  ! has "$SETS" s3 || s3_proxy PROXY 0
+  ! has "$SETS" s3lat || s3_proxy PROXY_LAT "$S3_RTT_MS"
 }
+
+# The proxy the current set goes through (s3_use URL), whose tally s3_counts records.
+S3_VIA=""
+s3_use() {
+  S3_VIA=$1
+  export AWS_ENDPOINT_URL=$1
+}
+
+s3_reset() { "$PY" "$HERE/s3.py" counts --proxy "$S3_VIA" --reset > /dev/null; }
 
 s3_counts() {  # s3_counts SET TOOL FIGURE: records the proxy's tally since the last call
   local kind val
   while read -r kind val; do
     record "$1" "$2" "$3" "req_$kind" "$val"
-  done < <("$PY" "$HERE/s3.py" counts --proxy "$PROXY" --reset \
+  done < <("$PY" "$HERE/s3.py" counts --proxy "$S3_VIA" --reset \
     | "$PY" -c 'import json,sys; [print(k, v) for k, v in json.load(sys.stdin).items()]')
 }
 
@@ -81,29 +98,42 @@ s3_size() {  # s3_size SET TOOL FIGURE PREFIX
   record "$1" "$2" "$3" size_mb "$((bytes / 1048576))"
 }
 
-run_s3() {  # run_s3 TOOL: backups to and a restore from S3, requests counted
-  local tool=$1 set=s3 prefix=$S3_PREFIX/$1-r$ROUND restore=$RUN/restore-$1-s3 repo
-  STEP="s3/$tool"
+# s3_start SET TOOL PREFIX PROXY: a fresh repository of TOOL under PREFIX, reached through
+# PROXY (counts zeroed), and the set's source; sets S3_REPO, INIT, BACKUP, RESTORE_CMD.
+s3_start() {
+  local set=$1 tool=$2 prefix=$3
+  STEP="$set/$tool"
+  s3_use "$4"
   case $tool in
-    cairn) repo=s3://$S3_BUCKET/$prefix ;;
-    restic) repo=s3:$PROXY/$S3_BUCKET/$prefix ;;
+    cairn) S3_REPO=s3://$S3_BUCKET/$prefix ;;
+    restic) S3_REPO=s3:$4/$S3_BUCKET/$prefix ;;
   esac
-  rm -rf "$restore" "$RUN"/cache-*
+  rm -rf "$RUN/restore-$tool-$set" "$RUN"/cache-*
   reset_src "$set"
-  tool_cmds "$tool" "$set" "$repo" "$restore"
+  tool_cmds "$tool" "$set" "$S3_REPO" "$RUN/restore-$tool-$set"
   "${INIT[@]}" > "$LOGS/$set-$tool-init.out" 2>&1 || die "$tool init on S3 failed (see $LOGS/$set-$tool-init.out)"
-  "$PY" "$HERE/s3.py" counts --proxy "$PROXY" --reset > /dev/null
-  local fig
+  s3_reset
+}
+
+# s3_step SET TOOL FIGURE PREFIX CMD...: measure CMD, its requests, and with a PREFIX the
+# size stored under it after.
+s3_step() {
+  local set=$1 tool=$2 fig=$3 prefix=$4; shift 4
+  measure "$set" "$tool" "$fig" "$@"
+  s3_counts "$set" "$tool" "$fig"
+  [ -z "$prefix" ] || s3_size "$set" "$tool" "$fig" "$prefix"
+}
+
+run_s3() {  # run_s3 TOOL: backups to and a restore from S3, requests counted
+  local tool=$1 set=s3 prefix=$S3_PREFIX/$1-r$ROUND fig
+  s3_start "$set" "$tool" "$prefix" "$PROXY"
   for fig in first-backup nochange-backup changed-backup; do
     [ "$fig" != changed-backup ] || change_src "$set"
-    measure "$set" "$tool" "$fig" "${BACKUP[@]}"
-    s3_counts "$set" "$tool" "$fig"
-    s3_size "$set" "$tool" "$fig" "$prefix"
+    s3_step "$set" "$tool" "$fig" "$prefix" "${BACKUP[@]}"
   done
-  measure "$set" "$tool" restore "${RESTORE_CMD[@]}"
-  s3_counts "$set" "$tool" restore
-  check_restore "$set" "$tool" "$restore"
-  rm -rf "$restore" "$RUN/src/$set"
+  s3_step "$set" "$tool" restore "" "${RESTORE_CMD[@]}"
+  check_restore "$set" "$tool" "$RUN/restore-$tool-$set"
+  rm -rf "$RUN/restore-$tool-$set" "$RUN/src/$set"
   trim_run
   "$PY" "$HERE/s3.py" delete --endpoint "$S3_ENDPOINT" --bucket "$S3_BUCKET" --prefix "$prefix/" > /dev/null
 }
