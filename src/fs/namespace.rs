@@ -59,8 +59,9 @@ const CTL_BASE: u64 = 10;
 const FIRST_DYNAMIC: u64 = 100;
 /// How many following files' first chunks an open prefetches.
 const SIBLING_PREFETCH: usize = 64;
-/// The nodes of the directory trees kept in memory (about 20 MiB of them).
-const TREE_CACHE_NODES: usize = 64 * 1024;
+/// The nodes of the directory trees kept in memory (about 8 MiB of them): listings and
+/// lookups walk a directory at a time, so recent ones are what is asked for again.
+const TREE_CACHE_NODES: usize = 32 * 1024;
 
 pub const META_NAME: &str = ".cairn";
 

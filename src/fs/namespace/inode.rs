@@ -87,8 +87,9 @@ pub(super) enum Inode {
     ViewFile(Arc<ViewFile>, Arc<Key>),
     /// A file, symlink or special file of a point.
     Node(NodeRef),
-    /// A directory of a point, with its tree.
-    Dir(NodeRef, BlobId),
+    /// A directory of a point, with its tree (boxed: most inodes are files, and an
+    /// inode's size is its largest kind's).
+    Dir(NodeRef, Box<BlobId>),
     /// A hard-linked file of a point: one inode for every name it has, so it keeps its
     /// node (the directory it was first seen in may be forgotten first).
     Linked(NodeRef, Arc<Node>),
@@ -156,5 +157,15 @@ impl Identity for Inode {
             | (Inode::JobInput(a), Key::JobInput(b)) => a == b,
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_inode_stays_small() {
+        // What the kernel holds costs this much a name in the daemon (plus the table's
+        // own few words): keep the largest kind boxed.
+        assert!(std::mem::size_of::<super::Inode>() <= 40);
     }
 }

@@ -23,8 +23,9 @@ struct Slot<V> {
     value: V,
     lookups: u64,
     generation: u64,
-    /// The derived number, when this one is an overflow number.
-    home: Option<u64>,
+    /// The derived number, when this one is an overflow number (else 0, which no
+    /// number is).
+    home: u64,
 }
 
 pub(super) struct InodeTable<V: Identity> {
@@ -39,6 +40,7 @@ pub(super) struct InodeTable<V: Identity> {
 impl<V: Identity> InodeTable<V> {
     /// A table whose numbers start at `first` (those below are the caller's fixed ones).
     pub fn new(first: u64) -> Self {
+        assert!(first > 0, "0 is no inode number");
         InodeTable {
             slots: HashMap::new(),
             overflow: HashMap::new(),
@@ -95,9 +97,9 @@ impl<V: Identity> InodeTable<V> {
             let n = self.next_overflow;
             self.next_overflow += 1;
             self.overflow.entry(home).or_default().push(n);
-            (n, Some(home))
+            (n, home)
         } else {
-            (home, None)
+            (home, 0)
         };
         let generation = self.next_generation;
         self.next_generation += 1;
@@ -123,7 +125,8 @@ impl<V: Identity> InodeTable<V> {
             slot.lookups -= n;
             return false;
         }
-        if let Some(home) = slot.home {
+        if slot.home != 0 {
+            let home = slot.home;
             if let Some(list) = self.overflow.get_mut(&home) {
                 list.retain(|x| *x != ino);
                 if list.is_empty() {

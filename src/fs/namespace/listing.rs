@@ -111,7 +111,7 @@ pub(super) fn tree_entry(point: u64, dir: u64, nodes: &[Node], i: usize) -> (Key
     };
     let inode = match (n.kind, n.subtree) {
         _ if n.is_hardlinked() => Inode::Linked(at, Arc::new(n.clone())),
-        (NodeKind::Dir, Some(tree)) => Inode::Dir(at, tree),
+        (NodeKind::Dir, Some(tree)) => Inode::Dir(at, Box::new(tree)),
         _ => Inode::Node(at),
     };
     (tree_key(point, dir, n, i), inode)

@@ -129,7 +129,7 @@ impl Namespace {
     pub(super) fn tree_id(&self, dir: u64) -> FsResult<BlobId> {
         match self.inode(dir)? {
             Inode::Point(p) => Ok(p.manifest.root),
-            Inode::Dir(_, id) => Ok(id),
+            Inode::Dir(_, id) => Ok(*id),
             Inode::View(v, _) => match (&v.node, v.root) {
                 (Some(node), _) => node.subtree.ok_or(libc::ENOTDIR),
                 (None, None) => Ok(v.plan.base.manifest.root),
