@@ -95,6 +95,15 @@ pub fn cairn_mount_at(dir: &Path) -> Option<MountEntry> {
     mount_at(dir).filter(|e| e.fstype == FSTYPE)
 }
 
+/// The cairn mount of id `id` at `point`, among `entries`. A mount id is unique only
+/// while mounted: the kernel gives it to a later mount once this one is gone (another
+/// daemon's, somewhere else), so the path must match too.
+pub fn watched(entries: Vec<MountEntry>, id: u64, point: &Path) -> Option<MountEntry> {
+    entries
+        .into_iter()
+        .find(|e| e.id == id && e.fstype == FSTYPE && e.point == point)
+}
+
 /// Whether the cairn mount at `dir` is whole: writable, or read-only with its control
 /// plane's own connection mounted over `.cairn`.
 pub fn cairn_mount_ready(dir: &Path) -> bool {
@@ -105,6 +114,27 @@ pub fn cairn_mount_ready(dir: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_watched_mount_is_its_id_at_its_path() {
+        let e = |id, point: &str, fstype: &str| MountEntry {
+            id,
+            point: PathBuf::from(point),
+            fstype: fstype.into(),
+            read_only: false,
+        };
+        let mine = e(61, "/mnt/a", FSTYPE);
+        let list = vec![
+            e(60, "/mnt/a", FSTYPE),
+            mine.clone(),
+            e(62, "/mnt/b", FSTYPE),
+        ];
+        assert_eq!(watched(list.clone(), 61, Path::new("/mnt/a")), Some(mine));
+        // The id reused by another daemon's mount elsewhere, or by another file system.
+        assert_eq!(watched(list, 62, Path::new("/mnt/a")), None);
+        let other = vec![e(61, "/mnt/a", "ext4")];
+        assert_eq!(watched(other, 61, Path::new("/mnt/a")), None);
+    }
 
     #[test]
     fn mountinfo_lines_and_escapes() {

@@ -554,9 +554,7 @@ pub fn watch(args: &WatcherArgs) -> Result<Status> {
         return Ok(Status::Success);
     }
     let target = match mount_id {
-        Some(id) => mounts::entries()
-            .into_iter()
-            .find(|e| e.id == id && e.fstype == mounts::FSTYPE),
+        Some(id) => mounts::watched(mounts::entries(), id, &mounts::kernel_path(&args.dir)),
         None => mounts::cairn_mount_at(&args.dir),
     };
     if let Some(m) = target {

@@ -65,7 +65,7 @@ pub fn mount(ns: Arc<Namespace>, dir: &Path, opts: &MountOptions) -> std::io::Re
             sessions: vec![points, control],
         }),
         Err(e) => {
-            tracing::info!("no separate control plane connection ({e}): one writable mount");
+            tracing::warn!("no separate control plane connection ({e}): one writable mount");
             let _ = unmount(dir);
             let _ = points.join();
             let whole = connect(ns, dir, opts, Part::Whole)?;
