@@ -9,8 +9,9 @@
 #   --quick        smaller data and 1 round (under 5 minutes once the data is made)
 #   --rounds N     rounds of every set (default 3; medians over them)
 #   --work DIR     where data, repositories and results go (default /var/tmp/cairn-bench)
-#   --only SETS    comma list of linux,sqlite,small,bigdir,s3,s3lat,dump,pitr (default: all;
-#                  pitr: cairn only; s3lat: S3 behind an added round trip, linux/drivers)
+#   --only SETS    comma list of linux,sqlite,small,bigdir,s3,s3lat,dump,pitr,mobility
+#                  (default: all; pitr: cairn only; s3lat: S3 behind an added round trip,
+#                  linux/drivers; mobility: check, export, copy and ECC on the linux data)
 #   --tools TOOLS  comma list of cairn,restic,borg (default: all; borg has no S3)
 #   --db-mib N     size of the SQLite database (default 1024, quick 128)
 #   --s3-rtt-ms N  round trip the s3lat set's proxy adds to every S3 request (default 20)
@@ -29,7 +30,7 @@ START=$SECONDS
 QUICK=0
 ROUNDS=3
 WORK=${BENCH_WORK:-/var/tmp/cairn-bench}
-SETS=linux,sqlite,small,bigdir,s3,s3lat,dump,pitr
+SETS=linux,sqlite,small,bigdir,s3,s3lat,dump,pitr,mobility
 TOOLS=cairn,restic,borg
 DB_MIB=""
 S3_RTT_MS=20
@@ -42,7 +43,7 @@ while [ $# -gt 0 ]; do
     --tools) TOOLS=${2:?--tools needs TOOLS}; shift ;;
     --db-mib) DB_MIB=${2:?--db-mib needs N}; shift ;;
     --s3-rtt-ms) S3_RTT_MS=${2:?--s3-rtt-ms needs N}; shift ;;
-    -h|--help) sed -n 2,22p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,23p "$0"; exit 0 ;;
     *) echo "bench.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -50,7 +51,7 @@ done
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "bench.sh: --rounds needs a positive number" >&2; exit 2; }
 [[ $S3_RTT_MS =~ ^[0-9]+$ ]] || { echo "bench.sh: --s3-rtt-ms needs a number of milliseconds" >&2; exit 2; }
 for s in ${SETS//,/ }; do
-  case $s in linux|sqlite|small|bigdir|s3|s3lat|dump|pitr) ;; *) echo "bench.sh: unknown set $s" >&2; exit 2 ;; esac
+  case $s in linux|sqlite|small|bigdir|s3|s3lat|dump|pitr|mobility) ;; *) echo "bench.sh: unknown set $s" >&2; exit 2 ;; esac
 done
 for t in ${TOOLS//,/ }; do
   case $t in cairn|restic|borg) ;; *) echo "bench.sh: unknown tool $t" >&2; exit 2 ;; esac
@@ -95,6 +96,8 @@ trap 'log "command failed (line $LINENO, step $STEP): $BASH_COMMAND"' ERR
 . "$HERE/mount.sh"
 # shellcheck source=scripts/bench/bigdir.sh
 . "$HERE/bigdir.sh"
+# shellcheck source=scripts/bench/mobility.sh
+. "$HERE/mobility.sh"
 
 cleanup() {
   local rc=$?
@@ -139,6 +142,7 @@ command -v borg >/dev/null || need_apt+=(borgbackup)
 [ -f /usr/src/linux-source-6.1.tar.xz ] || need_apt+=(linux-source-6.1)
 command -v sqlite3 >/dev/null || need_apt+=(sqlite3)
 command -v zstd >/dev/null || need_apt+=(zstd)
+command -v b3sum >/dev/null || need_apt+=(b3sum)
 command -v fusermount3 >/dev/null || need_apt+=(fuse3)
 command -v mkfs.ext4 >/dev/null || need_apt+=(e2fsprogs)
 python3 -c 'import ensurepip, venv' 2>/dev/null || need_apt+=(python3-venv)
@@ -235,7 +239,7 @@ DRIVERS=$DATA/linux-source-6.1/drivers
 # The input of a set (a directory; the SQLite set is a directory holding one database).
 set_orig() {
   case $1 in
-    linux|s3) echo "$LINUX" ;;
+    linux|s3|mobility) echo "$LINUX" ;;
     sqlite) echo "$DB/orig.db" ;;
     small) echo "$SMALL" ;;
     small1x) echo "$SMALL/r0" ;;
@@ -395,7 +399,7 @@ for set in linux sqlite small; do
 done
 ! has "$SETS" dump || dump_limit
 
-for set in linux sqlite small bigdir s3 s3lat; do
+for set in linux sqlite small bigdir s3 s3lat mobility; do
   has "$SETS" "$set" || continue
   read -r files bytes < <(if [ $set = sqlite ]; then tree_stats "$DB/orig.db"; else tree_stats "$(set_orig $set)"; fi)
   record "$set" source data data_bytes "$bytes"
@@ -432,6 +436,7 @@ for ROUND in $(seq 1 "$ROUNDS"); do
     for tool in ${TOOLS//,/ }; do run_dump "$tool"; done
   fi
   ! has "$SETS" pitr || ! has "$TOOLS" cairn || run_pitr
+  ! has "$SETS" mobility || run_mobility
 done
 
 STEP=report

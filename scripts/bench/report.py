@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Tables from scripts/bench.sh's results.tsv: medians over rounds, cairn / faster peer,
-and issue 4's targets with met / NOT met (issue 14's: report14.py).
+and issue 4's targets with met / NOT met (issue 14's: report14.py; 15's: report15.py).
 
   report.py RESULTS.tsv [--rounds N]
 
@@ -13,6 +13,7 @@ import statistics
 import sys
 
 import report14
+import report15
 
 PEERS = ["restic", "borg"]
 BACKUPS = ["first-backup", "nochange-backup", "changed-backup"]
@@ -402,7 +403,7 @@ def main():
     out = [f"cairn / restic / borg, medians of {args.rounds} round(s); ratio = cairn / faster "
            "peer (for MB/s: cairn / higher peer); times in s, sizes and RSS in MiB"]
     m = {k[2]: v for k, v in med.items() if k[1] == "machine"}
-    if m:
+    if "disk-read" in m or "disk-write-fdatasync" in m:
         out.append("")
         out.append("machine limits (MB/s = 10^6 B/s): "
                    f"disk write+fdatasync {fmt(m.get('disk-write-fdatasync'))}, "
@@ -440,6 +441,7 @@ def main():
     out += dump_report(rep)
     out += pitr_report(rep)
     out += report14.issue14(rep, fmt, render)
+    out += report15.issue15(rep, fmt, render)
     sizes = {}
     for (s, t, fig, metric), v in med.items():
         if fig == "mount-read-cold" and metric == "tar_bytes":
