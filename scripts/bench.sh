@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark: cairn, restic and borg on the same data, the same machine, the
-# same run; medians per figure, the ratio cairn / faster peer, and issues 4 and 14's
-# targets.
+# same run; medians per figure, the ratio cairn / faster peer, and issues 4, 14, 15 and
+# 16's targets.
 #
 #   scripts/bench.sh [--quick] [--rounds N] [--work DIR] [--only SETS] [--tools TOOLS]
 #                    [--db-mib N] [--s3-rtt-ms N]
@@ -98,6 +98,8 @@ trap 'log "command failed (line $LINENO, step $STEP): $BASH_COMMAND"' ERR
 . "$HERE/bigdir.sh"
 # shellcheck source=scripts/bench/mobility.sh
 . "$HERE/mobility.sh"
+# shellcheck source=scripts/bench/warm.sh
+. "$HERE/warm.sh"
 
 cleanup() {
   local rc=$?
@@ -418,6 +420,10 @@ for ROUND in $(seq 1 "$ROUNDS"); do
   for set in linux sqlite small; do
     has "$SETS" "$set" || continue
     for tool in ${TOOLS//,/ }; do run_set "$set" "$tool"; done
+    if [ "$set" != sqlite ]; then  # issue 16: warm, against the pipelines' limits
+      pipeline_limits "$set"
+      for tool in ${TOOLS//,/ }; do run_warm "$set" "$tool"; done
+    fi
     if [ $set = small ]; then
       # RSS at 1x: the first of the 10 replicas the small-files set is made of.
       for tool in ${TOOLS//,/ }; do run_set small1x "$tool"; done

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Tables from scripts/bench.sh's results.tsv: medians over rounds, cairn / faster peer,
-and issue 4's targets with met / NOT met (issue 14's: report14.py; 15's: report15.py).
+and issue 4's targets with met / NOT met (issue 14's: report14.py; 15's: report15.py;
+16's: report16.py).
 
   report.py RESULTS.tsv [--rounds N]
 
@@ -14,6 +15,7 @@ import sys
 
 import report14
 import report15
+import report16
 
 PEERS = ["restic", "borg"]
 BACKUPS = ["first-backup", "nochange-backup", "changed-backup"]
@@ -414,6 +416,12 @@ def main():
                 out.append(f"  {s:<7} " + ", ".join(
                     f"{name} {fmt(st.get(name + '-1core'))} / {fmt(st.get(name + '-allcores'))}"
                     for name in ("blake3", "cdc-blake3", "zstd3")) + "  (1 core / all cores)")
+            data = med.get((s, "source", "data", "data_bytes"))
+            pipes = [(label, med.get((s, "machine", fig, "time_s"))) for label, fig in
+                     (("tar cf | zstd -3 -T0", "tar-zstd"), ("tar xf + sync", "tar-x-sync"))]
+            if data and any(t for _, t in pipes):
+                out.append(f"  {s:<7} pipelines, warm: " + ", ".join(
+                    f"{label} {data / t / 1e6:.0f} MB/s" for label, t in pipes if t))
     titles = {"linux": "Linux source tree", "sqlite": "SQLite database (1% of pages changed)",
               "small": "small files (deep directories)", "s3": "S3 (SeaweedFS on loopback, "
               "Linux tree; requests per GB of repository after the changed backup)",
@@ -442,6 +450,7 @@ def main():
     out += pitr_report(rep)
     out += report14.issue14(rep, fmt, render)
     out += report15.issue15(rep, fmt, render)
+    out += report16.issue16(rep, fmt, render)
     sizes = {}
     for (s, t, fig, metric), v in med.items():
         if fig == "mount-read-cold" and metric == "tar_bytes":
