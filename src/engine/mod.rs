@@ -1,4 +1,4 @@
-//! Whole operations on a repository: backup, restore, verify, forget, prune, and one
+//! Whole operations on a repository: backup, restore, verify, forget, prune, repair, and one
 //! file of a point to a writer (`dump`). A library: the daemon and the tests call it
 //! directly; progress goes through [`Progress`].
 //!
@@ -21,6 +21,7 @@ pub mod logs;
 pub mod pack_reads;
 mod progress;
 pub mod prune;
+pub mod repair;
 pub mod restore;
 mod tree_packs;
 mod trees;
@@ -34,6 +35,7 @@ pub use forget::{forget, ForgetOutcome, ForgetRequest};
 pub use invalid::InvalidRequest;
 pub use progress::{CancelToken, NoProgress, Progress};
 pub use prune::{prune, PruneOutcome, PruneRequest};
+pub use repair::{repair, RepairOutcome, RepairRequest};
 pub use restore::{
     remove_stale_stages, restore, stage_dirs, RestoreMode, RestoreOutcome, RestoreRequest,
 };
