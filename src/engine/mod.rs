@@ -95,6 +95,16 @@ pub enum EngineError {
     /// A verify found damage (the names of the damaged points' paths and the problems).
     #[error("invalid request: damage found: {0}")]
     Damage(String),
+    /// Damage in a point that `repair` marked damaged: what it lacks, and the error met.
+    #[error(
+        "point {point} is marked damaged by `cairn repair`: {paths} lack data ({source}); \
+         --skip-damaged restores the rest"
+    )]
+    MarkedDamaged {
+        point: String,
+        paths: String,
+        source: Box<EngineError>,
+    },
     #[error("no point `{point}` in instance `{instance}`")]
     NoSuchPoint { instance: String, point: String },
     /// A stream of a backup failed (its reader, or its producer at the end): no point.
@@ -131,6 +141,7 @@ impl EngineError {
             self,
             EngineError::Model(_)
                 | EngineError::Damage(_)
+                | EngineError::MarkedDamaged { .. }
                 | EngineError::Repo(
                     RepoError::CorruptBlob { .. }
                         | RepoError::MissingBlob(_)

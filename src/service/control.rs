@@ -12,7 +12,8 @@ use super::grammar::{
 };
 use super::log_control::log_sources;
 use super::requests::{
-    ForgetControl, InstanceRequest, PruneControl, RepairControl, RestoreControl, SnapshotRequest, VerifyControl,
+    ForgetControl, InstanceRequest, PruneControl, RepairControl, RestoreControl, SnapshotRequest,
+    VerifyControl,
 };
 
 pub fn parse_instance(text: &str) -> Result<InstanceRequest> {

@@ -1,4 +1,4 @@
-//! `cairn points [INSTANCE] [--since T] [--until T] [--kind manual|scheduled|safety|failed]..`:
+//! `cairn points [INSTANCE] [--since T] [--until T] [--kind manual|scheduled|safety|failed|damaged]..`:
 //! lists backup points, oldest first (newest last): the point directories of a mount, or
 //! the catalog of a repository opened with `--repo`. `--kind safety` lists the safety
 //! points in-place restores took; `--kind failed` lists the failed scheduled runs (failed
@@ -9,7 +9,10 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use serde_json::{json, Value};
 
+use std::collections::HashMap;
+
 use cairn::catalog::{JobRow, PointQuery};
+use cairn::engine;
 use cairn::model::manifest::point_kind_of_name;
 use cairn::model::PointKind;
 use cairn::service::{JobKind, JobState};
@@ -28,7 +31,9 @@ pub struct PointsArgs {
     pub range: TimeRangeArgs,
     /// Only points of this kind (repeat for several): manual, scheduled, safety (taken by
     /// in-place restores of what they replaced; never `latest`), or failed (the failed
-    /// scheduled runs). Default: every point (manual, scheduled and safety).
+    /// scheduled runs), or damaged (points `cairn repair` marked as lacking data, with the
+    /// damaged paths; no longer listed once a later backup stored the data again).
+    /// Default: every point (manual, scheduled and safety).
     #[arg(long = "kind", value_enum, value_name = "KIND")]
     pub kinds: Vec<ListedKind>,
     #[command(flatten)]
@@ -45,6 +50,7 @@ pub enum ListedKind {
     Scheduled,
     Safety,
     Failed,
+    Damaged,
 }
 
 /// What a listing wants, resolved from the arguments.
@@ -54,6 +60,7 @@ struct Wanted {
     /// Which kinds of points (empty: none).
     points: Vec<PointKind>,
     failed: bool,
+    damaged: bool,
 }
 
 impl Wanted {
@@ -76,6 +83,7 @@ impl Wanted {
             until,
             points,
             failed: args.kinds.contains(&ListedKind::Failed),
+            damaged: args.kinds.contains(&ListedKind::Damaged),
         })
     }
 
@@ -285,6 +293,22 @@ fn direct(inv: &Invocation<'_>, args: &PointsArgs, wanted: &Wanted, repo: &str) 
             .context("cannot list the points in the local catalog")?;
         points.retain(|p| wanted.wants(p.manifest.point_kind()));
     }
+    // Damaged points (their marks), besides the kinds asked for: id -> damaged paths.
+    let mut damaged: HashMap<String, Vec<String>> = HashMap::new();
+    if wanted.damaged {
+        let marked = engine::repair::damaged_points(&repo, &catalog, args.instance.as_deref())
+            .context("cannot read the damage marks")?;
+        for m in marked {
+            if !wanted.in_range(m.point.manifest.time_ns) {
+                continue;
+            }
+            damaged.insert(m.point.id.to_hex(), m.mark.paths);
+            if !points.iter().any(|p| p.id == m.point.id) {
+                points.push(m.point);
+            }
+        }
+        points.sort_by_key(|p| p.manifest.time_ns);
+    }
     let failed: Vec<FailedRun> = if wanted.failed {
         catalog
             .failed_scheduled_jobs(args.instance.as_deref(), wanted.since, wanted.until)
@@ -300,7 +324,7 @@ fn direct(inv: &Invocation<'_>, args: &PointsArgs, wanted: &Wanted, repo: &str) 
             .iter()
             .map(|p| {
                 let m = &p.manifest;
-                json!({
+                let mut v = json!({
                     "instance": m.instance,
                     "name": m.name,
                     "id": p.id.to_hex(),
@@ -317,7 +341,11 @@ fn direct(inv: &Invocation<'_>, args: &PointsArgs, wanted: &Wanted, repo: &str) 
                     "parent": m.parent,
                     "warning_count": m.stats.warnings,
                     "warnings": m.warnings,
-                })
+                });
+                if let Some(paths) = damaged.get(&p.id.to_hex()) {
+                    v["damaged_paths"] = json!(paths);
+                }
+                v
             })
             .collect();
         let mut out = json!({ "points": list });
@@ -369,6 +397,9 @@ fn direct(inv: &Invocation<'_>, args: &PointsArgs, wanted: &Wanted, repo: &str) 
                 human_units::bytes(m.stats.bytes),
                 m.stats.warnings
             );
+            for path in damaged.get(&p.id.to_hex()).into_iter().flatten() {
+                println!("  DAMAGED  {path}");
+            }
         }
     }
     print_failed(&failed, !points.is_empty());

@@ -102,7 +102,10 @@ pub fn print_outcome(o: &Value) {
         u("packs_missing"),
         u("segments_rewritten")
     );
-    println!("lost       {} blob(s) have no readable copy", u("blobs_lost"));
+    println!(
+        "lost       {} blob(s) have no readable copy",
+        u("blobs_lost")
+    );
     for p in o["damaged_points"].as_array().into_iter().flatten() {
         let new = if p["newly_marked"].as_bool().unwrap_or(false) {
             ""

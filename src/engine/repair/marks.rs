@@ -81,6 +81,23 @@ pub fn damaged_points(
     Ok(out)
 }
 
+/// The mark of point `id` of `instance` if its damage still holds (`None`: no mark, or
+/// a healed one).
+pub(crate) fn holding_mark(
+    repo: &Repository,
+    catalog: &Catalog,
+    instance: &str,
+    id: &ManifestId,
+) -> Result<Option<DamageMark>> {
+    let json = match repo.get_sealed(&DamageMark::object_key(instance, id)) {
+        Ok(json) => json,
+        Err(RepoError::Store(crate::store::StoreError::NotFound(_))) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let mark = DamageMark::decode(instance, &json)?;
+    Ok((!healed(catalog, &mark)?).then_some(mark))
+}
+
 /// The blob a damage cause names: verify's causes begin `data blob <hex>:` or
 /// `tree <hex>:`.
 fn cause_blob(cause: &str) -> Option<BlobId> {

@@ -36,6 +36,7 @@ use crate::repo::{BlobId, Lease, LeaseHolder, PackId, RepoError, Repository};
 use super::prune::rewrite_segments;
 use super::verify::points_lacking;
 use super::{CancelToken, Progress, Result};
+pub(crate) use marks::holding_mark;
 pub use marks::{damaged_points, MarkedPoint};
 pub use request::{DamagedPackReport, DamagedPoint, RepairOutcome, RepairRequest};
 use survey::Survey;

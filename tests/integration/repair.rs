@@ -1,0 +1,427 @@
+//! `repair` (issue 15, item 2): a repository with four points, one index segment
+//! deleted, one pack truncated and another deleted. A dry run reports all of it and
+//! changes nothing; the repair rebuilds the segment, moves the readable blobs out of the
+//! truncated pack and removes it, drops the missing pack from the index, and marks the
+//! two points that still lack data damaged. Then verify names exactly those, every other
+//! point restores byte for byte, the damaged ones are listed by `points --kind damaged`
+//! with their lost files and restore only with `--skip-damaged`; a second repair does
+//! nothing, and a backup that stores the lost data again heals its point. Also through a
+//! mount (`ctl/repair`).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cairn::engine::{backup, BackupOutcome, BackupRequest, CancelToken, NoProgress};
+use cairn::repo::{InitOptions, PackId, Repository};
+use cairn::service::Service;
+use cairn::store::{Location, Store};
+use serde_json::Value;
+
+use crate::support::cli_repo::Cli;
+use crate::support::fixture::{assert_same_tree, noise, SourceTree};
+use crate::support::forge::locate_file;
+use crate::support::mount::{fuse_available, job_of, request, wait_job_file, MountGuard};
+use crate::support::repos::{fast_init, TestRepo};
+
+const LIMIT: Duration = Duration::from_secs(300);
+const FILES: u64 = 8;
+
+/// An encrypted local repository with 1 MiB packs (six 200 KiB files fill one).
+fn small_packs(work: &Path) -> TestRepo {
+    let store = Store::open(&Location::Local(work.join("repo"))).unwrap();
+    let opts = InitOptions {
+        pack_size: 1 << 20,
+        ..fast_init(true)
+    };
+    TestRepo::open_catalog(Repository::init(store, &opts).unwrap(), work)
+}
+
+/// One point of instance `www`: its source and its files.
+struct Point {
+    src: PathBuf,
+    out: BackupOutcome,
+    files: Vec<String>,
+}
+
+/// Point `n` of `www`: a source of its own, 8 distinct files of 200 KiB (one chunk each).
+fn point(t: &TestRepo, work: &Path, n: u64) -> Point {
+    let src = work.join(format!("src{n}"));
+    let tree = SourceTree::new(&src);
+    let files: Vec<String> = (0..FILES).map(|i| format!("d{}/f{i}", i % 2)).collect();
+    for (i, f) in files.iter().enumerate() {
+        tree.file(f, &noise(n * 100 + i as u64, 200 << 10));
+    }
+    let req = BackupRequest::new("www", vec![src.clone()]);
+    let out = backup(&t.repo, &t.catalog, &req, &NoProgress, &CancelToken::new()).unwrap();
+    Point { src, out, files }
+}
+
+/// Where each file's (only) blob is: pack, offset, end.
+fn places(t: &TestRepo, p: &Point) -> Vec<(String, PackId, u64)> {
+    p.files
+        .iter()
+        .map(|f| {
+            let (blob, _) = locate_file(t, &p.out.manifest.root, f);
+            let loc = t.catalog.lookup_blob(&blob).unwrap().unwrap();
+            (f.clone(), loc.pack, u64::from(loc.offset + loc.length))
+        })
+        .collect()
+}
+
+/// Every object of the local repository (key -> bytes' hash), in-progress files aside.
+fn objects(repo: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![repo.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if !p.to_string_lossy().contains('#') {
+                let key = p.strip_prefix(repo).unwrap().display().to_string();
+                out.insert(
+                    key,
+                    blake3::hash(&fs::read(&p).unwrap()).to_hex().to_string(),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// The planted damage, and the files each damaged point loses.
+struct Planted {
+    lost1: Vec<String>,
+    lost2: Vec<String>,
+}
+
+/// Deletes the index segment of point 0, truncates the pack of point 1's first file to
+/// half its size, deletes the pack of point 2's first file.
+fn plant(t: &TestRepo, w: &Path, points: &[Point]) -> Planted {
+    let repo = w.join("repo");
+    let p0 = places(t, &points[0]);
+    let segments: Vec<String> = t
+        .repo
+        .store()
+        .list("index/")
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .filter(|k| {
+            let packs = t.repo.read_index(k).unwrap();
+            packs.iter().any(|p| p.id == p0[0].1)
+        })
+        .collect();
+    assert_eq!(segments.len(), 1, "{segments:?}");
+    fs::remove_file(repo.join(&segments[0])).unwrap();
+
+    let p1 = places(t, &points[1]);
+    let cut_pack = p1[0].1;
+    let path = repo.join(cut_pack.key());
+    let len = fs::metadata(&path).unwrap().len();
+    let cut = len / 2;
+    let bytes = fs::read(&path).unwrap();
+    fs::write(&path, &bytes[..cut as usize]).unwrap();
+    let lost1: Vec<String> = p1
+        .iter()
+        .filter(|(_, pack, end)| *pack == cut_pack && *end > cut)
+        .map(|(f, _, _)| f.clone())
+        .collect();
+    let kept = p1
+        .iter()
+        .filter(|(_, pack, end)| *pack == cut_pack && *end <= cut);
+    assert!(kept.count() > 0 && !lost1.is_empty(), "{p1:?} cut at {cut}");
+
+    let p2 = places(t, &points[2]);
+    let gone = p2[0].1;
+    fs::remove_file(repo.join(gone.key())).unwrap();
+    let lost2 = p2
+        .iter()
+        .filter(|(_, pack, _)| *pack == gone)
+        .map(|(f, _, _)| f.clone())
+        .collect();
+    Planted {
+        lost1: sorted(lost1),
+        lost2: sorted(lost2),
+    }
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not a list: {v}"))
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// (point name, damaged paths) of a list of damaged points.
+fn named(list: &Value, paths: &str) -> Vec<(String, Vec<String>)> {
+    let name = |p: &Value| {
+        p["point"]
+            .as_str()
+            .or(p["name"].as_str())
+            .unwrap()
+            .to_string()
+    };
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (name(p), strings(&p[paths])))
+        .collect()
+}
+
+#[test]
+fn repair_rebuilds_salvages_removes_and_marks_what_is_lost() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let t = small_packs(w);
+    let points: Vec<Point> = (0..4).map(|n| point(&t, w, n)).collect();
+    let names: Vec<String> = points.iter().map(|p| p.out.manifest.name.clone()).collect();
+    let planted = plant(&t, w, &points);
+    let expected = vec![
+        (names[1].clone(), planted.lost1.clone()),
+        (names[2].clone(), planted.lost2.clone()),
+    ];
+    let cli = Cli::new(w);
+    let repo = cli.repo();
+    let repo_dir = w.join("repo");
+
+    // A dry run says everything and changes nothing.
+    let before = objects(&repo_dir);
+    let dry = cli
+        .run(&["repair", "--repo", &repo, "--dry-run", "--json"])
+        .code(1);
+    let dry = dry.json();
+    assert_eq!(objects(&repo_dir), before);
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(dry["segments_rebuilt"], 1, "{dry}");
+    assert_eq!(dry["damaged_packs"].as_array().unwrap().len(), 1, "{dry}");
+    assert_eq!(dry["packs_removed"], 1, "{dry}");
+    assert_eq!(dry["packs_missing"], 1, "{dry}");
+    assert_eq!(named(&dry["damaged_points"], "paths"), expected, "{dry}");
+    let text = cli.run(&["repair", "--repo", &repo, "--dry-run"]).code(1);
+    assert!(text.stdout.contains("would be removed"), "{}", text.stdout);
+    assert_eq!(objects(&repo_dir), before);
+
+    // The repair.
+    let done = cli
+        .run(&["repair", "--repo", &repo, "--json"])
+        .code(1)
+        .json();
+    assert_eq!(done["dry_run"], false);
+    assert_eq!(done["segments_rebuilt"], 1, "{done}");
+    assert_eq!(done["packs_salvaged"], 1, "{done}");
+    let moved = done["blobs_moved"].as_u64().unwrap();
+    assert_eq!(moved, dry["blobs_moved"].as_u64().unwrap(), "{done}");
+    assert!(moved >= 1, "{done}");
+    assert_eq!(done["packs_removed"], 1, "{done}");
+    assert_eq!(
+        done["blobs_lost"].as_u64().unwrap(),
+        (planted.lost1.len() + planted.lost2.len()) as u64,
+        "{done}"
+    );
+    assert_eq!(named(&done["damaged_points"], "paths"), expected, "{done}");
+    assert_eq!(done["points_marked"], 2);
+    let after = objects(&repo_dir);
+    let damaged_key = &dry["damaged_packs"][0]["pack"];
+    assert!(!after.contains_key(damaged_key.as_str().unwrap()));
+    assert_eq!(
+        after
+            .keys()
+            .filter(|k| k.starts_with("damaged/www/"))
+            .count(),
+        2
+    );
+
+    // Verify names exactly the damaged points, and nothing else is wrong.
+    let v = cli
+        .run(&["verify", "--repo", &repo, "--json"])
+        .code(1)
+        .json();
+    assert_eq!(named(&v["damaged"], "paths"), expected, "{v}");
+    assert_eq!(v["problems"], serde_json::json!([]), "{v}");
+
+    // Every undamaged point restores byte for byte.
+    for i in [0, 3] {
+        let target = w.join(format!("restored{i}"));
+        let t_str = target.to_str().unwrap();
+        cli.run(&[
+            "restore", "www", &names[i], "--repo", &repo, "--target", t_str,
+        ])
+        .ok();
+        assert_same_tree(&points[i].src, &target);
+    }
+
+    // The damaged points are listed with their lost files.
+    let listed = cli
+        .run(&["points", "--repo", &repo, "--kind", "damaged", "--json"])
+        .ok()
+        .json();
+    assert_eq!(
+        named(&listed["points"], "damaged_paths"),
+        expected,
+        "{listed}"
+    );
+    let text = cli
+        .run(&["points", "www", "--repo", &repo, "--kind", "damaged"])
+        .ok();
+    for f in planted.lost1.iter().chain(&planted.lost2) {
+        assert!(
+            text.stdout.contains(&format!("DAMAGED  {f}")),
+            "{}",
+            text.stdout
+        );
+    }
+    assert!(!text.stdout.contains(&names[0]) && !text.stdout.contains(&names[3]));
+
+    // A damaged point does not restore, except with --skip-damaged, which names the lost.
+    let target = w.join("restored1");
+    let t_str = target.to_str().unwrap();
+    let failed = cli
+        .run(&[
+            "restore", "www", &names[1], "--repo", &repo, "--target", t_str,
+        ])
+        .failed();
+    assert!(
+        failed.stderr.contains(&planted.lost1[0]),
+        "{}",
+        failed.describe()
+    );
+    assert!(!target.exists());
+    let skipped = cli
+        .run(&[
+            "restore",
+            "www",
+            &names[1],
+            "--repo",
+            &repo,
+            "--target",
+            t_str,
+            "--skip-damaged",
+        ])
+        .code(3);
+    for f in &points[1].files {
+        let restored = target.join(f);
+        if planted.lost1.contains(f) {
+            let line = format!("SKIPPED    {}", restored.display());
+            assert!(skipped.stdout.contains(&line), "{}", skipped.describe());
+            assert!(!restored.exists());
+        } else {
+            assert_eq!(
+                fs::read(&restored).unwrap(),
+                fs::read(points[1].src.join(f)).unwrap()
+            );
+        }
+    }
+
+    // A second repair does nothing.
+    let again = cli
+        .run(&["repair", "--repo", &repo, "--json"])
+        .code(1)
+        .json();
+    assert_eq!(objects(&repo_dir), after);
+    for k in [
+        "segments_rebuilt",
+        "packs_salvaged",
+        "blobs_moved",
+        "packs_removed",
+        "packs_missing",
+        "segments_rewritten",
+        "blobs_lost",
+        "points_marked",
+        "marks_cleared",
+    ] {
+        assert_eq!(again[k], 0, "{k}: {again}");
+    }
+    assert_eq!(named(&again["damaged_points"], "paths"), expected);
+
+    // A backup of point 2's source stores the lost data again: point 2 is healed.
+    let src2 = points[2].src.to_str().unwrap();
+    cli.run(&["snapshot", "www", "--repo", &repo, "--path", src2])
+        .ok();
+    let listed = cli
+        .run(&["points", "--repo", &repo, "--kind", "damaged", "--json"])
+        .ok()
+        .json();
+    assert_eq!(
+        named(&listed["points"], "damaged_paths"),
+        expected[..1].to_vec()
+    );
+    let healed = cli
+        .run(&["repair", "--repo", &repo, "--json"])
+        .code(1)
+        .json();
+    assert_eq!(healed["marks_cleared"], 1, "{healed}");
+    assert_eq!(
+        named(&healed["damaged_points"], "paths"),
+        expected[..1].to_vec()
+    );
+    let target = w.join("restored2");
+    let t_str = target.to_str().unwrap();
+    cli.run(&[
+        "restore", "www", &names[2], "--repo", &repo, "--target", t_str,
+    ])
+    .ok();
+    assert_same_tree(&points[2].src, &target);
+}
+
+fn job(mnt: &Path, text: &str) -> Value {
+    let reply = request(&mnt.join(".cairn/ctl/repair"), text).unwrap();
+    wait_job_file(mnt, job_of(&reply), LIMIT)
+}
+
+#[test]
+fn repair_through_the_mount() {
+    if !fuse_available() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let t = small_packs(w);
+    let points: Vec<Point> = (0..3).map(|n| point(&t, w, n)).collect();
+    let planted = plant(&t, w, &points);
+    let mnt = w.join("mnt");
+    let service = Service::start(t.repo.clone(), t.catalog.clone(), 2).unwrap();
+    let guard = MountGuard::new(service, &mnt, LIMIT);
+
+    let (e, reply) = request(&mnt.join(".cairn/ctl/repair"), "dry-run=perhaps\n").unwrap_err();
+    assert_eq!(e, libc::EINVAL, "{reply}");
+    let before = objects(&w.join("repo"));
+    let dry = job(&mnt, "dry-run=true\n");
+    assert_eq!(dry["state"], "succeeded", "{dry}");
+    assert_eq!(dry["kind"], "repair");
+    assert_eq!(dry["result"]["dry_run"], true);
+    assert_eq!(objects(&w.join("repo")), before);
+
+    let done = job(&mnt, "dry-run=false\n");
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let r = &done["result"];
+    assert_eq!(r["segments_rebuilt"], 1, "{r}");
+    assert_eq!(r["packs_removed"], 1, "{r}");
+    let damaged = named(&r["damaged_points"], "paths");
+    assert_eq!(
+        damaged,
+        vec![
+            (points[1].out.manifest.name.clone(), planted.lost1.clone()),
+            (points[2].out.manifest.name.clone(), planted.lost2.clone()),
+        ]
+    );
+    let events = fs::read_to_string(mnt.join(".cairn/events")).unwrap();
+    assert!(events.contains("\"repair-requested\""), "{events}");
+    assert!(events.contains("\"repair-completed\""), "{events}");
+
+    // The CLI follows the job through the mount: exit 1 while points remain damaged.
+    let cli = Cli::new(w);
+    let run = cli
+        .run(&["repair", "--mount", mnt.to_str().unwrap()])
+        .code(1);
+    assert!(run.stdout.contains(&planted.lost1[0]), "{}", run.describe());
+    drop(guard);
+}
