@@ -50,7 +50,7 @@ pub fn finish_job(inv: &Invocation<'_>, client: &Client, id: u64, json: bool) ->
     }
     if status.state == JobState::Succeeded && status.kind == JobKind::Repair {
         let outcome = status.result.clone().unwrap_or_default();
-        return Ok(crate::commands::repair::status_of(&outcome));
+        return Ok(super::repair_report::status_of(&outcome));
     }
     if status.state == JobState::Succeeded {
         let skipped = status.result.as_ref().and_then(|r| r["skipped"].as_array());
