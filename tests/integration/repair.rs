@@ -423,5 +423,23 @@ fn repair_through_the_mount() {
         .run(&["repair", "--mount", mnt.to_str().unwrap()])
         .code(1);
     assert!(run.stdout.contains(&planted.lost1[0]), "{}", run.describe());
+    let mnt_str = mnt.to_str().unwrap();
+    let listed = cli
+        .run(&["points", "--mount", mnt_str, "--kind", "damaged", "--json"])
+        .ok()
+        .json();
+    assert_eq!(named(&listed["points"], "damaged_paths"), damaged, "{listed}");
+    let restore = cli
+        .run(&[
+            "restore",
+            "www",
+            &points[1].out.manifest.name,
+            "--mount",
+            mnt_str,
+            "--target",
+            w.join("restored").to_str().unwrap(),
+        ])
+        .failed();
+    assert!(restore.stderr.contains("marked damaged"), "{}", restore.describe());
     drop(guard);
 }

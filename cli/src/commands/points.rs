@@ -213,6 +213,33 @@ fn through_mount(client: &Client, args: &PointsArgs, wanted: &Wanted) -> Result<
             }
         }
     }
+    // Damaged points (`.cairn/damaged`), besides the kinds asked for: (instance, name) ->
+    // damaged paths.
+    let mut damaged: HashMap<(String, String), Vec<String>> = HashMap::new();
+    if wanted.damaged {
+        let path = client.dir.join(".cairn/damaged");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        for line in text.lines() {
+            let v: Value = serde_json::from_str(line)
+                .with_context(|| format!("{} holds a line that is not JSON", path.display()))?;
+            let (i, p) = (v["instance"].as_str(), v["point"].as_str());
+            let (Some(i), Some(p)) = (i, p) else { continue };
+            let time_ns = v["time_ns"].as_i64().unwrap_or(0);
+            if args.instance.as_ref().is_some_and(|want| want != i) || !wanted.in_range(time_ns)
+            {
+                continue;
+            }
+            if !rows.iter().any(|(ri, rp, _, _)| ri == i && rp == p) {
+                let kind = point_kind_of_name(p).unwrap_or(PointKind::Manual);
+                rows.push((i.to_string(), p.to_string(), kind, time_ns));
+            }
+            let paths = v["paths"].as_array().into_iter().flatten();
+            let paths = paths.filter_map(Value::as_str).map(str::to_string).collect();
+            damaged.insert((i.to_string(), p.to_string()), paths);
+        }
+        rows.sort_by_key(|r| r.3);
+    }
     let mut failed = Vec::new();
     if wanted.failed {
         for id in client.job_ids()? {
@@ -243,13 +270,17 @@ fn through_mount(client: &Client, args: &PointsArgs, wanted: &Wanted) -> Result<
         let list: Vec<_> = rows
             .iter()
             .map(|(i, p, kind, t)| {
-                json!({
+                let mut v = json!({
                     "instance": i,
                     "name": p,
                     "kind": kind_name(*kind),
                     "time": human_units::rfc3339(*t),
                     "path": client.dir.join(i).join(p),
-                })
+                });
+                if let Some(paths) = damaged.get(&(i.clone(), p.clone())) {
+                    v["damaged_paths"] = json!(paths);
+                }
+                v
             })
             .collect();
         let mut out = json!({ "points": list });
@@ -277,6 +308,9 @@ fn through_mount(client: &Client, args: &PointsArgs, wanted: &Wanted) -> Result<
             println!("{p}");
         } else {
             println!("{i}/{p}");
+        }
+        for path in damaged.get(&(i.clone(), p.clone())).into_iter().flatten() {
+            println!("  DAMAGED  {path}");
         }
     }
     print_failed(&failed, !rows.is_empty());
