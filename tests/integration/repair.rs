@@ -321,6 +321,19 @@ fn repair_rebuilds_salvages_removes_and_marks_what_is_lost() {
         }
     }
 
+    let events = cli
+        .run(&[
+            "events",
+            "--repo",
+            &repo,
+            "--kind",
+            "repair-completed",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(events["events"].as_array().unwrap().len(), 3, "{events}");
+
     // A second repair does nothing.
     let again = cli
         .run(&["repair", "--repo", &repo, "--json"])
@@ -428,7 +441,11 @@ fn repair_through_the_mount() {
         .run(&["points", "--mount", mnt_str, "--kind", "damaged", "--json"])
         .ok()
         .json();
-    assert_eq!(named(&listed["points"], "damaged_paths"), damaged, "{listed}");
+    assert_eq!(
+        named(&listed["points"], "damaged_paths"),
+        damaged,
+        "{listed}"
+    );
     let restore = cli
         .run(&[
             "restore",
@@ -440,6 +457,10 @@ fn repair_through_the_mount() {
             w.join("restored").to_str().unwrap(),
         ])
         .failed();
-    assert!(restore.stderr.contains("marked damaged"), "{}", restore.describe());
+    assert!(
+        restore.stderr.contains("marked damaged"),
+        "{}",
+        restore.describe()
+    );
     drop(guard);
 }

@@ -226,8 +226,7 @@ fn through_mount(client: &Client, args: &PointsArgs, wanted: &Wanted) -> Result<
             let (i, p) = (v["instance"].as_str(), v["point"].as_str());
             let (Some(i), Some(p)) = (i, p) else { continue };
             let time_ns = v["time_ns"].as_i64().unwrap_or(0);
-            if args.instance.as_ref().is_some_and(|want| want != i) || !wanted.in_range(time_ns)
-            {
+            if args.instance.as_ref().is_some_and(|want| want != i) || !wanted.in_range(time_ns) {
                 continue;
             }
             if !rows.iter().any(|(ri, rp, _, _)| ri == i && rp == p) {
@@ -235,7 +234,10 @@ fn through_mount(client: &Client, args: &PointsArgs, wanted: &Wanted) -> Result<
                 rows.push((i.to_string(), p.to_string(), kind, time_ns));
             }
             let paths = v["paths"].as_array().into_iter().flatten();
-            let paths = paths.filter_map(Value::as_str).map(str::to_string).collect();
+            let paths = paths
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect();
             damaged.insert((i.to_string(), p.to_string()), paths);
         }
         rows.sort_by_key(|r| r.3);

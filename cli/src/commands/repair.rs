@@ -49,6 +49,14 @@ fn direct(inv: &Invocation<'_>, args: &RepairArgs, repo: &str) -> Result<Status>
     progress.finish();
     let outcome = outcome.context("repair failed")?;
     let value = serde_json::to_value(&outcome)?;
+    // The audit trail of this machine (`cairn events --repo`) keeps what it did.
+    let event = cairn::service::events::Event::new("repair-completed")
+        .request(serde_json::json!({"dry_run": args.dry_run}))
+        .outcome(serde_json::json!({"ok": true, "job_kind": "repair", "result": value}));
+    let time_ns = cairn::service::now_ns() / 1_000_000 * 1_000_000;
+    if let Err(e) = catalog.append_event(time_ns, &event.kind, &event.line(time_ns).to_string()) {
+        tracing::warn!("cannot record the repair as an event: {e}");
+    }
     if args.job.json {
         print_json(&value)?;
     } else {
