@@ -13,9 +13,16 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use cairn::engine::{backup, BackupOutcome, BackupRequest, CancelToken, NoProgress};
+use std::sync::Arc;
+
+use cairn::engine::repair::{repair, RepairOutcome, RepairRequest};
+use cairn::engine::{
+    backup, restore, BackupOutcome, BackupRequest, CancelToken, NoProgress, RestoreMode,
+    RestoreRequest,
+};
 use cairn::repo::{InitOptions, PackId, Repository};
 use cairn::service::Service;
+use cairn::store::FaultStore;
 use cairn::store::{Location, Store};
 use serde_json::Value;
 
@@ -98,13 +105,11 @@ struct Planted {
 }
 
 /// Deletes the index segment of point 0, truncates the pack of point 1's first file to
-/// half its size, deletes the pack of point 2's first file.
-fn plant(t: &TestRepo, w: &Path, points: &[Point]) -> Planted {
-    let repo = w.join("repo");
+/// half its size, deletes the pack of point 2's first file (through the store).
+fn plant(t: &TestRepo, points: &[Point]) -> Planted {
+    let store = t.repo.store();
     let p0 = places(t, &points[0]);
-    let segments: Vec<String> = t
-        .repo
-        .store()
+    let segments: Vec<String> = store
         .list("index/")
         .unwrap()
         .into_iter()
@@ -115,15 +120,15 @@ fn plant(t: &TestRepo, w: &Path, points: &[Point]) -> Planted {
         })
         .collect();
     assert_eq!(segments.len(), 1, "{segments:?}");
-    fs::remove_file(repo.join(&segments[0])).unwrap();
+    store.delete(&segments[0]).unwrap();
 
     let p1 = places(t, &points[1]);
     let cut_pack = p1[0].1;
-    let path = repo.join(cut_pack.key());
-    let len = fs::metadata(&path).unwrap().len();
-    let cut = len / 2;
-    let bytes = fs::read(&path).unwrap();
-    fs::write(&path, &bytes[..cut as usize]).unwrap();
+    let bytes = store.get(&cut_pack.key()).unwrap();
+    let cut = bytes.len() as u64 / 2;
+    store
+        .put(&cut_pack.key(), bytes.slice(..cut as usize))
+        .unwrap();
     let lost1: Vec<String> = p1
         .iter()
         .filter(|(_, pack, end)| *pack == cut_pack && *end > cut)
@@ -136,7 +141,7 @@ fn plant(t: &TestRepo, w: &Path, points: &[Point]) -> Planted {
 
     let p2 = places(t, &points[2]);
     let gone = p2[0].1;
-    fs::remove_file(repo.join(gone.key())).unwrap();
+    store.delete(&gone.key()).unwrap();
     let lost2 = p2
         .iter()
         .filter(|(_, pack, _)| *pack == gone)
@@ -184,7 +189,7 @@ fn repair_rebuilds_salvages_removes_and_marks_what_is_lost() {
     let t = small_packs(w);
     let points: Vec<Point> = (0..4).map(|n| point(&t, w, n)).collect();
     let names: Vec<String> = points.iter().map(|p| p.out.manifest.name.clone()).collect();
-    let planted = plant(&t, w, &points);
+    let planted = plant(&t, &points);
     let expected = vec![
         (names[1].clone(), planted.lost1.clone()),
         (names[2].clone(), planted.lost2.clone()),
@@ -399,7 +404,7 @@ fn repair_through_the_mount() {
     let w = work.path();
     let t = small_packs(w);
     let points: Vec<Point> = (0..3).map(|n| point(&t, w, n)).collect();
-    let planted = plant(&t, w, &points);
+    let planted = plant(&t, &points);
     let mnt = w.join("mnt");
     let service = Service::start(t.repo.clone(), t.catalog.clone(), 2).unwrap();
     let guard = MountGuard::new(service, &mnt, LIMIT);
@@ -463,4 +468,79 @@ fn repair_through_the_mount() {
         restore.describe()
     );
     drop(guard);
+}
+
+/// A repair stopped after `budget` writes or deletes (its process then gone: its lease is
+/// free), then run again: the second run completes it, whatever step the first stopped
+/// at, and a third has nothing to do.
+#[test]
+fn a_repair_stopped_at_any_step_is_completed_by_the_next() {
+    let mut budget = 0;
+    loop {
+        let work = tempfile::tempdir().unwrap();
+        let w = work.path();
+        let fault = Arc::new(FaultStore::new(Arc::new(
+            object_store::memory::InMemory::new(),
+        )));
+        let store = Store::from_object_store(fault.clone(), "fault".into()).unwrap();
+        let opts = InitOptions {
+            pack_size: 1 << 20,
+            ..fast_init(true)
+        };
+        let t = TestRepo::open_catalog(Repository::init(store, &opts).unwrap(), w);
+        let points: Vec<Point> = (0..3).map(|n| point(&t, w, n)).collect();
+        let planted = plant(&t, &points);
+        let expected = vec![
+            (points[1].out.manifest.name.clone(), planted.lost1.clone()),
+            (points[2].out.manifest.name.clone(), planted.lost2.clone()),
+        ];
+        let run = || {
+            let req = RepairRequest { dry_run: false };
+            repair(&t.repo, &t.catalog, &req, &NoProgress, &CancelToken::new())
+        };
+
+        fault.fail_changes_after(budget);
+        let first = run();
+        fault.heal();
+        let finished = first.is_ok();
+        if let Err(e) = &first {
+            assert!(e.to_string().contains("injected"), "{e}");
+            for lock in t.repo.store().list("locks/").unwrap() {
+                t.repo.store().delete(&lock.key).unwrap();
+            }
+        }
+        let second = run().unwrap();
+        let damaged: Vec<_> = second
+            .damaged_points
+            .iter()
+            .map(|d| (d.point.clone(), d.paths.clone()))
+            .collect();
+        assert_eq!(damaged, expected, "budget {budget}: {second:?}");
+        let third = run().unwrap();
+        let idle = RepairOutcome {
+            dry_run: false,
+            packs_checked: third.packs_checked,
+            damaged_points: third.damaged_points.clone(),
+            ..RepairOutcome::default()
+        };
+        assert_eq!(third, idle, "budget {budget}");
+        let target = w.join("restored0");
+        let req = RestoreRequest {
+            instance: "www".into(),
+            point: points[0].out.manifest.name.clone(),
+            target: Some(target.clone()),
+            includes: vec![],
+            mode: RestoreMode::New,
+            skip_damaged: false,
+            delete_excluded: false,
+        };
+        restore(&t.repo, &t.catalog, &req, &NoProgress, &CancelToken::new()).unwrap();
+        assert_same_tree(&points[0].src, &target);
+        if finished {
+            eprintln!("repair crash test: stopped at each of {budget} steps");
+            break;
+        }
+        budget += 1;
+        assert!(budget < 100, "a repair should need far fewer steps");
+    }
 }
