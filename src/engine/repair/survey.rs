@@ -12,6 +12,7 @@ use crate::repo::pack::{parse_pack, parse_tail};
 use crate::repo::{layout, BlobLocation, IndexedPack, PackEntry, PackId, RepoError, Repository};
 use crate::store::StoreError;
 
+use super::super::verify::par_map;
 use super::super::{CancelToken, Progress, Result};
 
 /// A pack that cannot be read whole, and what of it can.
@@ -81,35 +82,21 @@ pub(super) fn survey(
     }
     progress.set_total(s.listed.len() as u64, s.listed.values().sum());
     let listed: Vec<(PackId, u64)> = s.listed.iter().map(|(id, len)| (*id, *len)).collect();
-    for (id, length) in listed {
-        cancel.check()?;
-        let bytes = match repo.store().get(&id.key()) {
-            Ok(bytes) => bytes,
-            // Gone since the listing: missing, like a pack never there.
-            Err(StoreError::NotFound(_)) => {
+    // A few packs at a time, each downloaded once.
+    let checked = par_map(&listed, cancel, |(id, length)| {
+        let state = check_pack(repo, catalog, *id, *length, indexed.get(id))?;
+        progress.file_done(std::path::Path::new(&id.key()), *length);
+        Ok(state)
+    })?;
+    for ((id, _), state) in listed.into_iter().zip(checked) {
+        match state {
+            Checked::Gone => {
                 s.listed.remove(&id);
-                continue;
             }
-            Err(e) => return Err(RepoError::from(e).into()),
-        };
-        let known = indexed.get(&id);
-        match parse_pack(repo.key(), &id, &bytes) {
-            Ok(entries) if known.is_none() => s.unindexed.push(IndexedPack {
-                id,
-                length,
-                entries,
-            }),
-            Ok(_) => {}
-            Err(e) => {
-                let mut entries = known.cloned().unwrap_or_default();
-                if let Ok(Ok(header)) = parse_tail(repo.key(), &bytes, bytes.len() as u64) {
-                    entries.extend(header);
-                }
-                let pack = check_blobs(repo, catalog, id, e.to_string(), entries, &bytes)?;
-                s.damaged.push(pack);
-            }
+            Checked::Intact(None) => {}
+            Checked::Intact(Some(pack)) => s.unindexed.push(pack),
+            Checked::Damaged(pack) => s.damaged.push(pack),
         }
-        progress.file_done(std::path::Path::new(&id.key()), length);
     }
     for (id, entries) in indexed {
         if !s.listed.contains_key(&id) {
@@ -117,6 +104,52 @@ pub(super) fn survey(
         }
     }
     Ok(s)
+}
+
+/// What the check of one listed pack found.
+enum Checked {
+    /// Gone since the listing: missing, like a pack never there.
+    Gone,
+    /// Intact; with its header when no segment lists it.
+    Intact(Option<IndexedPack>),
+    Damaged(DamagedPack),
+}
+
+/// Downloads a pack and checks it against its id; `known`: what the segments list in it.
+fn check_pack(
+    repo: &Repository,
+    catalog: &Catalog,
+    id: PackId,
+    length: u64,
+    known: Option<&Vec<PackEntry>>,
+) -> Result<Checked> {
+    let bytes = match repo.store().get(&id.key()) {
+        Ok(bytes) => bytes,
+        Err(StoreError::NotFound(_)) => return Ok(Checked::Gone),
+        Err(e) => return Err(RepoError::from(e).into()),
+    };
+    Ok(match parse_pack(repo.key(), &id, &bytes) {
+        Ok(entries) if known.is_none() => Checked::Intact(Some(IndexedPack {
+            id,
+            length,
+            entries,
+        })),
+        Ok(_) => Checked::Intact(None),
+        Err(e) => {
+            let mut entries = known.cloned().unwrap_or_default();
+            if let Ok(Ok(header)) = parse_tail(repo.key(), &bytes, bytes.len() as u64) {
+                entries.extend(header);
+            }
+            Checked::Damaged(check_blobs(
+                repo,
+                catalog,
+                id,
+                e.to_string(),
+                entries,
+                &bytes,
+            )?)
+        }
+    })
 }
 
 /// Decodes each blob `entries` locate in a damaged pack and checks it against its id.

@@ -28,8 +28,7 @@
 //!
 //! Files: `objects` (manifests, index segments, pack headers), `data` (the data read),
 //! `healing` (known damage, and whether it still matters), `lacking` (the walk `repair`
-//! asks for), `logs` (the log archives) and
-//! `log_damage` (what it reports); this file holds the `Verifier` and its damage walk.
+//! asks for), `logs` (log archives), `log_damage`; this file: the `Verifier` and its walk.
 
 mod data;
 mod healing;
@@ -49,6 +48,7 @@ use crate::store::StoreError;
 
 use super::restore::MAX_DEPTH;
 use super::{CancelToken, EngineError, InvalidRequest, Progress, Result};
+pub(super) use data::par_map;
 use healing::Known;
 pub use lacking::points_lacking;
 pub use log_damage::LogDamage;
