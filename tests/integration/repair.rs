@@ -226,6 +226,7 @@ fn repair_rebuilds_salvages_removes_and_marks_what_is_lost() {
     let moved = done["blobs_moved"].as_u64().unwrap();
     assert_eq!(moved, dry["blobs_moved"].as_u64().unwrap(), "{done}");
     assert!(moved >= 1, "{done}");
+    assert_eq!(done["bytes_moved"], dry["bytes_moved"], "{done}");
     assert_eq!(done["packs_removed"], 1, "{done}");
     assert_eq!(
         done["blobs_lost"].as_u64().unwrap(),

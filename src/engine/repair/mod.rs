@@ -88,7 +88,7 @@ fn run(
     let s = survey::survey(repo, catalog, progress, cancel)?;
     out.packs_checked = s.listed.len() as u64;
     out.packs_reindexed = s.unindexed.len() as u64;
-    out.segments_rebuilt = s.unindexed.len().div_ceil(256) as u64;
+    out.segments_rebuilt = s.unindexed.len().div_ceil(salvage::PACKS_PER_SEGMENT) as u64;
     out.packs_missing = s.missing.len() as u64;
     for p in &s.damaged {
         out.damaged_packs.push(DamagedPackReport {
@@ -123,8 +123,7 @@ fn run(
         out.segments_rebuilt = salvage::rebuild_segments(repo, catalog, &s.unindexed)?;
         progress.phase("salvaging");
         let moved = salvage::salvage(repo, catalog, &s.damaged, progress, cancel)?;
-        out.blobs_moved = moved.blobs;
-        out.bytes_moved = moved.bytes;
+        (out.blobs_moved, out.bytes_moved) = (moved.blobs, moved.bytes);
         progress.phase("removing damaged packs");
         out.segments_rewritten =
             rewrite_segments(repo, catalog, lease, &stale_segments, &gone, cancel)?;
@@ -137,7 +136,8 @@ fn run(
         catalog.packs_deleted(&damaged)?;
         catalog.refresh(repo)?;
     } else {
-        out.blobs_moved = s.damaged.iter().map(|p| p.readable.len() as u64).sum();
+        let moved = salvage::would_move(catalog, &s.damaged)?;
+        (out.blobs_moved, out.bytes_moved) = (moved.blobs, moved.bytes);
     }
 
     progress.phase("finding damaged points");

@@ -15,7 +15,7 @@ use super::super::{CancelToken, Progress, Result};
 use super::survey::{location, DamagedPack};
 
 /// Packs one rebuilt index segment lists at most.
-const PACKS_PER_SEGMENT: usize = 256;
+pub(super) const PACKS_PER_SEGMENT: usize = 256;
 
 /// Writes index segments for `packs` (durably) and records them in the catalog; returns
 /// how many were written.
@@ -39,10 +39,27 @@ pub(super) fn rebuild_segments(
 pub(super) struct Moved {
     /// Blobs copied into new packs.
     pub blobs: u64,
-    /// Their plaintext bytes.
+    /// Their plaintext bytes (readable blobs that already had an intact copy elsewhere
+    /// are not copied, nor counted).
     pub bytes: u64,
-    /// Readable blobs that already had an intact copy elsewhere (nothing to copy).
-    pub had_copies: u64,
+}
+
+/// What [`salvage`] would move (a dry run): the readable blobs of `damaged` that have no
+/// intact copy elsewhere, each counted once.
+pub(super) fn would_move(catalog: &Arc<Catalog>, damaged: &[DamagedPack]) -> Result<Moved> {
+    let index = SalvageIndex::new(catalog, damaged);
+    let mut moved = Moved::default();
+    let mut seen = std::collections::HashSet::new();
+    for e in damaged.iter().flat_map(|p| &p.readable) {
+        if !seen.insert(e.id) {
+            continue;
+        }
+        if index.lookup(&e.id)?.is_none() {
+            moved.blobs += 1;
+            moved.bytes += u64::from(e.raw_len);
+        }
+    }
+    Ok(moved)
 }
 
 /// Copies the readable blobs of `damaged` into new packs, and makes those packs and their
@@ -54,11 +71,7 @@ pub(super) fn salvage(
     progress: &dyn Progress,
     cancel: &CancelToken,
 ) -> Result<Moved> {
-    let index = Arc::new(SalvageIndex {
-        catalog: catalog.clone(),
-        damaged: damaged.iter().map(|p| p.id).collect(),
-        written: Mutex::new(Vec::new()),
-    });
+    let index = Arc::new(SalvageIndex::new(catalog, damaged));
     let packer = Packer::new(repo.clone(), index.clone());
     let mut moved = Moved::default();
     for pack in damaged.iter().filter(|p| !p.readable.is_empty()) {
@@ -71,12 +84,9 @@ pub(super) fn salvage(
                 .get(start..start.saturating_add(e.length as usize))
                 .unwrap_or(&[]);
             let plain = repo.decode_blob(&e.id, &location(pack.id, e), stored)?;
-            match packer.add(e.kind, &plain)? {
-                (_, true) => {
-                    moved.blobs += 1;
-                    moved.bytes += plain.len() as u64;
-                }
-                (_, false) => moved.had_copies += 1,
+            if packer.add(e.kind, &plain)?.1 {
+                moved.blobs += 1;
+                moved.bytes += plain.len() as u64;
             }
         }
         progress.file_done(std::path::Path::new(&pack.id.key()), bytes.len() as u64);
@@ -94,6 +104,16 @@ struct SalvageIndex {
     catalog: Arc<Catalog>,
     damaged: std::collections::HashSet<PackId>,
     written: Mutex<Vec<String>>,
+}
+
+impl SalvageIndex {
+    fn new(catalog: &Arc<Catalog>, damaged: &[DamagedPack]) -> SalvageIndex {
+        SalvageIndex {
+            catalog: catalog.clone(),
+            damaged: damaged.iter().map(|p| p.id).collect(),
+            written: Mutex::new(Vec::new()),
+        }
+    }
 }
 
 impl BlobIndex for SalvageIndex {
