@@ -17,8 +17,8 @@ use std::sync::Arc;
 
 use cairn::engine::repair::{repair, RepairOutcome, RepairRequest};
 use cairn::engine::{
-    backup, restore, BackupOutcome, BackupRequest, CancelToken, NoProgress, RestoreMode,
-    RestoreRequest,
+    backup, restore, verify, BackupOutcome, BackupRequest, CancelToken, NoProgress, RestoreMode,
+    RestoreRequest, VerifyRequest,
 };
 use cairn::repo::{InitOptions, PackId, Repository};
 use cairn::service::Service;
@@ -28,7 +28,7 @@ use serde_json::Value;
 
 use crate::support::cli_repo::Cli;
 use crate::support::fixture::{assert_same_tree, noise, SourceTree};
-use crate::support::forge::locate_file;
+use crate::support::forge::{flip_blob, locate_file};
 use crate::support::mount::{fuse_available, job_of, request, wait_job_file, MountGuard};
 use crate::support::repos::{fast_init, TestRepo};
 
@@ -544,4 +544,55 @@ fn a_repair_stopped_at_any_step_is_completed_by_the_next() {
         budget += 1;
         assert!(budget < 100, "a repair should need far fewer steps");
     }
+}
+
+/// A corrupt blob whose data a later backup stored again (verify found it, so the backup
+/// did not deduplicate against it): the repair moves the rest of its pack out, removes
+/// the pack, and loses nothing; the repository is whole (exit 0).
+#[test]
+fn a_blob_with_an_intact_copy_elsewhere_is_not_lost() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let t = small_packs(w);
+    let first = point(&t, w, 0);
+    let (blob, _) = locate_file(&t, &first.out.manifest.root, &first.files[0]);
+    let loc = t.catalog.lookup_blob(&blob).unwrap().unwrap();
+    flip_blob(w, &loc);
+    let req = VerifyRequest {
+        read_data: true,
+        ..Default::default()
+    };
+    let report = verify(&t.repo, &t.catalog, &req, &NoProgress, &CancelToken::new()).unwrap();
+    assert_eq!(report.damaged.len(), 1, "{report:?}");
+    let again = BackupRequest::new("www", vec![first.src.clone()]);
+    backup(
+        &t.repo,
+        &t.catalog,
+        &again,
+        &NoProgress,
+        &CancelToken::new(),
+    )
+    .unwrap();
+
+    let cli = Cli::new(w);
+    let repo = cli.repo();
+    let done = cli.run(&["repair", "--repo", &repo, "--json"]).ok().json();
+    assert_eq!(done["packs_removed"], 1, "{done}");
+    assert_eq!(done["packs_salvaged"], 1, "{done}");
+    assert_eq!(done["blobs_lost"], 0, "{done}");
+    assert_eq!(done["damaged_points"], serde_json::json!([]), "{done}");
+    assert!(!w.join("repo").join(loc.pack.key()).exists());
+    let target = w.join("restored");
+    let t_str = target.to_str().unwrap();
+    let name = &first.out.manifest.name;
+    cli.run(&["restore", "www", name, "--repo", &repo, "--target", t_str])
+        .ok();
+    assert_same_tree(&first.src, &target);
+    cli.run(&["verify", "--repo", &repo, "--read-data"]).ok();
+    let text = cli.run(&["repair", "--repo", &repo]).ok();
+    assert!(
+        text.stdout.contains("ok: the repository is whole"),
+        "{}",
+        text.stdout
+    );
 }
