@@ -1,5 +1,5 @@
-//! What is stored: trees of nodes, point manifests, instances, policies, and the names
-//! they carry; and the pure rules of a policy (when its slots fall, what its retention
+//! What is stored: trees of nodes, point manifests, instances, policies, damage marks,
+//! and the names they carry; and the pure rules of a policy (when its slots fall, what its retention
 //! keeps).
 
 pub mod damage_mark;

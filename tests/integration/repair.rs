@@ -596,3 +596,32 @@ fn a_blob_with_an_intact_copy_elsewhere_is_not_lost() {
         text.stdout
     );
 }
+
+/// A repair holds the prune lease: while a prune (of another host) holds it, a repair is
+/// refused as busy and changes nothing; a dry run, which takes no lease, still reports.
+#[test]
+fn a_repair_does_not_run_beside_a_prune() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let t = small_packs(w);
+    let points: Vec<Point> = (0..3).map(|n| point(&t, w, n)).collect();
+    plant(&t, &points);
+    let elsewhere = cairn::repo::LeaseHolder {
+        host: "elsewhere".into(),
+        process: None,
+    };
+    let now = cairn::model::now_ns();
+    let held =
+        cairn::repo::Lease::acquire(&t.repo, &elsewhere, now, 3_600_000_000_000, false).unwrap();
+    let before = objects(&w.join("repo"));
+    let run = |dry_run| {
+        let req = RepairRequest { dry_run };
+        repair(&t.repo, &t.catalog, &req, &NoProgress, &CancelToken::new())
+    };
+    let err = run(false).unwrap_err();
+    assert!(err.to_string().contains("holds the lease"), "{err}");
+    assert_eq!(objects(&w.join("repo")), before);
+    assert_eq!(run(true).unwrap().damaged_points.len(), 2);
+    held.release(&t.repo).unwrap();
+    assert_eq!(run(false).unwrap().packs_removed, 1);
+}
