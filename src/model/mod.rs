@@ -1,6 +1,6 @@
 //! What is stored: trees of nodes, point manifests, instances, policies, damage marks,
-//! and the names they carry; and the pure rules of a policy (when its slots fall, what its retention
-//! keeps).
+//! and the names they carry; and the pure rules of a policy (when its slots fall, what
+//! its retention keeps).
 
 pub mod damage_mark;
 pub mod forgotten;
