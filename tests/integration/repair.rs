@@ -253,6 +253,18 @@ fn repair_rebuilds_salvages_removes_and_marks_what_is_lost() {
         .json();
     assert_eq!(named(&v["damaged"], "paths"), expected, "{v}");
     assert_eq!(v["problems"], serde_json::json!([]), "{v}");
+    for i in [0, 3] {
+        let args = [
+            "verify",
+            "--repo",
+            &repo,
+            "--instance",
+            "www",
+            "--point",
+            &names[i],
+        ];
+        cli.run(&args).ok();
+    }
 
     // Every undamaged point restores byte for byte.
     for i in [0, 3] {
