@@ -372,6 +372,13 @@ fn repair_rebuilds_salvages_removes_and_marks_what_is_lost() {
         assert_eq!(again[k], 0, "{k}: {again}");
     }
     assert_eq!(named(&again["damaged_points"], "paths"), expected);
+    // The marks are in the repository: a rebuilt catalog (or another machine) sees them.
+    cli.run(&["catalog", "rebuild", &repo]).ok();
+    let listed = cli
+        .run(&["points", "--repo", &repo, "--kind", "damaged", "--json"])
+        .ok()
+        .json();
+    assert_eq!(named(&listed["points"], "damaged_paths"), expected, "{listed}");
 
     // A backup of point 2's source stores the lost data again: point 2 is healed.
     let src2 = points[2].src.to_str().unwrap();
