@@ -188,7 +188,7 @@ fn engine_kind(e: &EngineError) -> Kind {
     match e {
         EngineError::Repo(r) => repo_kind(r),
         EngineError::Catalog(c) => catalog_kind(c),
-        EngineError::Model(_) => Kind::Damaged,
+        EngineError::Model(_) | EngineError::MarkedDamaged { .. } => Kind::Damaged,
         EngineError::Invalid(_)
         | EngineError::NoFreeName(_)
         | EngineError::UnreadablePoints(_)

@@ -2,7 +2,7 @@
 //!
 //! `cairn mount REPO DIR` serves a repository as a filesystem; most other commands talk
 //! to such a mount through its control files (`--mount DIR` or `CAIRN_MOUNT`), and
-//! `snapshot`, `restore`, `verify`, `forget`, `prune`, `points` and `events` can also open
+//! `snapshot`, `restore`, `verify`, `forget`, `prune`, `repair`, `points` and `events` can also open
 //! a repository directly (`--repo REPO` or `CAIRN_REPO`) and run the engine in this
 //! process. Exit codes: 0 success, 1 the operation (or job) failed or found a problem
 //! (damage in `verify`), 2 a usage or configuration error or a refused request (direct
@@ -86,6 +86,9 @@ enum Command {
     /// Remove data no point references (two phases: plan now, delete after a grace
     /// period in a later prune).
     Prune(commands::prune::PruneArgs),
+    /// Rebuild lost index segments, move readable blobs out of damaged packs and remove
+    /// them, mark points that still lack data damaged; exit 1 when some remain damaged.
+    Repair(commands::repair::RepairArgs),
     /// Archive an instance's log files now, or push one (PostgreSQL's archive_command).
     #[command(subcommand)]
     Log(commands::log::LogCommand),
@@ -194,6 +197,7 @@ fn main() -> ExitCode {
         Command::Log(cmd) => commands::log::run(&inv, cmd),
         Command::Forget(args) => commands::forget::run(&inv, args),
         Command::Prune(args) => commands::prune::run(&inv, args),
+        Command::Repair(args) => commands::repair::run(&inv, args),
         Command::Catalog(cmd) => commands::catalog::run(&inv, cmd),
         Command::Completions(args) => commands::completions::run(args, Cli::command()),
         Command::Man(args) => commands::man::run(args, Cli::command()),

@@ -1,4 +1,4 @@
-//! Whole operations on a repository: backup, restore, verify, forget, prune, and one
+//! Whole operations on a repository: backup, restore, verify, forget, prune, repair, and one
 //! file of a point to a writer (`dump`). A library: the daemon and the tests call it
 //! directly; progress goes through [`Progress`].
 //!
@@ -21,6 +21,7 @@ pub mod logs;
 pub mod pack_reads;
 mod progress;
 pub mod prune;
+pub mod repair;
 pub mod restore;
 mod tree_packs;
 mod trees;
@@ -34,6 +35,7 @@ pub use forget::{forget, ForgetOutcome, ForgetRequest};
 pub use invalid::InvalidRequest;
 pub use progress::{CancelToken, NoProgress, Progress};
 pub use prune::{prune, PruneOutcome, PruneRequest};
+pub use repair::{repair, RepairOutcome, RepairRequest};
 pub use restore::{
     remove_stale_stages, restore, stage_dirs, RestoreMode, RestoreOutcome, RestoreRequest,
 };
@@ -93,6 +95,16 @@ pub enum EngineError {
     /// A verify found damage (the names of the damaged points' paths and the problems).
     #[error("invalid request: damage found: {0}")]
     Damage(String),
+    /// Damage in a point that `repair` marked damaged: what it lacks, and the error met.
+    #[error(
+        "point {point} is marked damaged by `cairn repair`: {paths} lack data ({source}); \
+         --skip-damaged restores the rest"
+    )]
+    MarkedDamaged {
+        point: String,
+        paths: String,
+        source: Box<EngineError>,
+    },
     #[error("no point `{point}` in instance `{instance}`")]
     NoSuchPoint { instance: String, point: String },
     /// A stream of a backup failed (its reader, or its producer at the end): no point.
@@ -129,6 +141,7 @@ impl EngineError {
             self,
             EngineError::Model(_)
                 | EngineError::Damage(_)
+                | EngineError::MarkedDamaged { .. }
                 | EngineError::Repo(
                     RepoError::CorruptBlob { .. }
                         | RepoError::MissingBlob(_)

@@ -55,6 +55,7 @@ const README: u64 = 5;
 const EVENTS: u64 = 6;
 const STATS: u64 = 7;
 const POLICIES_DIR: u64 = 8;
+const DAMAGED: u64 = 9;
 const CTL_BASE: u64 = 10;
 const FIRST_DYNAMIC: u64 = 100;
 /// How many following files' first chunks an open prefetches.
@@ -176,6 +177,7 @@ impl Namespace {
             README => Ok(Inode::Readme),
             EVENTS => Ok(Inode::Events),
             STATS => Ok(Inode::Stats),
+            DAMAGED => Ok(Inode::Damaged),
             POLICIES_DIR => Ok(Inode::PoliciesDir),
             i if (CTL_BASE..CTL_BASE + CONTROL_FILES.len() as u64).contains(&i) => {
                 Ok(Inode::Ctl(CONTROL_FILES[(i - CTL_BASE) as usize]))
@@ -272,6 +274,7 @@ impl Namespace {
                     ("policies", Inode::PoliciesDir),
                     ("events", Inode::Events),
                     ("stats", Inode::Stats),
+                    ("damaged", Inode::Damaged),
                 ];
                 for (name, inode) in fixed {
                     out.push(Child::new(name, Key::Named(META, Vec::new()), inode));
@@ -365,6 +368,7 @@ fn fixed_number(inode: &Inode) -> Option<u64> {
         Inode::Readme => README,
         Inode::Events => EVENTS,
         Inode::Stats => STATS,
+        Inode::Damaged => DAMAGED,
         Inode::PoliciesDir => POLICIES_DIR,
         Inode::Ctl(f) => CTL_BASE + CONTROL_FILES.iter().position(|c| c == f)? as u64,
         _ => return None,

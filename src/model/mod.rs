@@ -1,7 +1,8 @@
-//! What is stored: trees of nodes, point manifests, instances, policies, and the names
-//! they carry; and the pure rules of a policy (when its slots fall, what its retention
-//! keeps).
+//! What is stored: trees of nodes, point manifests, instances, policies, damage marks,
+//! and the names they carry; and the pure rules of a policy (when its slots fall, what
+//! its retention keeps).
 
+pub mod damage_mark;
 pub mod forgotten;
 pub mod instance;
 pub mod log_record;
@@ -13,6 +14,7 @@ pub mod retention;
 pub mod schedule;
 pub mod tree;
 
+pub use damage_mark::DamageMark;
 pub use forgotten::{ForgetRecord, Forgotten};
 pub use instance::InstanceConfig;
 pub use log_record::{LogPiece, LogRecord, LogRecordId};

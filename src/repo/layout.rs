@@ -29,6 +29,8 @@ pub const POLICIES: &str = "policies/";
 pub const POLICY_SETTINGS: &str = "settings/policies";
 /// Prune plans: `prune/<64 hex>`.
 pub const PRUNE_PLANS: &str = "prune/";
+/// Damage marks: `damaged/<instance>/<64 hex>` (the manifest id of a damaged point).
+pub const DAMAGED: &str = "damaged/";
 /// Leases: `locks/...`.
 pub const LOCKS: &str = "locks/";
 /// The prune lease: `locks/prune-<20 digits>`.
@@ -50,7 +52,8 @@ pub fn object_key(prefix: &str, name: &str) -> String {
     format!("{prefix}{name}")
 }
 
-/// The key of an instance's object under `prefix` (`points/`, `forgotten/`, `names/`).
+/// The key of an instance's object under `prefix` (`points/`, `forgotten/`, `names/`,
+/// `damaged/`).
 pub fn instance_key(prefix: &str, instance: &str, hex: &str) -> String {
     format!("{prefix}{instance}/{hex}")
 }

@@ -12,7 +12,8 @@ use super::grammar::{
 };
 use super::log_control::log_sources;
 use super::requests::{
-    ForgetControl, InstanceRequest, PruneControl, RestoreControl, SnapshotRequest, VerifyControl,
+    ForgetControl, InstanceRequest, PruneControl, RepairControl, RestoreControl, SnapshotRequest,
+    VerifyControl,
 };
 
 pub fn parse_instance(text: &str) -> Result<InstanceRequest> {
@@ -306,6 +307,19 @@ pub fn parse_prune(text: &str) -> Result<PruneControl> {
         grace_hours,
         break_lease,
     })
+}
+
+pub fn parse_repair(text: &str) -> Result<RepairControl> {
+    let words = if text.trim().is_empty() {
+        Words::default()
+    } else {
+        parse_words(text)?
+    };
+    no_verb(&words, "repair")?;
+    let mut f = Fields::new(words);
+    let dry_run = boolean("dry-run", f.optional("dry-run")?)?;
+    f.finish("dry-run")?;
+    Ok(RepairControl { dry_run })
 }
 
 /// `ctl/cancel`.

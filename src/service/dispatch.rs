@@ -21,7 +21,7 @@ use super::requests::{InstanceRequest, Subject};
 /// The control files of `.cairn/ctl/`.
 pub const CONTROL_FILES: &[&str] = &[
     "instance", "snapshot", "restore", "verify", "cancel", "forget", "prune", "policy", "stdin",
-    "log",
+    "log", "repair",
 ];
 
 impl Service {
@@ -164,6 +164,10 @@ impl Service {
             "prune" => {
                 let req = control::parse_prune(text)?;
                 self.enqueue_as(uid, JobKind::Prune, Subject::default(), &req)
+            }
+            "repair" => {
+                let req = control::parse_repair(text)?;
+                self.enqueue_as(uid, JobKind::Repair, Subject::default(), &req)
             }
             "log" => match log_control::parse_log(text)? {
                 LogRequest::Archive { instance } => {

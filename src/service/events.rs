@@ -44,6 +44,7 @@ pub const KINDS: &[&str] = &[
     "verify-requested",
     "forget-requested",
     "prune-requested",
+    "repair-requested",
     "policy-run-requested",
     "cancel-requested",
     // The end marker of a job's input (`ctl/stdin`).
@@ -63,6 +64,7 @@ pub const KINDS: &[&str] = &[
     "point-deleted",
     "prune-completed",
     "prune-lease-taken-over",
+    "repair-completed",
     "job-succeeded",
     "job-failed",
     "job-cancelled",
@@ -177,6 +179,7 @@ pub fn job_end_kind(job_kind: JobKind, state: JobState) -> &'static str {
         (JobKind::Snapshot, JobState::Succeeded) => "point-created",
         (JobKind::Restore, JobState::Succeeded) => "point-restored",
         (JobKind::Prune, JobState::Succeeded) => "prune-completed",
+        (JobKind::Repair, JobState::Succeeded) => "repair-completed",
         (_, JobState::Succeeded) => "job-succeeded",
         (_, JobState::Cancelled) => "job-cancelled",
         (_, JobState::Interrupted) => "job-interrupted",
@@ -346,6 +349,7 @@ mod tests {
             ("verify", &[]),
             ("forget", &[]),
             ("prune", &[]),
+            ("repair", &[]),
             ("cancel", &[]),
         ] {
             let kinds: Vec<String> = if verbs.is_empty() {
@@ -363,6 +367,7 @@ mod tests {
             JobKind::Verify,
             JobKind::Forget,
             JobKind::Prune,
+            JobKind::Repair,
         ] {
             for state in [
                 JobState::Succeeded,

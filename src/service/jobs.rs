@@ -20,6 +20,7 @@ pub enum JobKind {
     Verify,
     Forget,
     Prune,
+    Repair,
 }
 
 impl JobKind {
@@ -30,7 +31,14 @@ impl JobKind {
             JobKind::Verify => "verify",
             JobKind::Forget => "forget",
             JobKind::Prune => "prune",
+            JobKind::Repair => "repair",
         }
+    }
+
+    /// Whether a job of this kind runs alone (it deletes data: prune, repair): it starts
+    /// once nothing runs, and nothing queued after it starts before it is done.
+    pub fn runs_alone(&self) -> bool {
+        matches!(self, JobKind::Prune | JobKind::Repair)
     }
 
     /// The kind a catalog row or a status names.
@@ -41,6 +49,7 @@ impl JobKind {
             JobKind::Verify,
             JobKind::Forget,
             JobKind::Prune,
+            JobKind::Repair,
         ]
         .into_iter()
         .find(|k| k.as_str() == name)
@@ -244,7 +253,7 @@ mod tests {
         let back: JobStatus = serde_json::from_str(&s.to_line()).unwrap();
         assert_eq!(back, s);
         assert_eq!(back.progress().phase.as_deref(), Some("backing up"));
-        for k in ["snapshot", "restore", "verify", "forget", "prune"] {
+        for k in ["snapshot", "restore", "verify", "forget", "prune", "repair"] {
             assert_eq!(JobKind::from_name(k).map(|k| k.as_str()), Some(k));
         }
         assert_eq!(JobState::from_name("cancelled"), Some(JobState::Cancelled));

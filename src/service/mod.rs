@@ -15,13 +15,14 @@
 //!   group a hook or a command runs in, killed if the daemon dies).
 //! - What the service owns: [`events::EventLog`] (its file's length and pages in
 //!   `event_pages`), [`job_history::JobHistory`] (with `unsaved`), [`clock`], the
-//!   figures of `.cairn/stats` (`stats`); the job types in [`jobs`] and
+//!   figures of `.cairn/stats` (`stats`), `.cairn/damaged` (`damage_view`); the job types in [`jobs`] and
 //!   [`job_progress`].
 
 pub mod clock;
 mod command_sources;
 pub mod control;
 mod daemon;
+mod damage_view;
 mod definitions;
 mod dispatch;
 mod error;

@@ -107,6 +107,12 @@ pub struct PruneControl {
     pub break_lease: bool,
 }
 
+/// `ctl/repair`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepairControl {
+    pub dry_run: bool,
+}
+
 /// Why a scheduled snapshot runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -24,8 +24,8 @@ use super::jobs::{JobKind, JobState, LiveJob};
 use super::requests;
 
 impl Service {
-    /// Picks the oldest queued job whose instance has nothing running. A prune runs
-    /// alone: it starts once nothing runs, and nothing queued after it starts before it
+    /// Picks the oldest queued job whose instance has nothing running. A prune or a
+    /// repair runs alone: it starts once nothing runs, and nothing queued after it starts before it
     /// is done (it deletes data, and a backup beside it in this daemon is exactly what
     /// its grace period cannot cover when that is zero).
     fn next_job(&self) -> Option<u64> {
@@ -42,9 +42,9 @@ impl Service {
             let busy: BTreeSet<Option<String>> =
                 running.iter().map(|j| j.instance.clone()).collect();
             let mut pick = None;
-            if !running.iter().any(|j| j.kind == JobKind::Prune) {
+            if !running.iter().any(|j| j.kind.runs_alone()) {
                 for j in st.live.values().filter(|j| j.state == JobState::Queued) {
-                    if j.kind == JobKind::Prune {
+                    if j.kind.runs_alone() {
                         if running.is_empty() {
                             pick = Some(j.id);
                         }
@@ -309,6 +309,15 @@ impl Service {
                     let event = lease_taken_over(taken, request.clone()).job(id);
                     self.inner.events.record(event);
                 }
+                Ok(serde_json::to_value(&out).unwrap_or_default())
+            }
+            JobKind::Repair => {
+                let req: requests::RepairControl =
+                    serde_json::from_value(request.clone()).map_err(bad)?;
+                let r = engine::RepairRequest {
+                    dry_run: req.dry_run,
+                };
+                let out = engine::repair(repo, catalog, &r, progress.as_ref(), cancel)?;
                 Ok(serde_json::to_value(&out).unwrap_or_default())
             }
         }

@@ -51,6 +51,7 @@ mod prune;
 mod prune_lease;
 mod prune_mount;
 mod readme_databases;
+mod repair;
 mod repo_keys;
 mod restore;
 mod restore_excludes;

@@ -48,6 +48,10 @@ pub fn finish_job(inv: &Invocation<'_>, client: &Client, id: u64, json: bool) ->
     } else if status.state == JobState::Succeeded {
         print_result(&status);
     }
+    if status.state == JobState::Succeeded && status.kind == JobKind::Repair {
+        let outcome = status.result.clone().unwrap_or_default();
+        return Ok(super::repair_report::status_of(&outcome));
+    }
     if status.state == JobState::Succeeded {
         let skipped = status.result.as_ref().and_then(|r| r["skipped"].as_array());
         return Ok(if skipped.is_some_and(|s| !s.is_empty()) {
@@ -79,6 +83,7 @@ fn describe(status: &JobStatus) -> String {
 fn noun(kind: JobKind) -> &'static str {
     match kind {
         JobKind::Verify | JobKind::Prune => "objects",
+        JobKind::Repair => "packs",
         JobKind::Forget => "points",
         _ => "files",
     }

@@ -121,6 +121,7 @@ pub fn print_result(status: &JobStatus) {
             }
             println!("ok: no damage found");
         }
+        JobKind::Repair => super::repair_report::print_outcome(r),
         _ => println!("{}", serde_json::to_string_pretty(r).unwrap_or_default()),
     }
 }

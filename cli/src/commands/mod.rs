@@ -13,6 +13,7 @@ pub mod mount;
 pub mod points;
 pub mod policy;
 pub mod prune;
+pub mod repair;
 pub mod restorable;
 pub mod restore;
 pub mod restore_at;

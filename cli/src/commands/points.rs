@@ -1,4 +1,4 @@
-//! `cairn points [INSTANCE] [--since T] [--until T] [--kind manual|scheduled|safety|failed]..`:
+//! `cairn points [INSTANCE] [--since T] [--until T] [--kind manual|scheduled|safety|failed|damaged]..`:
 //! lists backup points, oldest first (newest last): the point directories of a mount, or
 //! the catalog of a repository opened with `--repo`. `--kind safety` lists the safety
 //! points in-place restores took; `--kind failed` lists the failed scheduled runs (failed
@@ -9,7 +9,10 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use serde_json::{json, Value};
 
+use std::collections::HashMap;
+
 use cairn::catalog::{JobRow, PointQuery};
+use cairn::engine;
 use cairn::model::manifest::point_kind_of_name;
 use cairn::model::PointKind;
 use cairn::service::{JobKind, JobState};
@@ -28,7 +31,9 @@ pub struct PointsArgs {
     pub range: TimeRangeArgs,
     /// Only points of this kind (repeat for several): manual, scheduled, safety (taken by
     /// in-place restores of what they replaced; never `latest`), or failed (the failed
-    /// scheduled runs). Default: every point (manual, scheduled and safety).
+    /// scheduled runs), or damaged (points `cairn repair` marked as lacking data, with the
+    /// damaged paths; no longer listed once a later backup stored the data again).
+    /// Default: every point (manual, scheduled and safety).
     #[arg(long = "kind", value_enum, value_name = "KIND")]
     pub kinds: Vec<ListedKind>,
     #[command(flatten)]
@@ -45,6 +50,7 @@ pub enum ListedKind {
     Scheduled,
     Safety,
     Failed,
+    Damaged,
 }
 
 /// What a listing wants, resolved from the arguments.
@@ -54,6 +60,7 @@ struct Wanted {
     /// Which kinds of points (empty: none).
     points: Vec<PointKind>,
     failed: bool,
+    damaged: bool,
 }
 
 impl Wanted {
@@ -76,6 +83,7 @@ impl Wanted {
             until,
             points,
             failed: args.kinds.contains(&ListedKind::Failed),
+            damaged: args.kinds.contains(&ListedKind::Damaged),
         })
     }
 
@@ -205,6 +213,35 @@ fn through_mount(client: &Client, args: &PointsArgs, wanted: &Wanted) -> Result<
             }
         }
     }
+    // Damaged points (`.cairn/damaged`), besides the kinds asked for: (instance, name) ->
+    // damaged paths.
+    let mut damaged: HashMap<(String, String), Vec<String>> = HashMap::new();
+    if wanted.damaged {
+        let path = client.dir.join(".cairn/damaged");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        for line in text.lines() {
+            let v: Value = serde_json::from_str(line)
+                .with_context(|| format!("{} holds a line that is not JSON", path.display()))?;
+            let (i, p) = (v["instance"].as_str(), v["point"].as_str());
+            let (Some(i), Some(p)) = (i, p) else { continue };
+            let time_ns = v["time_ns"].as_i64().unwrap_or(0);
+            if args.instance.as_ref().is_some_and(|want| want != i) || !wanted.in_range(time_ns) {
+                continue;
+            }
+            if !rows.iter().any(|(ri, rp, _, _)| ri == i && rp == p) {
+                let kind = point_kind_of_name(p).unwrap_or(PointKind::Manual);
+                rows.push((i.to_string(), p.to_string(), kind, time_ns));
+            }
+            let paths = v["paths"].as_array().into_iter().flatten();
+            let paths = paths
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect();
+            damaged.insert((i.to_string(), p.to_string()), paths);
+        }
+        rows.sort_by_key(|r| r.3);
+    }
     let mut failed = Vec::new();
     if wanted.failed {
         for id in client.job_ids()? {
@@ -235,13 +272,17 @@ fn through_mount(client: &Client, args: &PointsArgs, wanted: &Wanted) -> Result<
         let list: Vec<_> = rows
             .iter()
             .map(|(i, p, kind, t)| {
-                json!({
+                let mut v = json!({
                     "instance": i,
                     "name": p,
                     "kind": kind_name(*kind),
                     "time": human_units::rfc3339(*t),
                     "path": client.dir.join(i).join(p),
-                })
+                });
+                if let Some(paths) = damaged.get(&(i.clone(), p.clone())) {
+                    v["damaged_paths"] = json!(paths);
+                }
+                v
             })
             .collect();
         let mut out = json!({ "points": list });
@@ -270,6 +311,9 @@ fn through_mount(client: &Client, args: &PointsArgs, wanted: &Wanted) -> Result<
         } else {
             println!("{i}/{p}");
         }
+        for path in damaged.get(&(i.clone(), p.clone())).into_iter().flatten() {
+            println!("  DAMAGED  {path}");
+        }
     }
     print_failed(&failed, !rows.is_empty());
     Ok(Status::Success)
@@ -284,6 +328,22 @@ fn direct(inv: &Invocation<'_>, args: &PointsArgs, wanted: &Wanted, repo: &str) 
             .points_matching(args.instance.as_deref(), &q)
             .context("cannot list the points in the local catalog")?;
         points.retain(|p| wanted.wants(p.manifest.point_kind()));
+    }
+    // Damaged points (their marks), besides the kinds asked for: id -> damaged paths.
+    let mut damaged: HashMap<String, Vec<String>> = HashMap::new();
+    if wanted.damaged {
+        let marked = engine::repair::damaged_points(&repo, &catalog, args.instance.as_deref())
+            .context("cannot read the damage marks")?;
+        for m in marked {
+            if !wanted.in_range(m.point.manifest.time_ns) {
+                continue;
+            }
+            damaged.insert(m.point.id.to_hex(), m.mark.paths);
+            if !points.iter().any(|p| p.id == m.point.id) {
+                points.push(m.point);
+            }
+        }
+        points.sort_by_key(|p| p.manifest.time_ns);
     }
     let failed: Vec<FailedRun> = if wanted.failed {
         catalog
@@ -300,7 +360,7 @@ fn direct(inv: &Invocation<'_>, args: &PointsArgs, wanted: &Wanted, repo: &str) 
             .iter()
             .map(|p| {
                 let m = &p.manifest;
-                json!({
+                let mut v = json!({
                     "instance": m.instance,
                     "name": m.name,
                     "id": p.id.to_hex(),
@@ -317,7 +377,11 @@ fn direct(inv: &Invocation<'_>, args: &PointsArgs, wanted: &Wanted, repo: &str) 
                     "parent": m.parent,
                     "warning_count": m.stats.warnings,
                     "warnings": m.warnings,
-                })
+                });
+                if let Some(paths) = damaged.get(&p.id.to_hex()) {
+                    v["damaged_paths"] = json!(paths);
+                }
+                v
             })
             .collect();
         let mut out = json!({ "points": list });
@@ -369,6 +433,9 @@ fn direct(inv: &Invocation<'_>, args: &PointsArgs, wanted: &Wanted, repo: &str) 
                 human_units::bytes(m.stats.bytes),
                 m.stats.warnings
             );
+            for path in damaged.get(&p.id.to_hex()).into_iter().flatten() {
+                println!("  DAMAGED  {path}");
+            }
         }
     }
     print_failed(&failed, !points.is_empty());

@@ -25,6 +25,8 @@ mod repack;
 mod request;
 mod sweep;
 
+pub(crate) use sweep::rewrite_segments;
+
 use std::collections::HashSet;
 use std::sync::Arc;
 

@@ -4,12 +4,12 @@
 //! (the new one written before the old one is deleted), then packs are deleted, then
 //! the plans; a rerun finds the plans still there and finishes them.
 
-use crate::catalog::{Marks, PlanRecord};
-use crate::repo::{PackId, RepoError};
+use crate::catalog::{Catalog, Marks, PlanRecord};
+use crate::repo::{Lease, PackId, RepoError, Repository};
 use crate::store::StoreError;
 use std::collections::BTreeSet;
 
-use super::super::Result;
+use super::super::{CancelToken, Result};
 use super::request::{Ctx, PruneOutcome};
 
 /// Sweeps the plans that are due at `ctx.now`; without a lease (a dry run) it only
@@ -51,27 +51,8 @@ pub(super) fn sweep_due(ctx: &Ctx<'_>, marks: &Marks<'_>, out: &mut PruneOutcome
 
     // 1. Index segments that list doomed packs: successor first, then the old one.
     let gone: BTreeSet<PackId> = doomed.iter().copied().collect();
-    for name in catalog.segments_listing(&doomed)? {
-        cancel.check()?;
-        match repo.read_index(&name) {
-            Ok(packs) => {
-                let keep: Vec<_> = packs
-                    .into_iter()
-                    .filter(|p| !gone.contains(&p.id))
-                    .collect();
-                if !keep.is_empty() {
-                    repo.write_index(&keep)?;
-                }
-                lease.check(repo)?;
-                repo.store().delete(&name).map_err(RepoError::from)?;
-                out.segments_rewritten += 1;
-            }
-            // Rewritten by an earlier, interrupted sweep.
-            Err(RepoError::Store(StoreError::NotFound(_))) => {}
-            Err(e) => return Err(e.into()),
-        }
-        catalog.segment_deleted(&name)?;
-    }
+    let names = catalog.segments_listing(&doomed)?;
+    out.segments_rewritten += rewrite_segments(ctx.repo, catalog, lease, &names, &gone, cancel)?;
 
     // 2. The packs.
     lease.check(repo)?;
@@ -90,4 +71,42 @@ pub(super) fn sweep_due(ctx: &Ctx<'_>, marks: &Marks<'_>, out: &mut PruneOutcome
     // Learn the rewritten segments (the index is complete again on this machine).
     catalog.refresh(repo)?;
     Ok(())
+}
+
+/// Replaces each of the index segments `names` by one that lists the same packs except
+/// `gone` (written first; none when nothing is left), then deletes it; a segment already
+/// gone (replaced by an interrupted run) is skipped. Returns how many were replaced.
+/// Prune's sweep and repair use it, holding the lease, which it checks before each
+/// deletion.
+pub(crate) fn rewrite_segments(
+    repo: &Repository,
+    catalog: &Catalog,
+    lease: &Lease,
+    names: &[String],
+    gone: &BTreeSet<PackId>,
+    cancel: &CancelToken,
+) -> Result<u64> {
+    let mut rewritten = 0;
+    for name in names {
+        cancel.check()?;
+        match repo.read_index(name) {
+            Ok(packs) => {
+                let keep: Vec<_> = packs
+                    .into_iter()
+                    .filter(|p| !gone.contains(&p.id))
+                    .collect();
+                if !keep.is_empty() {
+                    repo.write_index(&keep)?;
+                }
+                lease.check(repo)?;
+                repo.store().delete(name).map_err(RepoError::from)?;
+                rewritten += 1;
+            }
+            // Rewritten by an earlier, interrupted run.
+            Err(RepoError::Store(StoreError::NotFound(_))) => {}
+            Err(e) => return Err(e.into()),
+        }
+        catalog.segment_deleted(name)?;
+    }
+    Ok(rewritten)
 }

@@ -39,6 +39,7 @@ use crate::model::PointKind;
 use crate::repo::Repository;
 
 use super::backup::{backup, BackupRequest};
+use super::repair::holding_mark;
 use super::{CancelToken, EngineError, Progress, Result, TreeReader};
 use plan::{assign_links, capture, plan_units, Planner};
 pub(crate) use request::{check_new_target, check_path, MAX_DEPTH};
@@ -74,6 +75,38 @@ pub struct RestoreOutcome {
 
 /// Restores a point. See the module documentation for the guarantees.
 pub fn restore(
+    repo: &Repository,
+    catalog: &Arc<Catalog>,
+    req: &RestoreRequest,
+    progress: &dyn Progress,
+    cancel: &CancelToken,
+) -> Result<RestoreOutcome> {
+    restore_point(repo, catalog, req, progress, cancel).map_err(|e| {
+        if !e.is_damage() {
+            return e;
+        }
+        // A point `repair` marked damaged: the error names what the point lacks.
+        let mark = catalog
+            .find_point(&req.instance, &req.point)
+            .ok()
+            .flatten()
+            .and_then(|p| {
+                holding_mark(repo, catalog, &req.instance, &p.id)
+                    .ok()
+                    .flatten()
+            });
+        match mark {
+            Some(mark) => EngineError::MarkedDamaged {
+                point: format!("{}/{}", mark.instance, mark.point),
+                paths: mark.paths.join(", "),
+                source: Box::new(e),
+            },
+            None => e,
+        }
+    })
+}
+
+fn restore_point(
     repo: &Repository,
     catalog: &Arc<Catalog>,
     req: &RestoreRequest,

@@ -162,7 +162,7 @@ fn check_pack_data(
 
 /// Runs `f` on every item on [`WORKERS`] threads of its own, results in the order of the
 /// items; stops at the first error or on cancellation.
-pub(super) fn par_map<T: Sync, R: Send>(
+pub(in crate::engine) fn par_map<T: Sync, R: Send>(
     items: &[T],
     cancel: &CancelToken,
     f: impl Fn(&T) -> Result<R> + Sync,

@@ -27,11 +27,12 @@
 //! Storage errors that may be transient fail the verify instead of blaming the data.
 //!
 //! Files: `objects` (manifests, index segments, pack headers), `data` (the data read),
-//! `healing` (known damage, and whether it still matters), `logs` (the log archives) and
-//! `log_damage` (what it reports); this file holds the `Verifier` and its damage walk.
+//! `healing` (known damage, and whether it still matters), `lacking` (the walk `repair`
+//! asks for), `logs` (log archives), `log_damage`; this file: the `Verifier` and its walk.
 
 mod data;
 mod healing;
+mod lacking;
 mod log_damage;
 mod logs;
 mod objects;
@@ -47,7 +48,9 @@ use crate::store::StoreError;
 
 use super::restore::MAX_DEPTH;
 use super::{CancelToken, EngineError, InvalidRequest, Progress, Result};
+pub(super) use data::par_map;
 use healing::Known;
+pub use lacking::points_lacking;
 pub use log_damage::LogDamage;
 
 /// What to verify.
@@ -118,35 +121,12 @@ pub fn verify(
     catalog.refresh(repo)?;
     cancel.check()?;
     let points = select_points(catalog, req)?;
-    let listed: BTreeMap<PackId, u64> = repo
-        .store()
-        .list(layout::PACKS)
-        .map_err(RepoError::from)?
-        .into_iter()
-        .filter_map(|o| PackId::from_key(&o.key).map(|id| (id, o.size)))
-        .collect();
+    let listed = listed_packs(repo)?;
 
     progress.phase("structure");
     progress.set_total(points.len() as u64 + listed.len() as u64, 0);
-    let mut v = Verifier {
-        repo,
-        catalog,
-        cancel,
-        read_data: req.read_data,
-        listed,
-        report: VerifyReport::default(),
-        counting: true,
-        bad_trees: HashMap::new(),
-        bad_blobs: HashMap::new(),
-        seen_blobs: HashSet::new(),
-        by_pack: BTreeMap::new(),
-        bad_headers: HashSet::new(),
-        raw_lens: HashMap::new(),
-        known: Known::load(catalog)?,
-        clean: HashSet::new(),
-        dirty: HashMap::new(),
-        no_hits: Arc::new(Vec::new()),
-    };
+    let mut v = Verifier::new(repo, catalog, cancel, listed, HashSet::new())?;
+    v.read_data = req.read_data;
     v.check_manifests(&points, req.instance.as_deref())?;
     v.check_index_segments()?;
     v.check_packs(progress)?;
@@ -207,6 +187,17 @@ pub fn verify(
         ));
     }
     Ok(report)
+}
+
+/// The packs in the store, with their sizes.
+pub(super) fn listed_packs(repo: &Repository) -> Result<BTreeMap<PackId, u64>> {
+    Ok(repo
+        .store()
+        .list(layout::PACKS)
+        .map_err(RepoError::from)?
+        .into_iter()
+        .filter_map(|o| PackId::from_key(&o.key).map(|id| (id, o.size)))
+        .collect())
 }
 
 fn select_points(catalog: &Catalog, req: &VerifyRequest) -> Result<Vec<PointRecord>> {
@@ -338,9 +329,40 @@ struct Verifier<'a> {
     clean: HashSet<BlobId>,
     dirty: HashMap<BlobId, Arc<Vec<Hit>>>,
     no_hits: Arc<Vec<Hit>>,
+    /// Blobs taken for missing wherever the index finds them (see [`points_lacking`]).
+    lost: HashSet<BlobId>,
 }
 
-impl Verifier<'_> {
+impl<'a> Verifier<'a> {
+    fn new(
+        repo: &'a Repository,
+        catalog: &'a Catalog,
+        cancel: &'a CancelToken,
+        listed: BTreeMap<PackId, u64>,
+        lost: HashSet<BlobId>,
+    ) -> Result<Verifier<'a>> {
+        Ok(Verifier {
+            repo,
+            catalog,
+            cancel,
+            read_data: false,
+            listed,
+            report: VerifyReport::default(),
+            counting: true,
+            bad_trees: HashMap::new(),
+            bad_blobs: HashMap::new(),
+            seen_blobs: HashSet::new(),
+            by_pack: BTreeMap::new(),
+            bad_headers: HashSet::new(),
+            raw_lens: HashMap::new(),
+            known: Known::load(catalog)?,
+            clean: HashSet::new(),
+            dirty: HashMap::new(),
+            no_hits: Arc::new(Vec::new()),
+            lost,
+        })
+    }
+
     fn problem(&mut self, text: String) {
         tracing::warn!("verify: {text}");
         self.report.problems.push(text);
@@ -397,6 +419,11 @@ impl Verifier<'_> {
         id: &BlobId,
         kind: BlobKind,
     ) -> Result<std::result::Result<BlobLocation, String>> {
+        if self.lost.contains(id) {
+            return Ok(Err(
+                "lost: its only copies are in damaged or missing packs".into()
+            ));
+        }
         let Some(loc) = self.catalog.lookup_blob(id)? else {
             return Ok(Err(
                 "not in the index (its pack is missing or was never indexed)".into(),

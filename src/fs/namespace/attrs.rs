@@ -88,6 +88,7 @@ impl Namespace {
             Inode::Readme => self.file_attr(ino, 0o444, readme::README_TEXT.len() as u64),
             Inode::Events
             | Inode::Stats
+            | Inode::Damaged
             | Inode::JobStatus(_)
             | Inode::JobLog(_)
             | Inode::Policy(_) => self.file_attr(ino, meta_file, self.dynamic_len(inode)),

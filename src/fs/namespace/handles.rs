@@ -23,6 +23,7 @@ impl Namespace {
         Some(match inode {
             Inode::Readme => README_TEXT.as_bytes().to_vec(),
             Inode::Stats => self.stats_text().into_bytes(),
+            Inode::Damaged => self.service.damaged_text().into_bytes(),
             Inode::JobStatus(id) => self.service.job_status(*id)?.into_bytes(),
             Inode::JobLog(id) => self.service.job_log(*id)?.into_bytes(),
             Inode::Policy(name) => self.service.policy_json(name)?.into_bytes(),

@@ -69,6 +69,8 @@ pub(super) enum Inode {
     Readme,
     Events,
     Stats,
+    /// `.cairn/damaged`: the points marked damaged whose damage still holds, JSON lines.
+    Damaged,
     PoliciesDir,
     Policy(String),
     Ctl(&'static str),

@@ -23,6 +23,8 @@ back from the same handle when you open it read-write.
   echo 'job=ID'                                                  > ctl/cancel
   echo 'instance=NAME point=POINT|latest [point=..] [manual=true]' > ctl/forget
   echo '[dry-run=true] [grace-hours=N] [break-lease=true]'       > ctl/prune
+  echo '[dry-run=true]'                                          > ctl/repair
+       (damaged lists the points repair marked damaged, JSON lines)
   echo 'create name=P times=03:00,15:00 weekdays=mon,fri keep-days=7' > ctl/policy
   echo 'bind name=P instance=NAME'                               > ctl/policy
   (also update, delete, enable, disable, unbind, run-now, settings; policies/P shows P)
