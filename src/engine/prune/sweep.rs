@@ -1,11 +1,11 @@
 //! The second phase: packs condemned by plans whose grace period has passed are deleted,
 //! except those that hold the only copy of a blob some point references now. Writes are
 //! ordered so that a crash anywhere loses nothing: index segments are rewritten first
-//! (the new one written before the old one is deleted), then packs are deleted, then
-//! the plans; a rerun finds the plans still there and finishes them.
+//! (the new one written before the old one is deleted), then packs are deleted (each
+//! after its parity object, in a repository with `ecc`), then the plans; a rerun finds the plans still there and finishes them.
 
 use crate::catalog::{Marks, PlanRecord};
-use crate::repo::{PackId, RepoError};
+use crate::repo::{layout, PackId, RepoError};
 use crate::store::StoreError;
 use std::collections::BTreeSet;
 
@@ -77,6 +77,12 @@ pub(super) fn sweep_due(ctx: &Ctx<'_>, marks: &Marks<'_>, out: &mut PruneOutcome
     lease.check(repo)?;
     for id in &doomed {
         cancel.check()?;
+        // Its parity first: a crash in between leaves a condemned pack without parity
+        // (deleted by the rerun), never parity without its pack.
+        if repo.config().ecc.is_some() {
+            let parity = layout::parity_key(&id.to_hex());
+            repo.store().delete(&parity).map_err(RepoError::from)?;
+        }
         repo.store().delete(&id.key()).map_err(RepoError::from)?;
         progress.file_done(std::path::Path::new(&id.key()), lengths[id].0);
     }
