@@ -43,7 +43,7 @@ pub struct Config {
     /// Hex id key, only in unencrypted repositories (otherwise it is sealed in `keys/`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id_key: Option<String>,
-    /// Reed-Solomon parity for every pack (docs/FORMAT.md, 4.2); absent when off.
+    /// Reed-Solomon parity for every pack (docs/FORMAT.md, 6.1); absent when off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ecc: Option<EccConfig>,
 }

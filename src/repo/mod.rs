@@ -64,7 +64,7 @@ pub struct InitOptions {
     pub kdf: KdfParams,
     pub chunker: ChunkerParams,
     pub pack_size: u32,
-    /// Parity per pack in percent (docs/FORMAT.md, 4.2); `None` stores none.
+    /// Parity per pack in percent (docs/FORMAT.md, 6.1); `None` stores none.
     pub ecc_percent: Option<u8>,
 }
 

@@ -1,4 +1,4 @@
-//! The parity codec: Reed-Solomon parity of one pack (docs/FORMAT.md, section 4.2), made
+//! The parity codec: Reed-Solomon parity of one pack (docs/FORMAT.md, section 6.1), made
 //! with `reed-solomon-simd`. The pack is cut into data shards of `shard_size` bytes (the
 //! last one zero-padded); the parity object holds a truncated BLAKE3 of every data and
 //! parity shard, so that damaged shards are located and become erasures, and the parity

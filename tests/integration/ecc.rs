@@ -1,0 +1,329 @@
+//! Error correction (issue 15, "Error correction" and "Restore through damage"): a
+//! repository made with `init --ecc PERCENT` stores Reed-Solomon parity per pack, so a
+//! pack with a flipped byte or a zeroed 4 KiB page is corrected on read: `verify
+//! --read-data` says CORRECTED and exits 0, a restore is byte-identical and says what it
+//! corrected. Damage beyond the parity is damage as before: verify names it, a restore
+//! fails and leaves its target as it was. Everything through the real binary.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::support::cli_repo::Cli;
+use crate::support::fixture::{assert_same_tree, noise_tree};
+
+/// A repository made with `init --ecc percent` (0: none) holding one point of `www`: six
+/// incompressible files of 400 KB (one data pack of about 2.4 MB).
+fn setup(work: &Path, percent: u8) -> Cli {
+    let cli = Cli::new(work);
+    let repo = cli.repo();
+    let pct = percent.to_string();
+    let mut init = vec!["init", &repo];
+    if percent > 0 {
+        init.extend(["--ecc", &pct]);
+    }
+    cli.run(&init).ok();
+    noise_tree(&work.join("src"), 6, 400_000, 11);
+    cli.run(&["snapshot", "www", "--repo", &repo, "--path", "src"])
+        .ok();
+    cli
+}
+
+/// The object files under `repo/<dir>` (`packs`, `ecc`), finished ones only.
+fn objects(repo: &Path, dir: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for sub in fs::read_dir(repo.join(dir)).into_iter().flatten() {
+        for f in fs::read_dir(sub.unwrap().path()).unwrap() {
+            let p = f.unwrap().path();
+            if !p.to_string_lossy().contains('#') {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The largest pack: the data pack (the tree pack is small).
+fn data_pack(cli: &Cli) -> PathBuf {
+    objects(Path::new(&cli.repo()), "packs")
+        .into_iter()
+        .max_by_key(|p| fs::metadata(p).unwrap().len())
+        .expect("a pack")
+}
+
+fn hex_of(pack: &Path) -> String {
+    pack.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+/// Applies `f` to the bytes of `pack` in place.
+fn damage(pack: &Path, f: impl FnOnce(&mut Vec<u8>)) {
+    let mut bytes = fs::read(pack).unwrap();
+    f(&mut bytes);
+    fs::write(pack, bytes).unwrap();
+}
+
+fn verify_json(cli: &Cli) -> (i32, Value) {
+    let run = cli.run(&["verify", "--repo", &cli.repo(), "--read-data", "--json"]);
+    let code = run.code;
+    (code, run.json())
+}
+
+/// Verify and a restore both correct the damage and say so; the restore is exact.
+fn assert_corrected(cli: &Cli, pack: &str, name: &str) {
+    let (code, report) = verify_json(cli);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["ok"], true);
+    let corrected = report["corrected"].as_array().unwrap();
+    assert_eq!(corrected.len(), 1, "{report}");
+    assert_eq!(corrected[0]["pack"], pack);
+    assert!(corrected[0]["shards"].as_u64().unwrap() >= 1);
+    assert!(!corrected[0]["blobs"].as_array().unwrap().is_empty());
+    cli.run(&["verify", "--repo", &cli.repo(), "--read-data"])
+        .ok()
+        .stdout_has(&format!("CORRECTED  pack {pack}: "))
+        .stdout_has("ok: no damage found");
+
+    let target = cli.work.join(name);
+    cli.run(&[
+        "restore",
+        "www",
+        "latest",
+        "--repo",
+        &cli.repo(),
+        "--target",
+        target.to_str().unwrap(),
+    ])
+    .ok()
+    .stdout_has(&format!("CORRECTED  pack {pack}: "));
+    assert_same_tree(&cli.work.join("src"), &target);
+    let json_target = cli.work.join(format!("{name}-json"));
+    let out = cli
+        .run(&[
+            "restore",
+            "www",
+            "latest",
+            "--repo",
+            &cli.repo(),
+            "--target",
+            json_target.to_str().unwrap(),
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(out["corrected"][0]["pack"], pack, "{out}");
+    assert_same_tree(&cli.work.join("src"), &json_target);
+}
+
+#[test]
+fn a_flipped_byte_is_corrected_at_5_and_10_percent() {
+    for percent in [5, 10] {
+        let dir = tempfile::tempdir().unwrap();
+        let cli = setup(dir.path(), percent);
+        let pack = data_pack(&cli);
+        assert_eq!(
+            objects(Path::new(&cli.repo()), "ecc").len(),
+            objects(Path::new(&cli.repo()), "packs").len(),
+            "one parity object per pack"
+        );
+        let config: Value =
+            serde_json::from_slice(&fs::read(dir.path().join("repo/config")).unwrap()).unwrap();
+        assert_eq!(config["ecc"]["percent"], percent);
+        damage(&pack, |b| {
+            let at = b.len() / 2;
+            b[at] ^= 0x40;
+        });
+        assert_corrected(&cli, &hex_of(&pack), "out");
+    }
+}
+
+#[test]
+fn a_zeroed_page_is_corrected_aligned_or_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let cli = setup(dir.path(), 5);
+    let pack = data_pack(&cli);
+    damage(&pack, |b| b[64 * 4096..65 * 4096].fill(0));
+    assert_corrected(&cli, &hex_of(&pack), "aligned");
+
+    let dir = tempfile::tempdir().unwrap();
+    let cli = setup(dir.path(), 5);
+    let pack = data_pack(&cli);
+    damage(&pack, |b| {
+        let at = b.len() / 3 + 1234;
+        b[at..at + 4096].fill(0);
+        b[at + 100_000] ^= 1; // and a flipped byte elsewhere
+    });
+    assert_corrected(&cli, &hex_of(&pack), "unaligned");
+}
+
+#[test]
+fn damage_beyond_the_parity_is_damage_and_a_restore_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cli = setup(dir.path(), 5);
+    let pack = data_pack(&cli);
+    // 5% of ~590 shards is 30 shards; 300 KB is about 73.
+    damage(&pack, |b| b[100_000..400_000].fill(0));
+    // A restore tries the parity, fails, and changes nothing: a new target is not
+    // created, an existing empty one stays empty.
+    let fresh = dir.path().join("fresh");
+    let empty = dir.path().join("empty");
+    fs::create_dir(&empty).unwrap();
+    for target in [&fresh, &empty] {
+        cli.run(&[
+            "restore",
+            "www",
+            "latest",
+            "--repo",
+            &cli.repo(),
+            "--target",
+            target.to_str().unwrap(),
+        ])
+        .code(1)
+        .stderr_has("parity could not correct it");
+    }
+    assert!(!fresh.exists());
+    assert_eq!(fs::read_dir(&empty).unwrap().count(), 0);
+    assert!(fs::read_dir(dir.path()).unwrap().all(|e| !e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .contains("cairn-stage")));
+
+    // Verify names the damage (and then remembers it).
+    let (code, report) = verify_json(&cli);
+    assert_eq!(code, 1, "{report}");
+    assert!(
+        report["corrected"].as_array().unwrap().is_empty(),
+        "{report}"
+    );
+    assert!(
+        !report["damaged"].as_array().unwrap().is_empty(),
+        "{report}"
+    );
+    let problems = report["problems"].to_string();
+    assert!(problems.contains("parity could not correct it"), "{report}");
+    cli.run(&["verify", "--repo", &cli.repo(), "--read-data"])
+        .code(1)
+        .stdout_has("DAMAGED    www/");
+
+    // With --skip-damaged what is served is exact: the damaged files are left out.
+    let part = dir.path().join("part");
+    let run = cli
+        .run(&[
+            "restore",
+            "www",
+            "latest",
+            "--repo",
+            &cli.repo(),
+            "--target",
+            part.to_str().unwrap(),
+            "--skip-damaged",
+        ])
+        .code(3);
+    let skipped = run.stdout.matches("SKIPPED    ").count();
+    assert!(skipped >= 1, "{}", run.describe());
+    let mut restored = 0;
+    for e in fs::read_dir(&part).unwrap() {
+        let e = e.unwrap();
+        let original = fs::read(dir.path().join("src").join(e.file_name())).unwrap();
+        assert!(
+            fs::read(e.path()).unwrap() == original,
+            "{:?} differs",
+            e.file_name()
+        );
+        restored += 1;
+    }
+    assert_eq!(restored + skipped, 6);
+}
+
+#[test]
+fn damaged_parity_is_not_used_and_an_intact_pack_needs_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let cli = setup(dir.path(), 10);
+    let pack = data_pack(&cli);
+    let parity = dir
+        .path()
+        .join("repo/ecc")
+        .join(&hex_of(&pack)[..2])
+        .join(hex_of(&pack));
+    // A damaged parity object alone is no damage of the data.
+    damage(&parity, |b| b[20] ^= 1);
+    let (code, report) = verify_json(&cli);
+    assert_eq!(code, 0, "{report}");
+    assert!(report["corrected"].as_array().unwrap().is_empty());
+    // With its header damaged it cannot correct anything: the pack's damage is damage.
+    damage(&pack, |b| {
+        let at = b.len() / 2;
+        b[at] ^= 1;
+    });
+    let (code, report) = verify_json(&cli);
+    assert_eq!(code, 1, "{report}");
+    assert!(
+        report["problems"]
+            .to_string()
+            .contains("header fails its hash"),
+        "{report}"
+    );
+}
+
+#[test]
+fn a_repository_without_ecc_has_no_parity() {
+    let dir = tempfile::tempdir().unwrap();
+    let cli = setup(dir.path(), 0);
+    let config: Value =
+        serde_json::from_slice(&fs::read(dir.path().join("repo/config")).unwrap()).unwrap();
+    assert!(config.get("ecc").is_none(), "{config}");
+    assert!(!dir.path().join("repo/ecc").exists());
+    // Damage is damage, as always, and no correction is tried.
+    let pack = data_pack(&cli);
+    damage(&pack, |b| {
+        let at = b.len() / 2;
+        b[at] ^= 1;
+    });
+    let (code, report) = verify_json(&cli);
+    assert_eq!(code, 1, "{report}");
+    assert!(report["corrected"].as_array().unwrap().is_empty());
+    assert!(!report.to_string().contains("parity"), "{report}");
+}
+
+#[test]
+fn ecc_percent_out_of_range_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cli = Cli::new(dir.path());
+    cli.run(&["init", &cli.repo(), "--ecc", "51"]).code(2);
+    assert!(!dir.path().join("repo/config").exists());
+}
+
+#[test]
+fn prune_deletes_parity_with_its_pack() {
+    let dir = tempfile::tempdir().unwrap();
+    let cli = setup(dir.path(), 5);
+    let repo = cli.repo();
+    let first = data_pack(&cli);
+    fs::remove_dir_all(dir.path().join("src")).unwrap();
+    noise_tree(&dir.path().join("src"), 2, 300_000, 99);
+    cli.run(&[
+        "snapshot", "www", "--repo", &repo, "--path", "src", "--json",
+    ])
+    .ok();
+    let points = cli.run(&["points", "--repo", &repo, "--json"]).ok().json();
+    let oldest = points["points"][0]["name"].as_str().unwrap().to_string();
+    cli.run(&["forget", "www", &oldest, "--repo", &repo, "--manual"])
+        .ok();
+    for _ in 0..2 {
+        cli.run(&["prune", "--repo", &repo, "--grace-hours", "0"])
+            .ok();
+    }
+    assert!(!first.exists(), "the first point's data pack is gone");
+    let packs: Vec<String> = objects(Path::new(&repo), "packs")
+        .iter()
+        .map(|p| hex_of(p))
+        .collect();
+    let parity: Vec<String> = objects(Path::new(&repo), "ecc")
+        .iter()
+        .map(|p| hex_of(p))
+        .collect();
+    assert_eq!(packs, parity);
+    cli.run(&["verify", "--repo", &repo, "--read-data"]).ok();
+}
