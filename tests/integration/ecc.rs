@@ -18,6 +18,7 @@ use cairn::store::{Location, Store};
 use serde_json::Value;
 
 use crate::support::cli_repo::Cli;
+use crate::support::cli_run::Run;
 use crate::support::fixture::{assert_same_tree, noise_tree};
 use crate::support::mount::{fuse_available, job_of, request, wait_job_file, MountGuard};
 
@@ -84,6 +85,15 @@ fn damage(pack: &Path, f: impl FnOnce(&mut Vec<u8>)) {
     fs::write(pack, bytes).unwrap();
 }
 
+/// `cairn restore INSTANCE latest --target TARGET` with `how` (`--repo R`, `--mount M`)
+/// and `extra` flags.
+fn restore_run(cli: &Cli, instance: &str, how: [&str; 2], target: &Path, extra: &[&str]) -> Run {
+    let mut args = vec!["restore", instance, "latest", how[0], how[1]];
+    args.extend(["--target", target.to_str().unwrap()]);
+    args.extend(extra);
+    cli.run(&args)
+}
+
 fn verify_json(cli: &Cli) -> (i32, Value) {
     let run = cli.run(&["verify", "--repo", &cli.repo(), "--read-data", "--json"]);
     let code = run.code;
@@ -106,32 +116,20 @@ fn assert_corrected(cli: &Cli, pack: &str, name: &str) {
         .stdout_has("ok: no damage found");
 
     let target = cli.work.join(name);
-    cli.run(&[
-        "restore",
-        "www",
-        "latest",
-        "--repo",
-        &cli.repo(),
-        "--target",
-        target.to_str().unwrap(),
-    ])
-    .ok()
-    .stdout_has(&format!("CORRECTED  pack {pack}: "));
+    restore_run(cli, "www", ["--repo", &cli.repo()], &target, &[])
+        .ok()
+        .stdout_has(&format!("CORRECTED  pack {pack}: "));
     assert_same_tree(&cli.work.join("src"), &target);
     let json_target = cli.work.join(format!("{name}-json"));
-    let out = cli
-        .run(&[
-            "restore",
-            "www",
-            "latest",
-            "--repo",
-            &cli.repo(),
-            "--target",
-            json_target.to_str().unwrap(),
-            "--json",
-        ])
-        .ok()
-        .json();
+    let out = restore_run(
+        cli,
+        "www",
+        ["--repo", &cli.repo()],
+        &json_target,
+        &["--json"],
+    )
+    .ok()
+    .json();
     assert_eq!(out["corrected"][0]["pack"], pack, "{out}");
     assert_same_tree(&cli.work.join("src"), &json_target);
 }
@@ -208,17 +206,9 @@ fn damage_beyond_the_parity_is_damage_and_a_restore_changes_nothing() {
     let empty = dir.path().join("empty");
     fs::create_dir(&empty).unwrap();
     for target in [&fresh, &empty] {
-        cli.run(&[
-            "restore",
-            "www",
-            "latest",
-            "--repo",
-            &cli.repo(),
-            "--target",
-            target.to_str().unwrap(),
-        ])
-        .code(1)
-        .stderr_has("parity could not correct it");
+        restore_run(&cli, "www", ["--repo", &cli.repo()], target, &[])
+            .code(1)
+            .stderr_has("parity could not correct it");
     }
     assert!(!fresh.exists());
     assert_eq!(fs::read_dir(&empty).unwrap().count(), 0);
@@ -247,18 +237,14 @@ fn damage_beyond_the_parity_is_damage_and_a_restore_changes_nothing() {
 
     // With --skip-damaged what is served is exact: the damaged files are left out.
     let part = dir.path().join("part");
-    let run = cli
-        .run(&[
-            "restore",
-            "www",
-            "latest",
-            "--repo",
-            &cli.repo(),
-            "--target",
-            part.to_str().unwrap(),
-            "--skip-damaged",
-        ])
-        .code(3);
+    let run = restore_run(
+        &cli,
+        "www",
+        ["--repo", &cli.repo()],
+        &part,
+        &["--skip-damaged"],
+    )
+    .code(3);
     let skipped = run.stdout.matches("SKIPPED    ").count();
     assert!(skipped >= 1, "{}", run.describe());
     let mut restored = 0;
@@ -447,25 +433,10 @@ fn a_mount_reads_corrected_data_and_never_wrong_bytes() {
     assert_same_tree(&w.join("src"), &target);
     let m_arg = mnt.to_str().unwrap();
     let through = w.join("through");
-    cli.run(&[
-        "restore",
-        "www",
-        "--mount",
-        m_arg,
-        "--target",
-        through.to_str().unwrap(),
-    ])
-    .ok()
-    .stdout_has(&format!("CORRECTED  pack {}: ", hex_of(&correctable)));
+    restore_run(&cli, "www", ["--mount", m_arg], &through, &[])
+        .ok()
+        .stdout_has(&format!("CORRECTED  pack {}: ", hex_of(&correctable)));
     let failed = w.join("failed");
-    cli.run(&[
-        "restore",
-        "big",
-        "--mount",
-        m_arg,
-        "--target",
-        failed.to_str().unwrap(),
-    ])
-    .code(1);
+    restore_run(&cli, "big", ["--mount", m_arg], &failed, &[]).code(1);
     assert!(!failed.exists());
 }
