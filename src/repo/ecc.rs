@@ -39,8 +39,8 @@ impl CorrectedPack {
     }
 }
 
-/// What readers of one repository handle corrected, and the last pack rebuilt (a damaged
-/// pack read blob by blob is then rebuilt once).
+/// What readers of one repository handle corrected, and the last pack rebuilt or found
+/// beyond its parity (a damaged pack read blob by blob is then downloaded once).
 #[derive(Debug, Default)]
 pub struct Corrections {
     state: Mutex<State>,
@@ -49,7 +49,7 @@ pub struct Corrections {
 #[derive(Debug, Default)]
 struct State {
     packs: BTreeMap<PackId, (u64, std::collections::BTreeSet<BlobId>)>,
-    last: Option<(PackId, Bytes)>,
+    last: Option<(PackId, Result<Bytes, String>)>,
 }
 
 impl Corrections {
@@ -92,9 +92,9 @@ impl Corrections {
         read: Option<&[u8]>,
     ) -> Result<Bytes, String> {
         let mut state = self.state.locked();
-        if let Some((id, bytes)) = &state.last {
+        if let Some((id, last)) = &state.last {
             if id == pack {
-                return Ok(bytes.clone());
+                return last.clone();
             }
         }
         let fetched;
@@ -106,19 +106,24 @@ impl Corrections {
             }
         };
         let object = fetch(store, &layout::parity_key(&pack.to_hex()))?;
-        let rebuilt = Parity::parse(&object, pack)
-            .and_then(|p| p.rebuild(read))
-            .map_err(|e| match e {
-                ParityError::NothingDamaged => "the pack is intact: the damage is elsewhere".into(),
-                e => e.to_string(),
-            })?;
+        let rebuilt = match Parity::parse(&object, pack).and_then(|p| p.rebuild(read)) {
+            Ok(rebuilt) => rebuilt,
+            Err(ParityError::NothingDamaged) => {
+                return Err("the pack is intact: the damage is elsewhere".into())
+            }
+            // Damage beyond the parity stays so (storage errors above may pass).
+            Err(e) => {
+                state.last = Some((*pack, Err(e.to_string())));
+                return Err(e.to_string());
+            }
+        };
         tracing::warn!(
             "pack {}: {} damaged shard(s) rebuilt from parity",
             pack.to_hex(),
             rebuilt.shards.len()
         );
         let bytes = Bytes::from(rebuilt.bytes);
-        state.last = Some((*pack, bytes.clone()));
+        state.last = Some((*pack, Ok(bytes.clone())));
         drop(state);
         self.note_pack(pack, rebuilt.shards.len());
         Ok(bytes)
