@@ -20,6 +20,9 @@ pub const PARITY_MAGIC: &[u8; 8] = b"CAIRNEC\x01";
 pub const SHARD_SIZE: usize = 4096;
 /// The most data shards (and parity shards) `reed-solomon-simd` takes.
 const MAX_SHARDS: usize = 32768;
+/// The largest shard a reader accepts (a pack is smaller than 4 GiB: 32768 shards of
+/// 128 KiB).
+const MAX_SHARD_SIZE: usize = 1 << 20;
 /// The fewest parity shards of a pack of at least that many data shards.
 const MIN_PARITY: usize = 4;
 const HASH_LEN: usize = 8;
@@ -144,7 +147,9 @@ impl<'a> Parity<'a> {
             || !shard_size.is_multiple_of(2)
             || !(1..=MAX_SHARDS).contains(&data)
             || !(1..=MAX_SHARDS).contains(&parity)
-            || (data as u64) * (shard_size as u64) < pack_len
+            || shard_size > MAX_SHARD_SIZE
+            || pack_len > u32::MAX as u64
+            || pack_len.div_ceil(shard_size as u64).max(1) != data as u64
             || bytes.len() != hashes_end + 32 + parity * shard_size
         {
             return Err(ParityError::Malformed("sizes do not add up"));
@@ -334,5 +339,12 @@ mod tests {
             ParityError::OtherPack
         );
         assert!(Parity::parse(b"CAIRNEC\x01short", &id).is_err());
+        // Sizes that do not add up (a claimed length past the shards) are refused.
+        let mut long = encode(&bytes, &id, 5);
+        long[40..48].copy_from_slice(&(1u64 << 40).to_le_bytes());
+        assert!(matches!(
+            Parity::parse(&long, &id),
+            Err(ParityError::Malformed(_))
+        ));
     }
 }
