@@ -176,6 +176,20 @@ fn a_zeroed_page_is_corrected_aligned_or_not() {
 }
 
 #[test]
+fn a_damaged_tree_pack_is_corrected() {
+    let dir = tempfile::tempdir().unwrap();
+    let cli = setup(dir.path(), 5);
+    let tree_pack = objects(Path::new(&cli.repo()), "packs")
+        .into_iter()
+        .min_by_key(|p| fs::metadata(p).unwrap().len())
+        .unwrap();
+    assert_ne!(tree_pack, data_pack(&cli));
+    // Its first tree blob, just after the 8-byte magic.
+    damage(&tree_pack, |b| b[20] ^= 0x10);
+    assert_corrected(&cli, &hex_of(&tree_pack), "trees");
+}
+
+#[test]
 fn a_damaged_pack_header_is_corrected() {
     let dir = tempfile::tempdir().unwrap();
     // Encrypted: the header is sealed, so the structure check finds its damage.
