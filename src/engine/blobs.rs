@@ -1,6 +1,7 @@
 //! Reading blobs through the catalog's index: one checked blob, or many in coalesced
 //! range requests, optionally through a bounded on-disk cache. Copies that fail their
-//! check are recorded as damaged.
+//! check are corrected from their pack's parity when the repository has it (and then not
+//! cached), else recorded as damaged.
 
 use std::collections::HashSet;
 use std::sync::Arc;

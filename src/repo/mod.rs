@@ -1,5 +1,7 @@
 //! The chunk store: config and keys, blob encoding, packs, index segments, leases, and
-//! the packer that turns a stream of blobs into uploaded packs; [`layout`] owns every
+//! the packer that turns a stream of blobs into uploaded packs (with their parity when
+//! the repository has `ecc`: [`parity`] is the codec, `ecc` rebuilds a damaged pack when
+//! [`Repository::decode_blob`] finds a blob of it damaged); [`layout`] owns every
 //! object key. Knows nothing of files or catalogs: the blob index it needs is the
 //! [`BlobIndex`] trait, which the catalog implements.
 
