@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use crate::support::cli_repo::Cli;
 use crate::support::cli_run::Run;
-use crate::support::fixture::{assert_same_tree, noise_tree};
+use crate::support::fixture::{assert_same_tree, noise, noise_tree};
 use crate::support::mount::{fuse_available, job_of, request, wait_job_file, MountGuard};
 
 /// A repository made with `init --ecc percent` (0: none; unencrypted unless `encrypted`:
@@ -273,6 +273,55 @@ fn damage_beyond_the_parity_is_damage_and_a_restore_changes_nothing() {
         restored += 1;
     }
     assert_eq!(restored + skipped, 6);
+}
+
+#[test]
+fn an_in_place_restore_corrects_or_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cli = setup(dir.path(), 5);
+    let src = dir.path().join("src");
+    let pack = data_pack(&cli);
+    damage(&pack, |b| {
+        let at = b.len() / 2 + 77;
+        b[at..at + 4096].fill(0);
+    });
+    // Every file changed: the restore reads all of them (none is linked as unchanged).
+    let change_all = |text: &[u8]| {
+        for i in 0..6 {
+            fs::write(src.join(format!("part-{i:02}.bin")), text).unwrap();
+        }
+    };
+    let in_place = [
+        "restore",
+        "www",
+        "latest",
+        "--repo",
+        &cli.repo(),
+        "--mode",
+        "in-place",
+    ];
+    change_all(b"changed since");
+    cli.run(&in_place)
+        .ok()
+        .stdout_has(&format!("CORRECTED  pack {}: ", hex_of(&pack)))
+        .stdout_has("safety");
+    for i in 0..6u64 {
+        let read = fs::read(src.join(format!("part-{i:02}.bin"))).unwrap();
+        assert!(read == noise(11 + i, 400_000), "part-{i:02}.bin");
+    }
+
+    // Beyond the parity: the in-place restore fails and the files stay as they are.
+    damage(&pack, |b| b[100_000..400_000].fill(0));
+    change_all(b"changed again");
+    cli.run(&in_place)
+        .code(1)
+        .stderr_has("destination was left as it was");
+    for i in 0..6 {
+        assert_eq!(
+            fs::read(src.join(format!("part-{i:02}.bin"))).unwrap(),
+            b"changed again"
+        );
+    }
 }
 
 #[test]
