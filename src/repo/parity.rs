@@ -74,8 +74,22 @@ pub struct Rebuilt {
 }
 
 fn shard_hash(shard: &[u8]) -> [u8; HASH_LEN] {
+    padded_hash(shard, shard.len())
+}
+
+/// The hash of `piece` padded with zeros to `size` bytes, without making the padding.
+fn padded_hash(piece: &[u8], size: usize) -> [u8; HASH_LEN] {
+    const ZEROS: [u8; 4096] = [0; 4096];
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(piece);
+    let mut left = size.saturating_sub(piece.len());
+    while left > 0 {
+        let n = left.min(ZEROS.len());
+        hasher.update(&ZEROS[..n]);
+        left -= n;
+    }
     let mut out = [0u8; HASH_LEN];
-    out.copy_from_slice(&blake3::hash(shard).as_bytes()[..HASH_LEN]);
+    out.copy_from_slice(&hasher.finalize().as_bytes()[..HASH_LEN]);
     out
 }
 
@@ -90,20 +104,23 @@ pub fn shape(len: usize, percent: u8) -> (usize, usize, usize) {
     (shard_size, data, parity)
 }
 
-/// The data shards of `pack` (the last one zero-padded; all zero past `pack`'s end).
+/// Data shard `i` of `pack` (zero-padded when `pack` ends in it or before it).
+fn data_shard(pack: &[u8], shard_size: usize, i: usize) -> Cow<'_, [u8]> {
+    let from = (i * shard_size).min(pack.len());
+    let to = ((i + 1) * shard_size).min(pack.len());
+    let piece = &pack[from..to];
+    if piece.len() == shard_size {
+        Cow::Borrowed(piece)
+    } else {
+        let mut padded = piece.to_vec();
+        padded.resize(shard_size, 0);
+        Cow::Owned(padded)
+    }
+}
+
+/// The data shards of `pack`, in order.
 fn data_shards(pack: &[u8], shard_size: usize, data: usize) -> impl Iterator<Item = Cow<'_, [u8]>> {
-    (0..data).map(move |i| {
-        let from = (i * shard_size).min(pack.len());
-        let to = ((i + 1) * shard_size).min(pack.len());
-        let piece = &pack[from..to];
-        if piece.len() == shard_size {
-            Cow::Borrowed(piece)
-        } else {
-            let mut padded = piece.to_vec();
-            padded.resize(shard_size, 0);
-            Cow::Owned(padded)
-        }
-    })
+    (0..data).map(move |i| data_shard(pack, shard_size, i))
 }
 
 /// The parity object of `pack` (whose id is `id`) at `percent` % parity.
@@ -179,12 +196,16 @@ impl<'a> Parity<'a> {
     /// The data shards of `pack` (the bytes as read: damaged, truncated or too long) that
     /// fail their hash.
     pub fn damaged_shards(&self, pack: &[u8]) -> Vec<usize> {
-        let len = (self.pack_len as usize).min(pack.len());
-        let complete = |i: usize| ((i + 1) * self.shard_size).min(self.pack_len as usize) <= len;
-        data_shards(&pack[..len], self.shard_size, self.data)
-            .enumerate()
-            .filter(|(i, shard)| !complete(*i) || shard_hash(shard) != self.hash_of(*i))
-            .map(|(i, _)| i)
+        let (size, pack_len) = (self.shard_size, self.pack_len as usize);
+        (0..self.data)
+            .filter(|&i| {
+                let end = ((i + 1) * size).min(pack_len);
+                // Bytes missing (a truncated pack) are damage without a look.
+                match pack.get((i * size).min(end)..end) {
+                    Some(piece) => padded_hash(piece, size) != self.hash_of(i),
+                    None => true,
+                }
+            })
             .collect()
     }
 
@@ -208,11 +229,10 @@ impl<'a> Parity<'a> {
             });
         }
         let len = (self.pack_len as usize).min(pack.len());
-        let original: Vec<(usize, Cow<'_, [u8]>)> =
-            data_shards(&pack[..len], self.shard_size, self.data)
-                .enumerate()
-                .filter(|(i, _)| damaged.binary_search(i).is_err())
-                .collect();
+        let original: Vec<(usize, Cow<'_, [u8]>)> = (0..self.data)
+            .filter(|i| damaged.binary_search(i).is_err())
+            .map(|i| (i, data_shard(&pack[..len], self.shard_size, i)))
+            .collect();
         let restored = reed_solomon_simd::decode(self.data, self.parity, original, recovery)
             .map_err(|e| ParityError::Codec(e.to_string()))?;
         let mut bytes = pack[..len].to_vec();
