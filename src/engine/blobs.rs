@@ -1,6 +1,7 @@
 //! Reading blobs through the catalog's index: one checked blob, or many in coalesced
 //! range requests, optionally through a bounded on-disk cache. Copies that fail their
-//! check are recorded as damaged.
+//! check are corrected from their pack's parity when the repository has it (and then not
+//! cached), else recorded as damaged.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -81,18 +82,34 @@ impl BlobReader {
             .store()
             .get_range(&loc.pack.key(), start..start + loc.length as u64)
             .map_err(RepoError::from)?;
-        let plain = self
-            .repo
-            .decode_blob(id, &loc, &stored)
-            .inspect_err(|e| self.note_damage(id, &loc.pack, e))?;
-        disk.put(id, &stored);
-        Ok(plain)
+        Ok(self.decode_caching(id, &loc, &stored, disk)?)
+    }
+
+    /// Decodes a blob read from its pack and caches its stored form; a damaged one is
+    /// corrected from parity when the repository has it (and then not cached), or noted.
+    fn decode_caching(
+        &self,
+        id: &BlobId,
+        loc: &BlobLocation,
+        stored: &[u8],
+        disk: &DiskCache,
+    ) -> std::result::Result<Vec<u8>, RepoError> {
+        match self.repo.decode_checked(id, loc, stored) {
+            Ok(plain) => {
+                disk.put(id, stored);
+                Ok(plain)
+            }
+            Err(_) => self
+                .repo
+                .decode_blob(id, loc, stored)
+                .inspect_err(|e| self.note_damage(id, &loc.pack, e)),
+        }
     }
 
     /// The cached copy of a blob, checked; a damaged one is dropped (and read again).
     fn cached_copy(&self, disk: &DiskCache, id: &BlobId, loc: &BlobLocation) -> Option<Vec<u8>> {
         let stored = disk.get(id)?;
-        match self.repo.decode_blob(id, loc, &stored) {
+        match self.repo.decode_checked(id, loc, &stored) {
             Ok(plain) => Some(plain),
             Err(e) => {
                 tracing::warn!("dropping damaged cache entry for {id}: {e}");
@@ -168,20 +185,17 @@ impl BlobReader {
                 }
             };
             for item in &range.items {
-                match range.decode(&self.repo, &bytes, item) {
-                    Ok(plain) => {
-                        if let Some(disk) = &self.disk {
-                            let from = (item.loc.offset as u64 - range.start) as usize;
-                            disk.put(&item.id, &bytes[from..from + item.loc.length as usize]);
-                        }
-                        deliver(item.id, plain)
-                    }
-                    Err(e) => {
-                        tracing::warn!("prefetched blob {}: {e}", item.id);
-                        if let crate::engine::EngineError::Repo(e) = &e {
-                            self.note_damage(&item.id, &item.loc.pack, e);
-                        }
-                    }
+                let stored = range.stored(&bytes, item);
+                let decoded = match self.disk.as_deref() {
+                    Some(disk) => self.decode_caching(&item.id, &item.loc, stored, disk),
+                    None => self
+                        .repo
+                        .decode_blob(&item.id, &item.loc, stored)
+                        .inspect_err(|e| self.note_damage(&item.id, &item.loc.pack, e)),
+                };
+                match decoded {
+                    Ok(plain) => deliver(item.id, plain),
+                    Err(e) => tracing::warn!("prefetched blob {}: {e}", item.id),
                 }
             }
         }

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::crypto::{open_with, seal_with, KdfParams, MasterKey};
 use super::layout::FORMAT_VERSION;
+use super::parity::PERCENT_RANGE;
 use super::RepoError;
 
 /// Content-defined chunking parameters (FastCDC 2020).
@@ -42,6 +43,15 @@ pub struct Config {
     /// Hex id key, only in unencrypted repositories (otherwise it is sealed in `keys/`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id_key: Option<String>,
+    /// Reed-Solomon parity for every pack (docs/FORMAT.md, 6.1); absent when off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecc: Option<EccConfig>,
+}
+
+/// The `ecc` field of `config`: parity shards per pack, as a percentage of its data shards.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EccConfig {
+    pub percent: u8,
 }
 
 impl Config {
@@ -62,6 +72,7 @@ impl Config {
             pack_size: 16 * 1024 * 1024,
             zstd_level: 3,
             id_key: (!encrypted).then(|| hex::encode(master.id_key)),
+            ecc: None,
         }
     }
 
@@ -113,6 +124,14 @@ impl Config {
             return Err(RepoError::Format(
                 "config has invalid chunker parameters".into(),
             ));
+        }
+        if let Some(ecc) = config.ecc {
+            if !PERCENT_RANGE.contains(&ecc.percent) {
+                return Err(RepoError::Format(format!(
+                    "config has ecc percent {}, not within 1..=50",
+                    ecc.percent
+                )));
+            }
         }
         Ok(config)
     }

@@ -11,6 +11,8 @@ pub const CONFIG: &str = "config";
 pub const KEYS: &str = "keys/";
 /// Packs: `packs/<hh>/<64 hex>`.
 pub const PACKS: &str = "packs/";
+/// Parity objects of packs (repositories with error correction): `ecc/<hh>/<64 hex>`.
+pub const ECC: &str = "ecc/";
 /// Index segments: `index/<64 hex>`.
 pub const INDEX: &str = "index/";
 /// Point manifests: `points/<instance>/<64 hex>`.
@@ -39,6 +41,11 @@ pub const PRUNE_LEASE: &str = "locks/prune-";
 /// A pack's key: `packs/<first two hex digits>/<hex>`.
 pub fn pack_key(hex: &str) -> String {
     format!("{PACKS}{}/{hex}", &hex[..2])
+}
+
+/// The key of a pack's parity object: `ecc/<first two hex digits>/<hex>`.
+pub fn parity_key(hex: &str) -> String {
+    format!("{ECC}{}/{hex}", &hex[..2])
 }
 
 /// The hex a pack key ends in (not checked: the caller rebuilds the key to compare).

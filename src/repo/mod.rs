@@ -1,5 +1,7 @@
 //! The chunk store: config and keys, blob encoding, packs, index segments, leases, and
-//! the packer that turns a stream of blobs into uploaded packs; [`layout`] owns every
+//! the packer that turns a stream of blobs into uploaded packs (with their parity when
+//! the repository has `ecc`: [`parity`] is the codec, `ecc` rebuilds a damaged pack when
+//! [`Repository::decode_blob`] finds a blob of it damaged); [`layout`] owns every
 //! object key. Knows nothing of files or catalogs: the blob index it needs is the
 //! [`BlobIndex`] trait, which the catalog implements.
 
@@ -7,6 +9,7 @@ pub mod blob;
 mod blob_id;
 pub mod config;
 pub mod crypto;
+mod ecc;
 mod error;
 pub mod index;
 mod keys;
@@ -14,12 +17,14 @@ pub mod layout;
 pub mod lease;
 pub mod pack;
 mod packer;
+pub mod parity;
 pub mod process;
 pub mod prune_plan;
 
 pub use blob_id::{BlobId, BlobKind};
-pub use config::{ChunkerParams, Config, KeyFile, KeyMaterial};
+pub use config::{ChunkerParams, Config, EccConfig, KeyFile, KeyMaterial};
 pub use crypto::{KdfParams, MasterKey};
+pub use ecc::CorrectedPack;
 pub use error::{RepoError, Result};
 pub use index::IndexedPack;
 pub use layout::FORMAT_VERSION;
@@ -27,6 +32,8 @@ pub use lease::{Lease, LeaseHolder, TakenOver, Takeover};
 pub use pack::{PackEntry, PackId};
 pub use packer::{Packer, PackerStats, TreeSink};
 pub use prune_plan::PrunePlan;
+
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -59,6 +66,8 @@ pub struct InitOptions {
     pub kdf: KdfParams,
     pub chunker: ChunkerParams,
     pub pack_size: u32,
+    /// Parity per pack in percent (docs/FORMAT.md, 6.1); `None` stores none.
+    pub ecc_percent: Option<u8>,
 }
 
 impl InitOptions {
@@ -68,6 +77,7 @@ impl InitOptions {
             kdf: KdfParams::default(),
             chunker: ChunkerParams::default(),
             pack_size: 16 * 1024 * 1024,
+            ecc_percent: None,
         }
     }
 
@@ -85,6 +95,10 @@ pub struct Repository {
     store: Store,
     config: Config,
     key: MasterKey,
+    /// What this handle's reads corrected from parity (see [`with_own_corrections`]).
+    ///
+    /// [`with_own_corrections`]: Repository::with_own_corrections
+    corrections: Arc<ecc::Corrections>,
 }
 
 impl Repository {
@@ -97,6 +111,14 @@ impl Repository {
         let mut config = Config::new(opts.password.is_some(), &key);
         config.chunker = opts.chunker;
         config.pack_size = opts.pack_size;
+        if let Some(percent) = opts.ecc_percent {
+            if !parity::PERCENT_RANGE.contains(&percent) {
+                return Err(RepoError::Format(format!(
+                    "ecc percent {percent} is not within 1..=50"
+                )));
+            }
+            config.ecc = Some(EccConfig { percent });
+        }
         let bytes = serde_json::to_vec_pretty(&config).expect("config serializes");
         if let Some(password) = &opts.password {
             let file = KeyFile::create(&bytes, &config.id, &key, password, opts.kdf)?;
@@ -108,7 +130,12 @@ impl Repository {
                 Err(RepoError::AlreadyExists(store.description().to_string()))
             }
             Err(e) => Err(e.into()),
-            Ok(()) => Ok(Repository { store, config, key }),
+            Ok(()) => Ok(Repository {
+                store,
+                config,
+                key,
+                corrections: Arc::default(),
+            }),
         }
     }
 
@@ -127,7 +154,26 @@ impl Repository {
             keys::refuse_key_files(&store)?;
             config.plain_master()?
         };
-        Ok(Repository { store, config, key })
+        Ok(Repository {
+            store,
+            config,
+            key,
+            corrections: Arc::default(),
+        })
+    }
+
+    /// This repository with a correction log of its own: a job counts what its reads
+    /// corrected, and only those.
+    pub fn with_own_corrections(&self) -> Repository {
+        Repository {
+            corrections: Arc::default(),
+            ..self.clone()
+        }
+    }
+
+    /// The packs this handle's reads corrected from parity so far.
+    pub fn corrections(&self) -> Vec<CorrectedPack> {
+        self.corrections.list()
     }
 
     pub fn store(&self) -> &Store {
@@ -170,7 +216,65 @@ impl Repository {
         self.decode_blob(id, loc, &stored)
     }
 
+    /// Deletes a pack, its parity object first in a repository with `ecc`: a crash in
+    /// between leaves a pack without parity (deleted by the rerun), never parity without
+    /// its pack. Only prune and repair delete packs.
+    pub fn delete_pack(&self, id: &PackId) -> Result<()> {
+        if self.config().ecc.is_some() {
+            self.store().delete(&layout::parity_key(&id.to_hex()))?;
+        }
+        self.store().delete(&id.key())?;
+        Ok(())
+    }
+
+    /// Decodes a blob's stored bytes and checks it against its id. When the check fails
+    /// and the repository has parity, the blob is read again out of its pack rebuilt from
+    /// parity (and counted); it is returned only if it then passes the check.
     pub fn decode_blob(&self, id: &BlobId, loc: &BlobLocation, stored: &[u8]) -> Result<Vec<u8>> {
+        match self.decode_checked(id, loc, stored) {
+            Err(RepoError::CorruptBlob { id, detail }) if self.config.ecc.is_some() => {
+                let fail = |why: String| RepoError::CorruptBlob {
+                    id,
+                    detail: format!("{detail}; parity could not correct it: {why}"),
+                };
+                let pack = self
+                    .corrections
+                    .rebuild(&self.store, &loc.pack, None)
+                    .map_err(fail)?;
+                let from = loc.offset as usize;
+                let to = from + loc.length as usize;
+                let plain = self
+                    .decode_checked(&id, loc, pack.get(from..to).unwrap_or_default())
+                    .map_err(|e| fail(e.to_string()))?;
+                self.corrections.note_blob(&loc.pack, &id);
+                Ok(plain)
+            }
+            other => other,
+        }
+    }
+
+    /// Rebuilds a pack from its parity, from `read` (the pack as downloaded); the rebuilt
+    /// pack matches its id. `Err` says why it cannot be (no parity, too much damage).
+    pub fn rebuild_pack(&self, pack: &PackId, read: &[u8]) -> std::result::Result<Bytes, String> {
+        if self.config.ecc.is_none() {
+            return Err("the repository has no parity".into());
+        }
+        self.corrections.rebuild(&self.store, pack, Some(read))
+    }
+
+    /// Records that `blob` was read corrected out of `pack` (rebuilt by
+    /// [`rebuild_pack`](Self::rebuild_pack)).
+    pub fn note_corrected(&self, pack: &PackId, blob: &BlobId) {
+        self.corrections.note_blob(pack, blob);
+    }
+
+    /// Decodes a blob's stored bytes and checks it against its id; no correction.
+    pub fn decode_checked(
+        &self,
+        id: &BlobId,
+        loc: &BlobLocation,
+        stored: &[u8],
+    ) -> Result<Vec<u8>> {
         if stored.len() != loc.length as usize {
             return Err(RepoError::CorruptBlob {
                 id: *id,

@@ -142,6 +142,9 @@ impl Packer {
             st.uploads_in_flight += 1;
         }
         let (bytes, id, entries) = builder.finish(self.shared.repo.key());
+        // Parity is computed here, on the backup's worker, not on the upload runtime.
+        let parity = (self.shared.repo.config().ecc)
+            .map(|ecc| super::parity::encode(&bytes, &id, ecc.percent));
         let shared = self.shared.clone();
         let len = bytes.len() as u64;
         self.shared.repo.runtime().spawn(async move {
@@ -154,6 +157,9 @@ impl Packer {
                 {
                     Ok(()) | Err(crate::store::StoreError::AlreadyExists(_)) => {}
                     Err(e) => return Err(RepoError::from(e)),
+                }
+                if let Some(parity) = parity {
+                    super::ecc::put_parity(shared.repo.store(), &id, parity).await?;
                 }
                 let pack = IndexedPack {
                     id,

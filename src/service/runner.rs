@@ -252,7 +252,7 @@ impl Service {
                     Ok(json!({
                         "point": out.point, "files": out.files, "bytes": out.bytes, "written": out.written,
                         "removed": out.removed, "safety_point": out.safety_point, "warnings": out.warnings,
-                        "skipped": out.skipped,
+                        "skipped": out.skipped, "corrected": out.corrected,
                     }))
                 })
             }

@@ -1,6 +1,7 @@
 //! Fuzzing of every decoder of untrusted bytes (issue 10): trees, manifests, forget
-//! records, instance definitions, policies, pack headers, index segments, blobs, prune
-//! plans, `config`, key files, control requests, and the object keys a listing returns.
+//! records, instance definitions, policies, pack headers, parity objects, index
+//! segments, blobs, prune plans, `config`, key files, control requests, and the object
+//! keys a listing returns.
 //!
 //! Each target gets random bytes and real encodings with edits (bit flips, truncations,
 //! forged length fields: see `mutate.rs`), and must never panic, never hold more than a
@@ -79,6 +80,11 @@ const TARGETS: &[(&str, Check, Seeds)] = &[
     ),
     ("pack", repo_targets::check_pack, repo_targets::pack_seeds),
     (
+        "parity",
+        repo_targets::check_parity,
+        repo_targets::parity_seeds,
+    ),
+    (
         "index",
         repo_targets::check_index,
         repo_targets::index_seeds,
@@ -137,6 +143,7 @@ fuzz! {
     control_parsers => "control",
     object_key_parsers => "object-key",
     pack_decoder => "pack",
+    parity_decoder => "parity",
     index_decoder => "index",
     index_record_decoder => "index-body",
     blob_decoder => "blob",

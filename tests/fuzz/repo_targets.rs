@@ -1,5 +1,5 @@
-//! Decoders of `src/repo`: pack headers, index segments, blobs, prune plans, `config` and
-//! key files. Inputs are judged with the key of an unencrypted repository (whose
+//! Decoders of `src/repo`: pack headers, parity objects, index segments, blobs, prune
+//! plans, `config` and key files. Inputs are judged with the key of an unencrypted repository (whose
 //! objects an attacker can forge) and, where sealing is involved, an encrypted one too.
 
 use std::sync::{Arc, Mutex, OnceLock};
@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use bytes::Bytes;
 use cairn::repo::index::{decode_segment, encode_segment, index_key};
 use cairn::repo::pack::{decode_entries, encode_entries, parse_pack, parse_tail, PackBuilder};
-use cairn::repo::{blob, BlobId, BlobKind, Config, IndexedPack, KeyFile, PackEntry, PackId};
+use cairn::repo::parity::{self, Parity};
+use cairn::repo::PackId;
+use cairn::repo::{blob, BlobId, BlobKind, Config, EccConfig, IndexedPack, KeyFile, PackEntry};
 use cairn::repo::{KdfParams, MasterKey, PrunePlan, RepoError, Repository};
 use cairn::store::Store;
 use object_store::memory::InMemory;
@@ -69,6 +71,41 @@ pub fn check_pack(bytes: &[u8]) -> bool {
         assert_eq!(again, bytes, "pack entries re-encode byte for byte");
     }
     accepted
+}
+
+/// The pack the parity seeds protect.
+fn parity_pack() -> (Vec<u8>, PackId) {
+    let bytes: Vec<u8> = (0..30_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 9) as u8)
+        .collect();
+    let id = PackId::of(&bytes);
+    (bytes, id)
+}
+
+pub fn parity_seeds() -> Vec<Vec<u8>> {
+    let (pack, id) = parity_pack();
+    vec![
+        parity::encode(&pack, &id, 5),
+        parity::encode(&pack, &id, 50),
+    ]
+}
+
+/// A parity object, parsed against the pack id it names and used to rebuild that pack
+/// with a flipped byte: what it rebuilds always matches the id.
+pub fn check_parity(bytes: &[u8]) -> bool {
+    let Some(named) = bytes.get(8..40) else {
+        return false;
+    };
+    let id = PackId(named.try_into().unwrap());
+    let Ok(parity) = bounded(bytes, || Parity::parse(bytes, &id)) else {
+        return false;
+    };
+    let (mut pack, _) = parity_pack();
+    pack[1000] ^= 1;
+    if let Ok(rebuilt) = bounded(bytes, || parity.rebuild(&pack)) {
+        assert_eq!(PackId::of(&rebuilt.bytes), id);
+    }
+    true
 }
 
 pub fn index_seeds() -> Vec<Vec<u8>> {
@@ -185,6 +222,11 @@ pub fn config_seeds() -> Vec<Vec<u8>> {
     vec![
         serde_json::to_vec_pretty(&Config::new(false, &plain_key())).unwrap(),
         serde_json::to_vec(&Config::new(true, &sealing_key())).unwrap(),
+        serde_json::to_vec(&Config {
+            ecc: Some(EccConfig { percent: 10 }),
+            ..Config::new(false, &plain_key())
+        })
+        .unwrap(),
     ]
 }
 

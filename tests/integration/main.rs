@@ -23,6 +23,7 @@ mod db_pitr_redis;
 mod db_postgres;
 mod db_redis;
 mod disk_full;
+mod ecc;
 mod events;
 mod forget;
 mod forget_interrupted;

@@ -14,6 +14,6 @@ pub mod target;
 
 pub use control::Client;
 pub use follow::{finish_job, run_job};
-pub use report::print_skipped;
+pub use report::{print_corrected, print_skipped};
 pub use request::Request;
 pub use target::{JobArgs, MountPointArg, Target, TargetArgs};

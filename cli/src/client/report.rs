@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use cairn::repo::CorrectedPack;
 use cairn::service::{JobKind, JobStatus};
 use serde_json::Value;
 
@@ -35,6 +36,18 @@ pub fn print_skipped<'a>(paths: impl Iterator<Item = &'a str>) {
             paths.len()
         );
     }
+}
+
+/// Names the packs a restore or a verify read corrected from their parity.
+pub fn print_corrected(packs: &[CorrectedPack]) {
+    for c in packs {
+        println!("CORRECTED  {}", c.describe());
+    }
+}
+
+/// The `corrected` list of a job's result.
+fn corrected_of(result: &Value) -> Vec<CorrectedPack> {
+    serde_json::from_value(result["corrected"].clone()).unwrap_or_default()
 }
 
 /// Prints what a succeeded job produced, as the direct commands do.
@@ -100,6 +113,7 @@ pub fn print_result(status: &JobStatus) {
                     .flatten()
                     .filter_map(Value::as_str),
             );
+            print_corrected(&corrected_of(r));
             tail(u(&r["bytes"]));
         }
         JobKind::Verify => {
@@ -119,6 +133,7 @@ pub fn print_result(status: &JobStatus) {
             for h in r["healed"].as_array().into_iter().flatten() {
                 println!("HEALED     {}", h.as_str().unwrap_or_default());
             }
+            print_corrected(&corrected_of(r));
             println!("ok: no damage found");
         }
         JobKind::Repair => super::repair_report::print_outcome(r),

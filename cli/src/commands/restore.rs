@@ -201,6 +201,7 @@ fn direct(inv: &Invocation<'_>, args: &RestoreArgs, repo: &str) -> Result<Status
             "bytes_per_sec": throughput,
             "warnings": outcome.warnings,
             "skipped": outcome.skipped,
+            "corrected": outcome.corrected,
         }))?;
     } else {
         println!("restored   {}/{}", args.instance, outcome.point);
@@ -220,6 +221,7 @@ fn direct(inv: &Invocation<'_>, args: &RestoreArgs, repo: &str) -> Result<Status
             );
         }
         client::print_skipped(outcome.skipped.iter().map(String::as_str));
+        client::print_corrected(&outcome.corrected);
         println!("duration   {}", human_units::duration(elapsed));
         println!("throughput {}/s", human_units::bytes(throughput));
     }

@@ -111,6 +111,7 @@ fn print_report(r: &VerifyReport, read_data: bool) {
     for h in &r.healed {
         println!("HEALED     {h}");
     }
+    client::print_corrected(&r.corrected);
     if r.is_ok() {
         println!("ok: no damage found");
     } else {

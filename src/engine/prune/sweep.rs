@@ -1,8 +1,8 @@
 //! The second phase: packs condemned by plans whose grace period has passed are deleted,
 //! except those that hold the only copy of a blob some point references now. Writes are
 //! ordered so that a crash anywhere loses nothing: index segments are rewritten first
-//! (the new one written before the old one is deleted), then packs are deleted, then
-//! the plans; a rerun finds the plans still there and finishes them.
+//! (the new one written before the old one is deleted), then packs are deleted (each
+//! after its parity object, in a repository with `ecc`), then the plans; a rerun finds the plans still there and finishes them.
 
 use crate::catalog::{Catalog, Marks, PlanRecord};
 use crate::repo::{Lease, PackId, RepoError, Repository};
@@ -58,7 +58,7 @@ pub(super) fn sweep_due(ctx: &Ctx<'_>, marks: &Marks<'_>, out: &mut PruneOutcome
     lease.check(repo)?;
     for id in &doomed {
         cancel.check()?;
-        repo.store().delete(&id.key()).map_err(RepoError::from)?;
+        repo.delete_pack(id)?;
         progress.file_done(std::path::Path::new(&id.key()), lengths[id].0);
     }
     catalog.packs_deleted(&doomed)?;

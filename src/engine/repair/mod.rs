@@ -31,7 +31,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
 use crate::catalog::Catalog;
-use crate::repo::{BlobId, Lease, LeaseHolder, PackId, RepoError, Repository};
+use crate::repo::{BlobId, Lease, LeaseHolder, PackId, Repository};
 
 use super::prune::rewrite_segments;
 use super::verify::points_lacking;
@@ -131,7 +131,7 @@ fn run(
         let damaged: Vec<PackId> = s.damaged.iter().map(|p| p.id).collect();
         for id in &damaged {
             cancel.check()?;
-            repo.store().delete(&id.key()).map_err(RepoError::from)?;
+            repo.delete_pack(id)?;
         }
         catalog.packs_deleted(&damaged)?;
         catalog.refresh(repo)?;

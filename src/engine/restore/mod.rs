@@ -36,7 +36,7 @@ use std::sync::Arc;
 
 use crate::catalog::Catalog;
 use crate::model::PointKind;
-use crate::repo::Repository;
+use crate::repo::{CorrectedPack, Repository};
 
 use super::backup::{backup, BackupRequest};
 use super::repair::holding_mark;
@@ -70,6 +70,9 @@ pub struct RestoreOutcome {
     /// With `skip_damaged`: the destination paths of the damaged files and directories
     /// that were not restored, sorted (an in-place restore leaves their originals).
     pub skipped: Vec<String>,
+    /// Packs this restore found damaged and read corrected from their parity
+    /// (repositories with `ecc`), with the blobs it read out of them.
+    pub corrected: Vec<CorrectedPack>,
     pub warnings: Vec<String>,
 }
 
@@ -114,6 +117,8 @@ fn restore_point(
     cancel: &CancelToken,
 ) -> Result<RestoreOutcome> {
     let scope = check_request(req)?;
+    // Counts what this restore's reads correct from parity, and only those.
+    let repo = &repo.with_own_corrections();
     progress.phase("refreshing catalog");
     catalog.refresh(repo)?;
     let point = catalog
@@ -243,6 +248,10 @@ fn restore_point(
     );
     outcome.skipped = skipped.iter().map(|p| p.display().to_string()).collect();
     outcome.skipped.sort();
+    outcome.corrected = repo.corrections();
+    for c in &outcome.corrected {
+        progress.warn(&format!("corrected {}", c.describe()));
+    }
     outcome.warnings.extend(
         stager
             .warnings

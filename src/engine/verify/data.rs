@@ -1,5 +1,7 @@
 //! Verify, data: every pack holding referenced data blobs is downloaded and each of those
-//! blobs decoded and checked, a few packs at a time.
+//! blobs decoded and checked, a few packs at a time. A pack that does not match its id is
+//! rebuilt from its parity first when the repository has it; the blobs that fail as read
+//! and pass once rebuilt are counted as corrected, not as damage.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -55,9 +57,13 @@ impl Verifier<'_> {
             }
             let text = if !out.matches_id {
                 format!(
-                    "pack {}: its bytes do not match its id ({damaged} of the {} blobs in use from it are damaged)",
+                    "pack {}: its bytes do not match its id ({damaged} of the {} blobs in use from it are damaged){}",
                     id.to_hex(),
-                    blobs.len()
+                    blobs.len(),
+                    match &out.uncorrected {
+                        Some(why) => format!("; parity could not correct it: {why}"),
+                        None => String::new(),
+                    }
                 )
             } else if let Some(why) = out.malformed.filter(|_| !self.bad_headers.contains(id)) {
                 format!("pack {}: {why}", id.to_hex())
@@ -82,6 +88,8 @@ struct PackData {
     /// Why a pack that matches its id is malformed (magic, header), if it is.
     malformed: Option<String>,
     bad: Vec<BadBlob>,
+    /// Why parity could not rebuild a pack that does not match its id.
+    uncorrected: Option<String>,
 }
 
 /// A blob in use that could not be read from a pack.
@@ -106,6 +114,7 @@ fn check_pack_data(
                 bytes: 0,
                 matches_id: true,
                 malformed: None,
+                uncorrected: None,
                 bad: blobs
                     .iter()
                     .map(|(b, _)| BadBlob {
@@ -119,8 +128,24 @@ fn check_pack_data(
         Err(e) => return Err(RepoError::from(e).into()),
     };
     // The same checks as `Repository::read_pack`, keeping the bytes when they fail: then
-    // each blob in use is checked on its own so that only the corrupt ones are blamed.
-    let matches_id = PackId::of(&bytes) == *id;
+    // each blob in use is checked on its own so that only the corrupt ones are blamed. A
+    // pack that fails is first rebuilt from its parity, if the repository has it.
+    let mut matches_id = PackId::of(&bytes) == *id;
+    let (mut as_read, mut uncorrected) = (None, None);
+    let bytes = match (matches_id, repo.config().ecc) {
+        (false, Some(_)) => match repo.rebuild_pack(id, &bytes) {
+            Ok(rebuilt) => {
+                matches_id = true;
+                as_read = Some(bytes);
+                rebuilt
+            }
+            Err(why) => {
+                uncorrected = Some(why);
+                bytes
+            }
+        },
+        _ => bytes,
+    };
     let malformed = if matches_id {
         pack::parse_pack(repo.key(), id, &bytes)
             .err()
@@ -144,12 +169,20 @@ fn check_pack_data(
             });
             continue;
         };
-        if let Err(e) = repo.decode_blob(blob, loc, stored) {
-            bad.push(BadBlob {
+        match repo.decode_checked(blob, loc, stored) {
+            Err(e) => bad.push(BadBlob {
                 blob: *blob,
                 why: format!("{} (in pack {})", blame(e)?, id.to_hex()),
                 copy_damaged: true,
-            });
+            }),
+            Ok(_) => {
+                let read = as_read
+                    .as_ref()
+                    .map(|b| b.get(start..end).unwrap_or_default());
+                if read.is_some_and(|read| repo.decode_checked(blob, loc, read).is_err()) {
+                    repo.note_corrected(id, blob);
+                }
+            }
         }
     }
     Ok(PackData {
@@ -157,6 +190,7 @@ fn check_pack_data(
         matches_id,
         malformed,
         bad,
+        uncorrected,
     })
 }
 

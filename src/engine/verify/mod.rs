@@ -43,7 +43,9 @@ use std::sync::Arc;
 
 use crate::catalog::{Catalog, PointRecord};
 use crate::model::{Extent, Tree};
-use crate::repo::{layout, BlobId, BlobKind, BlobLocation, PackId, RepoError, Repository};
+use crate::repo::{
+    layout, BlobId, BlobKind, BlobLocation, CorrectedPack, PackId, RepoError, Repository,
+};
 use crate::store::StoreError;
 
 use super::restore::MAX_DEPTH;
@@ -95,6 +97,9 @@ pub struct VerifyReport {
     /// (the points read the new copy), a damaged pack whose damaged blobs all have
     /// intact copies. Sorted. Not a fault: [`VerifyReport::is_ok`] ignores it.
     pub healed: Vec<String>,
+    /// Packs rebuilt from their parity (repositories with `ecc`), with the blobs in use
+    /// read corrected out of them. Not a fault: [`VerifyReport::is_ok`] ignores it.
+    pub corrected: Vec<CorrectedPack>,
 }
 
 impl VerifyReport {
@@ -117,6 +122,8 @@ pub fn verify(
             "verifying one point needs its instance",
         )));
     }
+    // Counts what this verify's reads correct from parity, and only those.
+    let repo = &repo.with_own_corrections();
     progress.phase("refreshing catalog");
     catalog.refresh(repo)?;
     cancel.check()?;
@@ -162,6 +169,7 @@ pub fn verify(
     }
     report.healed.sort();
     report.healed.dedup();
+    report.corrected = repo.corrections();
     for (p, hits) in points.iter().zip(hits) {
         if let Some(d) = damage_of(p, &hits) {
             report.damaged.push(d);

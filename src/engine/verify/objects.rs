@@ -1,13 +1,14 @@
 //! Verify, repository objects: manifests and the history chain, forget records, index
-//! segments, and pack sizes and headers.
+//! segments, and pack sizes and headers (an unreadable header is corrected from parity
+//! when the repository has it).
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use crate::catalog::PointRecord;
 use crate::model::{ForgetRecord, Manifest};
-use crate::repo::pack::PACK_MAGIC;
-use crate::repo::{layout, PackId, RepoError};
+use crate::repo::pack::{self, PACK_MAGIC};
+use crate::repo::{layout, PackId, RepoError, Repository};
 use crate::store::ObjectInfo;
 
 use super::super::history::Chain;
@@ -203,7 +204,13 @@ impl Verifier<'_> {
             } else {
                 match repo.read_pack_header(id, *size) {
                     Ok(_) => None,
-                    Err(e) => Some(blame(e)?),
+                    Err(e) => {
+                        let why = blame(e)?;
+                        correct_header(repo, id).err().map(|no| match no {
+                            Some(no) => format!("{why}; parity could not correct it: {no}"),
+                            None => why,
+                        })
+                    }
                 }
             };
             progress.file_done(Path::new(&id.key()), 0);
@@ -221,4 +228,18 @@ impl Verifier<'_> {
         }
         Ok(())
     }
+}
+
+/// Rebuilds a pack whose header is unreadable from its parity (repositories with `ecc`):
+/// `Ok` when the rebuilt pack is whole, `Err(None)` without parity, else why not.
+fn correct_header(repo: &Repository, id: &PackId) -> std::result::Result<(), Option<String>> {
+    repo.config().ecc.ok_or(None)?;
+    let read = repo
+        .store()
+        .get(&id.key())
+        .map_err(|e| Some(e.to_string()))?;
+    let rebuilt = repo.rebuild_pack(id, &read).map_err(Some)?;
+    pack::parse_pack(repo.key(), id, &rebuilt)
+        .map(drop)
+        .map_err(|e| Some(e.to_string()))
 }
