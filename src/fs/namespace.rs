@@ -19,6 +19,7 @@ mod attrs;
 mod control_reply;
 mod counters;
 mod dir_handles;
+mod exports;
 mod handles;
 mod inode;
 mod inode_table;

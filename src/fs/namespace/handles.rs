@@ -88,6 +88,7 @@ impl Namespace {
                 )
             }
             Inode::Dir(..) => return Err(libc::EISDIR),
+            Inode::Export(file) => (Handle::Export(self.export_reader(file)), false),
             // `logs/` files grow between opens: no page of an older version is kept.
             Inode::LogFile(f) => {
                 let version = self.log_version(&f.0, &f.1)?;
@@ -189,7 +190,7 @@ impl Namespace {
                 *n = offset + size as u64;
                 Some(Ok(data))
             }
-            Handle::Log(_) => None,
+            Handle::Log(_) | Handle::Export(_) => None,
             _ => Some(self.read(fh, offset, size)),
         }
     }
@@ -210,6 +211,10 @@ impl Namespace {
             Handle::Control { reply, .. } => Ok(reply.locked().read(offset, size)),
             Handle::Input(_) => Err(libc::EBADF),
             Handle::Dir { .. } => Err(libc::EISDIR),
+            Handle::Export(archive) => archive.read_at(offset, size).map_err(|e| {
+                tracing::error!("reading an archive file failed: {e}");
+                libc::EIO
+            }),
             Handle::Log(reader) => reader.read(self.service.repo(), offset, size).map_err(|e| {
                 tracing::error!("reading a log file failed: {e}");
                 libc::EIO

@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use super::exports::ExportFile;
 use super::inode_table::Identity;
 use super::time_view::{ViewDir, ViewFile};
 use crate::catalog::PointRecord;
@@ -97,6 +98,8 @@ pub(super) enum Inode {
     JobStatus(u64),
     JobLog(u64),
     JobInput(u64),
+    /// `<instance>/<point>.tar`: a point's archive (looked up by name, never listed).
+    Export(Arc<ExportFile>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -120,6 +123,8 @@ pub(super) enum Key {
     JobLog(u64),
     JobInput(u64),
     Policy(String),
+    /// A point's archive file.
+    Export(ManifestId),
 }
 
 impl Inode {
@@ -143,6 +148,7 @@ impl Identity for Inode {
             | (Inode::Restorable(a), Key::Restorable(b))
             | (Inode::Policy(a), Key::Policy(b)) => a == b,
             (Inode::Point(p), Key::Point(id)) => p.id == *id,
+            (Inode::Export(f), Key::Export(id)) => f.point.id == *id,
             (Inode::LogFile(f), Key::LogFile(i, n)) => f.0 == *i && f.1 == *n,
             (Inode::View(_, k) | Inode::ViewFile(_, k), key) => **k == *key,
             (Inode::Node(r) | Inode::Dir(r, _), Key::Child(parent, index)) => {

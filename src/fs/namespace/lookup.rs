@@ -6,6 +6,7 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
+use super::exports::is_export_name;
 use super::inode::Inode;
 use super::listing::Listing;
 use super::{fixed_number, Attr, DirEntry, FsResult, Key, Namespace, ROOT};
@@ -58,6 +59,9 @@ impl Namespace {
         match self.inode(parent)? {
             Inode::Instance(instance) if name.starts_with(b"@") => {
                 return self.time_view(&instance, name);
+            }
+            Inode::Instance(instance) if is_export_name(name) => {
+                return self.export_file(&instance, name);
             }
             Inode::LogsDir(instance) => return self.log_file(&instance, name),
             Inode::JobsDir => {
@@ -149,7 +153,7 @@ impl Namespace {
     /// Whether looking up `name` in `parent` may wait on the repository.
     pub fn lookup_may_wait(&self, parent: u64, name: &[u8]) -> bool {
         match self.inode(parent) {
-            Ok(Inode::Instance(_)) => name.starts_with(b"@"),
+            Ok(Inode::Instance(_)) => name.starts_with(b"@") || is_export_name(name),
             Ok(_) => !self.tree_in_memory(parent),
             Err(_) => false,
         }
