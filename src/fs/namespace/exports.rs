@@ -7,20 +7,13 @@
 
 use std::sync::Arc;
 
+use super::inode::ExportFile;
 use super::{Attr, FsResult, Inode, Key, Namespace};
-use crate::catalog::PointRecord;
 use crate::engine::export::{archive_size, ArchiveReader};
 use crate::sync::RwLockExt;
 
 /// The suffix that names a point's archive.
 const SUFFIX: &[u8] = b".tar";
-
-/// A point's archive file: the point, and the archive's size.
-#[derive(Debug)]
-pub(super) struct ExportFile {
-    pub point: PointRecord,
-    pub size: u64,
-}
 
 /// Whether looking `name` up in an instance's directory means an archive.
 pub(super) fn is_export_name(name: &[u8]) -> bool {

@@ -8,7 +8,6 @@
 
 use std::sync::Arc;
 
-use super::exports::ExportFile;
 use super::inode_table::Identity;
 use super::time_view::{ViewDir, ViewFile};
 use crate::catalog::PointRecord;
@@ -59,6 +58,13 @@ pub(super) struct NodeRef {
     pub point: u64,
     pub parent: u64,
     pub index: u32,
+}
+
+/// A point's archive file (`<instance>/<point>.tar`): the point, and the archive's size.
+#[derive(Debug)]
+pub(super) struct ExportFile {
+    pub point: PointRecord,
+    pub size: u64,
 }
 
 #[derive(Debug, Clone)]
