@@ -24,6 +24,7 @@ mod db_postgres;
 mod db_redis;
 mod disk_full;
 mod events;
+mod export;
 mod forget;
 mod forget_interrupted;
 mod format_golden;

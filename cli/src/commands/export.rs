@@ -58,8 +58,8 @@ pub fn run(inv: &Invocation<'_>, args: &ExportArgs) -> Result<Status> {
     }
     let (file, out): (Option<&Path>, Box<dyn Write>) = match &args.output {
         Some(path) => {
-            let f = File::create(path)
-                .with_context(|| format!("cannot create {}", path.display()))?;
+            let f =
+                File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
             (Some(path), Box::new(f))
         }
         None if std::io::stdout().is_terminal() => {
@@ -93,10 +93,7 @@ pub fn run(inv: &Invocation<'_>, args: &ExportArgs) -> Result<Status> {
                 .map_err(|e| export_error(e, &what))
         }
         Target::Mount(client) => {
-            let path = client
-                .dir
-                .join(&args.instance)
-                .join(format!("{point}.tar"));
+            let path = client.dir.join(&args.instance).join(format!("{point}.tar"));
             copy_file(&path, args.format, &mut out, &what)
         }
     }

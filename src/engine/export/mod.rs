@@ -98,11 +98,13 @@ pub fn write_archive(
     let entries = result?;
     if selecting && entries == 0 {
         builder.get_mut().open = false;
-        return Err(EngineError::Invalid(InvalidRequest::NothingSelected(format!(
-            "nothing in point {} matches the includes",
-            manifest.name
-        )))
-        .into());
+        return Err(
+            EngineError::Invalid(InvalidRequest::NothingSelected(format!(
+                "nothing in point {} matches the includes",
+                manifest.name
+            )))
+            .into(),
+        );
     }
     builder.finish().map_err(ExportError::Write)?;
     let gate = builder.get_mut();

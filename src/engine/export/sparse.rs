@@ -34,7 +34,11 @@ pub(super) fn sparse_map(extents: &[Extent]) -> Option<Vec<(u64, u64)>> {
 
 /// Makes `header` (a GNU header) a sparse entry of `real_size` bytes with `map`; returns
 /// the extension blocks that follow the header (before the data) and the data's length.
-pub(super) fn make_sparse(header: &mut Header, map: &[(u64, u64)], real_size: u64) -> (Vec<u8>, u64) {
+pub(super) fn make_sparse(
+    header: &mut Header,
+    map: &[(u64, u64)],
+    real_size: u64,
+) -> (Vec<u8>, u64) {
     header.set_entry_type(tar::EntryType::GNUSparse);
     let stored: u64 = map.iter().map(|(_, n)| n).sum();
     header.set_size(stored);
@@ -93,7 +97,11 @@ mod tests {
         let mut h = Header::new_gnu();
         let (blocks, stored) = make_sparse(&mut h, &map, 3000);
         assert_eq!(stored, 300);
-        assert_eq!(blocks.len(), 2 * 512, "4 in the header, 21 + 5 in two blocks");
+        assert_eq!(
+            blocks.len(),
+            2 * 512,
+            "4 in the header, 21 + 5 in two blocks"
+        );
         assert!(h.as_gnu().unwrap().is_extended());
         assert_eq!(h.as_gnu().unwrap().real_size().unwrap(), 3000);
     }

@@ -56,7 +56,12 @@ impl Prepared {
             _ => None,
         };
         if let Some(target) = target {
-            set_name(&mut header.as_old_mut().linkname, target, "linkpath", &mut pax);
+            set_name(
+                &mut header.as_old_mut().linkname,
+                target,
+                "linkpath",
+                &mut pax,
+            );
         }
         header.set_mode(node.mode & 0o7777);
         header.set_uid(u64::from(node.uid));
@@ -114,7 +119,11 @@ impl Prepared {
     }
 
     /// Writes the entry with its data (exactly `data_len` bytes from `data`).
-    pub fn write<W: Write>(&self, builder: &mut tar::Builder<W>, data: impl Read) -> io::Result<()> {
+    pub fn write<W: Write>(
+        &self,
+        builder: &mut tar::Builder<W>,
+        data: impl Read,
+    ) -> io::Result<()> {
         builder.append_pax_extensions(self.pax.iter().map(|(k, v)| (k.as_str(), v.as_slice())))?;
         builder.append(&self.header, self.blocks.as_slice().chain(data))
     }

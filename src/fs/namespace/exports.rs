@@ -24,8 +24,8 @@ impl Namespace {
     /// The archive file `name` (`<point>.tar`) of an instance; its size is computed on
     /// first lookup (and kept while the kernel holds it).
     pub(super) fn export_file(&self, instance: &str, name: &[u8]) -> FsResult<(Key, Inode)> {
-        let stem = std::str::from_utf8(&name[..name.len() - SUFFIX.len()])
-            .map_err(|_| libc::ENOENT)?;
+        let stem =
+            std::str::from_utf8(&name[..name.len() - SUFFIX.len()]).map_err(|_| libc::ENOENT)?;
         let points = self.service.points(instance);
         let point = match stem {
             "latest" => crate::catalog::latest_of(points),

@@ -1,0 +1,302 @@
+//! Export (issue 15, part 3): `cairn export` writes a point as a tar stream that GNU tar
+//! and bsdtar extract into the tree a restore of the same point makes (content, modes,
+//! owners, ns times, symlinks, hard links, sparse files, xattrs, a FIFO, long and
+//! non-UTF-8 names); `--include` selects; `--format tar.zst` is the same tar compressed;
+//! a damaged chunk fails the export naming the file; and the mount's `<point>.tar` is
+//! byte for byte the export, with its exact size, hidden from listings.
+
+use std::fs::{self, File};
+use std::io::Read;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use cairn::engine::{
+    backup, export, restore, BackupOutcome, BackupRequest, CancelToken, ExportError, ExportFormat,
+    ExportRequest, NoProgress, RestoreMode, RestoreRequest,
+};
+
+use crate::support::cli_repo::Cli;
+use crate::support::fixture::{assert_same_tree, SourceTree};
+use crate::support::forge::{flip_blob, locate_file};
+use crate::support::mount::fuse_available;
+use crate::support::repos::TestRepo;
+
+/// Every fidelity case, and a path longer than a tar header holds.
+fn source(root: &Path) -> SourceTree {
+    let t = SourceTree::all_cases(root, 3 << 20);
+    let long = format!("{}/{}", "d".repeat(120), "f".repeat(200));
+    t.file(&format!("long/{long}"), b"a long path");
+    t
+}
+
+fn snapshot(t: &TestRepo, src: &Path) -> BackupOutcome {
+    let req = BackupRequest::new("www", vec![src.to_path_buf()]);
+    backup(&t.repo, &t.catalog, &req, &NoProgress, &CancelToken::new()).unwrap()
+}
+
+fn restore_into(t: &TestRepo, target: &Path) {
+    let req = RestoreRequest {
+        instance: "www".into(),
+        point: "latest".into(),
+        target: Some(target.to_path_buf()),
+        includes: vec![],
+        mode: RestoreMode::New,
+        delete_excluded: false,
+        skip_damaged: false,
+    };
+    restore(&t.repo, &t.catalog, &req, &NoProgress, &CancelToken::new()).unwrap();
+}
+
+/// `cairn export ARGS --repo work/repo > out`; returns the exit code and stderr.
+fn export_cli(work: &Path, args: &[&str], out: &Path) -> (i32, String) {
+    let repo = work.join("repo");
+    let mut all = vec!["export"];
+    all.extend_from_slice(args);
+    all.extend(["--repo", repo.to_str().unwrap()]);
+    let run = Cli::new(work)
+        .command(&all)
+        .stdout(File::create(out).unwrap())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    (
+        run.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&run.stderr).into_owned(),
+    )
+}
+
+fn extract(tool: &str, args: &[&str], archive: &Path, into: &Path) {
+    fs::create_dir_all(into).unwrap();
+    let out = Command::new(tool)
+        .args(args)
+        .arg(archive)
+        .arg("-C")
+        .arg(into)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{tool} -x: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn has(tool: &str) -> bool {
+    Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The root directory's own metadata, as a restore gives it.
+fn root_meta(dir: &Path) -> (u32, u32, u32, i64) {
+    let md = fs::symlink_metadata(dir).unwrap();
+    (
+        md.mode() & 0o7777,
+        md.uid(),
+        md.gid(),
+        md.mtime() * 1_000_000_000 + md.mtime_nsec(),
+    )
+}
+
+#[test]
+fn gnu_tar_and_bsdtar_extract_an_export_into_what_a_restore_makes() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path();
+    let t = TestRepo::local(work);
+    let src = source(&work.join("src"));
+    snapshot(&t, &src.root);
+    let restored = work.join("restored");
+    restore_into(&t, &restored);
+
+    let archive = work.join("www.tar");
+    let (code, err) = export_cli(work, &["www", "latest"], &archive);
+    assert_eq!(code, 0, "{err}");
+    let gnu = work.join("gnu");
+    extract(
+        "tar",
+        &["--xattrs", "--xattrs-include=*", "-xpf"],
+        &archive,
+        &gnu,
+    );
+    assert_same_tree(&restored, &gnu);
+    assert_eq!(root_meta(&gnu), root_meta(&restored));
+    // The hole stays a hole: 128 MiB of file, a few KiB allocated.
+    let sparse = fs::metadata(gnu.join("data/sparse.img")).unwrap();
+    assert_eq!(sparse.len(), 128 << 20);
+    assert!(
+        sparse.blocks() * 512 < 1 << 20,
+        "{} blocks",
+        sparse.blocks()
+    );
+    // Hard links share one inode.
+    let ino = |p: &str| fs::metadata(gnu.join(p)).unwrap().ino();
+    assert_eq!(ino("links/original"), ino("links/second"));
+    assert_eq!(ino("links/original"), ino("docs/third-link"));
+    // The archive holds the hole as a hole, not as zeros.
+    assert!(fs::metadata(&archive).unwrap().len() < 16 << 20);
+
+    if has("bsdtar") {
+        let bsd = work.join("bsd");
+        extract("bsdtar", &["--xattrs", "-xpf"], &archive, &bsd);
+        assert_same_tree(&restored, &bsd);
+    }
+}
+
+#[test]
+fn include_selects_and_zstd_is_the_same_tar() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path();
+    let t = TestRepo::local(work);
+    let src = source(&work.join("src"));
+    snapshot(&t, &src.root);
+
+    let part = work.join("part.tar");
+    let (code, err) = export_cli(work, &["www", "--include", "docs/**"], &part);
+    assert_eq!(code, 0, "{err}");
+    let out = Command::new("tar").arg("-tf").arg(&part).output().unwrap();
+    let names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
+    assert!(names.contains(&"docs/".to_string()), "{names:?}");
+    assert!(names.contains(&"docs/deep/a/b/c/d/e/leaf.txt".to_string()));
+    assert!(
+        names.iter().all(|n| n == "./" || n.starts_with("docs/")),
+        "{names:?}"
+    );
+    // `docs/third-link` is the first name of its group the include selects: content.
+    let got = work.join("got");
+    extract("tar", &["-xpf"], &part, &got);
+    assert_eq!(
+        fs::read(got.join("docs/third-link")).unwrap(),
+        b"shared by hard links"
+    );
+
+    let (code, err) = export_cli(work, &["www", "--include", "nothing/**"], &part);
+    assert_eq!(code, 2, "nothing selected is refused: {err}");
+    assert!(err.contains("nothing in point"), "{err}");
+
+    let tar = work.join("all.tar");
+    let zst = work.join("all.tar.zst");
+    assert_eq!(export_cli(work, &["www"], &tar).0, 0);
+    let (code, err) = export_cli(work, &["www", "--format", "tar.zst"], &zst);
+    assert_eq!(code, 0, "{err}");
+    let mut unpacked = Vec::new();
+    zstd::Decoder::new(File::open(&zst).unwrap())
+        .unwrap()
+        .read_to_end(&mut unpacked)
+        .unwrap();
+    assert!(
+        unpacked == fs::read(&tar).unwrap(),
+        "tar.zst decompresses to the tar"
+    );
+}
+
+#[test]
+fn a_damaged_chunk_fails_the_export_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path();
+    let t = TestRepo::local(work);
+    let src = SourceTree::new(&work.join("src"));
+    src.file("a/first.txt", b"intact");
+    src.file("b/broken.bin", &crate::support::fixture::noise(7, 300_000));
+    src.file("c/after.txt", b"never reached");
+    let p = snapshot(&t, &src.root);
+    let (blob, _) = locate_file(&t, &p.manifest.root, "b/broken.bin");
+    flip_blob(work, &t.catalog.lookup_blob(&blob).unwrap().unwrap());
+
+    let req = ExportRequest {
+        instance: "www".into(),
+        point: "latest".into(),
+        includes: vec![],
+        format: ExportFormat::Tar,
+    };
+    let mut out = Vec::new();
+    match export(&t.repo, &t.catalog, &req, &mut out) {
+        Err(ExportError::File { path, source }) => {
+            assert_eq!(path, "b/broken.bin");
+            assert!(source.is_damage(), "{source}");
+        }
+        other => panic!("export of a damaged point: {:?}", other.map(|o| o.entries)),
+    }
+    // What was written is a cut archive: no byte of the damaged file's content.
+    assert!(!out.windows(13).any(|w| w == b"never reached"));
+
+    let (code, err) = export_cli(work, &["www"], &work.join("x.tar"));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("b/broken.bin"), "{err}");
+    assert!(err.contains("cut short"), "{err}");
+}
+
+#[test]
+fn the_mounts_archive_file_is_the_export_with_its_exact_size() {
+    if !fuse_available() {
+        return;
+    }
+    let env = crate::support::cli_env::Env::new();
+    env.init();
+    let src = source(&env.path("src"));
+    let _daemon = env.mount_background();
+    let root = src.root.to_str().unwrap().to_string();
+    env.run(&["instance", "add", "www", "--path", &root]).ok();
+    env.run(&["snapshot", "www"]).ok();
+
+    let expected = env.path("direct.tar");
+    let repo = env.repo();
+    let run = env
+        .command(&["export", "www", "--repo", &repo])
+        .stdout(File::create(&expected).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let expected = fs::read(&expected).unwrap();
+
+    let inst = env.mnt().join("www");
+    let point = fs::read_link(inst.join("latest")).unwrap();
+    let by_name = inst.join(format!("{}.tar", point.to_str().unwrap()));
+    for file in [inst.join("latest.tar"), by_name] {
+        assert_eq!(fs::metadata(&file).unwrap().len(), expected.len() as u64);
+        assert!(fs::read(&file).unwrap() == expected, "{}", file.display());
+    }
+    let listed: Vec<String> = fs::read_dir(&inst)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(listed.iter().all(|n| !n.ends_with(".tar")), "{listed:?}");
+    assert!(!inst.join("no-such-point.tar").exists());
+
+    // Reads in any order give the same bytes (backwards: each one starts again).
+    let f = File::open(inst.join("latest.tar")).unwrap();
+    let step = 3 << 20;
+    let mut at = expected.len();
+    while at > 0 {
+        let from = at.saturating_sub(step);
+        let mut buf = vec![0; at - from];
+        f.read_exact_at(&mut buf, from as u64).unwrap();
+        assert!(buf == expected[from..at], "bytes at {from}");
+        at = from;
+    }
+
+    // `cairn export` through the mount copies the file.
+    let through = env.path("through.tar");
+    let run = env
+        .command(&["export", "www"])
+        .stdout(File::create(&through).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(fs::read(&through).unwrap() == expected);
+    let run = env.run(&["export", "www", "--include", "docs/**"]);
+    assert_eq!(run.code, 2, "{}", run.describe());
+}
