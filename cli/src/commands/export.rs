@@ -122,7 +122,7 @@ fn export_error(e: ExportError, what: &str) -> anyhow::Error {
     match e {
         ExportError::Engine(e) => anyhow::Error::from(e).context(format!("cannot export {what}")),
         ExportError::File { path, source } => {
-            anyhow::Error::from(source).context(format!("cannot export {what}: file {path}"))
+            anyhow::Error::from(*source).context(format!("cannot export {what}: file {path}"))
         }
         ExportError::Write(e) => {
             anyhow::Error::from(e).context(format!("cannot write the archive of {what}"))

@@ -132,7 +132,7 @@ fn write_entries(
         if let Some(e) = data.failed.take() {
             return Err(ExportError::File {
                 path: String::from_utf8_lossy(&entry.path).into_owned(),
-                source: e,
+                source: Box::new(e),
             });
         }
         written.map_err(ExportError::Write)?;

@@ -73,7 +73,7 @@ pub enum ExportError {
     File {
         path: String,
         #[source]
-        source: EngineError,
+        source: Box<EngineError>,
     },
     /// The output could not be written.
     #[error("writing the archive: {0}")]

@@ -88,7 +88,7 @@ impl Namespace {
                 )
             }
             Inode::Dir(..) => return Err(libc::EISDIR),
-            Inode::Export(file) => (Handle::Export(self.export_reader(file)), false),
+            Inode::Export(file) => (Handle::Export(Box::new(self.export_reader(file))), false),
             // `logs/` files grow between opens: no page of an older version is kept.
             Inode::LogFile(f) => {
                 let version = self.log_version(&f.0, &f.1)?;
