@@ -30,6 +30,15 @@ fn source(root: &Path) -> SourceTree {
     t
 }
 
+/// A repository in a new work directory with one point of [`source`] in `www`.
+fn backed_up() -> (tempfile::TempDir, TestRepo) {
+    let dir = tempfile::tempdir().unwrap();
+    let t = TestRepo::local(dir.path());
+    let src = source(&dir.path().join("src"));
+    snapshot(&t, &src.root);
+    (dir, t)
+}
+
 fn snapshot(t: &TestRepo, src: &Path) -> BackupOutcome {
     let req = BackupRequest::new("www", vec![src.to_path_buf()]);
     backup(&t.repo, &t.catalog, &req, &NoProgress, &CancelToken::new()).unwrap()
@@ -103,11 +112,8 @@ fn root_meta(dir: &Path) -> (u32, u32, u32, i64) {
 
 #[test]
 fn gnu_tar_and_bsdtar_extract_an_export_into_what_a_restore_makes() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, t) = backed_up();
     let work = dir.path();
-    let t = TestRepo::local(work);
-    let src = source(&work.join("src"));
-    snapshot(&t, &src.root);
     let restored = work.join("restored");
     restore_into(&t, &restored);
 
@@ -147,11 +153,8 @@ fn gnu_tar_and_bsdtar_extract_an_export_into_what_a_restore_makes() {
 
 #[test]
 fn include_selects_and_zstd_is_the_same_tar() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, t) = backed_up();
     let work = dir.path();
-    let t = TestRepo::local(work);
-    let src = source(&work.join("src"));
-    snapshot(&t, &src.root);
 
     let part = work.join("part.tar");
     let (code, err) = export_cli(work, &["www", "--include", "docs/**"], &part);
@@ -231,6 +234,19 @@ fn a_damaged_chunk_fails_the_export_naming_the_file() {
     assert!(err.contains("cut short"), "{err}");
 }
 
+/// The stdout of a successful `cairn ARGS` in `env` (a file, not a pipe).
+fn env_export(env: &crate::support::cli_env::Env, args: &[&str]) -> Vec<u8> {
+    let out = env.path("out.tar");
+    let run = env
+        .command(args)
+        .stdout(File::create(&out).unwrap())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "cairn {args:?}: {err}");
+    fs::read(&out).unwrap()
+}
+
 #[test]
 fn the_mounts_archive_file_is_the_export_with_its_exact_size() {
     if !fuse_available() {
@@ -244,19 +260,8 @@ fn the_mounts_archive_file_is_the_export_with_its_exact_size() {
     env.run(&["instance", "add", "www", "--path", &root]).ok();
     env.run(&["snapshot", "www"]).ok();
 
-    let expected = env.path("direct.tar");
     let repo = env.repo();
-    let run = env
-        .command(&["export", "www", "--repo", &repo])
-        .stdout(File::create(&expected).unwrap())
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let expected = fs::read(&expected).unwrap();
+    let expected = env_export(&env, &["export", "www", "--repo", &repo]);
 
     let inst = env.mnt().join("www");
     let point = fs::read_link(inst.join("latest")).unwrap();
@@ -272,7 +277,7 @@ fn the_mounts_archive_file_is_the_export_with_its_exact_size() {
     assert!(listed.iter().all(|n| !n.ends_with(".tar")), "{listed:?}");
     assert!(!inst.join("no-such-point.tar").exists());
 
-    // Reads in any order give the same bytes (backwards: each one starts again).
+    // Reads in any order give the same bytes (backwards, from a new handle).
     let f = File::open(inst.join("latest.tar")).unwrap();
     let step = 3 << 20;
     let mut at = expected.len();
@@ -285,18 +290,7 @@ fn the_mounts_archive_file_is_the_export_with_its_exact_size() {
     }
 
     // `cairn export` through the mount copies the file.
-    let through = env.path("through.tar");
-    let run = env
-        .command(&["export", "www"])
-        .stdout(File::create(&through).unwrap())
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    assert!(fs::read(&through).unwrap() == expected);
+    assert!(env_export(&env, &["export", "www"]) == expected);
     let run = env.run(&["export", "www", "--include", "docs/**"]);
     assert_eq!(run.code, 2, "{}", run.describe());
 }

@@ -20,7 +20,7 @@ use crate::model::Extent;
 use crate::repo::{BlobId, BlobKind};
 
 /// Content bytes a batch gathers before it is read.
-const BATCH_BYTES: u64 = 16 << 20;
+const BATCH_BYTES: u64 = 32 << 20;
 /// Entries a batch holds at most (small files: their headers are the work).
 const BATCH_ENTRIES: usize = 4096;
 /// Batches read ahead of the writer.
