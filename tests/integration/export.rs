@@ -178,6 +178,24 @@ fn include_selects_and_zstd_is_the_same_tar() {
         b"shared by hard links"
     );
 
+    // A terminal is no place for an archive (`script` gives the command one).
+    let repo = work.join("repo");
+    let bin = crate::support::cli_run::cairn_bin()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let line = format!("{bin} export www --repo {}", repo.display());
+    let cli = Cli::new(work);
+    let mut script = Command::new("script");
+    let run = cli
+        .configure(&mut script)
+        .args(["-qec", &line, "/dev/null"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(run.status.code(), Some(2), "{said}");
+    assert!(said.contains("stdout is a terminal"), "{said}");
+
     let (code, err) = export_cli(work, &["www", "--include", "nothing/**"], &part);
     assert_eq!(code, 2, "nothing selected is refused: {err}");
     assert!(err.contains("nothing in point"), "{err}");
