@@ -153,7 +153,7 @@ fn gnu_tar_and_bsdtar_extract_an_export_into_what_a_restore_makes() {
 
 #[test]
 fn include_selects_and_zstd_is_the_same_tar() {
-    let (dir, t) = backed_up();
+    let (dir, _repo) = backed_up();
     let work = dir.path();
 
     let part = work.join("part.tar");
