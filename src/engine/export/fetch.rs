@@ -2,8 +2,8 @@
 //! chunks of their files in archive order into batches (about [`BATCH_BYTES`] of
 //! content each). A batch's chunks are read in coalesced range requests
 //! ([`pack_reads`](crate::engine::pack_reads)), fetched and decompressed on a pool of
-//! threads, and handed over while the next batch is read: memory stays at a few batches
-//! whatever the point's size. A chunk the batch could not read is read again alone
+//! threads; up to [`AHEAD`] batches are read at once, and the writer takes them in order:
+//! memory stays at a few batches whatever the point's size. A chunk the batch could not read is read again alone
 //! through the [`BlobReader`](crate::engine::BlobReader), whose error (a damaged or
 //! missing chunk, recorded as such) is what the writer then fails with.
 
@@ -20,11 +20,11 @@ use crate::model::Extent;
 use crate::repo::{BlobId, BlobKind};
 
 /// Content bytes a batch gathers before it is read.
-const BATCH_BYTES: u64 = 32 << 20;
+const BATCH_BYTES: u64 = 16 << 20;
 /// Entries a batch holds at most (small files: their headers are the work).
 const BATCH_ENTRIES: usize = 4096;
-/// Batches read ahead of the writer.
-const AHEAD: usize = 2;
+/// Batches read ahead of the writer (besides the one it writes and the one gathered).
+const AHEAD: usize = 4;
 /// Threads reading a batch's ranges (they mostly wait on the store).
 const READERS: usize = 8;
 
@@ -35,9 +35,12 @@ pub(super) enum Item {
     Chunk(Result<Arc<Vec<u8>>>),
 }
 
+/// A batch being read: it comes through its own channel once read.
+type Pending = Receiver<Result<Vec<Item>>>;
+
 /// The items of an export as they come from the read-ahead thread.
 pub(super) struct Items {
-    rx: Receiver<Result<Vec<Item>>>,
+    rx: Receiver<Pending>,
     batch: VecDeque<Item>,
 }
 
@@ -66,9 +69,13 @@ impl Items {
             if let Some(item) = self.batch.pop_front() {
                 return Ok(Some(item));
             }
-            match self.rx.recv() {
+            let Ok(pending) = self.rx.recv() else {
+                return Ok(None);
+            };
+            match pending.recv() {
                 Ok(batch) => self.batch = batch?.into(),
-                Err(_) => return Ok(None),
+                // Its reader died: the walk cannot go on without it.
+                Err(_) => return Err(EngineError::Cancelled),
             }
         }
     }
@@ -79,8 +86,13 @@ fn read_ahead(
     trees: &TreeReader,
     mut walker: Walker,
     pool: &rayon::ThreadPool,
-    tx: &SyncSender<Result<Vec<Item>>>,
+    tx: &SyncSender<Pending>,
 ) {
+    let fail = |e: EngineError| {
+        let (one, pending) = sync_channel(1);
+        let _ = one.send(Err(e));
+        let _ = tx.send(pending);
+    };
     loop {
         let mut items = Vec::new();
         let mut wanted: Vec<(usize, BlobId)> = Vec::new();
@@ -93,10 +105,7 @@ fn read_ahead(
                     ended = true;
                     break;
                 }
-                Err(e) => {
-                    let _ = tx.send(Err(e));
-                    return;
-                }
+                Err(e) => return fail(e),
             };
             entries += 1;
             let content = entry.has_content().then(|| entry.node.content.clone());
@@ -109,20 +118,20 @@ fn read_ahead(
                 }
             }
         }
-        read_batch(trees, pool, &mut items, wanted);
-        if tx.send(Ok(items)).is_err() || ended {
+        let (one, pending) = sync_channel(1);
+        let trees = trees.clone();
+        pool.spawn(move || {
+            read_batch(&trees, &mut items, wanted);
+            let _ = one.send(Ok(items));
+        });
+        if tx.send(pending).is_err() || ended {
             return;
         }
     }
 }
 
-/// Fills the chunk items at the `wanted` positions of `items`.
-fn read_batch(
-    trees: &TreeReader,
-    pool: &rayon::ThreadPool,
-    items: &mut [Item],
-    wanted: Vec<(usize, BlobId)>,
-) {
+/// Fills the chunk items at the `wanted` positions of `items` (on the pool it runs on).
+fn read_batch(trees: &TreeReader, items: &mut [Item], wanted: Vec<(usize, BlobId)>) {
     let blobs = trees.blobs();
     let ids: Vec<BlobId> = wanted.iter().map(|(_, id)| *id).collect();
     let locations = blobs.catalog().lookup_blobs(&ids).unwrap_or_default();
@@ -138,22 +147,20 @@ fn read_batch(
         })
         .collect();
     let ranges = coalesce(located, MAX_GAP, MAX_RANGE);
-    let read: Vec<(usize, Vec<u8>)> = pool.install(|| {
-        ranges
-            .par_iter()
-            .flat_map_iter(|range| {
-                let bytes = range.fetch(blobs.repo()).ok();
-                range
-                    .items
-                    .iter()
-                    .filter_map(|item| {
-                        let plain = range.decode(blobs.repo(), bytes.as_ref()?, item).ok()?;
-                        Some((item.tag, plain))
-                    })
-                    .collect::<Vec<_>>()
-            })
-            .collect()
-    });
+    let read: Vec<(usize, Vec<u8>)> = ranges
+        .par_iter()
+        .flat_map_iter(|range| {
+            let bytes = range.fetch(blobs.repo()).ok();
+            range
+                .items
+                .iter()
+                .filter_map(|item| {
+                    let plain = range.decode(blobs.repo(), bytes.as_ref()?, item).ok()?;
+                    Some((item.tag, plain))
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
     for (at, plain) in read {
         items[at] = Item::Chunk(Ok(Arc::new(plain)));
     }
