@@ -67,8 +67,10 @@ impl ArchiveReader {
                 }
                 _ => s.ended = true,
             }
-            // Drop what lies well before the offset (in large steps: few moves).
-            let keep_from = offset.saturating_sub(WINDOW).max(s.start);
+            // Drop what lies well before the offset (in large steps: few moves), all of
+            // it when skipping forward.
+            let end = s.start + s.window.len() as u64;
+            let keep_from = offset.saturating_sub(WINDOW).clamp(s.start, end);
             if keep_from - s.start > WINDOW {
                 let drop = (keep_from - s.start) as usize;
                 s.window.drain(..drop);
