@@ -1,5 +1,6 @@
 //! Open handles: what `open` captures (a point file's layout, a log file version, a
-//! dynamic file's content, a control file's reply) and the reads and writes served from it.
+//! dynamic file's content, a control file's reply, a point archive's generator) and the
+//! reads and writes served from it.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};

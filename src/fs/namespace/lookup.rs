@@ -1,5 +1,6 @@
 //! Looking up names and attributes: an entry of a directory by name (a binary search in
-//! a point directory's tree), the node a point's inode refers to, and whether answering
+//! a point directory's tree; `@TIME` and `<point>.tar` in an instance's directory are
+//! made on lookup), the node a point's inode refers to, and whether answering
 //! needs a tree that is not in memory (the adapter then answers from a worker, so a slow
 //! store never stalls the session threads).
 
