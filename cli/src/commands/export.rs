@@ -41,7 +41,8 @@ pub struct ExportArgs {
     /// The archive's format.
     #[arg(long, value_enum, default_value_t = Format::Tar)]
     pub format: Format,
-    /// Write the archive to FILE instead of stdout (removed again if the export fails).
+    /// Write the archive to FILE instead of stdout (a regular FILE is removed again if the
+    /// export fails).
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
 }
@@ -56,11 +57,13 @@ pub fn run(inv: &Invocation<'_>, args: &ExportArgs) -> Result<Status> {
              (its file <mount>/<instance>/<point>.tar)",
         ));
     }
-    let (file, out): (Option<&Path>, Box<dyn Write>) = match &args.output {
+    let (removable, out): (Option<&Path>, Box<dyn Write>) = match &args.output {
         Some(path) => {
             let f =
                 File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-            (Some(path), Box::new(f))
+            // Only a regular file is removed again on failure (never /dev/null or a FIFO).
+            let regular = f.metadata().is_ok_and(|m| m.is_file());
+            (regular.then_some(path), Box::new(f))
         }
         None if std::io::stdout().is_terminal() => {
             return Err(usage(
@@ -102,18 +105,21 @@ pub fn run(inv: &Invocation<'_>, args: &ExportArgs) -> Result<Status> {
             .with_context(|| format!("cannot write the archive of {what}"))?;
         Ok(summary)
     });
-    match (result, file) {
-        (Ok(summary), Some(path)) => {
+    match (result, removable, &args.output) {
+        (Ok(summary), _, Some(path)) => {
             eprintln!("exported {what} to {}: {summary}", path.display());
             Ok(Status::Success)
         }
-        (Ok(_), None) => Ok(Status::Success),
-        (Err(e), Some(path)) => {
+        (Ok(_), _, None) => Ok(Status::Success),
+        (Err(e), Some(path), _) => {
             drop(out);
             let _ = std::fs::remove_file(path);
-            Err(e)
+            Err(e.context(format!("{} removed", path.display())))
         }
-        (Err(e), None) => Err(e.context("the archive on stdout is cut short")),
+        (Err(e), None, Some(path)) => {
+            Err(e.context(format!("the archive in {} is cut short", path.display())))
+        }
+        (Err(e), None, None) => Err(e.context("the archive on stdout is cut short")),
     }
 }
 
