@@ -93,12 +93,28 @@ fn read_ahead(
         let _ = one.send(Err(e));
         let _ = tx.send(pending);
     };
+    // The chunks of the current file not batched yet: a large file spans batches.
+    let mut rest = Vec::new().into_iter();
     loop {
         let mut items = Vec::new();
         let mut wanted: Vec<(usize, BlobId)> = Vec::new();
         let (mut bytes, mut entries) = (0u64, 0usize);
         let mut ended = false;
-        while bytes < BATCH_BYTES && entries < BATCH_ENTRIES {
+        loop {
+            while bytes < BATCH_BYTES {
+                match rest.next() {
+                    Some(Extent::Data { id, len }) => {
+                        wanted.push((items.len(), id));
+                        items.push(Item::Chunk(Err(EngineError::Cancelled)));
+                        bytes += u64::from(len);
+                    }
+                    Some(Extent::Hole { .. }) => {}
+                    None => break,
+                }
+            }
+            if bytes >= BATCH_BYTES || entries >= BATCH_ENTRIES {
+                break;
+            }
             let entry = match walker.next() {
                 Ok(Some(e)) => e,
                 Ok(None) => {
@@ -108,15 +124,10 @@ fn read_ahead(
                 Err(e) => return fail(e),
             };
             entries += 1;
-            let content = entry.has_content().then(|| entry.node.content.clone());
-            items.push(Item::Entry(entry));
-            for extent in content.iter().flatten() {
-                if let Extent::Data { id, len } = extent {
-                    wanted.push((items.len(), *id));
-                    items.push(Item::Chunk(Err(EngineError::Cancelled)));
-                    bytes += u64::from(*len);
-                }
+            if entry.has_content() {
+                rest = entry.node.content.clone().into_iter();
             }
+            items.push(Item::Entry(entry));
         }
         let (one, pending) = sync_channel(1);
         let trees = trees.clone();
