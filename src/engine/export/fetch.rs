@@ -115,7 +115,7 @@ fn read_ahead(
             if bytes >= BATCH_BYTES || entries >= BATCH_ENTRIES {
                 break;
             }
-            let entry = match walker.next() {
+            let entry = match walker.next_entry() {
                 Ok(Some(e)) => e,
                 Ok(None) => {
                     ended = true;

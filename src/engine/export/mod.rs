@@ -171,7 +171,11 @@ impl<'a> FileData<'a> {
             };
             let chunk = match self.items.next_item() {
                 Ok(Some(Item::Chunk(c))) => c?,
-                Ok(_) => return Err(EngineError::Repo(crate::repo::RepoError::MissingBlob(id))),
+                Ok(_) => {
+                    return Err(EngineError::Invalid(InvalidRequest::Incomplete(
+                        "export: a file's chunk is missing from the read-ahead",
+                    )))
+                }
                 Err(e) => return Err(e),
             };
             if chunk.len() as u64 != u64::from(len) {

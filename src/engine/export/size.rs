@@ -18,7 +18,7 @@ pub fn archive_size(
     let mut walker = Walker::new(trees.clone(), manifest, scope)?;
     // The archive ends with two empty blocks.
     let mut total = 2 * BLOCK;
-    while let Some(entry) = walker.next()? {
+    while let Some(entry) = walker.next_entry()? {
         total += Prepared::new(&entry).archived_len();
     }
     Ok(total)

@@ -43,7 +43,7 @@ struct Frame {
     pending: Option<Entry>,
 }
 
-/// The walk; [`Walker::next`] gives the entries one at a time.
+/// The walk; [`Walker::next_entry`] gives the entries one at a time.
 pub(super) struct Walker {
     trees: TreeReader,
     scope: Option<GlobSet>,
@@ -89,8 +89,7 @@ impl Walker {
     }
 
     /// The next entry, or `None` at the end.
-    #[allow(clippy::should_implement_trait)] // fallible: an iterator of results would do
-    pub fn next(&mut self) -> Result<Option<Entry>> {
+    pub fn next_entry(&mut self) -> Result<Option<Entry>> {
         loop {
             if let Some(e) = self.ready.pop_front() {
                 return Ok(Some(e));
