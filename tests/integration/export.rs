@@ -312,6 +312,19 @@ fn the_mounts_archive_file_is_the_export_with_its_exact_size() {
     assert!(env_export(&env, &["export", "www"]) == expected);
     let run = env.run(&["export", "www", "--include", "docs/**"]);
     assert_eq!(run.code, 2, "{}", run.describe());
+
+    // `latest.tar` follows a new point; the older point's file stays as it was.
+    let old_point = inst.join(format!("{}.tar", point.to_str().unwrap()));
+    src.file("docs/new.txt", b"a new file");
+    env.run(&["snapshot", "www"]).ok();
+    let newer = env_export(&env, &["export", "www", "--repo", &repo]);
+    assert!(newer != expected);
+    assert_eq!(
+        fs::metadata(inst.join("latest.tar")).unwrap().len(),
+        newer.len() as u64
+    );
+    assert!(fs::read(inst.join("latest.tar")).unwrap() == newer);
+    assert!(fs::read(&old_point).unwrap() == expected);
 }
 
 #[test]

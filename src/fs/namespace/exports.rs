@@ -27,12 +27,13 @@ impl Namespace {
         let stem =
             std::str::from_utf8(&name[..name.len() - SUFFIX.len()]).map_err(|_| libc::ENOENT)?;
         let points = self.service.points(instance);
-        let point = match stem {
-            "latest" => crate::catalog::latest_of(points),
-            _ => points.into_iter().find(|p| p.manifest.name == stem),
+        let latest = stem == "latest";
+        let point = match latest {
+            true => crate::catalog::latest_of(points),
+            false => points.into_iter().find(|p| p.manifest.name == stem),
         }
         .ok_or(libc::ENOENT)?;
-        let key = Key::Export(point.id);
+        let key = Key::Export(point.id, latest);
         if let Some(ino) = self.table.read_locked().find(&key) {
             return Ok((key, self.inode(ino)?));
         }
@@ -40,16 +41,22 @@ impl Namespace {
             tracing::error!("sizing the archive of {instance}/{stem}: {e}");
             libc::EIO
         })?;
-        Ok((key, Inode::Export(Arc::new(ExportFile { point, size }))))
+        let file = ExportFile {
+            point,
+            size,
+            latest,
+        };
+        Ok((key, Inode::Export(Arc::new(file))))
     }
 
-    /// An archive file's attributes: the owner's, read-only, at the point's time.
+    /// An archive file's attributes: the owner's, read-only, at the point's time; cached
+    /// by the kernel like the point, but for `latest.tar` (looked up again each time).
     pub(super) fn export_attr(&self, ino: u64, file: &ExportFile) -> Attr {
         let time = file.point.manifest.time_ns;
         Attr {
             mtime_ns: time,
             ctime_ns: time,
-            immutable: true,
+            immutable: !file.latest,
             ..self.file_attr(ino, 0o400, file.size)
         }
     }
