@@ -237,7 +237,7 @@ fn a_damaged_chunk_fails_the_export_naming_the_file() {
         format: ExportFormat::Tar,
     };
     let mut out = Vec::new();
-    match export(&t.repo, &t.catalog, &req, &mut out) {
+    match export(&t.repo, &t.catalog, &req, &mut out, &CancelToken::new()) {
         Err(ExportError::File { path, source }) => {
             assert_eq!(path, "b/broken.bin");
             assert!(source.is_damage(), "{source}");
@@ -337,7 +337,14 @@ fn an_archive_reads_the_same_at_any_offset_in_any_order() {
         format: ExportFormat::Tar,
     };
     let mut expected = Vec::new();
-    export(&t.repo, &t.catalog, &req, &mut expected).unwrap();
+    export(
+        &t.repo,
+        &t.catalog,
+        &req,
+        &mut expected,
+        &CancelToken::new(),
+    )
+    .unwrap();
     let point = t.catalog.find_point("www", "latest").unwrap().unwrap();
     let trees = cairn::engine::TreeReader::new(t.repo.clone(), t.catalog.clone());
     let size = cairn::engine::export::archive_size(&trees, &point.manifest, None).unwrap();

@@ -91,7 +91,8 @@ pub fn run(inv: &Invocation<'_>, args: &ExportArgs) -> Result<Status> {
                     Format::TarZst => ExportFormat::TarZst,
                 },
             };
-            engine::export(&repo, &catalog, &req, &mut out)
+            let _armed = inv.interrupts.arm();
+            engine::export(&repo, &catalog, &req, &mut out, inv.interrupts.token())
                 .map(|o| format!("{} entries, {} bytes of tar", o.entries, o.bytes))
                 .map_err(|e| export_error(e, &what))
         }

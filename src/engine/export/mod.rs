@@ -33,7 +33,7 @@ use crate::model::{Extent, Manifest};
 use crate::repo::Repository;
 
 use super::content::extent_mismatch;
-use super::{EngineError, InvalidRequest, TreeReader};
+use super::{CancelToken, EngineError, InvalidRequest, TreeReader};
 use fetch::{Item, Items};
 pub use request::{ExportError, ExportFormat, ExportOutcome, ExportRequest};
 pub use size::archive_size;
@@ -41,12 +41,14 @@ pub use stream::ArchiveReader;
 use walk::{Entry, Walker};
 use writer::Prepared;
 
-/// Exports a point to `out` as `req` asks (see the module documentation).
+/// Exports a point to `out` as `req` asks (see the module documentation); `cancel` stops
+/// it between entries (the archive is then cut short, as on an error).
 pub fn export(
     repo: &Repository,
     catalog: &Arc<Catalog>,
     req: &ExportRequest,
     out: &mut dyn Write,
+    cancel: &CancelToken,
 ) -> Result<ExportOutcome, ExportError> {
     let scope = req.scope()?;
     catalog.refresh(repo).map_err(EngineError::from)?;
@@ -59,10 +61,10 @@ pub fn export(
         })?;
     let trees = TreeReader::new(repo.clone(), catalog.clone()).with_repo_cache();
     let (entries, bytes) = match req.format {
-        ExportFormat::Tar => write_archive(&trees, &point.manifest, scope, out)?,
+        ExportFormat::Tar => write_archive(&trees, &point.manifest, scope, out, cancel)?,
         ExportFormat::TarZst => {
             let mut z = zstd::Encoder::new(out, 3).map_err(ExportError::Write)?;
-            let done = write_archive(&trees, &point.manifest, scope, &mut z)?;
+            let done = write_archive(&trees, &point.manifest, scope, &mut z, cancel)?;
             z.finish().map_err(ExportError::Write)?;
             done
         }
@@ -81,6 +83,7 @@ pub fn write_archive(
     manifest: &Manifest,
     scope: Option<GlobSet>,
     out: &mut dyn Write,
+    cancel: &CancelToken,
 ) -> Result<(u64, u64), ExportError> {
     let selecting = scope.is_some();
     let walker = Walker::new(trees.clone(), manifest, scope)?;
@@ -90,7 +93,7 @@ pub fn write_archive(
         open: true,
         written: 0,
     });
-    let result = write_entries(&mut items, &mut builder);
+    let result = write_entries(&mut items, &mut builder, cancel);
     if result.is_err() {
         // The builder ends the archive when dropped: a failed export must not look whole.
         builder.get_mut().open = false;
@@ -116,9 +119,11 @@ pub fn write_archive(
 fn write_entries(
     items: &mut Items,
     builder: &mut tar::Builder<Gate<'_>>,
+    cancel: &CancelToken,
 ) -> Result<u64, ExportError> {
     let mut entries = 0;
     while let Some(item) = items.next_item()? {
+        cancel.check()?;
         let Item::Entry(entry) = item else {
             return Err(EngineError::Invalid(InvalidRequest::Incomplete(
                 "export: a chunk came without its file",

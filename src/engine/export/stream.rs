@@ -9,7 +9,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Mutex;
 
 use super::{write_archive, ExportError};
-use crate::engine::TreeReader;
+use crate::engine::{CancelToken, TreeReader};
 use crate::model::Manifest;
 use crate::sync::LockExt;
 
@@ -94,7 +94,7 @@ impl ArchiveReader {
                     tx: tx.clone(),
                     buf: Vec::with_capacity(PIECE),
                 };
-                match write_archive(&trees, &manifest, None, &mut out) {
+                match write_archive(&trees, &manifest, None, &mut out, &CancelToken::new()) {
                     // The reader closed the file, or went back to an earlier offset.
                     Err(ExportError::Write(e)) if e.kind() == io::ErrorKind::BrokenPipe => {}
                     Err(e) => {
