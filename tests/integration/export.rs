@@ -58,6 +58,16 @@ fn restore_into(t: &TestRepo, target: &Path) {
     restore(&t.repo, &t.catalog, &req, &NoProgress, &CancelToken::new()).unwrap();
 }
 
+/// The export of all of `www`'s latest point as a tar.
+fn whole_latest() -> ExportRequest {
+    ExportRequest {
+        instance: "www".into(),
+        point: "latest".into(),
+        includes: vec![],
+        format: ExportFormat::Tar,
+    }
+}
+
 /// `cairn export ARGS --repo work/repo > out`; returns the exit code and stderr.
 fn export_cli(work: &Path, args: &[&str], out: &Path) -> (i32, String) {
     let repo = work.join("repo");
@@ -230,12 +240,7 @@ fn a_damaged_chunk_fails_the_export_naming_the_file() {
     let (blob, _) = locate_file(&t, &p.manifest.root, "b/broken.bin");
     flip_blob(work, &t.catalog.lookup_blob(&blob).unwrap().unwrap());
 
-    let req = ExportRequest {
-        instance: "www".into(),
-        point: "latest".into(),
-        includes: vec![],
-        format: ExportFormat::Tar,
-    };
+    let req = whole_latest();
     let mut out = Vec::new();
     match export(&t.repo, &t.catalog, &req, &mut out, &CancelToken::new()) {
         Err(ExportError::File { path, source }) => {
@@ -330,12 +335,7 @@ fn the_mounts_archive_file_is_the_export_with_its_exact_size() {
 #[test]
 fn an_archive_reads_the_same_at_any_offset_in_any_order() {
     let (dir, t) = backed_up();
-    let req = ExportRequest {
-        instance: "www".into(),
-        point: "latest".into(),
-        includes: vec![],
-        format: ExportFormat::Tar,
-    };
+    let req = whole_latest();
     let mut expected = Vec::new();
     export(
         &t.repo,
