@@ -78,7 +78,10 @@ pub fn run(inv: &Invocation<'_>, args: &ExportArgs) -> Result<Status> {
             (None, Box::new(File::from(fd)))
         }
     };
-    let mut out = BufWriter::with_capacity(1 << 20, out);
+    let mut out = Counted {
+        inner: BufWriter::with_capacity(1 << 20, out),
+        bytes: 0,
+    };
     let result = match target {
         Target::Repo(repo) => {
             let (repo, catalog) = repo_args::open_for_engine(inv.global, &repo, false)?;
@@ -117,6 +120,7 @@ pub fn run(inv: &Invocation<'_>, args: &ExportArgs) -> Result<Status> {
             let _ = std::fs::remove_file(path);
             Err(e.context(format!("{} removed", path.display())))
         }
+        (Err(e), _, _) if out.bytes == 0 => Err(e),
         (Err(e), None, Some(path)) => {
             Err(e.context(format!("the archive in {} is cut short", path.display())))
         }
@@ -175,5 +179,23 @@ fn copy(file: &mut File, out: &mut dyn Write, path: &Path, what: &str) -> Result
         out.write_all(&buf[..n])
             .with_context(|| format!("cannot write the archive of {what}"))?;
         total += n as u64;
+    }
+}
+
+/// The output, counting what was handed to it (an error before any byte cut nothing).
+struct Counted<W> {
+    inner: W,
+    bytes: u64,
+}
+
+impl<W: Write> Write for Counted<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }
