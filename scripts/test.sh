@@ -101,6 +101,7 @@ command -v redis-server >/dev/null || missing+=(redis-server) # tests/integratio
 [[ -x /usr/lib/postgresql/15/bin/postgres ]] || missing+=(postgresql-15) # db_postgres.rs
 command -v mariadbd >/dev/null || missing+=(mariadb-server)               # db_mariadb.rs
 command -v mariadb-backup >/dev/null || missing+=(mariadb-backup)
+command -v bsdtar >/dev/null || missing+=(libarchive-tools)             # export.rs
 if [[ ${#missing[@]} -gt 0 ]]; then
     log "installing ${missing[*]}"
     apt_install "${missing[@]}"

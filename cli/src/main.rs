@@ -81,6 +81,8 @@ enum Command {
     Restore(commands::restore::RestoreArgs),
     /// Check the repository; exit 1 and name what is damaged if anything is.
     Verify(commands::verify::VerifyArgs),
+    /// Write a point as a tar stream to stdout (or --output FILE); `--format tar.zst`.
+    Export(commands::export::ExportArgs),
     /// Remove points (manual ones only with --manual); `prune` then reclaims their data.
     Forget(commands::forget::ForgetArgs),
     /// Remove data no point references (two phases: plan now, delete after a grace
@@ -193,6 +195,7 @@ fn main() -> ExitCode {
         Command::Snapshot(args) => commands::snapshot::run(&inv, args),
         Command::Restore(args) => commands::restore::run(&inv, args),
         Command::Verify(args) => commands::verify::run(&inv, args),
+        Command::Export(args) => commands::export::run(&inv, args),
         Command::Points(args) => commands::points::run(&inv, args),
         Command::Log(cmd) => commands::log::run(&inv, cmd),
         Command::Forget(args) => commands::forget::run(&inv, args),

@@ -1,6 +1,6 @@
-//! Whole operations on a repository: backup, restore, verify, forget, prune, repair, and one
-//! file of a point to a writer (`dump`). A library: the daemon and the tests call it
-//! directly; progress goes through [`Progress`].
+//! Whole operations on a repository: backup, restore, verify, forget, prune, repair, a
+//! point as a tar stream (`export`), and one file of a point to a writer (`dump`). A
+//! library: the daemon and the tests call it directly; progress goes through [`Progress`].
 //!
 //! Blobs are read through a [`BlobReader`], trees through a [`TreeReader`] (decoded, cached,
 //! prefetched) on top of it, file content through a [`ContentReader`]; a remote
@@ -13,6 +13,7 @@ mod blobs;
 pub mod content;
 pub mod disk_cache;
 mod dump;
+pub mod export;
 pub mod forget;
 mod fsmeta;
 mod history;
@@ -31,6 +32,7 @@ pub use backup::{backup, BackupOutcome, BackupRequest, BeforeCommit, StreamFinis
 pub use blobs::BlobReader;
 pub use content::{ContentReader, FileLayout};
 pub use dump::dump_file;
+pub use export::{export, ExportError, ExportFormat, ExportOutcome, ExportRequest};
 pub use forget::{forget, ForgetOutcome, ForgetRequest};
 pub use invalid::InvalidRequest;
 pub use progress::{CancelToken, NoProgress, Progress};

@@ -4,7 +4,7 @@
 //! it directly without a kernel. This file holds the inode model and the top of the tree
 //! (root, `.cairn`); `attrs.rs` gives attributes, `points.rs` the instances' and points'
 //! directories, `log_files.rs` an instance's `logs/`, `time_travel.rs` (with the types of
-//! `time_view.rs`) its `@TIME/` views.
+//! `time_view.rs`) its `@TIME/` views, `exports.rs` its points' archives (`<point>.tar`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicU64;
@@ -19,6 +19,7 @@ mod attrs;
 mod control_reply;
 mod counters;
 mod dir_handles;
+mod exports;
 mod handles;
 mod inode;
 mod inode_table;

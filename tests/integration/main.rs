@@ -25,6 +25,7 @@ mod db_redis;
 mod disk_full;
 mod ecc;
 mod events;
+mod export;
 mod forget;
 mod forget_interrupted;
 mod format_golden;

@@ -384,7 +384,11 @@ fn repair_rebuilds_salvages_removes_and_marks_what_is_lost() {
         .run(&["points", "--repo", &repo, "--kind", "damaged", "--json"])
         .ok()
         .json();
-    assert_eq!(named(&listed["points"], "damaged_paths"), expected, "{listed}");
+    assert_eq!(
+        named(&listed["points"], "damaged_paths"),
+        expected,
+        "{listed}"
+    );
 
     // A backup of point 2's source stores the lost data again: point 2 is healed.
     let src2 = points[2].src.to_str().unwrap();

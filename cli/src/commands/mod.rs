@@ -3,6 +3,7 @@
 pub mod catalog;
 pub mod completions;
 pub mod events;
+pub mod export;
 pub mod forget;
 pub mod init;
 pub mod instance;

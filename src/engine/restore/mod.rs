@@ -42,7 +42,7 @@ use super::backup::{backup, BackupRequest};
 use super::repair::holding_mark;
 use super::{CancelToken, EngineError, Progress, Result, TreeReader};
 use plan::{assign_links, capture, plan_units, Planner};
-pub(crate) use request::{check_new_target, check_path, MAX_DEPTH};
+pub(crate) use request::{check_new_target, check_path, include_globs, MAX_DEPTH};
 use request::{check_request, destinations, Protected};
 pub use request::{RestoreMode, RestoreRequest};
 use stage::Stager;

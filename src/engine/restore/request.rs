@@ -103,11 +103,17 @@ pub(super) fn check_request(req: &RestoreRequest) -> Result<Scope> {
         (Some(t), _) => check_path(t, "target")?,
         (None, RestoreMode::InPlace) => {}
     }
-    if req.includes.is_empty() {
-        return Ok(Scope(None));
+    Ok(Scope(include_globs(&req.includes)?))
+}
+
+/// The globs of `--include` patterns (see [`RestoreRequest::includes`]): `None` for none.
+/// Exports select with the same rules.
+pub(crate) fn include_globs(includes: &[String]) -> Result<Option<GlobSet>> {
+    if includes.is_empty() {
+        return Ok(None);
     }
     let mut set = GlobSetBuilder::new();
-    for g in &req.includes {
+    for g in includes {
         let pattern = g.trim_start_matches("./").trim_matches('/');
         if pattern.is_empty() {
             return Err(EngineError::Invalid(InvalidRequest::BadPattern(format!(
@@ -128,7 +134,7 @@ pub(super) fn check_request(req: &RestoreRequest) -> Result<Scope> {
     let set = set.build().map_err(|e| {
         EngineError::Invalid(InvalidRequest::BadPattern(format!("include globs: {e}")))
     })?;
-    Ok(Scope(Some(set)))
+    Ok(Some(set))
 }
 
 /// An absolute path with a last component and no `..`.

@@ -118,6 +118,7 @@ impl Namespace {
             Inode::LogFile(f) => self.log_file_attr(ino, &*self.log_version(&f.0, &f.1)?),
             Inode::View(view, _) => self.view_dir_attr(ino, &view),
             Inode::ViewFile(file, _) => self.view_file_attr(ino, &file),
+            Inode::Export(file) => self.export_attr(ino, &file),
         })
     }
 

@@ -1,5 +1,6 @@
 //! Open handles: what `open` captures (a point file's layout, a log file version, a
-//! dynamic file's content, a control file's reply) and the reads and writes served from it.
+//! dynamic file's content, a control file's reply, a point archive's generator) and the
+//! reads and writes served from it.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -89,6 +90,7 @@ impl Namespace {
                 )
             }
             Inode::Dir(..) => return Err(libc::EISDIR),
+            Inode::Export(file) => (Handle::Export(Box::new(self.export_reader(file))), false),
             // `logs/` files grow between opens: no page of an older version is kept.
             Inode::LogFile(f) => {
                 let version = self.log_version(&f.0, &f.1)?;
@@ -190,7 +192,7 @@ impl Namespace {
                 *n = offset + size as u64;
                 Some(Ok(data))
             }
-            Handle::Log(_) => None,
+            Handle::Log(_) | Handle::Export(_) => None,
             _ => Some(self.read(fh, offset, size)),
         }
     }
@@ -211,6 +213,10 @@ impl Namespace {
             Handle::Control { reply, .. } => Ok(reply.locked().read(offset, size)),
             Handle::Input(_) => Err(libc::EBADF),
             Handle::Dir { .. } => Err(libc::EISDIR),
+            Handle::Export(archive) => archive.read_at(offset, size).map_err(|e| {
+                tracing::error!("reading an archive file failed: {e}");
+                libc::EIO
+            }),
             Handle::Log(reader) => reader.read(self.service.repo(), offset, size).map_err(|e| {
                 tracing::error!("reading a log file failed: {e}");
                 libc::EIO

@@ -60,6 +60,15 @@ pub(super) struct NodeRef {
     pub index: u32,
 }
 
+/// A point's archive file (`<instance>/<point>.tar`): the point, the archive's size, and
+/// whether it was named `latest.tar` (which names another point once a newer one exists).
+#[derive(Debug)]
+pub(super) struct ExportFile {
+    pub point: PointRecord,
+    pub size: u64,
+    pub latest: bool,
+}
+
 #[derive(Debug, Clone)]
 pub(super) enum Inode {
     Root,
@@ -99,6 +108,8 @@ pub(super) enum Inode {
     JobStatus(u64),
     JobLog(u64),
     JobInput(u64),
+    /// `<instance>/<point>.tar`: a point's archive (looked up by name, never listed).
+    Export(Arc<ExportFile>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -122,6 +133,8 @@ pub(super) enum Key {
     JobLog(u64),
     JobInput(u64),
     Policy(String),
+    /// A point's archive file, and whether by the name `latest.tar`.
+    Export(ManifestId, bool),
 }
 
 impl Inode {
@@ -145,6 +158,7 @@ impl Identity for Inode {
             | (Inode::Restorable(a), Key::Restorable(b))
             | (Inode::Policy(a), Key::Policy(b)) => a == b,
             (Inode::Point(p), Key::Point(id)) => p.id == *id,
+            (Inode::Export(f), Key::Export(id, latest)) => f.point.id == *id && f.latest == *latest,
             (Inode::LogFile(f), Key::LogFile(i, n)) => f.0 == *i && f.1 == *n,
             (Inode::View(_, k) | Inode::ViewFile(_, k), key) => **k == *key,
             (Inode::Node(r) | Inode::Dir(r, _), Key::Child(parent, index)) => {

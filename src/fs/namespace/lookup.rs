@@ -1,11 +1,13 @@
 //! Looking up names and attributes: an entry of a directory by name (a binary search in
-//! a point directory's tree), the node a point's inode refers to, and whether answering
+//! a point directory's tree; `@TIME` and `<point>.tar` in an instance's directory are
+//! made on lookup), the node a point's inode refers to, and whether answering
 //! needs a tree that is not in memory (the adapter then answers from a worker, so a slow
 //! store never stalls the session threads).
 
 use std::ops::Deref;
 use std::sync::Arc;
 
+use super::exports::is_export_name;
 use super::inode::Inode;
 use super::listing::Listing;
 use super::{fixed_number, Attr, DirEntry, FsResult, Key, Namespace, ROOT};
@@ -58,6 +60,9 @@ impl Namespace {
         match self.inode(parent)? {
             Inode::Instance(instance) if name.starts_with(b"@") => {
                 return self.time_view(&instance, name);
+            }
+            Inode::Instance(instance) if is_export_name(name) => {
+                return self.export_file(&instance, name);
             }
             Inode::LogsDir(instance) => return self.log_file(&instance, name),
             Inode::JobsDir => {
@@ -149,7 +154,7 @@ impl Namespace {
     /// Whether looking up `name` in `parent` may wait on the repository.
     pub fn lookup_may_wait(&self, parent: u64, name: &[u8]) -> bool {
         match self.inode(parent) {
-            Ok(Inode::Instance(_)) => name.starts_with(b"@"),
+            Ok(Inode::Instance(_)) => name.starts_with(b"@") || is_export_name(name),
             Ok(_) => !self.tree_in_memory(parent),
             Err(_) => false,
         }

@@ -36,6 +36,8 @@ pub(super) enum Handle {
     Input(u64),
     /// A log file version (`logs/<name>`, or a view's log file cut at its second).
     Log(VersionReader),
+    /// A point's archive file, generated as it is read.
+    Export(Box<crate::engine::export::ArchiveReader>),
     /// An open directory: its inode and the snapshot of its entries.
     Dir { dir: u64, listing: Listing },
 }
