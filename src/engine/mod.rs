@@ -1,4 +1,5 @@
-//! Whole operations on a repository: backup, restore, verify, forget, prune, and one
+//! Whole operations on a repository: backup, restore, verify, check (a point against
+//! the live data, or two points), forget, prune, and one
 //! file of a point to a writer (`dump`). A library: the daemon and the tests call it
 //! directly; progress goes through [`Progress`].
 //!
@@ -10,6 +11,7 @@
 
 pub mod backup;
 mod blobs;
+pub mod check;
 pub mod content;
 pub mod disk_cache;
 mod dump;
@@ -28,6 +30,7 @@ pub mod verify;
 
 pub use backup::{backup, BackupOutcome, BackupRequest, BeforeCommit, StreamFinish, StreamSource};
 pub use blobs::BlobReader;
+pub use check::{check, diff, CheckReport, CheckRequest, DiffRequest};
 pub use content::{ContentReader, FileLayout};
 pub use dump::dump_file;
 pub use forget::{forget, ForgetOutcome, ForgetRequest};
