@@ -44,6 +44,7 @@ pub const KINDS: &[&str] = &[
     "verify-requested",
     "forget-requested",
     "prune-requested",
+    "check-requested",
     "policy-run-requested",
     "cancel-requested",
     // The end marker of a job's input (`ctl/stdin`).
@@ -346,6 +347,7 @@ mod tests {
             ("verify", &[]),
             ("forget", &[]),
             ("prune", &[]),
+            ("check", &[]),
             ("cancel", &[]),
         ] {
             let kinds: Vec<String> = if verbs.is_empty() {
@@ -363,6 +365,7 @@ mod tests {
             JobKind::Verify,
             JobKind::Forget,
             JobKind::Prune,
+            JobKind::Check,
         ] {
             for state in [
                 JobState::Succeeded,

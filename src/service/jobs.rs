@@ -20,6 +20,7 @@ pub enum JobKind {
     Verify,
     Forget,
     Prune,
+    Check,
 }
 
 impl JobKind {
@@ -30,6 +31,7 @@ impl JobKind {
             JobKind::Verify => "verify",
             JobKind::Forget => "forget",
             JobKind::Prune => "prune",
+            JobKind::Check => "check",
         }
     }
 
@@ -41,6 +43,7 @@ impl JobKind {
             JobKind::Verify,
             JobKind::Forget,
             JobKind::Prune,
+            JobKind::Check,
         ]
         .into_iter()
         .find(|k| k.as_str() == name)
@@ -244,7 +247,7 @@ mod tests {
         let back: JobStatus = serde_json::from_str(&s.to_line()).unwrap();
         assert_eq!(back, s);
         assert_eq!(back.progress().phase.as_deref(), Some("backing up"));
-        for k in ["snapshot", "restore", "verify", "forget", "prune"] {
+        for k in ["snapshot", "restore", "verify", "forget", "prune", "check"] {
             assert_eq!(JobKind::from_name(k).map(|k| k.as_str()), Some(k));
         }
         assert_eq!(JobState::from_name("cancelled"), Some(JobState::Cancelled));

@@ -25,6 +25,7 @@ impl Namespace {
             Inode::Stats => self.stats_text().into_bytes(),
             Inode::JobStatus(id) => self.service.job_status(*id)?.into_bytes(),
             Inode::JobLog(id) => self.service.job_log(*id)?.into_bytes(),
+            Inode::JobDifferences(id) => self.service.job_differences(*id)?.into_bytes(),
             Inode::Policy(name) => self.service.policy_json(name)?.into_bytes(),
             Inode::Restorable(instance) => self.restorable_text(instance).into_bytes(),
             _ => return None,

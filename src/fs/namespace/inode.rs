@@ -97,6 +97,8 @@ pub(super) enum Inode {
     JobStatus(u64),
     JobLog(u64),
     JobInput(u64),
+    /// A check job's `differences`.
+    JobDifferences(u64),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -119,6 +121,7 @@ pub(super) enum Key {
     JobStatus(u64),
     JobLog(u64),
     JobInput(u64),
+    JobDifferences(u64),
     Policy(String),
 }
 
@@ -154,7 +157,8 @@ impl Identity for Inode {
             (Inode::JobDir(a), Key::JobDir(b))
             | (Inode::JobStatus(a), Key::JobStatus(b))
             | (Inode::JobLog(a), Key::JobLog(b))
-            | (Inode::JobInput(a), Key::JobInput(b)) => a == b,
+            | (Inode::JobInput(a), Key::JobInput(b))
+            | (Inode::JobDifferences(a), Key::JobDifferences(b)) => a == b,
             _ => false,
         }
     }
