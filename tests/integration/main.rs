@@ -5,6 +5,7 @@ mod support;
 
 mod backup;
 mod blob_cache;
+pub(crate) mod check;
 mod cli;
 mod cli_completions;
 mod cli_locations;
