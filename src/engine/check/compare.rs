@@ -104,11 +104,13 @@ mod tests {
         n
     }
 
+    type Case = (fn(&mut Node), Vec<Aspect>);
+
     #[test]
     fn each_aspect_is_found_alone() {
         let a = file();
         assert!(metadata_aspects(&a, &a.clone()).is_empty());
-        let cases: Vec<(fn(&mut Node), Vec<Aspect>)> = vec![
+        let cases: Vec<Case> = vec![
             (|n| n.mode = 0o600, vec![Aspect::Mode]),
             (|n| n.uid = 7, vec![Aspect::Owner]),
             (|n| n.gid = 7, vec![Aspect::Owner]),

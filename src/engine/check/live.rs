@@ -11,13 +11,12 @@ use std::ffi::OsString;
 use std::fs;
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use globset::GlobSet;
 use rayon::prelude::*;
 
-use crate::engine::fsmeta::{node_from_metadata, read_xattrs};
+use crate::engine::fsmeta::{node_from_metadata, open_source, read_xattrs};
 use crate::engine::{CancelToken, Progress, Result, TreeReader};
 use crate::model::manifest::RootMeta;
 use crate::model::{Extent, Node, NodeKind};
@@ -212,19 +211,7 @@ impl LiveWalk<'_> {
 
     /// Whether the live file at `path` holds other bytes than `node`'s extents.
     fn content_differs(&self, path: &Path, node: &Node) -> io::Result<bool> {
-        let open = |flags| {
-            fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(flags)
-                .open(path)
-        };
-        // O_NOATIME keeps the live side's access times; it needs ownership (or root).
-        let mut file = match open(libc::O_NOFOLLOW | libc::O_NOCTTY | libc::O_NOATIME) {
-            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
-                open(libc::O_NOFOLLOW | libc::O_NOCTTY)
-            }
-            other => other,
-        }?;
+        let mut file = open_source(path)?;
         BUFFER.with(|buffer| {
             let mut buf = buffer.borrow_mut();
             for extent in &node.content {
