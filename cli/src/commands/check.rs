@@ -26,6 +26,7 @@ use crate::repo_args;
 pub struct CheckArgs {
     #[command(flatten)]
     pub target: TargetArgs,
+    /// The instance whose point is compared.
     pub instance: String,
     /// The point (a name or `latest`).
     #[arg(default_value = "latest")]
@@ -59,6 +60,7 @@ pub struct CheckArgs {
 pub struct DiffArgs {
     #[command(flatten)]
     pub target: TargetArgs,
+    /// The instance whose points are compared.
     pub instance: String,
     /// The first point: what only it has is `removed`.
     pub point_a: String,
