@@ -1,7 +1,7 @@
 //! The bandwidth cap on bytes read from the live side: a token bucket shared by the
 //! reading threads. Each read asks for its bytes before it is made and waits until the
-//! bucket has them, so that by any time `t` after the start at most `rate × t + burst`
-//! bytes were read (`burst` is one read, [`READ_PIECE`]).
+//! reads before it are paid for, so that by any time `t` after the first read at most
+//! `rate × t` bytes plus one read ([`READ_PIECE`]) were read.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -27,16 +27,15 @@ impl Throttle {
         })
     }
 
-    /// Waits until `bytes` may be read. The bucket holds at most one piece: time spent
-    /// idle does not save up for a later burst.
+    /// Waits until `bytes` may be read: a read starts once the reads before it are paid
+    /// for, so that idle time saves nothing up for a later burst.
     pub fn take(&self, bytes: usize) {
         let wait = {
             let mut paid = self.paid_until.locked();
             let now = Instant::now();
-            let burst = Duration::from_secs_f64(READ_PIECE as f64 / self.rate);
-            let start = (*paid).max(now.checked_sub(burst).unwrap_or(now));
+            let start = (*paid).max(now);
             *paid = start + Duration::from_secs_f64(bytes as f64 / self.rate);
-            paid.saturating_duration_since(now + burst)
+            start - now
         };
         if !wait.is_zero() {
             std::thread::sleep(wait);
@@ -56,7 +55,7 @@ mod tests {
             t.take(READ_PIECE);
         }
         let elapsed = start.elapsed().as_secs_f64();
-        // The first piece is the burst; the other three wait for their tokens.
+        // The first piece starts at once; each other one waits for those before it.
         assert!(elapsed >= 3.0 * READ_PIECE as f64 / 1e7 * 0.95, "{elapsed}");
         assert!(Throttle::new(0).is_none());
     }
