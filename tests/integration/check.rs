@@ -337,3 +337,31 @@ fn diff_finds_the_changes_between_points_and_reads_few_trees() {
         text.describe()
     );
 }
+
+#[test]
+fn a_point_of_several_sources_is_checked_against_each_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let cli = Cli::new(dir.path());
+    let repo = cli.repo();
+    cli.run(&["init", &repo]).ok();
+    let (one, two) = (dir.path().join("one"), dir.path().join("two"));
+    for d in [&one, &two] {
+        fs::create_dir_all(d).unwrap();
+        fs::write(d.join("f"), noise(3, 5000)).unwrap();
+    }
+    let (a, b) = (one.to_str().unwrap(), two.to_str().unwrap());
+    cli.run(&["snapshot", "w", "--repo", &repo, "--path", a, "--path", b])
+        .ok();
+    cli.run(&["check", "w", "--repo", &repo]).code(0);
+    fs::set_permissions(two.join("f"), fs::Permissions::from_mode(0o600)).unwrap();
+    let r = cli
+        .run(&["check", "w", "--repo", &repo, "--json"])
+        .code(1)
+        .json();
+    assert_eq!(
+        differences(&r),
+        vec!["changed two/f (mode)".to_string()],
+        "{r}"
+    );
+    assert_eq!(r["against"].as_array().unwrap().len(), 2, "{r}");
+}
