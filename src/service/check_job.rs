@@ -2,6 +2,7 @@
 //! diff of two points (`other=`); the differences go to a file beside the catalog,
 //! `check-differences/<id>.jsonl`, that the mount shows as `jobs/<id>/differences` (JSON
 //! lines), and the job's result is the report without them (the counts and figures).
+//! Each check also drops the files of jobs the history no longer has.
 
 use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
@@ -51,6 +52,7 @@ impl Service {
                 engine::check(repo, catalog, &c, progress.as_ref(), cancel)?
             }
         };
+        self.sweep_differences();
         let path = self.differences_path(id);
         let write = || -> std::io::Result<()> {
             let dir = path.parent().unwrap_or(&path);
@@ -94,5 +96,24 @@ impl Service {
     /// Drops the differences of a deleted job (there may be none).
     pub(super) fn remove_differences(&self, id: u64) {
         let _ = std::fs::remove_file(self.differences_path(id));
+    }
+
+    /// Drops the differences of jobs the history no longer has (its retention forgot
+    /// them), so that the files are bounded by the jobs kept.
+    fn sweep_differences(&self) {
+        let dir = self.differences_path(0);
+        let Some(Ok(entries)) = dir.parent().map(std::fs::read_dir) else {
+            return;
+        };
+        let kept: std::collections::HashSet<u64> = self.job_ids().into_iter().collect();
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let id = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".jsonl")?.parse().ok());
+            if id.is_some_and(|id| !kept.contains(&id)) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
     }
 }

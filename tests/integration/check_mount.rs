@@ -22,6 +22,20 @@ fn lines(path: &Path) -> Value {
     serde_json::json!({ "differences": list })
 }
 
+/// The files named `<id>.jsonl` under `dir`.
+fn differences_files(dir: &Path, id: u64) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(differences_files(&path, id));
+        } else if entry.file_name().to_str() == Some(&format!("{id}.jsonl")) {
+            out.push(path);
+        }
+    }
+    out
+}
+
 #[test]
 fn a_check_job_lists_its_differences_in_the_mount() {
     if !fuse_available() {
@@ -116,6 +130,12 @@ fn a_check_job_lists_its_differences_in_the_mount() {
     // A refused request: exit 2, nothing queued.
     env.run(&["check", "w", "--threads", "0"]).code(2);
     env.run(&["check", "w", "nope"]).code(2);
+
+    // Deleting the job deletes its differences, kept beside the catalog.
+    let kept = differences_files(&env.path("cache"), id);
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    env.run(&["jobs", "delete", &id.to_string()]).ok();
+    assert!(!kept[0].exists(), "{kept:?}");
     drop(daemon);
 }
 
