@@ -2,11 +2,12 @@
 //!
 //! `cairn mount REPO DIR` serves a repository as a filesystem; most other commands talk
 //! to such a mount through its control files (`--mount DIR` or `CAIRN_MOUNT`), and
-//! `snapshot`, `restore`, `verify`, `forget`, `prune`, `repair`, `points` and `events` can also open
+//! `snapshot`, `restore`, `verify`, `check`, `diff`, `forget`, `prune`, `repair`, `export`,
+//! `points` and `events` can also open
 //! a repository directly (`--repo REPO` or `CAIRN_REPO`) and run the engine in this
 //! process. Exit codes: 0 success, 1 the operation (or job) failed or found a problem
 //! (damage in `verify`), 2 a usage or configuration error or a refused request (direct
-//! `verify`: any error), 3 a `restore --skip-damaged` that skipped damaged files, 130
+//! `verify`, `check` and `diff`: any error; `check` and `diff` exit 1 for differences), 3 a `restore --skip-damaged` that skipped damaged files, 130
 //! interrupted.
 
 /// `println!` for the whole crate (defined before the modules, it shadows std's): a
@@ -83,6 +84,11 @@ enum Command {
     Verify(commands::verify::VerifyArgs),
     /// Write a point as a tar stream to stdout (or --output FILE); `--format tar.zst`.
     Export(commands::export::ExportArgs),
+    /// Compare a point with the live data (or --against DIR): exit 0 same, 1
+    /// different, 2 an error.
+    Check(commands::check::CheckArgs),
+    /// Compare two points of an instance: exit 0 same, 1 different, 2 an error.
+    Diff(commands::check::DiffArgs),
     /// Remove points (manual ones only with --manual); `prune` then reclaims their data.
     Forget(commands::forget::ForgetArgs),
     /// Remove data no point references (two phases: plan now, delete after a grace
@@ -182,7 +188,8 @@ fn main() -> ExitCode {
         interrupts: &interrupts,
     };
     // Direct `verify` keeps exit code 1 for "damage found"; any error is 2.
-    let is_verify = matches!(&cli.command, Command::Verify(a) if a.target.is_direct());
+    let is_verify = matches!(&cli.command, Command::Verify(a) if a.target.is_direct())
+        || matches!(&cli.command, Command::Check(_) | Command::Diff(_));
     let result = match &cli.command {
         Command::Init(args) => commands::init::run(&inv, args),
         Command::Mount(args) => commands::mount::run(&inv, args),
@@ -196,6 +203,8 @@ fn main() -> ExitCode {
         Command::Restore(args) => commands::restore::run(&inv, args),
         Command::Verify(args) => commands::verify::run(&inv, args),
         Command::Export(args) => commands::export::run(&inv, args),
+        Command::Check(args) => commands::check::check(&inv, args),
+        Command::Diff(args) => commands::check::diff(&inv, args),
         Command::Points(args) => commands::points::run(&inv, args),
         Command::Log(cmd) => commands::log::run(&inv, cmd),
         Command::Forget(args) => commands::forget::run(&inv, args),

@@ -1,6 +1,7 @@
-//! File metadata between the local filesystem and tree nodes: capture (backup) and apply
-//! (restore); and the calls std lacks that a restore makes durable and atomic with
-//! (`renameat2`, a directory's fsync). Never follows symlinks.
+//! File metadata between the local filesystem and tree nodes: capture (backup, check) and
+//! apply (restore); opening a source file to read it; and the calls std lacks that a
+//! restore makes durable and atomic with (`renameat2`, a directory's fsync). Never
+//! follows symlinks.
 
 use std::ffi::CString;
 use std::fs::{self, File, Metadata};
@@ -56,6 +57,21 @@ pub fn node_from_metadata(name: Vec<u8>, md: &Metadata) -> Node {
         n.rdev = md.rdev();
     }
     n
+}
+
+/// Opens a file to read its content, not following a symlink and without touching its
+/// access time (`O_NOATIME`, which needs ownership or root: else without it).
+pub fn open_source(path: &Path) -> io::Result<File> {
+    let open = |flags| {
+        fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(flags)
+            .open(path)
+    };
+    match open(libc::O_NOFOLLOW | libc::O_NOCTTY | libc::O_NOATIME) {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => open(libc::O_NOFOLLOW | libc::O_NOCTTY),
+        other => other,
+    }
 }
 
 /// Extended attributes of a path (not following symlinks), sorted by name.

@@ -1,6 +1,7 @@
-//! Whole operations on a repository: backup, restore, verify, forget, prune, repair, a
-//! point as a tar stream (`export`), and one file of a point to a writer (`dump`). A
-//! library: the daemon and the tests call it directly; progress goes through [`Progress`].
+//! Whole operations on a repository: backup, restore, verify, check (a point against the
+//! live data, or two points), forget, prune, repair, a point as a tar stream (`export`),
+//! and one file of a point to a writer (`dump`). A library: the daemon and the tests call
+//! it directly; progress goes through [`Progress`].
 //!
 //! Blobs are read through a [`BlobReader`], trees through a [`TreeReader`] (decoded, cached,
 //! prefetched) on top of it, file content through a [`ContentReader`]; a remote
@@ -10,6 +11,7 @@
 
 pub mod backup;
 mod blobs;
+pub mod check;
 pub mod content;
 pub mod disk_cache;
 mod dump;
@@ -30,6 +32,7 @@ pub mod verify;
 
 pub use backup::{backup, BackupOutcome, BackupRequest, BeforeCommit, StreamFinish, StreamSource};
 pub use blobs::BlobReader;
+pub use check::{check, diff, CheckReport, CheckRequest, DiffRequest};
 pub use content::{ContentReader, FileLayout};
 pub use dump::dump_file;
 pub use export::{export, ExportError, ExportFormat, ExportOutcome, ExportRequest};

@@ -9,6 +9,7 @@ use crate::catalog::PointRecord;
 use crate::model::instance::check_stream_names;
 use crate::model::InstanceConfig;
 
+use super::check_control;
 use super::control;
 use super::daemon::Service;
 use super::events::request_event;
@@ -21,7 +22,7 @@ use super::requests::{InstanceRequest, Subject};
 /// The control files of `.cairn/ctl/`.
 pub const CONTROL_FILES: &[&str] = &[
     "instance", "snapshot", "restore", "verify", "cancel", "forget", "prune", "policy", "stdin",
-    "log", "repair",
+    "log", "repair", "check",
 ];
 
 impl Service {
@@ -133,6 +134,20 @@ impl Service {
                 }
                 let subject = Subject::of(req.instance.as_deref(), req.point.as_deref());
                 self.enqueue_as(uid, JobKind::Verify, subject, &req)
+            }
+            "check" => {
+                let req = check_control::parse_check(text)?;
+                self.refresh_now_if_older(Duration::from_secs(1));
+                for p in std::iter::once(&req.point).chain(&req.other) {
+                    if self.find_point(&req.instance, p).is_none() {
+                        return Err(ControlError::not_found(format!(
+                            "instance `{}` has no point `{p}`",
+                            req.instance
+                        )));
+                    }
+                }
+                let subject = Subject::of(Some(&req.instance), Some(&req.point));
+                self.enqueue_as(uid, JobKind::Check, subject, &req)
             }
             "forget" => {
                 let req = control::parse_forget(text)?;

@@ -45,6 +45,7 @@ pub const KINDS: &[&str] = &[
     "forget-requested",
     "prune-requested",
     "repair-requested",
+    "check-requested",
     "policy-run-requested",
     "cancel-requested",
     // The end marker of a job's input (`ctl/stdin`).
@@ -350,6 +351,7 @@ mod tests {
             ("forget", &[]),
             ("prune", &[]),
             ("repair", &[]),
+            ("check", &[]),
             ("cancel", &[]),
         ] {
             let kinds: Vec<String> = if verbs.is_empty() {
@@ -368,6 +370,7 @@ mod tests {
             JobKind::Forget,
             JobKind::Prune,
             JobKind::Repair,
+            JobKind::Check,
         ] {
             for state in [
                 JobState::Succeeded,

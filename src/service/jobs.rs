@@ -21,6 +21,7 @@ pub enum JobKind {
     Forget,
     Prune,
     Repair,
+    Check,
 }
 
 impl JobKind {
@@ -32,6 +33,7 @@ impl JobKind {
             JobKind::Forget => "forget",
             JobKind::Prune => "prune",
             JobKind::Repair => "repair",
+            JobKind::Check => "check",
         }
     }
 
@@ -50,6 +52,7 @@ impl JobKind {
             JobKind::Forget,
             JobKind::Prune,
             JobKind::Repair,
+            JobKind::Check,
         ]
         .into_iter()
         .find(|k| k.as_str() == name)
@@ -253,7 +256,9 @@ mod tests {
         let back: JobStatus = serde_json::from_str(&s.to_line()).unwrap();
         assert_eq!(back, s);
         assert_eq!(back.progress().phase.as_deref(), Some("backing up"));
-        for k in ["snapshot", "restore", "verify", "forget", "prune", "repair"] {
+        for k in [
+            "snapshot", "restore", "verify", "forget", "prune", "repair", "check",
+        ] {
             assert_eq!(JobKind::from_name(k).map(|k| k.as_str()), Some(k));
         }
         assert_eq!(JobState::from_name("cancelled"), Some(JobState::Cancelled));

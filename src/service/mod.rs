@@ -4,7 +4,9 @@
 //! FUSE layer only calls this.
 //!
 //! - The grammar and its data: [`grammar`] (words both ways, [`ControlError`]),
-//!   [`requests`] (typed requests), [`control`] and [`policy_control`] (the parsers).
+//!   [`requests`] (typed requests), [`control`], [`policy_control`] and `check_control`
+//!   (the parsers).
+//! - Checks: `check_job` runs a `ctl/check` job and keeps its `differences`.
 //! - The service: `daemon` (state, start, refresh), `dispatch` (requests), `queue`
 //!   (the job queue and its views), `runner` (running jobs; `command_sources` runs the
 //!   commands of a snapshot, `job_input` carries a stream written into the mount), `scheduler` and `tracks`, `policies`, `retention`,
@@ -18,6 +20,8 @@
 //!   figures of `.cairn/stats` (`stats`), `.cairn/damaged` (`damage_view`); the job types in [`jobs`] and
 //!   [`job_progress`].
 
+mod check_control;
+mod check_job;
 pub mod clock;
 mod command_sources;
 pub mod control;

@@ -154,7 +154,9 @@ impl Service {
         let generation = || self.lock().generation += 1;
         self.inner
             .jobs
-            .delete(id, uid, how, &self.inner.events, generation)
+            .delete(id, uid, how, &self.inner.events, generation)?;
+        self.remove_differences(id);
+        Ok(())
     }
 
     /// Whether job `id` is queued or running in this daemon.

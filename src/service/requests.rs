@@ -172,3 +172,28 @@ impl InstanceRequest {
         }
     }
 }
+
+/// `ctl/check`: a point against the live data, or (`other=`) against another point.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckControl {
+    pub instance: String,
+    /// A point name or `latest` (the default).
+    pub point: String,
+    /// `other=POINT`: compare `point` with this point instead of the live data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub other: Option<String>,
+    /// `against=/abs`: the directory compared (default: the point's source paths).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub against: Option<PathBuf>,
+    /// `threads=1..16` (default: one per core).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads: Option<usize>,
+    /// `ignore=GLOB`, repeatable.
+    #[serde(default)]
+    pub ignores: Vec<String>,
+    /// `checksum=false`: size and mtime only.
+    pub checksum: bool,
+    /// `bandwidth=MB`: MB/s read from the live side at most.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandwidth: Option<u64>,
+}

@@ -282,6 +282,11 @@ impl Service {
                     Err(engine::EngineError::Damage(names.join(", ")).into())
                 }
             }
+            JobKind::Check => {
+                let req: requests::CheckControl =
+                    serde_json::from_value(request.clone()).map_err(bad)?;
+                self.run_check(id, &req, progress, cancel)
+            }
             JobKind::Forget => {
                 let req: requests::ForgetControl =
                     serde_json::from_value(request.clone()).map_err(bad)?;

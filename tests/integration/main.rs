@@ -5,6 +5,8 @@ mod support;
 
 mod backup;
 mod blob_cache;
+pub(crate) mod check;
+mod check_mount;
 mod cli;
 mod cli_completions;
 mod cli_locations;

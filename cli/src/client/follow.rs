@@ -92,7 +92,7 @@ fn noun(kind: JobKind) -> &'static str {
 /// Polls the job's status every 200 ms until it ends, drawing progress on a terminal.
 /// Ctrl-C writes `job=ID` into `ctl/cancel`, waits a little for the job to stop and
 /// ends with exit code 130.
-fn follow(inv: &Invocation<'_>, client: &Client, id: u64) -> Result<JobStatus> {
+pub fn follow(inv: &Invocation<'_>, client: &Client, id: u64) -> Result<JobStatus> {
     let first = client.status(id)?;
     let progress = TermProgress::new("queued", noun(first.kind), false);
     let armed = inv

@@ -1,6 +1,7 @@
 //! One module per command (group). Each has an `Args` struct (clap derive) and a `run`.
 
 pub mod catalog;
+pub mod check;
 pub mod completions;
 pub mod events;
 pub mod export;

@@ -1,13 +1,12 @@
 //! A file's content as chunks: read (sparse ranges as holes, without touching access
 //! times), cut with FastCDC, and handed to the packer; one read per hard-link group.
 
-use std::fs;
 use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
-use crate::engine::fsmeta::data_ranges;
+use crate::engine::fsmeta::{data_ranges, open_source};
 use crate::engine::{EngineError, Result};
 use crate::model::{Extent, Node};
 use crate::repo::BlobKind;
@@ -108,18 +107,7 @@ pub(super) fn chunk_stream(
 
 fn read_file(ctx: &Ctx<'_>, path: &Path, node: &Node) -> Result<Vec<Extent>> {
     let io = |e| EngineError::io("reading", path, e);
-    let open = |flags| {
-        fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(flags)
-            .open(path)
-    };
-    // O_NOATIME keeps the source's access times; it needs ownership (or root).
-    let mut file = match open(libc::O_NOFOLLOW | libc::O_NOCTTY | libc::O_NOATIME) {
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => open(libc::O_NOFOLLOW | libc::O_NOCTTY),
-        other => other,
-    }
-    .map_err(io)?;
+    let mut file = open_source(path).map_err(io)?;
     let size = node.size;
     let sparse = file
         .metadata()

@@ -88,6 +88,11 @@ pub struct BackupOutcome {
 }
 
 pub(super) fn build_excludes(globs: &[String]) -> Result<GlobSet> {
+    build_globs("exclude", globs)
+}
+
+/// A set of `what` globs as excludes match them: `*` crosses `/`, `\` escapes.
+pub(crate) fn build_globs(what: &str, globs: &[String]) -> Result<GlobSet> {
     let mut b = GlobSetBuilder::new();
     for g in globs {
         let glob = GlobBuilder::new(g)
@@ -96,14 +101,13 @@ pub(super) fn build_excludes(globs: &[String]) -> Result<GlobSet> {
             .build()
             .map_err(|e| {
                 EngineError::Invalid(InvalidRequest::BadPattern(format!(
-                    "exclude glob `{g}`: {e}"
+                    "{what} glob `{g}`: {e}"
                 )))
             })?;
         b.add(glob);
     }
-    b.build().map_err(|e| {
-        EngineError::Invalid(InvalidRequest::BadPattern(format!("exclude globs: {e}")))
-    })
+    b.build()
+        .map_err(|e| EngineError::Invalid(InvalidRequest::BadPattern(format!("{what} globs: {e}"))))
 }
 
 /// Validates a request; returns the layout and each source's root-entry name.

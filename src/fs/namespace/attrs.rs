@@ -91,6 +91,7 @@ impl Namespace {
             | Inode::Damaged
             | Inode::JobStatus(_)
             | Inode::JobLog(_)
+            | Inode::JobDifferences(_)
             | Inode::Policy(_) => self.file_attr(ino, meta_file, self.dynamic_len(inode)),
             Inode::Ctl("log") => {
                 let perm = self.pusher_modes().map_or(0o600, |(_, log)| log);

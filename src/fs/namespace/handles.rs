@@ -27,6 +27,7 @@ impl Namespace {
             Inode::Damaged => self.service.damaged_text().into_bytes(),
             Inode::JobStatus(id) => self.service.job_status(*id)?.into_bytes(),
             Inode::JobLog(id) => self.service.job_log(*id)?.into_bytes(),
+            Inode::JobDifferences(id) => self.service.job_differences(*id)?.into_bytes(),
             Inode::Policy(name) => self.service.policy_json(name)?.into_bytes(),
             Inode::Restorable(instance) => self.restorable_text(instance).into_bytes(),
             _ => return None,

@@ -110,6 +110,8 @@ pub(super) enum Inode {
     JobInput(u64),
     /// `<instance>/<point>.tar`: a point's archive (looked up by name, never listed).
     Export(Arc<ExportFile>),
+    /// A check job's `differences`.
+    JobDifferences(u64),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -132,6 +134,7 @@ pub(super) enum Key {
     JobStatus(u64),
     JobLog(u64),
     JobInput(u64),
+    JobDifferences(u64),
     Policy(String),
     /// A point's archive file, and whether by the name `latest.tar`.
     Export(ManifestId, bool),
@@ -170,7 +173,8 @@ impl Identity for Inode {
             (Inode::JobDir(a), Key::JobDir(b))
             | (Inode::JobStatus(a), Key::JobStatus(b))
             | (Inode::JobLog(a), Key::JobLog(b))
-            | (Inode::JobInput(a), Key::JobInput(b)) => a == b,
+            | (Inode::JobInput(a), Key::JobInput(b))
+            | (Inode::JobDifferences(a), Key::JobDifferences(b)) => a == b,
             _ => false,
         }
     }

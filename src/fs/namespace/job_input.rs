@@ -3,13 +3,15 @@
 //! while the job's input is open for writers; opening it for writing attaches a writer,
 //! each write goes into the job's bounded pipe (and waits while the backup is behind),
 //! and releasing the last writing handle closes the input. The service owns the pipe
-//! (`service::job_input`); this file only maps the files onto it.
+//! (`service::job_input`); this file only maps the files onto it. It also lists a check
+//! job's `differences` (docs/CONTROL.md, "Check").
 
-use super::state::{Handle, JOB_FILES};
+use super::state::{Handle, DIFFERENCES, JOB_FILES};
 use super::{Child, FsResult, Inode, Key, Namespace};
 
 impl Namespace {
-    /// `jobs/<id>/`: `status` and `log` unless unlinked, and `input` while it is open.
+    /// `jobs/<id>/`: `status` and `log` unless unlinked, a check job's `differences`
+    /// unless unlinked, and `input` while it is open.
     pub(super) fn job_dir_listing(&self, id: u64) -> Vec<Child> {
         let mut out = Vec::new();
         for file in JOB_FILES {
@@ -20,6 +22,10 @@ impl Namespace {
                 "status" => Child::new(file, Key::JobStatus(id), Inode::JobStatus(id)),
                 _ => Child::new(file, Key::JobLog(id), Inode::JobLog(id)),
             });
+        }
+        if !self.job_file_removed(id, DIFFERENCES) && self.service.job_differences(id).is_some() {
+            let (key, inode) = (Key::JobDifferences(id), Inode::JobDifferences(id));
+            out.push(Child::new(DIFFERENCES, key, inode));
         }
         if self.service.job_inputs().is_open(id) {
             out.push(Child::new("input", Key::JobInput(id), Inode::JobInput(id)));

@@ -20,6 +20,9 @@ back from the same handle when you open it read-write.
   echo 'archive instance=NAME' (or range instance=NAME)         > ctl/log
        (`cairn log push NAME FILE` sends push instance=NAME name=F bytes=N, then the bytes)
   echo '[instance=NAME] [point=POINT] [read-data=true]'          > ctl/verify
+  echo 'instance=NAME [point=P] [against=/abs] [ignore=GLOB].. [checksum=false]' > ctl/check
+       [threads=N] [bandwidth=MB]; other=P2 compares two points; the differences
+       are JSON lines in jobs/ID/differences (docs/CONTROL.md, Check)
   echo 'job=ID'                                                  > ctl/cancel
   echo 'instance=NAME point=POINT|latest [point=..] [manual=true]' > ctl/forget
   echo '[dry-run=true] [grace-hours=N] [break-lease=true]'       > ctl/prune

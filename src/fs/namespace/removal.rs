@@ -4,7 +4,7 @@
 //! job from the history. Only the mount owner may, and never for a queued or running job
 //! (`EBUSY`). Everything else in the mount is read-only (`EROFS`).
 
-use super::state::JOB_FILES;
+use super::state::{DIFFERENCES, JOB_FILES};
 use super::{FsResult, Inode, Namespace, JOBS_DIR};
 use crate::sync::LockExt;
 
@@ -34,6 +34,7 @@ impl Namespace {
         };
         let file = JOB_FILES
             .into_iter()
+            .chain([DIFFERENCES])
             .find(|f| f.as_bytes() == name && !self.job_file_removed(id, f))
             .ok_or(libc::ENOENT)?;
         self.service.job_status(id).ok_or(libc::ENOENT)?;

@@ -48,6 +48,8 @@ pub(super) type LogFiles = (Instant, Arc<BTreeMap<String, Arc<FileVersion>>>);
 
 /// The files of a job directory.
 pub(super) const JOB_FILES: [&str; 2] = ["status", "log"];
+/// The file a check job has beside its `JOB_FILES`.
+pub(super) const DIFFERENCES: &str = "differences";
 
 /// Job files unlinked in this mount, by job.
 pub(super) type RemovedJobFiles = HashMap<u64, BTreeSet<&'static str>>;
