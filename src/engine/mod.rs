@@ -1,5 +1,5 @@
-//! Whole operations on a repository: backup, restore, verify, forget, prune, and one
-//! file of a point to a writer (`dump`). A library: the daemon and the tests call it
+//! Whole operations on a repository: backup, restore, verify, forget, prune, copy of
+//! points into another repository (`copy`), and one file of a point to a writer (`dump`). A library: the daemon and the tests call it
 //! directly; progress goes through [`Progress`].
 //!
 //! Blobs are read through a [`BlobReader`], trees through a [`TreeReader`] (decoded, cached,
@@ -11,6 +11,7 @@
 pub mod backup;
 mod blobs;
 pub mod content;
+pub mod copy;
 pub mod disk_cache;
 mod dump;
 pub mod forget;
@@ -29,6 +30,7 @@ pub mod verify;
 pub use backup::{backup, BackupOutcome, BackupRequest, BeforeCommit, StreamFinish, StreamSource};
 pub use blobs::BlobReader;
 pub use content::{ContentReader, FileLayout};
+pub use copy::{copy, CopiedPoint, CopyOutcome, CopyRequest};
 pub use dump::dump_file;
 pub use forget::{forget, ForgetOutcome, ForgetRequest};
 pub use invalid::InvalidRequest;

@@ -99,20 +99,45 @@ impl Packer {
         }
         // Compress and seal outside the lock: this is where the CPU goes.
         let stored = super::blob::encode(repo.key(), plaintext, repo.config().zstd_level);
+        self.put(kind, id, &stored, plaintext.len() as u32)?;
+        Ok((id, true))
+    }
+
+    /// Stores a blob in its stored form as another repository with the same master key
+    /// holds it (no decompression, no compression), unless this repository has it;
+    /// whether it was new. The caller checked it against `id`.
+    pub fn add_stored(&self, kind: BlobKind, id: BlobId, stored: &[u8], raw_len: u32) -> Result<bool> {
+        {
+            let mut st = self.lock();
+            if let Some(e) = st.error.take() {
+                return Err(e);
+            }
+            if st.pending.contains(&id) || self.shared.index.lookup(&id)?.is_some() {
+                return Ok(false);
+            }
+            st.pending.insert(id);
+        }
+        self.put(kind, id, stored, raw_len)?;
+        Ok(true)
+    }
+
+    /// Puts a new blob's stored form into the open pack of its kind, uploading it once full.
+    fn put(&self, kind: BlobKind, id: BlobId, stored: &[u8], raw_len: u32) -> Result<()> {
+        let repo = &self.shared.repo;
         if let (BlobKind::Tree, Some(sink)) = (kind, &self.shared.tree_sink) {
-            sink(&id, &stored);
+            sink(&id, stored);
         }
         let full = {
             let mut st = self.lock();
             st.stats.new_blobs += 1;
-            st.stats.new_bytes += plaintext.len() as u64;
+            st.stats.new_bytes += raw_len as u64;
             let slot = &mut st.builders[kind as usize];
             // Room for a full pack, the largest chunk that may cross the limit, and the header.
             let capacity = repo.config().pack_size as usize
                 + repo.config().chunker.max_size as usize
                 + (1 << 20);
             let builder = slot.get_or_insert_with(|| PackBuilder::with_capacity(capacity));
-            builder.add(kind, id, &stored, plaintext.len() as u32);
+            builder.add(kind, id, stored, raw_len);
             if builder.len() >= repo.config().pack_size as usize {
                 slot.take()
             } else {
@@ -122,7 +147,7 @@ impl Packer {
         if let Some(builder) = full {
             self.upload(builder)?;
         }
-        Ok((id, true))
+        Ok(())
     }
 
     /// Seals a pack and uploads it in the background, waiting while too many are in flight.
