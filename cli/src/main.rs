@@ -81,6 +81,9 @@ enum Command {
     Restore(commands::restore::RestoreArgs),
     /// Check the repository; exit 1 and name what is damaged if anything is.
     Verify(commands::verify::VerifyArgs),
+    /// Copy points (or a whole repository) into another repository, with their history;
+    /// verifies the copies.
+    Copy(commands::copy::CopyArgs),
     /// Remove points (manual ones only with --manual); `prune` then reclaims their data.
     Forget(commands::forget::ForgetArgs),
     /// Remove data no point references (two phases: plan now, delete after a grace
@@ -193,6 +196,7 @@ fn main() -> ExitCode {
         Command::Points(args) => commands::points::run(&inv, args),
         Command::Log(cmd) => commands::log::run(&inv, cmd),
         Command::Forget(args) => commands::forget::run(&inv, args),
+        Command::Copy(args) => commands::copy::run(&inv, args),
         Command::Prune(args) => commands::prune::run(&inv, args),
         Command::Catalog(cmd) => commands::catalog::run(&inv, cmd),
         Command::Completions(args) => commands::completions::run(args, Cli::command()),

@@ -21,7 +21,7 @@ use super::requests::{InstanceRequest, Subject};
 /// The control files of `.cairn/ctl/`.
 pub const CONTROL_FILES: &[&str] = &[
     "instance", "snapshot", "restore", "verify", "cancel", "forget", "prune", "policy", "stdin",
-    "log",
+    "log", "copy",
 ];
 
 impl Service {
@@ -133,6 +133,16 @@ impl Service {
                 }
                 let subject = Subject::of(req.instance.as_deref(), req.point.as_deref());
                 self.enqueue_as(uid, JobKind::Verify, subject, &req)
+            }
+            "copy" => {
+                let req = super::copy_control::parse_copy(text)?;
+                if let Some(i) = &req.instance {
+                    if !self.instance_names().contains(i) {
+                        return Err(ControlError::not_found(format!("no instance `{i}`")));
+                    }
+                }
+                let subject = Subject::of(req.instance.as_deref(), None);
+                self.enqueue_as(uid, JobKind::Copy, subject, &req)
             }
             "forget" => {
                 let req = control::parse_forget(text)?;

@@ -20,6 +20,7 @@ pub enum JobKind {
     Verify,
     Forget,
     Prune,
+    Copy,
 }
 
 impl JobKind {
@@ -30,6 +31,7 @@ impl JobKind {
             JobKind::Verify => "verify",
             JobKind::Forget => "forget",
             JobKind::Prune => "prune",
+            JobKind::Copy => "copy",
         }
     }
 
@@ -41,6 +43,7 @@ impl JobKind {
             JobKind::Verify,
             JobKind::Forget,
             JobKind::Prune,
+            JobKind::Copy,
         ]
         .into_iter()
         .find(|k| k.as_str() == name)

@@ -21,6 +21,8 @@
 pub mod clock;
 mod command_sources;
 pub mod control;
+mod copy_control;
+mod copy_job;
 mod daemon;
 mod definitions;
 mod dispatch;

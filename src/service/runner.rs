@@ -282,6 +282,11 @@ impl Service {
                     Err(engine::EngineError::Damage(names.join(", ")).into())
                 }
             }
+            JobKind::Copy => {
+                let req: requests::CopyControl =
+                    serde_json::from_value(request.clone()).map_err(bad)?;
+                self.run_copy(&req, progress, cancel)
+            }
             JobKind::Forget => {
                 let req: requests::ForgetControl =
                     serde_json::from_value(request.clone()).map_err(bad)?;

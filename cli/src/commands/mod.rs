@@ -2,6 +2,7 @@
 
 pub mod catalog;
 pub mod completions;
+pub mod copy;
 pub mod events;
 pub mod forget;
 pub mod init;
