@@ -13,6 +13,7 @@ mod cli_output;
 mod cli_policy;
 mod cli_prune;
 mod cloud_backends;
+mod copy;
 mod command_crash;
 mod crash_loop;
 mod damage_heal;
