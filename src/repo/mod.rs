@@ -128,7 +128,12 @@ impl Repository {
             chunker: like_config.chunker,
             pack_size: like_config.pack_size,
         };
-        Repository::init_with(store, &opts, like.key().clone(), Some(like_config.zstd_level))
+        Repository::init_with(
+            store,
+            &opts,
+            like.key().clone(),
+            Some(like_config.zstd_level),
+        )
     }
 
     fn init_with(

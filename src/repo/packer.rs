@@ -106,7 +106,13 @@ impl Packer {
     /// Stores a blob in its stored form as another repository with the same master key
     /// holds it (no decompression, no compression), unless this repository has it;
     /// whether it was new. The caller checked it against `id`.
-    pub fn add_stored(&self, kind: BlobKind, id: BlobId, stored: &[u8], raw_len: u32) -> Result<bool> {
+    pub fn add_stored(
+        &self,
+        kind: BlobKind,
+        id: BlobId,
+        stored: &[u8],
+        raw_len: u32,
+    ) -> Result<bool> {
         {
             let mut st = self.lock();
             if let Some(e) = st.error.take() {

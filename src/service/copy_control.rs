@@ -4,8 +4,7 @@
 use crate::store::Location;
 
 use super::grammar::{
-    absolute, boolean, instance_name, no_verb, parse_words, point_ref, ControlError, Fields,
-    Result,
+    absolute, boolean, instance_name, no_verb, parse_words, point_ref, ControlError, Fields, Result,
 };
 use super::requests::CopyControl;
 
@@ -34,7 +33,9 @@ pub fn parse_copy(text: &str) -> Result<CopyControl> {
     };
     let read_data = boolean("read-data", f.optional("read-data")?)?;
     if read_data && !verify {
-        return Err(ControlError::invalid("`read-data=true` needs `verify=true`"));
+        return Err(ControlError::invalid(
+            "`read-data=true` needs `verify=true`",
+        ));
     }
     f.finish("to, instance, point, to-password-file, verify, read-data")?;
     Ok(CopyControl {
@@ -53,8 +54,8 @@ mod tests {
 
     #[test]
     fn parses_and_refuses() {
-        let c = parse_copy("to=/srv/b instance=www point=latest point=x to-password-file=/pw")
-            .unwrap();
+        let c =
+            parse_copy("to=/srv/b instance=www point=latest point=x to-password-file=/pw").unwrap();
         assert_eq!(c.to, "/srv/b");
         assert_eq!(c.points, ["latest", "x"]);
         assert!(c.verify && !c.read_data);

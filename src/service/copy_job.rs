@@ -51,9 +51,8 @@ impl Service {
                 req.to
             )));
         }
-        let target_catalog = Arc::new(
-            Catalog::open(&default_path(&target.config().id)).map_err(EngineError::from)?,
-        );
+        let target_catalog =
+            Arc::new(Catalog::open(&default_path(&target.config().id)).map_err(EngineError::from)?);
         let c = CopyRequest {
             instance: req.instance.clone(),
             points: req.points.clone(),
@@ -76,7 +75,9 @@ impl Service {
                 .map(|d| format!("{}/{}", d.instance, d.point))
                 .chain(report.problems.iter().cloned())
                 .collect();
-            return Err(EngineError::Damage(format!("in {}: {}", req.to, damaged.join(", "))).into());
+            return Err(
+                EngineError::Damage(format!("in {}: {}", req.to, damaged.join(", "))).into(),
+            );
         }
         Ok(serde_json::to_value(&outcome).unwrap_or_default())
     }

@@ -54,7 +54,9 @@ fn make_points(cli: &Cli, vars: &[(String, String)], repo: &str) {
         run_with(
             cli,
             vars,
-            &["snapshot", name, "--repo", repo, "--path", p, "--label", label],
+            &[
+                "snapshot", name, "--repo", repo, "--path", p, "--label", label,
+            ],
         )
         .ok();
     };
@@ -78,27 +80,55 @@ fn point_names(cli: &Cli, vars: &[(String, String)], repo: &str) -> Vec<String> 
         .as_array()
         .unwrap_or_else(|| panic!("{v}"))
         .iter()
-        .map(|p| format!("{}/{}", p["instance"].as_str().unwrap(), p["name"].as_str().unwrap()))
+        .map(|p| {
+            format!(
+                "{}/{}",
+                p["instance"].as_str().unwrap(),
+                p["name"].as_str().unwrap()
+            )
+        })
         .collect()
 }
 
+/// A repository and the variables that open it.
+type Side<'a> = (&'a str, &'a [(String, String)]);
+
 /// Every point of `a` restores from `b` exactly as from `a`.
-fn assert_restores_alike(cli: &Cli, vars: &[(String, String)], a: &str, b: &str) {
+fn assert_restores_alike(cli: &Cli, a: Side<'_>, b: Side<'_>) {
     static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let names = point_names(cli, vars, a);
-    assert_eq!(names, point_names(cli, vars, b));
+    let names = point_names(cli, a.1, a.0);
+    assert_eq!(names, point_names(cli, b.1, b.0));
     for (n, point) in names.iter().enumerate() {
         let (instance, name) = point.split_once('/').unwrap();
         let mut restored = Vec::new();
-        for (side, repo) in [("a", a), ("b", b)] {
+        for (side, (repo, vars)) in [("a", a), ("b", b)] {
             let target = cli.work.join(format!("restored-{call}-{side}-{n}"));
             let t = target.to_str().unwrap();
-            run_with(cli, vars, &["restore", instance, name, "--repo", repo, "--target", t]).ok();
+            run_with(
+                cli,
+                vars,
+                &["restore", instance, name, "--repo", repo, "--target", t],
+            )
+            .ok();
             restored.push(target);
         }
         assert_same_tree(&restored[0], &restored[1]);
     }
+}
+
+/// A work directory with repository `a` holding [`make_points`]'s points, and the path
+/// `b` for another one.
+fn source_repository(work: &Path) -> (Cli, String, String) {
+    let cli = Cli::new(work);
+    let (a, b) = (cli.work.join("a"), cli.work.join("b"));
+    let (a, b) = (
+        a.to_str().unwrap().to_string(),
+        b.to_str().unwrap().to_string(),
+    );
+    cli.run(&["init", &a]).ok();
+    make_points(&cli, &[], &a);
+    (cli, a, b)
 }
 
 fn copy_json(cli: &Cli, vars: &[(String, String)], args: &[&str]) -> Value {
@@ -113,14 +143,9 @@ fn copy_json(cli: &Cli, vars: &[(String, String)], args: &[&str]) -> Value {
 #[test]
 fn copy_into_a_like_repository_moves_stored_blobs_and_a_second_copy_sends_nothing() {
     let work = tempfile::tempdir().unwrap();
-    let cli = Cli::new(work.path());
-    let (a, b) = (cli.work.join("a"), cli.work.join("b"));
-    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
-    cli.run(&["init", a]).ok();
-    make_points(&cli, &[], a);
-    cli.run(&["init", b, "--like", a])
-        .ok()
-        .stdout_has("like:");
+    let (cli, a, b) = source_repository(work.path());
+    let (a, b) = (a.as_str(), b.as_str());
+    cli.run(&["init", b, "--like", a]).ok().stdout_has("like:");
 
     let text = cli.run(&["copy", "--from", a, "--to", b]).ok();
     let text = text
@@ -132,7 +157,7 @@ fn copy_into_a_like_repository_moves_stored_blobs_and_a_second_copy_sends_nothin
     cli.run(&["verify", "--repo", b, "--read-data"])
         .ok()
         .stdout_has("ok: no damage found");
-    assert_restores_alike(&cli, &[], a, b);
+    assert_restores_alike(&cli, (a, &[]), (b, &[]));
 
     let again = copy_json(&cli, &[], &["--from", a, "--to", b]);
     assert_eq!(again["points_copied"], 0, "{again}");
@@ -150,17 +175,19 @@ fn copy_into_a_like_repository_moves_stored_blobs_and_a_second_copy_sends_nothin
     let uploaded = third["bytes_uploaded"].as_u64().unwrap();
     assert!(uploaded > 0 && uploaded < 64 << 10, "{third}");
     cli.run(&["verify", "--repo", b]).ok();
-    assert_restores_alike(&cli, &[], a, b);
+    assert_eq!(point_names(&cli, &[], a), point_names(&cli, &[], b));
+    let target = cli.work.join("latest-from-b");
+    let t = target.to_str().unwrap();
+    cli.run(&["restore", "www", "latest", "--repo", b, "--target", t])
+        .ok();
+    assert_same_tree(&www, &target);
 }
 
 #[test]
 fn copy_into_a_repository_with_other_keys_rechunks_with_its_own_password() {
     let work = tempfile::tempdir().unwrap();
-    let cli = Cli::new(work.path());
-    let (a, b) = (cli.work.join("a"), cli.work.join("b"));
-    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
-    cli.run(&["init", a]).ok();
-    make_points(&cli, &[], a);
+    let (cli, a, b) = source_repository(work.path());
+    let (a, b) = (a.as_str(), b.as_str());
     let other = [("CAIRN_PASSWORD".to_string(), "another one".to_string())];
     run_with(&cli, &other, &["init", b]).ok();
     let to = [("CAIRN_TO_PASSWORD".to_string(), "another one".to_string())];
@@ -173,16 +200,7 @@ fn copy_into_a_repository_with_other_keys_rechunks_with_its_own_password() {
     // B opens with its own password only.
     cli.run(&["points", "--repo", b]).code(2);
     run_with(&cli, &other, &["verify", "--repo", b, "--read-data"]).ok();
-    let names = point_names(&cli, &[], a);
-    assert_eq!(names, point_names(&cli, &other, b));
-    for (n, point) in names.iter().enumerate() {
-        let (instance, name) = point.split_once('/').unwrap();
-        let (ta, tb) = (cli.work.join(format!("ra{n}")), cli.work.join(format!("rb{n}")));
-        let (ra, rb) = (ta.to_str().unwrap(), tb.to_str().unwrap());
-        cli.run(&["restore", instance, name, "--repo", a, "--target", ra]).ok();
-        run_with(&cli, &other, &["restore", instance, name, "--repo", b, "--target", rb]).ok();
-        assert_same_tree(&ta, &tb);
-    }
+    assert_restores_alike(&cli, (a, &[]), (b, &other));
     let again = run_with(&cli, &to, &["copy", "--from", a, "--to", b, "--json"])
         .ok()
         .json();
@@ -195,18 +213,40 @@ fn init_like_takes_the_like_password_apart_and_refuses_a_wrong_one() {
     let work = tempfile::tempdir().unwrap();
     let cli = Cli::new(work.path());
     let (a, b, c) = (cli.work.join("a"), cli.work.join("b"), cli.work.join("c"));
-    let (a, b, c) = (a.to_str().unwrap(), b.to_str().unwrap(), c.to_str().unwrap());
+    let (a, b, c) = (
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        c.to_str().unwrap(),
+    );
     cli.run(&["init", a]).ok();
     let pw = cli.work.join("like-pw");
     fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
     let own = [("CAIRN_PASSWORD".to_string(), "b's own".to_string())];
-    run_with(&cli, &own, &["init", b, "--like", a, "--like-password-file", pw.to_str().unwrap()])
-        .ok();
+    run_with(
+        &cli,
+        &own,
+        &[
+            "init",
+            b,
+            "--like",
+            a,
+            "--like-password-file",
+            pw.to_str().unwrap(),
+        ],
+    )
+    .ok();
     run_with(&cli, &own, &["points", "--repo", b]).ok();
     let wrong = [("CAIRN_LIKE_PASSWORD".to_string(), "wrong".to_string())];
     run_with(&cli, &wrong, &["init", c, "--like", a]).code(2);
     assert!(!Path::new(c).join(layout::CONFIG).exists());
-    cli.run(&["init", c, "--like", a, "--no-encryption"]).code(2);
+    cli.run(&["init", c, "--like", a, "--no-encryption"])
+        .code(2);
+}
+
+/// Bytes of the packs `repo` holds.
+fn stored_pack_bytes(repo: &Repository) -> u64 {
+    let packs = repo.store().list(layout::PACKS).unwrap();
+    packs.iter().map(|o| o.size).sum()
 }
 
 /// A copy stopped after a few pack uploads (writes fail from then on, as after a kill),
@@ -244,16 +284,18 @@ fn an_interrupted_copy_resumes_and_sends_only_the_rest() {
     // The config and the key file are written: three packs more, then the "kill".
     fault.fail_writes_after(3);
     let first_catalog = Arc::new(Catalog::open(&work.path().join("cb1/catalog.sqlite")).unwrap());
-    let stopped = copy(&a.repo, &a.catalog, &b, &first_catalog, &req, &NoProgress, &cancel);
+    let stopped = copy(
+        &a.repo,
+        &a.catalog,
+        &b,
+        &first_catalog,
+        &req,
+        &NoProgress,
+        &cancel,
+    );
     assert!(stopped.is_err(), "the copy stopped");
     fault.heal();
-    let sent_before: u64 = b
-        .store()
-        .list(layout::PACKS)
-        .unwrap()
-        .iter()
-        .map(|o| o.size)
-        .sum();
+    let sent_before = stored_pack_bytes(&b);
     assert!(sent_before > 0, "packs were uploaded before the stop");
     assert!(b.store().list(layout::POINTS).unwrap().is_empty());
 
@@ -261,13 +303,7 @@ fn an_interrupted_copy_resumes_and_sends_only_the_rest() {
     let out = copy(&a.repo, &a.catalog, &b, &fresh, &req, &NoProgress, &cancel).unwrap();
     assert_eq!(out.points_copied, 2);
     assert!(out.verify.as_ref().unwrap().is_ok(), "{:?}", out.verify);
-    let total: u64 = b
-        .store()
-        .list(layout::PACKS)
-        .unwrap()
-        .iter()
-        .map(|o| o.size)
-        .sum();
+    let total = stored_pack_bytes(&b);
     assert!(
         out.bytes_uploaded < total && out.bytes_uploaded + sent_before >= total,
         "resumed: sent {} of {total} ({sent_before} before)",
@@ -285,7 +321,10 @@ fn an_interrupted_copy_resumes_and_sends_only_the_rest() {
         };
         restore(repo, catalog, &r, &NoProgress, &cancel).unwrap();
     }
-    assert_same_tree(&work.path().join("restored-a"), &work.path().join("restored-b"));
+    assert_same_tree(
+        &work.path().join("restored-a"),
+        &work.path().join("restored-b"),
+    );
     assert_same_tree(&src, &work.path().join("restored-b"));
 }
 
@@ -304,20 +343,40 @@ fn copy_local_to_s3_and_s3_to_local() {
     run_with(&cli, &vars, &["init", a]).ok();
     make_points(&cli, &vars, a);
     run_with(&cli, &vars, &["init", &b, "--like", a]).ok();
-    let v = run_with(&cli, &vars, &["copy", "--from", a, "--to", &b, "--json"]).ok().json();
-    assert_eq!((v["points_copied"].as_u64(), v["ok"].as_bool()), (Some(5), Some(true)), "{v}");
+    let v = run_with(&cli, &vars, &["copy", "--from", a, "--to", &b, "--json"])
+        .ok()
+        .json();
+    assert_eq!(
+        (v["points_copied"].as_u64(), v["ok"].as_bool()),
+        (Some(5), Some(true)),
+        "{v}"
+    );
     run_with(&cli, &vars, &["init", c, "--like", &b]).ok();
-    let v = run_with(&cli, &vars, &["copy", "--from", &b, "--to", c, "--json"]).ok().json();
-    assert_eq!((v["points_copied"].as_u64(), v["ok"].as_bool()), (Some(5), Some(true)), "{v}");
+    let v = run_with(&cli, &vars, &["copy", "--from", &b, "--to", c, "--json"])
+        .ok()
+        .json();
+    assert_eq!(
+        (v["points_copied"].as_u64(), v["ok"].as_bool()),
+        (Some(5), Some(true)),
+        "{v}"
+    );
     run_with(&cli, &vars, &["verify", "--repo", &b, "--read-data"]).ok();
-    assert_restores_alike(&cli, &vars, a, c);
+    assert_restores_alike(&cli, (a, &vars), (c, &vars));
     // S3 to S3, into a prefix with other keys.
     let d = format!("s3://{}/{}", s3.bucket, unique_prefix("copy-s3-s3"));
     run_with(&cli, &vars, &["init", &d]).ok();
-    let v = run_with(&cli, &vars, &["copy", "www", "--from", &b, "--to", &d, "--json"])
-        .ok()
-        .json();
-    assert_eq!((v["points_copied"].as_u64(), v["rechunked"].as_bool()), (Some(3), Some(true)), "{v}");
+    let v = run_with(
+        &cli,
+        &vars,
+        &["copy", "www", "--from", &b, "--to", &d, "--json"],
+    )
+    .ok()
+    .json();
+    assert_eq!(
+        (v["points_copied"].as_u64(), v["rechunked"].as_bool()),
+        (Some(3), Some(true)),
+        "{v}"
+    );
 }
 
 /// `cairn copy --to B` with CAIRN_MOUNT set and no --from: a `copy` job of the mount's
@@ -353,7 +412,15 @@ fn copy_through_the_mount_is_a_job() {
     env.run(&["copy", "nope", "--to", b]).code(2);
     drop(daemon);
     let target = env.path("restored");
-    env.run(&["restore", "web", "latest", "--repo", b, "--target", target.to_str().unwrap()])
-        .ok();
+    env.run(&[
+        "restore",
+        "web",
+        "latest",
+        "--repo",
+        b,
+        "--target",
+        target.to_str().unwrap(),
+    ])
+    .ok();
     assert_same_tree(&src, &target);
 }

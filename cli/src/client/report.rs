@@ -162,7 +162,10 @@ pub fn print_copy(r: &Value, read_data: bool) {
         if rechunked { "yes" } else { "no" }
     );
     if u(&r["instances_defined"]) > 0 {
-        println!("instances  {} definition(s) copied", u(&r["instances_defined"]));
+        println!(
+            "instances  {} definition(s) copied",
+            u(&r["instances_defined"])
+        );
     }
     let v = &r["verify"];
     if v.is_null() {
@@ -187,7 +190,11 @@ pub fn print_copy(r: &Value, read_data: bool) {
         u(&v["trees_checked"]),
         u(&v["blobs_checked"]),
         u(&v["packs_checked"]),
-        if read_data { " with their data" } else { " (structure)" },
+        if read_data {
+            " with their data"
+        } else {
+            " (structure)"
+        },
         if damaged + problems == 0 {
             "ok".to_string()
         } else {

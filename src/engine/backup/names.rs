@@ -10,7 +10,6 @@ use crate::model::{Manifest, ManifestId};
 use crate::repo::{RepoError, Repository};
 use crate::store::StoreError;
 
-
 /// Most names a point tries before giving up (`NAME`, `NAME-2`, ... `NAME-1000`).
 const MAX_NAME_CANDIDATES: u32 = 1000;
 

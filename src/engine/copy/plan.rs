@@ -72,15 +72,19 @@ fn select(catalog: &Catalog, req: &CopyRequest) -> Result<Vec<PointRecord>> {
     }
     let mut wanted = HashSet::new();
     for name in &req.points {
-        let found = catalog
-            .find_point(instance, name)?
-            .ok_or_else(|| EngineError::NoSuchPoint {
-                instance: instance.clone(),
-                point: name.clone(),
-            })?;
+        let found =
+            catalog
+                .find_point(instance, name)?
+                .ok_or_else(|| EngineError::NoSuchPoint {
+                    instance: instance.clone(),
+                    point: name.clone(),
+                })?;
         wanted.insert(found.id);
     }
-    Ok(points.into_iter().filter(|p| wanted.contains(&p.id)).collect())
+    Ok(points
+        .into_iter()
+        .filter(|p| wanted.contains(&p.id))
+        .collect())
 }
 
 /// Whether the target stores the source's blobs alike: the same master key (so blob

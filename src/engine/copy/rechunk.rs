@@ -41,9 +41,7 @@ impl Rechunk<'_> {
             .par_iter()
             .map(|node| self.node(node))
             .collect::<Result<Vec<_>>>()?;
-        let (new, _) = self
-            .packer
-            .add(BlobKind::Tree, &Tree { nodes }.encode())?;
+        let (new, _) = self.packer.add(BlobKind::Tree, &Tree { nodes }.encode())?;
         self.done.locked().insert(id, new);
         Ok(new)
     }
@@ -63,7 +61,10 @@ impl Rechunk<'_> {
     fn content(&self, extents: &[Extent]) -> Result<Vec<Extent>> {
         let mut out = Vec::new();
         let mut run = Vec::new();
-        for extent in extents.iter().chain(std::iter::once(&Extent::Hole { len: 0 })) {
+        for extent in extents
+            .iter()
+            .chain(std::iter::once(&Extent::Hole { len: 0 }))
+        {
             match extent {
                 Extent::Data { id, .. } => run.push(*id),
                 Extent::Hole { len } => {
