@@ -54,14 +54,16 @@ mod tests {
 
     #[test]
     fn parses_and_refuses() {
-        let c =
-            parse_copy("to=/srv/b instance=www point=latest point=x to-password-file=/pw").unwrap();
+        let c = parse_copy(
+            "to=/srv/b instance=www point=latest point=2026-11-22T031522Z to-password-file=/pw",
+        )
+        .unwrap();
         assert_eq!(c.to, "/srv/b");
-        assert_eq!(c.points, ["latest", "x"]);
+        assert_eq!(c.points, ["latest", "2026-11-22T031522Z"]);
         assert!(c.verify && !c.read_data);
         assert_eq!(c.to_password_file.as_deref(), Some("/pw".as_ref()));
         assert!(parse_copy("instance=www").is_err());
-        assert!(parse_copy("to=/b point=x").is_err());
+        assert!(parse_copy("to=/b point=latest").is_err());
         assert!(parse_copy("to=/b to-password-file=rel").is_err());
         assert!(parse_copy("to=/b verify=false read-data=true").is_err());
         assert!(parse_copy("to=/b colour=red").is_err());
