@@ -1,13 +1,17 @@
 //! The packer: deduplicates blobs against the index, fills data and tree packs, uploads
-//! them concurrently (bounded, so memory is bounded) and writes index segments.
+//! them concurrently (bounded, so memory is bounded) and writes index segments. A copy
+//! from a repository with the same master key hands it blobs in their stored form, or
+//! whole packs.
 //!
 //! Memory: at most `MAX_UPLOADS` packs in flight plus one open pack per blob kind.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Condvar, Mutex};
 
+use bytes::Bytes;
+
 use super::index::IndexedPack;
-use super::pack::PackBuilder;
+use super::pack::{PackBuilder, PackEntry, PackId};
 use super::{BlobId, BlobIndex, BlobKind, RepoError, Repository, Result};
 use crate::sync::LockExt;
 
@@ -158,6 +162,27 @@ impl Packer {
 
     /// Seals a pack and uploads it in the background, waiting while too many are in flight.
     fn upload(&self, builder: PackBuilder) -> Result<()> {
+        self.wait_for_slot()?;
+        let (bytes, id, entries) = builder.finish(self.shared.repo.key());
+        self.spawn_upload(bytes.into(), id, entries)
+    }
+
+    /// Uploads a whole pack as another repository with the same master key holds it
+    /// (its bytes checked against `id` by the caller): none of its blobs may be in this
+    /// repository yet.
+    pub fn add_pack(&self, bytes: Bytes, id: PackId, entries: Vec<PackEntry>) -> Result<()> {
+        {
+            let mut st = self.lock();
+            st.stats.new_blobs += entries.len() as u64;
+            st.stats.new_bytes += entries.iter().map(|e| e.raw_len as u64).sum::<u64>();
+            st.pending.extend(entries.iter().map(|e| e.id));
+        }
+        self.wait_for_slot()?;
+        self.spawn_upload(bytes, id, entries)
+    }
+
+    /// Waits while too many uploads are in flight, then takes a slot.
+    fn wait_for_slot(&self) -> Result<()> {
         {
             let mut st = self.lock();
             while st.uploads_in_flight >= MAX_UPLOADS && st.error.is_none() {
@@ -172,7 +197,11 @@ impl Packer {
             }
             st.uploads_in_flight += 1;
         }
-        let (bytes, id, entries) = builder.finish(self.shared.repo.key());
+        Ok(())
+    }
+
+    /// Uploads a sealed pack in the background (its slot taken), then records it.
+    fn spawn_upload(&self, bytes: Bytes, id: PackId, entries: Vec<PackEntry>) -> Result<()> {
         let shared = self.shared.clone();
         let len = bytes.len() as u64;
         self.shared.repo.runtime().spawn(async move {
@@ -180,7 +209,7 @@ impl Packer {
                 match shared
                     .repo
                     .store()
-                    .put_new_async(&id.key(), bytes.into())
+                    .put_new_async(&id.key(), bytes)
                     .await
                 {
                     Ok(()) | Err(crate::store::StoreError::AlreadyExists(_)) => {}

@@ -1,21 +1,24 @@
 //! Moving stored blobs as they are, between repositories that store them alike: every
 //! tree and data blob a point references that the target lacks is read from the
-//! source's packs (coalesced range reads, several at a time), checked against its id,
-//! and handed in its stored form to the target's packer.
+//! source's packs and handed in its stored form to the target's packer. A pack whose
+//! blobs are all wanted is downloaded whole, checked against its id and uploaded as it
+//! is (the same pack id in both); from the other packs each wanted blob is read
+//! (coalesced range reads, several at a time) and checked against its id.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use rayon::prelude::*;
 
 use crate::catalog::Catalog;
 use crate::engine::pack_reads::{coalesce, Wanted, MAX_GAP, MAX_STREAMED_RANGE};
-use crate::engine::{CancelToken, Result, TreeReader};
-use crate::repo::{BlobId, Packer, RepoError};
+use crate::engine::{CancelToken, EngineError, Result, TreeReader};
+use crate::repo::{BlobId, PackId, Packer, RepoError};
 use crate::sync::LockExt;
 
-/// Blobs looked up and read together.
-const BATCH: usize = 8192;
+/// Blobs looked up and read together (a whole point of most trees: so that most packs
+/// are wanted whole).
+const BATCH: usize = 256 * 1024;
 
 /// One raw copy's state: what it has handed to the target already (shared points'
 /// subtrees are walked once).
@@ -67,11 +70,29 @@ impl RawCopy<'_> {
         }
         let source = self.trees.blobs();
         let locations = source.catalog().lookup_blobs(&missing)?;
-        let mut wanted = Vec::with_capacity(missing.len());
+        let mut by_pack: HashMap<PackId, Vec<Wanted<()>>> = HashMap::new();
         for id in missing {
             let loc = *locations.get(&id).ok_or(RepoError::MissingBlob(id))?;
-            wanted.push(Wanted { id, loc, tag: () });
+            by_pack
+                .entry(loc.pack)
+                .or_default()
+                .push(Wanted { id, loc, tag: () });
         }
+        // A pack all of whose blobs are wanted moves whole; the others blob by blob.
+        let mut whole = Vec::new();
+        let mut wanted = Vec::new();
+        for (pack, blobs) in by_pack {
+            if source.catalog().blobs_in_pack(&pack)?.len() == blobs.len() {
+                whole.push(pack);
+            } else {
+                wanted.extend(blobs);
+            }
+        }
+        whole.par_iter().try_for_each(|pack| {
+            self.cancel.check()?;
+            let (bytes, entries) = source.repo().read_pack(pack)?;
+            Ok::<_, EngineError>(self.packer.add_pack(bytes, *pack, entries)?)
+        })?;
         let repo = source.repo();
         coalesce(wanted, MAX_GAP, MAX_STREAMED_RANGE)
             .par_iter()
