@@ -206,12 +206,7 @@ impl Packer {
         let len = bytes.len() as u64;
         self.shared.repo.runtime().spawn(async move {
             let result = async {
-                match shared
-                    .repo
-                    .store()
-                    .put_new_async(&id.key(), bytes)
-                    .await
-                {
+                match shared.repo.store().put_new_async(&id.key(), bytes).await {
                     Ok(()) | Err(crate::store::StoreError::AlreadyExists(_)) => {}
                     Err(e) => return Err(RepoError::from(e)),
                 }

@@ -13,8 +13,8 @@ use serde_json::Value;
 
 use cairn::catalog::Catalog;
 use cairn::engine::{
-    backup, copy, restore, BackupRequest, CancelToken, CopyRequest, NoProgress, RestoreMode,
-    RestoreRequest,
+    backup, copy, forget, restore, BackupRequest, CancelToken, CopyRequest, ForgetRequest,
+    NoProgress, RestoreMode, RestoreRequest,
 };
 use cairn::repo::{layout, KdfParams, Repository};
 use cairn::store::{FaultStore, Location, Store};
@@ -422,5 +422,72 @@ fn copy_through_the_mount_is_a_job() {
         target.to_str().unwrap(),
     ])
     .ok();
+    assert_same_tree(&src, &target);
+}
+
+/// A pack that also holds blobs no copied point references (those of a forgotten point,
+/// not yet pruned) is not copied whole: only the wanted blobs are read from it, checked
+/// and packed anew, and the forgotten point's data is not uploaded.
+#[test]
+fn only_referenced_blobs_of_a_pack_are_copied() {
+    let work = tempfile::tempdir().unwrap();
+    let store = Store::open(&Location::Local(work.path().join("a"))).unwrap();
+    let a = Repository::init(store, &fast_init(true)).unwrap();
+    let a = TestRepo::open_catalog(a, &work.path().join("ca"));
+    let src = work.path().join("src");
+    let t = SourceTree::new(&src);
+    t.file("kept.bin", &noise(1, 2 << 20));
+    t.file("changed.bin", &noise(2, 2 << 20));
+    let cancel = CancelToken::new();
+    let req = BackupRequest::new("www", vec![src.clone()]);
+    let first = backup(&a.repo, &a.catalog, &req, &NoProgress, &cancel).unwrap();
+    t.file("changed.bin", &noise(3, 1 << 20));
+    backup(&a.repo, &a.catalog, &req, &NoProgress, &cancel).unwrap();
+    let forget_first = ForgetRequest {
+        instance: "www".into(),
+        points: vec![first.manifest.name.clone()],
+        allow_manual: true,
+    };
+    forget(&a.repo, &a.catalog, &forget_first, &NoProgress, &cancel).unwrap();
+
+    let store = Store::open(&Location::Local(work.path().join("b"))).unwrap();
+    let b = Repository::init_like(store, &a.repo, Some(b"b"), KdfParams::insecure_fast()).unwrap();
+    let b = TestRepo::open_catalog(b, &work.path().join("cb"));
+    let req = CopyRequest {
+        verify: true,
+        read_data: true,
+        ..CopyRequest::default()
+    };
+    let out = copy(
+        &a.repo,
+        &a.catalog,
+        &b.repo,
+        &b.catalog,
+        &req,
+        &NoProgress,
+        &cancel,
+    )
+    .unwrap();
+    assert_eq!((out.points_copied, out.rechunked), (1, false));
+    assert!(out.verify.as_ref().unwrap().is_ok(), "{:?}", out.verify);
+    // kept.bin and the new changed.bin (3 MiB of noise), not the forgotten 2 MiB.
+    let uploaded = stored_pack_bytes(&b.repo);
+    assert_eq!(uploaded, out.bytes_uploaded);
+    assert!(
+        uploaded > 3 << 20 && uploaded < (3 << 20) + (256 << 10),
+        "uploaded {uploaded}, A holds {}",
+        stored_pack_bytes(&a.repo)
+    );
+    let target = work.path().join("restored");
+    let r = RestoreRequest {
+        instance: "www".into(),
+        point: "latest".into(),
+        target: Some(target.clone()),
+        includes: Vec::new(),
+        mode: RestoreMode::New,
+        delete_excluded: false,
+        skip_damaged: false,
+    };
+    restore(&b.repo, &b.catalog, &r, &NoProgress, &cancel).unwrap();
     assert_same_tree(&src, &target);
 }

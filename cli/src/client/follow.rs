@@ -79,7 +79,7 @@ fn describe(status: &JobStatus) -> String {
 fn noun(kind: JobKind) -> &'static str {
     match kind {
         JobKind::Verify | JobKind::Prune => "objects",
-        JobKind::Forget => "points",
+        JobKind::Forget | JobKind::Copy => "points",
         _ => "files",
     }
 }

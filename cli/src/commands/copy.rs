@@ -112,6 +112,12 @@ pub fn run(inv: &Invocation<'_>, args: &CopyArgs) -> Result<Status> {
 
 /// `ctl/copy` of the mount: the daemon copies its repository into `--to`.
 fn through_mount(inv: &Invocation<'_>, args: &CopyArgs) -> Result<Status> {
+    if std::env::var_os(TO_ENV).is_some() && args.to_password_file.is_none() {
+        return Err(failure::usage(format!(
+            "through a mount the daemon opens --to itself: give its password with \
+             --to-password-file FILE ({TO_ENV} is for copies with --from)"
+        )));
+    }
     let client = args.mount.client()?;
     let mut req = Request::new().kv("to", &args.to);
     if let Some(i) = &args.instance {
