@@ -20,7 +20,7 @@ use cairn::repo::{layout, KdfParams, Repository};
 use cairn::store::{FaultStore, Location, Store};
 
 use crate::support::cli_env::Env;
-use crate::support::cli_repo::{Cli, PASSWORD};
+use crate::support::cli_repo::{pack_bytes, Cli, PASSWORD};
 use crate::support::cli_run::Run;
 use crate::support::fixture::{assert_same_tree, noise, noise_tree, SourceTree};
 use crate::support::mount::fuse_available;
@@ -489,5 +489,60 @@ fn only_referenced_blobs_of_a_pack_are_copied() {
         skip_damaged: false,
     };
     restore(&b.repo, &b.catalog, &r, &NoProgress, &cancel).unwrap();
+    assert_same_tree(&src, &target);
+}
+
+/// `cairn copy` killed with SIGKILL once it uploaded a pack, then run again: the second
+/// run sends only what the first did not (the catalog finds the packs uploaded before
+/// the kill through their headers), and the copy is whole.
+#[test]
+fn a_copy_killed_midway_sends_only_the_rest_when_run_again() {
+    let work = tempfile::tempdir().unwrap();
+    let cli = Cli::new(work.path());
+    let (a, b) = (cli.work.join("a"), cli.work.join("b"));
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    let src = cli.work.join("src");
+    noise_tree(&src, 12, 8 << 20, 40);
+    cli.run(&["init", a]).ok();
+    cli.run(&[
+        "snapshot",
+        "www",
+        "--repo",
+        a,
+        "--path",
+        src.to_str().unwrap(),
+    ])
+    .ok();
+    cli.run(&["init", b, "--like", a]).ok();
+    let mut child = cli.spawn(&["copy", "--from", a, "--to", b]);
+    let start = std::time::Instant::now();
+    while pack_bytes(Path::new(b)) == 0 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the copy ended before it uploaded a pack"
+        );
+        assert!(start.elapsed().as_secs() < 120, "no pack within 120 s");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    let before = pack_bytes(Path::new(b));
+    let again = copy_json(&cli, &[], &["--from", a, "--to", b, "--read-data"]);
+    let total = pack_bytes(Path::new(b));
+    let sent = again["bytes_uploaded"].as_u64().unwrap();
+    if status.success() {
+        // It finished in the instant between the last check and the kill.
+        assert_eq!(again["points_skipped"], 1, "{again}");
+    } else {
+        assert_eq!(again["points_copied"], 1, "{again}");
+        assert!(
+            sent < total && sent + before >= total,
+            "sent {sent} of {total}: {again}"
+        );
+    }
+    let target = cli.work.join("restored");
+    let t = target.to_str().unwrap();
+    cli.run(&["restore", "www", "latest", "--repo", b, "--target", t])
+        .ok();
     assert_same_tree(&src, &target);
 }
