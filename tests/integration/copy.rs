@@ -243,6 +243,20 @@ fn init_like_takes_the_like_password_apart_and_refuses_a_wrong_one() {
         .code(2);
 }
 
+/// Restores `www`'s latest point of `repo` into `target` (through the library).
+fn restore_latest(repo: &Repository, catalog: &Arc<Catalog>, target: &Path) {
+    let r = RestoreRequest {
+        instance: "www".into(),
+        point: "latest".into(),
+        target: Some(target.to_path_buf()),
+        includes: Vec::new(),
+        mode: RestoreMode::New,
+        delete_excluded: false,
+        skip_damaged: false,
+    };
+    restore(repo, catalog, &r, &NoProgress, &CancelToken::new()).unwrap();
+}
+
 /// Bytes of the packs `repo` holds.
 fn stored_pack_bytes(repo: &Repository) -> u64 {
     let packs = repo.store().list(layout::PACKS).unwrap();
@@ -310,16 +324,7 @@ fn an_interrupted_copy_resumes_and_sends_only_the_rest() {
         out.bytes_uploaded
     );
     for (side, repo, catalog) in [("a", &a.repo, &a.catalog), ("b", &b, &fresh)] {
-        let r = RestoreRequest {
-            instance: "www".into(),
-            point: "latest".into(),
-            target: Some(work.path().join(format!("restored-{side}"))),
-            includes: Vec::new(),
-            mode: RestoreMode::New,
-            delete_excluded: false,
-            skip_damaged: false,
-        };
-        restore(repo, catalog, &r, &NoProgress, &cancel).unwrap();
+        restore_latest(repo, catalog, &work.path().join(format!("restored-{side}")));
     }
     assert_same_tree(
         &work.path().join("restored-a"),
@@ -479,16 +484,7 @@ fn only_referenced_blobs_of_a_pack_are_copied() {
         stored_pack_bytes(&a.repo)
     );
     let target = work.path().join("restored");
-    let r = RestoreRequest {
-        instance: "www".into(),
-        point: "latest".into(),
-        target: Some(target.clone()),
-        includes: Vec::new(),
-        mode: RestoreMode::New,
-        delete_excluded: false,
-        skip_damaged: false,
-    };
-    restore(&b.repo, &b.catalog, &r, &NoProgress, &cancel).unwrap();
+    restore_latest(&b.repo, &b.catalog, &target);
     assert_same_tree(&src, &target);
 }
 
