@@ -407,6 +407,7 @@ fn copy_through_the_mount_is_a_job() {
     env.run(&["copy", "--to", b])
         .ok()
         .stdout_has("points     2 copied, 0 skipped")
+        .stdout_has("instances  1 definition(s) copied")
         .stdout_has("re-chunked: no")
         .stdout_has(": ok");
     let again = env.run(&["copy", "web", "--to", b, "--json"]).ok().json();
