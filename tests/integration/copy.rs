@@ -145,6 +145,15 @@ fn copy_into_a_like_repository_moves_stored_blobs_and_a_second_copy_sends_nothin
     let work = tempfile::tempdir().unwrap();
     let (cli, a, b) = source_repository(work.path());
     let (a, b) = (a.as_str(), b.as_str());
+    // Two log records of www, which a copy between repositories like each other takes.
+    let logs = cli.work.join("logs");
+    let glob = logs.join("*.log");
+    let glob = glob.to_str().unwrap();
+    for line in ["one\n", "one\ntwo\n"] {
+        SourceTree::new(&logs).file("app.log", line.as_bytes());
+        cli.run(&["log", "archive", "www", "--repo", a, "--log", glob])
+            .ok();
+    }
     cli.run(&["init", b, "--like", a]).ok().stdout_has("like:");
 
     let text = cli.run(&["copy", "--from", a, "--to", b]).ok();
@@ -152,8 +161,15 @@ fn copy_into_a_like_repository_moves_stored_blobs_and_a_second_copy_sends_nothin
         .stdout_has("copied     www/")
         .stdout_has("points     5 copied, 0 skipped (already there)")
         .stdout_has("re-chunked: no")
+        .stdout_has("logs       2 log record(s) copied")
         .stdout_has(": ok");
     assert!(!text.stdout.contains("re-chunking"), "{}", text.describe());
+    let log_objects = |repo: &str| {
+        fs::read_dir(Path::new(repo).join("logs/www"))
+            .unwrap()
+            .count()
+    };
+    assert_eq!(log_objects(b), 2);
     cli.run(&["verify", "--repo", b, "--read-data"])
         .ok()
         .stdout_has("ok: no damage found");
@@ -164,6 +180,7 @@ fn copy_into_a_like_repository_moves_stored_blobs_and_a_second_copy_sends_nothin
     assert_eq!(again["points_skipped"], 5, "{again}");
     assert_eq!(again["bytes_uploaded"], 0, "{again}");
     assert_eq!(again["rechunked"], false, "{again}");
+    assert_eq!(again["log_records_copied"], 0, "{again}");
 
     // A point taken in A later is the only one copied next time, re-chained onto B's.
     let www = cli.work.join("www");

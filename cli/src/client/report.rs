@@ -167,6 +167,12 @@ pub fn print_copy(r: &Value, read_data: bool) {
             u(&r["instances_defined"])
         );
     }
+    if u(&r["log_records_copied"]) > 0 {
+        println!(
+            "logs       {} log record(s) copied",
+            u(&r["log_records_copied"])
+        );
+    }
     let v = &r["verify"];
     if v.is_null() {
         println!("verify     not run (--no-verify)");

@@ -12,9 +12,14 @@
 //!   and blobs it holds, in packs an interrupted copy uploaded too (the catalog finds
 //!   those through their headers), are not sent again.
 //!
+//! - The instances' log records follow (`logs`), between repositories that share the
+//!   keys only.
+//!
 //! Files: `plan` (what to copy, what is there), `raw`, `rechunk`, `manifests` (the
-//! re-chained manifests and the instance definitions), `run` (the order of a copy).
+//! re-chained manifests and the instance definitions), `logs`, `run` (the order of a
+//! copy).
 
+mod logs;
 mod manifests;
 mod plan;
 mod raw;
@@ -62,6 +67,9 @@ pub struct CopyOutcome {
     pub rechunked: bool,
     /// Instance definitions the target lacked and got.
     pub instances_defined: u64,
+    /// Log records the target lacked and got (only between repositories that share the
+    /// keys).
+    pub log_records_copied: u64,
     pub copied: Vec<CopiedPoint>,
     /// The verify of the target at the end, when asked for.
     pub verify: Option<VerifyReport>,

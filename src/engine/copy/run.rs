@@ -1,7 +1,8 @@
 //! The order of a copy: both catalogs brought up to date (the target's finds the packs an
 //! interrupted copy uploaded), the plan, the instance definitions, then each point
 //! oldest first: its blobs (raw or re-chunked), a flush of the packer, its manifest;
-//! then the verify of the target.
+//! then the instances' log records (between repositories that share the keys), and the
+//! verify of the target.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -10,6 +11,7 @@ use crate::catalog::Catalog;
 use crate::engine::{verify, CancelToken, Progress, Result, TreeReader, VerifyRequest};
 use crate::repo::{BlobIndex, Packer, Repository};
 
+use super::logs::copy_log_records;
 use super::manifests::{copy_definition, write_copy};
 use super::plan::{plan, stores_alike};
 use super::raw::RawCopy;
@@ -93,6 +95,16 @@ pub fn copy(
     outcome.points_copied = outcome.copied.len() as u64;
     outcome.blobs_copied = stats.new_blobs;
     outcome.bytes_uploaded = stats.stored_bytes;
+    if outcome.rechunked {
+        if !plan.instances.is_empty() {
+            progress.warn("log records not copied: the target has other keys");
+        }
+    } else {
+        for instance in &plan.instances {
+            outcome.log_records_copied +=
+                copy_log_records((from, from_catalog), (to, to_catalog), instance, progress)?;
+        }
+    }
     if req.verify {
         // One instance is verified alone; a copy of several verifies the whole target.
         let instance = match plan.instances.as_slice() {
