@@ -258,6 +258,14 @@ fn init_like_takes_the_like_password_apart_and_refuses_a_wrong_one() {
     assert!(!Path::new(c).join(layout::CONFIG).exists());
     cli.run(&["init", c, "--like", a, "--no-encryption"])
         .code(2);
+    // A copy into storage that holds no repository yet makes it like A.
+    let v = copy_json(&cli, &[], &["--from", a, "--to", c]);
+    assert_eq!(
+        (v["created"].as_bool(), v["rechunked"].as_bool()),
+        (Some(true), Some(false)),
+        "{v}"
+    );
+    cli.run(&["points", "--repo", c]).ok();
 }
 
 /// Restores `www`'s latest point of `repo` into `target` (through the library).

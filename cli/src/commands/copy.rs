@@ -1,6 +1,6 @@
 //! `cairn copy [INSTANCE [POINT..]] --from A --to B`: copies points (every instance's
-//! when no instance is named: a whole repository) from A into B, then verifies B's
-//! copies. Without --from, the source is the mount (--mount DIR or CAIRN_MOUNT) and the
+//! when no instance is named: a whole repository) from A into B (made like A when it
+//! does not exist yet), then verifies B's copies. Without --from, the source is the mount (--mount DIR or CAIRN_MOUNT) and the
 //! copy is a job of its daemon (`ctl/copy`). Exit 0 when done and B verifies, 1 when
 //! the verify found damage or the job failed.
 
@@ -9,6 +9,8 @@ use clap::Args;
 use serde_json::json;
 
 use cairn::engine::{self, CopyRequest};
+use cairn::repo::{layout, KdfParams, Repository};
+use cairn::store::StoreError;
 
 use super::{print_json, Invocation, Status};
 use crate::client::{self, report, JobArgs, MountPointArg, Request};
@@ -31,7 +33,8 @@ pub struct CopyArgs {
     #[arg(long, value_name = "REPO")]
     pub from: Option<String>,
     /// The repository to copy into (B): a path, file:///ABS/PATH, s3://BUCKET/PREFIX,
-    /// gs://BUCKET/PREFIX or az://CONTAINER/PREFIX.
+    /// gs://BUCKET/PREFIX or az://CONTAINER/PREFIX. With --from, a B that does not exist
+    /// yet is made like A (as `cairn init B --like A`, with B's password).
     #[arg(long, value_name = "REPO")]
     pub to: String,
     /// Read B's password from FILE (else CAIRN_TO_PASSWORD, else A's password). Through
@@ -63,8 +66,27 @@ pub fn run(inv: &Invocation<'_>, args: &CopyArgs) -> Result<Status> {
     let supplied = password::supplied(global.password_file.as_deref())?;
     let (source, used) = repo_args::open_repository_with(global, from, supplied, true)?;
     let to_password = password::supplied_from(args.to_password_file.as_deref(), TO_ENV)?;
-    let (target, _) =
-        repo_args::open_repository_with(global, &args.to, to_password.or(used), true)?;
+    let to_store = repo_args::open_store(global, &args.to)?;
+    let created = matches!(to_store.head(layout::CONFIG), Err(StoreError::NotFound(_)));
+    let target = if created {
+        // A migration to new storage: B is made like A (`init --like`).
+        let password = source
+            .config()
+            .encrypted()
+            .then(|| to_password.or(used))
+            .flatten();
+        let target =
+            Repository::init_like(to_store, &source, password.as_deref(), KdfParams::default())
+                .with_context(|| format!("cannot create a repository at {}", args.to))?;
+        eprintln!(
+            "created repository {} at {} like {from}",
+            target.config().id,
+            target.store().description()
+        );
+        target
+    } else {
+        repo_args::open_repository_with(global, &args.to, to_password.or(used), true)?.0
+    };
     if source.config().id == target.config().id {
         return Err(failure::usage(format!(
             "{from} and {} are the same repository (id {}): nothing to copy",
@@ -99,6 +121,7 @@ pub fn run(inv: &Invocation<'_>, args: &CopyArgs) -> Result<Status> {
     let mut value = serde_json::to_value(&outcome)?;
     if args.job.json {
         value["ok"] = json!(ok);
+        value["created"] = json!(created);
         print_json(&value)?;
     } else {
         report::print_copy(&value, args.read_data);
