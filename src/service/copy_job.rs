@@ -38,6 +38,9 @@ impl Service {
                     .map_err(|e| EngineError::io("reading the password file", path, e))?;
                 if bytes.ends_with(b"\n") {
                     bytes.pop();
+                    if bytes.ends_with(b"\r") {
+                        bytes.pop();
+                    }
                 }
                 Some(bytes)
             }
