@@ -64,8 +64,11 @@ pub fn run(inv: &Invocation<'_>, args: &CopyArgs) -> Result<Status> {
     }
     let global = inv.global;
     let supplied = password::supplied(global.password_file.as_deref())?;
-    let (source, used) = repo_args::open_repository_with(global, from, supplied, true)?;
-    let to_password = password::supplied_from(args.to_password_file.as_deref(), TO_ENV)?;
+    let (source, used) = repo_args::open_repository_with(global, from, supplied.clone(), true)?;
+    // B's password: its own, else the one that opened A (also when A needed none).
+    let to_password = password::supplied_from(args.to_password_file.as_deref(), TO_ENV)?
+        .or(used)
+        .or(supplied);
     let to_store = repo_args::open_store(global, &args.to)?;
     let created = matches!(to_store.head(layout::CONFIG), Err(StoreError::NotFound(_)));
     let target = if created {
@@ -73,7 +76,7 @@ pub fn run(inv: &Invocation<'_>, args: &CopyArgs) -> Result<Status> {
         let password = source
             .config()
             .encrypted()
-            .then(|| to_password.or(used))
+            .then_some(to_password.clone())
             .flatten();
         let target =
             Repository::init_like(to_store, &source, password.as_deref(), KdfParams::default())
@@ -85,7 +88,7 @@ pub fn run(inv: &Invocation<'_>, args: &CopyArgs) -> Result<Status> {
         );
         target
     } else {
-        repo_args::open_repository_with(global, &args.to, to_password.or(used), true)?.0
+        repo_args::open_repository_with(global, &args.to, to_password, true)?.0
     };
     if source.config().id == target.config().id {
         return Err(failure::usage(format!(
