@@ -89,6 +89,9 @@ enum Command {
     Check(commands::check::CheckArgs),
     /// Compare two points of an instance: exit 0 same, 1 different, 2 an error.
     Diff(commands::check::DiffArgs),
+    /// Copy points (or a whole repository) into another repository, with their history;
+    /// verifies the copies.
+    Copy(commands::copy::CopyArgs),
     /// Remove points (manual ones only with --manual); `prune` then reclaims their data.
     Forget(commands::forget::ForgetArgs),
     /// Remove data no point references (two phases: plan now, delete after a grace
@@ -208,6 +211,7 @@ fn main() -> ExitCode {
         Command::Points(args) => commands::points::run(&inv, args),
         Command::Log(cmd) => commands::log::run(&inv, cmd),
         Command::Forget(args) => commands::forget::run(&inv, args),
+        Command::Copy(args) => commands::copy::run(&inv, args),
         Command::Prune(args) => commands::prune::run(&inv, args),
         Command::Repair(args) => commands::repair::run(&inv, args),
         Command::Catalog(cmd) => commands::catalog::run(&inv, cmd),

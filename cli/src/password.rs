@@ -15,6 +15,12 @@ const HOW: &str = "set CAIRN_PASSWORD, pass --password-file FILE, or run cairn i
 
 /// The password given without asking: from `password_file`, else `CAIRN_PASSWORD`.
 pub fn supplied(password_file: Option<&Path>) -> Result<Option<Vec<u8>>> {
+    supplied_from(password_file, ENV)
+}
+
+/// The password given without asking: from `password_file`, else the variable `env`
+/// (another repository's password: `CAIRN_TO_PASSWORD`, `CAIRN_LIKE_PASSWORD`).
+pub fn supplied_from(password_file: Option<&Path>, env: &str) -> Result<Option<Vec<u8>>> {
     if let Some(path) = password_file {
         let mut bytes = std::fs::read(path)
             .with_context(|| format!("cannot read the password file {}", path.display()))?;
@@ -33,8 +39,8 @@ pub fn supplied(password_file: Option<&Path>) -> Result<Option<Vec<u8>>> {
         }
         return Ok(Some(bytes));
     }
-    match std::env::var_os(ENV) {
-        Some(v) if v.is_empty() => Err(usage(format!("{ENV} is set but empty"))),
+    match std::env::var_os(env) {
+        Some(v) if v.is_empty() => Err(usage(format!("{env} is set but empty"))),
         Some(v) => Ok(Some(
             std::os::unix::ffi::OsStrExt::as_bytes(v.as_os_str()).to_vec(),
         )),

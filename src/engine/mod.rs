@@ -1,7 +1,8 @@
 //! Whole operations on a repository: backup, restore, verify, check (a point against the
 //! live data, or two points), forget, prune, repair, a point as a tar stream (`export`),
-//! and one file of a point to a writer (`dump`). A library: the daemon and the tests call
-//! it directly; progress goes through [`Progress`].
+//! copy of points into another repository (`copy`), and one file of a point to a writer
+//! (`dump`). A library: the daemon and the tests call it directly; progress goes through
+//! [`Progress`].
 //!
 //! Blobs are read through a [`BlobReader`], trees through a [`TreeReader`] (decoded, cached,
 //! prefetched) on top of it, file content through a [`ContentReader`]; a remote
@@ -13,6 +14,7 @@ pub mod backup;
 mod blobs;
 pub mod check;
 pub mod content;
+pub mod copy;
 pub mod disk_cache;
 mod dump;
 pub mod export;
@@ -34,6 +36,7 @@ pub use backup::{backup, BackupOutcome, BackupRequest, BeforeCommit, StreamFinis
 pub use blobs::BlobReader;
 pub use check::{check, diff, CheckReport, CheckRequest, DiffRequest};
 pub use content::{ContentReader, FileLayout};
+pub use copy::{copy, CopiedPoint, CopyOutcome, CopyRequest};
 pub use dump::dump_file;
 pub use export::{export, ExportError, ExportFormat, ExportOutcome, ExportRequest};
 pub use forget::{forget, ForgetOutcome, ForgetRequest};

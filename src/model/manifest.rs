@@ -83,6 +83,19 @@ pub struct Manifest {
     /// manifests and in points without warnings.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Where a point copied from another repository came from (`cairn copy`). Absent in
+    /// older manifests and in points made here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copied_from: Option<CopiedFrom>,
+}
+
+/// The origin of a copied point: the source repository's id and the manifest's id there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopiedFrom {
+    /// The `config` id (hex) of the repository the point was copied from.
+    pub repository: String,
+    /// The manifest id (hex) of the point in that repository.
+    pub manifest: String,
 }
 
 /// The metadata of a point's root directory when it is one source directory.
@@ -309,6 +322,7 @@ pub(crate) fn example(parent: Option<String>) -> Manifest {
         root_meta: None,
         streams: Vec::new(),
         warnings: Vec::new(),
+        copied_from: None,
     }
 }
 

@@ -104,13 +104,70 @@ pub struct Repository {
 impl Repository {
     /// Creates a repository; fails if `config` already exists (conditional create).
     pub fn init(store: Store, opts: &InitOptions) -> Result<Repository> {
+        let key = MasterKey::generate(opts.password.is_some());
+        Repository::init_with(store, opts, key, None)
+    }
+
+    /// Creates a repository with `like`'s master key (so blob ids and sealed blobs are
+    /// the same in both), chunker parameters, pack size and zstd level, under a new
+    /// repository id and its own key file sealed with `password` (`None` only when
+    /// `like` is unencrypted: the new one then is too). A copy between the two moves
+    /// stored blobs as they are. Its parity setting is `like`'s unless `ecc_percent`
+    /// says otherwise.
+    pub fn init_like(
+        store: Store,
+        like: &Repository,
+        password: Option<&[u8]>,
+        kdf: KdfParams,
+        ecc_percent: Option<u8>,
+    ) -> Result<Repository> {
+        let like_config = like.config();
+        if like_config.encrypted() != password.is_some() {
+            return Err(RepoError::Format(format!(
+                "a repository like {} is {}: {}",
+                like.store().description(),
+                if like_config.encrypted() {
+                    "encrypted"
+                } else {
+                    "unencrypted"
+                },
+                if like_config.encrypted() {
+                    "it needs a password"
+                } else {
+                    "it takes no password"
+                }
+            )));
+        }
+        let opts = InitOptions {
+            password: password.map(<[u8]>::to_vec),
+            kdf,
+            chunker: like_config.chunker,
+            pack_size: like_config.pack_size,
+            ecc_percent: ecc_percent.or(like_config.ecc.map(|e| e.percent)),
+        };
+        Repository::init_with(
+            store,
+            &opts,
+            like.key().clone(),
+            Some(like_config.zstd_level),
+        )
+    }
+
+    fn init_with(
+        store: Store,
+        opts: &InitOptions,
+        key: MasterKey,
+        zstd_level: Option<i32>,
+    ) -> Result<Repository> {
         if store.head(layout::CONFIG).is_ok() {
             return Err(RepoError::AlreadyExists(store.description().to_string()));
         }
-        let key = MasterKey::generate(opts.password.is_some());
         let mut config = Config::new(opts.password.is_some(), &key);
         config.chunker = opts.chunker;
         config.pack_size = opts.pack_size;
+        if let Some(level) = zstd_level {
+            config.zstd_level = level;
+        }
         if let Some(percent) = opts.ecc_percent {
             if !parity::PERCENT_RANGE.contains(&percent) {
                 return Err(RepoError::Format(format!(

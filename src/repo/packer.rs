@@ -1,13 +1,17 @@
 //! The packer: deduplicates blobs against the index, fills data and tree packs, uploads
-//! them concurrently (bounded, so memory is bounded) and writes index segments.
+//! them concurrently (bounded, so memory is bounded) and writes index segments. A copy
+//! from a repository with the same master key hands it blobs in their stored form, or
+//! whole packs.
 //!
 //! Memory: at most `MAX_UPLOADS` packs in flight plus one open pack per blob kind.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Condvar, Mutex};
 
+use bytes::Bytes;
+
 use super::index::IndexedPack;
-use super::pack::PackBuilder;
+use super::pack::{PackBuilder, PackEntry, PackId};
 use super::{BlobId, BlobIndex, BlobKind, RepoError, Repository, Result};
 use crate::sync::LockExt;
 
@@ -99,20 +103,51 @@ impl Packer {
         }
         // Compress and seal outside the lock: this is where the CPU goes.
         let stored = super::blob::encode(repo.key(), plaintext, repo.config().zstd_level);
+        self.put(kind, id, &stored, plaintext.len() as u32)?;
+        Ok((id, true))
+    }
+
+    /// Stores a blob in its stored form as another repository with the same master key
+    /// holds it (no decompression, no compression), unless this repository has it;
+    /// whether it was new. The caller checked it against `id`.
+    pub fn add_stored(
+        &self,
+        kind: BlobKind,
+        id: BlobId,
+        stored: &[u8],
+        raw_len: u32,
+    ) -> Result<bool> {
+        {
+            let mut st = self.lock();
+            if let Some(e) = st.error.take() {
+                return Err(e);
+            }
+            if st.pending.contains(&id) || self.shared.index.lookup(&id)?.is_some() {
+                return Ok(false);
+            }
+            st.pending.insert(id);
+        }
+        self.put(kind, id, stored, raw_len)?;
+        Ok(true)
+    }
+
+    /// Puts a new blob's stored form into the open pack of its kind, uploading it once full.
+    fn put(&self, kind: BlobKind, id: BlobId, stored: &[u8], raw_len: u32) -> Result<()> {
+        let repo = &self.shared.repo;
         if let (BlobKind::Tree, Some(sink)) = (kind, &self.shared.tree_sink) {
-            sink(&id, &stored);
+            sink(&id, stored);
         }
         let full = {
             let mut st = self.lock();
             st.stats.new_blobs += 1;
-            st.stats.new_bytes += plaintext.len() as u64;
+            st.stats.new_bytes += raw_len as u64;
             let slot = &mut st.builders[kind as usize];
             // Room for a full pack, the largest chunk that may cross the limit, and the header.
             let capacity = repo.config().pack_size as usize
                 + repo.config().chunker.max_size as usize
                 + (1 << 20);
             let builder = slot.get_or_insert_with(|| PackBuilder::with_capacity(capacity));
-            builder.add(kind, id, &stored, plaintext.len() as u32);
+            builder.add(kind, id, stored, raw_len);
             if builder.len() >= repo.config().pack_size as usize {
                 slot.take()
             } else {
@@ -122,11 +157,32 @@ impl Packer {
         if let Some(builder) = full {
             self.upload(builder)?;
         }
-        Ok((id, true))
+        Ok(())
     }
 
     /// Seals a pack and uploads it in the background, waiting while too many are in flight.
     fn upload(&self, builder: PackBuilder) -> Result<()> {
+        self.wait_for_slot()?;
+        let (bytes, id, entries) = builder.finish(self.shared.repo.key());
+        self.spawn_upload(bytes.into(), id, entries)
+    }
+
+    /// Uploads a whole pack as another repository with the same master key holds it
+    /// (its bytes checked against `id` by the caller): none of its blobs may be in this
+    /// repository yet.
+    pub fn add_pack(&self, bytes: Bytes, id: PackId, entries: Vec<PackEntry>) -> Result<()> {
+        {
+            let mut st = self.lock();
+            st.stats.new_blobs += entries.len() as u64;
+            st.stats.new_bytes += entries.iter().map(|e| e.raw_len as u64).sum::<u64>();
+            st.pending.extend(entries.iter().map(|e| e.id));
+        }
+        self.wait_for_slot()?;
+        self.spawn_upload(bytes, id, entries)
+    }
+
+    /// Waits while too many uploads are in flight, then takes a slot.
+    fn wait_for_slot(&self) -> Result<()> {
         {
             let mut st = self.lock();
             while st.uploads_in_flight >= MAX_UPLOADS && st.error.is_none() {
@@ -141,20 +197,19 @@ impl Packer {
             }
             st.uploads_in_flight += 1;
         }
-        let (bytes, id, entries) = builder.finish(self.shared.repo.key());
-        // Parity is computed here, on the backup's worker, not on the upload runtime.
+        Ok(())
+    }
+
+    /// Uploads a sealed pack in the background (its slot taken), then records it.
+    fn spawn_upload(&self, bytes: Bytes, id: PackId, entries: Vec<PackEntry>) -> Result<()> {
+        // Parity is computed here, on the caller's worker, not on the upload runtime.
         let parity = (self.shared.repo.config().ecc)
             .map(|ecc| super::parity::encode(&bytes, &id, ecc.percent));
         let shared = self.shared.clone();
         let len = bytes.len() as u64;
         self.shared.repo.runtime().spawn(async move {
             let result = async {
-                match shared
-                    .repo
-                    .store()
-                    .put_new_async(&id.key(), bytes.into())
-                    .await
-                {
+                match shared.repo.store().put_new_async(&id.key(), bytes).await {
                     Ok(()) | Err(crate::store::StoreError::AlreadyExists(_)) => {}
                     Err(e) => return Err(RepoError::from(e)),
                 }

@@ -22,7 +22,7 @@ use super::requests::{InstanceRequest, Subject};
 /// The control files of `.cairn/ctl/`.
 pub const CONTROL_FILES: &[&str] = &[
     "instance", "snapshot", "restore", "verify", "cancel", "forget", "prune", "policy", "stdin",
-    "log", "repair", "check",
+    "log", "repair", "check", "copy",
 ];
 
 impl Service {
@@ -148,6 +148,16 @@ impl Service {
                 }
                 let subject = Subject::of(Some(&req.instance), Some(&req.point));
                 self.enqueue_as(uid, JobKind::Check, subject, &req)
+            }
+            "copy" => {
+                let req = super::copy_control::parse_copy(text)?;
+                if let Some(i) = &req.instance {
+                    if !self.instance_names().contains(i) {
+                        return Err(ControlError::not_found(format!("no instance `{i}`")));
+                    }
+                }
+                let subject = Subject::of(req.instance.as_deref(), None);
+                self.enqueue_as(uid, JobKind::Copy, subject, &req)
             }
             "forget" => {
                 let req = control::parse_forget(text)?;

@@ -22,6 +22,7 @@ pub enum JobKind {
     Prune,
     Repair,
     Check,
+    Copy,
 }
 
 impl JobKind {
@@ -34,6 +35,7 @@ impl JobKind {
             JobKind::Prune => "prune",
             JobKind::Repair => "repair",
             JobKind::Check => "check",
+            JobKind::Copy => "copy",
         }
     }
 
@@ -53,6 +55,7 @@ impl JobKind {
             JobKind::Prune,
             JobKind::Repair,
             JobKind::Check,
+            JobKind::Copy,
         ]
         .into_iter()
         .find(|k| k.as_str() == name)

@@ -25,6 +25,8 @@ mod check_job;
 pub mod clock;
 mod command_sources;
 pub mod control;
+mod copy_control;
+mod copy_job;
 mod daemon;
 mod damage_view;
 mod definitions;

@@ -87,6 +87,19 @@ pub struct VerifyControl {
     pub read_data: bool,
 }
 
+/// `ctl/copy`: the mounted repository's points into the repository `to`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopyControl {
+    /// The target repository's location, as `cairn copy --to` takes it.
+    pub to: String,
+    pub instance: Option<String>,
+    pub points: Vec<String>,
+    /// A file holding the target's password (read by the daemon), for an encrypted target.
+    pub to_password_file: Option<PathBuf>,
+    pub verify: bool,
+    pub read_data: bool,
+}
+
 /// `ctl/forget`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ForgetControl {

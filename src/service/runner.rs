@@ -287,6 +287,11 @@ impl Service {
                     serde_json::from_value(request.clone()).map_err(bad)?;
                 self.run_check(id, &req, progress, cancel)
             }
+            JobKind::Copy => {
+                let req: requests::CopyControl =
+                    serde_json::from_value(request.clone()).map_err(bad)?;
+                self.run_copy(&req, progress, cancel)
+            }
             JobKind::Forget => {
                 let req: requests::ForgetControl =
                     serde_json::from_value(request.clone()).map_err(bad)?;

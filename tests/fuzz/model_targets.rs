@@ -100,6 +100,7 @@ fn manifest(parent: Option<String>) -> Manifest {
         root_meta: None,
         streams: Vec::new(),
         warnings: Vec::new(),
+        copied_from: None,
     }
 }
 

@@ -550,6 +550,7 @@ fn golden_manifest() -> Manifest {
         root_meta: None,
         streams: Vec::new(),
         warnings: Vec::new(),
+        copied_from: None,
     }
 }
 

@@ -16,6 +16,7 @@ mod cli_policy;
 mod cli_prune;
 mod cloud_backends;
 mod command_crash;
+mod copy;
 mod crash_loop;
 mod damage_heal;
 mod db_mariadb;

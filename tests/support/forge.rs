@@ -65,6 +65,7 @@ impl Forger {
             root_meta: None,
             streams: Vec::new(),
             warnings: Vec::new(),
+            copied_from: None,
         };
         let (id, json) = m.encode(t.repo.key());
         t.repo

@@ -84,7 +84,7 @@ fn noun(kind: JobKind) -> &'static str {
     match kind {
         JobKind::Verify | JobKind::Prune => "objects",
         JobKind::Repair => "packs",
-        JobKind::Forget => "points",
+        JobKind::Forget | JobKind::Copy => "points",
         _ => "files",
     }
 }

@@ -137,6 +137,90 @@ pub fn print_result(status: &JobStatus) {
             println!("ok: no damage found");
         }
         JobKind::Repair => super::repair_report::print_outcome(r),
+        JobKind::Copy => {
+            let read_data = status.request["read_data"].as_bool().unwrap_or(false);
+            print_copy(r, read_data);
+        }
         _ => println!("{}", serde_json::to_string_pretty(r).unwrap_or_default()),
     }
+}
+
+/// Prints what a copy did (a direct `copy`'s outcome, or a copy job's result): each point
+/// copied, the counts, and the verify of the target.
+pub fn print_copy(r: &Value, read_data: bool) {
+    let u = |v: &Value| v.as_u64().unwrap_or(0);
+    let rechunked = r["rechunked"].as_bool().unwrap_or(false);
+    if rechunked {
+        println!("re-chunking: the target has other keys or chunker parameters");
+    }
+    for c in r["copied"].as_array().into_iter().flatten() {
+        let (instance, point, name) = (
+            c["instance"].as_str().unwrap_or("?"),
+            c["point"].as_str().unwrap_or("?"),
+            c["name"].as_str().unwrap_or("?"),
+        );
+        if point == name {
+            println!("copied     {instance}/{point}");
+        } else {
+            println!("copied     {instance}/{point} as {instance}/{name}");
+        }
+    }
+    println!(
+        "points     {} copied, {} skipped (already there)",
+        u(&r["points_copied"]),
+        u(&r["points_skipped"])
+    );
+    println!(
+        "blobs      {} copied, {} uploaded ({} bytes), re-chunked: {}",
+        u(&r["blobs_copied"]),
+        human_units::bytes(u(&r["bytes_uploaded"])),
+        u(&r["bytes_uploaded"]),
+        if rechunked { "yes" } else { "no" }
+    );
+    if u(&r["instances_defined"]) > 0 {
+        println!(
+            "instances  {} definition(s) copied",
+            u(&r["instances_defined"])
+        );
+    }
+    if u(&r["log_records_copied"]) > 0 {
+        println!(
+            "logs       {} log record(s) copied",
+            u(&r["log_records_copied"])
+        );
+    }
+    let v = &r["verify"];
+    if v.is_null() {
+        println!("verify     not run (--no-verify)");
+        return;
+    }
+    let damaged = v["damaged"].as_array().map_or(0, Vec::len);
+    let problems = v["problems"].as_array().map_or(0, Vec::len);
+    for d in v["damaged"].as_array().into_iter().flatten() {
+        println!(
+            "DAMAGED    {}/{}",
+            d["instance"].as_str().unwrap_or("?"),
+            d["point"].as_str().unwrap_or("?")
+        );
+    }
+    for p in v["problems"].as_array().into_iter().flatten() {
+        println!("PROBLEM    {}", p.as_str().unwrap_or_default());
+    }
+    println!(
+        "verify     {} points, {} trees, {} blobs, {} packs{}: {}",
+        u(&v["points_checked"]),
+        u(&v["trees_checked"]),
+        u(&v["blobs_checked"]),
+        u(&v["packs_checked"]),
+        if read_data {
+            " with their data"
+        } else {
+            " (structure)"
+        },
+        if damaged + problems == 0 {
+            "ok".to_string()
+        } else {
+            format!("{damaged} damaged point(s), {problems} problem(s)")
+        }
+    );
 }

@@ -3,6 +3,7 @@
 pub mod catalog;
 pub mod check;
 pub mod completions;
+pub mod copy;
 pub mod events;
 pub mod export;
 pub mod forget;

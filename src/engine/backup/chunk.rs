@@ -7,9 +7,9 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 
 use crate::engine::fsmeta::{data_ranges, open_source};
-use crate::engine::{EngineError, Result};
+use crate::engine::{CancelToken, EngineError, Result};
 use crate::model::{Extent, Node};
-use crate::repo::BlobKind;
+use crate::repo::{BlobKind, ChunkerParams, Packer};
 use crate::sync::LockExt;
 
 use super::run::Ctx;
@@ -81,21 +81,25 @@ fn chunk_small(
     })
 }
 
-pub(super) fn chunk_stream(
-    ctx: &Ctx<'_>,
+/// Cuts `source` with the chunker parameters `c` and stores each chunk through `packer`,
+/// appending its extents; the bytes read. A copy that re-chunks another repository's
+/// files uses this too.
+pub(crate) fn chunk_stream(
+    packer: &Packer,
+    c: ChunkerParams,
+    cancel: &CancelToken,
     source: impl Read,
     extents: &mut Vec<Extent>,
     io: impl Fn(std::io::Error) -> EngineError,
 ) -> Result<u64> {
-    let c = ctx.repo.config().chunker;
     let mut read = 0u64;
     for chunk in fastcdc::v2020::StreamCDC::new(source, c.min_size, c.avg_size, c.max_size) {
-        ctx.cancel.check()?;
+        cancel.check()?;
         let chunk = chunk.map_err(|e| match e {
             fastcdc::v2020::Error::IoError(e) => io(e),
             other => io(std::io::Error::other(other.to_string())),
         })?;
-        let (id, _) = ctx.packer.add(BlobKind::Data, &chunk.data)?;
+        let (id, _) = packer.add(BlobKind::Data, &chunk.data)?;
         read += chunk.length as u64;
         extents.push(Extent::Data {
             id,
@@ -129,7 +133,14 @@ fn read_file(ctx: &Ctx<'_>, path: &Path, node: &Node) -> Result<Vec<Extent>> {
         let read = if end - start <= SMALL_RANGE {
             chunk_small(ctx, limited, &mut extents, io)?
         } else {
-            chunk_stream(ctx, limited, &mut extents, io)?
+            chunk_stream(
+                &ctx.packer,
+                ctx.repo.config().chunker,
+                ctx.cancel,
+                limited,
+                &mut extents,
+                io,
+            )?
         };
         pos = start + read;
         if read < end - start {

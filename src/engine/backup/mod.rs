@@ -38,7 +38,8 @@ use super::fsmeta::{node_from_metadata, read_xattrs};
 use super::{CancelToken, EngineError, InvalidRequest, Progress, Result};
 use crate::sync::LockExt;
 pub use before_commit::BeforeCommit;
-use names::write_manifest;
+pub(crate) use chunk::chunk_stream;
+pub(crate) use names::write_manifest;
 use run::Ctx;
 use stream::read_stream;
 pub use stream::{StreamFinish, StreamSource};
@@ -268,9 +269,10 @@ pub fn backup(
             root_meta,
             streams: req.streams.iter().map(|s| s.name.clone()).collect(),
             warnings: warnings.iter().take(MANIFEST_WARNINGS).cloned().collect(),
+            copied_from: None,
         };
         let base = point_name(time_ns, req.kind, req.label.as_deref());
-        let (id, manifest) = write_manifest(&ctx, manifest, &base)?;
+        let (id, manifest) = write_manifest(repo, catalog, manifest, &base)?;
         Ok(BackupOutcome {
             id,
             manifest,

@@ -3,13 +3,12 @@
 
 use std::collections::HashSet;
 
+use crate::catalog::Catalog;
 use crate::engine::{EngineError, Result};
 use crate::model::manifest::point_name_candidate;
 use crate::model::{Manifest, ManifestId};
 use crate::repo::{RepoError, Repository};
 use crate::store::StoreError;
-
-use super::run::Ctx;
 
 /// Most names a point tries before giving up (`NAME`, `NAME-2`, ... `NAME-1000`).
 const MAX_NAME_CANDIDATES: u32 = 1000;
@@ -18,14 +17,14 @@ const MAX_NAME_CANDIDATES: u32 = 1000;
 /// that another point of the instance already has, here or on another machine, gets the
 /// first free suffix `-2`, `-3`, ...: each candidate is claimed with a conditional create
 /// of its claim object (FORMAT.md, section 9) before the manifest that bears it is written.
-pub(super) fn write_manifest(
-    ctx: &Ctx<'_>,
+pub(crate) fn write_manifest(
+    repo: &Repository,
+    catalog: &Catalog,
     mut manifest: Manifest,
     base: &str,
 ) -> Result<(ManifestId, Manifest)> {
     let instance = manifest.instance.clone();
-    let known: HashSet<String> = ctx
-        .catalog
+    let known: HashSet<String> = catalog
         .points(Some(&instance))?
         .into_iter()
         .map(|p| p.manifest.name)
@@ -36,8 +35,8 @@ pub(super) fn write_manifest(
         if known.contains(&manifest.name) {
             continue;
         }
-        let (id, json) = manifest.encode(ctx.repo.key());
-        if claim_name(ctx.repo, &instance, &manifest.name, &id)? {
+        let (id, json) = manifest.encode(repo.key());
+        if claim_name(repo, &instance, &manifest.name, &id)? {
             claimed = Some((id, json));
             break;
         }
@@ -47,9 +46,8 @@ pub(super) fn write_manifest(
             "no free point name: {base} and {MAX_NAME_CANDIDATES} suffixed variants are taken"
         )));
     };
-    ctx.repo
-        .put_sealed(&Manifest::object_key(&instance, &id), json)?;
-    ctx.catalog.insert_point(&id, &manifest)?;
+    repo.put_sealed(&Manifest::object_key(&instance, &id), json)?;
+    catalog.insert_point(&id, &manifest)?;
     Ok((id, manifest))
 }
 

@@ -38,6 +38,7 @@ fn damage_is_sorted_deduplicated_and_names_the_root_as_dot() {
             root_meta: None,
             streams: Vec::new(),
             warnings: Vec::new(),
+            copied_from: None,
         },
     };
     assert_eq!(damage_of(&p, &[]), None);
