@@ -503,3 +503,50 @@ fn a_mount_reads_corrected_data_and_never_wrong_bytes() {
     restore_run(&cli, "big", ["--mount", m_arg], &failed, &[]).code(1);
     assert!(!failed.exists());
 }
+
+/// A repository made `--like` one without parity, with `--ecc`: the packs a copy moves
+/// whole get parity too, and a damaged one is corrected when read. `--like` alone keeps
+/// LIKE's setting.
+#[test]
+fn packs_copied_whole_into_an_ecc_repository_get_parity() {
+    let dir = tempfile::tempdir().unwrap();
+    let cli = setup(dir.path(), 0);
+    let (a, b, c) = (
+        cli.repo(),
+        dir.path().join("b").display().to_string(),
+        dir.path().join("c").display().to_string(),
+    );
+    cli.run(&["init", &b, "--like", &a, "--ecc", "5"]).ok();
+    cli.run(&["init", &c, "--like", &b]).ok();
+    let config: Value =
+        serde_json::from_slice(&fs::read(Path::new(&c).join("config")).unwrap()).unwrap();
+    assert_eq!(config["ecc"]["percent"], 5, "{config}");
+    cli.run(&["copy", "www", "--from", &a, "--to", &b]).ok();
+    let packs = objects(Path::new(&b), "packs");
+    let parity = objects(Path::new(&b), "ecc");
+    assert!(!packs.is_empty());
+    let names = |v: &[PathBuf]| v.iter().map(|p| hex_of(p)).collect::<Vec<_>>();
+    assert_eq!(names(&packs), names(&parity));
+    let pack = packs
+        .iter()
+        .max_by_key(|p| fs::metadata(p).unwrap().len())
+        .unwrap();
+    damage(pack, |bytes| {
+        let at = bytes.len() / 3;
+        bytes[at] ^= 0x40;
+    });
+    let target = dir.path().join("out");
+    let run = cli
+        .run(&[
+            "restore",
+            "www",
+            "latest",
+            "--repo",
+            &b,
+            "--target",
+            &target.display().to_string(),
+        ])
+        .ok();
+    assert!(run.stdout.contains("CORRECTED"), "{}", run.stdout);
+    assert_same_tree(&dir.path().join("src"), &target);
+}
