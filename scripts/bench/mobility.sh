@@ -33,7 +33,7 @@ run_mobility() {
 
     # check against itself, warm: the source is read once first (untimed), and b3sum over
     # the same files just before is the machine's figure.
-    tar cf - -C "$src" . > /dev/null
+    warm_tree "$src"
     measure "$MOB" machine b3sum --warm sh -c 'find "$1" -type f -print0 | xargs -0 b3sum > /dev/null' sh "$src"
     measure "$MOB" cairn check --warm "$CAIRN" check "$MOB" latest --repo "$a" --against "$src"
 

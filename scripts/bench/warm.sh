@@ -10,8 +10,9 @@
 #                 restore` with CAIRN_MOUNT, into another fresh repository), against
 #                 the same work with --repo.
 
-# warm_tree DIR: reads every file of DIR once (untimed), so that it is in the page cache.
-warm_tree() { tar cf - -C "$1" . > /dev/null; }
+# warm_tree DIR: reads every file of DIR once (untimed), so that it is in the page cache
+# (through a pipe: GNU tar writing to /dev/null itself reads no file content).
+warm_tree() { tar cf - -C "$1" . | cat > /dev/null; }
 
 # pipeline_limits SET: the machine's backup and restore limits on SET's files, warm.
 pipeline_limits() {
