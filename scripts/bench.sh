@@ -59,11 +59,13 @@ done
 has() { [[ ",$1," == *",$2,"* ]]; }
 
 if [ $QUICK = 1 ]; then
-  DB_MIB=${DB_MIB:-128}; SMALL_FILES=10000; DISK_MIB=256; LIMIT_SECS=0.3; SAMPLE_MIB=32
+  DB_MIB=${DB_MIB:-128}; SMALL_FILES=5000; DISK_MIB=256; LIMIT_SECS=0.3; SAMPLE_MIB=32
 else
   DB_MIB=${DB_MIB:-1024}; SMALL_FILES=200000; DISK_MIB=1024; LIMIT_SECS=1.5; SAMPLE_MIB=128
 fi
-BIGDIR_ENTRIES=100000  # issue 14's target is stated for 100k entries: --quick too
+# Issue 14's target is stated for 100k entries; --quick shows the method on 20k.
+BIGDIR_ENTRIES=100000
+[ $QUICK = 0 ] || BIGDIR_ENTRIES=20000
 
 STEP=setup
 if [[ -n "${BENCH_TRACE:-}" ]]; then  # BENCH_TRACE=FILE: every command, timed, into FILE
@@ -232,9 +234,9 @@ if has "$SETS" bigdir && [ ! -d "$BIGDIR" ]; then
   log "generating one directory of $BIGDIR_ENTRIES entries (fixed seed)"
   "$PY" "$HERE/gen.py" bigdir "$BIGDIR" --entries "$BIGDIR_ENTRIES" >&2
 fi
-# The S3-latency set: the Linux tree's drivers/ (--quick: the slice the linux set uses).
+# The S3-latency set: the Linux tree's drivers/ (--quick: the slice's mm/, 176 files).
 DRIVERS=$DATA/linux-source-6.1/drivers
-[ $QUICK = 0 ] || DRIVERS=$LINUX
+[ $QUICK = 0 ] || DRIVERS=$LINUX/mm
 
 { ! has "$SETS" dump && ! has "$SETS" pitr; } || dump_data
 
@@ -422,7 +424,10 @@ for ROUND in $(seq 1 "$ROUNDS"); do
     for tool in ${TOOLS//,/ }; do run_set "$set" "$tool"; done
     if [ "$set" != sqlite ]; then  # issue 16: warm, against the pipelines' limits
       pipeline_limits "$set"
-      for tool in ${TOOLS//,/ }; do run_warm "$set" "$tool"; done
+      for tool in ${TOOLS//,/ }; do
+        [ $QUICK = 0 ] || [ "$tool" = cairn ] || continue  # --quick: cairn's warm figures only
+        run_warm "$set" "$tool"
+      done
     fi
     if [ $set = small ]; then
       # RSS at 1x: the first of the 10 replicas the small-files set is made of.

@@ -199,7 +199,7 @@ pitr_cat() {
 
 run_pitr() {
   local repo=$RUN/repo-cairn-pitr mnt=$RUN/mnt-cairn-pitr idle=60
-  [ $QUICK = 0 ] || idle=20
+  [ $QUICK = 0 ] || idle=10
   rm -rf "$repo" "$RUN"/cache-*
   tool_cmds cairn pitr "$repo" "$RUN/restore-pitr"
   STEP=pitr/logs

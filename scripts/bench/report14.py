@@ -58,7 +58,7 @@ def s3lat_table(rep, render):
     extra = f": {files:.0f} files, {data / 1048576:.0f} MiB" if files and data else ""
     rtt = rep.get(s, "source", "proxy", "rtt_ms")
     rtt = f"{rtt:.0f} ms" if rtt is not None else "a"
-    data_name = ("the linux set's --quick slice" if rep.get(s, "source", "data", "quick")
+    data_name = ("the --quick slice's mm/" if rep.get(s, "source", "data", "quick")
                  else "the Linux tree's drivers/")
     title, head, lines = rep.table(
         f"S3 behind {rtt} round trip per request ({data_name}{extra}); the mount as on "

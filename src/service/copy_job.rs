@@ -12,6 +12,7 @@ use crate::catalog::{default_path, Catalog};
 use crate::engine::{self, CancelToken, CopyRequest, EngineError, InvalidRequest};
 use crate::repo::Repository;
 use crate::store::{Location, Store};
+use crate::sync::LockExt;
 
 use super::daemon::Service;
 use super::job_hooks::JobError;
@@ -32,7 +33,7 @@ impl Service {
         let location = Location::parse(&req.to).map_err(|e| refused(e.to_string()))?;
         let store = Store::open(&location).map_err(|e| EngineError::Repo(e.into()))?;
         let password = match &req.to_password_file {
-            None => None,
+            None => self.inner.password.locked().clone(),
             Some(path) => {
                 let mut bytes = std::fs::read(path)
                     .map_err(|e| EngineError::io("reading the password file", path, e))?;

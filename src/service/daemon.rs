@@ -67,6 +67,9 @@ pub(super) struct Inner {
     pub logs: LogArchives,
     /// The catalog's figures for `.cairn/stats`.
     pub stats: StatsCache,
+    /// The password the repository was opened with, if the daemon was given it: a copy
+    /// job's target is opened with it when the request names no password file.
+    pub password: Mutex<Option<Vec<u8>>>,
 }
 
 /// A running service; clones share it. Call [`shutdown`](Service::shutdown) to stop.
@@ -76,6 +79,12 @@ pub struct Service {
 }
 
 impl Service {
+    /// Keeps the password the repository was opened with, for the targets of copy jobs
+    /// that name no password file (docs/CONTROL.md, "Copy").
+    pub fn keep_password(&self, password: Option<Vec<u8>>) {
+        *self.inner.password.locked() = password;
+    }
+
     /// Starts the service on the system clock.
     pub fn start(
         repo: Repository,
@@ -110,6 +119,7 @@ impl Service {
                 inputs: Default::default(),
                 logs: Default::default(),
                 stats: Default::default(),
+                password: Mutex::new(None),
             }),
         };
         service.inner.jobs.recover(&service.inner.events)?;

@@ -6,7 +6,7 @@ use std::process::Command;
 use crate::support::cli_run::{cairn_bin, Run};
 
 /// The commands a person runs (the mount daemon's internal watcher is not one).
-const COMMANDS: [&str; 17] = [
+const COMMANDS: [&str; 23] = [
     "init",
     "mount",
     "umount",
@@ -15,8 +15,14 @@ const COMMANDS: [&str; 17] = [
     "snapshot",
     "restore",
     "verify",
+    "export",
+    "check",
+    "diff",
+    "copy",
     "forget",
     "prune",
+    "repair",
+    "log",
     "points",
     "jobs",
     "events",

@@ -465,6 +465,43 @@ fn copy_through_the_mount_is_a_job() {
     assert_same_tree(&src, &target);
 }
 
+/// Through the mount of an encrypted repository, a copy into a repository made `--like`
+/// it with the same password needs no password file: the daemon opens the target with
+/// the password it was mounted with.
+#[test]
+fn copy_through_an_encrypted_mount_uses_the_mounts_password() {
+    if !fuse_available() {
+        return;
+    }
+    let env = Env::with_password("the mount's password");
+    env.init();
+    let src = env.path("src");
+    noise_tree(&src, 2, 64 << 10, 5);
+    let daemon = env.mount_background();
+    env.run(&["instance", "add", "web", "--path", src.to_str().unwrap()])
+        .ok();
+    env.run(&["snapshot", "web"]).ok();
+    let b = env.path("b");
+    let b = b.to_str().unwrap();
+    env.run(&["init", b, "--like", &env.repo()]).ok();
+    env.run(&["copy", "web", "--to", b])
+        .ok()
+        .stdout_has("points     1 copied, 0 skipped");
+    drop(daemon);
+    let target = env.path("restored");
+    env.run(&[
+        "restore",
+        "web",
+        "latest",
+        "--repo",
+        b,
+        "--target",
+        target.to_str().unwrap(),
+    ])
+    .ok();
+    assert_same_tree(&src, &target);
+}
+
 /// A pack that also holds blobs no copied point references (those of a forgotten point,
 /// not yet pruned) is not copied whole: only the wanted blobs are read from it, checked
 /// and packed anew, and the forgotten point's data is not uploaded.

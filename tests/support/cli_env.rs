@@ -107,6 +107,14 @@ impl Env {
         }
     }
 
+    /// An environment whose repository is encrypted with `password` (CAIRN_PASSWORD).
+    pub fn with_password(password: &str) -> Env {
+        Env {
+            password: Some(password.to_string()),
+            ..Env::new()
+        }
+    }
+
     /// An environment whose repository is `url`, reached with the variables `vars`.
     pub fn with_repository(url: String, vars: Vec<(String, String)>) -> Env {
         Env {

@@ -155,7 +155,8 @@ fn serve(
     password: Option<Vec<u8>>,
     may_ask: bool,
 ) -> Result<Status> {
-    let (repo, _) = repo_args::open_repository_with(inv.global, &args.repo, password, may_ask)?;
+    let (repo, password) =
+        repo_args::open_repository_with(inv.global, &args.repo, password, may_ask)?;
     let location = repo.store().description().to_string();
     // Service::start refreshes it before anything reads it: one refresh, not two.
     let catalog = repo_args::open_catalog_unrefreshed(&repo)?;
@@ -175,6 +176,7 @@ fn serve(
     };
     let service =
         Service::start(repo, catalog, args.jobs).context("cannot start the mount's service")?;
+    service.keep_password(password);
     let ns = Arc::new(
         Namespace::with_disk_cache(
             service.clone(),
