@@ -5,7 +5,7 @@
 
 use std::fs;
 use std::os::unix::fs::symlink;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
@@ -22,6 +22,7 @@ use cairn::store::{FaultStore, Location, Store};
 use crate::support::cli_env::Env;
 use crate::support::cli_repo::{pack_bytes, Cli, PASSWORD};
 use crate::support::cli_run::Run;
+use crate::support::daemon::Daemon;
 use crate::support::fixture::{assert_same_tree, noise, noise_tree, SourceTree};
 use crate::support::mount::fuse_available;
 use crate::support::repos::{fast_init, TestRepo};
@@ -418,6 +419,30 @@ fn copy_local_to_s3_and_s3_to_local() {
     );
 }
 
+/// `env`'s repository made and mounted, with an instance `web` of three files of `size`
+/// bytes and one point of it.
+fn mounted_web_point(env: &Env, size: usize) -> (Daemon, PathBuf) {
+    env.init();
+    let src = env.path("src");
+    noise_tree(&src, 3, size, 3);
+    let daemon = env.mount_background();
+    env.run(&["instance", "add", "web", "--path", src.to_str().unwrap()])
+        .ok();
+    env.run(&["snapshot", "web"]).ok();
+    (daemon, src)
+}
+
+/// `web`'s latest point in the repository `repo` restores as `src`.
+fn assert_latest_restores_as(env: &Env, repo: &str, src: &Path) {
+    let target = env.path("restored");
+    let target = target.to_str().unwrap();
+    env.run(&[
+        "restore", "web", "latest", "--repo", repo, "--target", target,
+    ])
+    .ok();
+    assert_same_tree(src, Path::new(target));
+}
+
 /// `cairn copy --to B` with CAIRN_MOUNT set and no --from: a `copy` job of the mount's
 /// daemon copies the mounted repository's points into B.
 #[test]
@@ -426,13 +451,7 @@ fn copy_through_the_mount_is_a_job() {
         return;
     }
     let env = Env::new();
-    env.init();
-    let src = env.path("src");
-    noise_tree(&src, 3, 256 << 10, 3);
-    let daemon = env.mount_background();
-    env.run(&["instance", "add", "web", "--path", src.to_str().unwrap()])
-        .ok();
-    env.run(&["snapshot", "web"]).ok();
+    let (daemon, src) = mounted_web_point(&env, 256 << 10);
     SourceTree::new(&src).file("later", b"a second point");
     env.run(&["snapshot", "web"]).ok();
     let b = env.path("b");
@@ -451,18 +470,7 @@ fn copy_through_the_mount_is_a_job() {
     // A refused request: no such instance.
     env.run(&["copy", "nope", "--to", b]).code(2);
     drop(daemon);
-    let target = env.path("restored");
-    env.run(&[
-        "restore",
-        "web",
-        "latest",
-        "--repo",
-        b,
-        "--target",
-        target.to_str().unwrap(),
-    ])
-    .ok();
-    assert_same_tree(&src, &target);
+    assert_latest_restores_as(&env, b, &src);
 }
 
 /// Through the mount of an encrypted repository, a copy into a repository made `--like`
@@ -474,13 +482,7 @@ fn copy_through_an_encrypted_mount_uses_the_mounts_password() {
         return;
     }
     let env = Env::with_password("the mount's password");
-    env.init();
-    let src = env.path("src");
-    noise_tree(&src, 2, 64 << 10, 5);
-    let daemon = env.mount_background();
-    env.run(&["instance", "add", "web", "--path", src.to_str().unwrap()])
-        .ok();
-    env.run(&["snapshot", "web"]).ok();
+    let (daemon, src) = mounted_web_point(&env, 64 << 10);
     let b = env.path("b");
     let b = b.to_str().unwrap();
     env.run(&["init", b, "--like", &env.repo()]).ok();
@@ -488,18 +490,7 @@ fn copy_through_an_encrypted_mount_uses_the_mounts_password() {
         .ok()
         .stdout_has("points     1 copied, 0 skipped");
     drop(daemon);
-    let target = env.path("restored");
-    env.run(&[
-        "restore",
-        "web",
-        "latest",
-        "--repo",
-        b,
-        "--target",
-        target.to_str().unwrap(),
-    ])
-    .ok();
-    assert_same_tree(&src, &target);
+    assert_latest_restores_as(&env, b, &src);
 }
 
 /// A pack that also holds blobs no copied point references (those of a forgotten point,
