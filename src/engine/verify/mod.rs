@@ -27,11 +27,13 @@
 //! Storage errors that may be transient fail the verify instead of blaming the data.
 //!
 //! Files: `objects` (manifests, index segments, pack headers), `data` (the data read),
-//! `healing` (known damage, and whether it still matters), `lacking` (the walk `repair`
+//! `healing` (known damage, and whether it still matters), `hits` (damage below a tree
+//! and a point's [`Damage`] from it), `lacking` (the walk `repair`
 //! asks for), `logs` (log archives), `log_damage`; this file: the `Verifier` and its walk.
 
 mod data;
 mod healing;
+mod hits;
 mod lacking;
 mod log_damage;
 mod logs;
@@ -52,6 +54,8 @@ use super::restore::MAX_DEPTH;
 use super::{CancelToken, EngineError, InvalidRequest, Progress, Result};
 pub(super) use data::par_map;
 use healing::Known;
+pub use hits::Damage;
+use hits::{damage_of, prefix_hits, Hit};
 pub use lacking::points_lacking;
 pub use log_damage::LogDamage;
 
@@ -64,18 +68,6 @@ pub struct VerifyRequest {
     pub point: Option<String>,
     /// Also download the data and check every referenced blob.
     pub read_data: bool,
-}
-
-/// One damaged point.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Damage {
-    pub instance: String,
-    pub point: String,
-    /// Damaged files and directories, relative to the point root (`.` for the root
-    /// itself), lossy UTF-8, sorted.
-    pub paths: Vec<String>,
-    /// Why: the missing or corrupt objects, sorted.
-    pub causes: Vec<String>,
 }
 
 /// The outcome of a verify.
@@ -228,58 +220,6 @@ fn select_points(catalog: &Catalog, req: &VerifyRequest) -> Result<Vec<PointReco
             }),
         },
     }
-}
-
-/// Damage found below a tree: `path` is relative to that tree (empty: the tree itself).
-#[derive(Debug, Clone)]
-struct Hit {
-    path: Vec<u8>,
-    causes: Vec<Arc<str>>,
-}
-
-/// Hits of a subtree named `name`, as seen from its parent.
-fn prefix_hits(out: &mut Vec<Hit>, name: &[u8], sub: &[Hit]) {
-    for h in sub {
-        let mut path = name.to_vec();
-        if !h.path.is_empty() {
-            path.push(b'/');
-            path.extend_from_slice(&h.path);
-        }
-        out.push(Hit {
-            path,
-            causes: h.causes.clone(),
-        });
-    }
-}
-
-fn damage_of(p: &PointRecord, hits: &[Hit]) -> Option<Damage> {
-    if hits.is_empty() {
-        return None;
-    }
-    let mut paths: Vec<String> = hits
-        .iter()
-        .map(|h| {
-            if h.path.is_empty() {
-                ".".to_string()
-            } else {
-                String::from_utf8_lossy(&h.path).into_owned()
-            }
-        })
-        .collect();
-    paths.sort();
-    paths.dedup();
-    let mut causes: Vec<String> = hits
-        .iter()
-        .flat_map(|h| h.causes.iter().map(|c| c.to_string()))
-        .collect();
-    causes.sort();
-    causes.dedup();
-    Some(Damage {
-        instance: p.manifest.instance.clone(),
-        point: p.manifest.name.clone(),
-        paths,
-        causes,
-    })
 }
 
 /// Whether a repository error blames the data (`Ok(message)`) or the storage (`Err`): a
